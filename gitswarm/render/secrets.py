@@ -1,0 +1,76 @@
+"""age encryption of secret files, in memory only (pure: pyrage does no I/O).
+
+Secrets live in Git as ``*.age`` files encrypted to an environment's recipients. They are
+decrypted here into ``bytes`` that never leave the process: render/ hashes them for the
+object name and swarm/ hands them to the Docker API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pyrage
+
+from gitswarm.errors import SecretError
+
+
+class Identity:
+    """An age identity (private key). ``repr`` never shows the key."""
+
+    __slots__ = ("_identity", "recipient")
+
+    def __init__(self, text: str, *, source: str = "identity") -> None:
+        lines = [ln.strip() for ln in text.splitlines()]
+        keys = [ln for ln in lines if ln.startswith("AGE-SECRET-KEY-")]
+        if len(keys) != 1:
+            raise SecretError(
+                f"{source}: expected exactly one AGE-SECRET-KEY line, found {len(keys)}; "
+                "create one with `gitswarm secret keygen`"
+            )
+        try:
+            self._identity = pyrage.x25519.Identity.from_str(keys[0])
+        except Exception as exc:  # pyrage raises its own untyped errors
+            raise SecretError(f"{source}: not a valid age identity") from exc
+        self.recipient: str = str(self._identity.to_public())
+
+    @classmethod
+    def generate(cls) -> Identity:
+        return cls(str(pyrage.x25519.Identity.generate()))
+
+    def key_file_text(self, created: str) -> str:
+        """The text of an age key file (the format `age-keygen` writes)."""
+        return f"# created: {created}\n# public key: {self.recipient}\n{self._identity}\n"
+
+    def decrypt(self, data: bytes, *, source: str) -> bytes:
+        try:
+            return bytes(pyrage.decrypt(data, [self._identity]))
+        except Exception as exc:  # pyrage.DecryptError and friends
+            raise SecretError(
+                f"{source}: cannot decrypt with the identity of this environment "
+                f"(public key {self.recipient}); was it encrypted to another key? "
+                "Re-encrypt it with `gitswarm secret encrypt`",
+                reason="SecretDecryptFailed",
+            ) from exc
+
+    def name_key(self) -> bytes:
+        """A key for naming secrets: derived from the identity, never the identity itself."""
+        return hashlib.sha256(b"gitswarm-secret-name\0" + str(self._identity).encode()).digest()
+
+    def __repr__(self) -> str:
+        return f"Identity(recipient={self.recipient!r})"
+
+
+def encrypt(plaintext: bytes, recipients: list[str], *, source: str = "recipients") -> bytes:
+    try:
+        parsed = [pyrage.x25519.Recipient.from_str(r) for r in recipients]
+    except Exception as exc:
+        raise SecretError(f"{source}: invalid age recipient in {recipients!r}") from exc
+    if not parsed:
+        raise SecretError(f"{source}: no recipients to encrypt to")
+    return bytes(pyrage.encrypt(plaintext, parsed))
+
+
+def keyed_digest(key: bytes, value: bytes) -> str:
+    """A name-safe digest of a secret value that reveals nothing without the key."""
+    return hmac.new(key, value, hashlib.sha256).hexdigest()

@@ -1,0 +1,1 @@
+"""History, audit trail, approvals and locks (SQLAlchemy; SQLite or PostgreSQL). I/O edge."""
