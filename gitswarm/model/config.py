@@ -1,0 +1,117 @@
+"""The repository's settings as values: gitswarm.yml and applications/*.yml, parsed.
+
+repo/ builds these from YAML (with file:line errors); every other layer only reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ResolveImage = Literal["always", "changed", "never"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPolicy:
+    """Like Argo CD's syncPolicy. Defaults are the cautious ones."""
+
+    automated: bool = True  # the agent applies new commits by itself
+    prune: bool = False  # remove owned services that left Git
+    self_heal: bool = False  # revert manual changes on the swarm
+    auto_rollback: bool = False  # redeploy the last healthy revision when health fails
+    health_timeout: float = 300.0  # seconds to wait for convergence
+    resolve_image: ResolveImage = "changed"  # `docker stack deploy --resolve-image`
+    keep_versions: int = 2  # old config/secret versions kept for rollback
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A Docker endpoint. ``url`` None means DOCKER_HOST or the default socket."""
+
+    name: str
+    url: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySettings:
+    """Commits must be signed by one of ``keys`` (GPG public keys or SSH allowed signers)."""
+
+    mode: Literal["gpg", "ssh"]
+    keys: tuple[str, ...] = ()  # repo-external files or inline key text
+    allowed_signers: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSettings:
+    recipients: tuple[str, ...] = ()
+    identity_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    name: str
+    order: int  # position in the promotion order, 0 first
+    target: Target
+    path: str  # repo-relative folder, "environments/<name>"
+    sync: SyncPolicy = field(default_factory=SyncPolicy)
+    branch: str | None = None  # None: the repo's default branch
+    verify: VerifySettings | None = None
+    secrets: SecretSettings = field(default_factory=SecretSettings)
+    # Sections owned by policy/ and promote/, kept as parsed mappings and validated there.
+    policies: Mapping[str, Any] = field(default_factory=dict)
+    promotion: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.path}/.env"
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """One Swarm stack per environment, rendered from ``files`` (``{env}`` substituted)."""
+
+    name: str
+    stack: str  # stack name template, e.g. "medianest-{env}"
+    files: tuple[str, ...]
+    environments: tuple[str, ...]  # where it is deployed, in promotion order
+    sync: Mapping[str, SyncPolicy] = field(default_factory=dict)  # per environment
+    source: str = "gitswarm.yml"  # the file that declared it
+
+    def stack_name(self, env: str) -> str:
+        return self.stack.replace("{env}", env).replace("{app}", self.name)
+
+    def files_for(self, env: str) -> tuple[str, ...]:
+        return tuple(f.replace("{env}", env) for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoConfig:
+    project: str
+    environments: tuple[Environment, ...]
+    applications: tuple[Application, ...]
+    targets: Mapping[str, Target] = field(default_factory=dict)
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments)
+        raise KeyError(f"unknown environment {name!r} (known: {known})")
+
+    def application(self, name: str) -> Application:
+        for app in self.applications:
+            if app.name == name:
+                return app
+        known = ", ".join(a.name for a in self.applications)
+        raise KeyError(f"unknown application {name!r} (known: {known})")
+
+    def apps_for(self, env: str) -> tuple[Application, ...]:
+        return tuple(a for a in self.applications if env in a.environments)
+
+    def sync_policy(self, app: Application, env: Environment) -> SyncPolicy:
+        return app.sync.get(env.name, env.sync)

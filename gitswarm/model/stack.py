@@ -1,0 +1,90 @@
+"""What render/ produces: the exact stack that will be deployed, and where each part came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Labels gitswarm puts on what it owns (service labels, never container labels: a label
+# that changes with each commit must not restart tasks).
+LABEL_OWNER = "io.gitswarm.owner"  # value: "gitswarm"
+LABEL_APP = "io.gitswarm.app"
+LABEL_ENV = "io.gitswarm.env"
+LABEL_SPEC_HASH = "io.gitswarm.spec-hash"  # of the rendered service, revision excluded
+LABEL_REVISION = "io.gitswarm.revision"  # the commit that last deployed this service
+LABEL_OBJECT_KEY = "io.gitswarm.key"  # a config/secret's name in the compose file
+LABEL_STACK = "com.docker.stack.namespace"  # Docker's own stack label
+OWNER_VALUE = "gitswarm"
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    file: str
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where each node of a rendered document was written. Keys are paths into the
+    document: ("services", "web", "image"). ``locate`` falls back to the nearest
+    ancestor, so every path gets the best location known."""
+
+    locations: Mapping[Path, SourceLocation] = field(default_factory=dict)
+
+    def locate(self, path: Path) -> SourceLocation | None:
+        for end in range(len(path), -1, -1):
+            found = self.locations.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMaterial:
+    """A Docker config or secret to create before the deploy. For secrets ``data`` is the
+    decrypted value: it lives in memory only and never appears in repr, logs or output."""
+
+    kind: Literal["config", "secret"]
+    key: str  # the name in the compose file, e.g. "app_config"
+    name: str  # the Swarm object name, "<stack>_<key>_<hash>"
+    data: bytes = field(repr=False)
+    source: str = ""  # repository path it was read from
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"ObjectMaterial(kind={self.kind!r}, key={self.key!r}, name={self.name!r})"
+
+
+@dataclass(frozen=True)
+class DesiredStack:
+    """One application in one environment at one revision, ready to deploy.
+
+    ``compose`` is the final Compose document as plain data: merged, interpolated, with
+    configs/secrets declared ``external`` under their content-addressed names and
+    gitswarm's labels on every service. Text values are as the author meant them (``$$``
+    already resolved); render/'s YAML output escapes ``$`` again so ``docker stack
+    deploy`` reads exactly these values.
+    """
+
+    app: str
+    env: str
+    stack: str
+    revision: str | None
+    compose: Mapping[str, Any]
+    objects: tuple[ObjectMaterial, ...] = ()
+    service_hashes: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    source_map: SourceMap = field(default_factory=SourceMap)
+
+    @property
+    def services(self) -> Mapping[str, Any]:
+        services: Mapping[str, Any] = self.compose.get("services", {})
+        return services
+
+    def service_name(self, service: str) -> str:
+        """The Swarm service name of a compose service."""
+        return f"{self.stack}_{service}"
