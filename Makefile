@@ -1,6 +1,6 @@
 # One check command, run by CI too (scripts/test calls `make check`).
 PY ?= .venv/bin/python
-SRC = gitswarm harness tests bench
+SRC = gitswarm harness tests $(wildcard bench)
 
 .PHONY: check lint format-check typecheck contracts test bench fmt
 
