@@ -1,0 +1,211 @@
+"""Has a deploy converged? Every service: desired replicas running (a task with a
+healthcheck reports running only once healthy), ``UpdateStatus`` completed; Swarm rolling
+back, a paused update, or tasks failing over and over are failures with a stable reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gitswarm.errors import HealthError
+from gitswarm.model.observed import ServiceState, TaskState
+
+State = Literal["converged", "progressing", "failed"]
+FAILED_TASK_STATES = frozenset({"failed", "rejected", "orphaned"})
+# Clocks of the swarm and of gitswarm differ a little; an update that started just
+# before our deploy call returned is still ours.
+_SLACK = dt.timedelta(seconds=2)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProgress:
+    service: str
+    state: State
+    running: int
+    desired: int | None
+    reason: str | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "state": self.state,
+            "running": self.running,
+            "desired": self.desired,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: State
+    services: tuple[ServiceProgress, ...]
+    reason: str | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "message": self.message,
+            "services": [s.as_dict() for s in self.services],
+        }
+
+
+def _latest_per_slot(tasks: Sequence[TaskState]) -> list[TaskState]:
+    latest: dict[object, TaskState] = {}
+    for task in tasks:
+        key = task.slot if task.slot is not None else task.node_id
+        cur = latest.get(key)
+        stamp = task.created_at or dt.datetime.min.replace(tzinfo=dt.UTC)
+        if cur is None or stamp > (cur.created_at or dt.datetime.min.replace(tzinfo=dt.UTC)):
+            latest[key] = task
+    return list(latest.values())
+
+
+def _task_errors(tasks: Sequence[TaskState], limit: int = 3) -> str:
+    failed = [t for t in tasks if t.state in FAILED_TASK_STATES]
+    failed.sort(key=lambda t: t.created_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+    msgs = []
+    for task in failed[-limit:]:
+        detail = task.error or task.message
+        if task.exit_code not in (None, 0):
+            detail += f" (exit code {task.exit_code})"
+        msgs.append(f"task {task.id[:12]}: {task.state}: {detail}".strip())
+    return "; ".join(msgs)
+
+
+def _restart_none(service: ServiceState) -> bool:
+    policy = service.spec.get("TaskTemplate", {}).get("RestartPolicy", {}) or {}
+    return policy.get("Condition") == "none"
+
+
+def _rolls_back(service: ServiceState) -> bool:
+    update_config = service.spec.get("UpdateConfig", {}) or {}
+    return update_config.get("FailureAction") == "rollback"
+
+
+def assess_service(
+    service: ServiceState,
+    tasks: Sequence[TaskState],
+    *,
+    since: dt.datetime,
+    failure_threshold: int = 3,
+) -> ServiceProgress:
+    name = service.compose_name
+    update = service.update_status
+    ours = update is not None and (update.started_at is None or update.started_at >= since - _SLACK)
+    if ours and update is not None:
+        if update.state.startswith("rollback"):
+            return ServiceProgress(
+                name,
+                "failed",
+                0,
+                service.replicas,
+                HealthError.SWARM_ROLLED_BACK,
+                f"Swarm rolled the update back ({update.state}): {update.message}; "
+                + _task_errors(tasks),
+            )
+        if update.state == "paused":
+            return ServiceProgress(
+                name,
+                "failed",
+                0,
+                service.replicas,
+                HealthError.UPDATE_PAUSED,
+                f"Swarm paused the update: {update.message}; " + _task_errors(tasks),
+            )
+    recent = [t for t in tasks if t.created_at is None or t.created_at >= since - _SLACK]
+    failures = sum(1 for t in recent if t.state in FAILED_TASK_STATES)
+    active = [t for t in tasks if t.desired_state in ("running", "ready", "complete")]
+    running = sum(1 for t in active if t.state == "running")
+    updating = ours and update is not None and update.state == "updating"
+
+    if service.mode in ("replicated-job", "global-job"):
+        latest = _latest_per_slot(tasks)
+        done = sum(1 for t in tasks if t.state == "complete")
+        want = service.replicas if service.mode == "replicated-job" else len(latest)
+        if failures >= failure_threshold:
+            return ServiceProgress(
+                name, "failed", done, want, HealthError.TASKS_FAILING, _task_errors(tasks)
+            )
+        state: State = (
+            "converged" if want is not None and want > 0 and done >= want else ("progressing")
+        )
+        return ServiceProgress(name, state, done, want, None, f"{done}/{want} completed")
+
+    if _restart_none(service):
+        # One-shot tasks: the newest task of each slot counts, finished or running.
+        latest = _latest_per_slot(tasks)
+        ok = sum(1 for t in latest if t.state in ("running", "complete"))
+        bad = [t for t in latest if t.state in FAILED_TASK_STATES]
+        want = service.replicas if service.mode == "replicated" else len(latest)
+        if bad:
+            return ServiceProgress(
+                name, "failed", ok, want, HealthError.TASKS_FAILING, _task_errors(bad)
+            )
+        state = "converged" if want is not None and ok >= want and not updating else "progressing"
+        return ServiceProgress(name, state, ok, want, None, f"{ok}/{want} running or done")
+
+    # Right after an update the spec is new but the tasks may still be the old ones, and
+    # UpdateStatus may not say "updating" yet: only tasks created from the current task
+    # template count.
+    template = service.template_digest
+    wanted = [t for t in active if t.desired_state == "running"]
+    stale = [t for t in wanted if t.spec_digest and t.spec_digest != template]
+    pending = [t for t in wanted if t.state != "running"]
+    running = sum(1 for t in wanted if t.state == "running" and t not in stale)
+    if service.mode == "replicated":
+        want = service.replicas or 0
+        converged = running >= want and not pending and not stale and not updating
+        if want == 0:
+            converged = not wanted and not updating
+    else:  # global: one task per eligible node
+        want = len(wanted)
+        converged = want > 0 and running == want and not stale and not updating
+
+    if converged:
+        return ServiceProgress(name, "converged", running, want, None, f"{running}/{want} running")
+    if failures >= failure_threshold and not (updating and _rolls_back(service)):
+        return ServiceProgress(
+            name, "failed", running, want, HealthError.TASKS_FAILING, _task_errors(tasks)
+        )
+    detail = f"{running}/{want} running"
+    if updating:
+        detail += ", update in progress"
+    if failures:
+        detail += f", {failures} failed task(s): {_task_errors(tasks, 1)}"
+    return ServiceProgress(name, "progressing", running, want, None, detail)
+
+
+def assess(
+    services: Sequence[ServiceState],
+    tasks: Sequence[TaskState],
+    *,
+    since: dt.datetime,
+    failure_threshold: int = 3,
+) -> Verdict:
+    """The verdict over ``services``: failed if any failed, converged if all converged."""
+    by_service: dict[str, list[TaskState]] = defaultdict(list)
+    for task in tasks:
+        by_service[task.service_id].append(task)
+    progress = tuple(
+        assess_service(
+            s, by_service.get(s.id, []), since=since, failure_threshold=failure_threshold
+        )
+        for s in sorted(services, key=lambda s: s.name)
+    )
+    failed = [p for p in progress if p.state == "failed"]
+    if failed:
+        first = failed[0]
+        message = "; ".join(f"{p.service}: {p.message}" for p in failed)
+        return Verdict("failed", progress, first.reason, message)
+    if all(p.state == "converged" for p in progress):
+        return Verdict("converged", progress)
+    waiting = "; ".join(f"{p.service}: {p.message}" for p in progress if p.state != "converged")
+    return Verdict("progressing", progress, None, waiting)

@@ -1,0 +1,154 @@
+"""What swarm/ observes on the cluster, as plain values for plan/ and health/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gitswarm.model.stack import (
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_OWNER,
+    LABEL_REVISION,
+    LABEL_SPEC_HASH,
+    LABEL_STACK,
+    OWNER_VALUE,
+)
+
+ServiceMode = Literal["replicated", "global", "replicated-job", "global-job"]
+
+
+def spec_digest(spec: object) -> str:
+    """A digest of a JSON-like spec, to tell whether a task runs the service's current
+    task template (Swarm copies the template into each task it creates)."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStatus:
+    state: str  # updating | paused | completed | rollback_started | rollback_paused | ...
+    message: str = ""
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    id: str
+    name: str  # Swarm name, "<stack>_<service>"
+    labels: Mapping[str, str]  # service labels (Spec.Labels)
+    spec: Mapping[str, Any] = field(repr=False)  # Spec as Docker returns it
+    version: int = 0
+    mode: ServiceMode = "replicated"
+    replicas: int | None = None  # desired replicas (replicated modes)
+    update_status: UpdateStatus | None = None
+    updated_at: dt.datetime | None = None
+
+    @property
+    def stack(self) -> str | None:
+        return self.labels.get(LABEL_STACK)
+
+    @property
+    def compose_name(self) -> str:
+        """The service's name in the compose file (Swarm name minus the stack prefix)."""
+        stack = self.stack
+        if stack and self.name.startswith(stack + "_"):
+            return self.name[len(stack) + 1 :]
+        return self.name
+
+    @property
+    def owned(self) -> bool:
+        return self.labels.get(LABEL_OWNER) == OWNER_VALUE
+
+    @property
+    def app(self) -> str | None:
+        return self.labels.get(LABEL_APP)
+
+    @property
+    def env(self) -> str | None:
+        return self.labels.get(LABEL_ENV)
+
+    @property
+    def spec_hash(self) -> str | None:
+        return self.labels.get(LABEL_SPEC_HASH)
+
+    @property
+    def revision(self) -> str | None:
+        return self.labels.get(LABEL_REVISION)
+
+    @property
+    def template_digest(self) -> str:
+        return spec_digest(self.spec.get("TaskTemplate", {}))
+
+    @property
+    def image(self) -> str:
+        image: str = self.spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", "")
+        return image
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    id: str
+    service_id: str
+    node_id: str | None
+    slot: int | None
+    desired_state: str  # running | shutdown | ready | complete | ...
+    state: str  # new | pending | assigned | ... | running | complete | failed | rejected | ...
+    message: str = ""
+    error: str = ""
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    image: str = ""
+    exit_code: int | None = None
+    spec_digest: str = ""  # of the task template it was created from
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """A Docker config or secret (its data is never read back)."""
+
+    kind: Literal["config", "secret"]
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    created_at: dt.datetime | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.labels.get(LABEL_OWNER) == OWNER_VALUE
+
+
+@dataclass(frozen=True)
+class StackState:
+    """Everything observed of one stack namespace in one read."""
+
+    stack: str
+    services: tuple[ServiceState, ...] = ()
+    objects: tuple[ObjectState, ...] = ()
+
+    def service(self, compose_name: str) -> ServiceState | None:
+        for svc in self.services:
+            if svc.compose_name == compose_name:
+                return svc
+        return None
+
+
+@dataclass(frozen=True)
+class ServiceBaseline:
+    """What gitswarm deployed for one service and what the swarm showed right after.
+
+    ``rendered`` is the compose service as rendered (to show field-level changes of the
+    next commit); ``live`` is the service's Spec as Docker returned it once the deploy
+    converged (any later difference is drift); both hold no secret value."""
+
+    service: str
+    spec_hash: str
+    revision: str | None
+    rendered: Mapping[str, Any] = field(repr=False)
+    live: Mapping[str, Any] = field(repr=False)
+    version: int = 0

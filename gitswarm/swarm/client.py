@@ -1,0 +1,369 @@
+"""The one place gitswarm talks to a Docker engine (I/O edge).
+
+Reads go through docker-py's low-level API (one call per kind of object, filtered by the
+stack label). Writes are few and counted (``writes``): create/remove configs and
+secrets, remove services, and ``docker stack deploy`` through the Docker CLI, which is
+the reference for converting Compose to Swarm specs. Every docker-py or CLI failure
+becomes a ``SwarmError`` here, with the engine's own message.
+
+Called by reconcile/ (sync, agent) and cli/ (status, diff). Tests use ``FakeSwarm``
+(swarm/fake.py) for the pure logic and this class against a real private swarm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from gitswarm.errors import SwarmError
+from gitswarm.model.config import ResolveImage, Target
+from gitswarm.model.observed import (
+    ObjectState,
+    ServiceMode,
+    ServiceState,
+    StackState,
+    TaskState,
+    UpdateStatus,
+    spec_digest,
+)
+from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
+
+ObjectKind = Literal["config", "secret"]
+
+
+class Swarm(Protocol):
+    """What the engine needs of a swarm; ``DockerSwarm`` and ``FakeSwarm`` provide it."""
+
+    writes: int
+
+    def ping(self) -> None: ...
+
+    def observe(self, stack: str) -> StackState: ...
+
+    def services(self, stack: str) -> list[ServiceState]: ...
+
+    def tasks(self, service_ids: Sequence[str]) -> list[TaskState]: ...
+
+    def objects(self, stack: str) -> list[ObjectState]: ...
+
+    def create_object(self, material: ObjectMaterial) -> str: ...
+
+    def remove_object(self, kind: ObjectKind, object_id: str) -> bool: ...
+
+    def remove_service(self, service_id: str) -> None: ...
+
+    def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None: ...
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    """Docker's RFC 3339 timestamps as aware datetimes (None for Go's zero time)."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _service_state(raw: Mapping[str, Any]) -> ServiceState:
+    spec = raw.get("Spec", {})
+    mode_spec = spec.get("Mode", {})
+    mode: ServiceMode = "replicated"
+    replicas: int | None = None
+    if "Replicated" in mode_spec:
+        replicas = int(mode_spec["Replicated"].get("Replicas", 1))
+    elif "Global" in mode_spec:
+        mode = "global"
+    elif "ReplicatedJob" in mode_spec:
+        mode = "replicated-job"
+        replicas = int(mode_spec["ReplicatedJob"].get("TotalCompletions", 1) or 1)
+    elif "GlobalJob" in mode_spec:
+        mode = "global-job"
+    status = raw.get("UpdateStatus")
+    update = (
+        UpdateStatus(
+            state=status.get("State", ""),
+            message=status.get("Message", ""),
+            started_at=parse_time(status.get("StartedAt")),
+            completed_at=parse_time(status.get("CompletedAt")),
+        )
+        if status
+        else None
+    )
+    return ServiceState(
+        id=raw["ID"],
+        name=spec.get("Name", ""),
+        labels=dict(spec.get("Labels") or {}),
+        spec=spec,
+        version=int(raw.get("Version", {}).get("Index", 0)),
+        mode=mode,
+        replicas=replicas,
+        update_status=update,
+        updated_at=parse_time(raw.get("UpdatedAt")),
+    )
+
+
+def _task_state(raw: Mapping[str, Any]) -> TaskState:
+    status = raw.get("Status", {})
+    container = status.get("ContainerStatus", {}) or {}
+    exit_code = container.get("ExitCode")
+    return TaskState(
+        id=raw["ID"],
+        service_id=raw.get("ServiceID", ""),
+        node_id=raw.get("NodeID"),
+        slot=raw.get("Slot"),
+        desired_state=raw.get("DesiredState", ""),
+        state=status.get("State", ""),
+        message=status.get("Message", ""),
+        error=status.get("Err", ""),
+        created_at=parse_time(raw.get("CreatedAt")),
+        updated_at=parse_time(status.get("Timestamp") or raw.get("UpdatedAt")),
+        image=raw.get("Spec", {}).get("ContainerSpec", {}).get("Image", ""),
+        exit_code=int(exit_code) if exit_code is not None else None,
+        spec_digest=spec_digest(raw.get("Spec", {})),
+    )
+
+
+def _object_state(kind: ObjectKind, raw: Mapping[str, Any]) -> ObjectState:
+    spec = raw.get("Spec", {})
+    return ObjectState(
+        kind=kind,
+        id=raw["ID"],
+        name=spec.get("Name", ""),
+        labels=dict(spec.get("Labels") or {}),
+        created_at=parse_time(raw.get("CreatedAt")),
+    )
+
+
+@contextlib.contextmanager
+def _translate(action: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise SwarmError(f"{action}: not found ({exc.explanation or exc})") from exc
+    except docker.errors.APIError as exc:
+        raise SwarmError(f"{action}: {exc.explanation or exc}") from exc
+    except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+        raise SwarmError(f"{action}: Docker engine unreachable ({exc})") from exc
+    except OSError as exc:
+        raise SwarmError(f"{action}: Docker engine unreachable ({exc})") from exc
+
+
+def docker_cli() -> str:
+    cli = os.environ.get("GITSWARM_DOCKER_CLI") or shutil.which("docker")
+    if not cli:
+        raise SwarmError(
+            "the Docker CLI is needed for `docker stack deploy`; install docker.io "
+            "(or set GITSWARM_DOCKER_CLI)"
+        )
+    return cli
+
+
+class DockerSwarm:
+    """A real swarm manager, reached at ``target`` (None: DOCKER_HOST or the default)."""
+
+    def __init__(self, target: Target | None = None, *, timeout: float = 30.0) -> None:
+        self.target = target or Target(name="local")
+        self.writes = 0
+        self._host = self.target.url or os.environ.get("DOCKER_HOST") or None
+        tls: docker.tls.TLSConfig | bool = False
+        if self.target.tls_cert or self.target.tls_ca:
+            cert = (
+                (self.target.tls_cert, self.target.tls_key)
+                if self.target.tls_cert and self.target.tls_key
+                else None
+            )
+            tls = docker.tls.TLSConfig(
+                client_cert=cert,
+                ca_cert=self.target.tls_ca,
+                verify=self.target.tls_verify,
+            )
+        with _translate(f"connect to {self.describe()}"):
+            self.api = docker.APIClient(
+                base_url=self._host or "unix:///var/run/docker.sock",
+                version="auto",
+                timeout=int(timeout),
+                tls=tls,
+                use_ssh_client=bool(self._host and self._host.startswith("ssh://")),
+            )
+
+    def describe(self) -> str:
+        return f"target {self.target.name!r} ({self._host or 'default Docker socket'})"
+
+    def close(self) -> None:
+        self.api.close()
+
+    # --- reads -------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with _translate(f"ping {self.describe()}"):
+            self.api.ping()
+
+    def services(self, stack: str) -> list[ServiceState]:
+        with _translate(f"list services of stack {stack}"):
+            raw = self.api.services(filters={"label": f"{LABEL_STACK}={stack}"})
+        return [_service_state(s) for s in raw]
+
+    def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
+        if not service_ids:
+            return []
+        with _translate("list tasks"):
+            raw = self.api.tasks(filters={"service": list(service_ids)})
+        return [_task_state(t) for t in raw]
+
+    def objects(self, stack: str) -> list[ObjectState]:
+        flt = {"label": f"{LABEL_STACK}={stack}"}
+        with _translate(f"list configs and secrets of stack {stack}"):
+            configs = self.api.configs(filters=flt)
+            secrets = self.api.secrets(filters=flt)
+        return [_object_state("config", c) for c in configs] + [
+            _object_state("secret", s) for s in secrets
+        ]
+
+    def observe(self, stack: str) -> StackState:
+        return StackState(
+            stack=stack, services=tuple(self.services(stack)), objects=tuple(self.objects(stack))
+        )
+
+    # --- writes ------------------------------------------------------------------------
+
+    def create_object(self, material: ObjectMaterial) -> str:
+        """Create a config or secret; an existing one of the same name is reused (names are
+        content-addressed, so the same name means the same content)."""
+        self.writes += 1
+        labels = dict(material.labels)
+        try:
+            if material.kind == "config":
+                created = self.api.create_config(material.name, material.data, labels=labels)
+            else:
+                created = self.api.create_secret(material.name, material.data, labels=labels)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 or "already exists" in str(exc.explanation or ""):
+                return self._object_id(material.kind, material.name)
+            raise SwarmError(
+                f"create {material.kind} {material.name}: {exc.explanation or exc}"
+            ) from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise SwarmError(f"create {material.kind} {material.name}: {exc}") from exc
+        return str(created["ID"])
+
+    def _object_id(self, kind: ObjectKind, name: str) -> str:
+        with _translate(f"find {kind} {name}"):
+            found = (self.api.configs if kind == "config" else self.api.secrets)(
+                filters={"name": name}
+            )
+        for obj in found:
+            if obj.get("Spec", {}).get("Name") == name:
+                return str(obj["ID"])
+        raise SwarmError(f"{kind} {name} exists but cannot be found")
+
+    def remove_object(self, kind: ObjectKind, object_id: str) -> bool:
+        """Remove a config or secret; False when a service still uses it."""
+        self.writes += 1
+        try:
+            if kind == "config":
+                self.api.remove_config(object_id)
+            else:
+                self.api.remove_secret(object_id)
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError as exc:
+            if "in use" in str(exc.explanation or exc):
+                return False
+            raise SwarmError(f"remove {kind} {object_id}: {exc.explanation or exc}") from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise SwarmError(f"remove {kind} {object_id}: {exc}") from exc
+        return True
+
+    def remove_service(self, service_id: str) -> None:
+        self.writes += 1
+        try:
+            self.api.remove_service(service_id)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise SwarmError(f"remove service {service_id}: {exc.explanation or exc}") from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise SwarmError(f"remove service {service_id}: {exc}") from exc
+
+    def _cli_args(self) -> list[str]:
+        args: list[str] = []
+        if self._host:
+            args += ["--host", self._host]
+        if self.target.tls_ca or self.target.tls_cert:
+            if self.target.tls_verify:
+                args.append("--tlsverify")
+            if self.target.tls_ca:
+                args += ["--tlscacert", self.target.tls_ca]
+            if self.target.tls_cert and self.target.tls_key:
+                args += ["--tlscert", self.target.tls_cert, "--tlskey", self.target.tls_key]
+        return args
+
+    def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:
+        """``docker stack deploy`` of a rendered file from a private temp dir.
+
+        The file holds no secret value (secrets are external objects created before), and
+        the folder (mode 0700) is removed whatever happens."""
+        self.writes += 1
+        workdir = Path(tempfile.mkdtemp(prefix="gitswarm-deploy-"))
+        try:
+            stack_file = workdir / "stack.yml"
+            stack_file.write_text(compose_yaml)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+            env["DOCKER_CLI_HINTS"] = "false"
+            cmd = [
+                docker_cli(),
+                *self._cli_args(),
+                "stack",
+                "deploy",
+                "--compose-file",
+                str(stack_file),
+                "--resolve-image",
+                resolve_image,
+                stack,
+            ]
+            try:
+                proc = subprocess.run(
+                    cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise SwarmError(f"docker stack deploy {stack} timed out") from exc
+            if proc.returncode != 0:
+                detail = (proc.stderr or proc.stdout).strip()
+                raise SwarmError(f"docker stack deploy {stack} failed: {detail}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def events(
+        self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Service, config and secret events, decoded (used by the agent's drift watch)."""
+        with _translate("subscribe to events"):
+            stream = self.api.events(
+                since=since,
+                until=until,
+                filters={"type": ["service", "config", "secret"]},
+                decode=True,
+            )
+        try:
+            yield from stream
+        except (
+            requests.exceptions.RequestException,
+            OSError,
+            docker.errors.DockerException,
+        ) as exc:
+            raise SwarmError(f"event stream from {self.describe()} broke: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()

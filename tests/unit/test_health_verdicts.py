@@ -1,0 +1,145 @@
+"""health/: convergence verdicts from observed services and tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from gitswarm.health import assess
+from gitswarm.model.observed import ServiceState, TaskState, UpdateStatus, spec_digest
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+TEMPLATE = {"ContainerSpec": {"Image": "a:2"}}
+OLD = {"ContainerSpec": {"Image": "a:1"}}
+
+
+def svc(
+    *,
+    replicas: int | None = 1,
+    mode: str = "replicated",
+    update: UpdateStatus | None = None,
+    restart: str | None = None,
+    rollback: bool = False,
+) -> ServiceState:
+    template: dict[str, Any] = dict(TEMPLATE)
+    if restart:
+        template["RestartPolicy"] = {"Condition": restart}
+    spec: dict[str, Any] = {"TaskTemplate": template}
+    if rollback:
+        spec["UpdateConfig"] = {"FailureAction": "rollback"}
+    return ServiceState(
+        id="s1",
+        name="st_web",
+        labels={"com.docker.stack.namespace": "st"},
+        spec=spec,
+        replicas=replicas,
+        mode=mode,  # type: ignore[arg-type]
+        update_status=update,
+    )
+
+
+def task(
+    state: str,
+    *,
+    desired: str = "running",
+    template: dict[str, Any] | None = None,
+    slot: int = 1,
+    at: dt.datetime = T0 + dt.timedelta(seconds=5),
+    err: str = "",
+    service: ServiceState | None = None,
+) -> TaskState:
+    tmpl = (
+        template
+        if template is not None
+        else (service.spec["TaskTemplate"] if service else TEMPLATE)
+    )
+    return TaskState(
+        id=f"t{slot}{state}",
+        service_id="s1",
+        node_id="n1",
+        slot=slot,
+        desired_state=desired,
+        state=state,
+        error=err,
+        created_at=at,
+        spec_digest=spec_digest(tmpl),
+    )
+
+
+def test_all_replicas_running_is_converged() -> None:
+    verdict = assess(
+        [svc(replicas=2)], [task("running", slot=1), task("running", slot=2)], since=T0
+    )
+    assert verdict.state == "converged"
+
+
+def test_old_tasks_still_running_is_progressing() -> None:
+    verdict = assess([svc()], [task("running", template=OLD)], since=T0)
+    assert verdict.state == "progressing"
+
+
+def test_swarm_rollback_is_a_failure_with_its_reason() -> None:
+    update = UpdateStatus("rollback_started", "update rolled back due to failure", T0)
+    verdict = assess([svc(update=update)], [task("failed", err="unhealthy container")], since=T0)
+    assert verdict.state == "failed" and verdict.reason == "SwarmRolledBack"
+    assert "unhealthy container" in verdict.message
+
+
+def test_a_rollback_from_before_this_deploy_is_not_ours() -> None:
+    update = UpdateStatus("rollback_completed", "old", T0 - dt.timedelta(hours=1))
+    verdict = assess([svc(update=update)], [task("running")], since=T0)
+    assert verdict.state == "converged"
+
+
+def test_paused_update_fails() -> None:
+    verdict = assess([svc(update=UpdateStatus("paused", "update paused", T0))], [], since=T0)
+    assert verdict.reason == "UpdatePaused"
+
+
+def test_repeated_task_failures_fail_with_the_errors() -> None:
+    tasks = [
+        task("failed", slot=1, err=f"boom {i}", at=T0 + dt.timedelta(seconds=i)) for i in range(3)
+    ]
+    verdict = assess([svc()], tasks, since=T0)
+    assert verdict.reason == "TasksFailing" and "boom 2" in verdict.message
+
+
+def test_failures_during_a_rolling_back_update_wait_for_swarms_verdict() -> None:
+    tasks = [task("failed", slot=1, at=T0 + dt.timedelta(seconds=i)) for i in range(3)]
+    update = UpdateStatus("updating", "", T0)
+    verdict = assess([svc(update=update, rollback=True)], tasks, since=T0)
+    assert verdict.state == "progressing"
+
+
+def test_zero_replicas_converge_with_no_running_task() -> None:
+    assert assess([svc(replicas=0)], [], since=T0).state == "converged"
+    busy = assess([svc(replicas=0)], [task("running")], since=T0)
+    assert busy.state == "progressing"
+
+
+def test_global_service_needs_every_task_running() -> None:
+    s = svc(replicas=None, mode="global")
+    assert (
+        assess([s], [task("running", slot=1), task("starting", slot=2)], since=T0).state
+        == "progressing"
+    )
+    assert (
+        assess([s], [task("running", slot=1), task("running", slot=2)], since=T0).state
+        == "converged"
+    )
+
+
+def test_one_shot_task_with_restart_none_converges_when_complete() -> None:
+    s = svc(restart="none")
+    done = task("complete", desired="shutdown", service=s)
+    assert assess([s], [done], since=T0).state == "converged"
+    failed = task("failed", desired="shutdown", service=s, err="exit 1")
+    assert assess([s], [failed], since=T0).reason == "TasksFailing"
+
+
+def test_replicated_job_converges_on_completions() -> None:
+    s = svc(replicas=2, mode="replicated-job")
+    one = [task("complete", desired="complete", slot=1)]
+    assert assess([s], one, since=T0).state == "progressing"
+    two = [*one, task("complete", desired="complete", slot=2)]
+    assert assess([s], two, since=T0).state == "converged"
