@@ -1,0 +1,225 @@
+"""An in-memory swarm for fast unit tests of reconcile/ (the real one is swarm/client.py).
+
+It converts just enough Compose to Swarm specs (image, replicas, labels, environment,
+configs, secrets) to let the pipeline plan, apply, wait and detect drift. Tasks start
+``running`` at once unless an image is listed in ``failing_images``. Every write is
+counted in ``writes`` and logged in ``log``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from gitswarm.errors import SwarmError
+from gitswarm.model.config import ResolveImage
+from gitswarm.model.observed import (
+    ObjectState,
+    ServiceState,
+    StackState,
+    TaskState,
+    UpdateStatus,
+    spec_digest,
+)
+from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
+
+_ids = itertools.count(1)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{next(_ids):08d}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class FakeSwarm:
+    writes: int = 0
+    log: list[str] = field(default_factory=list)
+    failing_images: set[str] = field(default_factory=set)
+    rollback_images: set[str] = field(default_factory=set)
+    down: bool = False
+    _services: dict[str, ServiceState] = field(default_factory=dict)
+    _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
+    _objects: dict[str, ObjectState] = field(default_factory=dict)
+
+    def _check(self) -> None:
+        if self.down:
+            raise SwarmError("fake swarm is down")
+
+    def ping(self) -> None:
+        self._check()
+
+    def services(self, stack: str) -> list[ServiceState]:
+        self._check()
+        return [s for s in self._services.values() if s.labels.get(LABEL_STACK) == stack]
+
+    def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
+        self._check()
+        return [t for sid in service_ids for t in self._tasks.get(sid, [])]
+
+    def objects(self, stack: str) -> list[ObjectState]:
+        self._check()
+        return [o for o in self._objects.values() if o.labels.get(LABEL_STACK) == stack]
+
+    def observe(self, stack: str) -> StackState:
+        return StackState(stack, tuple(self.services(stack)), tuple(self.objects(stack)))
+
+    def create_object(self, material: ObjectMaterial) -> str:
+        self._check()
+        self.writes += 1
+        self.log.append(f"create {material.kind} {material.name}")
+        for obj in self._objects.values():
+            if obj.name == material.name and obj.kind == material.kind:
+                return obj.id
+        obj = ObjectState(material.kind, _new_id("o"), material.name, dict(material.labels), _now())
+        self._objects[obj.id] = obj
+        return obj.id
+
+    def remove_object(self, kind: str, object_id: str) -> bool:
+        self._check()
+        self.writes += 1
+        obj = self._objects.get(object_id)
+        if obj is None:
+            return True
+        key = "Configs" if kind == "config" else "Secrets"
+        for svc in self._services.values():
+            refs = svc.spec["TaskTemplate"]["ContainerSpec"].get(key, [])
+            if any(r.get("ConfigID", r.get("SecretID")) == object_id for r in refs):
+                return False
+        del self._objects[object_id]
+        self.log.append(f"remove {kind} {obj.name}")
+        return True
+
+    def remove_service(self, service_id: str) -> None:
+        self._check()
+        self.writes += 1
+        svc = self._services.pop(service_id, None)
+        self._tasks.pop(service_id, None)
+        if svc:
+            self.log.append(f"remove service {svc.name}")
+
+    def _object_ref(self, kind: str, name: str) -> dict[str, str]:
+        for obj in self._objects.values():
+            if obj.kind == kind and obj.name == name:
+                key = "ConfigID" if kind == "config" else "SecretID"
+                return {key: obj.id, "Name": name}
+        raise SwarmError(f"{kind} not found: {name}")
+
+    def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:
+        self._check()
+        self.writes += 1
+        doc = YAML(typ="safe").load(compose_yaml) or {}
+        top_names = {
+            kind: {
+                k: (v or {}).get("name", f"{stack}_{k}") for k, v in (doc.get(kind) or {}).items()
+            }
+            for kind in ("configs", "secrets")
+        }
+        for name, svc in (doc.get("services") or {}).items():
+            self._deploy_service(stack, name, svc, top_names)
+
+    def _deploy_service(
+        self, stack: str, name: str, svc: dict[str, Any], top: dict[str, dict[str, str]]
+    ) -> None:
+        full = f"{stack}_{name}"
+        deploy = svc.get("deploy") or {}
+        labels = {
+            LABEL_STACK: stack,
+            **{str(k): str(v) for k, v in (deploy.get("labels") or {}).items()},
+        }
+        env = svc.get("environment") or {}
+        env_list = sorted(f"{k}={v}" for k, v in env.items()) if isinstance(env, dict) else env
+        container: dict[str, Any] = {"Image": svc.get("image", ""), "Env": env_list}
+        for kind, key in (("configs", "Configs"), ("secrets", "Secrets")):
+            refs = []
+            for ref in svc.get(kind) or []:
+                source = ref if isinstance(ref, str) else ref["source"]
+                refs.append(self._object_ref(kind[:-1], top[kind][source]))
+            if refs:
+                container[key] = refs
+        template = {"ContainerSpec": container}
+        spec = {
+            "Name": full,
+            "Labels": labels,
+            "Mode": {"Replicated": {"Replicas": int(deploy.get("replicas", 1))}},
+            "TaskTemplate": template,
+        }
+        existing = next((s for s in self._services.values() if s.name == full), None)
+        self.log.append(f"deploy {full}")
+        if existing is None:
+            state = ServiceState(_new_id("s"), full, labels, spec, 1, replicas=spec_replicas(spec))
+            self._services[state.id] = state
+            self._start_tasks(state)
+            return
+        task_changed = existing.spec["TaskTemplate"] != template
+        updated = replace(
+            existing,
+            labels=labels,
+            spec=spec,
+            version=existing.version + 1,
+            replicas=spec_replicas(spec),
+            update_status=UpdateStatus("completed", "", _now(), _now()) if task_changed else None,
+        )
+        self._services[updated.id] = updated
+        if task_changed or spec_replicas(spec) != existing.replicas:
+            self._start_tasks(updated)
+        if task_changed and container["Image"] in self.rollback_images:
+            self._services[updated.id] = replace(
+                existing,
+                version=updated.version + 1,
+                update_status=UpdateStatus("rollback_completed", "update rolled back", _now()),
+            )
+            self._start_tasks(self._services[updated.id])
+
+    def _start_tasks(self, svc: ServiceState) -> None:
+        template = svc.spec["TaskTemplate"]
+        image = template["ContainerSpec"]["Image"]
+        state = "failed" if image in self.failing_images else "running"
+        old = [
+            replace(t, desired_state="shutdown", state="shutdown")
+            for t in self._tasks.get(svc.id, [])
+        ]
+        new = [
+            TaskState(
+                id=_new_id("t"),
+                service_id=svc.id,
+                node_id="node1",
+                slot=i + 1,
+                desired_state="running",
+                state=state,
+                error="container unhealthy" if state == "failed" else "",
+                created_at=_now(),
+                image=image,
+                spec_digest=spec_digest(template),
+            )
+            for i in range(svc.replicas or 0)
+        ]
+        if state == "failed":
+            new = new * 3  # Swarm keeps replacing failing tasks
+        self._tasks[svc.id] = old + new
+        self.log.append(f"tasks {svc.name}: {len(new)} {state}")
+
+    # --- manual changes, as an operator would make them --------------------------------
+
+    def scale(self, full_name: str, replicas: int) -> None:
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        spec = dict(svc.spec)
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+        self._services[svc.id] = replace(svc, spec=spec, version=svc.version + 1, replicas=replicas)
+        self._start_tasks(self._services[svc.id])
+
+    def task_ids(self, full_name: str) -> set[str]:
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        return {t.id for t in self._tasks.get(svc.id, []) if t.desired_state == "running"}
+
+
+def spec_replicas(spec: dict[str, Any]) -> int:
+    return int(spec["Mode"]["Replicated"]["Replicas"])
