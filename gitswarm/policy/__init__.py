@@ -10,6 +10,7 @@ that a closed deployment window holds.
     settings.py  the `policies:` block of gitswarm.yml -> PolicySettings (ConfigError)
     rules.py     the built-in rules, one function each (compose.py reads Compose spellings)
     windows.py   allow/deny windows, time zones, cron; pure time arithmetic on `now`
+    rego.py      policies/*.rego through regopy, over a documented input document
     gate.py      evaluate(), raise_for_violations(), window_state()
 
 Nothing here reads files, the clock or the network: policy texts and ``now`` are passed in.

@@ -2,8 +2,7 @@
 
 Called by `gitswarm validate` / `gitswarm policy check`, by `gitswarm sync` and by the
 agent, between render and plan, all with the same inputs: the DesiredStack, its
-Environment (for the ``policies:`` block), the ``policies/*.rego`` texts (not evaluated
-yet: Rego comes with rego.py), and the clock.
+Environment (for the ``policies:`` block), the ``policies/*.rego`` texts, and the clock.
 The report says what failed, where (file:line from the stack's source map), and whether
 the deploy is blocked; :func:`raise_for_violations` turns a blocked report into the
 error the callers already handle.
@@ -20,7 +19,8 @@ from gitswarm.model.config import Environment
 from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult, WindowState
 from gitswarm.model.stack import DesiredStack, SourceLocation
 from gitswarm.policy import rules as builtin
-from gitswarm.policy.settings import CONFIG_FILE, RULES, PolicySettings, settings_for
+from gitswarm.policy.rego import evaluate_rego, input_document
+from gitswarm.policy.settings import CONFIG_FILE, REGO, RULES, PolicySettings, settings_for
 from gitswarm.policy.windows import WindowSettings, evaluate_windows
 
 
@@ -73,6 +73,46 @@ def evaluate(
         window = evaluate_windows(settings.windows, now)
         if not window.open:
             results.append(_window_result(window, window_mode, override_window))
+
+    rego = settings.rule(REGO)
+    if rego.mode != "off" and rego_sources:
+        document = input_document(desired, now=now, window=window, context=context)
+        outcome = evaluate_rego(rego_sources, document, settings.rego.params)
+        for failure in outcome.failures:
+            where = f"{failure.file}: " if failure.file else ""
+            results.append(
+                PolicyResult(
+                    rule=f"rego:{failure.package}" if failure.package else REGO,
+                    mode="enforce",
+                    status="error",
+                    detail=f"policy {where}cannot be evaluated: {failure.message}",
+                    location=SourceLocation(failure.file, failure.line, failure.column)
+                    if failure.file
+                    else None,
+                )
+            )
+        for msg in outcome.messages:
+            mode = rego.mode if msg.kind == "deny" else "warn"
+            location = None
+            if msg.service is not None and msg.service in desired.services:
+                location = desired.source_map.locate(("services", msg.service))
+            if location is None:
+                location = SourceLocation(msg.files[0])
+            detail = msg.message
+            if msg.service is not None and msg.service not in detail:
+                detail = f"service {msg.service!r}: {detail}"
+            exempt = rego.exempt.get(msg.service) if msg.service else None
+            results.append(
+                PolicyResult(
+                    rule=f"rego:{msg.package}",
+                    mode="warn" if mode == "warn" else "enforce",
+                    status="exempt" if exempt else "fail",
+                    detail=detail,
+                    service=msg.service,
+                    location=location,
+                    reason=exempt,
+                )
+            )
 
     return PolicyReport(
         app=desired.app,
