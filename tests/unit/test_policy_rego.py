@@ -245,3 +245,17 @@ def test_runtime_errors_block_and_name_the_file(body: str, words: str) -> None:
     assert error.location == SourceLocation("policies/runtime.rego")
     assert words in error.message
     assert "policies/runtime.rego" in error.message
+
+
+def test_the_example_policy_is_valid_rego() -> None:
+    from importlib import resources
+
+    folder = resources.files("gitswarm") / "example" / "policies"
+    sources = {
+        f"policies/{f.name}": f.read_text() for f in folder.iterdir() if f.name.endswith(".rego")
+    }
+    assert sources
+    report = run(sources, stack=desired("docker.io/library/nginx:1.27"))
+    assert report.blocked
+    assert {r.service for r in report.violations} == {"web", "worker"}
+    assert not run(sources).blocked
