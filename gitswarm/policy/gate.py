@@ -56,16 +56,7 @@ def evaluate(
     if override_window is not None and not override_window.strip():
         raise UsageError("overriding a deployment window needs a reason")
     settings = settings_for(env)
-    results: list[PolicyResult] = []
-
-    for name in RULES:
-        rule = settings.rule(name)
-        if rule.mode == "off" or name == WINDOW_RULE:
-            continue
-        for finding in builtin.run(name, desired, settings):
-            results.append(
-                _result(desired, name, rule.mode, finding, rule.exempt.get(finding.service or ""))
-            )
+    results = _builtin_results(desired, settings)
 
     window: WindowState | None = None
     window_mode = settings.mode(WINDOW_RULE)
@@ -74,45 +65,9 @@ def evaluate(
         if not window.open:
             results.append(_window_result(window, window_mode, override_window))
 
-    rego = settings.rule(REGO)
-    if rego.mode != "off" and rego_sources:
+    if settings.mode(REGO) != "off" and rego_sources:
         document = input_document(desired, now=now, window=window, context=context)
-        outcome = evaluate_rego(rego_sources, document, settings.rego.params)
-        for failure in outcome.failures:
-            where = f"{failure.file}: " if failure.file else ""
-            results.append(
-                PolicyResult(
-                    rule=f"rego:{failure.package}" if failure.package else REGO,
-                    mode="enforce",
-                    status="error",
-                    detail=f"policy {where}cannot be evaluated: {failure.message}",
-                    location=SourceLocation(failure.file, failure.line, failure.column)
-                    if failure.file
-                    else None,
-                )
-            )
-        for msg in outcome.messages:
-            mode = rego.mode if msg.kind == "deny" else "warn"
-            location = None
-            if msg.service is not None and msg.service in desired.services:
-                location = desired.source_map.locate(("services", msg.service))
-            if location is None:
-                location = SourceLocation(msg.files[0])
-            detail = msg.message
-            if msg.service is not None and msg.service not in detail:
-                detail = f"service {msg.service!r}: {detail}"
-            exempt = rego.exempt.get(msg.service) if msg.service else None
-            results.append(
-                PolicyResult(
-                    rule=f"rego:{msg.package}",
-                    mode="warn" if mode == "warn" else "enforce",
-                    status="exempt" if exempt else "fail",
-                    detail=detail,
-                    service=msg.service,
-                    location=location,
-                    reason=exempt,
-                )
-            )
+        results.extend(_rego_results(desired, settings, rego_sources, document))
 
     return PolicyReport(
         app=desired.app,
@@ -125,6 +80,63 @@ def evaluate(
         window=window,
         override_window=override_window.strip() if override_window else None,
     )
+
+
+def _builtin_results(desired: DesiredStack, settings: PolicySettings) -> list[PolicyResult]:
+    results = []
+    for name in RULES:
+        rule = settings.rule(name)
+        if rule.mode == "off" or name == WINDOW_RULE:
+            continue  # windows depend on the clock, not on the stack: see evaluate()
+        for finding in builtin.run(name, desired, settings):
+            exempt = rule.exempt.get(finding.service) if finding.service else None
+            results.append(_result(desired, name, rule.mode, finding, exempt))
+    return results
+
+
+def _rego_results(
+    desired: DesiredStack,
+    settings: PolicySettings,
+    sources: Mapping[str, str],
+    document: Mapping[str, Any],
+) -> list[PolicyResult]:
+    rego = settings.rule(REGO)
+    outcome = evaluate_rego(sources, document, settings.rego.params)
+    results = []
+    for failure in outcome.failures:  # always blocking, whatever the mode
+        where = f"{failure.file}: " if failure.file else ""
+        location = None
+        if failure.file:
+            location = SourceLocation(failure.file, failure.line, failure.column)
+        results.append(
+            PolicyResult(
+                rule=f"rego:{failure.package}" if failure.package else REGO,
+                mode="enforce",
+                status="error",
+                detail=f"policy {where}cannot be evaluated: {failure.message}",
+                location=location,
+            )
+        )
+    for msg in outcome.messages:
+        location = None
+        if msg.service is not None and msg.service in desired.services:
+            location = desired.source_map.locate(("services", msg.service))
+        detail = msg.message
+        if msg.service is not None and msg.service not in detail:
+            detail = f"service {msg.service!r}: {detail}"
+        exempt = rego.exempt.get(msg.service) if msg.service else None
+        results.append(
+            PolicyResult(
+                rule=f"rego:{msg.package}",
+                mode="enforce" if msg.kind == "deny" and rego.mode == "enforce" else "warn",
+                status="exempt" if exempt else "fail",
+                detail=detail,
+                service=msg.service,
+                location=location or SourceLocation(msg.files[0]),
+                reason=exempt,
+            )
+        )
+    return results
 
 
 def _result(

@@ -124,10 +124,9 @@ def rendered(env: str) -> DesiredStack:
                 "io.gitswarm.env": env,
             }
         )
-    for kind in ("configs", "secrets"):
-        for key, spec in compose.get(kind, {}).items():
+    for kind in ("configs", "secrets"):  # as render/ declares them: external, hashed names
+        for key in compose.get(kind, {}):
             compose[kind][key] = {"external": True, "name": f"{stack}_{key}_0123456789ab"}
-            del spec
     smap = {**locations(base, base_file), **locations(overlay, overlay_file)}
     return DesiredStack(
         app="medianest",
