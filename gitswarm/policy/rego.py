@@ -18,7 +18,8 @@ The input document (``input`` in Rego)::
     }
 
 ``data.gitswarm.params`` holds the environment's ``policies.rego.params`` from
-gitswarm.yml, so one policy can serve every environment with different values.
+gitswarm.yml, so one policy can serve every environment with different values. Policies
+that care about time should read ``input.now`` (the gate's clock), not ``time.now_ns()``.
 
 Each package's ``deny`` and ``warn`` rules are read: sets of messages, written either way
 (``deny contains msg if {...}`` or the older ``deny[msg] {...}``). A message is a string,
@@ -28,6 +29,9 @@ file:line in the compose files and lets a per-service exemption apply.
 Errors never pass silently: a syntax error names the file, line and column; a runtime
 error (conflicting values, a built-in failing -- built-in errors are strict here, not
 "undefined") names the package's files; either blocks the deploy, whatever the mode.
+
+Beware, unlike OPA: rego-cpp 1.5 does not reject an unsafe variable (``msg := typo``);
+the rule is simply never true. Test new policies against a stack that must fail.
 
 regopy quirks handled here, found by trying them: compile errors also get printed to
 stdout unless the log level is NONE (which would corrupt ``--json`` output); some errors
