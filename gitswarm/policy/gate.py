@@ -1,0 +1,195 @@
+"""The policy gate: every rule over one rendered stack, before anything is applied.
+
+Called by `gitswarm validate` / `gitswarm policy check`, by `gitswarm sync` and by the
+agent, between render and plan, all with the same inputs: the DesiredStack, its
+Environment (for the ``policies:`` block), the ``policies/*.rego`` texts, and the clock.
+The report says what failed, where (file:line from the stack's source map), and whether
+the deploy is blocked; :func:`raise_for_violations` turns a blocked report into the
+error the callers already handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from gitswarm.errors import PolicyError, UsageError, WindowClosed
+from gitswarm.model.config import Environment
+from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult, WindowState
+from gitswarm.model.stack import DesiredStack, SourceLocation
+from gitswarm.policy import rules as builtin
+from gitswarm.policy.rego import evaluate_rego, input_document
+from gitswarm.policy.settings import CONFIG_FILE, REGO, RULES, PolicySettings, settings_for
+from gitswarm.policy.windows import WindowSettings, evaluate_windows
+
+
+def window_state(settings: PolicySettings | WindowSettings, now: datetime) -> WindowState:
+    """Whether deployments may happen at ``now`` and, if not, when they may next.
+
+    With PolicySettings whose ``deployment_windows`` is off, always open. The agent holds
+    a change while this is closed (and the rule is ``enforce``) and applies it at
+    ``next_open``.
+    """
+    if isinstance(settings, PolicySettings):
+        if settings.mode(WINDOW_RULE) == "off":
+            if now.tzinfo is None:
+                raise ValueError("now must be a timezone-aware datetime")
+            return WindowState(open=True, reason="deployment windows are off")
+        settings = settings.windows
+    return evaluate_windows(settings, now)
+
+
+def evaluate(
+    desired: DesiredStack,
+    env: Environment,
+    *,
+    rego_sources: Mapping[str, str],
+    now: datetime,
+    context: Mapping[str, Any] | None = None,
+    override_window: str | None = None,
+) -> PolicyReport:
+    """Run every enabled rule. Raises ConfigError for a bad ``policies:`` block, UsageError
+    for an override without a reason; policy failures are results in the report."""
+    if now.tzinfo is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    if override_window is not None and not override_window.strip():
+        raise UsageError("overriding a deployment window needs a reason")
+    settings = settings_for(env)
+    results = _builtin_results(desired, settings)
+
+    window: WindowState | None = None
+    window_mode = settings.mode(WINDOW_RULE)
+    if window_mode != "off":
+        window = evaluate_windows(settings.windows, now)
+        if not window.open:
+            results.append(_window_result(window, window_mode, override_window))
+
+    if settings.mode(REGO) != "off" and rego_sources:
+        document = input_document(desired, now=now, window=window, context=context)
+        results.extend(_rego_results(desired, settings, rego_sources, document))
+
+    return PolicyReport(
+        app=desired.app,
+        env=desired.env,
+        stack=desired.stack,
+        revision=desired.revision,
+        evaluated_at=now,
+        results=tuple(results),
+        modes=settings.modes,
+        window=window,
+        override_window=override_window.strip() if override_window else None,
+    )
+
+
+def _builtin_results(desired: DesiredStack, settings: PolicySettings) -> list[PolicyResult]:
+    results = []
+    for name in RULES:
+        rule = settings.rule(name)
+        if rule.mode == "off" or name == WINDOW_RULE:
+            continue  # windows depend on the clock, not on the stack: see evaluate()
+        for finding in builtin.run(name, desired, settings):
+            exempt = rule.exempt.get(finding.service) if finding.service else None
+            results.append(_result(desired, name, rule.mode, finding, exempt))
+    return results
+
+
+def _rego_results(
+    desired: DesiredStack,
+    settings: PolicySettings,
+    sources: Mapping[str, str],
+    document: Mapping[str, Any],
+) -> list[PolicyResult]:
+    rego = settings.rule(REGO)
+    outcome = evaluate_rego(sources, document, settings.rego.params)
+    results = []
+    for failure in outcome.failures:  # always blocking, whatever the mode
+        where = f"{failure.file}: " if failure.file else ""
+        location = None
+        if failure.file:
+            location = SourceLocation(failure.file, failure.line, failure.column)
+        results.append(
+            PolicyResult(
+                rule=f"rego:{failure.package}" if failure.package else REGO,
+                mode="enforce",
+                status="error",
+                detail=f"policy {where}cannot be evaluated: {failure.message}",
+                location=location,
+            )
+        )
+    for msg in outcome.messages:
+        location = None
+        if msg.service is not None and msg.service in desired.services:
+            location = desired.source_map.locate(("services", msg.service))
+        detail = msg.message
+        if msg.service is not None and msg.service not in detail:
+            detail = f"service {msg.service!r}: {detail}"
+        exempt = rego.exempt.get(msg.service) if msg.service else None
+        results.append(
+            PolicyResult(
+                rule=f"rego:{msg.package}",
+                mode="enforce" if msg.kind == "deny" and rego.mode == "enforce" else "warn",
+                status="exempt" if exempt else "fail",
+                detail=detail,
+                service=msg.service,
+                location=location or SourceLocation(msg.files[0]),
+                reason=exempt,
+            )
+        )
+    return results
+
+
+def _result(
+    desired: DesiredStack,
+    rule: str,
+    mode: str,
+    finding: builtin.Finding,
+    exempt: str | None,
+) -> PolicyResult:
+    location = desired.source_map.locate(finding.path) if finding.path else None
+    return PolicyResult(
+        rule=rule,
+        mode="warn" if mode == "warn" else "enforce",
+        status="exempt" if exempt else "fail",
+        detail=finding.detail,
+        service=finding.service,
+        location=location,
+        reason=exempt,
+    )
+
+
+def _window_result(window: WindowState, mode: str, override: str | None) -> PolicyResult:
+    detail = f"deployment window closed: {window.reason}"
+    if window.next_open is not None:
+        detail += f"; next opens {window.next_open.isoformat()}"
+    else:
+        detail += "; no opening within a year"
+    if override:
+        detail += f" -- overridden: {override.strip()}"
+    return PolicyResult(
+        rule=WINDOW_RULE,
+        mode="warn" if mode == "warn" else "enforce",
+        status="override" if override else "fail",
+        detail=detail,
+        location=SourceLocation(CONFIG_FILE),
+        reason=override.strip() if override else None,
+    )
+
+
+def raise_for_violations(report: PolicyReport) -> None:
+    """Raise when the report blocks the deploy, with every violation as a Problem.
+
+    PolicyError (reason PolicyViolation) when any rule is violated: a new commit is
+    needed. WindowClosed (reason DeploymentWindowClosed) when the only thing in the way
+    is a closed deployment window: waiting helps, and the agent holds the change.
+    """
+    if not report.blocked:
+        return
+    problems = report.as_problems()
+    lines = "\n".join(f"  {p}" for p in problems)
+    where = f"{report.app} in {report.env}"
+    if report.only_window_blocks:
+        raise WindowClosed(f"deployment window closed for {where}:\n{lines}", problems=problems)
+    count = len(problems)
+    noun = "violation" if count == 1 else "violations"
+    raise PolicyError(f"{count} policy {noun} in {where}:\n{lines}", problems=problems)

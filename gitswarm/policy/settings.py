@@ -1,0 +1,675 @@
+"""The ``policies:`` block of an environment in gitswarm.yml, parsed and validated.
+
+repo/ keeps ``environments.<env>.policies`` as the raw mapping (Environment.policies);
+this module turns it into :class:`PolicySettings`, or raises one ConfigError listing every
+mistake (unknown rule, bad mode, exemption without a reason, bad parameter) with
+gitswarm.yml and, when the mapping still carries ruamel.yaml's line marks, the line.
+gate.py parses on every evaluation; `gitswarm validate` may call :func:`parse_settings`
+early.
+
+Shape -- every rule has a mode, ``enforce`` (blocks the deploy), ``warn`` (reported and
+recorded, never blocks) or ``off``; short form ``rule: MODE``, long form a mapping with
+``mode``, per-service exemptions (each needs a reason) and the rule's parameters::
+
+    environments:
+      production:
+        policies:
+          default: warn                    # mode of every built-in rule not listed here
+          no_root_containers: enforce
+          no_privileged_containers:
+            mode: enforce
+            exempt:
+              node-exporter: "reads host /proc and /sys for metrics (SEC-142)"
+            capabilities: [ALL, SYS_ADMIN, NET_ADMIN]    # dangerous cap_add (default: a list)
+            host_paths: [/var/run/docker.sock, /proc]    # besides host "/" (default: a list)
+          required_resource_limits: {mode: enforce, reservations: true}
+          required_security_contexts: {mode: enforce, read_only: true, no_new_privileges: true}
+          required_labels:
+            mode: enforce
+            labels: [com.example.team]     # or {com.example.team: "^(web|data)$"}: value regex
+            where: service                 # deploy.labels (service) | labels (container) | either
+          naming_conventions:
+            mode: warn
+            services: "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"    # the default; also networks,
+            #                              volumes, configs, secrets, stack (default: unchecked)
+          no_latest_tag: {mode: enforce, require: version}   # tag | version | digest
+          allowed_registries: {mode: enforce, registries: ["127.0.0.1:5000", ghcr.io/acme]}
+          required_healthcheck: enforce
+          update_config_rollback: enforce
+          deployment_windows:
+            mode: enforce
+            timezone: Europe/Berlin        # for windows that name none (default UTC)
+            allow: ["Mon-Thu 09:00-16:00", {schedule: "0 9 * * 5", duration: 3h}]
+            deny:
+              - {name: year-end freeze, from: 2025-12-20, until: 2026-01-06}
+          rego:                            # policies/*.rego
+            mode: enforce                  # mode of their `deny` rules; `warn` rules warn
+            params: {team_registry: "127.0.0.1:5000"}   # data.gitswarm.params in Rego
+
+Defaults, for a rule not listed: the ``default`` mode (``warn`` unless set) -- except the
+rules that mean nothing without parameters (``required_labels``, ``allowed_registries``,
+``deployment_windows``), which are ``off`` until configured, and ``rego``, which is
+``enforce``: a policy author who writes ``deny`` means deny. Exemptions name compose
+services; an exemption for a service this stack does not have is harmless (one
+environment may host several applications). Window syntax: see windows.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from gitswarm.errors import ConfigError, Problem, collect
+from gitswarm.model.config import Environment
+from gitswarm.model.policy import Mode
+from gitswarm.policy.windows import (
+    Cron,
+    CronWindow,
+    DateWindow,
+    Window,
+    WindowSettings,
+    WindowSyntaxError,
+    load_zone,
+    parse_duration,
+    parse_instant,
+    parse_weekly,
+)
+
+CONFIG_FILE = "gitswarm.yml"
+MODES: tuple[Mode, ...] = ("enforce", "warn", "off")
+
+RULES: tuple[str, ...] = (
+    "no_root_containers",
+    "required_resource_limits",
+    "no_privileged_containers",
+    "required_security_contexts",
+    "required_labels",
+    "naming_conventions",
+    "no_latest_tag",
+    "allowed_registries",
+    "required_healthcheck",
+    "update_config_rollback",
+    "deployment_windows",
+)
+REGO = "rego"
+# Rules that check nothing until given parameters: off unless configured.
+NEEDS_PARAMETERS = ("required_labels", "allowed_registries", "deployment_windows")
+
+DEFAULT_DANGEROUS_CAPABILITIES = frozenset(
+    {
+        "ALL",
+        "SYS_ADMIN",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_PTRACE",
+        "SYS_BOOT",
+        "SYS_TIME",
+        "NET_ADMIN",
+        "DAC_READ_SEARCH",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "BPF",
+        "PERFMON",
+        "SYSLOG",
+    }
+)
+# Host paths a bind mount must not expose (the path itself, a parent or a child of it).
+# The host root "/" is always forbidden.
+DEFAULT_HOST_PATHS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run/containerd",
+    "/run/containerd",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+)
+DEFAULT_SERVICE_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+DEFAULT_FLOATING_TAGS = frozenset(
+    {"latest", "stable", "edge", "main", "master", "develop", "dev", "nightly", "mainline"}
+)
+NAMED_KINDS = ("services", "networks", "volumes", "configs", "secrets")
+
+
+# --- the parsed settings ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    name: str
+    mode: Mode
+    exempt: Mapping[str, str] = field(default_factory=dict)  # service -> reason
+    configured: bool = False  # written in gitswarm.yml, not a default
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceLimits:
+    reservations: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Privileged:
+    capabilities: frozenset[str] = DEFAULT_DANGEROUS_CAPABILITIES
+    host_paths: tuple[str, ...] = DEFAULT_HOST_PATHS
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityContexts:
+    read_only: bool = True
+    no_new_privileges: bool = True
+
+
+LabelWhere = Literal["service", "container", "either"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredLabels:
+    labels: Mapping[str, re.Pattern[str] | None] = field(default_factory=dict)
+    where: LabelWhere = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class NamingConventions:
+    patterns: Mapping[str, re.Pattern[str]] = field(
+        default_factory=lambda: {"services": re.compile(DEFAULT_SERVICE_PATTERN)}
+    )  # "services" | "networks" | ... | "stack" -> pattern the name must match
+
+
+PinLevel = Literal["tag", "version", "digest"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePinning:
+    require: PinLevel = "tag"
+    floating_tags: frozenset[str] = DEFAULT_FLOATING_TAGS
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedRegistries:
+    registries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RegoSettings:
+    params: Mapping[str, Any] = field(default_factory=dict)  # data.gitswarm.params
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    rules: Mapping[str, RuleSettings]  # every built-in rule and "rego", with its mode
+    resources: ResourceLimits = field(default_factory=ResourceLimits)
+    privileged: Privileged = field(default_factory=Privileged)
+    security: SecurityContexts = field(default_factory=SecurityContexts)
+    labels: RequiredLabels = field(default_factory=RequiredLabels)
+    naming: NamingConventions = field(default_factory=NamingConventions)
+    images: ImagePinning = field(default_factory=ImagePinning)
+    registries: AllowedRegistries = field(default_factory=AllowedRegistries)
+    windows: WindowSettings = field(default_factory=WindowSettings)
+    rego: RegoSettings = field(default_factory=RegoSettings)
+
+    def rule(self, name: str) -> RuleSettings:
+        return self.rules[name]
+
+    def mode(self, name: str) -> Mode:
+        return self.rules[name].mode
+
+    @property
+    def modes(self) -> dict[str, Mode]:
+        return {name: rule.mode for name, rule in self.rules.items()}
+
+
+def default_settings() -> PolicySettings:
+    """What an environment without a ``policies:`` block gets."""
+    return parse_settings({})
+
+
+def settings_for(env: Environment) -> PolicySettings:
+    return parse_settings(env.policies, env=env.name)
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def _line(container: object, key: str | int) -> int | None:
+    """The 1-based line of ``key`` in a ruamel.yaml CommentedMap/CommentedSeq, if known."""
+    lc = getattr(container, "lc", None)
+    if lc is None:
+        return None
+    try:
+        pos = lc.item(key) if isinstance(key, int) else lc.key(key)
+        return int(pos[0]) + 1
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+class _Parser:
+    def __init__(self, env: str, file: str) -> None:
+        self.prefix = f"environments.{env}.policies" if env else "policies"
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def error(self, path: Sequence[str | int], message: str, line: int | None) -> None:
+        where = ".".join([self.prefix, *(str(p) for p in path)])
+        self.problems.append(Problem(message=f"{where}: {message}", file=self.file, line=line))
+
+    # -- small typed readers, each reporting its own mistakes ---------------------------
+
+    def mode(self, value: object, path: Sequence[str | int], line: int | None) -> Mode | None:
+        if value is False:  # YAML 1.1 reads a bare `off` as false
+            return "off"
+        if isinstance(value, str) and value in MODES:
+            return value
+        self.error(path, f"mode must be enforce, warn or off, not {value!r}", line)
+        return None
+
+    def boolean(self, value: object, path: Sequence[str | int], line: int | None) -> bool:
+        if isinstance(value, bool):
+            return value
+        self.error(path, f"must be true or false, not {value!r}", line)
+        return False
+
+    def strings(self, value: object, path: Sequence[str | int], line: int | None) -> list[str]:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, Sequence) and all(isinstance(v, str) and v for v in value):
+            return [str(v) for v in value]
+        self.error(path, f"must be a list of non-empty strings, not {value!r}", line)
+        return []
+
+    def pattern(
+        self, value: object, path: Sequence[str | int], line: int | None
+    ) -> re.Pattern[str] | None:
+        if not isinstance(value, str) or not value:
+            self.error(path, f"must be a regular expression, not {value!r}", line)
+            return None
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            self.error(path, f"bad regular expression {value!r}: {exc}", line)
+            return None
+
+    def exemptions(
+        self, value: object, path: Sequence[str | int], line: int | None
+    ) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            self.error(
+                path,
+                'exemptions name each service with its reason: exempt: {web: "why"}',
+                line,
+            )
+            return {}
+        found: dict[str, str] = {}
+        for service, reason in value.items():
+            if not isinstance(reason, str) or not reason.strip():
+                self.error(
+                    [*path, str(service)],
+                    "an exemption needs a reason (a non-empty string saying why)",
+                    _line(value, service) or line,
+                )
+                continue
+            found[str(service)] = reason.strip()
+        return found
+
+
+_COMMON_KEYS = ("mode", "exempt")
+_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "no_root_containers": (),
+    "required_resource_limits": ("reservations",),
+    "no_privileged_containers": ("capabilities", "host_paths"),
+    "required_security_contexts": ("read_only", "no_new_privileges"),
+    "required_labels": ("labels", "where"),
+    "naming_conventions": (*NAMED_KINDS, "stack"),
+    "no_latest_tag": ("require", "floating_tags"),
+    "allowed_registries": ("registries",),
+    "required_healthcheck": (),
+    "update_config_rollback": (),
+    "deployment_windows": ("timezone", "allow", "deny"),
+    REGO: ("params",),
+}
+
+
+def parse_settings(
+    raw: Mapping[str, Any] | None, *, env: str = "", file: str = CONFIG_FILE
+) -> PolicySettings:
+    """Validate one environment's ``policies:`` mapping. Raises ConfigError listing every
+    problem at once."""
+    p = _Parser(env, file)
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        p.error([], f"must be a mapping of rule names to modes, not {raw!r}", None)
+        collect(p.problems, ConfigError, "invalid policy settings")
+    default: Mode = "warn"
+    if "default" in raw:
+        default = p.mode(raw["default"], ["default"], _line(raw, "default")) or "warn"
+
+    rules: dict[str, RuleSettings] = {}
+    params: dict[str, _Located] = {}
+    for key, value in raw.items():
+        if key == "default":
+            continue
+        line = _line(raw, key)
+        if key not in _PARAMETERS:
+            close = difflib.get_close_matches(str(key), [*RULES, REGO, "default"], n=1)
+            hint = f" -- did you mean {close[0]}?" if close else ""
+            known = ", ".join((*RULES, REGO))
+            p.error([str(key)], f"unknown policy rule{hint} (known: {known})", line)
+            continue
+        rule_default: Mode = "enforce" if key == REGO else default
+        rules[key], params[key] = _parse_rule(p, key, value, rule_default, line)
+
+    for name in (*RULES, REGO):
+        if name not in rules:
+            mode: Mode = "off" if name in NEEDS_PARAMETERS else default
+            rules[name] = RuleSettings(name=name, mode="enforce" if name == REGO else mode)
+
+    settings = PolicySettings(
+        rules=rules,
+        resources=_resources(p, params.get("required_resource_limits") or _none()),
+        privileged=_privileged(p, params.get("no_privileged_containers") or _none()),
+        security=_security(p, params.get("required_security_contexts") or _none()),
+        labels=_labels(p, params.get("required_labels") or _none(), rules["required_labels"]),
+        naming=_naming(p, params.get("naming_conventions") or _none()),
+        images=_images(p, params.get("no_latest_tag") or _none()),
+        registries=_registries(
+            p, params.get("allowed_registries") or _none(), rules["allowed_registries"]
+        ),
+        windows=_windows(
+            p, params.get("deployment_windows") or _none(), rules["deployment_windows"]
+        ),
+        rego=_rego(p, params.get(REGO) or _none()),
+    )
+    collect(p.problems, ConfigError, "invalid policy settings")
+    return settings
+
+
+def _parse_rule(
+    p: _Parser, name: str, value: object, default: Mode, line: int | None
+) -> tuple[RuleSettings, _Located]:
+    if not isinstance(value, Mapping):
+        mode = p.mode(value, [name], line) or default
+        return RuleSettings(name=name, mode=mode, configured=True), _Located({}, None, line)
+    mode = default
+    if "mode" in value:
+        mode = p.mode(value["mode"], [name, "mode"], _line(value, "mode") or line) or default
+    exempt: dict[str, str] = {}
+    if "exempt" in value:
+        if name == "deployment_windows":
+            p.error(
+                [name, "exempt"],
+                "deployment windows hold the whole stack; there are no per-service exemptions",
+                _line(value, "exempt") or line,
+            )
+        else:
+            exempt = p.exemptions(value["exempt"], [name, "exempt"], _line(value, "exempt") or line)
+    allowed = (*_COMMON_KEYS, *_PARAMETERS[name])
+    for key in value:
+        if key not in allowed:
+            choices = ", ".join(allowed)
+            p.error([name, str(key)], f"unknown setting (known: {choices})", _line(value, key))
+    rule_params = {k: v for k, v in value.items() if k not in _COMMON_KEYS}
+    return RuleSettings(name=name, mode=mode, exempt=exempt, configured=True), _Located(
+        rule_params, value, line
+    )
+
+
+class _Located(dict[str, Any]):
+    """A rule's parameters plus the YAML node they came from, for line numbers."""
+
+    def __init__(self, items: Mapping[str, Any], node: object, line: int | None) -> None:
+        super().__init__(items)
+        self.node = node
+        self.rule_line = line
+
+    def line(self, key: str) -> int | None:
+        return _line(self.node, key) or self.rule_line
+
+
+def _none() -> _Located:
+    return _Located({}, None, None)
+
+
+def _where(params: _Located, key: str) -> int | None:
+    return params.line(key)
+
+
+def _resources(p: _Parser, params: _Located) -> ResourceLimits:
+    path = ["required_resource_limits", "reservations"]
+    if "reservations" in params:
+        return ResourceLimits(
+            reservations=p.boolean(params["reservations"], path, _where(params, "reservations"))
+        )
+    return ResourceLimits()
+
+
+def _privileged(p: _Parser, params: _Located) -> Privileged:
+    rule = "no_privileged_containers"
+    caps = DEFAULT_DANGEROUS_CAPABILITIES
+    if "capabilities" in params:
+        found = p.strings(
+            params["capabilities"], [rule, "capabilities"], _where(params, "capabilities")
+        )
+        caps = frozenset(normalise_capability(c) for c in found)
+    paths: tuple[str, ...] = DEFAULT_HOST_PATHS
+    if "host_paths" in params:
+        found = p.strings(params["host_paths"], [rule, "host_paths"], _where(params, "host_paths"))
+        for item in found:
+            if not item.startswith("/"):
+                p.error(
+                    [rule, "host_paths"],
+                    f"{item!r} is not an absolute path",
+                    _where(params, "host_paths"),
+                )
+        paths = tuple(found)
+    return Privileged(capabilities=caps, host_paths=paths)
+
+
+def normalise_capability(name: str) -> str:
+    name = name.strip().upper()
+    return name[4:] if name.startswith("CAP_") else name
+
+
+def _security(p: _Parser, params: _Located) -> SecurityContexts:
+    rule = "required_security_contexts"
+    values = {
+        key: p.boolean(params[key], [rule, key], _where(params, key))
+        for key in ("read_only", "no_new_privileges")
+        if key in params
+    }
+    return SecurityContexts(**values)
+
+
+def _labels(p: _Parser, params: _Located, rule: RuleSettings) -> RequiredLabels:
+    name = "required_labels"
+    labels: dict[str, re.Pattern[str] | None] = {}
+    raw = params.get("labels")
+    line = _where(params, "labels")
+    if isinstance(raw, Mapping):
+        for key, pattern in raw.items():
+            labels[str(key)] = (
+                None if pattern is None else p.pattern(pattern, [name, "labels", str(key)], line)
+            )
+    elif raw is not None:
+        labels = dict.fromkeys(p.strings(raw, [name, "labels"], line))
+    if rule.mode != "off" and not labels:
+        p.error(
+            [name],
+            "needs the labels to require: {mode: enforce, labels: [com.example.team]}",
+            line or params.rule_line,
+        )
+    where: LabelWhere = "service"
+    if "where" in params:
+        if params["where"] in ("service", "container", "either"):
+            where = params["where"]
+        else:
+            p.error(
+                [name, "where"],
+                f"must be service, container or either, not {params['where']!r}",
+                _where(params, "where"),
+            )
+    return RequiredLabels(labels=labels, where=where)
+
+
+def _naming(p: _Parser, params: _Located) -> NamingConventions:
+    patterns: dict[str, re.Pattern[str]] = {"services": re.compile(DEFAULT_SERVICE_PATTERN)}
+    for kind in (*NAMED_KINDS, "stack"):
+        if kind in params:
+            compiled = p.pattern(params[kind], ["naming_conventions", kind], _where(params, kind))
+            if compiled is not None:
+                patterns[kind] = compiled
+    return NamingConventions(patterns=patterns)
+
+
+def _images(p: _Parser, params: _Located) -> ImagePinning:
+    require: PinLevel = "tag"
+    if "require" in params:
+        if params["require"] in ("tag", "version", "digest"):
+            require = params["require"]
+        else:
+            p.error(
+                ["no_latest_tag", "require"],
+                f"must be tag, version or digest, not {params['require']!r}",
+                _where(params, "require"),
+            )
+    floating = DEFAULT_FLOATING_TAGS
+    if "floating_tags" in params:
+        floating = frozenset(
+            t.lower()
+            for t in p.strings(
+                params["floating_tags"],
+                ["no_latest_tag", "floating_tags"],
+                _where(params, "floating_tags"),
+            )
+        )
+    return ImagePinning(require=require, floating_tags=floating | {"latest"})
+
+
+def _registries(p: _Parser, params: _Located, rule: RuleSettings) -> AllowedRegistries:
+    found: list[str] = []
+    if "registries" in params:
+        found = p.strings(
+            params["registries"],
+            ["allowed_registries", "registries"],
+            _where(params, "registries"),
+        )
+    if rule.mode != "off" and not found:
+        p.error(
+            ["allowed_registries"],
+            'needs the registries: {mode: enforce, registries: ["registry.example.com"]}',
+            params.rule_line,
+        )
+    return AllowedRegistries(registries=tuple(r.rstrip("/").lower() for r in found))
+
+
+def _windows(p: _Parser, params: _Located, rule: RuleSettings) -> WindowSettings:
+    name = "deployment_windows"
+    zone_name = "UTC"
+    if "timezone" in params:
+        value = params["timezone"]
+        try:
+            if not isinstance(value, str):
+                raise WindowSyntaxError(f"{value!r} is not a time zone name")
+            load_zone(value)
+            zone_name = value
+        except WindowSyntaxError as exc:
+            p.error([name, "timezone"], str(exc), _where(params, "timezone"))
+    lists: dict[str, tuple[Window, ...]] = {}
+    for kind in ("allow", "deny"):
+        raw = params.get(kind, [])
+        line = _where(params, kind)
+        if isinstance(raw, str | Mapping):
+            raw = [raw]
+        if not isinstance(raw, Sequence):
+            p.error([name, kind], "must be a list of windows", line)
+            raw = []
+        windows: list[Window] = []
+        for index, item in enumerate(raw):
+            try:
+                windows.append(parse_window(item, zone_name))
+            except WindowSyntaxError as exc:
+                p.error([name, kind, index], str(exc), _line(raw, index) or line)
+        lists[kind] = tuple(windows)
+    settings = WindowSettings(allow=lists["allow"], deny=lists["deny"], timezone=zone_name)
+    if rule.mode != "off" and not (params.get("allow") or params.get("deny")):
+        p.error(
+            [name],
+            'needs allow and/or deny windows: {mode: enforce, allow: ["Mon-Thu 09:00-16:00"]}',
+            params.rule_line,
+        )
+    return settings
+
+
+def parse_window(item: object, zone_name: str) -> Window:
+    """One entry of ``allow``/``deny``: a weekly text, or a mapping with ``when``
+    (weekly text), ``schedule`` + ``duration`` (cron) or ``from`` + ``until`` (dates), and
+    optionally ``timezone`` and ``name``."""
+    if isinstance(item, str):
+        return parse_weekly(item, load_zone(zone_name), zone_name)
+    if not isinstance(item, Mapping):
+        raise WindowSyntaxError(f"{item!r} is not a window (a text or a mapping)")
+    known = {"when", "schedule", "duration", "from", "until", "timezone", "name"}
+    unknown = sorted(str(k) for k in item if k not in known)
+    if unknown:
+        raise WindowSyntaxError(f"unknown window keys {unknown} (known: {sorted(known)})")
+    if "timezone" in item:
+        if not isinstance(item["timezone"], str):
+            raise WindowSyntaxError(f"{item['timezone']!r} is not a time zone name")
+        zone_name = item["timezone"]
+    zone = load_zone(zone_name)
+    title = item.get("name")
+    kinds = [k for k in ("when", "schedule", "from") if k in item]
+    if len(kinds) != 1:
+        raise WindowSyntaxError(
+            "a window is one of: {when: 'Mon-Fri 09:00-17:00'}, "
+            "{schedule: '0 9 * * 1-5', duration: 8h}, {from: 2025-12-20, until: 2026-01-06}"
+        )
+    window: Window
+    if kinds[0] == "when":
+        if not isinstance(item["when"], str):
+            raise WindowSyntaxError(f"when: {item['when']!r} is not a window text")
+        window = parse_weekly(item["when"], zone, zone_name)
+    elif kinds[0] == "schedule":
+        if not isinstance(item["schedule"], str) or "duration" not in item:
+            raise WindowSyntaxError("a cron window needs schedule: '<5 fields>' and duration")
+        cron = Cron.parse(item["schedule"])
+        duration = parse_duration(str(item["duration"]))
+        label = f"cron '{cron.text}' for {item['duration']} {zone_name}"
+        window = CronWindow(label=label, zone=zone, cron=cron, duration=duration)
+    else:
+        if "until" not in item:
+            raise WindowSyntaxError("a date window needs from and until")
+        start = parse_instant(item["from"], zone, end=False)
+        end = parse_instant(item["until"], zone, end=True)
+        if end <= start:
+            raise WindowSyntaxError(f"window from {item['from']} until {item['until']} is empty")
+        label = f"from {item['from']} until {item['until']} {zone_name}"
+        window = DateWindow(label=label, start=start, end=end)
+    if title:
+        window = _titled(window, str(title))
+    return window
+
+
+def _titled(window: Window, title: str) -> Window:
+    return replace(window, label=f"'{title}' ({window.label})")
+
+
+def _rego(p: _Parser, params: _Located) -> RegoSettings:
+    if "params" not in params:
+        return RegoSettings()
+    value = params["params"]
+    line = _where(params, "params")
+    if not isinstance(value, Mapping):
+        p.error([REGO, "params"], "must be a mapping (it becomes data.gitswarm.params)", line)
+        return RegoSettings()
+    try:
+        plain = json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError) as exc:
+        p.error([REGO, "params"], f"must be plain data: {exc}", line)
+        return RegoSettings()
+    return RegoSettings(params=plain)
