@@ -42,7 +42,15 @@ from gitswarm.model.tree import join_path
 from gitswarm.render import composetypes as ct
 from gitswarm.render.envfile import parse_env_file
 from gitswarm.render.golang import sprint
-from gitswarm.render.gotypes import DecodeError, GoType, decode, encode, map_of, merge
+from gitswarm.render.gotypes import (
+    DecodeError,
+    GoType,
+    decode,
+    encode,
+    encode_any,
+    map_of,
+    merge,
+)
 from gitswarm.render.interpolate import interpolate
 from gitswarm.render.schema import DEFAULT_VERSION, normalize_version, validate_compose
 from gitswarm.repo.yamlsrc import Document, parse_yaml
@@ -90,7 +98,7 @@ class Merged:
                 kind = _SECTIONS[section]
                 out[section] = {n: encode(entries[n], kind) for n in sorted(entries)}
         for key in sorted(self.extras):
-            out[key] = self.extras[key]
+            out[key] = encode_any(self.extras[key])
         return out
 
     def locate(self, path: Path) -> SourceLocation | None:
@@ -240,12 +248,12 @@ class _Loader:
 
         for index, entry in enumerate(service["env_file"] or []):
             where = ("services", name, "env_file", index)
+            path = self.resolve(doc, where, entry)
             try:
-                path = join_path(self.working_dir, entry, source=doc.file)
                 raw = self.read(path)
             except GitswarmError as exc:
                 raise _LoadProblem(
-                    doc.problem(where, f"env_file {entry!r}: {exc}", RULE_PATH)
+                    doc.problem(where, f"{_dotted(where)}: {exc}", RULE_PATH)
                 ) from None
             parsed = parse_env_file(raw, path, lookup=lookup)
             if parsed.problems:
@@ -288,14 +296,7 @@ class _Loader:
                         )
                     )
                 else:
-                    try:
-                        obj["file"] = join_path(self.working_dir, obj["file"], source=doc.file)
-                    except GitswarmError as exc:
-                        raise _LoadProblem(
-                            doc.problem(
-                                (*where, "file"), f"{section}.{name}.file: {exc}", RULE_PATH
-                            )
-                        ) from None
+                    obj["file"] = self.resolve(doc, (*where, "file"), obj["file"])
             elif external["external"]:
                 if section == "volumes":
                     for key in ("driver", "driver_opts", "labels"):
@@ -312,6 +313,23 @@ class _Loader:
                 obj["__extras__"] = _x_keys(raw) or None
             out[name] = obj
         return out
+
+    def resolve(self, doc: Document, where: Path, written: str) -> str:
+        """A ``file:``/``env_file:`` path, relative to the first compose file's folder (as
+        the CLI resolves it), as a repository path; a problem if it leaves the repository."""
+        folder = f"{self.working_dir}/" if self.working_dir else "the repository root"
+        try:
+            return join_path(self.working_dir, written)
+        except GitswarmError:
+            if written.startswith("/") or written[1:2] == ":":
+                why = "is an absolute path; files must be inside the repository, written"
+            else:
+                why = "leaves the repository: paths are"
+            message = (
+                f"{_dotted(where)}: {written!r} {why} relative to {folder} (the folder of "
+                "the first compose file)"
+            )
+            raise _LoadProblem(doc.problem(where, message, RULE_PATH)) from None
 
     def external_name(self, doc: Document, where: Path, noun: str, obj: dict[str, Any]) -> None:
         external = obj["external"]

@@ -13,6 +13,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from gitswarm.repo.yamlsrc import YamlTimestamp
+
 INT64_MAX = 2**63 - 1
 
 
@@ -53,6 +55,8 @@ def format_float(value: float) -> str:
 
 def sprint(value: Any) -> str:
     """``fmt.Sprint`` of a value decoded from YAML."""
+    if isinstance(value, YamlTimestamp):
+        return value.go_string()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitswarm.repo.yamlsrc import YamlTimestamp
+
 Kind = Literal[
     "str",
     "bool",
@@ -223,6 +225,8 @@ def decode(data: Any, t: GoType, path: Path = ()) -> Any:
             raise DecodeError(path, f"expected a mapping, got {_type_word(data)}")
         return {str(k): decode(v, _elem(t), (*path, str(k))) for k, v in data.items()}
     if kind == "str":
+        if isinstance(data, YamlTimestamp):
+            raise DecodeError(path, "expected type 'string', got unconvertible type 'time.Time'")
         if not isinstance(data, str):
             raise DecodeError(
                 path, f"expected type 'string', got unconvertible type '{_type_word(data)}'"
@@ -338,7 +342,20 @@ def _merge_map(dst: Any, src: Any, t: GoType) -> Any:
 # --- encode: yaml.v3 Marshal ------------------------------------------------------------
 
 
+def encode_any(value: Any) -> Any:
+    """Plain data as yaml.v3 marshals it: a Go time.Time comes out in RFC 3339."""
+    if isinstance(value, dict):
+        return {k: encode_any(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encode_any(v) for v in value]
+    if isinstance(value, YamlTimestamp):
+        return value.go_rfc3339()
+    return value
+
+
 def encode(value: Any, t: GoType) -> Any:
+    if t.kind == "any":
+        return encode_any(value)
     if t.marshal is not None:
         return t.marshal(value)
     kind = t.kind
@@ -354,7 +371,7 @@ def encode(value: Any, t: GoType) -> Any:
                 continue
             out[fl.key] = encode(v, fl.type)
         for key in sorted(inline):
-            out[key] = inline[key]
+            out[key] = encode_any(inline[key])
         return out
     if kind == "ptr":
         return None if value is None else encode(value, _elem(t))

@@ -27,7 +27,7 @@ from typing import Any
 from gitswarm.errors import Problem
 from gitswarm.render.composetypes import CAST_PATHS
 from gitswarm.render.golang import GoError, atoi, parse_float, parse_go_bool
-from gitswarm.repo.yamlsrc import Document
+from gitswarm.repo.yamlsrc import Document, YamlTimestamp
 
 _SUBST = r"[_a-z][_a-z0-9]*(?::?[-?][^}]*)?"
 PATTERN = re.compile(
@@ -145,8 +145,8 @@ def interpolate(doc: Document, variables: Mapping[str, str]) -> Interpolated:
             return {k: walk(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
-        if not isinstance(value, str):
-            return value
+        if not isinstance(value, str) or isinstance(value, YamlTimestamp):
+            return value  # the CLI interpolates strings only, not a YAML time
         new, errors = substitute(value, variables)
         for error in errors:
             problems.append(doc.problem(path, f"{_dotted(path)}: {error}", error.rule))

@@ -7,7 +7,8 @@ exactly what ``docker stack config`` reads:
 
 - plain scalars resolve like yaml.v3: ``true/True/TRUE`` are booleans but ``yes``/``on``
   are strings; ``0400`` is octal (256), ``0o17``, ``0x1F``, ``0b11`` and ``1_000`` are
-  integers; ``~``/``null``/empty are null; timestamps stay strings;
+  integers; ``~``/``null``/empty are null; an unquoted timestamp is a Go time.Time
+  (``YamlTimestamp`` here: a string that prints like Go's time);
 - merge keys (``<<: *anchor`` or ``<<: [*a, *b]``): keys written in the mapping win, and
   of the merged mappings the later one wins (yaml.v3's order);
 - a key written twice in one mapping is an error, as in yaml.v3.
@@ -20,6 +21,7 @@ Besides the data, ``Document.positions`` maps each path (``("services", "web",
 
 from __future__ import annotations
 
+import datetime
 import io
 import math
 import re
@@ -175,6 +177,67 @@ def _tag(tag: object) -> str | None:
 
 _YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _TIMESTAMP_START = re.compile(r"^[0-9]{4}-")
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))"
+    r"|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?))?$"
+)
+
+
+class YamlTimestamp(str):
+    """An unquoted YAML timestamp, which yaml.v3 decodes into a Go ``time.Time``: it is a
+    string to the schema, prints like Go's ``Time.String()`` when a string is needed
+    (``fmt.Sprint``), and is written back as RFC 3339 (``go_rfc3339``)."""
+
+    __slots__ = ("parts",)
+    parts: tuple[int, int, int, int, int, int, str, int | None]  # y m d H M S frac offset
+
+    def go_string(self) -> str:
+        year, month, day, hour, minute, second, frac, offset = self.parts
+        text = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
+        text += frac.rstrip("0").rstrip(".") if frac else ""
+        if offset is None or offset == 0:
+            return text + " +0000 UTC"
+        sign = "-" if offset < 0 else "+"
+        zone = f"{sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+        return f"{text} {zone} {zone}"
+
+    def go_rfc3339(self) -> YamlTimestamp:
+        year, month, day, hour, minute, second, frac, offset = self.parts
+        text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+        text += frac.rstrip("0").rstrip(".") if frac else ""
+        if offset is None or offset == 0:
+            text += "Z"
+        else:
+            sign = "-" if offset < 0 else "+"
+            text += f"{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+        out = YamlTimestamp(text)
+        out.parts = self.parts
+        return out
+
+
+def _timestamp(text: str) -> YamlTimestamp | None:
+    match = _TIMESTAMP.match(text)
+    if not match:
+        return None
+    g = match.groups()
+    year, month, day = int(g[0]), int(g[1]), int(g[2])
+    clock = g[3:6] if g[3] is not None else g[8:11]
+    frac = (g[6] if g[3] is not None else g[11]) or ""
+    zone = g[7] if g[3] is not None else None
+    hour, minute, second = (int(c) for c in clock) if clock[0] is not None else (0, 0, 0)
+    try:
+        datetime.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    offset: int | None = None
+    if zone and zone != "Z":
+        offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * (-1 if zone[0] == "-" else 1)
+    out = YamlTimestamp(text)
+    out.parts = (year, month, day, hour, minute, second, frac, offset)
+    return out
+
+
 _SPECIALS: dict[str, Any] = {
     "true": True,
     "True": True,
@@ -246,8 +309,9 @@ def resolve_plain(text: str) -> Any:
             return text
     if first and (first.isdigit() or first in "+-") and first.isascii():
         if _TIMESTAMP_START.match(text):
-            # yaml.v3 keeps timestamps as strings when decoding into interface{}
-            return text
+            stamp = _timestamp(text)
+            if stamp is not None:
+                return stamp
         plain = text.replace("_", "")
         number = _go_parse_int(plain)
         if number is not None:
@@ -262,7 +326,10 @@ def resolve_plain(text: str) -> Any:
 
 def is_plain_string(text: str) -> bool:
     """True if ``text`` written as a plain scalar reads back as this very string."""
-    return isinstance(resolve_plain(text), str) and text != "<<"
+    value = resolve_plain(text)
+    if isinstance(text, YamlTimestamp):
+        return isinstance(value, YamlTimestamp)
+    return type(value) is str and text != "<<"
 
 
 # --- from nodes to data ---------------------------------------------------------------------
@@ -343,6 +410,8 @@ class _Builder:
         if node.kind != "scalar":
             raise self.error(node, "a mapping key must be a string, not a list or mapping")
         value = self.scalar(node)
+        if isinstance(value, YamlTimestamp):
+            value = str(value)
         if not isinstance(value, str):
             raise self.error(
                 node, f"mapping key {node.value!r} must be a string: quote it ('{node.value}')"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from gitswarm.errors import YamlError
-from gitswarm.repo.yamlsrc import is_plain_string, parse_yaml, resolve_plain
+from gitswarm.repo.yamlsrc import YamlTimestamp, is_plain_string, parse_yaml, resolve_plain
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,6 @@ from gitswarm.repo.yamlsrc import is_plain_string, parse_yaml, resolve_plain
         (".5", 0.5),
         ("1.0.0", "1.0.0"),
         ("12:30", "12:30"),  # no sexagesimal numbers in yaml.v3
-        ("2001-12-14", "2001-12-14"),  # timestamps stay strings
         ("0.50", 0.5),
         ("<<", "<<"),
         ("nginx:1.25", "nginx:1.25"),
@@ -44,6 +43,18 @@ from gitswarm.repo.yamlsrc import is_plain_string, parse_yaml, resolve_plain
 def test_plain_scalars_resolve_like_yaml_v3(text: str, value: object) -> None:
     got = resolve_plain(text)
     assert got == value and type(got) is type(value)
+
+
+def test_unquoted_timestamps_are_go_times() -> None:
+    date = resolve_plain("2001-12-14")
+    assert isinstance(date, YamlTimestamp) and date == "2001-12-14"
+    assert date.go_string() == "2001-12-14 00:00:00 +0000 UTC"  # what fmt.Sprint prints
+    assert date.go_rfc3339() == "2001-12-14T00:00:00Z"  # what yaml.v3 writes back
+    stamp = resolve_plain("2001-12-14t21:59:43.10-05:00")
+    assert isinstance(stamp, YamlTimestamp)
+    assert stamp.go_string() == "2001-12-14 21:59:43.1 -0500 -0500"
+    assert type(resolve_plain("2001-13-14")) is str  # not a date: a string
+    assert not is_plain_string("2001-12-14") and is_plain_string(date)
 
 
 def test_special_floats() -> None:
