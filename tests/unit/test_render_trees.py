@@ -35,7 +35,7 @@ class MemoryTree:
         return self._revision
 
     def _dirs(self) -> set[str]:
-        out = set()
+        out: set[str] = set()
         for path in [*self.files, *self.symlinks]:
             parts = path.split("/")
             out.update("/".join(parts[:i]) for i in range(1, len(parts)))
