@@ -38,7 +38,7 @@ from typing import Any
 
 from gitswarm.errors import GitswarmError, Problem, YamlError
 from gitswarm.model.stack import SourceLocation
-from gitswarm.model.tree import join_path
+from gitswarm.model.tree import join_path, rule_of
 from gitswarm.render import composetypes as ct
 from gitswarm.render.envfile import parse_env_file
 from gitswarm.render.golang import sprint
@@ -253,7 +253,7 @@ class _Loader:
                 raw = self.read(path)
             except GitswarmError as exc:
                 raise _LoadProblem(
-                    doc.problem(where, f"{_dotted(where)}: {exc}", RULE_PATH)
+                    doc.problem(where, f"{_dotted(where)}: {exc}", rule_of(exc))
                 ) from None
             parsed = parse_env_file(raw, path, lookup=lookup)
             if parsed.problems:

@@ -62,7 +62,15 @@ from gitswarm.model.stack import (
     ObjectMaterial,
     SourceMap,
 )
-from gitswarm.model.tree import Tree, normalize_path
+from gitswarm.model.tree import (
+    RULE_MISSING,
+    RULE_NOT_FILE,
+    RULE_OUTSIDE,
+    RULE_TOO_LARGE,
+    Tree,
+    normalize_path,
+    rule_of,
+)
 from gitswarm.render import composetypes as ct
 from gitswarm.render.compose import Merged, load_compose
 from gitswarm.render.envfile import parse_env_file
@@ -87,15 +95,16 @@ RULE_SECRET = "secret"  # noqa: S105 - a rule name, not a password
 RULE_OBJECT = "config-secret"
 RULE_LABEL = "reserved-label"
 RULE_DUPLICATE = "duplicate-service"
-RULE_FILE = "file"
 
 # Which error class (and so which stable reason) a render failure gets, by rule.
 _ERROR_BY_RULE: dict[str, type[InputError]] = {
     "yaml": YamlError,
     "variable-unset": InterpolationError,
     "variable-required": InterpolationError,
-    "path-outside-repo": PathError,
-    "file": PathError,
+    RULE_OUTSIDE: PathError,
+    RULE_MISSING: RenderError,
+    RULE_NOT_FILE: RenderError,
+    RULE_TOO_LARGE: RenderError,
     RULE_SECRET: SecretError,
 }
 
@@ -145,7 +154,7 @@ def variables_for(tree: Tree, context: _Context, problems: list[Problem]) -> dic
         try:
             parsed = parse_env_file(tree.read(env_file, limit=MAX_ENV_BYTES), env_file)
         except GitswarmError as exc:
-            problems.append(Problem(str(exc), file=env_file, rule=RULE_FILE))
+            problems.append(Problem(str(exc), file=env_file, rule=rule_of(exc)))
             return {**variables, **own}
         problems.extend(parsed.problems)
         for name in RESERVED_VARIABLES:
@@ -187,14 +196,14 @@ def _compose_sources(
                     f"application {app.name!r} lists compose file {clean!r}, which does not "
                     f"exist{'' if tree.revision is None else ' in commit ' + tree.revision[:12]}; "
                     "create it or fix the files: list",
-                    RULE_FILE,
+                    RULE_MISSING,
                 )
             )
             continue
         try:
             sources.append((clean, tree.read(clean, limit=MAX_COMPOSE_BYTES)))
         except GitswarmError as exc:
-            problems.append(_app_problem(app, where, f"compose file: {exc}", RULE_FILE))
+            problems.append(_app_problem(app, where, f"compose file: {exc}", rule_of(exc)))
     return sources
 
 
@@ -346,7 +355,9 @@ def _objects(
             try:
                 raw = tree.read(path, limit=MAX_OBJECT_FILE_BYTES)
             except GitswarmError as exc:
-                problems.append(merged.problem((*where, "file"), f"{noun} {key}: {exc}", RULE_FILE))
+                problems.append(
+                    merged.problem((*where, "file"), f"{noun} {key}: {exc}", rule_of(exc))
+                )
                 continue
             if kind == "secrets":
                 if identity is None:

@@ -47,7 +47,7 @@ from gitswarm.model.config import (
     Target,
     VerifySettings,
 )
-from gitswarm.model.tree import Tree
+from gitswarm.model.tree import RULE_MISSING, Tree, rule_of
 from gitswarm.repo.yamlsrc import Document, parse_yaml
 
 CONFIG_FILE = "gitswarm.yml"
@@ -190,7 +190,7 @@ def _read(tree: Tree, path: str, problems: list[Problem]) -> Document | None:
         problems.extend(exc.problems)
         return None
     except GitswarmError as exc:
-        problems.append(Problem(str(exc), file=path, rule="file"))
+        problems.append(Problem(str(exc), file=path, rule=rule_of(exc)))
         return None
     if not isinstance(doc.data, dict):
         shape = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
@@ -261,7 +261,7 @@ def load_config(tree: Tree) -> RepoConfig:
         raise ConfigError(
             f"{CONFIG_FILE} not found at the repository root; create one "
             "(`gitswarm init DIR` writes an example)",
-            problems=[Problem(f"{CONFIG_FILE} is missing", file=CONFIG_FILE, rule="file")],
+            problems=[Problem(f"{CONFIG_FILE} is missing", file=CONFIG_FILE, rule=RULE_MISSING)],
         )
     doc = _read(tree, CONFIG_FILE, problems)
     if doc is None:

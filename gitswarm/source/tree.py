@@ -20,16 +20,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitswarm.errors import PathError, SourceError, UsageError
-from gitswarm.model.tree import join_path, normalize_path
+from gitswarm.model.tree import (
+    RULE_MISSING,
+    RULE_NOT_FILE,
+    RULE_TOO_LARGE,
+    join_path,
+    normalize_path,
+    path_error,
+)
 from gitswarm.source.git import run_git
 
 MAX_SYMLINK_HOPS = 40
 
 
 def _too_large(path: str, size: int, limit: int) -> PathError:
-    return PathError(
+    return path_error(
         f"{path} is {size} bytes, over the limit of {limit} bytes for this kind of file; "
-        "keep large data out of the GitOps repository"
+        "keep large data out of the GitOps repository",
+        RULE_TOO_LARGE,
+        path,
     )
 
 
@@ -56,10 +65,10 @@ class WorkTree:
     def _resolve(self, path: str) -> tuple[str, Path]:
         rel = normalize_path(path)
         if _is_git_dir(rel):
-            raise PathError(f"{rel}: files under .git are not part of the repository's content")
+            raise path_error(f"{rel}: files under .git are not part of the repository's content")
         real = Path(os.path.realpath(self.root / rel))
         if not self._inside(real):
-            raise PathError(
+            raise path_error(
                 f"{rel} is a symlink (or lies under one) that points outside the repository "
                 f"(to {real}); gitswarm only reads files inside the repository"
             )
@@ -70,18 +79,18 @@ class WorkTree:
         try:
             info = real.stat()
         except FileNotFoundError:
-            raise PathError(f"{rel} does not exist") from None
+            raise path_error(f"{rel} does not exist", RULE_MISSING, rel) from None
         except OSError as exc:
-            raise PathError(f"{rel} cannot be read: {exc.strerror}") from None
+            raise path_error(f"{rel} cannot be read: {exc.strerror}", RULE_MISSING, rel) from None
         if not stat.S_ISREG(info.st_mode):
-            raise PathError(f"{rel} is not a regular file")
+            raise path_error(f"{rel} is not a regular file", RULE_NOT_FILE, rel)
         if info.st_size > limit:
             raise _too_large(rel, info.st_size, limit)
         try:
             with real.open("rb") as handle:
                 data = handle.read(limit + 1)
         except OSError as exc:
-            raise PathError(f"{rel} cannot be read: {exc.strerror}") from None
+            raise path_error(f"{rel} cannot be read: {exc.strerror}", RULE_MISSING, rel) from None
         if len(data) > limit:
             raise _too_large(rel, len(data), limit)
         return data
@@ -184,17 +193,17 @@ class GitTree:
             if entry is not None and entry.mode == "120000":
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
-                    raise PathError(f"{original}: too many levels of symlinks")
+                    raise path_error(f"{original}: too many levels of symlinks")
                 target = self._blob(entry.oid, entry.size or 0).decode("utf-8", "replace")
                 if target.startswith("/"):
-                    raise PathError(
+                    raise path_error(
                         f"{candidate} is a symlink to the absolute path {target!r}, outside the "
                         "repository; gitswarm only reads files inside the repository"
                     )
                 try:
                     spliced = join_path("/".join(done), target)
                 except PathError:
-                    raise PathError(
+                    raise path_error(
                         f"{candidate} is a symlink to {target!r}, which points outside the "
                         "repository; gitswarm only reads files inside the repository"
                     ) from None
@@ -204,7 +213,7 @@ class GitTree:
             done.append(part)
         resolved = "/".join(done)
         if _is_git_dir(resolved):
-            raise PathError(f"{original}: files under .git are not part of the repository")
+            raise path_error(f"{original}: files under .git are not part of the repository")
         return resolved
 
     def read(self, path: str, *, limit: int) -> bytes:
@@ -212,9 +221,13 @@ class GitTree:
         entry = self._entries.get(resolved)
         shown = normalize_path(path)
         if entry is None:
-            raise PathError(f"{shown} does not exist in commit {self._commit[:12]}")
+            raise path_error(
+                f"{shown} does not exist in commit {self._commit[:12]}", RULE_MISSING, shown
+            )
         if entry.kind != "blob" or entry.mode == "160000":
-            raise PathError(f"{shown} is not a regular file (it is a {entry.kind})")
+            raise path_error(
+                f"{shown} is not a regular file (it is a {entry.kind})", RULE_NOT_FILE, shown
+            )
         size = entry.size or 0
         if size > limit:
             raise _too_large(shown, size, limit)

@@ -161,3 +161,88 @@ def test_usage_errors(example: Path, args: list[str], words: str) -> None:
 def test_a_url_is_not_a_local_repository() -> None:
     code, _, err = _run("render", "--env", "x", "--repo", "https://example.com/r.git")
     assert code == 2 and "looks like a URL" in err
+
+
+def _set(repo: Path, path: str, text: str) -> None:
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+
+
+def _append(repo: Path, path: str, text: str) -> None:
+    _set(repo, path, (repo / path).read_text() + text)
+
+
+DEV = "environments/development/docker-compose.yml"
+
+
+def _symlink_out(repo: Path) -> None:
+    target = repo / "environments/development/configs/app.yml"
+    target.unlink()
+    target.symlink_to("/etc/passwd")
+
+
+def _huge_config(repo: Path) -> None:
+    with (repo / "environments/development/configs/app.yml").open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+
+
+def _other_key(repo: Path) -> None:
+    from gitswarm.render.secrets import encrypt
+
+    other = Identity.generate()
+    secret = repo / "environments/development/secrets/jwt_secret.age"
+    secret.write_bytes(encrypt(b"x", [other.recipient]))
+
+
+def _shared_stack(repo: Path) -> None:
+    _set(repo, "applications/extra.yml", "stack: 'medianest-{env}'\nfiles: [extra/compose.yml]\n")
+    _set(repo, "extra/compose.yml", "services:\n  medianest-worker:\n    image: busybox\n")
+
+
+BAD_INPUTS = {
+    "malformed-yaml": (lambda r: _append(r, DEV, "  oops: [\n"), f"{DEV}:"),
+    "compose-is-a-list": (lambda r: _set(r, DEV, "- a\n- b\n"), f"{DEV}:1:1: a compose file"),
+    "compose-is-a-scalar": (lambda r: _set(r, DEV, "hello\n"), "a single string"),
+    "service-without-image": (
+        lambda r: _append(r, DEV, "  sidecar:\n    user: '1'\n"),
+        "service sidecar has no image",
+    ),
+    "replicas-three": (
+        lambda r: _append(r, DEV, "    deploy:\n      replicas: three\n"),
+        "replicas must be an integer",
+    ),
+    "unknown-top-level-key": (lambda r: _append(r, DEV, "servces: {}\n"), "unknown key 'servces'"),
+    "file-etc-shadow": (
+        lambda r: _append(r, DEV, "configs:\n  app_config:\n    file: /etc/shadow\n"),
+        "'/etc/shadow' is an absolute path",
+    ),
+    "file-outside": (
+        lambda r: _append(r, DEV, "configs:\n  app_config:\n    file: ../../outside\n"),
+        "'../../outside' leaves the repository",
+    ),
+    "symlink-out": (_symlink_out, "points outside the repository"),
+    "50-mb-config": (_huge_config, "52428800 bytes, over the limit of 1048576 bytes"),
+    "secret-for-another-key": (_other_key, "cannot decrypt with the identity of this environment"),
+    "unset-variable": (
+        lambda r: _set(r, "environments/development/.env", "REGISTRY=127.0.0.1:5000\n"),
+        "variable APP_VERSION is not set",
+    ),
+    "missing-compose-file": (
+        lambda r: _set(r, "applications/extra.yml", "files: [nowhere/compose.yml]\n"),
+        "lists compose file 'nowhere/compose.yml', which does not exist",
+    ),
+    "duplicate-service-in-one-stack": (_shared_stack, "is also a service of application"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_through_the_cli(example: Path, name: str) -> None:
+    change, words = BAD_INPUTS[name]
+    change(example)
+    code, out, err = _run("render", "--env", "development", "--repo", str(example))
+    assert code == 2, err
+    assert out == ""
+    assert words in err
+    assert "error [" in err
+    code, out, _ = _run("validate", "--env", "development", "--repo", str(example))
+    assert code == 2 and words in out

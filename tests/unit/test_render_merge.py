@@ -152,7 +152,7 @@ def test_env_file_is_resolved_into_environment_and_dropped() -> None:
         (
             "services:\n  a: {image: x, env_file: missing.env}\n",
             "does not exist",
-            "path-outside-repo",
+            "file-missing",
         ),
         (
             "version: '2.4'\nservices: {}\n",

@@ -13,6 +13,7 @@ from gitswarm.errors import (
     InputError,
     InterpolationError,
     PathError,
+    RenderError,
     SecretError,
     UsageError,
     ValidationError,
@@ -334,7 +335,7 @@ def test_a_50_megabyte_config_file(tmp_path: Path) -> None:
     make_git_repo(root, repo_files())
     with (root / "environments/dev/app.yml").open("wb") as handle:
         handle.truncate(50 * 1024 * 1024)  # sparse: cheap to make
-    with pytest.raises(PathError, match="52428800 bytes, over the limit"):
+    with pytest.raises(RenderError, match="52428800 bytes, over the limit"):
         render(WorkTree(root))
 
 

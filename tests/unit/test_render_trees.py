@@ -253,3 +253,22 @@ def test_symlink_loops_are_refused(tmp_path: Path) -> None:
     make_git_repo(tmp_path / "r", {"x": "1"}, {"a": "b", "b": "a"})
     with pytest.raises(PathError, match="too many levels"):
         GitTree(tmp_path / "r", "HEAD").read("a", limit=10)
+
+
+def test_errors_carry_a_rule(tmp_path: Path) -> None:
+    from gitswarm.model.tree import rule_of
+
+    make_git_repo(tmp_path / "r", {"a.txt": "one", "d/b.txt": "two"}, {"out": "../x"})
+    for tree in (WorkTree(tmp_path / "r"), GitTree(tmp_path / "r", "HEAD")):
+        for path, rule in [
+            ("missing", "file-missing"),
+            ("d", "not-a-file"),
+            ("out", "path-outside-repo"),
+            ("../x", "path-outside-repo"),
+        ]:
+            with pytest.raises(PathError) as info:
+                tree.read(path, limit=10)
+            assert rule_of(info.value) == rule, (tree, path)
+        with pytest.raises(PathError) as info:
+            tree.read("a.txt", limit=1)
+        assert rule_of(info.value) == "file-too-large"
