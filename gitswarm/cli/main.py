@@ -12,6 +12,8 @@ import click
 from gitswarm import __version__
 from gitswarm.cli.example import write_example
 from gitswarm.cli.output import emit_json, guarded
+from gitswarm.cli.render import render, validate
+from gitswarm.cli.secret import secret
 
 
 class _Group(click.Group):
@@ -42,6 +44,11 @@ def init(directory: Path, no_git: bool, as_json: bool) -> None:
         click.echo(f"Next: gitswarm validate --repo {directory}")
 
     guarded(as_json, run)
+
+
+cli.add_command(render)
+cli.add_command(validate)
+cli.add_command(secret)
 
 
 def main() -> None:

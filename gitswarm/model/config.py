@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ResolveImage = Literal["always", "changed", "never"]
+Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,11 @@ class Environment:
     # Sections owned by policy/ and promote/, kept as parsed mappings and validated there.
     policies: Mapping[str, Any] = field(default_factory=dict)
     promotion: Mapping[str, Any] = field(default_factory=dict)
+    # Where the environment was declared, and the line/column of every node under it
+    # (paths relative to the environment, e.g. ("policies", "no_latest_tag")), so that
+    # the owners of ``policies``/``promotion`` can point at file:line.
+    source: str = "gitswarm.yml"
+    positions: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def env_file(self) -> str:
@@ -81,6 +87,8 @@ class Application:
     environments: tuple[str, ...]  # where it is deployed, in promotion order
     sync: Mapping[str, SyncPolicy] = field(default_factory=dict)  # per environment
     source: str = "gitswarm.yml"  # the file that declared it
+    # line/column of every node of its declaration, paths relative to it: ("files", 0)
+    positions: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
 
     def stack_name(self, env: str) -> str:
         return self.stack.replace("{env}", env).replace("{app}", self.name)

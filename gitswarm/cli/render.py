@@ -1,0 +1,213 @@
+"""``gitswarm render`` and ``gitswarm validate`` (edge): the rendered stacks, or every
+problem at once.
+
+Without ``--revision`` both read the working tree of ``--repo`` (default: the current
+folder), so they work as a pre-commit check; with it they read that commit from Git.
+Secret values are never printed: only the names of the Swarm secrets gitswarm creates.
+Nothing is printed until every stack has rendered, so bad input gives an error and no
+partial output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from gitswarm.cli.output import emit_json, guarded
+from gitswarm.errors import ConfigError, InputError, Problem, SecretError, UsageError
+from gitswarm.model.config import RepoConfig
+from gitswarm.model.stack import DesiredStack
+from gitswarm.model.tree import Tree
+from gitswarm.render import render_stack, to_yaml
+from gitswarm.render.secrets import Identity
+from gitswarm.repo import load_config
+from gitswarm.source.keys import load_identity
+from gitswarm.source.tree import GitTree, WorkTree
+
+REPO_HELP = "The GitOps repository's folder (default: the current folder)."
+
+
+def open_tree(repo: str, revision: str | None) -> Tree:
+    if "://" in repo or repo.startswith("git@"):
+        raise UsageError(
+            f"--repo {repo!r} looks like a URL; render and validate read a local repository: "
+            "clone it and pass its folder"
+        )
+    if revision:
+        return GitTree(repo, revision)
+    return WorkTree(repo)
+
+
+@dataclass
+class _Keys:
+    """Each environment's identity, loaded on first use; a missing key is kept as the
+    reason, so a stack without secrets still renders."""
+
+    config: RepoConfig
+    loaded: dict[str, tuple[Identity | None, str | None]]
+
+    def get(self, env: str) -> tuple[Identity | None, str | None]:
+        if env not in self.loaded:
+            settings = self.config.environment(env).secrets
+            try:
+                self.loaded[env] = (
+                    load_identity(self.config.project, env, settings.identity_file),
+                    None,
+                )
+            except SecretError as exc:
+                self.loaded[env] = (None, str(exc))
+        return self.loaded[env]
+
+
+def _render(tree: Tree, config: RepoConfig, keys: _Keys, app: str, env: str) -> DesiredStack:
+    identity, why = keys.get(env)
+    try:
+        return render_stack(tree, config, app, env, identity)
+    except SecretError as exc:
+        if identity is None and why:
+            raise SecretError(f"{exc}\n  ({why})", problems=exc.problems) from None
+        raise
+
+
+def _header(desired: DesiredStack) -> str:
+    revision = desired.revision or "working tree (uncommitted changes included)"
+    return (
+        f"# gitswarm render: application {desired.app}, environment {desired.env}, "
+        f"stack {desired.stack}\n# revision: {revision}\n"
+        f"# files: {', '.join(desired.files)}\n"
+    )
+
+
+def _as_json(desired: DesiredStack) -> dict[str, Any]:
+    return {
+        "app": desired.app,
+        "env": desired.env,
+        "stack": desired.stack,
+        "revision": desired.revision,
+        "files": list(desired.files),
+        "compose": desired.compose,
+        "service_hashes": dict(desired.service_hashes),
+        "objects": [
+            {"kind": o.kind, "key": o.key, "name": o.name, "source": o.source}
+            for o in desired.objects
+        ],
+        "yaml": to_yaml(desired),
+    }
+
+
+@click.command()
+@click.option("--env", "env_name", required=True, help="The environment to render.")
+@click.option("--app", "app_name", help="Only this application (default: all in --env).")
+@click.option(
+    "--revision", help="Render this commit (branch, tag, id) instead of the working tree."
+)
+@click.option("--repo", default=".", show_default=True, help=REPO_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def render(
+    env_name: str, app_name: str | None, revision: str | None, repo: str, as_json: bool
+) -> None:
+    """Print the final stack file(s) of an environment exactly as they will be deployed."""
+
+    def run() -> None:
+        tree = open_tree(repo, revision)
+        config = load_config(tree)
+        try:
+            env = config.environment(env_name)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        apps = [app_name] if app_name else [a.name for a in config.apps_for(env.name)]
+        if not apps:
+            raise UsageError(f"no application is deployed to environment {env.name!r}")
+        keys = _Keys(config, {})
+        stacks = [_render(tree, config, keys, app, env.name) for app in apps]
+        if as_json:
+            emit_json({"ok": True, "stacks": [_as_json(d) for d in stacks]})
+            return
+        click.echo("---\n".join(_header(d) + to_yaml(d) for d in stacks), nl=False)
+
+    guarded(as_json, run)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+@click.command()
+@click.option("--env", "env_name", help="Only this environment (default: all).")
+@click.option("--revision", help="Validate this commit instead of the working tree.")
+@click.option("--repo", default=".", show_default=True, help=REPO_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def validate(env_name: str | None, revision: str | None, repo: str, as_json: bool) -> None:
+    """Check every application in every environment; print all problems (file:line: message
+    [rule]). Exit 2 if there is any."""
+
+    def run() -> None:
+        tree = open_tree(repo, revision)
+        try:
+            config = load_config(tree)
+        except ConfigError as exc:
+            report(list(exc.problems) or [Problem(str(exc))], [])
+            return
+        if env_name is not None:
+            try:
+                envs = [config.environment(env_name).name]
+            except KeyError as exc:
+                raise UsageError(str(exc.args[0])) from None
+        else:
+            envs = [e.name for e in config.environments]
+        keys = _Keys(config, {})
+        problems: list[Problem] = []
+        results: list[dict[str, Any]] = []
+        for env in envs:
+            for app in config.apps_for(env):
+                try:
+                    desired = _render(tree, config, keys, app.name, env)
+                except InputError as exc:
+                    found = list(exc.problems) or [Problem(exc.message, rule=exc.reason)]
+                    problems.extend(found)
+                    results.append(
+                        {"app": app.name, "env": env, "ok": False, "problems": len(found)}
+                    )
+                    continue
+                results.append(
+                    {
+                        "app": app.name,
+                        "env": env,
+                        "ok": True,
+                        "stack": desired.stack,
+                        "services": len(desired.services),
+                        "configs": sum(o.kind == "config" for o in desired.objects),
+                        "secrets": sum(o.kind == "secret" for o in desired.objects),
+                    }
+                )
+        report(_unique(problems), results)
+
+    def report(problems: list[Problem], results: list[dict[str, Any]]) -> None:
+        if as_json:
+            emit_json(
+                {
+                    "ok": not problems,
+                    "problems": [p.as_dict() for p in problems],
+                    "stacks": results,
+                }
+            )
+        else:
+            for result in results:
+                if result["ok"]:
+                    click.echo(
+                        f"ok    {result['app']} in {result['env']}: stack {result['stack']}, "
+                        f"{result['services']} services, {result['configs']} configs, "
+                        f"{result['secrets']} secrets"
+                    )
+                else:
+                    click.echo(f"FAIL  {result['app']} in {result['env']}")
+            for problem in problems:
+                click.echo(str(problem))
+            if problems:
+                click.echo(f"{len(problems)} problem(s) found", err=True)
+        if problems:
+            raise SystemExit(2)
+
+    guarded(as_json, run)

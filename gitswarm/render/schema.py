@@ -1,0 +1,190 @@
+"""Compose schema validation with the Docker CLI's own JSON schemas (pure).
+
+Called by render/compose.py for each compose file after interpolation, as the CLI does.
+The schemas are vendored unchanged in render/schemas/ (see its NOTICE.md); jsonschema
+applies them (draft 4) with the two formats the CLI registers (``ports``, ``duration``).
+Every violation becomes a Problem at the file and line of the offending key or value.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError as SchemaViolation
+
+from gitswarm.errors import Problem
+from gitswarm.render.composetypes import parse_port_spec
+from gitswarm.render.golang import GoError, parse_duration, sprint
+from gitswarm.repo.yamlsrc import Document
+
+DEFAULT_VERSION = "3.13"
+RULE = "compose-schema"
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("ports", raises=GoError)
+def _is_port(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return True
+    parse_port_spec(value if isinstance(value, str) else sprint(value))
+    return True
+
+
+@_FORMATS.checks("duration", raises=GoError)
+def _is_duration(value: object) -> bool:
+    if isinstance(value, str):
+        parse_duration(value)
+    return True
+
+
+def normalize_version(version: str) -> str:
+    return DEFAULT_VERSION if version in ("", "3") else version
+
+
+def supported_versions() -> list[str]:
+    names = [p.name for p in resources.files("gitswarm.render.schemas").iterdir()]
+    found = [n[len("config_schema_v") : -len(".json")] for n in names if n.endswith(".json")]
+    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+@functools.cache
+def _validator(version: str) -> jsonschema.Draft4Validator | None:
+    package = resources.files("gitswarm.render.schemas")
+    resource = package / f"config_schema_v{version}.json"
+    if not resource.is_file():
+        return None
+    schema = json.loads(resource.read_text(encoding="utf-8"))
+    return jsonschema.Draft4Validator(schema, format_checker=_FORMATS)
+
+
+def _schema_of(error: SchemaViolation) -> dict[str, Any]:
+    return error.schema if isinstance(error.schema, dict) else {}
+
+
+def _value_of(error: SchemaViolation) -> Any:
+    value: Any = error.validator_value
+    return value
+
+
+def _dotted(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "the top level"
+
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true or false)",
+    "null": "empty",
+}
+
+
+def _types(expected: Any) -> list[str]:
+    return [expected] if isinstance(expected, str) else list(expected)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unknown_keys(error: SchemaViolation) -> list[str]:
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    known = set(_schema_of(error).get("properties", {}))
+    patterns = [re.compile(p) for p in _schema_of(error).get("patternProperties", {})]
+    return [k for k in instance if k not in known and not any(p.search(k) for p in patterns)]
+
+
+Located = tuple[tuple[str | int, ...], Problem]
+
+
+def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
+    path = tuple(error.absolute_path)
+    where = _dotted(path)
+    validator = error.validator
+    if validator == "additionalProperties":
+        out = []
+        for key in _unknown_keys(error):
+            scope = f"in {where}" if path else "at the top level"
+            where_key = (*path, key)
+            out.append(
+                (
+                    where_key,
+                    doc.problem(
+                        where_key,
+                        f"unknown key {key!r} {scope}; check its spelling and indentation "
+                        "(extension keys must start with x-)",
+                        RULE,
+                    ),
+                )
+            )
+        return out
+    if validator == "type":
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in _types(_value_of(error)))
+        message = f"{where} must be {words}, not {_describe(error.instance)}"
+    elif validator in ("oneOf", "anyOf"):
+        context = list(error.context or [])
+        same_level = [c for c in context if tuple(c.absolute_path) == path]
+        if (
+            context
+            and all(c.validator == "type" for c in same_level)
+            and len(same_level) == len(context)
+        ):
+            expected: list[str] = []
+            for c in context:
+                expected += [_TYPE_WORDS.get(t, t) for t in _types(_value_of(c))]
+            words = " or ".join(dict.fromkeys(expected))
+            message = f"{where} must be {words}, not {_describe(error.instance)}"
+        elif context:
+            deepest = max(context, key=lambda c: len(c.absolute_path))
+            return _problems_for(deepest, doc)
+        else:  # pragma: no cover - jsonschema always gives context for oneOf
+            message = f"{where}: {error.message}"
+    elif validator == "required":
+        message = f"{where}: {error.message}"
+    elif validator == "enum":
+        allowed = ", ".join(repr(v) for v in _value_of(error))
+        message = f"{where} must be one of {allowed}, not {_describe(error.instance)}"
+    elif validator == "format":
+        message = f"{where}: {_describe(error.instance)} is not a valid {_value_of(error)}"
+        if error.cause is not None:
+            message += f" ({error.cause})"
+    elif validator == "uniqueItems":
+        message = f"{where} lists the same item twice; remove the duplicate"
+    else:
+        message = f"{where}: {error.message}"
+    return [(path, doc.problem(path, message, RULE))]
+
+
+def validate_compose(doc: Document, data: dict[str, Any], version: str) -> list[Located]:
+    """Problems of one (interpolated) compose file against the schema of ``version``,
+    each with the path of the offending node."""
+    version = normalize_version(version)
+    validator = _validator(version)
+    if validator is None:
+        known = ", ".join(supported_versions())
+        message = (
+            f"unsupported Compose file version {version!r}; use one of {known} "
+            "(or leave version out for the latest)"
+        )
+        return [(("version",), doc.problem(("version",), message, RULE))]
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    problems: list[Located] = []
+    for error in errors:
+        problems.extend(_problems_for(error, doc))
+    return problems

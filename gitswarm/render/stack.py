@@ -1,0 +1,535 @@
+"""From a Tree at a revision to the exact stack that will be deployed (pure).
+
+``render_stack`` is what the agent and the CLI call for one application in one
+environment. The pipeline, each step collecting every problem it finds:
+
+1. variables: the environment's ``.env`` (Docker's env-file syntax, render/envfile.py)
+   plus gitswarm's own ``GITSWARM_ENV``, ``GITSWARM_APP``, ``GITSWARM_STACK``;
+2. the application's compose files, merged and interpolated exactly as
+   ``docker stack config`` does (render/compose.py);
+3. checks: every service has a valid image, Swarm-valid names, every secret, config,
+   network and volume a service uses is declared, no service name is taken by another
+   application deployed to the same stack;
+4. configs and secrets with ``file:`` become Swarm objects named ``<stack>_<key>_<hash>``
+   (a content hash; for secrets a keyed hash, so names reveal nothing about values),
+   declared ``external: true`` under that name — gitswarm creates them before deploying,
+   so no secret is ever written to disk. Secrets must be ``*.age`` files, decrypted in
+   memory with the environment's identity;
+5. gitswarm's labels on every service (service labels, never container labels, so a
+   new revision restarts nothing): owner, app, env, spec-hash (of the rendered service
+   including the names of the config/secret versions it uses; the revision excluded),
+   and the revision.
+
+Variable precedence: gitswarm's own variables cannot be overridden (defining one in
+``.env`` is an error); everything else comes from ``.env``. The agent's process
+environment is never read, so a render depends on the commit alone.
+
+Limits (bytes): compose files, ``.env`` and ``env_file`` 1 MiB each; a config or secret
+file 1 MiB as read from Git, and under Swarm's 500 KiB once decrypted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gitswarm.errors import (
+    GitswarmError,
+    InputError,
+    InterpolationError,
+    PathError,
+    Problem,
+    RenderError,
+    SecretError,
+    UsageError,
+    ValidationError,
+    YamlError,
+)
+from gitswarm.model.config import Application, Environment, RepoConfig
+from gitswarm.model.stack import (
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_OBJECT_KEY,
+    LABEL_OWNER,
+    LABEL_REVISION,
+    LABEL_SPEC_HASH,
+    LABEL_STACK,
+    OWNER_VALUE,
+    DesiredStack,
+    ObjectMaterial,
+    SourceMap,
+)
+from gitswarm.model.tree import (
+    RULE_MISSING,
+    RULE_NOT_FILE,
+    RULE_OUTSIDE,
+    RULE_TOO_LARGE,
+    Tree,
+    normalize_path,
+    rule_of,
+)
+from gitswarm.render import composetypes as ct
+from gitswarm.render.compose import Merged, load_compose
+from gitswarm.render.envfile import parse_env_file
+from gitswarm.render.gotypes import zero
+from gitswarm.render.names import image_problem, object_name, service_name_problem
+from gitswarm.render.secrets import Identity, keyed_digest
+from gitswarm.repo.config import check_name
+from gitswarm.repo.yamlsrc import parse_yaml
+
+MAX_COMPOSE_BYTES = 1024 * 1024
+MAX_ENV_BYTES = 1024 * 1024
+MAX_OBJECT_FILE_BYTES = 1024 * 1024
+MAX_OBJECT_DATA_BYTES = 500 * 1024  # Swarm refuses configs/secrets of 500 KiB or more
+DIGEST_CHARS = 12
+RESERVED_VARIABLES = ("GITSWARM_ENV", "GITSWARM_APP", "GITSWARM_STACK")
+RESERVED_LABEL_PREFIX = "io.gitswarm."
+
+RULE_REFERENCE = "reference"
+RULE_IMAGE = "image"
+RULE_NAME = "name"
+RULE_SECRET = "secret"  # noqa: S105 - a rule name, not a password
+RULE_OBJECT = "config-secret"
+RULE_LABEL = "reserved-label"
+RULE_DUPLICATE = "duplicate-service"
+
+# Which error class (and so which stable reason) a render failure gets, by rule.
+_ERROR_BY_RULE: dict[str, type[InputError]] = {
+    "yaml": YamlError,
+    "variable-unset": InterpolationError,
+    "variable-required": InterpolationError,
+    RULE_OUTSIDE: PathError,
+    RULE_MISSING: RenderError,
+    RULE_NOT_FILE: RenderError,
+    RULE_TOO_LARGE: RenderError,
+    RULE_SECRET: SecretError,
+}
+
+
+@dataclass(frozen=True)
+class _Context:
+    config: RepoConfig
+    app: Application
+    env: Environment
+    stack: str
+
+
+def _fail(problems: Sequence[Problem], context: str) -> None:
+    if not problems:
+        return
+    kinds = {_ERROR_BY_RULE.get(p.rule or "", ValidationError) for p in problems}
+    if len(kinds) == 1:
+        error: type[InputError] = kinds.pop()
+    elif all(issubclass(k, RenderError) for k in kinds):
+        error = RenderError
+    else:
+        error = ValidationError
+    lines = "\n".join(f"  {p}" for p in problems)
+    raise error(f"{context}: {len(problems)} problem(s):\n{lines}", problems=problems)
+
+
+def _app_problem(app: Application, path: tuple[str | int, ...], message: str, rule: str) -> Problem:
+    pos = None
+    for end in range(len(path), -1, -1):
+        pos = app.positions.get(tuple(path[:end]))
+        if pos is not None:
+            break
+    line, column = pos if pos else (None, None)
+    return Problem(message, file=app.source, line=line, column=column, rule=rule)
+
+
+def variables_for(tree: Tree, context: _Context, problems: list[Problem]) -> dict[str, str]:
+    """The interpolation variables of one application in one environment."""
+    own = {
+        "GITSWARM_ENV": context.env.name,
+        "GITSWARM_APP": context.app.name,
+        "GITSWARM_STACK": context.stack,
+    }
+    variables: dict[str, str] = {}
+    env_file = context.env.env_file
+    if tree.exists(env_file):
+        try:
+            parsed = parse_env_file(tree.read(env_file, limit=MAX_ENV_BYTES), env_file)
+        except GitswarmError as exc:
+            problems.append(Problem(str(exc), file=env_file, rule=rule_of(exc)))
+            return {**variables, **own}
+        problems.extend(parsed.problems)
+        for name in RESERVED_VARIABLES:
+            if name in parsed.values:
+                problems.append(
+                    Problem(
+                        f"{name} is set by gitswarm ({own[name]!r}) and cannot be defined here; "
+                        "remove the line",
+                        file=env_file,
+                        line=parsed.lines[name],
+                        rule="reserved-variable",
+                    )
+                )
+        variables.update(parsed.values)
+    variables.update(own)
+    return variables
+
+
+def _compose_sources(
+    tree: Tree, context: _Context, problems: list[Problem]
+) -> list[tuple[str, bytes]]:
+    sources = []
+    app = context.app
+    for index, written in enumerate(app.files):
+        path = written.replace("{env}", context.env.name).replace("{app}", app.name)
+        where = ("files", index)
+        try:
+            clean = normalize_path(path)
+        except PathError as exc:
+            problems.append(
+                _app_problem(app, where, f"application {app.name!r}: {exc}", "path-outside-repo")
+            )
+            continue
+        if not tree.exists(clean):
+            problems.append(
+                _app_problem(
+                    app,
+                    where,
+                    f"application {app.name!r} lists compose file {clean!r}, which does not "
+                    f"exist{'' if tree.revision is None else ' in commit ' + tree.revision[:12]}; "
+                    "create it or fix the files: list",
+                    RULE_MISSING,
+                )
+            )
+            continue
+        try:
+            sources.append((clean, tree.read(clean, limit=MAX_COMPOSE_BYTES)))
+        except GitswarmError as exc:
+            problems.append(_app_problem(app, where, f"compose file: {exc}", rule_of(exc)))
+    return sources
+
+
+def _check_services(merged: Merged, context: _Context, problems: list[Problem]) -> None:
+    sections = merged.sections
+    if not merged.services:
+        problems.append(
+            Problem(
+                f"application {context.app.name!r} has no services in {context.env.name}",
+                file=context.app.source,
+                rule="no-services",
+            )
+        )
+    for name in sorted(merged.services):
+        service = merged.services[name]
+        base = ("services", name)
+        naming = service_name_problem(context.stack, name)
+        if naming:
+            problems.append(merged.problem(base, f"service {name}: {naming}", RULE_NAME))
+        image = service["image"]
+        if not image:
+            problems.append(
+                merged.problem(
+                    base,
+                    f"service {name} has no image; every service of a stack needs `image:`",
+                    RULE_IMAGE,
+                )
+            )
+        else:
+            why = image_problem(image)
+            if why:
+                problems.append(
+                    merged.problem(
+                        (*base, "image"), f"service {name}: image {image!r}: {why}", RULE_IMAGE
+                    )
+                )
+        for kind in ("secrets", "configs"):
+            declared = sections.get(kind) or {}
+            for index, ref in enumerate(service[kind] or []):
+                if ref["source"] not in declared:
+                    problems.append(
+                        merged.problem(
+                            (*base, kind, index),
+                            f"service {name} uses {kind[:-1]} {ref['source']!r}, which is not "
+                            f"declared under the top-level {kind}:",
+                            RULE_REFERENCE,
+                        )
+                    )
+        networks = sections.get("networks") or {}
+        for network in service["networks"] or {}:
+            if network != "default" and network not in networks:
+                problems.append(
+                    merged.problem(
+                        (*base, "networks", network),
+                        f"service {name} uses network {network!r}, which is not declared under "
+                        "the top-level networks:",
+                        RULE_REFERENCE,
+                    )
+                )
+        volumes = sections.get("volumes") or {}
+        for index, mount in enumerate(service["volumes"] or []):
+            if mount["type"] == "volume" and mount["source"] and mount["source"] not in volumes:
+                problems.append(
+                    merged.problem(
+                        (*base, "volumes", index),
+                        f"service {name} mounts volume {mount['source']!r}, which is not "
+                        "declared under the top-level volumes:",
+                        RULE_REFERENCE,
+                    )
+                )
+        for label in service["deploy"]["labels"] or {}:
+            if label.startswith(RESERVED_LABEL_PREFIX):
+                problems.append(
+                    merged.problem(
+                        (*base, "deploy", "labels", label),
+                        f"service {name}: the label {label!r} is reserved for gitswarm; remove it",
+                        RULE_LABEL,
+                    )
+                )
+
+
+def _check_shared_stack(
+    tree: Tree, merged: Merged, context: _Context, problems: list[Problem]
+) -> None:
+    """Applications deployed to the same stack must not define the same service."""
+    for other in context.config.apps_for(context.env.name):
+        if other.name == context.app.name or other.stack_name(context.env.name) != context.stack:
+            continue
+        for written in other.files_for(context.env.name):
+            try:
+                path = normalize_path(written)
+                doc = parse_yaml(tree.read(path, limit=MAX_COMPOSE_BYTES), path)
+            except GitswarmError:
+                continue  # the other application's own render reports its broken files
+            services = doc.data.get("services") if isinstance(doc.data, dict) else None
+            for name in services if isinstance(services, dict) else {}:
+                if name in merged.services:
+                    mine = merged.locate(("services", name))
+                    here = f" (also defined in {mine.file}:{mine.line})" if mine else ""
+                    problems.append(
+                        doc.problem(
+                            ("services", name),
+                            f"service {name!r} of application {other.name!r} is also a service "
+                            f"of application {context.app.name!r}{here}, and both deploy to "
+                            f"stack {context.stack!r}; rename one of them",
+                            RULE_DUPLICATE,
+                        )
+                    )
+
+
+def _objects(
+    tree: Tree,
+    merged: Merged,
+    context: _Context,
+    identity: Identity | None,
+    problems: list[Problem],
+) -> list[ObjectMaterial]:
+    materials: list[ObjectMaterial] = []
+    seen: dict[str, ObjectMaterial] = {}
+    for kind in ("configs", "secrets"):
+        noun = kind[:-1]
+        for key in sorted(merged.sections.get(kind) or {}):
+            obj = merged.sections[kind][key]
+            where = (kind, key)
+            if obj["external"]["external"]:
+                continue
+            if obj["driver"] or obj["template_driver"] or obj["driver_opts"]:
+                problems.append(
+                    merged.problem(
+                        where,
+                        f"{noun} {key}: driver, driver_opts and template_driver are not "
+                        "supported by gitswarm (it creates the object itself); remove them",
+                        RULE_OBJECT,
+                    )
+                )
+                continue
+            path = obj["file"]
+            if kind == "secrets" and not path.endswith(".age"):
+                problems.append(
+                    merged.problem(
+                        (*where, "file"),
+                        f"secret {key}: {path} is not an age-encrypted file: secrets in Git "
+                        f"must be *.age; encrypt it with `gitswarm secret encrypt --env "
+                        f"{context.env.name} {key}` and point file: at the .age file",
+                        RULE_SECRET,
+                    )
+                )
+                continue
+            try:
+                raw = tree.read(path, limit=MAX_OBJECT_FILE_BYTES)
+            except GitswarmError as exc:
+                problems.append(
+                    merged.problem((*where, "file"), f"{noun} {key}: {exc}", rule_of(exc))
+                )
+                continue
+            if kind == "secrets":
+                if identity is None:
+                    problems.append(
+                        merged.problem(
+                            (*where, "file"),
+                            f"secret {key}: no age identity for environment "
+                            f"{context.env.name!r} to decrypt {path}; put the key where "
+                            "`gitswarm secret keygen` writes it (README, Secrets)",
+                            RULE_SECRET,
+                        )
+                    )
+                    continue
+                try:
+                    data = identity.decrypt(raw, source=path)
+                except SecretError as exc:
+                    problems.append(
+                        merged.problem((*where, "file"), f"secret {key}: {exc}", RULE_SECRET)
+                    )
+                    continue
+                digest = keyed_digest(identity.name_key(), data)
+            else:
+                data = raw
+                digest = hashlib.sha256(data).hexdigest()
+            if not 0 < len(data) < MAX_OBJECT_DATA_BYTES:
+                size = "empty" if not data else f"{len(data)} bytes"
+                problems.append(
+                    merged.problem(
+                        (*where, "file"),
+                        f"{noun} {key}: {path} is {size}; Swarm needs more than 0 and less "
+                        f"than {MAX_OBJECT_DATA_BYTES} bytes",
+                        RULE_OBJECT,
+                    )
+                )
+                continue
+            name = object_name(context.stack, key, digest[:DIGEST_CHARS])
+            if name is None:
+                problems.append(
+                    merged.problem(
+                        where,
+                        f"{noun} {key}: stack name {context.stack!r} leaves no room for a "
+                        "valid Swarm object name (64 characters); shorten the stack name",
+                        RULE_NAME,
+                    )
+                )
+                continue
+            labels = {
+                **(obj["labels"] or {}),
+                LABEL_OWNER: OWNER_VALUE,
+                LABEL_APP: context.app.name,
+                LABEL_ENV: context.env.name,
+                LABEL_OBJECT_KEY: key,
+                LABEL_STACK: context.stack,
+            }
+            material = ObjectMaterial(
+                kind="secret" if kind == "secrets" else "config",
+                key=key,
+                name=name,
+                data=data,
+                source=path,
+                labels=labels,
+            )
+            if name not in seen:
+                seen[name] = material
+                materials.append(material)
+            declared = zero(ct.FILE_OBJECT)
+            declared["name"] = name
+            declared["external"] = {"name": "", "external": True}
+            merged.sections[kind][key] = declared
+    return materials
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _label_services(
+    compose: dict[str, Any], context: _Context, revision: str | None
+) -> dict[str, str]:
+    hashes: dict[str, str] = {}
+    objects = {
+        kind: {k: v.get("name", k) for k, v in (compose.get(kind) or {}).items()}
+        for kind in ("configs", "secrets")
+    }
+    for name, service in compose["services"].items():
+        deploy = service.setdefault("deploy", {})
+        labels = deploy.get("labels") or {}
+        labels.update(
+            {LABEL_OWNER: OWNER_VALUE, LABEL_APP: context.app.name, LABEL_ENV: context.env.name}
+        )
+        deploy["labels"] = dict(sorted(labels.items()))
+        uses = {
+            kind: sorted(objects[kind].get(ref["source"], "") for ref in service.get(kind) or [])
+            for kind in ("configs", "secrets")
+        }
+        spec_hash = hashlib.sha256(_canonical({"service": service, "uses": uses})).hexdigest()
+        hashes[name] = spec_hash
+        labels[LABEL_SPEC_HASH] = spec_hash
+        if revision is not None:
+            labels[LABEL_REVISION] = revision
+        deploy["labels"] = dict(sorted(labels.items()))
+    return hashes
+
+
+def _resolve(config: RepoConfig, app_name: str, env_name: str) -> _Context:
+    for kind, name in (("environment", env_name), ("application", app_name)):
+        message = check_name(kind, name)
+        if message:
+            raise UsageError(message)
+    try:
+        env = config.environment(env_name)
+        app = config.application(app_name)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    if env.name not in app.environments:
+        raise UsageError(
+            f"application {app.name!r} is not deployed to environment {env.name!r} "
+            f"(it is deployed to: {', '.join(app.environments) or 'none'})"
+        )
+    stack = app.stack_name(env.name)
+    return _Context(config=config, app=app, env=env, stack=stack)
+
+
+def render_stack(
+    tree: Tree,
+    config: RepoConfig,
+    app_name: str,
+    env_name: str,
+    identity: Identity | None,
+) -> DesiredStack:
+    """The exact stack ``app_name`` deploys to ``env_name`` at the Tree's revision.
+
+    Raises an InputError (RenderError, ValidationError, SecretError, ...) listing every
+    problem with file:line when the input is bad; nothing partial is returned."""
+    context = _resolve(config, app_name, env_name)
+    label = f"{context.app.name} in {context.env.name}"
+    problems: list[Problem] = []
+    naming = service_name_problem(context.stack, "x")
+    if naming:
+        problems.append(
+            _app_problem(
+                context.app,
+                ("stack",),
+                f"stack name {context.stack!r} is not valid for Swarm: use letters, digits, "
+                "'-' and '_'",
+                RULE_NAME,
+            )
+        )
+    variables = variables_for(tree, context, problems)
+    sources = _compose_sources(tree, context, problems)
+    _fail(problems, f"cannot render {label}")
+
+    def read(path: str) -> bytes:
+        return tree.read(path, limit=MAX_ENV_BYTES)
+
+    merged = load_compose(sources, variables, read)
+    _fail(merged.problems, f"cannot render {label}")
+    _check_services(merged, context, problems)
+    _check_shared_stack(tree, merged, context, problems)
+    materials = _objects(tree, merged, context, identity, problems)
+    _fail(problems, f"cannot render {label}")
+
+    compose = merged.to_data()
+    service_hashes = _label_services(compose, context, tree.revision)
+    return DesiredStack(
+        app=context.app.name,
+        env=context.env.name,
+        stack=context.stack,
+        revision=tree.revision,
+        compose=compose,
+        objects=tuple(materials),
+        service_hashes=service_hashes,
+        files=tuple(path for path, _ in sources),
+        source_map=SourceMap(dict(merged.locations)),
+    )

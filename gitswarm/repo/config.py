@@ -1,0 +1,395 @@
+"""Loading the repository's settings: gitswarm.yml and applications/*.yml (pure).
+
+``load_config(tree)`` is called by the CLI and the agent for every revision before
+render/. It reads through the Tree only. Both files are checked against a JSON schema
+(repo/gitswarm_schema.json) with jsonschema; every problem — unknown key, wrong type,
+bad name, unknown environment or target — is collected and reported at once as a
+ConfigError naming file:line.
+
+    project: medianest
+    application:                       # the default application (optional with applications/)
+      name: medianest                  # default: the project
+      stack: "medianest-{env}"         # default: "{app}-{env}"
+      files: [base/docker-compose.yml, "environments/{env}/docker-compose.yml"]   # the default
+      environments: [development, staging, production]    # default: all
+      sync: {production: {automated: false}}               # per environment, over its sync
+    targets:
+      local: {}                        # DOCKER_HOST or the default socket (implicit)
+      remote: {url: "tcp://10.0.0.5:2376", tls: {ca: ..., cert: ..., key: ...}}
+    environments:                      # in promotion order
+      development: {target: local, branch: main, sync: {...}, secrets: {...},
+                    verify: {...}, policies: {...}, promotion: {...}}
+
+``policies`` and ``promotion`` are owned by policy/ and promote/: kept as mappings, with
+the position of every node in ``Environment.positions``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import posixpath
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError as SchemaViolation
+
+from gitswarm.errors import ConfigError, GitswarmError, Problem, YamlError
+from gitswarm.model.config import (
+    Application,
+    Environment,
+    RepoConfig,
+    SecretSettings,
+    SyncPolicy,
+    Target,
+    VerifySettings,
+)
+from gitswarm.model.tree import RULE_MISSING, Tree, rule_of
+from gitswarm.repo.yamlsrc import Document, parse_yaml
+
+CONFIG_FILE = "gitswarm.yml"
+APPLICATIONS_DIR = "applications"
+MAX_CONFIG_BYTES = 1024 * 1024
+DEFAULT_FILES = ("base/docker-compose.yml", "environments/{env}/docker-compose.yml")
+DEFAULT_STACK = "{app}-{env}"
+RULE = "config-schema"
+RULE_REF = "config-reference"
+RULE_NAME = "name"
+
+NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
+NAME_HELP = (
+    "use 1-40 lower-case letters, digits, '-' and '_', starting and ending with a letter or digit"
+)
+
+
+def check_name(kind: str, name: str) -> str | None:
+    """A message if ``name`` is not a valid project/application/environment/target name."""
+    if NAME_PATTERN.match(name):
+        return None
+    return f"{kind} name {name!r} is not valid: {NAME_HELP} (no '/', '.' or '..')"
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("gitswarm.repo").joinpath("gitswarm_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _validator(definition: str | None) -> jsonschema.Draft7Validator:
+    schema = _schema()
+    if definition is not None:
+        schema = {**schema["definitions"][definition], "definitions": schema["definitions"]}
+    return jsonschema.Draft7Validator(schema)
+
+
+def _schema_of(error: SchemaViolation) -> dict[str, Any]:
+    return error.schema if isinstance(error.schema, dict) else {}
+
+
+def _value_of(error: SchemaViolation) -> Any:
+    value: Any = error.validator_value
+    return value
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out
+
+
+def _kind_of(path: tuple[Any, ...]) -> str:
+    """What kind of name sits at ``path`` (for messages)."""
+    if path == ("project",):
+        return "project"
+    if path[:1] == ("targets",) or path[-1:] == ("target",):
+        return "target"
+    if "environments" in path or "sync" in path:
+        return "environment"
+    return "application"
+
+
+def _schema_problems(doc: Document, data: Any, definition: str | None) -> list[Problem]:
+    problems: list[Problem] = []
+    errors = sorted(
+        _validator(definition).iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    for error in errors:
+        problems.extend(_describe(doc, error))
+    return problems
+
+
+def _describe(doc: Document, error: SchemaViolation) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    where = _dotted(path) or "the top level"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(_schema_of(error).get("properties", {}))
+        out = []
+        for key in error.instance:
+            if key not in known:
+                allowed = ", ".join(sorted(known))
+                out.append(
+                    doc.problem(
+                        (*path, key),
+                        f"unknown key {key!r} in {where}; allowed: {allowed}",
+                        RULE,
+                    )
+                )
+        return out
+    if error.validator == "pattern" and _schema_of(error).get("pattern") == NAME_PATTERN.pattern:
+        name = str(error.instance)
+        # a bad key (propertyNames) is located at the key itself
+        target_path = (*path, name) if "propertyNames" in error.schema_path else path
+        message = check_name(_kind_of(target_path), name)
+        return [doc.problem(target_path, f"{_dotted(target_path)}: {message}", RULE_NAME)]
+    if error.validator == "type":
+        expected = _value_of(error)
+        words = expected if isinstance(expected, str) else " or ".join(expected)
+        words = words.replace("object", "mapping").replace("array", "list")
+        message = f"{where} must be a {words}, not {json.dumps(error.instance, default=str)[:40]}"
+    elif error.validator == "required":
+        message = f"{where}: {error.message}"
+    elif error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in _value_of(error))
+        message = f"{where} must be one of {allowed}, not {error.instance!r}"
+    elif error.validator == "pattern" and "age1" in str(_value_of(error)):
+        message = f"{where}: {error.instance!r} is not an age public key (age1...)"
+    else:
+        message = f"{where}: {error.message}"
+    return [doc.problem(path, message, RULE)]
+
+
+def _relative_positions(doc: Document, prefix: tuple[Any, ...]) -> dict[Any, tuple[int, int]]:
+    n = len(prefix)
+    return {p[n:]: pos for p, pos in doc.positions.items() if p[:n] == prefix}
+
+
+def _sync(data: Mapping[str, Any] | None, base: SyncPolicy) -> SyncPolicy:
+    if not data:
+        return base
+    return SyncPolicy(
+        automated=bool(data.get("automated", base.automated)),
+        prune=bool(data.get("prune", base.prune)),
+        self_heal=bool(data.get("self_heal", base.self_heal)),
+        auto_rollback=bool(data.get("auto_rollback", base.auto_rollback)),
+        health_timeout=float(data.get("health_timeout", base.health_timeout)),
+        resolve_image=data.get("resolve_image", base.resolve_image),
+        keep_versions=int(data.get("keep_versions", base.keep_versions)),
+    )
+
+
+def _read(tree: Tree, path: str, problems: list[Problem]) -> Document | None:
+    try:
+        raw = tree.read(path, limit=MAX_CONFIG_BYTES)
+        doc = parse_yaml(raw, path)
+    except YamlError as exc:
+        problems.extend(exc.problems)
+        return None
+    except GitswarmError as exc:
+        problems.append(Problem(str(exc), file=path, rule=rule_of(exc)))
+        return None
+    if not isinstance(doc.data, dict):
+        shape = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
+        problems.append(doc.problem((), f"must be a mapping of settings, but is {shape}", RULE))
+        return None
+    return doc
+
+
+def _application(
+    doc: Document,
+    data: Mapping[str, Any],
+    prefix: tuple[Any, ...],
+    default_name: str,
+    environments: tuple[Environment, ...],
+    problems: list[Problem],
+) -> Application | None:
+    name = data.get("name", default_name)
+    message = check_name("application", name)
+    if message is not None:
+        problems.append(
+            doc.problem((*prefix, "name") if "name" in data else prefix, message, RULE_NAME)
+        )
+        return None
+    known = {e.name: e for e in environments}
+    envs = data.get("environments")
+    if envs is None:
+        envs = [e.name for e in environments]
+    for index, env in enumerate(envs):
+        if env not in known:
+            problems.append(
+                doc.problem(
+                    (*prefix, "environments", index),
+                    f"application {name!r} lists environment {env!r}, which gitswarm.yml "
+                    f"does not declare (known: {', '.join(known)})",
+                    RULE_REF,
+                )
+            )
+    sync: dict[str, SyncPolicy] = {}
+    for env, policy in (data.get("sync") or {}).items():
+        if env not in known:
+            problems.append(
+                doc.problem(
+                    (*prefix, "sync", env),
+                    f"application {name!r} has a sync policy for environment {env!r}, which "
+                    f"gitswarm.yml does not declare (known: {', '.join(known)})",
+                    RULE_REF,
+                )
+            )
+            continue
+        sync[env] = _sync(policy, known[env].sync)
+    ordered = tuple(e.name for e in environments if e.name in envs)
+    return Application(
+        name=name,
+        stack=data.get("stack", DEFAULT_STACK),
+        files=tuple(data.get("files", DEFAULT_FILES)),
+        environments=ordered,
+        sync=sync,
+        source=doc.file,
+        positions=_relative_positions(doc, prefix),
+    )
+
+
+def load_config(tree: Tree) -> RepoConfig:
+    """The repository's settings at the Tree's revision. Raises ConfigError listing every
+    problem (file:line: message [rule])."""
+    problems: list[Problem] = []
+    if not tree.exists(CONFIG_FILE):
+        raise ConfigError(
+            f"{CONFIG_FILE} not found at the repository root; create one "
+            "(`gitswarm init DIR` writes an example)",
+            problems=[Problem(f"{CONFIG_FILE} is missing", file=CONFIG_FILE, rule=RULE_MISSING)],
+        )
+    doc = _read(tree, CONFIG_FILE, problems)
+    if doc is None:
+        raise ConfigError(f"{CONFIG_FILE} is not valid", problems=problems)
+    data: dict[str, Any] = doc.data
+    problems.extend(_schema_problems(doc, data, None))
+    if problems:
+        _raise(problems)
+
+    targets: dict[str, Target] = {"local": Target("local")}
+    for name, spec in (data.get("targets") or {}).items():
+        spec = spec or {}
+        tls = spec.get("tls") or {}
+        targets[name] = Target(
+            name=name,
+            url=spec.get("url"),
+            tls_ca=tls.get("ca"),
+            tls_cert=tls.get("cert"),
+            tls_key=tls.get("key"),
+            tls_verify=tls.get("verify", True),
+        )
+
+    environments: list[Environment] = []
+    for order, (name, spec) in enumerate(data["environments"].items()):
+        spec = spec or {}
+        target = spec.get("target", "local")
+        if target not in targets:
+            problems.append(
+                doc.problem(
+                    ("environments", name, "target"),
+                    f"environment {name!r} deploys to target {target!r}, which is not declared "
+                    f"under targets: (known: {', '.join(sorted(targets))})",
+                    RULE_REF,
+                )
+            )
+            continue
+        secrets = spec.get("secrets") or {}
+        verify = spec.get("verify")
+        environments.append(
+            Environment(
+                name=name,
+                order=order,
+                target=targets[target],
+                path=f"environments/{name}",
+                sync=_sync(spec.get("sync"), SyncPolicy()),
+                branch=spec.get("branch"),
+                verify=None
+                if verify is None
+                else VerifySettings(
+                    mode=verify["mode"],
+                    keys=tuple(verify.get("keys", ())),
+                    allowed_signers=verify.get("allowed_signers"),
+                ),
+                secrets=SecretSettings(
+                    recipients=tuple(secrets.get("recipients", ())),
+                    identity_file=secrets.get("identity_file"),
+                ),
+                policies=dict(spec.get("policies") or {}),
+                promotion=dict(spec.get("promotion") or {}),
+                source=CONFIG_FILE,
+                positions=_relative_positions(doc, ("environments", name)),
+            )
+        )
+    envs = tuple(environments)
+
+    applications: list[Application] = []
+    if "application" in data:
+        app = _application(
+            doc, data["application"], ("application",), data["project"], envs, problems
+        )
+        if app is not None:
+            applications.append(app)
+    for entry in tree.listdir(APPLICATIONS_DIR):
+        if not entry.endswith((".yml", ".yaml")) or entry.startswith("."):
+            continue
+        path = f"{APPLICATIONS_DIR}/{entry}"
+        app_doc = _read(tree, path, problems)
+        if app_doc is None:
+            continue
+        schema_problems = _schema_problems(app_doc, app_doc.data, "application")
+        if schema_problems:
+            problems.extend(schema_problems)
+            continue
+        stem = posixpath.splitext(entry)[0]
+        if "name" not in app_doc.data and check_name("application", stem) is not None:
+            problems.append(
+                Problem(
+                    f"{check_name('application', stem)}; rename the file or set name:",
+                    file=path,
+                    rule=RULE_NAME,
+                )
+            )
+            continue
+        app = _application(app_doc, app_doc.data, (), stem, envs, problems)
+        if app is not None:
+            applications.append(app)
+
+    seen: dict[str, Application] = {}
+    for app in applications:
+        if app.name in seen:
+            problems.append(
+                Problem(
+                    f"application {app.name!r} is declared twice: here and in "
+                    f"{seen[app.name].source}; application names must be unique",
+                    file=app.source,
+                    line=app.positions.get((), (None, None))[0],
+                    rule=RULE_REF,
+                )
+            )
+        seen[app.name] = app
+    if not applications and not problems:
+        problems.append(
+            doc.problem(
+                (),
+                "no application: add an `application:` section or a file in applications/",
+                RULE_REF,
+            )
+        )
+    if problems:
+        _raise(problems)
+    return RepoConfig(
+        project=data["project"],
+        environments=envs,
+        applications=tuple(applications),
+        targets={k: v for k, v in targets.items()},
+    )
+
+
+def _raise(problems: list[Problem]) -> None:
+    lines = "\n".join(f"  {p}" for p in problems)
+    raise ConfigError(f"the repository settings are not valid:\n{lines}", problems=problems)
