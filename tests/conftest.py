@@ -101,3 +101,29 @@ def stack_name(request: pytest.FixtureRequest, docker_client: docker.DockerClien
     name = f"t{_slug(request.node.name)}{uuid.uuid4().hex[:6]}"
     yield name
     remove_stack_objects(docker_client, name)
+
+
+# --- the state store, on SQLite and on a private PostgreSQL (harness/postgres.py) -------
+
+from harness.postgres import PostgresHarnessError, PrivatePostgres  # noqa: E402
+from harness.postgres import start as start_postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL cluster for the session. Missing server binaries fail the
+    test with what to install: a PostgreSQL test never skips silently."""
+    try:
+        server = start_postgres()
+    except PostgresHarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PrivatePostgres) -> str:
+    """URL of the empty database ``gitswarm`` on the private cluster (mark tests postgres)."""
+    return postgres_server.create_database("gitswarm")
