@@ -1,4 +1,4 @@
-"""The state store: operations history, audit trail, locks. I/O edge.
+"""The state store: history, audit trail, locks, statuses, baselines, approvals. I/O edge.
 
 SQLAlchemy over SQLite (the default: one file, nothing to run) or PostgreSQL (for teams,
 or several agents). reconcile/, promote/, notify/, api/ and cli/ use it through ``Store``
@@ -22,11 +22,14 @@ content-addressed name, never its data), and messages must not quote secret mate
 
 from gitswarm.store.db import ENV_VAR, default_location, resolve_url
 from gitswarm.store.locks import AGENT_LOCK, Lease, new_holder_id, sync_lock
+from gitswarm.store.status import KEEP, Keep
 from gitswarm.store.store import Store
 
 __all__ = [
     "AGENT_LOCK",
     "ENV_VAR",
+    "KEEP",
+    "Keep",
     "Lease",
     "Store",
     "default_location",

@@ -1,8 +1,9 @@
 """``Store``: the one object the rest of gitswarm talks to for recorded state.
 
-Each group of records lives in its own module (operations, locks, audit); ``Store``
-puts them behind one connection pool. Open one per process (the agent, a CLI command)
-and pass it in; it is safe to share between threads.
+Each group of records lives in its own module (operations, locks, status and bad
+revisions, baselines, promotions, notifications, audit); ``Store`` puts them behind one
+connection pool. Open one per process (the agent, a CLI command) and pass it in; it is
+safe to share between threads.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ from __future__ import annotations
 from types import TracebackType
 
 from gitswarm.store.audit import AuditMixin
+from gitswarm.store.baselines import BaselinesMixin
 from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
 from gitswarm.store.locks import LocksMixin
+from gitswarm.store.notifications import NotificationsMixin
 from gitswarm.store.operations import OperationsMixin
+from gitswarm.store.promotions import PromotionsMixin
+from gitswarm.store.status import StatusMixin
 
 
 class Store(
     OperationsMixin,
     LocksMixin,
+    StatusMixin,
+    BaselinesMixin,
+    PromotionsMixin,
+    NotificationsMixin,
     AuditMixin,
 ):
     """The state store at ``location`` (a SQLite path or a database URL; None: the

@@ -173,16 +173,19 @@ def test_processes_opening_a_new_store_at_once_all_succeed(store_url: str) -> No
 # --- SQLite settings --------------------------------------------------------------------
 
 
-def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     with Store(str(db)) as store:
         assert store.dialect == "sqlite"
-        store.start_operation("sync", "web", "dev", holder="h", trigger="cli")
+        op = store.start_operation("sync", "web", "dev", holder="h", trigger="cli")
         raw = sqlite3.connect(db)
         try:
             assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         finally:
             raw.close()
+        # foreign keys are enforced: a status cannot point at a missing operation
+        with pytest.raises(StoreError, match="FOREIGN KEY"):
+            store.set_status("web", "dev", operation_id=op + 100)
 
 
 def test_a_busy_sqlite_database_waits_then_fails_with_a_retryable_error(tmp_path: Path) -> None:
