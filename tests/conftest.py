@@ -101,3 +101,51 @@ def stack_name(request: pytest.FixtureRequest, docker_client: docker.DockerClien
     name = f"t{_slug(request.node.name)}{uuid.uuid4().hex[:6]}"
     yield name
     remove_stack_objects(docker_client, name)
+
+
+# --- the state store, on SQLite and on a private PostgreSQL (harness/postgres.py) -------
+
+from gitswarm.store import Store  # noqa: E402
+from harness.postgres import PostgresHarnessError, PrivatePostgres  # noqa: E402
+from harness.postgres import start as start_postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL cluster for the session. Missing server binaries fail the
+    test with what to install: a PostgreSQL test never skips silently."""
+    try:
+        server = start_postgres()
+    except PostgresHarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PrivatePostgres) -> str:
+    """URL of the empty database ``gitswarm`` on the private cluster (mark tests postgres)."""
+    return postgres_server.create_database("gitswarm")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """A fresh, empty state store location: a SQLite file in a temp dir, or a schema of
+    its own in the private PostgreSQL's ``gitswarm`` database. Tests using it run on both."""
+    if request.param == "sqlite":
+        yield os.path.join(tmp_path, "state.db")
+        return
+    request.getfixturevalue("postgres_url")  # the database the schemas live in
+    server: PrivatePostgres = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield server.create_schema(name, "gitswarm")
+    server.drop_schema(name, "gitswarm")
+
+
+@pytest.fixture()
+def store(store_url: str) -> Iterator[Store]:
+    """An open ``Store`` on ``store_url``, closed after the test."""
+    with Store(store_url) as opened:
+        yield opened

@@ -1,1 +1,39 @@
-"""History, audit trail, approvals and locks (SQLAlchemy; SQLite or PostgreSQL). I/O edge."""
+"""The state store: history, audit trail, locks, statuses, baselines, approvals. I/O edge.
+
+SQLAlchemy over SQLite (the default: one file, nothing to run) or PostgreSQL (for teams,
+or several agents). reconcile/, promote/, notify/, api/ and cli/ use it through ``Store``
+and get frozen records of ``gitswarm.model.operation`` back, never ORM objects. Every
+database error leaves as ``gitswarm.errors.StoreError``.
+
+Where it lives (``default_location``):
+
+1. ``$GITSWARM_STATE`` if set: a file path (SQLite) or a URL such as
+   ``postgresql://user:pass@host/gitswarm`` (``postgres://`` and ``postgresql://`` use
+   psycopg 3; ``sqlite:////abs/path.db`` also works). The CLI's ``--state`` overrides it.
+2. Otherwise ``$XDG_DATA_HOME/gitswarm/state.db``, and without ``XDG_DATA_HOME``
+   ``~/.local/share/gitswarm/state.db``. The folder is created (mode 0700) if missing.
+
+Opening a store migrates it to the current schema (Alembic, shipped in ``migrations/``),
+safely when several processes open it at once. Give PostgreSQL a database of its own.
+
+No secret values are ever stored: callers pass names and references (a secret's
+content-addressed name, never its data), and messages must not quote secret material.
+"""
+
+from gitswarm.store.db import ENV_VAR, default_location, resolve_url
+from gitswarm.store.locks import AGENT_LOCK, Lease, new_holder_id, sync_lock
+from gitswarm.store.status import KEEP, Keep
+from gitswarm.store.store import Store
+
+__all__ = [
+    "AGENT_LOCK",
+    "ENV_VAR",
+    "KEEP",
+    "Keep",
+    "Lease",
+    "Store",
+    "default_location",
+    "new_holder_id",
+    "resolve_url",
+    "sync_lock",
+]

@@ -1,0 +1,246 @@
+"""Where the state store lives, how it is opened and migrated, and how its errors leave.
+
+Every connection, transaction and migration of the store goes through ``Database``; it is
+also the one place where SQLAlchemy, Alembic and DB-API errors become ``StoreError``.
+
+SQLite runs in WAL mode (readers never wait for the writer), with a busy timeout and
+foreign keys on. Python's sqlite3 module is told to keep out of transaction control and
+the store issues ``BEGIN IMMEDIATE`` for writes itself: a write transaction takes SQLite's
+write lock up front, so two writers queue on the busy timeout instead of one failing
+with "database is locked" when it upgrades a read lock. Reads use a plain ``BEGIN`` (and
+a snapshot on PostgreSQL), so the dashboard never waits for the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+
+from gitswarm.errors import StoreError
+from gitswarm.store.schema import VERSION_TABLE
+
+ENV_VAR = "GITSWARM_STATE"
+FILE_NAME = "state.db"
+BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for another one
+_WRITE = "gitswarm_write"  # execution option: this transaction writes
+_MIGRATION_LOCK = 0x67697473  # pg_advisory_xact_lock key ("gits") serialising migrations
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_location(environ: Mapping[str, str] | None = None) -> str:
+    """``$GITSWARM_STATE`` if set (a path or a URL), else ``state.db`` under
+    ``$XDG_DATA_HOME/gitswarm`` (default ``~/.local/share/gitswarm``)."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENV_VAR, "").strip()
+    if explicit:
+        return explicit
+    data_home = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else None
+    if base is None:
+        home = env.get("HOME") or str(Path.home())
+        base = Path(home) / ".local" / "share"
+    return str(base / "gitswarm" / FILE_NAME)
+
+
+def resolve_url(location: str) -> URL:
+    """The SQLAlchemy URL of a location: ``sqlite:///...`` for a path, the URL itself
+    otherwise. ``postgres://`` and ``postgresql://`` use psycopg 3, the driver we ship."""
+    if "://" not in location:
+        path = Path(location).expanduser().resolve()
+        return URL.create("sqlite", database=str(path))
+    try:
+        url = make_url(location)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        # not echoing the location: it may hold a password
+        raise StoreError(f"the state store location is not a valid URL ({exc})") from exc
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"state store {url.render_as_string(hide_password=True)}: unsupported database "
+            f"{backend!r} (use a SQLite path or a postgresql:// URL)"
+        )
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise StoreError(
+            "state store: an in-memory SQLite database is not shared between connections; "
+            "give a file path"
+        )
+    return url
+
+
+def _describe(exc: BaseException) -> str:
+    """A short message: the driver's own words, without SQL or SQLAlchemy's link."""
+    inner = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    text = str(inner).strip() or type(inner).__name__
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
+    first = text.splitlines()[0] if text else type(inner).__name__
+    return f"{first} ({type(inner).__name__})"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic configuration for the migrations shipped in this package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", "gitswarm.store:migrations")
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+class Database:
+    """One engine on the store's database, migrated to head when opened."""
+
+    def __init__(
+        self,
+        location: str | None = None,
+        *,
+        clock: Clock = utcnow,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
+        self.url = resolve_url(location or default_location())
+        self.display = self.url.render_as_string(hide_password=True)
+        self._clock = clock
+        self._errors: tuple[type[BaseException], ...] = (
+            sa.exc.SQLAlchemyError,
+            CommandError,
+            sqlite3.Error,
+            OSError,
+        )
+        with self.translate("open"):
+            self.engine = self._create_engine(busy_timeout)
+            dbapi = self.engine.dialect.loaded_dbapi
+            self._errors += (dbapi.Error,)
+            self._writer = self.engine.execution_options(**{_WRITE: True})
+            # A read sees one snapshot: SQLite's deferred BEGIN gives it; PostgreSQL needs
+            # REPEATABLE READ (read-only, so it never fails to serialise).
+            self._reader = (
+                self.engine.execution_options(isolation_level="REPEATABLE READ")
+                if self.dialect == "postgresql"
+                else self.engine
+            )
+            try:
+                self._migrate()
+            except BaseException:
+                self.engine.dispose()
+                raise
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _create_engine(self, busy_timeout: float) -> sa.Engine:
+        if self.url.get_backend_name() == "sqlite":
+            parent = Path(self.url.database or "").parent  # resolve_url refused no file
+            if not parent.exists():
+                parent.mkdir(parents=True, mode=0o700)
+            engine = sa.create_engine(
+                self.url,
+                hide_parameters=True,
+                connect_args={"timeout": busy_timeout, "check_same_thread": False},
+            )
+            timeout_ms = int(busy_timeout * 1000)
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                    cursor.execute("PRAGMA foreign_keys = ON")
+                finally:
+                    cursor.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _sqlite_begin(conn: sa.Connection) -> None:
+                write = conn.get_execution_options().get(_WRITE, False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+            return engine
+        return sa.create_engine(
+            self.url,
+            hide_parameters=True,
+            pool_pre_ping=True,  # the agent outlives server restarts
+            connect_args={"connect_timeout": 10, "application_name": "gitswarm"},
+        )
+
+    def _migrate(self) -> None:
+        """``alembic upgrade head``, serialised between processes opening the store at once:
+        SQLite by the write lock of BEGIN IMMEDIATE, PostgreSQL by an advisory lock."""
+        cfg = alembic_config()
+        scripts = ScriptDirectory.from_config(cfg)
+        heads = set(scripts.get_heads())
+        with self.engine.connect() as conn:  # a read first: most opens find it current
+            opts = {"version_table": VERSION_TABLE}
+            current = set(MigrationContext.configure(conn, opts=opts).get_current_heads())
+        if current == heads:
+            return
+        known = {rev.revision for rev in scripts.walk_revisions()}
+        if current - known:
+            raise StoreError(
+                f"state store {self.display}: its schema ({', '.join(sorted(current))}) is "
+                f"newer than this gitswarm knows ({', '.join(sorted(heads))}): "
+                "upgrade gitswarm"
+            )
+        with self._writer.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def translate(self, doing: str) -> Iterator[None]:
+        """Turn database errors raised inside the block into ``StoreError``."""
+        try:
+            yield
+        except self._errors as exc:
+            raise StoreError(f"state store {self.display}: {doing}: {_describe(exc)}") from exc
+
+    @contextmanager
+    def read(self, doing: str) -> Iterator[sa.Connection]:
+        """A read transaction: one consistent snapshot for the queries inside."""
+        with self.translate(doing), self._reader.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self, doing: str) -> Iterator[sa.Connection]:
+        """A write transaction, committed when the block ends without an exception."""
+        with self.translate(doing), self._writer.begin() as conn:
+            yield conn
+
+    def now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("the store's clock must return aware datetimes")
+        return now.astimezone(UTC)
+
+    def insert(self, table: sa.Table) -> pg.Insert | sqlite_dialect.Insert:
+        """An INSERT that can take ``on_conflict_do_update`` on this database."""
+        if self.dialect == "postgresql":
+            return pg.insert(table)
+        return sqlite_dialect.insert(table)
+
+    def close(self) -> None:
+        self.engine.dispose()

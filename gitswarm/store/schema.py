@@ -1,0 +1,206 @@
+"""The state store's tables, as SQLAlchemy Core metadata: what the queries are written against.
+
+The migrations in ``migrations/versions/`` create the same tables without importing this
+module (a migration must stay as it was written); ``test_store_migrations`` checks that
+the migrated database and this metadata agree, on SQLite and on PostgreSQL.
+
+Enumerated values (kinds, results, statuses) are plain strings checked by the store, not
+database enums, so adding a value needs no migration. Timestamps are UTC everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared database stays sane
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so the value is stored as
+    naive UTC text (which also sorts correctly) and made aware again on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the store: use UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _name(column: str, **kw: Any) -> sa.Column[str]:
+    return sa.Column(column, sa.String, **kw)
+
+
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    _name("kind", nullable=False),
+    _name("app", nullable=False),
+    _name("env", nullable=False),
+    _name("trigger", nullable=False),
+    _name("actor"),
+    _name("holder"),
+    _name("revision"),
+    _name("previous_revision"),
+    _name("author"),
+    sa.Column("commit_time", UTCDateTime),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    _name("result", nullable=False),
+    _name("reason"),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Index(None, "app", "env", "id"),
+    sa.Index(None, "result"),
+)
+
+operation_changes = sa.Table(
+    "operation_changes",
+    metadata,
+    sa.Column(
+        "operation_id",
+        sa.Integer,
+        sa.ForeignKey("operations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    _name("service", primary_key=True),
+    _name("action", nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),  # list of changed field paths
+)
+
+locks = sa.Table(
+    "locks",
+    metadata,
+    _name("name", primary_key=True),
+    _name("holder", nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+baselines = sa.Table(
+    "baselines",
+    metadata,
+    _name("app", primary_key=True),
+    _name("env", primary_key=True),
+    _name("service", primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    _name("spec_hash", nullable=False),
+    _name("revision"),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+app_status = sa.Table(
+    "app_status",
+    metadata,
+    _name("app", primary_key=True),
+    _name("env", primary_key=True),
+    _name("sync", nullable=False),
+    _name("health", nullable=False),
+    _name("last_result"),
+    sa.Column("operation_id", sa.Integer, sa.ForeignKey("operations.id", ondelete="SET NULL")),
+    _name("revision"),
+    _name("reason"),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("drift", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+bad_revisions = sa.Table(
+    "bad_revisions",
+    metadata,
+    _name("app", primary_key=True),
+    _name("env", primary_key=True),
+    _name("revision", primary_key=True),
+    _name("reason", nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("marked_at", UTCDateTime, nullable=False),
+)
+
+promotions = sa.Table(
+    "promotions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    _name("app", nullable=False),
+    _name("from_env", nullable=False),
+    _name("to_env", nullable=False),
+    sa.Column("images", sa.JSON, nullable=False),
+    _name("status", nullable=False),
+    _name("requested_by", nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("gates", sa.JSON, nullable=False),
+    _name("commit_sha"),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index(None, "status"),
+)
+
+promotion_decisions = sa.Table(
+    "promotion_decisions",
+    metadata,
+    sa.Column(
+        "promotion_id",
+        sa.Integer,
+        sa.ForeignKey("promotions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    _name("username", primary_key=True),  # one decision per user and promotion
+    _name("decision", nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    _name("app", primary_key=True),
+    _name("env", primary_key=True),
+    _name("kind", primary_key=True),
+    _name("fingerprint", nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    _name("actor", nullable=False),
+    _name("action", nullable=False),
+    _name("target", nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index(None, "at"),
+    sa.Index(None, "actor"),
+    sa.Index(None, "target"),
+)

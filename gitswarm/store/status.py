@@ -1,0 +1,184 @@
+"""The current status of every app × environment, and the revisions known to be bad.
+
+Status: reconcile/ and the drift and health watchers write it; the CLI's ``status``, the
+API and the dashboard read it without touching Docker or Git. Each writer changes only
+the fields it knows (the drift watcher the sync verdict, the health watcher the health),
+in one atomic upsert, so concurrent writers never undo each other.
+
+Bad revisions: when a deploy fails and auto-rollback reverts it, reconcile/ marks the
+revision bad so the loop does not re-apply it until Git moves on.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from gitswarm.model.operation import (
+    HEALTH_STATUSES,
+    OPERATION_RESULTS,
+    SYNC_STATUSES,
+    AppStatus,
+    HealthStatus,
+    OperationResult,
+    SyncStatus,
+)
+from gitswarm.store.db import Database
+from gitswarm.store.operations import check
+from gitswarm.store.schema import app_status, bad_revisions
+
+
+class Keep(enum.Enum):
+    """The type of ``KEEP``."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP  # set_status: leave this field as it is
+
+
+def _status(row: sa.RowMapping) -> AppStatus:
+    return AppStatus(
+        app=row["app"],
+        env=row["env"],
+        sync=row["sync"],
+        health=row["health"],
+        updated_at=row["updated_at"],
+        last_result=row["last_result"],
+        operation_id=row["operation_id"],
+        revision=row["revision"],
+        reason=row["reason"],
+        message=row["message"],
+        drift=dict(row["drift"]),
+    )
+
+
+class StatusMixin:
+    _db: Database
+
+    def set_status(
+        self,
+        app: str,
+        env: str,
+        *,
+        sync: SyncStatus | Keep = KEEP,
+        health: HealthStatus | Keep = KEEP,
+        last_result: OperationResult | Keep | None = KEEP,
+        operation_id: int | Keep | None = KEEP,
+        revision: str | Keep | None = KEEP,
+        reason: str | Keep | None = KEEP,
+        message: str | Keep = KEEP,
+        drift: Mapping[str, Any] | Keep = KEEP,
+    ) -> AppStatus:
+        """Update the given fields of the status of ``app`` in ``env`` (the others keep
+        their value; a new status starts Unknown/Unknown); the status after the update."""
+        given: dict[str, Any] = {
+            "sync": sync,
+            "health": health,
+            "last_result": last_result,
+            "operation_id": operation_id,
+            "revision": revision,
+            "reason": reason,
+            "message": message,
+            "drift": drift,
+        }
+        changes = {k: v for k, v in given.items() if not isinstance(v, Keep)}
+        if "sync" in changes:
+            check(changes["sync"], SYNC_STATUSES, "sync status")
+        if "health" in changes:
+            check(changes["health"], HEALTH_STATUSES, "health")
+        if changes.get("last_result") is not None:
+            check(changes["last_result"], OPERATION_RESULTS, "last result")
+        if "drift" in changes:
+            changes["drift"] = dict(changes["drift"])
+        now = self._db.now()
+        fresh: dict[str, Any] = {
+            "sync": "Unknown",
+            "health": "Unknown",
+            "last_result": None,
+            "operation_id": None,
+            "revision": None,
+            "reason": None,
+            "message": "",
+            "drift": {},
+        }
+        fresh.update(changes)
+        stmt = self._db.insert(app_status).values(app=app, env=env, updated_at=now, **fresh)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[app_status.c.app, app_status.c.env],
+            set_={name: stmt.excluded[name] for name in [*changes, "updated_at"]},
+        ).returning(*app_status.c)
+        with self._db.write(f"set status of {app}/{env}") as conn:
+            row = conn.execute(upsert).mappings().one()
+        return _status(row)
+
+    def get_status(self, app: str, env: str) -> AppStatus | None:
+        with self._db.read(f"read status of {app}/{env}") as conn:
+            row = (
+                conn.execute(
+                    sa.select(app_status).where(app_status.c.app == app, app_status.c.env == env)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _status(row)
+
+    def all_statuses(self) -> list[AppStatus]:
+        """Every known app × environment, by app then environment name."""
+        with self._db.read("read statuses") as conn:
+            rows = conn.execute(
+                sa.select(app_status).order_by(app_status.c.app, app_status.c.env)
+            ).mappings()
+            return [_status(row) for row in rows]
+
+    def delete_status(self, app: str, env: str) -> bool:
+        """Forget an app × environment that left Git; False if there was none."""
+        with self._db.write(f"delete status of {app}/{env}") as conn:
+            deleted = conn.execute(
+                sa.delete(app_status).where(app_status.c.app == app, app_status.c.env == env)
+            ).rowcount
+        return deleted == 1
+
+    # --- bad revisions -------------------------------------------------------------------
+
+    def mark_bad(self, app: str, env: str, revision: str, reason: str, message: str = "") -> None:
+        """Remember that ``revision`` failed in ``env`` (marking it again updates why)."""
+        now = self._db.now()
+        stmt = self._db.insert(bad_revisions).values(
+            app=app, env=env, revision=revision, reason=reason, message=message, marked_at=now
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[bad_revisions.c.app, bad_revisions.c.env, bad_revisions.c.revision],
+            set_={
+                "reason": stmt.excluded.reason,
+                "message": stmt.excluded.message,
+                "marked_at": stmt.excluded.marked_at,
+            },
+        )
+        with self._db.write(f"mark {revision} bad") as conn:
+            conn.execute(upsert)
+
+    def is_bad(self, app: str, env: str, revision: str) -> bool:
+        with self._db.read(f"read bad revision {revision}") as conn:
+            found = conn.execute(
+                sa.select(sa.literal(1)).where(
+                    bad_revisions.c.app == app,
+                    bad_revisions.c.env == env,
+                    bad_revisions.c.revision == revision,
+                )
+            ).first()
+        return found is not None
+
+    def clear_bad(self, app: str, env: str, revision: str | None = None) -> int:
+        """Let a bad revision (or, with None, all of them for ``app`` in ``env``) be
+        applied again; how many marks were removed."""
+        query = sa.delete(bad_revisions).where(
+            bad_revisions.c.app == app, bad_revisions.c.env == env
+        )
+        if revision is not None:
+            query = query.where(bad_revisions.c.revision == revision)
+        with self._db.write("clear bad revisions") as conn:
+            return conn.execute(query).rowcount

@@ -1,0 +1,69 @@
+"""``Store``: the one object the rest of gitswarm talks to for recorded state.
+
+Each group of records lives in its own module (operations, locks, status and bad
+revisions, baselines, promotions, notifications, audit); ``Store`` puts them behind one
+connection pool. Open one per process (the agent, a CLI command) and pass it in; it is
+safe to share between threads.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from gitswarm.store.audit import AuditMixin
+from gitswarm.store.baselines import BaselinesMixin
+from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
+from gitswarm.store.locks import LocksMixin
+from gitswarm.store.notifications import NotificationsMixin
+from gitswarm.store.operations import OperationsMixin
+from gitswarm.store.promotions import PromotionsMixin
+from gitswarm.store.status import StatusMixin
+
+
+class Store(
+    OperationsMixin,
+    LocksMixin,
+    StatusMixin,
+    BaselinesMixin,
+    PromotionsMixin,
+    NotificationsMixin,
+    AuditMixin,
+):
+    """The state store at ``location`` (a SQLite path or a database URL; None: the
+    default location), opened and migrated to the current schema."""
+
+    def __init__(
+        self,
+        location: str | None = None,
+        *,
+        clock: Clock = utcnow,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
+        self._db = Database(location, clock=clock, busy_timeout=busy_timeout)
+
+    @property
+    def location(self) -> str:
+        """The database URL, password hidden: safe to show."""
+        return self._db.display
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.dialect
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.location!r})"

@@ -1,0 +1,265 @@
+"""Opening the state store: where it lives, migrations from empty and on re-open,
+concurrent first opens, SQLite's settings, and errors leaving as StoreError."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from gitswarm.errors import StoreError
+from gitswarm.store import Store, default_location, resolve_url
+from gitswarm.store.db import alembic_config
+from gitswarm.store.schema import VERSION_TABLE, metadata
+
+TABLES = {
+    "operations",
+    "operation_changes",
+    "locks",
+    "baselines",
+    "app_status",
+    "bad_revisions",
+    "promotions",
+    "promotion_decisions",
+    "notifications",
+    "audit_events",
+    VERSION_TABLE,
+}
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(resolve_url(url))
+
+
+# --- where it lives ---------------------------------------------------------------------
+
+
+def test_default_location_is_under_local_share() -> None:
+    assert default_location({"HOME": "/home/ops"}) == "/home/ops/.local/share/gitswarm/state.db"
+
+
+def test_default_location_respects_xdg_data_home() -> None:
+    env = {"HOME": "/home/ops", "XDG_DATA_HOME": "/data"}
+    assert default_location(env) == "/data/gitswarm/state.db"
+
+
+def test_a_relative_xdg_data_home_is_ignored_as_the_spec_says() -> None:
+    env = {"HOME": "/home/ops", "XDG_DATA_HOME": "relative/dir"}
+    assert default_location(env) == "/home/ops/.local/share/gitswarm/state.db"
+
+
+def test_gitswarm_state_wins_as_a_path_or_a_url() -> None:
+    env = {"HOME": "/h", "XDG_DATA_HOME": "/data", "GITSWARM_STATE": "/srv/state.db"}
+    assert default_location(env) == "/srv/state.db"
+    env["GITSWARM_STATE"] = "postgresql://gs@db/gitswarm"
+    assert default_location(env) == "postgresql://gs@db/gitswarm"
+
+
+def test_store_opens_the_default_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITSWARM_STATE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    with Store() as store:
+        assert store.location == f"sqlite:///{tmp_path}/xdg/gitswarm/state.db"
+    created = tmp_path / "xdg" / "gitswarm"
+    assert (created / "state.db").is_file()
+    assert created.stat().st_mode & 0o777 == 0o700
+
+
+def test_urls_pick_psycopg_and_paths_become_sqlite(tmp_path: Path) -> None:
+    for given in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"):
+        assert resolve_url(given).drivername == "postgresql+psycopg"
+    url = resolve_url(str(tmp_path / "x" / ".." / "s.db"))
+    assert url.drivername == "sqlite"
+    assert url.database == str(tmp_path / "s.db")
+
+
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("mysql://u@h/db", "unsupported database 'mysql'"),
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("postgresql://u:pw@h:notaport/db", "not a valid URL"),
+    ],
+)
+def test_unusable_locations_are_refused(location: str, words: str) -> None:
+    with pytest.raises(StoreError, match=words):
+        Store(location)
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+def test_a_new_store_is_migrated_to_head(store_url: str) -> None:
+    Store(store_url).close()
+    engine = _engine(store_url)
+    try:
+        assert set(sa.inspect(engine).get_table_names()) == TABLES
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            assert context.get_current_heads() == ("0001",)
+    finally:
+        engine.dispose()
+
+
+def test_the_migrated_schema_matches_the_metadata_the_queries_use(store_url: str) -> None:
+    Store(store_url).close()
+    engine = _engine(store_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            )
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_migrations_downgrade_to_empty_and_upgrade_again(store_url: str) -> None:
+    Store(store_url).close()
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        assert set(sa.inspect(engine).get_table_names()) == {VERSION_TABLE}
+    finally:
+        engine.dispose()
+    with Store(store_url) as store:
+        assert store.history() == []
+    engine = _engine(store_url)
+    try:
+        assert set(sa.inspect(engine).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
+
+
+def test_reopening_keeps_everything(store_url: str) -> None:
+    with Store(store_url) as store:
+        op = store.record_operation("drift", "web", "dev", "Succeeded", trigger="agent")
+        store.audit("alice", "sync", "web/dev")
+    with Store(store_url) as store:
+        assert store.get_operation(op).kind == "drift"
+        assert [e.actor for e in store.audit_events()] == ["alice"]
+
+
+def _open_and_report(url: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    barrier.wait()
+    with Store(url) as store:
+        store.audit("proc", "open", url)
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(store_url: str) -> None:
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(5)
+    procs = [ctx.Process(target=_open_and_report, args=(store_url, barrier)) for _ in range(5)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0] * 5
+    with Store(store_url) as store:
+        assert len(store.audit_events()) == 5
+
+
+# --- SQLite settings --------------------------------------------------------------------
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with Store(str(db)) as store:
+        assert store.dialect == "sqlite"
+        op = store.start_operation("sync", "web", "dev", holder="h", trigger="cli")
+        raw = sqlite3.connect(db)
+        try:
+            assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            raw.close()
+        # foreign keys are enforced: a status cannot point at a missing operation
+        with pytest.raises(StoreError, match="FOREIGN KEY"):
+            store.set_status("web", "dev", operation_id=op + 100)
+
+
+def test_a_busy_sqlite_database_waits_then_fails_with_a_retryable_error(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    Store(str(db)).close()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    try:
+        with Store(str(db), busy_timeout=0.3) as store:
+            started = datetime.now()
+            with pytest.raises(StoreError, match="database is locked") as caught:
+                store.acquire_lock("x", "h", 10)
+            assert (datetime.now() - started).total_seconds() >= 0.25
+            assert caught.value.retryable
+            assert caught.value.reason == "StoreFailed"
+            assert store.lock_holder("x") is None  # WAL: readers are not blocked
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+# --- errors leave as StoreError ---------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    bad = tmp_path / "state.db"
+    bad.write_bytes(b"certainly not sqlite " * 100)
+    with pytest.raises(StoreError, match="not a database") as caught:
+        Store(str(bad))
+    assert isinstance(caught.value.__cause__, sa.exc.DatabaseError)
+
+
+def test_a_location_under_a_file_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="open"):
+        Store(str(tmp_path / "file" / "sub" / "state.db"))
+
+
+def test_an_unreachable_server_is_a_store_error_without_the_password(tmp_path: Path) -> None:
+    url = f"postgresql://gs:s3cret-pw@/gitswarm?host={tmp_path}&port=1"
+    with pytest.raises(StoreError) as caught:
+        Store(url)
+    assert "s3cret-pw" not in str(caught.value)
+    assert "***" in str(caught.value)
+    assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+
+
+def test_database_errors_during_use_are_store_errors(store_url: str, store: Store) -> None:
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE audit_events"))
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match="audit") as caught:
+        store.audit("alice", "sync", "web/dev")
+    assert isinstance(caught.value.__cause__, sa.exc.SQLAlchemyError)
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="has no time zone"):
+        store.start_operation(
+            "sync", "web", "dev", holder="h", trigger="cli", commit_time=datetime(2025, 1, 1)
+        )
+
+
+def test_a_store_migrated_by_a_newer_gitswarm_is_refused_clearly(store_url: str) -> None:
+    Store(store_url).close()
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            version = sa.table(VERSION_TABLE, sa.column("version_num"))
+            conn.execute(sa.update(version).values(version_num="0099"))
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match=r"schema \(0099\) is newer .* upgrade gitswarm"):
+        Store(store_url)
