@@ -450,3 +450,12 @@ def test_object_names_fit_swarms_64_characters() -> None:
     assert service_name_problem("shop-dev", "api") is None
     assert "63" in (service_name_problem("s" * 60, "api") or "")
     assert "not valid" in (service_name_problem("shop.dev", "api") or "")
+
+
+def test_a_plaintext_file_named_age() -> None:
+    error = render_error(repo_files(**{"environments/dev/db_password.age": "hunter2\n"}))
+    assert (
+        "environments/dev/db_password.age is not an age-encrypted file (plaintext in Git?)"
+        in str(error)
+    )
+    assert "hunter2" not in str(error)
