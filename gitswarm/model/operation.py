@@ -108,6 +108,9 @@ class Baseline:
     spec_hash: str
     revision: str | None
     updated_at: datetime
+    # The compose service as rendered for that deploy, so the next plan can name the
+    # rendered fields a commit changes.
+    rendered: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,8 +158,9 @@ class _Loader:
         self.working_dir = working_dir
         self.read = read
         self.problems: list[Problem] = []
+        self.first_version: str | None = None  # every file must have the first one's
 
-    def file(self, path: str, raw: bytes, first_version: str | None) -> _File | None:
+    def file(self, path: str, raw: bytes, first: bool) -> _File | None:
         try:
             doc = parse_yaml(raw, path)
         except YamlError as exc:
@@ -179,6 +180,9 @@ class _Loader:
         version = normalize_version("" if raw_version is None else sprint(raw_version))
         if "version" not in doc.data:
             version = DEFAULT_VERSION
+        if first:
+            self.first_version = version
+        first_version = self.first_version
         if first_version is not None and version != first_version:
             self.problems.append(
                 doc.problem(
@@ -403,14 +407,11 @@ def load_compose(
         return merged
     loader = _Loader(variables, posixpath.dirname(sources[0][0]), read)
     files: list[_File] = []
-    first_version: str | None = None
     for index, (path, raw) in enumerate(sources):
-        loaded = loader.file(path, raw, first_version)
+        loaded = loader.file(path, raw, first=index == 0)
         if loaded is not None:
             files.append(loaded)
             merged.documents.append(loaded.doc)
-            if index == 0:
-                first_version = loaded.version
     merged.problems.extend(loader.problems)
     if merged.problems:
         return merged

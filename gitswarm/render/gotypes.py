@@ -22,7 +22,7 @@ target or None, slices are lists or None (nil), maps dicts or None, ``any`` is p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from gitswarm.repo.yamlsrc import YamlTimestamp
@@ -380,16 +380,3 @@ def encode(value: Any, t: GoType) -> Any:
     if kind == "map":
         return {k: encode(value[k], _elem(t)) for k in sorted(value or {})}
     return value
-
-
-@dataclass
-class Loaded:
-    """One compose file decoded into the typed model (render/compose.py builds it)."""
-
-    version: str
-    services: dict[str, Any] = field(default_factory=dict)
-    networks: dict[str, Any] = field(default_factory=dict)
-    volumes: dict[str, Any] = field(default_factory=dict)
-    secrets: dict[str, Any] = field(default_factory=dict)
-    configs: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)

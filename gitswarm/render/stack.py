@@ -85,6 +85,7 @@ MAX_ENV_BYTES = 1024 * 1024
 MAX_OBJECT_FILE_BYTES = 1024 * 1024
 MAX_OBJECT_DATA_BYTES = 500 * 1024  # Swarm refuses configs/secrets of 500 KiB or more
 DIGEST_CHARS = 12
+AGE_HEADERS = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 RESERVED_VARIABLES = ("GITSWARM_ENV", "GITSWARM_APP", "GITSWARM_STACK")
 RESERVED_LABEL_PREFIX = "io.gitswarm."
 
@@ -367,6 +368,17 @@ def _objects(
                             f"secret {key}: no age identity for environment "
                             f"{context.env.name!r} to decrypt {path}; put the key where "
                             "`gitswarm secret keygen` writes it (README, Secrets)",
+                            RULE_SECRET,
+                        )
+                    )
+                    continue
+                if not raw.startswith(AGE_HEADERS):
+                    problems.append(
+                        merged.problem(
+                            (*where, "file"),
+                            f"secret {key}: {path} is not an age-encrypted file (plaintext in "
+                            f"Git?); encrypt the value with `gitswarm secret encrypt --env "
+                            f"{context.env.name} {key}`",
                             RULE_SECRET,
                         )
                     )

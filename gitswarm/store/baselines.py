@@ -24,6 +24,7 @@ def _baseline(row: sa.RowMapping) -> Baseline:
         env=row["env"],
         service=row["service"],
         spec=row["spec"],
+        rendered=row["rendered"],
         version=row["version"],
         spec_hash=row["spec_hash"],
         revision=row["revision"],
@@ -44,14 +45,18 @@ class BaselinesMixin:
         version: int,
         spec_hash: str,
         revision: str | None,
+        rendered: Mapping[str, Any] | None = None,
     ) -> Baseline:
-        """Store (or replace) the baseline of one service; the stored record."""
+        """Store (or replace) the baseline of one service; the stored record. ``spec`` is
+        the live Spec right after the deploy, ``rendered`` the compose service as
+        rendered for it."""
         now = self._db.now()
         stmt = self._db.insert(baselines).values(
             app=app,
             env=env,
             service=service,
             spec=dict(spec),
+            rendered=dict(rendered or {}),
             version=version,
             spec_hash=spec_hash,
             revision=revision,
@@ -61,7 +66,7 @@ class BaselinesMixin:
             index_elements=[baselines.c.app, baselines.c.env, baselines.c.service],
             set_={
                 name: stmt.excluded[name]
-                for name in ("spec", "version", "spec_hash", "revision", "updated_at")
+                for name in ("spec", "rendered", "version", "spec_hash", "revision", "updated_at")
             },
         ).returning(*baselines.c)
         with self._db.write(f"save baseline of {app}/{env}/{service}") as conn:

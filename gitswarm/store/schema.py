@@ -114,7 +114,9 @@ baselines = sa.Table(
     _name("app", primary_key=True),
     _name("env", primary_key=True),
     _name("service", primary_key=True),
-    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # the live Spec right after the deploy
+    # the compose service as rendered (migration 0002; older rows have {})
+    sa.Column("rendered", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("version", sa.BigInteger, nullable=False),
     _name("spec_hash", nullable=False),
     _name("revision"),

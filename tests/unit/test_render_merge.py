@@ -203,3 +203,9 @@ def test_source_locations_follow_the_last_file_that_wrote_a_value() -> None:
     assert merged.locate(("services", "a", "image")).file == "dir1/c1.yml"  # type: ignore[union-attr]
     where = merged.locate(("services", "a", "environment", "A"))
     assert where is not None and (where.file, where.line) == ("dir0/c0.yml", 4)
+
+
+def test_versions_are_compared_even_when_the_first_file_has_other_problems() -> None:
+    merged = _load("version: '3.8'\nservices:\n  a: {image: '${X}'}\n", "services: {}\n")
+    text = "\n".join(str(p) for p in merged.problems)
+    assert "variable X is not set" in text and "differs from the first compose file's 3.8" in text

@@ -438,3 +438,24 @@ def test_unknown_environment_or_application() -> None:
         render_stack(tree, load_config(tree), "web", "qa", None)
     with pytest.raises(UsageError, match="unknown application 'api'"):
         render_stack(tree, load_config(tree), "api", "dev", None)
+
+
+def test_object_names_fit_swarms_64_characters() -> None:
+    from gitswarm.render.names import object_name, service_name_problem
+
+    name = object_name("s" * 40, "a_very_long_configuration_key", "0123456789ab")
+    assert name is not None and len(name) == 64
+    assert name.startswith("s" * 40 + "_a_very_lon_") and name.endswith("_0123456789ab")
+    assert object_name("s" * 51, "key", "0123456789ab") is None
+    assert service_name_problem("shop-dev", "api") is None
+    assert "63" in (service_name_problem("s" * 60, "api") or "")
+    assert "not valid" in (service_name_problem("shop.dev", "api") or "")
+
+
+def test_a_plaintext_file_named_age() -> None:
+    error = render_error(repo_files(**{"environments/dev/db_password.age": "hunter2\n"}))
+    assert (
+        "environments/dev/db_password.age is not an age-encrypted file (plaintext in Git?)"
+        in str(error)
+    )
+    assert "hunter2" not in str(error)

@@ -104,7 +104,7 @@ def test_a_new_store_is_migrated_to_head(store_url: str) -> None:
         assert set(sa.inspect(engine).get_table_names()) == TABLES
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            assert context.get_current_heads() == ("0001",)
+            assert context.get_current_heads() == ("0002",)
     finally:
         engine.dispose()
 
@@ -263,3 +263,25 @@ def test_a_store_migrated_by_a_newer_gitswarm_is_refused_clearly(store_url: str)
         engine.dispose()
     with pytest.raises(StoreError, match=r"schema \(0099\) is newer .* upgrade gitswarm"):
         Store(store_url)
+
+
+def test_a_store_at_0001_keeps_its_baselines_through_later_migrations(store_url: str) -> None:
+    engine = _engine(store_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO baselines (app, env, service, spec, version, spec_hash, "
+                    "revision, updated_at) VALUES ('web', 'dev', 'web', '{\"Name\": \"w\"}', 7, "
+                    "'h', 'r1', '2025-06-01 12:00:00.000000')"
+                )
+            )
+    finally:
+        engine.dispose()
+    with Store(store_url) as store:
+        baseline = store.baselines("web", "dev")["web"]
+    assert baseline.spec == {"Name": "w"} and baseline.version == 7
+    assert baseline.rendered == {}

@@ -113,10 +113,19 @@ SPEC = {
 
 def test_baselines_are_saved_replaced_and_read_per_service(store: Store) -> None:
     assert store.baselines("web", "dev") == {}
+    rendered = {"image": "medianest/app:1.2.0", "deploy": {"replicas": 2}}
     saved = store.save_baseline(
-        "web", "dev", "web", spec=SPEC, version=4242, spec_hash="h1", revision="r1"
+        "web",
+        "dev",
+        "web",
+        spec=SPEC,
+        rendered=rendered,
+        version=4242,
+        spec_hash="h1",
+        revision="r1",
     )
     assert saved.spec == SPEC and saved.version == 4242 and saved.revision == "r1"
+    assert saved.rendered == rendered
     store.save_baseline(
         "web", "dev", "db", spec={"Name": "db"}, version=7, spec_hash="h2", revision="r1"
     )
@@ -134,6 +143,8 @@ def test_baselines_are_saved_replaced_and_read_per_service(store: Store) -> None
     assert list(got) == ["db", "web"]
     assert got["web"] == replaced and got["web"].version == 2**40
     assert got["web"].spec_hash == "h4" and got["web"].revision == "r2"
+    assert got["web"].rendered == {}  # replaced as a whole
+    assert got["db"].rendered == {}
     assert store.baselines("web", "prod")["web"].revision is None
 
 
