@@ -11,6 +11,7 @@ import click
 
 from gitswarm import __version__
 from gitswarm.cli.example import write_example
+from gitswarm.cli.ops import register
 from gitswarm.cli.output import emit_json, guarded
 from gitswarm.cli.render import render, validate
 from gitswarm.cli.secret import secret
@@ -49,6 +50,7 @@ def init(directory: Path, no_git: bool, as_json: bool) -> None:
 cli.add_command(render)
 cli.add_command(validate)
 cli.add_command(secret)
+register(cli)
 
 
 def main() -> None:

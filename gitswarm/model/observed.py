@@ -22,10 +22,20 @@ from gitswarm.model.stack import (
 ServiceMode = Literal["replicated", "global", "replicated-job", "global-job"]
 
 
-def spec_digest(spec: object) -> str:
-    """A digest of a JSON-like spec, to tell whether a task runs the service's current
-    task template (Swarm copies the template into each task it creates)."""
-    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+def spec_digest(spec: Mapping[str, Any]) -> str:
+    """A digest of a task template, to tell whether a task runs the service's current
+    one. Swarm copies the template into each task it creates, but only the service's
+    copy shows ``Runtime`` and only the task's shows the ``Placement.Platforms`` the
+    orchestrator filled in: both are left out."""
+    comparable = {k: v for k, v in spec.items() if k != "Runtime"}
+    placement = comparable.get("Placement")
+    if isinstance(placement, Mapping):
+        trimmed = {k: v for k, v in placement.items() if k != "Platforms"}
+        if trimmed:
+            comparable["Placement"] = trimmed
+        else:
+            comparable.pop("Placement")
+    text = json.dumps(comparable, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -136,19 +146,3 @@ class StackState:
             if svc.compose_name == compose_name:
                 return svc
         return None
-
-
-@dataclass(frozen=True)
-class ServiceBaseline:
-    """What gitswarm deployed for one service and what the swarm showed right after.
-
-    ``rendered`` is the compose service as rendered (to show field-level changes of the
-    next commit); ``live`` is the service's Spec as Docker returned it once the deploy
-    converged (any later difference is drift); both hold no secret value."""
-
-    service: str
-    spec_hash: str
-    revision: str | None
-    rendered: Mapping[str, Any] = field(repr=False)
-    live: Mapping[str, Any] = field(repr=False)
-    version: int = 0

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gitswarm.model.observed import ServiceBaseline, ServiceState, StackState
+from gitswarm.model.observed import ServiceState, StackState
+from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import LABEL_APP, LABEL_ENV, DesiredStack, ObjectMaterial
 from gitswarm.plan.diff import FieldChange, diff
 
@@ -116,18 +117,18 @@ def _owned_by(service: ServiceState, app: str, env: str) -> bool:
     )
 
 
-def drift_of(service: ServiceState, baseline: ServiceBaseline | None) -> tuple[FieldChange, ...]:
+def drift_of(service: ServiceState, baseline: Baseline | None) -> tuple[FieldChange, ...]:
     if baseline is None or baseline.spec_hash != service.spec_hash:
         return ()
     if baseline.version == service.version:
         return ()  # nothing has written the service since we recorded it
-    return tuple(diff(baseline.live, service.spec))
+    return tuple(diff(baseline.spec, service.spec))
 
 
 def make_plan(
     desired: DesiredStack,
     observed: StackState,
-    baselines: Mapping[str, ServiceBaseline],
+    baselines: Mapping[str, Baseline],
     *,
     prune: bool,
     heal: bool,

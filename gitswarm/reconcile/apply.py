@@ -6,7 +6,7 @@ Steps of the sync pipeline (reconcile/sync.py calls them in order):
    the services that change, then removal of pruned services (owned ones only);
 2. ``wait_converged``: poll services and tasks until health/ says converged or failed,
    or the timeout passes;
-3. ``capture_baselines``: record each deployed service's live spec (drift reference);
+3. ``deployed_services``: each deployed service's live spec, the drift reference;
 4. ``collect_garbage``: remove old owned config/secret versions no service uses,
    keeping the newest ``keep`` per name for rollbacks.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from gitswarm.errors import HealthError
 from gitswarm.health import Verdict, assess
 from gitswarm.model.config import ResolveImage
-from gitswarm.model.observed import ObjectState, ServiceBaseline, ServiceState
+from gitswarm.model.observed import ObjectState, ServiceState
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -114,28 +114,11 @@ def wait_converged(
         clock.sleep(interval)
 
 
-def capture_baselines(
-    swarm: Swarm, desired: DesiredStack, services: Iterable[str]
-) -> dict[str, ServiceBaseline]:
+def deployed_services(swarm: Swarm, stack: str, services: Iterable[str]) -> list[ServiceState]:
+    """The live state of ``services`` right after their deploy converged: the baselines
+    that later observations are compared with to see drift."""
     wanted = set(services)
-    baselines: dict[str, ServiceBaseline] = {}
-    for live in swarm.services(desired.stack):
-        if live.compose_name not in wanted:
-            continue
-        baselines[live.compose_name] = baseline_of(desired, live)
-    return baselines
-
-
-def baseline_of(desired: DesiredStack, live: ServiceState) -> ServiceBaseline:
-    name = live.compose_name
-    return ServiceBaseline(
-        service=name,
-        spec_hash=desired.service_hashes.get(name, live.spec_hash or ""),
-        revision=desired.revision,
-        rendered=desired.services.get(name, {}),
-        live=live.spec,
-        version=live.version,
-    )
+    return [live for live in swarm.services(stack) if live.compose_name in wanted]
 
 
 def _referenced(services: Iterable[ServiceState]) -> set[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from gitswarm.model.observed import ServiceBaseline, ServiceState, StackState
+from gitswarm.model.observed import ServiceState, StackState
+from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -15,6 +17,8 @@ from gitswarm.model.stack import (
     ObjectMaterial,
 )
 from gitswarm.plan import deployable_compose, diff, make_plan
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def desired(services: dict[str, dict[str, Any]], **extra: Any) -> DesiredStack:
@@ -63,13 +67,16 @@ def live(
     )
 
 
-def baseline(svc: ServiceState, rendered: dict[str, Any]) -> ServiceBaseline:
-    return ServiceBaseline(
+def baseline(svc: ServiceState, rendered: dict[str, Any]) -> Baseline:
+    return Baseline(
+        app="shop",
+        env="dev",
+        updated_at=NOW,
         service=svc.compose_name,
         spec_hash=svc.spec_hash or "",
         revision="old",
         rendered=rendered,
-        live=svc.spec,
+        spec=svc.spec,
         version=svc.version,
     )
 
@@ -131,7 +138,9 @@ def test_manual_scale_is_drift_healed_or_only_reported() -> None:
 
 def test_same_version_means_no_drift_without_diffing() -> None:
     web = live("web", "a:1", version=10)
-    base = ServiceBaseline("web", "h-a:1", "old", {"image": "a:1"}, {"different": True}, 10)
+    base = Baseline(
+        "shop", "dev", "web", {"different": True}, 10, "h-a:1", "old", NOW, {"image": "a:1"}
+    )
     plan = make_plan(
         desired({"web": {"image": "a:1"}}),
         StackState("shop-dev", (web,)),

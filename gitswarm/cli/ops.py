@@ -1,0 +1,425 @@
+"""``gitswarm sync``, ``status``, ``diff``, ``history`` and ``rollback`` (edge).
+
+They deploy committed revisions only: HEAD of the followed branch of ``--repo`` (a
+local clone or a URL), or ``--revision``. State lives in the store (``--state``, or
+``$GITSWARM_STATE``, or the default location; see gitswarm/store/__init__.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from gitswarm.cli.output import emit_json, guarded
+from gitswarm.errors import UsageError
+from gitswarm.model.config import RepoConfig
+from gitswarm.plan import Plan
+from gitswarm.plan.plan import friendly
+from gitswarm.reconcile.rollback import RollbackRequest, rollback
+from gitswarm.reconcile.status import live_status
+from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest, default_swarm_for
+from gitswarm.repo import load_config
+from gitswarm.source.repo import RepoSource
+from gitswarm.source.tree import GitTree
+from gitswarm.store import Store
+
+REPO_HELP = "The GitOps repository: a local clone (default: the current folder) or a Git URL."
+STATE_HELP = "The state store: a SQLite path or a PostgreSQL URL (default: $GITSWARM_STATE)."
+
+
+def repo_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--repo", default=".", show_default=True, help=REPO_HELP)(fn)
+
+
+def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+
+
+class Progress:
+    """Stages and convergence on a terminal (rich); silent when not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.console = Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self._status: Any = None
+
+    def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self._status is None:
+            self._status = self.console.status(message)
+            self._status.start()
+        else:
+            self._status.update(message)
+        self.console.log(message, highlight=False)
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+@dataclass
+class Session:
+    source: RepoSource
+    store: Store
+    reconciler: Reconciler
+    progress: Progress
+
+    def config(self) -> RepoConfig:
+        return load_config(GitTree(self.source.git_dir, self.source.head()))
+
+    def apps(self, env: str, app: str | None) -> list[str]:
+        config = self.config()
+        config.environment(env)
+        if app:
+            config.application(app)
+            return [app]
+        names = [a.name for a in config.apps_for(env)]
+        if not names:
+            raise UsageError(f"no application is deployed to environment {env!r}")
+        return names
+
+
+@contextlib.contextmanager
+def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
+    source = RepoSource.open(repo)
+    if source.remote is not None:
+        source.fetch()
+    store = Store(state)
+    progress = Progress(enabled=not as_json)
+    reconciler = Reconciler(
+        source=source, store=store, swarm_for=default_swarm_for, progress=progress
+    )
+    try:
+        yield Session(source, store, reconciler, progress)
+    finally:
+        progress.stop()
+        store.close()
+
+
+def _config_keyerror(exc: KeyError) -> UsageError:
+    return UsageError(str(exc.args[0]) if exc.args else str(exc))
+
+
+# --- printing -------------------------------------------------------------------------
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    marks = {"create": "+", "update": "~", "remove": "-", "orphan": "?", "unchanged": "="}
+    lines = []
+    for change in plan.services:
+        if change.action == "unchanged" and not change.drift:
+            continue
+        note = f"  ({change.note})" if change.note else ""
+        lines.append(f"  {marks[change.action]} {change.service}: {change.action}{note}")
+        lines.extend(f"      {f}" for f in change.fields)
+        lines.extend(
+            f"      drift {friendly(f.path)}: {f.before!r} -> {f.after!r}" for f in change.drift
+        )
+    for obj in plan.create_objects:
+        lines.append(f"  + {obj.kind} {obj.name}")
+    return lines or ["  (no changes)"]
+
+
+def print_outcome(outcome: SyncOutcome) -> None:
+    rev = (outcome.revision or "?")[:12]
+    head = f"{outcome.app}/{outcome.env} @ {rev}: {outcome.result}"
+    if outcome.reason and outcome.result != "Succeeded":
+        head += f" [{outcome.reason}]"
+    click.echo(head)
+    if outcome.plan is not None:
+        for line in plan_lines(outcome.plan):
+            click.echo(line)
+    if outcome.policy is not None:
+        for warning in outcome.policy.warnings:
+            click.echo(f"  warning: {warning.message}")
+    if outcome.message:
+        click.echo(f"  {outcome.message}")
+    for problem in outcome.problems:
+        click.echo(f"  {problem}")
+
+
+def exit_code(outcomes: list[SyncOutcome]) -> int:
+    codes = [o.exit_code or (0 if o.ok else 1) for o in outcomes]
+    if 2 in codes:
+        return 2
+    return 1 if any(codes) else 0
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--env", "env", required=True, help="The environment to sync.")
+@click.option("--app", "app", default=None, help="Only this application (default: all).")
+@click.option("--revision", default=None, help="A commit, tag or branch (default: HEAD).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for health.")
+@click.option(
+    "--lock-wait", default=0.0, show_default=True, help="Seconds to wait for a running sync."
+)
+@repo_option
+@state_option
+@json_option
+def sync(
+    env: str,
+    app: str | None,
+    revision: str | None,
+    dry_run: bool,
+    wait: bool,
+    lock_wait: float,
+    repo: str,
+    state: str | None,
+    as_json: bool,
+) -> None:
+    """Deploy a committed revision of ENV now and wait until it is healthy."""
+
+    def run() -> None:
+        with session(repo, state, as_json=as_json) as s:
+            try:
+                apps = s.apps(env, app)
+            except KeyError as exc:
+                raise _config_keyerror(exc) from None
+            outcomes = [
+                s.reconciler.sync(
+                    SyncRequest(
+                        name,
+                        env,
+                        revision=revision,
+                        dry_run=dry_run,
+                        wait=wait,
+                        lock_wait=lock_wait,
+                    )
+                )
+                for name in apps
+            ]
+            s.progress.stop()
+        if as_json:
+            emit_json(
+                {"ok": all(o.ok for o in outcomes), "results": [o.as_dict() for o in outcomes]}
+            )
+        else:
+            for outcome in outcomes:
+                print_outcome(outcome)
+        sys.exit(exit_code(outcomes))
+
+    guarded(as_json, run)
+
+
+@click.command()
+@click.option("--env", "env", default=None, help="Only this environment.")
+@click.option("--app", "app", default=None, help="Only this application.")
+@repo_option
+@state_option
+@json_option
+def status(env: str | None, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
+    """Applications × environments: revision, sync, health, last operation, drift."""
+
+    def run() -> None:
+        with session(repo, state, as_json=as_json) as s:
+            config = s.config()
+            pairs = [
+                (a.name, e.name)
+                for e in config.environments
+                if env in (None, e.name)
+                for a in config.apps_for(e.name)
+                if app in (None, a.name)
+            ]
+            if not pairs:
+                raise UsageError("no application matches --env/--app")
+            results = [live_status(s.reconciler, a, e) for a, e in pairs]
+        if as_json:
+            emit_json({"ok": True, "statuses": [r.as_dict() for r in results]})
+            return
+        table = Table(box=None, pad_edge=False)
+        for column in ("APP", "ENV", "SYNC", "HEALTH", "HEAD", "DEPLOYED", "LAST", "MESSAGE"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(
+                r.app,
+                r.env,
+                r.sync,
+                r.health,
+                (r.head or "-")[:12],
+                (r.deployed or "-")[:12],
+                r.last_result or "-",
+                (f"[{r.reason}] " if r.reason else "") + r.message,
+            )
+        Console(width=200).print(table)
+        for r in results:
+            for d in r.drift:
+                fields = ", ".join(
+                    f"{x['field']}: {x['before']!r} -> {x['after']!r}" for x in d["drift"]
+                )
+                click.echo(f"drift {r.app}/{r.env} {d['service']}: {fields or d['note']}")
+            for orphan in r.orphans:
+                click.echo(
+                    f"orphan {r.app}/{r.env} {orphan}: deployed by gitswarm, "
+                    "gone from Git (prune is off)"
+                )
+
+    guarded(as_json, run)
+
+
+@click.command()
+@click.option("--env", "env", required=True)
+@click.option("--app", "app", default=None)
+@repo_option
+@state_option
+@json_option
+def diff(env: str, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
+    """What a sync of ENV would change, per service, and what drifted."""
+
+    def run() -> None:
+        with session(repo, state, as_json=as_json) as s:
+            try:
+                apps = s.apps(env, app)
+            except KeyError as exc:
+                raise _config_keyerror(exc) from None
+            results = [live_status(s.reconciler, name, env) for name in apps]
+        errors = [r.error for r in results if r.error is not None]
+        if errors:
+            raise errors[0]
+        if as_json:
+            emit_json({"ok": True, "diffs": [r.plan.as_dict() for r in results if r.plan]})
+            return
+        for r in results:
+            click.echo(f"{r.app}/{r.env} (stack {r.stack}) @ {(r.head or '?')[:12]}: {r.sync}")
+            if r.plan is not None:
+                for line in plan_lines(r.plan):
+                    click.echo(line)
+
+    guarded(as_json, run)
+
+
+@click.command()
+@click.option("--env", "env", required=True)
+@click.option("--app", "app", default=None)
+@click.option("--limit", default=20, show_default=True)
+@state_option
+@json_option
+def history(env: str, app: str | None, limit: int, state: str | None, as_json: bool) -> None:
+    """Past operations in ENV, newest first."""
+
+    def run() -> None:
+        with Store(state) as store:
+            ops = store.history(app=app, env=env, limit=limit)
+        if as_json:
+            emit_json(
+                {
+                    "ok": True,
+                    "operations": [
+                        {
+                            "id": o.id,
+                            "kind": o.kind,
+                            "app": o.app,
+                            "env": o.env,
+                            "revision": o.revision,
+                            "result": o.result,
+                            "reason": o.reason,
+                            "message": o.message,
+                            "trigger": o.trigger,
+                            "actor": o.actor,
+                            "author": o.author,
+                            "started_at": o.started_at.isoformat(),
+                            "finished_at": o.finished_at.isoformat() if o.finished_at else None,
+                            "dry_run": o.dry_run,
+                            "changes": [
+                                {"service": c.service, "action": c.action, "fields": list(c.fields)}
+                                for c in o.changes
+                            ],
+                        }
+                        for o in ops
+                    ],
+                }
+            )
+            return
+        table = Table(box=None, pad_edge=False)
+        for column in ("ID", "WHEN", "KIND", "APP", "REVISION", "RESULT", "TRIGGER", "MESSAGE"):
+            table.add_column(column)
+        for o in ops:
+            result = o.result + (f" [{o.reason}]" if o.reason and o.result != "Succeeded" else "")
+            table.add_row(
+                str(o.id),
+                o.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                o.kind + (" (dry run)" if o.dry_run else ""),
+                o.app,
+                (o.revision or "-")[:12],
+                result,
+                o.trigger,
+                o.message,
+            )
+        Console(width=200).print(table)
+
+    guarded(as_json, run)
+
+
+@click.command(name="rollback")
+@click.option("--env", "env", required=True)
+@click.option("--app", "app", default=None, help="Needed when ENV has several applications.")
+@click.option("--previous", is_flag=True, help="Return to the last revision that deployed healthy.")
+@click.option("--to", "to", default=None, help="Return to this revision.")
+@click.option(
+    "--push/--no-push",
+    default=True,
+    show_default=True,
+    help="--no-push: deploy the old revision without a Git commit (offline emergency).",
+)
+@click.option("--reason", default="", help="Why; goes into the commit message and history.")
+@repo_option
+@state_option
+@json_option
+def rollback_cmd(
+    env: str,
+    app: str | None,
+    previous: bool,
+    to: str | None,
+    push: bool,
+    reason: str,
+    repo: str,
+    state: str | None,
+    as_json: bool,
+) -> None:
+    """Return ENV to a past revision with a Git commit, push it and sync it."""
+
+    def run() -> None:
+        if previous == bool(to):
+            raise UsageError("give exactly one of --previous and --to REVISION")
+        with session(repo, state, as_json=as_json) as s:
+            try:
+                apps = s.apps(env, app)
+            except KeyError as exc:
+                raise _config_keyerror(exc) from None
+            if len(apps) > 1:
+                raise UsageError(f"{env} has several applications ({', '.join(apps)}): give --app")
+            outcome = rollback(
+                s.reconciler,
+                RollbackRequest(apps[0], env, to=to, previous=previous, push=push, reason=reason),
+            )
+        if as_json:
+            emit_json({"ok": outcome.ok, "result": outcome.as_dict()})
+        else:
+            print_outcome(outcome)
+        sys.exit(exit_code([outcome]))
+
+    guarded(as_json, run)
+
+
+def register(group: click.Group) -> None:
+    for command in (sync, status, diff, history, rollback_cmd):
+        group.add_command(command)
+
+
+__all__ = ["register"]

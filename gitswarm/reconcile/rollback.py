@@ -1,0 +1,142 @@
+"""``gitswarm rollback``: return an environment to a past revision, through Git.
+
+The normal path writes a commit that restores exactly the files the environment's
+render reads (found by rendering through a recording Tree, at the current head and at
+the target) to their content at the target revision, pushes it, and syncs it: Git stays
+the source of truth and history shows why. ``push=False`` is the offline emergency:
+the past revision is deployed directly, recorded as such, and the current head is
+marked bad so the agent does not re-apply it until Git moves on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field, replace
+
+from gitswarm.errors import GitswarmError, NotFoundError, UsageError
+from gitswarm.model.operation import Trigger
+from gitswarm.model.tree import Tree
+from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest
+from gitswarm.render import render_stack
+from gitswarm.repo import load_config
+from gitswarm.source.tree import GitTree
+from gitswarm.source.writer import push as push_commit
+from gitswarm.source.writer import working_copy
+
+
+@dataclass
+class RecordingTree:
+    """A Tree that remembers every file path read through it."""
+
+    inner: Tree
+    read_paths: set[str] = field(default_factory=set)
+
+    @property
+    def revision(self) -> str | None:
+        return self.inner.revision
+
+    def read(self, path: str, *, limit: int) -> bytes:
+        self.read_paths.add(path)
+        return self.inner.read(path, limit=limit)
+
+    def exists(self, path: str) -> bool:
+        return self.inner.exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self.inner.is_dir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return self.inner.listdir(path)
+
+
+def render_inputs(r: Reconciler, revision: str, app: str, env: str) -> set[str]:
+    """The repository files an app's render in ``env`` reads at ``revision`` (minus the
+    repository-wide settings, which belong to every environment)."""
+    tree = RecordingTree(GitTree(r.source.git_dir, revision))
+    config = load_config(tree)
+    environment = config.environment(env)
+    with contextlib.suppress(GitswarmError):  # a broken revision still tells what it read
+        render_stack(tree, config, app, env, r.identity(config, environment))
+    shared = {"gitswarm.yml"} | {p for p in tree.read_paths if p.startswith("applications/")}
+    return tree.read_paths - shared
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    app: str
+    env: str
+    to: str | None = None  # a revision; None with previous=True
+    previous: bool = False
+    push: bool = True
+    actor: str | None = None
+    trigger: Trigger = "cli"
+    reason: str = ""
+
+
+def rollback(r: Reconciler, req: RollbackRequest) -> SyncOutcome:
+    head = r.source.head()
+    target = _target(r, req, head)
+    why = req.reason or "manual rollback"
+    if not req.push:
+        r.store.mark_bad(
+            req.app, req.env, head, "RolledBack", f"emergency rollback to {target[:12]}: {why}"
+        )
+        return r.sync(
+            SyncRequest(
+                req.app,
+                req.env,
+                revision=target,
+                trigger=req.trigger,
+                actor=req.actor,
+                kind="rollback",
+                force_bad=True,
+                message=f"emergency rollback to {target[:12]} without a Git commit "
+                f"(--no-push): {why}; Git still says {head[:12]}",
+            )
+        )
+    paths = sorted(
+        render_inputs(r, head, req.app, req.env) | render_inputs(r, target, req.app, req.env)
+    )
+    if not paths:
+        raise UsageError(f"nothing of {req.app}/{req.env} to roll back")
+    with working_copy(r.source) as wc:
+        wc.restore(target, paths)
+        message = (
+            f"Roll back {req.app} in {req.env} to {target[:12]}\n\n"
+            f"Reason: {why}\n"
+            f"Restored from {target}:\n"
+            + "".join(f"  {p}\n" for p in paths)
+            + (f"Requested by: {req.actor}\n" if req.actor else "")
+        )
+        commit = wc.commit(message)  # None: Git already equals the target; just sync it
+        new_head = head if commit is None else push_commit(r.source, wc)
+    if r.source.remote is not None:
+        r.source.fetch()
+    outcome = r.sync(
+        SyncRequest(
+            req.app,
+            req.env,
+            revision=new_head,
+            trigger=req.trigger,
+            actor=req.actor,
+            kind="rollback",
+            force_bad=True,
+            message=f"rollback to {target[:12]}: {why}",
+        )
+    )
+    return replace(outcome, message=f"{outcome.message} (rollback commit {new_head[:12]})")
+
+
+def _target(r: Reconciler, req: RollbackRequest, head: str) -> str:
+    if req.to:
+        return r.source.resolve(req.to)
+    if not req.previous:
+        raise UsageError("say where to: --previous or --to REVISION")
+    status = r.store.get_status(req.app, req.env)
+    exclude = {head} | ({status.revision} if status and status.revision else set())
+    found = r.store.last_successful_revision(req.app, req.env, exclude=exclude)
+    if found is None:
+        raise NotFoundError(
+            f"no earlier successful deploy of {req.app} in {req.env} is recorded; use --to REVISION"
+        )
+    return found

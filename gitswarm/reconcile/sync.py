@@ -1,0 +1,418 @@
+"""One sync of one application in one environment: the agent's loop, once.
+
+    fetch -> verify -> render -> validate -> plan -> apply -> wait -> record -> notify
+
+``Reconciler.sync`` reads top to bottom like that list. Whatever happens, the operation,
+the app status and the notification are recorded on the way out (``finally``). Bad input
+(render, validation, policy) stops before any Docker write; a failed deploy is recorded
+with its stable reason; the sync lock (one sync per app and environment) is always
+released. Called by cli/ (sync, rollback) and by the agent (reconcile/agent.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError
+from gitswarm.health import Verdict
+from gitswarm.model.config import Application, Environment, RepoConfig, SyncPolicy, Target
+from gitswarm.model.events import Event, EventKind
+from gitswarm.model.operation import (
+    HealthStatus,
+    OperationKind,
+    OperationResult,
+    SyncStatus,
+    Trigger,
+)
+from gitswarm.model.operation import ServiceChange as RecordedChange
+from gitswarm.model.policy import PolicyReport
+from gitswarm.model.stack import DesiredStack
+from gitswarm.notify import Notifier
+from gitswarm.plan import Plan, deployable_compose, make_plan
+from gitswarm.policy import evaluate, raise_for_violations
+from gitswarm.reconcile.apply import (
+    Clock,
+    Progress,
+    apply_plan,
+    collect_garbage,
+    deployed_services,
+    wait_converged,
+)
+from gitswarm.render import render_stack, to_yaml
+from gitswarm.render.secrets import Identity
+from gitswarm.repo import load_config
+from gitswarm.repo.policies import rego_sources
+from gitswarm.source.keys import load_identity
+from gitswarm.source.repo import CommitInfo, RepoSource
+from gitswarm.source.tree import GitTree
+from gitswarm.store import Store
+from gitswarm.store.locks import sync_lock
+from gitswarm.swarm.client import Swarm
+
+log = logging.getLogger("gitswarm.sync")
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    app: str
+    env: str
+    revision: str | None = None  # None: the head of the followed branch
+    trigger: Trigger = "cli"
+    actor: str | None = None
+    kind: OperationKind = "sync"
+    dry_run: bool = False
+    wait: bool = True
+    heal: bool = True  # redeploy services that drifted from Git
+    force_bad: bool = False  # deploy even a revision marked bad (an explicit request)
+    lock_wait: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    app: str
+    env: str
+    revision: str | None
+    result: OperationResult
+    reason: str | None = None
+    message: str = ""
+    plan: Plan | None = None
+    verdict: Verdict | None = None
+    policy: PolicyReport | None = None
+    operation_id: int | None = None
+    problems: tuple[Any, ...] = ()
+    exit_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("Succeeded", "Skipped")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "env": self.env,
+            "revision": self.revision,
+            "result": self.result,
+            "reason": self.reason,
+            "message": self.message,
+            "operation_id": self.operation_id,
+            "plan": self.plan.as_dict() if self.plan else None,
+            "health": self.verdict.as_dict() if self.verdict else None,
+            "policy": self.policy.to_dict() if self.policy else None,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+@dataclass
+class Rendered:
+    """What the first half of the pipeline produced for one app and environment."""
+
+    revision: str
+    commit: CommitInfo
+    config: RepoConfig
+    app: Application
+    env: Environment
+    desired: DesiredStack
+    policy: PolicyReport | None
+
+
+def recorded_changes(plan: Plan) -> list[RecordedChange]:
+    actions = {"create": "created", "update": "changed", "remove": "removed"}
+    out: list[RecordedChange] = []
+    for change in plan.services:
+        action = actions.get(change.action, "unchanged")
+        fields = tuple(f.path for f in (change.fields or change.drift))
+        out.append(RecordedChange(change.service, action, fields))  # type: ignore[arg-type]
+    return out
+
+
+@dataclass
+class Reconciler:
+    """The sync pipeline with its edges passed in (no module globals)."""
+
+    source: RepoSource
+    store: Store
+    swarm_for: Callable[[Target], Swarm]
+    notifier: Notifier | None = None
+    clock: Clock = field(default_factory=Clock)
+    progress: Progress = lambda _msg: None
+    holder: str = field(default_factory=holder_id)
+    identity_for: Callable[[RepoConfig, Environment], Identity | None] | None = None
+
+    # --- the first half: from Git to a validated desired stack (no Docker) -------------
+
+    def identity(self, config: RepoConfig, env: Environment) -> Identity | None:
+        if self.identity_for is not None:
+            return self.identity_for(config, env)
+        try:
+            return load_identity(config.project, env.name, env.secrets.identity_file)
+        except SecretError:
+            return None  # render says so if the stack needs a secret
+
+    def render(self, app_name: str, env_name: str, revision: str | None) -> Rendered:
+        self.progress("fetch")
+        rev = self.source.resolve(revision) if revision else self.source.head()  # fetch
+        commit = self.source.commit_info(rev)
+        tree = GitTree(self.source.git_dir, rev)
+        config = load_config(tree)
+        env = config.environment(env_name)
+        app = config.application(app_name)
+        self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
+        identity = self.identity(config, env)  # verify: see reconcile/verify.py (agent)
+        desired = render_stack(tree, config, app.name, env.name, identity)  # render
+        rego = rego_sources(tree)
+        report = evaluate(  # validate
+            desired,
+            env,
+            rego_sources=rego,
+            now=self.clock.now(),
+            context={"revision": rev, "author": commit.author, "committed_at": commit.committed_at},
+        )
+        return Rendered(rev, commit, config, app, env, desired, report)
+
+    # --- the whole pipeline -----------------------------------------------------------
+
+    def sync(self, req: SyncRequest) -> SyncOutcome:
+        outcome = SyncOutcome(req.app, req.env, req.revision, "Failed", "Unknown")
+        op_id: int | None = None  # a started operation, finished in _record
+        rendered: Rendered | None = None
+        try:
+            with self.store.lock(
+                sync_lock(req.app, req.env),
+                self.holder,
+                ttl_seconds=900,
+                wait=req.lock_wait,
+            ):
+                rendered = self.render(req.app, req.env, req.revision)
+                op_id = self._start(req, rendered)
+                outcome = self._deploy(req, rendered, op_id)
+        except GitswarmError as exc:
+            outcome = replace(
+                outcome,
+                revision=rendered.revision if rendered else outcome.revision,
+                result="Failed",
+                reason=exc.reason,
+                message=exc.message,
+                problems=exc.problems,
+                exit_code=exc.exit_code,
+                operation_id=op_id,
+                policy=rendered.policy if rendered else None,
+            )
+            if isinstance(exc, InputError) and op_id is None and not req.dry_run:
+                outcome = replace(outcome, operation_id=self._record_rejected(req, outcome))
+        finally:
+            self._record(req, outcome, op_id)
+        return outcome
+
+    def _start(self, req: SyncRequest, rendered: Rendered) -> int:
+        last = self.store.get_status(req.app, req.env)
+        return self.store.start_operation(
+            req.kind,
+            req.app,
+            req.env,
+            holder=self.holder,
+            trigger=req.trigger,
+            actor=req.actor,
+            revision=rendered.revision,
+            previous_revision=last.revision if last else None,
+            author=rendered.commit.author,
+            commit_time=dt.datetime.fromisoformat(rendered.commit.committed_at),
+            dry_run=req.dry_run,
+            message=req.message,
+        )
+
+    def _deploy(self, req: SyncRequest, r: Rendered, op_id: int) -> SyncOutcome:
+        policy = r.config.sync_policy(r.app, r.env)
+        base = SyncOutcome(
+            req.app, req.env, r.revision, "Failed", operation_id=op_id, policy=r.policy
+        )
+        if r.policy is not None:
+            raise_for_violations(r.policy)
+        if (
+            not req.force_bad
+            and not req.dry_run
+            and self.store.is_bad(req.app, req.env, r.revision)
+        ):
+            return replace(
+                base,
+                result="Skipped",
+                reason="RevisionMarkedBad",
+                message=f"revision {r.revision[:12]} failed before and was rolled back; "
+                "waiting for a new commit (or sync it explicitly with --revision)",
+            )
+        swarm = self.swarm_for(r.env.target)
+        self.progress("plan")
+        observed = swarm.observe(r.desired.stack)  # plan
+        baselines = self.store.baselines(req.app, req.env)
+        plan = make_plan(r.desired, observed, baselines, prune=policy.prune, heal=req.heal)
+        base = replace(base, plan=plan)
+        if req.dry_run:
+            return replace(base, result="Succeeded", message="dry run: nothing was changed")
+        if plan.empty:
+            return replace(base, result="Succeeded", message="already in sync: nothing to do")
+        since = self.clock.now()
+        compose = to_yaml(replace(r.desired, compose=deployable_compose(r.desired, plan.to_deploy)))
+        apply_plan(  # apply
+            swarm,
+            plan,
+            compose if plan.to_deploy else None,
+            resolve_image=policy.resolve_image,
+            progress=self.progress,
+        )
+        verdict: Verdict | None = None
+        if req.wait and plan.to_deploy:
+            self.progress("wait for health")
+            verdict = wait_converged(  # wait
+                swarm,
+                r.desired.stack,
+                plan.to_deploy,
+                since=since,
+                timeout=policy.health_timeout,
+                clock=self.clock,
+                progress=self.progress,
+            )
+        self._save_baselines(swarm, r.desired, plan)  # record
+        collect_garbage(swarm, r.desired, keep=policy.keep_versions, progress=self.progress)
+        deployed = ", ".join(plan.to_deploy) or "none"
+        removed = ", ".join(c.service for c in plan.to_remove) or "none"
+        return replace(
+            base,
+            result="Succeeded",
+            verdict=verdict,
+            message=f"deployed: {deployed}; removed: {removed}",
+        )
+
+    def _save_baselines(self, swarm: Swarm, desired: DesiredStack, plan: Plan) -> None:
+        for live in deployed_services(swarm, desired.stack, plan.to_deploy):
+            name = live.compose_name
+            self.store.save_baseline(
+                desired.app,
+                desired.env,
+                name,
+                spec=live.spec,
+                rendered=desired.services.get(name, {}),
+                version=live.version,
+                spec_hash=desired.service_hashes.get(name, live.spec_hash or ""),
+                revision=desired.revision,
+            )
+        for change in plan.to_remove:
+            self.store.delete_baseline(desired.app, desired.env, change.service)
+
+    # --- record and notify, on every exit path -----------------------------------------
+
+    def _record_rejected(self, req: SyncRequest, outcome: SyncOutcome) -> int | None:
+        """Bad input never reached the deploy step: still leave a trace in history."""
+        try:
+            return self.store.record_operation(
+                "policy-violation" if outcome.reason == "PolicyViolation" else req.kind,
+                req.app,
+                req.env,
+                "Failed",
+                trigger=req.trigger,
+                actor=req.actor,
+                revision=outcome.revision,
+                reason=outcome.reason,
+                message=outcome.message,
+            )
+        except GitswarmError:
+            log.exception("could not record the rejected operation")
+            return None
+
+    def _record(self, req: SyncRequest, outcome: SyncOutcome, op_id: int | None) -> None:
+        if outcome.reason == "Locked":
+            return  # another sync is running: its record is the one that counts
+        try:
+            if op_id is not None:
+                changes = recorded_changes(outcome.plan) if outcome.plan else []
+                self.store.finish_operation(
+                    op_id, outcome.result, outcome.reason, outcome.message, changes
+                )
+            if not req.dry_run:
+                self._set_status(req, outcome)
+        except GitswarmError:
+            log.exception("could not record the outcome of %s/%s", req.app, req.env)
+        self._notify(req, outcome)
+
+    def _set_status(self, req: SyncRequest, outcome: SyncOutcome) -> None:
+        sync: SyncStatus
+        health: HealthStatus = "Healthy"
+        if outcome.result == "Succeeded":
+            sync = "Synced"
+            if outcome.plan is not None and outcome.plan.orphans:
+                sync = "OutOfSync"
+            self.store.set_status(
+                req.app,
+                req.env,
+                sync=sync,
+                health=health,
+                last_result="Succeeded",
+                operation_id=outcome.operation_id,
+                revision=outcome.revision,
+                reason=None,
+                message=outcome.message,
+                drift={},
+            )
+            return
+        if outcome.result == "Skipped":
+            self.store.set_status(req.app, req.env, reason=outcome.reason, message=outcome.message)
+            return
+        fields: dict[str, Any] = {
+            "sync": "OutOfSync",
+            "last_result": outcome.result,
+            "operation_id": outcome.operation_id,
+            "reason": outcome.reason,
+            "message": outcome.message,
+        }
+        if outcome.reason in _DEPLOY_FAILURES:
+            fields["health"] = "Degraded"
+        self.store.set_status(req.app, req.env, **fields)
+
+    def _notify(self, req: SyncRequest, outcome: SyncOutcome) -> None:
+        if self.notifier is None or req.dry_run or outcome.reason == "Locked":
+            return
+        kind: EventKind
+        if outcome.result == "Succeeded":
+            if outcome.plan is not None and outcome.plan.empty:
+                return
+            kind = "sync_succeeded"
+        elif outcome.reason == "PolicyViolation":
+            kind = "policy_violation"
+        elif outcome.result == "Failed":
+            kind = "sync_failed"
+        else:
+            return
+        event = Event(kind, req.app, req.env, outcome.revision, outcome.message, outcome.reason)
+        try:
+            fresh = self.store.record_notification(req.app, req.env, kind, event.fingerprint)
+        except GitswarmError:
+            fresh = True
+        if fresh or kind == "sync_succeeded":
+            self.notifier.send(event)
+
+
+_DEPLOY_FAILURES = {
+    HealthError.HEALTH_TIMEOUT,
+    HealthError.SWARM_ROLLED_BACK,
+    HealthError.TASKS_FAILING,
+    HealthError.UPDATE_PAUSED,
+    "SwarmFailed",
+}
+
+
+def default_swarm_for(target: Target) -> Swarm:
+    from gitswarm.swarm.client import DockerSwarm
+
+    return DockerSwarm(target)
+
+
+__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest", "default_swarm_for"]
