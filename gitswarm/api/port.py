@@ -1,0 +1,64 @@
+"""What the HTTP API needs from the running agent (reconcile/agent.py implements it).
+
+The API never touches Docker, Git or the store's internals directly: it reads the state
+the agent's loop owns through this port and asks the loop to act by queueing triggers.
+Every method is thread-safe (handlers run on the server's threads/event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gitswarm.model.operation import Trigger
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    checks: dict[str, Any] = field(default_factory=dict)  # name -> {"ok": bool, "detail": str}
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """Ask the loop to reconcile. None for app/env means every app / every environment.
+    Requests coalesce: a burst of them causes at most one pending reconcile per pair."""
+
+    trigger: Trigger
+    app: str | None = None
+    env: str | None = None
+    revision: str | None = None  # a pushed commit id, when a webhook says which
+    ref: str | None = None  # the pushed ref (refs/heads/main), to ignore other branches
+    actor: str | None = None
+    reason: str = ""
+
+
+class AgentPort(Protocol):
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every app × environment: LiveStatus.as_dict() as the loop last saw it."""
+        ...
+
+    def status(self, app: str, env: str) -> dict[str, Any]:
+        """One app × environment (NotFoundError if unknown)."""
+        ...
+
+    def history(
+        self, app: str | None, env: str | None, limit: int
+    ) -> Sequence[dict[str, Any]]: ...
+
+    def operation(self, op_id: int) -> dict[str, Any]: ...
+
+    def diff(self, app: str, env: str) -> dict[str, Any]:
+        """A fresh plan (desired vs deployed, drift) for one app × environment."""
+        ...
+
+    def trigger(self, request: TriggerRequest) -> dict[str, Any]:
+        """Queue a reconcile; returns at once with what was queued."""
+        ...
+
+    def readiness(self) -> Readiness: ...
+
+    def followed_ref(self) -> str:
+        """The Git ref the agent deploys from, e.g. refs/heads/main."""
+        ...
