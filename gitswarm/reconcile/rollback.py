@@ -132,9 +132,9 @@ def _target(r: Reconciler, req: RollbackRequest, head: str) -> str:
         return r.source.resolve(req.to)
     if not req.previous:
         raise UsageError("say where to: --previous or --to REVISION")
-    status = r.store.get_status(req.app, req.env)
-    exclude = {head} | ({status.revision} if status and status.revision else set())
-    found = r.store.last_successful_revision(req.app, req.env, exclude=exclude)
+    # The last revision that deployed healthy, other than Git's head: after a bad commit
+    # that is what ran before it; when the head itself is healthy, the one before.
+    found = r.store.last_successful_revision(req.app, req.env, exclude={head})
     if found is None:
         raise NotFoundError(
             f"no earlier successful deploy of {req.app} in {req.env} is recorded; use --to REVISION"

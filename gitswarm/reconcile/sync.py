@@ -334,9 +334,8 @@ class Reconciler:
         try:
             if op_id is not None:
                 changes = recorded_changes(outcome.plan) if outcome.plan else []
-                self.store.finish_operation(
-                    op_id, outcome.result, outcome.reason, outcome.message, changes
-                )
+                message = f"{req.message}: {outcome.message}" if req.message else outcome.message
+                self.store.finish_operation(op_id, outcome.result, outcome.reason, message, changes)
             if not req.dry_run:
                 self._set_status(req, outcome)
         except GitswarmError:
