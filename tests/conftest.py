@@ -6,6 +6,7 @@
   instead (then only what the tests create there is removed, and tests needing the
   registry or the 3-node cluster are skipped).
 - ``cluster`` (session, tests marked ``multinode``): three dockerd nodes in one swarm.
+- ``git_remote`` (per test): a bare repository served over git:// and http://.
 
 At the end of the session the suite fails loudly when anything a test created is still
 on a swarm (stacks, services, configs, secrets, networks, volumes) or when any process,
@@ -23,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import pytest
@@ -30,6 +32,7 @@ import pytest
 from harness import cluster as clustermod
 from harness import lab as labmod
 from harness import system
+from harness.gitserve import GitRemote, GitServer
 from harness.images import IMAGES, REGISTRY, build
 
 EXTERNAL_ENV = "GITSWARM_TEST_DOCKER_HOST"
@@ -95,6 +98,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     title = "LEFTOVERS: this run did not clean up after itself"
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("!", title, red=True, bold=True)
         for item in found:
             reporter.write_line(f"  {item}", red=True)
@@ -225,6 +229,29 @@ def cluster_stack_name(
     name = f"t{_slug(request.node.name)}{uuid.uuid4().hex[:6]}"
     yield name
     remove_stack_objects(cluster_client, name)
+
+
+# --- Git -------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def git_server(tmp_path: Path) -> Iterator[GitServer]:
+    """git daemon + smart HTTP on loopback for repositories under ``tmp_path/git``."""
+    server = GitServer(tmp_path / "git").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def git_remote(git_server: GitServer, request: pytest.FixtureRequest) -> GitRemote:
+    """An empty bare repository (branch ``main``) served over git:// and http://.
+
+    ``.url`` (HTTP), ``.git_url``, ``.file_url``, ``.clone()`` → a working copy to
+    ``commit(..., author=, date=)`` and ``push()``; ``.stop()``/``.start()`` the server.
+    """
+    return git_server.remote(_slug(request.node.name))
 
 
 # --- the state store, on SQLite and on a private PostgreSQL (harness/postgres.py) -------
