@@ -209,7 +209,9 @@ class Cluster:
     def down(self) -> None:
         """Stop every engine and registry; remove the namespaces, bridge and folders."""
         try:
-            _parallel(lambda i: self.node(i).stop(remove=False), self.indexes)
+            # No graceful stop: the swarm goes as a whole, and a worker whose manager is
+            # gone waits 5 s for the ingress network on SIGTERM.
+            _parallel(lambda i: self.node(i).stop(remove=False, graceful=False), self.indexes)
             for registry in self.registries:
                 registry.stop()
         finally:

@@ -34,6 +34,7 @@ from harness.system import (
     journal,
     netns_exists,
     owned_env,
+    pid_alive,
     processes_naming,
     read_pid,
     reap_stale,
@@ -151,6 +152,13 @@ class PrivateEngine:
             (self.root / sub).mkdir(exist_ok=True)
         # Stale network namespaces of a previous daemon confuse a restarted one.
         shutil.rmtree(self.root / "exec" / "netns", ignore_errors=True)
+        # After a crash (kill -9) dockerd's containerd dies too, but may linger as a zombie
+        # (init reaps orphans late on some machines); dockerd would take it for a live
+        # containerd and wait for its socket in vain.
+        containerd_pid = self.root / "exec" / "containerd" / "containerd.pid"
+        stale = read_pid(containerd_pid)
+        if stale and not pid_alive(stale):
+            containerd_pid.unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
         if self.manage_netns and not netns_exists(self.netns):
@@ -266,10 +274,14 @@ class PrivateEngine:
             self.process.send_signal(sig)
             self.process.wait(timeout=60)
 
-    def stop(self, *, remove: bool = True) -> None:
-        """Stop dockerd (SIGTERM: it stops its containers) and everything it left behind."""
+    def stop(self, *, remove: bool = True, graceful: bool = True) -> None:
+        """Stop dockerd and everything it left behind.
+
+        ``graceful``: SIGTERM, dockerd stops its containers and leaves the swarm's networks
+        (seconds); otherwise SIGKILL everything at once, for engines about to be removed.
+        """
         pid = self.process.pid if self.process else read_pid(self.pidfile)
-        stop_pid(pid)
+        stop_pid(pid, grace=20.0 if graceful else 0.0)
         if self.process:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)

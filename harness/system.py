@@ -113,11 +113,12 @@ def _reap_child(pid: int) -> None:
 
 
 def stop_pid(pid: int | None, grace: float = 20.0) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL (at once when ``grace`` is 0)."""
     if not pid or not pid_alive(pid):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    if grace > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and pid_alive(pid):
         _reap_child(pid)
@@ -205,9 +206,12 @@ def processes_naming(marker: str) -> list[Proc]:
 
 
 def terminate(procs: Iterable[Proc], *, grace: float = 20.0) -> None:
-    """Stop processes: dockerd first and gently (it stops its containers), then the rest."""
+    """Stop processes: dockerd first and gently (it stops its containers), then the rest.
+
+    With ``grace`` 0 everything gets SIGKILL at once.
+    """
     procs = list(procs)
-    daemons = [p for p in procs if p.cmdline.split(" ", 1)[0].endswith("dockerd")]
+    daemons = [p for p in procs if grace > 0 and p.cmdline.split(" ", 1)[0].endswith("dockerd")]
     for p in daemons:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p.pid, signal.SIGTERM)
@@ -402,7 +406,8 @@ def leftovers(owner: int) -> list[str]:
 def clean(owner: int) -> list[str]:
     """Remove everything ``owner`` started or created; returns what the journal named."""
     j = read_journal(owner)
-    terminate(_processes(owner, j).values())
+    # No graceful stops: all of it goes, and a cgroup sweep gets the containers.
+    terminate(_processes(owner, j).values(), grace=0)
     for cgroup in j.cgroups:
         remove_cgroup(cgroup)
     for name in j.netns:
@@ -421,7 +426,11 @@ def forget(owner: int) -> None:
 
 
 def reap_stale() -> list[str]:
-    """Clean up after every owner that died (a run killed with SIGKILL); returns names."""
+    """Clean up after every owner that died (a run killed with SIGKILL).
+
+    Returns the names of the things that were still there; the journal of an owner that
+    cleaned up after itself (but did not ``forget``) goes without a word.
+    """
     reaped: list[str] = []
     if not STATE_DIR.exists():
         return reaped
@@ -432,8 +441,12 @@ def reap_stale() -> list[str]:
             owner = int(path.stem.removeprefix("run-"))
         except ValueError:
             continue
-        if owner != os.getpid() and not pid_alive(owner):
+        if owner == os.getpid() or pid_alive(owner):
+            continue
+        if leftovers(owner):
             reaped += clean(owner)
+        else:
+            forget(owner)
     return reaped
 
 
@@ -449,7 +462,7 @@ def _reap_engine_state(path: Path) -> list[str]:
         return []
     # The pid may have been reused since: only stop it if it still names the engine root.
     daemon = [Proc(pid, _cmdline(pid) or "")] if cmdline_contains(pid, root + "/") else []
-    terminate([*daemon, *processes_naming(root + "/")])
+    terminate([*daemon, *processes_naming(root + "/")], grace=0)
     remove_cgroup(str(state.get("cgroup") or f"gitswarm-harness-{state.get('name')}"))
     if state.get("manage_netns", True) and state.get("netns"):
         delete_netns(str(state["netns"]))

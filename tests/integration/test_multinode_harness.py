@@ -122,6 +122,30 @@ def test_a_stopped_nodes_task_is_rescheduled_and_the_node_comes_back(
     assert moved < 30, f"rescheduling took {moved:.1f}s"
 
 
+def test_a_node_killed_with_sigkill_starts_again_and_runs_its_task(
+    cluster: Cluster, cluster_client: docker.DockerClient, cluster_stack_name: str
+) -> None:
+    service = create_service(
+        cluster_client,
+        cluster_stack_name,
+        "web",
+        mode=docker.types.ServiceMode("replicated", replicas=3),
+        maxreplicas=1,
+    )
+    wait_for(
+        lambda: running_nodes(cluster_client, cluster, service.name) == [1, 2, 3],
+        60,
+        "a task on every node",
+    )
+    cluster.stop_node(3, kill=True)  # a crash: containerd goes too, the container runs on
+    cluster.start_node(3)  # at once: before the manager even noticed
+    wait_for(
+        lambda: running_nodes(cluster_client, cluster, service.name) == [1, 2, 3],
+        60,
+        "a task on every node again",
+    )
+
+
 def test_a_cluster_whose_owner_was_killed_is_reaped(tmp_path: Path) -> None:
     """kill -9 of the run, and of one node's dockerd/containerd/shims too: the next
     ``reap_stale()`` removes engines, orphaned containers, registries, namespaces, folders."""
