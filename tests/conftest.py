@@ -87,6 +87,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         sys.stderr.write(f"harness: removed {name} left by a run that died\n")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(EXTERNAL_ENV):
+        skip = pytest.mark.skip(reason=f"needs private 3-node swarms; not with {EXTERNAL_ENV}")
+        for item in items:
+            if "multinode" in item.keywords:
+                item.add_marker(skip)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when a test or the harness left anything behind."""
     owner = os.getpid()
