@@ -253,12 +253,17 @@ def in_netns(netns: str, cmd: list[str]) -> list[str]:
 # --- cgroups (dockerd --cgroup-parent) -------------------------------------------------
 
 
-def cgroup_dirs(parent: str) -> list[Path]:
-    """The folders of cgroup ``parent`` in every mounted hierarchy (v1 and v2)."""
+def _cgroup_roots() -> list[Path]:
+    """The top of every mounted cgroup hierarchy (v2: the mount itself; v1: one each)."""
     roots = [CGROUP_ROOT]
     with contextlib.suppress(OSError):
         roots += [d for d in CGROUP_ROOT.iterdir() if d.is_dir() and not d.is_symlink()]
-    return [r / parent for r in roots if (r / parent).is_dir()]
+    return roots
+
+
+def cgroup_dirs(parent: str) -> list[Path]:
+    """The folders of cgroup ``parent`` in every mounted hierarchy."""
+    return [r / parent for r in _cgroup_roots() if (r / parent).is_dir()]
 
 
 def cgroup_pids(parent: str) -> set[int]:
@@ -447,7 +452,27 @@ def reap_stale() -> list[str]:
             reaped += clean(owner)
         else:
             forget(owner)
+    _sweep_empty_cgroups()
     return reaped
+
+
+def _sweep_empty_cgroups() -> None:
+    """Remove empty ``gitswarm-harness-*`` cgroup parents of engines that are gone.
+
+    Older harnesses left them behind. Only empty ones go: the kernel refuses to remove a
+    cgroup that holds a process, and an engine that runs has a state file.
+    """
+    parents = {d.name for top in _cgroup_roots() for d in top.glob("gitswarm-harness-*")}
+    engines = {p.stem.removeprefix("engine-") for p in STATE_DIR.glob("engine-*.json")}
+    for parent in sorted(parents):
+        if parent.removeprefix("gitswarm-harness-") in engines or cgroup_pids(parent):
+            continue
+        for top in cgroup_dirs(parent):
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
 
 
 def _reap_engine_state(path: Path) -> list[str]:

@@ -31,3 +31,16 @@ def test_leftovers_of_a_dead_owner_are_found_and_cleaned(tmp_path: Path) -> None
     finally:
         server.stop()
         system.clean(owner)
+
+
+def test_reap_removes_empty_cgroup_parents_of_engines_that_are_gone() -> None:
+    hierarchy = next(d for d in Path("/sys/fs/cgroup").iterdir() if (d / "cgroup.procs").exists())
+    parent = hierarchy / f"gitswarm-harness-z{uuid.uuid4().hex[:7]}"
+    (parent / "container").mkdir(parents=True)  # as dockerd's --cgroup-parent leaves them
+    try:
+        system.reap_stale()
+        assert not parent.exists()
+    finally:
+        for d in (parent / "container", parent):
+            if d.exists():
+                d.rmdir()
