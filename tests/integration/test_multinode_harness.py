@@ -82,6 +82,7 @@ def test_three_replicas_run_on_three_distinct_nodes(
         "web",
         mode=docker.types.ServiceMode("replicated", replicas=3),
         maxreplicas=1,
+        endpoint_spec=docker.types.EndpointSpec(ports={8080: (4000, "tcp", "host")}),
     )
     wait_for(
         lambda: len(running_nodes(cluster_client, cluster, service.name)) == 3,
@@ -89,6 +90,9 @@ def test_three_replicas_run_on_three_distinct_nodes(
         "three running tasks",
     )
     assert running_nodes(cluster_client, cluster, service.name) == [1, 2, 3]
+    # Each node answers on its own address, seen from the bridge (host-mode ports).
+    for i in (1, 2, 3):
+        assert cluster.http_get(f"http://{cluster.node_addr(i)}:8080/version") == "1\n"
     # Nodes 2 and 3 pulled the image from their own registry: the same image everywhere.
     image_ids = {cluster.docker(i, "image", "inspect", "-f", "{{.Id}}", IMAGE) for i in (1, 2, 3)}
     assert len(image_ids) == 1
