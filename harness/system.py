@@ -136,13 +136,24 @@ def stop_group(pgid: int, grace: float = 5.0) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap_child(pgid)
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not _group_alive(pgid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+    _reap_child(pgid)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies waiting for init do not)."""
+    for pid in _pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False
 
 
 def read_pid(path: Path) -> int | None:
