@@ -59,7 +59,11 @@ def _parallel(fn: Callable[[int], T], indexes: list[int]) -> list[T]:
 
 @dataclass
 class Cluster:
-    """Three swarm nodes. Nodes are numbered 1..size; node 1 is the manager."""
+    """Three swarm nodes. Nodes are numbered 1..size; node 1 is the manager.
+
+    ``heartbeat`` is the swarm's dispatcher heartbeat: the manager marks a node down after
+    missing about three (2 s: a stopped node is down in ~4-6 s; Docker's 5 s: ~15 s).
+    """
 
     name: str
     root: Path
@@ -242,7 +246,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:
-            seen = self.nodes_state()
+            with contextlib.suppress(HarnessError):  # a manager that just started: no leader
+                seen = self.nodes_state()
             if seen.get(f"n{i}") == state:
                 return
             time.sleep(0.2)
@@ -256,7 +261,8 @@ class Cluster:
         """Stop node ``i``'s dockerd: gently (its containers stop too), or ``kill`` -9.
 
         After ``kill`` its containers run on until ``start_node`` (as after a real crash).
-        The node's namespace, address and registry stay.
+        The node's namespace, address and registry stay. Node 1 is the only manager:
+        while it is down nothing is scheduled and ``nodes_state()`` cannot answer.
         """
         node = self.node(i)
         if kill:
@@ -270,8 +276,12 @@ class Cluster:
         if node.running:
             return
         node.start()
-        if wait and i != 1:
-            self.wait_node_state(i, "ready", timeout)
+        if not wait:
+            return
+        # A restarted manager waits for every running node to report back.
+        for j in self.indexes if i == 1 else [i]:
+            if self.node(j).running:
+                self.wait_node_state(j, "ready", timeout)
 
 
 def up(name: str | None = None, *, images: bool = True, size: int = 3) -> Cluster:
