@@ -176,7 +176,8 @@ def remove_stack_objects(client: docker.DockerClient, namespace: str) -> None:
     while time.monotonic() < deadline:
         tasks = client.api.tasks(filters={"label": label})
         running = [t for t in tasks if t["Status"]["State"] not in ("shutdown", "complete")]
-        if not client.containers.list(all=True, filters={"label": label}) and not running:
+        # The low-level list: containers.list() inspects each one and races their removal.
+        if not client.api.containers(all=True, filters={"label": label}) and not running:
             break
         time.sleep(0.2)
     for kind in (client.configs, client.secrets, client.networks, client.volumes):
