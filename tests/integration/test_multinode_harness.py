@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -32,12 +33,26 @@ def running_nodes(client: docker.DockerClient, cluster: Cluster, service: str) -
     return sorted(ids[t["NodeID"]] for t in tasks if t["Status"]["State"] == "running")
 
 
-def wait_for(predicate: object, timeout: float, what: str) -> None:
-    assert callable(predicate)
+def explain(cluster: Cluster | None) -> str:
+    """The manager's view of nodes and tasks, for a failure message."""
+    if cluster is None:
+        return ""
+    services = cluster.docker(1, "service", "ls", "-q", check=False).split()
+    return "\n".join(
+        [
+            cluster.docker(1, "node", "ls", check=False),
+            *(cluster.docker(1, "service", "ps", svc, check=False) for svc in services),
+        ]
+    )
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, cluster: Cluster | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{explain(cluster)}")
         time.sleep(0.1)
 
 
@@ -88,6 +103,7 @@ def test_three_replicas_run_on_three_distinct_nodes(
         lambda: len(running_nodes(cluster_client, cluster, service.name)) == 3,
         60,
         "three running tasks",
+        cluster,
     )
     assert running_nodes(cluster_client, cluster, service.name) == [1, 2, 3]
     # Each node answers on its own address, seen from the bridge (host-mode ports).
@@ -107,7 +123,7 @@ def test_a_stopped_nodes_task_is_rescheduled_and_the_node_comes_back(
         "one",
         constraints=["node.role==worker"],
     )
-    wait_for(lambda: running_nodes(cluster_client, cluster, service.name), 60, "a task")
+    wait_for(lambda: running_nodes(cluster_client, cluster, service.name), 60, "a task", cluster)
     (victim,) = running_nodes(cluster_client, cluster, service.name)
     other = 5 - victim  # the other worker: 2 <-> 3
     started = time.monotonic()
@@ -117,6 +133,7 @@ def test_a_stopped_nodes_task_is_rescheduled_and_the_node_comes_back(
             lambda: running_nodes(cluster_client, cluster, service.name) == [other],
             60,
             f"the task to move from node {victim} to node {other}",
+            cluster,
         )
         moved = time.monotonic() - started
         assert cluster.nodes_state()[f"n{victim}"] == "down"
@@ -140,6 +157,7 @@ def test_a_node_killed_with_sigkill_starts_again_and_runs_its_task(
         lambda: running_nodes(cluster_client, cluster, service.name) == [1, 2, 3],
         60,
         "a task on every node",
+        cluster,
     )
     cluster.stop_node(3, kill=True)  # a crash: containerd goes too, the container runs on
     cluster.start_node(3)  # at once: before the manager even noticed
@@ -147,6 +165,7 @@ def test_a_node_killed_with_sigkill_starts_again_and_runs_its_task(
         lambda: running_nodes(cluster_client, cluster, service.name) == [1, 2, 3],
         60,
         "a task on every node again",
+        cluster,
     )
 
 
