@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from harness import lab as labmod
-from harness.engine import reap_stale
+from harness.system import reap_stale
 
 
 def main(argv: list[str] | None = None) -> int:

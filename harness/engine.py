@@ -5,8 +5,9 @@ pidfile, cgroup parent, containerd namespaces, ``/etc/docker`` (bind-mounted ins
 private mount namespace) and network namespace. Recipe and pitfalls:
 ``shared/notes/swarm-on-this-machine.md``.
 
-Every engine writes a small state file under ``STATE_DIR``; ``reap_stale()`` stops engines
-whose owning process is gone (a test run killed with SIGKILL), so a later run starts clean.
+Every engine writes a small state file under ``STATE_DIR`` and journals its namespace,
+folders and cgroup parent (``harness.system``); ``reap_stale()`` removes engines whose
+owning process is gone (a test run killed with SIGKILL), so a later run starts clean.
 """
 
 from __future__ import annotations
@@ -22,18 +23,42 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STATE_DIR = Path(os.environ.get("GITSWARM_HARNESS_STATE", "/run/gitswarm-harness"))
+from harness.system import (
+    PERSISTENT,
+    STATE_DIR,
+    HarnessError,
+    cmdline_contains,
+    create_netns,
+    delete_netns,
+    in_netns,
+    journal,
+    netns_exists,
+    owned_env,
+    pid_alive,
+    processes_naming,
+    read_pid,
+    reap_stale,
+    remove_cgroup,
+    rmtree,
+    run,
+    stop_pid,
+    terminate,
+)
 
-
-class HarnessError(RuntimeError):
-    pass
-
-
-def _run(cmd: list[str], *, check: bool = True, timeout: float = 60.0) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise HarnessError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
+__all__ = [
+    "PERSISTENT",
+    "STATE_DIR",
+    "HarnessError",
+    "PrivateEngine",
+    "create_netns",
+    "delete_netns",
+    "ensure_tools",
+    "in_netns",
+    "netns_exists",
+    "ping",
+    "reap_stale",
+    "stop_pidfile",
+]
 
 
 def ping(sock_path: Path, timeout: float = 1.0) -> bool:
@@ -49,40 +74,14 @@ def ping(sock_path: Path, timeout: float = 1.0) -> bool:
     return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def netns_exists(name: str) -> bool:
-    return Path("/run/netns", name).exists()
-
-
-def create_netns(name: str) -> None:
-    if netns_exists(name):
-        _run(["ip", "netns", "delete", name], check=False)
-    _run(["ip", "netns", "add", name])
-    _run(["ip", "-n", name, "link", "set", "lo", "up"])
-
-
-def delete_netns(name: str) -> None:
-    if netns_exists(name):
-        _run(["ip", "netns", "delete", name], check=False)
-
-
-def in_netns(netns: str, cmd: list[str]) -> list[str]:
-    """A command line that runs ``cmd`` inside ``netns`` (without remounting /sys)."""
-    return ["nsenter", f"--net=/run/netns/{netns}", *cmd]
-
-
 @dataclass
 class PrivateEngine:
-    """One dockerd of our own. ``start()`` it, ``stop()`` it; ``docker_host`` to use it."""
+    """One dockerd of our own. ``start()`` it, ``stop()`` it; ``docker_host`` to use it.
+
+    ``owner`` is the process whose death lets ``reap_stale()`` remove the engine (default:
+    this process; ``PERSISTENT`` for labs that outlive their caller). ``hostname`` names
+    the engine in its own UTS namespace (swarm node names); empty keeps the machine's.
+    """
 
     name: str
     root: Path
@@ -90,6 +89,8 @@ class PrivateEngine:
     insecure_registries: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
     manage_netns: bool = True
+    hostname: str = ""
+    owner: int = field(default_factory=os.getpid)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,24 +113,52 @@ class PrivateEngine:
     def log_path(self) -> Path:
         return self.root / "dockerd.log"
 
+    @property
+    def cgroup_parent(self) -> str:
+        return f"gitswarm-harness-{self.name}"
+
+    @property
+    def state_file(self) -> Path:
+        return STATE_DIR / f"engine-{self.name}.json"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["DOCKER_HOST"] = self.docker_host
         return env
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
-        return _run(["docker", "-H", self.docker_host, *args], check=check, timeout=timeout)
+        return run(["docker", "-H", self.docker_host, *args], check=check, timeout=timeout)
 
     def start(self, *, timeout: float = 60.0) -> PrivateEngine:
         ensure_tools()
         if len(str(self.sock)) > 60:
             # containerd's sockets live under exec-root; unix socket paths max out at 104.
             raise HarnessError(f"engine root {self.root} is too long for unix sockets")
+        journal(
+            self.owner,
+            "engine",
+            self.name,
+            netns=[self.netns] if self.manage_netns else [],
+            dirs=[self.root],
+            cgroups=[self.cgroup_parent],
+            markers=[f"{self.root}/"],
+        )
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for sub in ("data", "exec", "etc-docker"):
             (self.root / sub).mkdir(exist_ok=True)
         # Stale network namespaces of a previous daemon confuse a restarted one.
         shutil.rmtree(self.root / "exec" / "netns", ignore_errors=True)
+        # After a crash (kill -9) dockerd's containerd dies too, but may linger as a zombie
+        # (init reaps orphans late on some machines); dockerd would take it for a live
+        # containerd and wait for its socket in vain.
+        containerd_pid = self.root / "exec" / "containerd" / "containerd.pid"
+        stale = read_pid(containerd_pid)
+        if stale and not pid_alive(stale):
+            containerd_pid.unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
         if self.manage_netns and not netns_exists(self.netns):
@@ -152,7 +181,7 @@ class PrivateEngine:
             "-H",
             self.docker_host,
             "--cgroup-parent",
-            f"gitswarm-harness-{self.name}",
+            self.cgroup_parent,
             "--containerd-namespace",
             f"gsh-{self.name}",
             "--containerd-plugins-namespace",
@@ -161,7 +190,8 @@ class PrivateEngine:
         ]
         # A private mount namespace: our own /etc/docker (engine ID, daemon.json) and no
         # remount of /sys (which `ip netns exec` would do and which breaks cgroup v1).
-        inner = 'mount --bind "$1" /etc/docker && shift && exec "$@"'
+        # The UTS namespace carries the node's own hostname when it has one.
+        inner = 'mount --bind "$1" /etc/docker && { [ -z "$2" ] || hostname "$2"; } && shift 2'
         cmd = in_netns(
             self.netns,
             [
@@ -172,15 +202,20 @@ class PrivateEngine:
                 "slave",
                 "sh",
                 "-c",
-                inner,
+                inner + ' && exec "$@"',
                 "sh",
                 str(self.root / "etc-docker"),
+                self.hostname,
                 *dockerd,
             ],
         )
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=owned_env(self.owner),
         )
         log.close()
         self._write_state()
@@ -202,7 +237,7 @@ class PrivateEngine:
                     f"dockerd {self.name} exited ({self.process.returncode}); "
                     f"log:\n{self.log_tail()}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise HarnessError(f"dockerd {self.name} did not answer in {timeout}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
@@ -211,10 +246,10 @@ class PrivateEngine:
         except OSError:
             return "(no log)"
 
-    def swarm_init(self, advertise_addr: str = "127.0.0.1") -> None:
+    def swarm_init(self, advertise_addr: str = "127.0.0.1", *extra: str) -> None:
         state = self.docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
         if state != "active":
-            self.docker("swarm", "init", "--advertise-addr", advertise_addr)
+            self.docker("swarm", "init", "--advertise-addr", advertise_addr, *extra)
 
     def _write_state(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -224,108 +259,48 @@ class PrivateEngine:
             "root": str(self.root),
             "netns": self.netns,
             "pid": self.process.pid,
-            "owner": os.getpid(),
+            "owner": self.owner,
             "manage_netns": self.manage_netns,
+            "cgroup": self.cgroup_parent,
         }
-        (STATE_DIR / f"engine-{self.name}.json").write_text(json.dumps(state))
+        self.state_file.write_text(json.dumps(state))
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Kill dockerd only (a crash, for recovery tests); ``start()`` brings it back."""
+        """Kill dockerd only (a crash, for recovery tests); ``start()`` brings it back.
+
+        Its containerd, shims and containers run on, as after a real crash.
+        """
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(timeout=60)
 
-    def stop(self, *, remove: bool = True) -> None:
-        pid = self.process.pid if self.process else _read_pid(self.pidfile)
-        _stop_pid(pid)
+    def stop(self, *, remove: bool = True, graceful: bool = True) -> None:
+        """Stop dockerd and everything it left behind.
+
+        ``graceful``: SIGTERM, dockerd stops its containers and leaves the swarm's networks
+        (seconds); otherwise SIGKILL everything at once, for engines about to be removed.
+        """
+        pid = self.process.pid if self.process else read_pid(self.pidfile)
+        stop_pid(pid, grace=20.0 if graceful else 0.0)
         if self.process:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
-        _kill_leftovers(self.root)
+        # containerd and shims that outlived dockerd (found by their paths), then
+        # container processes orphaned by a killed shim (found by the cgroup parent).
+        terminate(processes_naming(f"{self.root}/"))
+        remove_cgroup(self.cgroup_parent)
         if self.manage_netns:
             delete_netns(self.netns)
-        with contextlib.suppress(FileNotFoundError):
-            (STATE_DIR / f"engine-{self.name}.json").unlink()
+        self.state_file.unlink(missing_ok=True)
         if remove:
-            _rmtree(self.root)
+            rmtree(self.root)
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _stop_pid(pid: int | None, grace: float = 20.0) -> None:
-    if not pid or not _pid_alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _pid_alive(pid):
-        time.sleep(0.1)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-    if _pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def stop_pidfile(path: Path) -> None:
-    _stop_pid(_read_pid(path), grace=10.0)
-
-
-def _kill_leftovers(root: Path) -> None:
-    """containerd and shims of this engine that outlived dockerd (found by their paths)."""
-    marker = str(root)
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if marker in cmdline and int(proc.name) != os.getpid():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(proc.name), signal.SIGKILL)
-
-
-def _rmtree(path: Path) -> None:
-    for _ in range(5):
-        try:
-            shutil.rmtree(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.5)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def reap_stale() -> list[str]:
-    """Stop engines whose owning process died; returns their names."""
-    reaped: list[str] = []
-    if not STATE_DIR.exists():
-        return reaped
-    for state_file in STATE_DIR.glob("engine-*.json"):
-        try:
-            state = json.loads(state_file.read_text())
-        except (OSError, ValueError):
-            state_file.unlink(missing_ok=True)
-            continue
-        if _pid_alive(int(state["owner"])):
-            continue
-        engine = PrivateEngine(
-            name=state["name"],
-            root=Path(state["root"]),
-            netns=state["netns"],
-            manage_netns=bool(state.get("manage_netns", True)),
-        )
-        _stop_pid(int(state["pid"]))
-        engine.stop(remove=True)
-        reaped.append(engine.name)
-    return reaped
+def stop_pidfile(path: Path, marker: str = "") -> None:
+    """Stop the process named in ``path`` (only if its command line contains ``marker``)."""
+    pid = read_pid(path)
+    if pid and (not marker or cmdline_contains(pid, marker)):
+        stop_pid(pid, grace=10.0)
 
 
 REQUIRED_TOOLS = {

@@ -15,14 +15,16 @@ Images (all pushed to the registry as ``127.0.0.1:5000/<name>``):
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.engine import HarnessError, PrivateEngine, in_netns, stop_pidfile
+from harness.engine import PrivateEngine, stop_pidfile
+from harness.system import HarnessError, in_netns, journal, owned_env
 
 REGISTRY = "127.0.0.1:5000"
 APPLETS = (
@@ -119,23 +121,35 @@ def build(engine_host: str, spec: ImageSpec) -> str:
 
 @dataclass
 class Registry:
-    """A docker-registry process inside an engine's network namespace."""
+    """A docker-registry process inside a network namespace.
+
+    Several registries may share one ``storage`` folder (distribution's filesystem driver
+    keeps no cache unless told to): the 3-node cluster runs one on 127.0.0.1:5000 in each
+    node's namespace, so the same image references work on every node.
+    """
 
     root: Path
     netns: str
     address: str = REGISTRY
+    storage: Path | None = None
+    owner: int = field(default_factory=os.getpid)
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data(self) -> Path:
+        return self.storage or self.root / "data"
 
     def start(self, timeout: float = 20.0) -> Registry:
         if not shutil.which("docker-registry"):
             raise HarnessError("docker-registry not found: apt-get install -y docker-registry")
+        journal(self.owner, "registry", str(self.root), dirs=[self.root], markers=[f"{self.root}/"])
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\n"
             "log: {level: error}\n"
             "storage:\n"
-            f"  filesystem: {{rootdirectory: {self.root / 'data'}}}\n"
+            f"  filesystem: {{rootdirectory: {self.data}}}\n"
             "  delete: {enabled: true}\n"
             f"http: {{addr: '{self.address}'}}\n"
         )
@@ -145,6 +159,7 @@ class Registry:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=owned_env(self.owner),
         )
         log.close()
         (self.root / "registry.pid").write_text(str(self.process.pid))
@@ -154,7 +169,7 @@ class Registry:
                 return self
             if self.process.poll() is not None:
                 raise HarnessError("docker-registry exited: " + self._log_tail())
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise HarnessError("docker-registry did not answer: " + self._log_tail())
 
     def _log_tail(self) -> str:
@@ -184,8 +199,8 @@ class Registry:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        else:
-            stop_pidfile(self.root / "registry.pid")
+        elif self.process is None:
+            stop_pidfile(self.root / "registry.pid", marker=f"{self.root}/")
 
 
 def build_all(engine: PrivateEngine, *, push: bool = True) -> list[str]:

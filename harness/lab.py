@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.engine import STATE_DIR, PrivateEngine, ping, reap_stale
+from harness.engine import PrivateEngine, ping
 from harness.images import Registry, build_all
+from harness.system import PERSISTENT, journal, reap_stale, rmtree
 
 
 @dataclass
@@ -22,14 +21,18 @@ class Lab:
     def docker_host(self) -> str:
         return self.engine.docker_host
 
+    @property
+    def root(self) -> Path:
+        return self.engine.root.parent
+
     def down(self) -> None:
         try:
             self.registry.stop()
         finally:
             self.engine.stop(remove=True)
-            shutil.rmtree(self.registry.root, ignore_errors=True)
+            rmtree(self.registry.root)
             with contextlib.suppress(OSError):
-                self.engine.root.parent.rmdir()
+                self.root.rmdir()
 
 
 def lab_root(name: str) -> Path:
@@ -39,10 +42,12 @@ def lab_root(name: str) -> Path:
 def up(name: str, *, images: bool = True, persistent: bool = False) -> Lab:
     """Start (or reuse) the lab ``name``. ``persistent`` labs survive their caller."""
     reap_stale()
-    lab = attach(name)
+    owner = PERSISTENT if persistent else os.getpid()
+    lab = attach(name, owner=owner)
     engine, registry = lab.engine, lab.registry
     if persistent and ping(engine.sock) and registry.get("/v2/") is not None:
         return lab  # already up: reuse it
+    journal(owner, "lab", name, dirs=[lab.root])
     try:
         engine.start()
         engine.swarm_init()
@@ -52,20 +57,11 @@ def up(name: str, *, images: bool = True, persistent: bool = False) -> Lab:
     except BaseException:
         lab.down()
         raise
-    if persistent:
-        _mark_persistent(engine)
     return lab
 
 
-def _mark_persistent(engine: PrivateEngine) -> None:
-    path = STATE_DIR / f"engine-{engine.name}.json"
-    state = json.loads(path.read_text())
-    state["owner"] = 1  # init never dies: reap_stale() leaves this lab alone
-    path.write_text(json.dumps(state))
-
-
-def attach(name: str) -> Lab:
-    """The handles of a lab started earlier (for ``down``)."""
+def attach(name: str, *, owner: int = PERSISTENT) -> Lab:
+    """The handles of lab ``name`` (to ``down`` one started earlier, or to start it)."""
     root = lab_root(name)
-    engine = PrivateEngine(name=name, root=root / "engine")
-    return Lab(engine, Registry(root=root / "registry", netns=engine.netns))
+    engine = PrivateEngine(name=name, root=root / "engine", owner=owner)
+    return Lab(engine, Registry(root=root / "registry", netns=engine.netns, owner=owner))

@@ -1,25 +1,42 @@
-"""Fixtures for the real things: a private swarm, its registry and images, unique names.
+"""Fixtures for the real things: private swarms, a registry and images, Git remotes.
 
-The session's private engine is started on first use and stopped at the end; it lives
-in its own network namespace, so no Docker engine the suite did not start is touched.
-``GITSWARM_TEST_DOCKER_HOST`` points the suite at an existing swarm instead (then only
-what the tests create there is removed, and tests needing the registry are skipped).
+- ``swarm`` (session): the private single-node engine, started on first use and stopped at
+  the end; it lives in its own network namespace, so no Docker engine the suite did not
+  start is touched. ``GITSWARM_TEST_DOCKER_HOST`` points the suite at an existing swarm
+  instead (then only what the tests create there is removed, and tests needing the
+  registry or the 3-node cluster are skipped).
+- ``cluster`` (session, tests marked ``multinode``): three dockerd nodes in one swarm.
+- ``git_remote`` (per test): a bare repository served over git:// and http://.
+
+At the end of the session the suite fails loudly when anything a test created is still
+on a swarm (stacks, services, configs, secrets, networks, volumes) or when any process,
+network namespace, cgroup or folder the harness started in this run remains
+(``harness.system.leftovers``). Runs killed earlier are cleaned up at the start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import pytest
 
+from harness import cluster as clustermod
 from harness import lab as labmod
+from harness import system
+from harness.gitserve import GitRemote, GitServer
 from harness.images import IMAGES, REGISTRY, build
+
+EXTERNAL_ENV = "GITSWARM_TEST_DOCKER_HOST"
+LEFTOVER_OBJECTS = pytest.StashKey[list[str]]()
 
 
 @dataclass
@@ -33,19 +50,98 @@ class SwarmUnderTest:
         return docker.DockerClient(base_url=self.docker_host, timeout=60)
 
 
+@contextlib.contextmanager
+def client_of(docker_host: str) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=docker_host, timeout=60)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# --- leftovers -------------------------------------------------------------------------
+
+
+def swarm_objects(client: docker.DockerClient) -> set[str]:
+    """Every stack, service, config, secret, network and volume on a swarm, as text."""
+    found: set[str] = set()
+    for service in client.services.list():
+        found.add(f"service {service.name} ({service.id[:12]})")
+        stack = service.attrs["Spec"].get("Labels", {}).get("com.docker.stack.namespace")
+        if stack:
+            found.add(f"stack {stack}")
+    found |= {f"config {c.name} ({c.id[:12]})" for c in client.configs.list()}
+    found |= {f"secret {s.name} ({s.id[:12]})" for s in client.secrets.list()}
+    found |= {f"network {n.name} ({n.id[:12]})" for n in client.networks.list()}
+    found |= {f"volume {v.name}" for v in client.volumes.list()}
+    return found
+
+
+def _note_leftovers(config: pytest.Config, where: str, found: set[str]) -> None:
+    config.stash.setdefault(LEFTOVER_OBJECTS, []).extend(f"{where}: {x}" for x in sorted(found))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for name in system.reap_stale():
+        sys.stderr.write(f"harness: removed {name} left by a run that died\n")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(EXTERNAL_ENV):
+        skip = pytest.mark.skip(reason=f"needs private 3-node swarms; not with {EXTERNAL_ENV}")
+        for item in items:
+            if "multinode" in item.keywords:
+                item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test or the harness left anything behind."""
+    owner = os.getpid()
+    found = list(session.config.stash.get(LEFTOVER_OBJECTS, []))
+    found += [f"harness: {x}" for x in system.leftovers(owner)]
+    if not found:
+        system.forget(owner)
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    title = "LEFTOVERS: this run did not clean up after itself"
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("!", title, red=True, bold=True)
+        for item in found:
+            reporter.write_line(f"  {item}", red=True)
+    else:
+        sys.stderr.write(title + "\n" + "".join(f"  {x}\n" for x in found))
+    system.clean(owner)  # leave the machine clean all the same
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- the single-node swarm -------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
-def swarm() -> Iterator[SwarmUnderTest]:
-    external = os.environ.get("GITSWARM_TEST_DOCKER_HOST")
+def swarm(request: pytest.FixtureRequest) -> Iterator[SwarmUnderTest]:
+    external = os.environ.get(EXTERNAL_ENV)
     if external:
         for spec in IMAGES:
             build(external, spec)
-        yield SwarmUnderTest(docker_host=external, netns=None, registry=False)
+        under_test = SwarmUnderTest(docker_host=external, netns=None, registry=False)
+        with client_of(under_test.docker_host) as client:
+            before = swarm_objects(client)
+        yield under_test
+        with client_of(under_test.docker_host) as client:
+            _note_leftovers(request.config, external, swarm_objects(client) - before)
         return
     lab = labmod.up(f"t{os.getpid()}")
     try:
-        yield SwarmUnderTest(
+        under_test = SwarmUnderTest(
             docker_host=lab.docker_host, netns=lab.engine.netns, registry=True, lab=lab
         )
+        with client_of(under_test.docker_host) as client:
+            before = swarm_objects(client)
+        yield under_test
+        with client_of(under_test.docker_host) as client:
+            _note_leftovers(request.config, "session swarm", swarm_objects(client) - before)
     finally:
         lab.down()
 
@@ -62,7 +158,7 @@ def docker_client(swarm: SwarmUnderTest) -> Iterator[docker.DockerClient]:
 @pytest.fixture()
 def registry(swarm: SwarmUnderTest) -> str:
     if not swarm.registry:
-        pytest.skip("needs the private registry (not available with GITSWARM_TEST_DOCKER_HOST)")
+        pytest.skip(f"needs the private registry (not available with {EXTERNAL_ENV})")
     return REGISTRY
 
 
@@ -71,7 +167,7 @@ def _slug(text: str) -> str:
 
 
 def remove_stack_objects(client: docker.DockerClient, namespace: str) -> None:
-    """Remove every service, config, secret and network of a stack namespace."""
+    """Remove every service, config, secret, network and volume of a stack namespace."""
     label = f"com.docker.stack.namespace={namespace}"
     for service in client.services.list(filters={"label": label}):
         service.remove()
@@ -80,10 +176,11 @@ def remove_stack_objects(client: docker.DockerClient, namespace: str) -> None:
     while time.monotonic() < deadline:
         tasks = client.api.tasks(filters={"label": label})
         running = [t for t in tasks if t["Status"]["State"] not in ("shutdown", "complete")]
+        # The low-level list: containers.list() inspects each one and races their removal.
         if not client.api.containers(all=True, filters={"label": label}) and not running:
             break
         time.sleep(0.2)
-    for kind in (client.configs, client.secrets, client.networks):
+    for kind in (client.configs, client.secrets, client.networks, client.volumes):
         for obj in kind.list(filters={"label": label}):
             for _ in range(50):
                 try:
@@ -101,6 +198,69 @@ def stack_name(request: pytest.FixtureRequest, docker_client: docker.DockerClien
     name = f"t{_slug(request.node.name)}{uuid.uuid4().hex[:6]}"
     yield name
     remove_stack_objects(docker_client, name)
+
+
+# --- the 3-node swarm ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[clustermod.Cluster]:
+    """Three dockerd nodes in one swarm (node 1 manages); torn down at the session's end.
+
+    Tests that stop a node must start it again (``cluster.start_node(i)``) before they end.
+    """
+    if os.environ.get(EXTERNAL_ENV):
+        pytest.skip(f"the 3-node cluster is private; not available with {EXTERNAL_ENV}")
+    cl = clustermod.up(f"c{os.getpid()}")
+    try:
+        with client_of(cl.manager_host) as client:
+            before = swarm_objects(client)
+            yield cl
+            for i in cl.indexes:
+                cl.start_node(i)  # a test that forgot: bring it back to see what it left
+            _note_leftovers(request.config, "cluster", swarm_objects(client) - before)
+    finally:
+        cl.down()
+
+
+@pytest.fixture()
+def cluster_client(cluster: clustermod.Cluster) -> Iterator[docker.DockerClient]:
+    """A Docker client of the cluster's manager."""
+    with client_of(cluster.manager_host) as client:
+        yield client
+
+
+@pytest.fixture()
+def cluster_stack_name(
+    request: pytest.FixtureRequest, cluster_client: docker.DockerClient
+) -> Iterator[str]:
+    """A unique stack name on the cluster; everything in that namespace is removed after."""
+    name = f"t{_slug(request.node.name)}{uuid.uuid4().hex[:6]}"
+    yield name
+    remove_stack_objects(cluster_client, name)
+
+
+# --- Git -------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def git_server(tmp_path: Path) -> Iterator[GitServer]:
+    """git daemon + smart HTTP on loopback for repositories under ``tmp_path/git``."""
+    server = GitServer(tmp_path / "git").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def git_remote(git_server: GitServer, request: pytest.FixtureRequest) -> GitRemote:
+    """An empty bare repository (branch ``main``) served over git:// and http://.
+
+    ``.url`` (HTTP), ``.git_url``, ``.file_url``, ``.clone()`` → a working copy to
+    ``commit(..., author=, date=)`` and ``push()``; ``.stop()``/``.start()`` the server.
+    """
+    return git_server.remote(_slug(request.node.name))
 
 
 # --- the state store, on SQLite and on a private PostgreSQL (harness/postgres.py) -------
