@@ -2,8 +2,13 @@
 
 It never talks to Docker, Git or the store itself: it reads and triggers the running
 agent through ``port.AgentPort`` and writes the audit trail through a callable.
+
+Public API::
+
+    app = create_app(agent, ApiSettings(...), metrics)
 """
 
+from gitswarm.api.app import create_app
 from gitswarm.api.settings import (
     ApiSettings,
     Grant,
@@ -16,6 +21,7 @@ __all__ = [
     "ApiSettings",
     "Grant",
     "WebhookSecrets",
+    "create_app",
     "hash_token",
     "settings_from_mapping",
 ]
