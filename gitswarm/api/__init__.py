@@ -6,9 +6,11 @@ agent through ``port.AgentPort`` and writes the audit trail through a callable.
 Public API::
 
     app = create_app(agent, ApiSettings(...), metrics)
+    handle = serve_in_thread(app, settings.host, settings.port)   # handle.url, handle.stop()
 """
 
 from gitswarm.api.app import create_app
+from gitswarm.api.server import ServerHandle, serve_in_thread
 from gitswarm.api.settings import (
     ApiSettings,
     Grant,
@@ -20,8 +22,10 @@ from gitswarm.api.settings import (
 __all__ = [
     "ApiSettings",
     "Grant",
+    "ServerHandle",
     "WebhookSecrets",
     "create_app",
     "hash_token",
+    "serve_in_thread",
     "settings_from_mapping",
 ]
