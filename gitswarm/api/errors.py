@@ -23,10 +23,11 @@ text could quote anything, so it never goes out.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -105,6 +106,38 @@ def error_response(error: GitswarmError) -> JSONResponse:
 def ok_response(body: dict[str, Any], status: int = 200) -> JSONResponse:
     """``{"ok": true, ...}``; the agent's dicts may hold datetimes, tuples, dataclasses."""
     return JSONResponse(jsonable_encoder({"ok": True, **body}), status)
+
+
+# --- the shape, for the OpenAPI schema ----------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    reason: str
+    message: str
+    retryable: bool
+    problems: list[dict[str, Any]]
+
+
+class ErrorBody(BaseModel):
+    """Every error of the API and the webhooks has this shape."""
+
+    ok: Literal[False]
+    error: ErrorDetail
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Bad request (UsageError)",
+        401: "No or bad bearer token (Unauthorized)",
+        403: "The token's roles or environments do not cover this (Forbidden)",
+        404: "No such application, environment or operation (NotFound)",
+        409: "Locked by a running operation; retry later",
+        413: "Body larger than the configured limit (PayloadTooLarge)",
+        422: "The repository's content cannot be rendered or validated",
+        500: "The operation failed",
+        503: "A transient failure (Git, Docker, the store); retry later",
+    }
+    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
 
 
 # --- exception handlers, installed by create_app -------------------------------------------

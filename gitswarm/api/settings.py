@@ -173,6 +173,17 @@ class ApiSettings:
             raise ConfigError("api history_limit must be between 1 and max_history_limit")
 
 
+_SCALARS: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "anonymous_read": bool,
+    "max_body_bytes": int,
+    "history_limit": int,
+    "max_history_limit": int,
+}
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
 def settings_from_mapping(
     data: Mapping[str, Any],
     *,
@@ -203,18 +214,15 @@ def settings_from_mapping(
     Unknown keys are errors (a typo must not silently turn a protection off).
     """
     environ = os.environ if environ is None else environ
-    known = {
-        "host",
-        "port",
-        "anonymous_read",
-        "max_body_bytes",
-        "history_limit",
-        "max_history_limit",
-        "tokens",
-        "webhooks",
-    }
+    known = {*_SCALARS, "tokens", "webhooks"}
     _no_unknown(data, known, "api")
-    kwargs: dict[str, Any] = {k: data[k] for k in known - {"tokens", "webhooks"} if k in data}
+    kwargs: dict[str, Any] = {}
+    for key, kind in _SCALARS.items():
+        if key in data:
+            value = data[key]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"api.{key} must be {_KIND_NAMES[kind]}, not {value!r}")
+            kwargs[key] = value
     kwargs["tokens"] = _tokens(data.get("tokens") or {})
     kwargs["webhooks"] = _webhooks(data.get("webhooks") or {}, environ)
     if audit is not None:

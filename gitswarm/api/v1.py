@@ -13,15 +13,14 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from gitswarm.api.auth import Authenticator, Caller
-from gitswarm.api.errors import Forbidden, Unauthorized, ok_response
+from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings, Role
@@ -33,35 +32,6 @@ log = logging.getLogger("gitswarm.api")
 # A revision to sync: a commit id, tag or branch; never something git reads as an option.
 REVISION = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$")
 MAX_REASON = 500
-
-
-class ErrorDetail(BaseModel):
-    reason: str
-    message: str
-    retryable: bool
-    problems: list[dict[str, Any]]
-
-
-class ErrorBody(BaseModel):
-    """Every error of the API and the webhooks has this shape."""
-
-    ok: Literal[False]
-    error: ErrorDetail
-
-
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        400: "Bad request (UsageError)",
-        401: "No or bad bearer token (Unauthorized)",
-        403: "The token's roles or environments do not cover this (Forbidden)",
-        404: "No such application, environment or operation (NotFound)",
-        409: "Locked by a running operation; retry later",
-        413: "Body larger than the configured limit (PayloadTooLarge)",
-        422: "The repository's content cannot be rendered or validated",
-        500: "The operation failed",
-        503: "A transient failure (Git, Docker, the store); retry later",
-    }
-    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
 
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 422, 500, 503)

@@ -2,7 +2,7 @@
 
 No bearer token here: the signature is the authentication. Each request is counted once
 in ``metrics.webhook_requests{provider, result}`` whatever its fate, and logged with the
-provider, the result and the delivery id (never a header value or the body).
+provider, the result and the delivery id (never a signature, a token or the body).
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from gitswarm.api.errors import PayloadTooLarge, Unauthorized, error_response, ok_response
+from gitswarm.api.errors import (
+    PayloadTooLarge,
+    Unauthorized,
+    error_response,
+    error_responses,
+    ok_response,
+)
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings
-from gitswarm.api.v1 import error_responses
 from gitswarm.api.webhooks import (
     ACCEPTED,
     BAD_REQUEST,

@@ -40,6 +40,7 @@ FAILED = "failed"  # the agent refused the trigger (its error is the answer)
 
 _REVISION = re.compile(r"^[0-9a-f]{7,64}$")
 _ZERO = re.compile(r"^0+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ACTOR = 200
 
 
@@ -169,9 +170,12 @@ def _text(data: Mapping[str, Any], *path: str) -> str | None:
 
 
 def _actor(*candidates: str | None) -> str | None:
+    """The first name given, as it may go into logs and the audit trail: one line, short."""
     for candidate in candidates:
         if candidate:
-            return candidate[:MAX_ACTOR]
+            clean = _CONTROL.sub("", candidate).strip()[:MAX_ACTOR]
+            if clean:
+                return clean
     return None
 
 
@@ -206,7 +210,10 @@ def parse_github(headers: Headers, body: bytes) -> Event:
         return Ignore("event", delivery)
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         # GitHub's "form" content type: the JSON is in the `payload` field.
-        form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=10)
+        try:
+            form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=10)
+        except ValueError:
+            raise UsageError("a form-encoded GitHub push has too many fields") from None
         payloads = form.get("payload") or []
         if len(payloads) != 1:
             raise UsageError("a form-encoded GitHub push needs one 'payload' field")

@@ -202,6 +202,24 @@ def test_a_form_encoded_github_push_is_understood(client: Any, agent: FakeAgent)
     assert r.status_code == 202 and agent.triggers[0].revision == SHA
 
 
+def test_the_pusher_s_name_is_one_short_line(client: Any, agent: FakeAgent) -> None:
+    body = json.dumps(
+        {"ref": "refs/heads/main", "after": SHA, "pusher": {"name": "eve\nforged line" + "x" * 500}}
+    ).encode()
+    assert client.post("/webhooks/github", content=body, headers=github_headers(body)).is_success
+    actor = agent.triggers[0].actor
+    assert actor is not None and "\n" not in actor and len(actor) == 200
+    assert actor.startswith("eveforged line")
+
+
+def test_a_form_with_too_many_fields_is_400(client: Any, agent: FakeAgent) -> None:
+    body = "&".join(f"f{i}=x" for i in range(50)).encode()
+    headers = github_headers(body)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    assert client.post("/webhooks/github", content=body, headers=headers).status_code == 400
+    assert agent.triggers == []
+
+
 @pytest.mark.parametrize(
     ("body", "headers_event"),
     [
