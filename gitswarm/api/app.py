@@ -1,0 +1,81 @@
+"""``create_app``: the agent's HTTP side in one ASGI application. Called by `gitswarm serve`.
+
+    /api/v1/...              JSON API (v1.py), bearer tokens (auth.py)
+    /webhooks/{provider}     push webhooks (webhook_routes.py), signatures
+    /healthz /readyz         probes: the process is alive / the agent is ready
+    /metrics                 Prometheus text of the agent's own registry
+    /openapi.json            the schema of all of the above
+
+The application holds no state of its own: it reads the agent through ``AgentPort`` and
+the metrics through the agent's ``Metrics``, both passed in (one agent, one registry).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+import gitswarm
+from gitswarm.api import v1, webhook_routes
+from gitswarm.api.errors import (
+    on_gitswarm_error,
+    on_http_exception,
+    on_unexpected,
+    on_validation_error,
+)
+from gitswarm.api.plumbing import call
+from gitswarm.api.port import AgentPort
+from gitswarm.api.settings import ApiSettings
+from gitswarm.errors import GitswarmError
+from gitswarm.reconcile.metrics import Metrics
+
+
+def create_app(
+    agent: AgentPort, settings: ApiSettings | None = None, metrics: Metrics | None = None
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    metrics = metrics or Metrics()
+    app = FastAPI(
+        title="gitswarm agent",
+        version=gitswarm.__version__,
+        description="GitOps for Docker Swarm: status, history, diff and sync of the agent; "
+        "push webhooks; probes and metrics.",
+        docs_url=None,  # the interactive pages load scripts from a CDN; the schema is enough
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.add_exception_handler(GitswarmError, on_gitswarm_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)
+    app.include_router(v1.build_router(agent, settings))
+    app.include_router(webhook_routes.build_router(agent, settings, metrics))
+
+    @app.get("/healthz", tags=["probes"], summary="The process is alive")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @app.get(
+        "/readyz",
+        tags=["probes"],
+        summary="The agent is ready (200) or not (503), with each check",
+        responses={503: {"description": "not ready"}},
+    )
+    async def readyz() -> JSONResponse:
+        try:
+            readiness = await call(agent.readiness)
+        except GitswarmError as exc:
+            checks = {"agent": {"ok": False, "detail": f"[{exc.reason}] {exc.message}"}}
+            return JSONResponse({"ok": False, "ready": False, "checks": checks}, 503)
+        body = {"ok": readiness.ready, "ready": readiness.ready, "checks": readiness.checks}
+        return JSONResponse(body, 200 if readiness.ready else 503)
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics of this agent")
+    async def prometheus() -> Response:
+        text = await call(generate_latest, metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    return app

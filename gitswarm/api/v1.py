@@ -1,0 +1,196 @@
+"""The JSON API, version 1 (/api/v1): what `gitswarm status/diff/history/sync` show and do.
+
+Reads go to the agent's port (state the loop owns); the one write, POST .../sync, queues
+a trigger and answers 202 at once. Every route authenticates first (auth.py); lists are
+filtered to the environments the caller may see, a single object outside them is 403.
+Mutating requests are audited before they act: if the audit cannot be written, nothing
+happens (503) — an action that cannot be accounted for is not taken.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the routes' annotations at
+# run time, and they name aliases local to build_router (Who, AppName, EnvName).
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
+from fastapi.security import HTTPBearer
+from starlette.responses import JSONResponse
+
+from gitswarm.api.auth import Authenticator, Caller
+from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
+from gitswarm.api.plumbing import call, read_body
+from gitswarm.api.port import AgentPort, TriggerRequest
+from gitswarm.api.settings import ApiSettings, Role
+from gitswarm.errors import GitswarmError, NotFoundError, UsageError
+from gitswarm.repo.config import NAME_PATTERN
+
+log = logging.getLogger("gitswarm.api")
+
+# A revision to sync: a commit id, tag or branch; never something git reads as an option.
+REVISION = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$")
+MAX_REASON = 500
+
+
+READ_ERRORS = error_responses(400, 401, 403, 404, 422, 500, 503)
+SYNC_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "revision": {
+                            "type": "string",
+                            "description": "a commit, tag or branch (default: the followed ref)",
+                        },
+                        "reason": {"type": "string", "maxLength": MAX_REASON},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
+    authenticator = Authenticator(settings)
+    bearer = HTTPBearer(auto_error=False, description="A token configured in api.tokens")
+
+    async def caller(request: Request, _scheme: Annotated[Any, Security(bearer)] = None) -> Caller:
+        # The raw header, not HTTPBearer's parse: a malformed header must be a 401, not
+        # an anonymous request. `bearer` is here for the OpenAPI security scheme.
+        return authenticator.authenticate(request.headers.get("authorization"))
+
+    Who = Annotated[Caller, Depends(caller)]
+    AppName = Annotated[str, Path(description="application name", max_length=40)]
+    EnvName = Annotated[str, Path(description="environment name", max_length=40)]
+
+    def pair(app: str, env: str) -> str:
+        if not (NAME_PATTERN.match(app) and NAME_PATTERN.match(env)):
+            raise NotFoundError(f"no application {app!r} in environment {env!r}")
+        return f"{app}/{env}"
+
+    def require(who: Caller, role: Role, env: str | None) -> None:
+        if who.anonymous and role != "viewer":
+            raise Unauthorized(f"acting as {role} needs a bearer token")
+        who.require(role, env)
+
+    router = APIRouter(prefix="/api/v1", tags=["api"], responses=READ_ERRORS)
+
+    @router.get("/status", summary="Every application × environment: sync, health, revision")
+    async def statuses(
+        who: Who,
+        app: Annotated[str | None, Query(max_length=40)] = None,
+        env: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> JSONResponse:
+        if env is not None:
+            require(who, "viewer", env)
+        rows = await call(agent.statuses)
+        rows = [
+            row
+            for row in rows
+            if who.visible(str(row.get("env")))
+            and app in (None, row.get("app"))
+            and env in (None, row.get("env"))
+        ]
+        return ok_response({"statuses": rows})
+
+    @router.get("/apps/{app}/envs/{env}", summary="One application in one environment")
+    async def status(who: Who, app: AppName, env: EnvName) -> JSONResponse:
+        require(who, "viewer", env)
+        pair(app, env)
+        return ok_response({"status": await call(agent.status, app, env)})
+
+    @router.get("/apps/{app}/envs/{env}/diff", summary="A fresh plan: desired vs deployed, drift")
+    async def diff(who: Who, app: AppName, env: EnvName) -> JSONResponse:
+        require(who, "viewer", env)
+        pair(app, env)
+        return ok_response({"diff": await call(agent.diff, app, env)})
+
+    @router.get("/history", summary="Past operations, newest first")
+    async def history(
+        who: Who,
+        app: Annotated[str | None, Query(max_length=40)] = None,
+        env: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_history_limit)] = settings.history_limit,
+    ) -> JSONResponse:
+        if env is not None:
+            require(who, "viewer", env)
+        ops = await call(agent.history, app, env, limit)
+        visible = [op for op in ops if who.visible(str(op.get("env")))]
+        return ok_response({"operations": visible})
+
+    @router.get("/operations/{op_id}", summary="One recorded operation")
+    async def operation(who: Who, op_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> JSONResponse:
+        op = await call(agent.operation, op_id)
+        env = op.get("env")
+        require(who, "viewer", env if isinstance(env, str) else None)
+        return ok_response({"operation": op})
+
+    @router.post(
+        "/apps/{app}/envs/{env}/sync",
+        summary="Queue a sync (202); the history shows how it went",
+        status_code=202,
+        responses=error_responses(409, 413),
+        openapi_extra=SYNC_BODY,
+    )
+    async def sync(who: Who, app: AppName, env: EnvName, request: Request) -> JSONResponse:
+        target = pair(app, env)
+        try:
+            require(who, "deployer", env)
+        except Forbidden:
+            await _audit_refusal(settings, who.user, "sync", target)
+            raise
+        options = _sync_options(await read_body(request, settings.max_body_bytes))
+        revision = options.get("revision")
+        reason = options.get("reason") or f"requested by {who.user} through the API"
+        details = {"via": "api", "result": "requested", "revision": revision, "reason": reason}
+        await call(settings.audit, who.user, "sync", target, details)
+        queued = await call(
+            agent.trigger,
+            TriggerRequest(
+                trigger="api", app=app, env=env, revision=revision, actor=who.user, reason=reason
+            ),
+        )
+        return ok_response({"queued": queued}, 202)
+
+    return router
+
+
+def _sync_options(body: bytes) -> Mapping[str, str]:
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError("the body must be a JSON object (or empty)") from None
+    if not isinstance(data, dict):
+        raise UsageError("the body must be a JSON object (or empty)")
+    unknown = sorted(set(data) - {"revision", "reason"})
+    if unknown:
+        raise UsageError(f"unknown field(s) {', '.join(unknown)}; known: reason, revision")
+    out: dict[str, str] = {}
+    revision = data.get("revision")
+    if revision is not None:
+        if not isinstance(revision, str) or not REVISION.match(revision) or ".." in revision:
+            raise UsageError("'revision' must be a commit id, tag or branch name")
+        out["revision"] = revision
+    reason = data.get("reason")
+    if reason is not None:
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise UsageError(f"'reason' must be a string of at most {MAX_REASON} characters")
+        out["reason"] = reason
+    return out
+
+
+async def _audit_refusal(settings: ApiSettings, user: str, action: str, target: str) -> None:
+    """A refused action is audited too; if that fails the refusal still stands."""
+    try:
+        await call(settings.audit, user, action, target, {"via": "api", "result": "forbidden"})
+    except GitswarmError as exc:
+        log.warning("could not audit a refused %s of %s by %s: %s", action, target, user, exc)

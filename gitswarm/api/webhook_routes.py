@@ -1,0 +1,152 @@
+"""POST /webhooks/{github,gitlab,gitea,generic}: the HTTP half of webhooks.py.
+
+No bearer token here: the signature is the authentication. Each request is counted once
+in ``metrics.webhook_requests{provider, result}`` whatever its fate, and logged with the
+provider, the result and the delivery id (never a signature, a token or the body).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from gitswarm.api.errors import (
+    PayloadTooLarge,
+    Unauthorized,
+    error_response,
+    error_responses,
+    ok_response,
+)
+from gitswarm.api.plumbing import call, read_body
+from gitswarm.api.port import AgentPort, TriggerRequest
+from gitswarm.api.settings import ApiSettings
+from gitswarm.api.webhooks import (
+    ACCEPTED,
+    BAD_REQUEST,
+    DISABLED,
+    FAILED,
+    IGNORED,
+    PROVIDERS,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    Ignore,
+    Ping,
+    Provider,
+)
+from gitswarm.errors import GitswarmError, NotFoundError, UsageError
+from gitswarm.reconcile.metrics import Metrics
+
+log = logging.getLogger("gitswarm.api.webhooks")
+
+DESCRIPTIONS = {
+    "github": "GitHub push (X-GitHub-Event: push, X-Hub-Signature-256: sha256=HMAC); "
+    "ping answered 200. JSON or form-encoded payloads.",
+    "gitlab": "GitLab push (X-Gitlab-Event: Push Hook, X-Gitlab-Token: the shared secret).",
+    "gitea": "Gitea/Forgejo push (X-Gitea-Event: push, X-Gitea-Signature: hex HMAC).",
+    "generic": "Any sender: X-Signature-256 (or X-Hub-Signature-256): sha256=HMAC of the "
+    'body; optional JSON body {"ref", "after", "actor", "app", "env"}.',
+}
+
+
+def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> APIRouter:
+    router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+    async def handle(provider: Provider, request: Request) -> JSONResponse:
+        result = FAILED
+        delivery: str | None = None
+        try:
+            secrets = settings.webhooks.for_provider(provider.name)
+            if not secrets:
+                result = DISABLED
+                return error_response(
+                    NotFoundError(f"webhooks from {provider.name} are not configured")
+                )
+            response, result, delivery = await _receive(provider, secrets, request)
+            return response
+        except GitswarmError as exc:
+            result = _result_of(exc)
+            return error_response(exc)
+        finally:
+            metrics.webhook_requests.labels(provider.name, result).inc()
+            client = request.client.host if request.client else "-"
+            level = logging.WARNING if result in (UNAUTHORIZED, FAILED) else logging.INFO
+            log.log(
+                level,
+                "webhook %s from %s: %s (delivery %s)",
+                provider.name,
+                client,
+                result,
+                delivery or "-",
+            )
+
+    async def _receive(
+        provider: Provider, secrets: tuple[str, ...], request: Request
+    ) -> tuple[JSONResponse, str, str | None]:
+        body = await read_body(request, settings.max_body_bytes)
+        provider.verify(request.headers, body, secrets)
+        event = provider.parse(request.headers, body)
+        if isinstance(event, Ping):
+            return ok_response({"ping": "pong"}), IGNORED, event.delivery
+        if isinstance(event, Ignore):
+            return ok_response({"ignored": event.reason}, 202), IGNORED, event.delivery
+        followed = await call(agent.followed_ref)
+        if event.ref is not None and event.ref != followed:
+            return ok_response({"ignored": "ref"}, 202), IGNORED, event.delivery
+        details = {
+            "via": f"webhook:{provider.name}",
+            "result": "requested",
+            "ref": followed,
+            "revision": event.revision,
+            "pusher": event.actor,
+            "delivery": event.delivery,
+        }
+        target = f"{event.app or '*'}/{event.env or '*'}"
+        await call(settings.audit, f"webhook:{provider.name}", "sync", target, details)
+        queued = await call(
+            agent.trigger,
+            TriggerRequest(
+                trigger="webhook",
+                app=event.app,
+                env=event.env,
+                revision=event.revision,
+                ref=followed,
+                actor=event.actor,
+                reason=f"{provider.name} push to {followed}",
+            ),
+        )
+        return ok_response({"queued": queued}, 202), ACCEPTED, event.delivery
+
+    def endpoint_for(provider: Provider) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def endpoint(request: Request) -> JSONResponse:
+            return await handle(provider, request)
+
+        return endpoint
+
+    for name, provider in PROVIDERS.items():
+        router.add_api_route(
+            f"/{name}",
+            endpoint_for(provider),
+            methods=["POST"],
+            name=f"webhook_{name}",
+            summary=f"{name} push webhook",
+            description=DESCRIPTIONS[name],
+            status_code=202,
+            responses={
+                200: {"description": "ping answered"},
+                **error_responses(400, 401, 404, 413, 500, 503),
+            },
+        )
+    return router
+
+
+def _result_of(error: GitswarmError) -> str:
+    if isinstance(error, Unauthorized):
+        return UNAUTHORIZED
+    if isinstance(error, PayloadTooLarge):
+        return TOO_LARGE
+    if isinstance(error, UsageError):
+        return BAD_REQUEST
+    return FAILED
