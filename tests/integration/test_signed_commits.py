@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -358,3 +359,29 @@ def test_no_gpg_agent_is_left_behind(verifier: Verifier, signed: Signed) -> None
     assert not [p.name for p in (folder / "gnupg").iterdir() if p.name.startswith("S.")]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(folder) not in ps.stdout
+
+
+def test_one_verifier_serves_threads_at_once(verifier: Verifier, signed: Signed) -> None:
+    gpg, ssh = gpg_settings(signed, "alice"), ssh_settings(signed)
+    jobs = [("alice", gpg), ("bob", ssh), ("mallory", gpg), ("eve", ssh)] * 6
+
+    def check(job: tuple[str, VerifySettings]) -> str:
+        name, settings = job
+        try:
+            return verifier.verify(signed.git_dir, signed.commits[name], settings).signer
+        except SignatureError as exc:
+            return exc.problems[0].rule or ""
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(check, jobs))
+    assert (
+        results
+        == [
+            "Alice <alice@example.com>",
+            "bob@example.com",
+            RULE_UNTRUSTED,
+            RULE_UNTRUSTED,
+        ]
+        * 6
+    )
+    assert len(verifier.keyring_folders()) == 2
