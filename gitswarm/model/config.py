@@ -40,11 +40,18 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class VerifySettings:
-    """Commits must be signed by one of ``keys`` (GPG public keys or SSH allowed signers)."""
+    """Commits must be signed by a trusted key (checked by source/verify.py).
+
+    ``keys`` and ``allowed_signers`` are paths of files on the agent's host, never key text
+    and never files of the repository being verified (whoever can push could change
+    those): absolute, ``~/...``, or relative to the agent's trusted-keys directory
+    (``$GITSWARM_KEYS_DIR``). gpg: public key files, ASCII-armored or binary. ssh: public
+    key files (``ssh-ed25519 AAAA... name`` lines) and/or an ssh-keygen allowed signers file.
+    """
 
     mode: Literal["gpg", "ssh"]
-    keys: tuple[str, ...] = ()  # repo-external files or inline key text
-    allowed_signers: str | None = None
+    keys: tuple[str, ...] = ()  # paths of public key files (see above)
+    allowed_signers: str | None = None  # ssh only: path of an allowed signers file
 
 
 @dataclass(frozen=True, slots=True)

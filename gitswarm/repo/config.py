@@ -22,6 +22,14 @@ ConfigError naming file:line.
 
 ``policies`` and ``promotion`` are owned by policy/ and promote/: kept as mappings, with
 the position of every node in ``Environment.positions``.
+
+``verify`` (signed commits, checked by source/verify.py) names key *files on the agent's
+host*, never key text and never files of this repository: whoever can push could change
+gitswarm.yml or any file in it, and so trust their own key. Paths are absolute, ``~/...``,
+or relative to the agent's trusted-keys directory (``$GITSWARM_KEYS_DIR``)::
+
+      production: {verify: {mode: gpg, keys: [/etc/gitswarm/trusted/release.asc]}}
+      staging:    {verify: {mode: ssh, allowed_signers: /etc/gitswarm/allowed_signers}}
 """
 
 from __future__ import annotations
@@ -58,6 +66,10 @@ DEFAULT_STACK = "{app}-{env}"
 RULE = "config-schema"
 RULE_REF = "config-reference"
 RULE_NAME = "name"
+RULE_VERIFY = "verify-keys"
+
+# Key text where a path belongs: an armored block, or an OpenSSH public key line.
+_INLINE_KEY = re.compile(r"^\s*(-----BEGIN |(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+\s+AAAA)")
 
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
 NAME_HELP = (
@@ -182,6 +194,85 @@ def _sync(data: Mapping[str, Any] | None, base: SyncPolicy) -> SyncPolicy:
     )
 
 
+def _verify(
+    doc: Document, tree: Tree, env: str, data: Mapping[str, Any] | None, problems: list[Problem]
+) -> VerifySettings | None:
+    """The environment's ``verify:`` settings; every problem at its line. Only paths are
+    checked here (the files live on the agent's host; source/verify.py reads them)."""
+    if data is None:
+        return None
+    at = ("environments", env, "verify")
+    mode = data["mode"]
+    keys = tuple(data.get("keys", ()))
+    signers = data.get("allowed_signers")
+    named: list[tuple[tuple[str | int, ...], str, str]] = [
+        ((*at, "keys", i), f"keys[{i}]", key) for i, key in enumerate(keys)
+    ]
+    if signers is not None:
+        named.append(((*at, "allowed_signers"), "allowed_signers", signers))
+    for path, label, value in named:
+        message = _key_path_problem(tree, value)
+        if message is not None:
+            problems.append(
+                doc.problem(path, f"environments.{env}.verify.{label}: {message}", RULE_VERIFY)
+            )
+    if mode == "gpg" and signers is not None:
+        problems.append(
+            doc.problem(
+                (*at, "allowed_signers"),
+                f"environments.{env}.verify: allowed_signers is for mode: ssh; for mode: gpg, "
+                "list the trusted public key files under keys:",
+                RULE_VERIFY,
+            )
+        )
+    if not keys and signers is None:
+        need = (
+            "keys: (the trusted public key files)"
+            if mode == "gpg"
+            else "keys: (public key files) or allowed_signers: (an ssh-keygen allowed signers file)"
+        )
+        problems.append(
+            doc.problem(
+                (*at, "keys") if "keys" in data else at,
+                f"environments.{env}.verify with mode: {mode} trusts no key; give {need}, "
+                "as paths of files on the agent's host",
+                RULE_VERIFY,
+            )
+        )
+    return VerifySettings(mode=mode, keys=keys, allowed_signers=signers)
+
+
+_WHY_UNTRUSTED = "whoever can push could change it and so trust their own key"
+_WHERE_KEYS_GO = (
+    "put the public key in a file on the agent's host, outside the repository, and give its "
+    "path: absolute, ~/..., or relative to $GITSWARM_KEYS_DIR (see README, 'Signed commits')"
+)
+
+
+def _key_path_problem(tree: Tree, value: str) -> str | None:
+    """Why ``value`` cannot name a trusted key file, if it cannot."""
+    if _INLINE_KEY.match(value):
+        return f"key text is not accepted in gitswarm.yml ({_WHY_UNTRUSTED}); {_WHERE_KEYS_GO}"
+    if value.startswith(("/", "~")):
+        return None
+    if ".." in value.split("/"):
+        return (
+            f"{value!r} climbs out of the trusted-keys directory with '..'; give an absolute "
+            "path or one inside $GITSWARM_KEYS_DIR"
+        )
+    try:
+        in_repo = tree.exists(value)
+    except GitswarmError:
+        in_repo = False
+    if in_repo:
+        return (
+            f"{value!r} is a file of this repository, and a key kept in the repository being "
+            f"verified is never trusted ({_WHY_UNTRUSTED}); {_WHERE_KEYS_GO}. Relative paths "
+            "are read from $GITSWARM_KEYS_DIR, not from the repository"
+        )
+    return None
+
+
 def _read(tree: Tree, path: str, problems: list[Problem]) -> Document | None:
     try:
         raw = tree.read(path, limit=MAX_CONFIG_BYTES)
@@ -299,7 +390,6 @@ def load_config(tree: Tree) -> RepoConfig:
             )
             continue
         secrets = spec.get("secrets") or {}
-        verify = spec.get("verify")
         environments.append(
             Environment(
                 name=name,
@@ -308,13 +398,7 @@ def load_config(tree: Tree) -> RepoConfig:
                 path=f"environments/{name}",
                 sync=_sync(spec.get("sync"), SyncPolicy()),
                 branch=spec.get("branch"),
-                verify=None
-                if verify is None
-                else VerifySettings(
-                    mode=verify["mode"],
-                    keys=tuple(verify.get("keys", ())),
-                    allowed_signers=verify.get("allowed_signers"),
-                ),
+                verify=_verify(doc, tree, name, spec.get("verify"), problems),
                 secrets=SecretSettings(
                     recipients=tuple(secrets.get("recipients", ())),
                     identity_file=secrets.get("identity_file"),
