@@ -9,7 +9,7 @@ evaluation.
 
 A closed deployment window is informational here: it says when a sync may apply the
 change, not that the change is wrong, so it never makes ``policy check`` or ``validate``
-fail. `gitswarm sync` and the agent are the ones that hold a change for the window.
+fail. `gitswarm sync` refuses while an enforced window is closed (WindowClosed).
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ class Checked:
         if state.next_open is not None:
             note += f"; next opens {state.next_open.isoformat()}"
         if self.report.modes.get(WINDOW_RULE) == "enforce":
-            return note + " -- a sync now is held until then (not a problem of the commit)"
+            return (
+                note + " -- a sync waits for it (DeploymentWindowClosed); the commit itself is fine"
+            )
         return note + " -- deployment_windows is warn: a sync now deploys anyway"
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +172,7 @@ def check(
 ) -> None:
     """Render ENV and evaluate its policies; print every result (file:line: mode: rule:
     message). Exit 2 on any enforced violation or policy error. A closed deployment window
-    is reported but does not fail the check: `gitswarm sync` holds the change instead."""
+    is reported but does not fail the check: it concerns when to sync, not the commit."""
 
     def run() -> None:
         tree = open_tree(repo, revision)

@@ -169,16 +169,16 @@ def test_a_closed_deployment_window_is_informational(example: Path) -> None:
     code, out, _ = _check(example, "production")
     assert code == 0, out
     assert "deployment window closed: inside deny window 'test freeze'" in out
-    assert "a sync now is held until then (not a problem of the commit)" in out
+    assert "a sync waits for it (DeploymentWindowClosed); the commit itself is fine" in out
     assert "passes: 0 violations, 0 warnings" in out
     code, out, _ = _check(example, "production", "--json")
     [report] = json.loads(out)["reports"]
     assert code == 0 and report["passes"] is True
-    assert report["blocked"] is True  # a sync now would be held
+    assert report["blocked"] is True  # a sync now would wait
     assert report["window"]["open"] is False
     code, out, _ = _run("validate", "--repo", str(example))
     assert code == 0, out
-    assert "a sync now is held" in out
+    assert "a sync waits for it" in out
     # with a real violation too, the violation fails the check, the window still does not
     _append(example, PROD, ROOT_WORKER)
     code, out, _ = _check(example, "production")
