@@ -13,6 +13,7 @@ from gitswarm import __version__
 from gitswarm.cli.example import write_example
 from gitswarm.cli.ops import register
 from gitswarm.cli.output import emit_json, guarded
+from gitswarm.cli.policy import policy
 from gitswarm.cli.render import render, validate
 from gitswarm.cli.secret import secret
 
@@ -50,6 +51,7 @@ def init(directory: Path, no_git: bool, as_json: bool) -> None:
 cli.add_command(render)
 cli.add_command(validate)
 cli.add_command(secret)
+cli.add_command(policy)
 register(cli)
 
 

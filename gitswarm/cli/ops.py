@@ -148,7 +148,8 @@ def print_outcome(outcome: SyncOutcome) -> None:
     if outcome.message:
         click.echo(f"  {outcome.message}")
     for problem in outcome.problems:
-        click.echo(f"  {problem}")
+        if str(problem) not in outcome.message:  # errors list their problems in the message
+            click.echo(f"  {problem}")
 
 
 def exit_code(outcomes: list[SyncOutcome]) -> int:

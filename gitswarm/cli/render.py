@@ -140,15 +140,18 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 @click.option("--repo", default=".", show_default=True, help=REPO_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def validate(env_name: str | None, revision: str | None, repo: str, as_json: bool) -> None:
-    """Check every application in every environment; print all problems (file:line: message
-    [rule]). Exit 2 if there is any."""
+    """Check every application in every environment: schema, references and policies;
+    print all problems (file:line: message [rule]). Exit 2 if there is any. Policy
+    warnings and a closed deployment window are shown but are not problems."""
+    # cli/policy.py builds on this module (open_tree, _render): imported here, not above.
+    from gitswarm.cli.policy import PolicyGate
 
     def run() -> None:
         tree = open_tree(repo, revision)
         try:
             config = load_config(tree)
         except ConfigError as exc:
-            report(list(exc.problems) or [Problem(str(exc))], [])
+            report(list(exc.problems) or [Problem(str(exc))], [], [])
             return
         if env_name is not None:
             try:
@@ -158,12 +161,15 @@ def validate(env_name: str | None, revision: str | None, repo: str, as_json: boo
         else:
             envs = [e.name for e in config.environments]
         keys = _Keys(config, {})
+        gate = PolicyGate(tree, repo)
         problems: list[Problem] = []
+        warnings: list[Problem] = []
         results: list[dict[str, Any]] = []
         for env in envs:
             for app in config.apps_for(env):
                 try:
                     desired = _render(tree, config, keys, app.name, env)
+                    checked = gate.check(desired, config.environment(env))
                 except InputError as exc:
                     found = list(exc.problems) or [Problem(exc.message, rule=exc.reason)]
                     problems.extend(found)
@@ -171,39 +177,52 @@ def validate(env_name: str | None, revision: str | None, repo: str, as_json: boo
                         {"app": app.name, "env": env, "ok": False, "problems": len(found)}
                     )
                     continue
+                problems.extend(r.problem() for r in checked.violations)
+                warnings.extend(r.problem() for r in checked.warnings)
                 results.append(
                     {
                         "app": app.name,
                         "env": env,
-                        "ok": True,
+                        "ok": checked.ok,
                         "stack": desired.stack,
                         "services": len(desired.services),
                         "configs": sum(o.kind == "config" for o in desired.objects),
                         "secrets": sum(o.kind == "secret" for o in desired.objects),
+                        "policy_violations": len(checked.violations),
+                        "policy_warnings": len(checked.warnings),
+                        "window": checked.window_note(),
                     }
                 )
-        report(_unique(problems), results)
+        report(_unique(problems), _unique(warnings), results)
 
-    def report(problems: list[Problem], results: list[dict[str, Any]]) -> None:
+    def report(
+        problems: list[Problem], warnings: list[Problem], results: list[dict[str, Any]]
+    ) -> None:
         if as_json:
             emit_json(
                 {
                     "ok": not problems,
                     "problems": [p.as_dict() for p in problems],
+                    "warnings": [p.as_dict() for p in warnings],
                     "stacks": results,
                 }
             )
         else:
             for result in results:
-                if result["ok"]:
-                    click.echo(
-                        f"ok    {result['app']} in {result['env']}: stack {result['stack']}, "
-                        f"{result['services']} services, {result['configs']} configs, "
-                        f"{result['secrets']} secrets"
-                    )
-                else:
-                    click.echo(f"FAIL  {result['app']} in {result['env']}")
-            for problem in problems:
+                where = f"{result['app']} in {result['env']}"
+                if "stack" not in result:
+                    click.echo(f"FAIL  {where}")
+                    continue
+                click.echo(
+                    f"{'ok  ' if result['ok'] else 'FAIL'}  {where}: stack {result['stack']}, "
+                    f"{result['services']} services, {result['configs']} configs, "
+                    f"{result['secrets']} secrets; policies: "
+                    f"{result['policy_violations']} violations, "
+                    f"{result['policy_warnings']} warnings"
+                )
+                if result["window"]:
+                    click.echo(f"      {result['window']}")
+            for problem in (*problems, *warnings):
                 click.echo(str(problem))
             if problems:
                 click.echo(f"{len(problems)} problem(s) found", err=True)

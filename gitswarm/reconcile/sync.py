@@ -126,6 +126,20 @@ class Rendered:
     policy: PolicyReport | None
 
 
+def policy_context(commit: CommitInfo) -> dict[str, Any]:
+    """What Rego policies read as ``input.commit`` (documented in policy/rego.py); the
+    same for `gitswarm sync`, the agent and `gitswarm policy check --revision`."""
+    return {
+        "commit": {
+            "sha": commit.sha,
+            "author": commit.author,
+            "email": commit.email,
+            "message": commit.subject,
+            "time": commit.committed_at,
+        }
+    }
+
+
 def recorded_changes(plan: Plan) -> list[RecordedChange]:
     actions = {"create": "created", "update": "changed", "remove": "removed"}
     out: list[RecordedChange] = []
@@ -176,7 +190,7 @@ class Reconciler:
             env,
             rego_sources=rego,
             now=self.clock.now(),
-            context={"revision": rev, "author": commit.author, "committed_at": commit.committed_at},
+            context=policy_context(commit),
         )
         return Rendered(rev, commit, config, app, env, desired, report)
 
