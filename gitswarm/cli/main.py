@@ -16,6 +16,7 @@ from gitswarm.cli.output import emit_json, guarded
 from gitswarm.cli.policy import policy
 from gitswarm.cli.render import render, validate
 from gitswarm.cli.secret import secret
+from gitswarm.cli.serve import serve
 
 
 class _Group(click.Group):
@@ -53,6 +54,7 @@ cli.add_command(validate)
 cli.add_command(secret)
 cli.add_command(policy)
 register(cli)
+cli.add_command(serve)
 
 
 def main() -> None:

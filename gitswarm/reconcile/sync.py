@@ -11,15 +11,17 @@ released. Called by cli/ (sync, rollback) and by the agent (reconcile/agent.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError
+from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError, UsageError
 from gitswarm.health import Verdict
 from gitswarm.model.config import Application, Environment, RepoConfig, SyncPolicy, Target
 from gitswarm.model.events import Event, EventKind
@@ -51,9 +53,10 @@ from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
+from gitswarm.source.verify import Verifier, settings_in_force
 from gitswarm.store import Store
 from gitswarm.store.locks import sync_lock
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.client import DockerSwarm, Swarm
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -162,6 +165,7 @@ class Reconciler:
     progress: Progress = lambda _msg: None
     holder: str = field(default_factory=holder_id)
     identity_for: Callable[[RepoConfig, Environment], Identity | None] | None = None
+    verifier: Verifier = field(default_factory=Verifier)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
@@ -173,16 +177,24 @@ class Reconciler:
         except SecretError:
             return None  # render says so if the stack needs a secret
 
-    def render(self, app_name: str, env_name: str, revision: str | None) -> Rendered:
+    def render(
+        self, app_name: str, env_name: str, revision: str | None, *, verify: bool = False
+    ) -> Rendered:
+        """Fetch, verify (when asked: before deploying), render and validate."""
         self.progress("fetch")
         rev = self.source.resolve(revision) if revision else self.source.head()  # fetch
         commit = self.source.commit_info(rev)
         tree = GitTree(self.source.git_dir, rev)
         config = load_config(tree)
-        env = config.environment(env_name)
-        app = config.application(app_name)
+        try:
+            env = config.environment(env_name)
+            app = config.application(app_name)
+        except KeyError as exc:
+            raise UsageError(f"{exc.args[0]} (in gitswarm.yml at {rev[:12]})") from None
+        if verify:
+            self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        identity = self.identity(config, env)  # verify: see reconcile/verify.py (agent)
+        identity = self.identity(config, env)
         desired = render_stack(tree, config, app.name, env.name, identity)  # render
         rego = rego_sources(tree)
         report = evaluate(  # validate
@@ -193,6 +205,22 @@ class Reconciler:
             context=policy_context(commit),
         )
         return Rendered(rev, commit, config, app, env, desired, report)
+
+    def _verify(self, revision: str, app: str, env: Environment) -> None:
+        """The commit must be signed by a trusted key when the environment says so. The
+        settings of the last deployed revision decide (a commit cannot switch its own
+        check off; see source/verify.py's settings_in_force)."""
+        trusted = None
+        status = self.store.get_status(app, env.name)
+        if status is not None and status.revision and status.revision != revision:
+            with contextlib.suppress(GitswarmError, KeyError):
+                deployed = load_config(GitTree(self.source.git_dir, status.revision))
+                trusted = deployed.environment(env.name).verify
+        settings = settings_in_force(trusted, env.verify)
+        if settings is None:
+            return
+        self.progress(f"verify the signature of {revision[:12]}")
+        self.verifier.verify(self.source.git_dir, revision, settings)
 
     # --- the whole pipeline -----------------------------------------------------------
 
@@ -207,7 +235,7 @@ class Reconciler:
                 ttl_seconds=900,
                 wait=req.lock_wait,
             ):
-                rendered = self.render(req.app, req.env, req.revision)
+                rendered = self.render(req.app, req.env, req.revision, verify=not req.dry_run)
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id)
         except GitswarmError as exc:
@@ -400,6 +428,8 @@ class Reconciler:
             kind = "sync_succeeded"
         elif outcome.reason == "PolicyViolation":
             kind = "policy_violation"
+        elif outcome.reason == "SignatureRejected":
+            kind = "signature_rejected"
         elif outcome.result == "Failed":
             kind = "sync_failed"
         else:
@@ -422,10 +452,22 @@ _DEPLOY_FAILURES = {
 }
 
 
-def default_swarm_for(target: Target) -> Swarm:
-    from gitswarm.swarm.client import DockerSwarm
+class SwarmPool:
+    """Docker clients per target and thread, reused: building one costs an API round
+    trip (version negotiation), and docker-py's session is not shared across threads."""
 
-    return DockerSwarm(target)
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, target: Target) -> Swarm:
+        clients: dict[Target, Swarm] = self._local.__dict__.setdefault("clients", {})
+        client = clients.get(target)
+        if client is None:
+            client = clients[target] = DockerSwarm(target)
+        return client
+
+
+default_swarm_for = SwarmPool()
 
 
 __all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest", "default_swarm_for"]

@@ -56,6 +56,7 @@ class RepoSource:
     remote: str | None = None  # the URL, when cached from a remote
     work_tree: Path | None = None  # the local clone's working tree, if local
     last_fetched: str | None = field(default=None)
+    _default_ref: str | None = field(default=None, repr=False)
 
     # --- construction ------------------------------------------------------------------
 
@@ -100,6 +101,19 @@ class RepoSource:
             head = self._git("symbolic-ref", "-q", "HEAD")
             return head or "HEAD"
         return "HEAD"
+
+    def branch_ref(self) -> str:
+        """The followed branch as a full ref (the remote's default branch resolved), for
+        matching pushed refs in webhooks. Cached once known."""
+        ref = self.ref()
+        if ref != "HEAD":
+            return ref
+        if self._default_ref is None and self.remote is not None:
+            out = git_text(["ls-remote", "--symref", "--", self.remote, "HEAD"], timeout=30)
+            for line in out.splitlines():
+                if line.startswith("ref: ") and line.endswith("\tHEAD"):
+                    self._default_ref = line[len("ref: ") : -len("\tHEAD")]
+        return self._default_ref or ref
 
     def remote_head(self, timeout: float = 30.0) -> str:
         """Ask the remote which commit the followed ref points at (no fetch)."""

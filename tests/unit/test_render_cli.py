@@ -208,7 +208,13 @@ BAD_INPUTS = {
         "service sidecar has no image",
     ),
     "replicas-three": (
-        lambda r: _append(r, DEV, "    deploy:\n      replicas: three\n"),
+        lambda r: _set(
+            r,
+            DEV,
+            (r / DEV)
+            .read_text()
+            .replace("    deploy:\n", "    deploy:\n      replicas: three\n", 1),
+        ),
         "replicas must be an integer",
     ),
     "unknown-top-level-key": (lambda r: _append(r, DEV, "servces: {}\n"), "unknown key 'servces'"),

@@ -1,0 +1,272 @@
+"""``gitswarm serve``: the agent — the loop, webhooks, the HTTP API, /metrics (edge).
+
+Settings, first match wins: command-line flags, environment variables, the config file
+(``--config``, YAML), the defaults below. Every setting has a default except the
+repository.
+
+    repo: https://git.example.com/medianest-gitops.git   # GITSWARM_REPO (or a local path)
+    branch: main                  # GITSWARM_BRANCH; default: the remote's default branch
+    state: /var/lib/gitswarm/state.db   # GITSWARM_STATE; or postgresql://...
+    listen: 127.0.0.1:8080        # GITSWARM_LISTEN
+    poll_interval: 30             # GITSWARM_POLL_INTERVAL (seconds; jittered +/-20%)
+    drift_interval: 120           # periodic drift check; Docker events catch most sooner
+    lease_ttl: 15                 # one active agent per store; a standby waits
+    heal_limit: 3                 # the same drift healed 3 times ...
+    heal_window: 600              # ... within 10 minutes: stop healing and alert
+    environments: []              # only these environments (default: all)
+    log_format: text              # GITSWARM_LOG_FORMAT: text | json
+    log_level: info
+    notifications:                # Apprise URLs per event kind; "*" gets every kind
+      sync_failed: ["mailto://..."]
+      "*": ["json://127.0.0.1:9000/hook"]
+    api:                          # tokens, webhook secrets: see gitswarm/api/settings.py
+      webhooks: {github: {env: GITHUB_WEBHOOK_SECRET}}
+
+Event kinds: sync_succeeded, sync_failed, drift_detected, drift_healed, rollback,
+signature_rejected, policy_violation, promotion_pending, promotion_committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
+from gitswarm.cli.output import guarded
+from gitswarm.errors import ConfigError, UsageError
+from gitswarm.model.events import EVENT_KINDS
+from gitswarm.notify import Notifier
+from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.metrics import Metrics
+from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+from gitswarm.source.repo import RepoSource
+from gitswarm.store import Store
+
+ENV_VARS = {
+    "repo": "GITSWARM_REPO",
+    "branch": "GITSWARM_BRANCH",
+    "state": "GITSWARM_STATE",
+    "listen": "GITSWARM_LISTEN",
+    "poll_interval": "GITSWARM_POLL_INTERVAL",
+    "log_format": "GITSWARM_LOG_FORMAT",
+}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    repo: str = ""
+    branch: str | None = None
+    state: str | None = None
+    listen: str = "127.0.0.1:8080"
+    log_format: str = "text"
+    log_level: str = "info"
+    notifications: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    api: Mapping[str, Any] = field(default_factory=dict)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        try:
+            return host or "127.0.0.1", int(port)
+        except ValueError:
+            raise ConfigError(f"listen must be HOST:PORT, not {self.listen!r}") from None
+
+
+_AGENT_FIELDS = {f.name: f.type for f in fields(AgentSettings)}
+
+
+def load_serve_config(
+    path: Path | None, flags: Mapping[str, Any], environ: Mapping[str, str]
+) -> ServeConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = YAML(typ="safe").load(path.read_text())
+        except (OSError, YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the agent config: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the agent config must be a mapping")
+        data = dict(loaded or {})
+    for key, var in ENV_VARS.items():
+        if environ.get(var):
+            data[key] = environ[var]
+    data.update({k: v for k, v in flags.items() if v is not None})
+    where = str(path) if path else "settings"
+    agent_kwargs: dict[str, Any] = {}
+    config_kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _AGENT_FIELDS:
+            agent_kwargs[key] = _coerce(key, value, getattr(AgentSettings(), key), where)
+        elif key in ("repo", "branch", "state", "listen", "log_format", "log_level"):
+            config_kwargs[key] = None if value is None else str(value)
+        elif key == "notifications":
+            config_kwargs[key] = _notifications(value, where)
+        elif key == "api":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: api must be a mapping")
+            config_kwargs[key] = value
+        else:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+    config = ServeConfig(**config_kwargs, agent=AgentSettings(**agent_kwargs))
+    if not config.repo:
+        raise UsageError("no repository: give --repo, GITSWARM_REPO or `repo:` in --config")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError(f"{where}: log_format must be text or json")
+    return config
+
+
+def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip())
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key} must be like {default!r}, not {value!r}") from None
+    return value
+
+
+def _notifications(value: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: notifications must map event kinds to Apprise URLs")
+    routes: dict[str, tuple[str, ...]] = {}
+    for kind, urls in value.items():
+        if kind != "*" and kind not in EVENT_KINDS:
+            raise ConfigError(
+                f"{where}: unknown event kind {kind!r} in notifications "
+                f"(known: {', '.join(EVENT_KINDS)}, or *)"
+            )
+        routes[str(kind)] = tuple([urls] if isinstance(urls, str) else [str(u) for u in urls])
+    return routes
+
+
+def setup_logging(fmt: str, level: str) -> None:
+    """Structured logs: JSON lines with ``--log-format json``, readable text otherwise.
+    Records carry the app, env and revision they are about when the caller binds them."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    source = RepoSource.open(config.repo, branch=config.branch)
+    store = Store(config.state)
+    notifier = Notifier(config.notifications)
+    metrics = Metrics()
+    reconciler = Reconciler(
+        source=source, store=store, swarm_for=default_swarm_for, notifier=notifier
+    )
+    agent = Agent(
+        source=source,
+        store=store,
+        reconciler=reconciler,
+        settings=config.agent,
+        notifier=notifier,
+        metrics=metrics,
+    )
+    host, port = config.host_port
+    api_settings: ApiSettings = settings_from_mapping(config.api, audit=store.audit)
+    api_settings = replace(api_settings, host=host, port=port)
+    app = create_app(agent, api_settings, metrics)
+    handle = serve_in_thread(app, host, port)
+    log = logging.getLogger("gitswarm.serve")
+    log.info(
+        "gitswarm agent %s listening on %s, following %s", agent.holder, handle.url, config.repo
+    )
+    agent.start()
+    try:
+        stop.wait()
+    finally:
+        log.info(
+            "stopping: finishing the running operation (up to %.0fs)", config.agent.shutdown_grace
+        )
+        handle.stop()
+        agent.stop()
+        notifier.close()
+        store.close()
+    return 0
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The agent's YAML config file.",
+)
+@click.option("--repo", default=None, help="The GitOps repository (URL or path).")
+@click.option("--branch", default=None)
+@click.option("--state", default=None, help="SQLite path or PostgreSQL URL.")
+@click.option("--listen", default=None, help="HOST:PORT of the HTTP API (default 127.0.0.1:8080).")
+@click.option("--poll-interval", "poll_interval", type=float, default=None)
+@click.option("--log-format", "log_format", type=click.Choice(["text", "json"]), default=None)
+def serve(
+    config_path: Path | None,
+    repo: str | None,
+    branch: str | None,
+    state: str | None,
+    listen: str | None,
+    poll_interval: float | None,
+    log_format: str | None,
+) -> None:
+    """Run the agent: poll and webhooks, sync, drift and self-heal, API, /metrics."""
+
+    def run() -> None:
+        flags = {
+            "repo": repo,
+            "branch": branch,
+            "state": state,
+            "listen": listen,
+            "poll_interval": poll_interval,
+            "log_format": log_format,
+        }
+        config = load_serve_config(config_path, flags, os.environ)
+        setup_logging(config.log_format, config.log_level)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        sys.exit(run_agent(config, stop=stop))
+
+    guarded(False, run)

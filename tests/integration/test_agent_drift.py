@@ -1,0 +1,92 @@
+"""Manual changes on the swarm: reported within 2 s, reverted with self_heal."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness.gitserve import GitRemote
+from tests.conftest import SwarmUnderTest
+from tests.gitops import service
+from tests.integration.agent_rig import AgentRig, running_rig, wait_for
+
+pytestmark = pytest.mark.swarm
+
+
+@pytest.fixture()
+def rig(
+    swarm: SwarmUnderTest,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: str,
+) -> Iterator[AgentRig]:
+    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    yield AgentRig(git_remote, tmp_path, stack_name)
+
+
+def replicas(client: docker.DockerClient, name: str) -> int:
+    spec = client.api.inspect_service(name)["Spec"]
+    return int(spec["Mode"]["Replicated"]["Replicas"])
+
+
+def scale(swarm: SwarmUnderTest, name: str, n: int) -> None:
+    subprocess.run(
+        ["docker", "-H", swarm.docker_host, "service", "scale", "--detach", f"{name}={n}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("self_heal", [True, False])
+def test_manual_scale_is_reported_quickly_and_healed_only_with_self_heal(
+    self_heal: bool,
+    rig: AgentRig,
+    swarm: SwarmUnderTest,
+    docker_client: docker.DockerClient,
+) -> None:
+    rig.sync["self_heal"] = self_heal
+    first = rig.push({"web": service(), "api": service()}, "first")
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        assert rig.agent is not None
+        wait_for(rig.agent.idle, 30)
+        name = f"{rig.stack}_web"
+        scale(swarm, name, 3)
+
+        def reported() -> bool:
+            return any("replicas" in o.message for o in rig.operations("drift"))
+
+        elapsed = wait_for(reported, 10)
+        assert elapsed < 2.0, f"drift reported after {elapsed:.2f}s"
+        drift = rig.operations("drift")[0]
+        assert "web" in drift.message and "deploy.replicas: 1 -> 3" in drift.message
+        if self_heal:
+            wait_for(lambda: replicas(docker_client, name) == 1, 30)
+            wait_for(
+                lambda: rig.operations("heal") and rig.operations("heal")[0].result == "Succeeded",
+                30,
+            )
+            wait_for(lambda: rig.status().sync == "Synced", 30)
+        else:
+            wait_for(lambda: rig.status().sync == "OutOfSync", 10)
+            status = rig.status()
+            assert "web" in status.drift
+            assert replicas(docker_client, name) == 3
+            assert not rig.operations("heal")
+
+
+def test_a_removed_service_is_recreated(rig: AgentRig, docker_client: docker.DockerClient) -> None:
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        assert rig.agent is not None
+        wait_for(rig.agent.idle, 30)
+        docker_client.api.remove_service(f"{rig.stack}_web")
+        wait_for(lambda: any("removed" in o.message for o in rig.operations("drift")), 10)
+        wait_for(lambda: docker_client.api.services(filters={"name": f"{rig.stack}_web"}), 30)

@@ -1,0 +1,94 @@
+"""The agent deploys pushed commits: via a signed webhook, or by polling; bad
+signatures trigger nothing; a burst of webhooks coalesces."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness.gitserve import GitRemote
+from tests.conftest import SwarmUnderTest
+from tests.gitops import service
+from tests.integration.agent_rig import AgentRig, running_rig, wait_for
+from tests.integration.swarm_helpers import image_of
+
+pytestmark = pytest.mark.swarm
+
+
+@pytest.fixture()
+def rig(
+    swarm: SwarmUnderTest,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: str,
+) -> Iterator[AgentRig]:
+    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    yield AgentRig(git_remote, tmp_path, stack_name)
+
+
+def test_a_signed_webhook_deploys_the_pushed_commit(
+    rig: AgentRig, docker_client: docker.DockerClient, registry: str
+) -> None:
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+        assert rig.github_push(second) == 202
+        elapsed = wait_for(rig.deployed(second), 60)
+        assert "busybox:2" in image_of(docker_client, f"{rig.stack}_web")
+        assert elapsed < 30
+
+
+def test_polling_alone_deploys_the_pushed_commit(
+    rig: AgentRig, docker_client: docker.DockerClient, registry: str
+) -> None:
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig, poll_interval=1.0, poll_jitter=0.0):
+        wait_for(rig.deployed(first), 60)
+        second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+        wait_for(rig.deployed(second), 60)
+        assert "busybox:2" in image_of(docker_client, f"{rig.stack}_web")
+        polls = rig.agent.metrics.git_polls.labels("no")._value.get()  # type: ignore[union-attr]
+        assert polls >= 1  # quiet polls fetched nothing
+
+
+def test_an_unsigned_or_badly_signed_webhook_gets_401_and_deploys_nothing(
+    rig: AgentRig, registry: str
+) -> None:
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+        assert rig.github_push(second, sign=False) == 401
+        assert rig.github_push(second, secret="wrong") == 401
+        time.sleep(2)
+        assert rig.status().revision == first
+        assert not [o for o in rig.operations("sync") if o.revision == second]
+
+
+def test_a_burst_of_webhooks_causes_at_most_two_syncs_and_the_last_commit_wins(
+    rig: AgentRig, registry: str
+) -> None:
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        before = len(rig.operations("sync"))
+        last = rig.push({"web": service(f"{registry}/busybox:2")}, "burst")
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(lambda _: rig.github_push(last), range(100)))
+        assert codes == [202] * 100
+        wait_for(rig.deployed(last), 60)
+        time.sleep(1.0)
+        assert rig.agent is not None
+        wait_for(rig.agent.idle, 30)
+        syncs = rig.operations("sync")[: len(rig.operations("sync")) - before]
+        assert 1 <= len(syncs) <= 2, [(o.revision, o.message) for o in syncs]
+        assert syncs[0].revision == last
