@@ -45,7 +45,7 @@ from gitswarm.repo import load_config
 from gitswarm.source.repo import RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.store import AGENT_LOCK, Store
-from gitswarm.swarm.client import DockerSwarm, Swarm
+from gitswarm.swarm.client import DockerSwarm, EventStream, Swarm
 
 log = logging.getLogger("gitswarm.agent")
 
@@ -149,6 +149,7 @@ class Agent:
         self.syncs_started = 0
         self._rendered: dict[tuple[str, str, str], Rendered] = {}
         self._heal_alerted: set[tuple[str, str]] = set()
+        self._streams: set[EventStream] = set()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -165,6 +166,8 @@ class Agent:
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+            for stream in self._streams:
+                stream.close()
         grace = self.settings.shutdown_grace if timeout is None else timeout
         deadline = self.monotonic() + grace
         for future in list(self._futures):
@@ -577,7 +580,12 @@ class Agent:
                     self._check_all_drift()  # events may have been missed meanwhile
                 since = dt.datetime.now(dt.UTC)
                 backoff = 0.5
-                for event in client.events(since=since):
+                stream = client.events(since=since)
+                with self._lock:
+                    self._streams.add(stream)
+                if self._stop.is_set():
+                    stream.close()
+                for event in stream:
                     if self._stop.is_set() or not self.leader:
                         break
                     self._on_event(event)
@@ -585,6 +593,8 @@ class Agent:
             except SwarmError as exc:
                 log.warning("Docker events from %s: %s; reconnecting", target.name, exc.message)
             finally:
+                with self._lock:
+                    self._streams = {s for s in self._streams if not s.closed}
                 client.close()
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 30.0)

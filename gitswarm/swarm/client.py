@@ -347,8 +347,9 @@ class DockerSwarm:
 
     def events(
         self, *, since: dt.datetime | None = None, until: dt.datetime | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Service, config and secret events, decoded (used by the agent's drift watch)."""
+    ) -> EventStream:
+        """Service, config and secret events, decoded (used by the agent's drift watch).
+        Iterate it; ``close()`` it from another thread to stop waiting."""
         with _translate("subscribe to events"):
             stream = self.api.events(
                 since=since,
@@ -356,14 +357,33 @@ class DockerSwarm:
                 filters={"type": ["service", "config", "secret"]},
                 decode=True,
             )
+        return EventStream(stream, self.describe())
+
+
+class EventStream:
+    """Docker's event stream, with errors translated and a ``close()`` that interrupts a
+    reader blocked on it."""
+
+    def __init__(self, stream: Any, source: str) -> None:
+        self._stream = stream
+        self._source = source
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
-            yield from stream
+            yield from self._stream
         except (
             requests.exceptions.RequestException,
             OSError,
+            AttributeError,  # the socket went away under a closing reader
             docker.errors.DockerException,
         ) as exc:
-            raise SwarmError(f"event stream from {self.describe()} broke: {exc}") from exc
+            if not self.closed:
+                raise SwarmError(f"event stream from {self._source} broke: {exc}") from exc
         finally:
-            with contextlib.suppress(Exception):
-                stream.close()
+            self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self._stream.close()

@@ -43,7 +43,7 @@ def test_a_bad_image_is_rolled_back_and_not_retried(
         wait_for(lambda: rig.status().last_result == "RolledBack", 90)
         status = rig.status()
         assert status.revision == good and status.health == "Healthy"
-        assert status.reason in ("TasksFailing", "HealthTimeout")
+        assert status.reason in ("TasksFailing", "HealthTimeout", "UpdatePaused")
         assert "busybox:1" in image_of(docker_client, f"{rig.stack}_web")
         assert rig.store is not None and rig.store.is_bad("app", "dev", bad)
 
