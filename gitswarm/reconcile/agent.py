@@ -58,6 +58,8 @@ DEPLOY_FAILURES = frozenset(
     }
 )
 
+RETRYABLE = frozenset({"Locked", "SwarmFailed", "StoreFailed", "GitFailed"})
+
 
 @dataclass(frozen=True)
 class AgentSettings:
@@ -150,6 +152,7 @@ class Agent:
         self._rendered: dict[tuple[str, str, str], Rendered] = {}
         self._heal_alerted: set[tuple[str, str]] = set()
         self._streams: set[EventStream] = set()
+        self._retries: dict[tuple[str, ...], int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -180,6 +183,10 @@ class Agent:
             with contextlib.suppress(GitswarmError):
                 self.store.release_lock(AGENT_LOCK, self.holder)
             self.leader = False
+        for pool in (self.swarm_for, self.reconciler.swarm_for):
+            close = getattr(pool, "close", None)
+            if callable(close):
+                close()
 
     def wait_leader(self, timeout: float) -> bool:
         deadline = self.monotonic() + timeout
@@ -384,8 +391,13 @@ class Agent:
             )
         )
         self._count(outcome)
+        if outcome.reason not in RETRYABLE:
+            with self._lock:
+                self._retries.pop(("sync", app, env), None)
         if outcome.reason == "DeploymentWindowClosed":
             self._hold_for_window(app, env, outcome, request)
+        elif outcome.reason in RETRYABLE:
+            self._retry_later(("sync", app, env), request, outcome)
         elif (
             outcome.result == "Failed"
             and outcome.reason in DEPLOY_FAILURES
@@ -404,6 +416,22 @@ class Agent:
             status = self.store.get_status(outcome.app, outcome.env)
             if status is not None:
                 self.metrics.set_state(outcome.app, outcome.env, status.sync, status.health)
+
+    def _retry_later(
+        self, key: tuple[str, ...], request: TriggerRequest, outcome: SyncOutcome
+    ) -> None:
+        """Transient trouble (Docker restarting, a lock still held by a dead agent, the
+        store busy): try again with backoff; a new trigger meanwhile replaces it."""
+        with self._wake:
+            attempt = self._retries.get(key, 0) + 1
+            self._retries[key] = attempt
+            delay = min(2.0 * 2 ** min(attempt - 1, 5), 60.0)
+            log.warning(
+                "%s/%s: %s (%s); retrying in %.0fs", key[1], key[2], outcome.reason,
+                outcome.message, delay,
+            )  # fmt: skip
+            self._schedule_locked(delay, key, request)
+            self._wake.notify_all()
 
     def _hold_for_window(
         self, app: str, env: str, outcome: SyncOutcome, request: TriggerRequest

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,11 +54,37 @@ from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verify import Verifier, settings_in_force
-from gitswarm.store import Store
+from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
 from gitswarm.swarm.client import DockerSwarm, Swarm
 
 log = logging.getLogger("gitswarm.sync")
+
+
+# The sync lock's lease: short, so a holder that dies (kill -9) frees it within
+# seconds; renewed in the background while the sync runs.
+SYNC_LEASE = 30.0
+
+
+@contextlib.contextmanager
+def kept_alive(lease: Lease, every: float = SYNC_LEASE / 3) -> Iterator[None]:
+    """Renew ``lease`` in the background for the duration of the block."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every):
+            try:
+                lease.renew()
+            except GitswarmError as exc:
+                log.error("could not renew %r: %s", lease.name, exc.message)
+
+    thread = threading.Thread(target=renew, name=f"lease-{lease.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
 
 
 def holder_id() -> str:
@@ -229,12 +255,17 @@ class Reconciler:
         op_id: int | None = None  # a started operation, finished in _record
         rendered: Rendered | None = None
         try:
-            with self.store.lock(
-                sync_lock(req.app, req.env),
-                self.holder,
-                ttl_seconds=900,
-                wait=req.lock_wait,
+            with (
+                self.store.lock(
+                    sync_lock(req.app, req.env),
+                    self.holder,
+                    ttl_seconds=SYNC_LEASE,
+                    wait=req.lock_wait,
+                ) as lease,
+                kept_alive(lease),
             ):
+                # A previous holder that died (kill -9) left its operation Running.
+                self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
                 rendered = self.render(req.app, req.env, req.revision, verify=not req.dry_run)
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id)
@@ -458,13 +489,23 @@ class SwarmPool:
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self._all: list[DockerSwarm] = []
+        self._lock = threading.Lock()
 
     def __call__(self, target: Target) -> Swarm:
-        clients: dict[Target, Swarm] = self._local.__dict__.setdefault("clients", {})
+        clients: dict[Target, DockerSwarm] = self._local.__dict__.setdefault("clients", {})
         client = clients.get(target)
         if client is None:
             client = clients[target] = DockerSwarm(target)
+            with self._lock:
+                self._all.append(client)
         return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()
 
 
 default_swarm_for = SwarmPool()
