@@ -124,7 +124,8 @@ def plan_lines(plan: Plan) -> list[str]:
             continue
         note = f"  ({change.note})" if change.note else ""
         lines.append(f"  {marks[change.action]} {change.service}: {change.action}{note}")
-        lines.extend(f"      {f}" for f in change.fields)
+        if change.action != "create":  # a new service: every field is new, say it once
+            lines.extend(f"      {f}" for f in change.fields)
         lines.extend(
             f"      drift {friendly(f.path)}: {f.before!r} -> {f.after!r}" for f in change.drift
         )
