@@ -18,6 +18,7 @@ from gitswarm.api import create_app, serve_in_thread, settings_from_mapping
 from gitswarm.api.server import ServerHandle
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.apply import Clock
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler, SwarmPool
 from gitswarm.source.repo import RepoSource
@@ -84,7 +85,7 @@ class AgentRig:
 
     # --- the agent ---------------------------------------------------------------------
 
-    def start(self, **settings: Any) -> Agent:
+    def start(self, clock: Clock | None = None, **settings: Any) -> Agent:
         self.receiver = Receiver()
         self.store = Store(str(self.tmp / "state.db"))
         source = RepoSource.open(self.remote.url, cache=self.tmp / "cache")
@@ -92,7 +93,9 @@ class AgentRig:
             {"sync_failed": [self.receiver.url], "rollback": [self.receiver.url],
              "drift_detected": [self.receiver.url], "signature_rejected": [self.receiver.url]}
         )  # fmt: skip
-        reconciler = Reconciler(source, self.store, SwarmPool(), notifier=notifier)
+        reconciler = Reconciler(
+            source, self.store, SwarmPool(), notifier=notifier, clock=clock or Clock()
+        )
         defaults = {"poll_interval": 300.0, "drift_interval": 300.0, "lease_ttl": 5.0}
         agent_settings = AgentSettings(**{**defaults, **settings})
         metrics = Metrics()
@@ -149,8 +152,8 @@ class AgentRig:
 
 
 @contextmanager
-def running_rig(rig: AgentRig, **settings: Any) -> Iterator[AgentRig]:
-    rig.start(**settings)
+def running_rig(rig: AgentRig, clock: Clock | None = None, **settings: Any) -> Iterator[AgentRig]:
+    rig.start(clock, **settings)
     try:
         yield rig
     finally:

@@ -1,0 +1,61 @@
+"""Outside a deployment window a change is held, and applied when the window opens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from gitswarm.reconcile.apply import Clock
+from harness.gitserve import GitRemote
+from tests.conftest import SwarmUnderTest
+from tests.gitops import service
+from tests.integration.agent_rig import AgentRig, running_rig, wait_for
+
+pytestmark = pytest.mark.swarm
+
+
+@pytest.fixture()
+def rig(
+    swarm: SwarmUnderTest,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: str,
+) -> Iterator[AgentRig]:
+    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    yield AgentRig(git_remote, tmp_path, stack_name)
+
+
+def test_a_change_outside_the_window_waits_for_it_to_open(
+    rig: AgentRig, docker_client: docker.DockerClient
+) -> None:
+    # The test's clock: a Monday, 4 seconds before the 09:00 UTC window opens.
+    opens = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
+    start_mono = time.monotonic()
+    clock = Clock(now=lambda: opens - dt.timedelta(seconds=4) + dt.timedelta(
+        seconds=time.monotonic() - start_mono))  # fmt: skip
+    rig.env_extra = {
+        "policies": {
+            "deployment_windows": {
+                "mode": "enforce", "timezone": "UTC", "allow": ["Mon-Tue 09:00-10:00"],
+            }
+        }
+    }  # fmt: skip
+    head = rig.push({"web": service()}, "outside the window")
+    with running_rig(rig, clock=clock):
+        wait_for(lambda: rig.status() is not None
+                 and rig.status().reason == "DeploymentWindowClosed", 10)  # fmt: skip
+        assert clock.now() < opens
+        assert not docker_client.api.services(filters={"name": f"{rig.stack}_web"})
+        assert "09:00" in rig.status().message
+        wait_for(rig.deployed(head), 60)
+        assert clock.now() >= opens
+        deploys = [o for o in rig.operations("sync") if o.result == "Succeeded"]
+        assert deploys and deploys[0].started_at  # applied once the window opened
