@@ -8,6 +8,8 @@ local clone or a URL), or ``--revision``. State lives in the store (``--state``,
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -109,6 +111,11 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
         store.close()
 
 
+def _actor() -> str:
+    """Who runs the CLI, for the audit trail."""
+    return os.environ.get("GITSWARM_ACTOR") or getpass.getuser()
+
+
 def _config_keyerror(exc: KeyError) -> UsageError:
     return UsageError(str(exc.args[0]) if exc.args else str(exc))
 
@@ -172,6 +179,13 @@ def exit_code(outcomes: list[SyncOutcome]) -> int:
 @click.option(
     "--lock-wait", default=0.0, show_default=True, help="Seconds to wait for a running sync."
 )
+@click.option(
+    "--override-window",
+    "override_window",
+    is_flag=True,
+    help="Deploy although the deployment window is closed (needs --reason; audited).",
+)
+@click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @repo_option
 @state_option
 @json_option
@@ -182,6 +196,8 @@ def sync(
     dry_run: bool,
     wait: bool,
     lock_wait: float,
+    override_window: bool,
+    reason: str | None,
     repo: str,
     state: str | None,
     as_json: bool,
@@ -189,6 +205,8 @@ def sync(
     """Deploy a committed revision of ENV now and wait until it is healthy."""
 
     def run() -> None:
+        if override_window and not (reason and reason.strip()):
+            raise UsageError('--override-window needs --reason "why this cannot wait"')
         with session(repo, state, as_json=as_json) as s:
             try:
                 apps = s.apps(env, app)
@@ -203,6 +221,8 @@ def sync(
                         dry_run=dry_run,
                         wait=wait,
                         lock_wait=lock_wait,
+                        actor=_actor(),
+                        override_window=reason if override_window else None,
                     )
                 )
                 for name in apps

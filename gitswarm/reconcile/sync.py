@@ -105,6 +105,7 @@ class SyncRequest:
     force_bad: bool = False  # deploy even a revision marked bad (an explicit request)
     lock_wait: float = 0.0
     message: str = ""
+    override_window: str | None = None  # the reason for deploying outside a window
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,13 @@ class Reconciler:
             return None  # render says so if the stack needs a secret
 
     def render(
-        self, app_name: str, env_name: str, revision: str | None, *, verify: bool = False
+        self,
+        app_name: str,
+        env_name: str,
+        revision: str | None,
+        *,
+        verify: bool = False,
+        override_window: str | None = None,
     ) -> Rendered:
         """Fetch, verify (when asked: before deploying), render and validate."""
         self.progress("fetch")
@@ -229,6 +236,7 @@ class Reconciler:
             rego_sources=rego,
             now=self.clock.now(),
             context=policy_context(commit),
+            override_window=override_window,
         )
         return Rendered(rev, commit, config, app, env, desired, report)
 
@@ -266,7 +274,20 @@ class Reconciler:
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
-                rendered = self.render(req.app, req.env, req.revision, verify=not req.dry_run)
+                rendered = self.render(
+                    req.app,
+                    req.env,
+                    req.revision,
+                    verify=not req.dry_run,
+                    override_window=req.override_window,
+                )
+                if req.override_window and not req.dry_run:
+                    self.store.audit(
+                        req.actor or self.holder,
+                        "override-deployment-window",
+                        f"{req.app}/{req.env}",
+                        {"revision": rendered.revision, "reason": req.override_window},
+                    )
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id)
         except GitswarmError as exc:
@@ -402,6 +423,17 @@ class Reconciler:
             return None
 
     def _record(self, req: SyncRequest, outcome: SyncOutcome, op_id: int | None) -> None:
+        fields = {
+            "app": req.app,
+            "env": req.env,
+            "revision": outcome.revision,
+            "result": outcome.result,
+            "reason": outcome.reason,
+            "trigger": req.trigger,
+            "kind": req.kind,
+        }
+        level = logging.INFO if outcome.ok else logging.WARNING
+        log.log(level, "%s %s: %s", req.kind, outcome.result, outcome.message, extra=fields)
         if outcome.reason == "Locked":
             return  # another sync is running: its record is the one that counts
         try:
