@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 
-from harness.gitserve import GitRemote
 from tests.conftest import SwarmUnderTest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
 
 pytestmark = pytest.mark.swarm
-
-
-@pytest.fixture()
-def rig(
-    swarm: SwarmUnderTest,
-    git_remote: GitRemote,
-    tmp_path: Path,
-    stack_name: str,
-    monkeypatch: pytest.MonkeyPatch,
-    registry: str,
-) -> Iterator[AgentRig]:
-    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
-    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
-    yield AgentRig(git_remote, tmp_path, stack_name)
 
 
 def replicas(client: docker.DockerClient, name: str) -> int:
