@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,12 +193,44 @@ def remove_stack_objects(client: docker.DockerClient, namespace: str) -> None:
                     time.sleep(0.2)
 
 
+class Cleaner:
+    """Removes finished tests' stacks in the background (stopping containers takes
+    seconds the next test need not wait for); ``wait()`` at the session's end, before
+    the swarm goes away and before the leftovers check."""
+
+    def __init__(self, swarm: SwarmUnderTest) -> None:
+        self.client = swarm.client()  # its own client: docker-py sessions are per thread
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stack-cleaner")
+        self.futures: list[Future[None]] = []
+
+    def submit(self, namespace: str) -> None:
+        self.futures.append(self.pool.submit(remove_stack_objects, self.client, namespace))
+
+    def wait(self) -> None:
+        try:
+            for future in self.futures:
+                future.result(timeout=120)
+        finally:
+            self.pool.shutdown(wait=True)
+            self.client.close()
+
+
+@pytest.fixture(scope="session")
+def cleaner(swarm: SwarmUnderTest, docker_client: docker.DockerClient) -> Iterator[Cleaner]:
+    worker = Cleaner(swarm)
+    try:
+        yield worker
+    finally:
+        worker.wait()
+
+
 @pytest.fixture()
-def stack_name(request: pytest.FixtureRequest, docker_client: docker.DockerClient) -> Iterator[str]:
-    """A unique stack name for one test; everything in that namespace is removed after."""
+def stack_name(request: pytest.FixtureRequest, cleaner: Cleaner) -> Iterator[str]:
+    """A unique stack name for one test; everything in that namespace is removed after
+    (in the background; the session waits for it before its leftovers check)."""
     name = f"t{_slug(request.node.name)}{uuid.uuid4().hex[:6]}"
     yield name
-    remove_stack_objects(docker_client, name)
+    cleaner.submit(name)
 
 
 # --- the 3-node swarm ------------------------------------------------------------------

@@ -32,7 +32,8 @@ def service(image: str = "127.0.0.1:5000/busybox:1", **extra: Any) -> dict[str, 
         "init": True,
         "stop_grace_period": "1s",
         "healthcheck": dict(HEALTHCHECK),
-        "deploy": {"replicas": 1, "update_config": {"monitor": "1s"}},
+        # start-first: the new task starts while the old one stops, so updates are quick
+        "deploy": {"replicas": 1, "update_config": {"monitor": "1s", "order": "start-first"}},
     }
     svc.update(extra)
     return svc
