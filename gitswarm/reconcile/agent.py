@@ -349,7 +349,15 @@ class Agent:
             self.head = head
         if not moved:
             return  # nothing new: no render, no Docker call
-        config = load_config(GitTree(self.source.git_dir, head))
+        try:
+            config = load_config(GitTree(self.source.git_dir, head))
+        except GitswarmError as exc:
+            # A broken gitswarm.yml: each application syncs anyway, so the error is
+            # recorded in its history and status (and notified) and nothing is applied.
+            log.warning("gitswarm.yml at %s is invalid: %s", head[:12], exc.message)
+            if self.config is None:
+                return
+            config = self.config
         with self._wake:
             self.config = config
             for env in config.environments:
@@ -370,7 +378,10 @@ class Agent:
         config = self.config
         if config is None:
             return SyncPolicy()
-        return config.sync_policy(config.application(app), config.environment(env))
+        try:
+            return config.sync_policy(config.application(app), config.environment(env))
+        except KeyError:
+            return SyncPolicy()
 
     def _sync(self, app: str, env: str, request: TriggerRequest) -> None:
         revision = request.revision or self.head
