@@ -347,6 +347,32 @@ def update_config_rollback(stack: DesiredStack, settings: PolicySettings) -> Ite
             )
 
 
+def host_ports_stop_first(stack: DesiredStack, settings: PolicySettings) -> Iterator[Finding]:
+    """A service that publishes a port in ``host`` mode updates (and rolls back)
+    ``stop-first``: a host-mode port is held by one task per node, so with
+    ``start-first`` the new task cannot bind it while the old one still runs on the same
+    node and the update never finishes. Allowed when
+    ``deploy.placement.max_replicas_per_node`` lets Swarm put the new task elsewhere."""
+    for name, spec in c.services(stack.compose):
+        ports = spec.get("ports") or []
+        host = [p for p in ports if isinstance(p, Mapping) and p.get("mode") == "host"]
+        if not host:
+            continue
+        if c.get(spec, "deploy", "placement", "max_replicas_per_node"):
+            continue
+        for section in ("update_config", "rollback_config"):
+            if c.get(spec, "deploy", section, "order") == "start-first":
+                port = host[0].get("published", host[0].get("target"))
+                yield Finding(
+                    name,
+                    f"{_svc(name)} publishes port {port} in host mode but its {section} "
+                    "order is start-first: the new task cannot bind the port while the old "
+                    "one holds it on the same node, so the update never finishes; use "
+                    "order: stop-first",
+                    ("services", name, "deploy", section, "order"),
+                )
+
+
 BUILTIN: Mapping[str, Rule] = {
     "no_root_containers": no_root_containers,
     "required_resource_limits": required_resource_limits,
@@ -358,6 +384,7 @@ BUILTIN: Mapping[str, Rule] = {
     "allowed_registries": allowed_registries,
     "required_healthcheck": required_healthcheck,
     "update_config_rollback": update_config_rollback,
+    "host_ports_stop_first": host_ports_stop_first,
 }
 
 

@@ -36,6 +36,7 @@ recorded, never blocks) or ``off``; short form ``rule: MODE``, long form a mappi
           allowed_registries: {mode: enforce, registries: ["127.0.0.1:5000", ghcr.io/acme]}
           required_healthcheck: enforce
           update_config_rollback: enforce
+          host_ports_stop_first: enforce   # host-mode ports need stop-first updates
           deployment_windows:
             mode: enforce
             timezone: Europe/Berlin        # for windows that name none (default UTC)
@@ -93,6 +94,7 @@ RULES: tuple[str, ...] = (
     "allowed_registries",
     "required_healthcheck",
     "update_config_rollback",
+    "host_ports_stop_first",
     "deployment_windows",
 )
 REGO = "rego"
@@ -330,6 +332,7 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "allowed_registries": ("registries",),
     "required_healthcheck": (),
     "update_config_rollback": (),
+    "host_ports_stop_first": (),
     "deployment_windows": ("timezone", "allow", "deny"),
     REGO: ("params",),
 }

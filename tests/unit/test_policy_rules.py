@@ -290,6 +290,32 @@ CASES: list[tuple[str, Any, dict[str, Any], dict[str, Any], str]] = [
         "failure_action: pause",
     ),
     (
+        "host_ports_stop_first",
+        "enforce",
+        service(
+            ports=[{"mode": "host", "target": 80, "published": 8080}],
+            deploy__update_config={"order": "stop-first"},
+        ),
+        service(
+            ports=[{"mode": "host", "target": 80, "published": 8080}],
+            deploy__update_config={"order": "start-first"},
+        ),
+        "publishes port 8080 in host mode but its update_config order is start-first",
+    ),
+    (
+        "host_ports_stop_first",
+        "enforce",
+        service(
+            ports=[{"mode": "ingress", "target": 80, "published": 8080}],
+            deploy__update_config={"order": "start-first"},
+        ),
+        service(
+            ports=[{"mode": "host", "target": 80, "published": 8080}],
+            deploy__rollback_config={"order": "start-first"},
+        ),
+        "rollback_config order is start-first",
+    ),
+    (
         "update_config_rollback",
         "enforce",
         service(deploy__update_config=None, deploy__mode="global-job"),
