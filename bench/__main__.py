@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import drift, latency
+from bench import drift, latency, noop
 from bench.lab import BenchLab
 from bench.report import Machine, Section, loadavg
 
-BENCHMARKS = ("latency", "drift")
-NEEDS_LAB = frozenset({"latency", "drift"})
+BENCHMARKS = ("latency", "drift", "noop")
+NEEDS_LAB = frozenset({"latency", "drift", "noop"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,10 +32,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BENCHMARK",
         help=f"which to run: {', '.join(BENCHMARKS)} (default: all, in that order)",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (3 runs)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (3 runs, 3 rounds)")
     parser.add_argument("--runs", type=int, default=None, help="repetitions (default 7, quick 3)")
     parser.add_argument(
         "--interval", type=float, default=5.0, help="polling interval of the pollers (s)"
+    )
+    parser.add_argument(
+        "--stacks",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=None,
+        help="no-op benchmark: stack counts (default 20,50,100)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
     chosen = [b for b in BENCHMARKS if b in args.benchmarks] or list(BENCHMARKS)
     runs = args.runs or (3 if args.quick else 7)
+    stacks = args.stacks or (20, 50, 100)
 
     started = time.monotonic()
     sections: list[Section] = []
@@ -56,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         plan: dict[str, Callable[[], Section]] = {
             "latency": lambda: latency.run(_need(lab), runs, args.interval),
             "drift": lambda: drift.run(_need(lab), runs, args.interval),
+            "noop": lambda: noop.run(_need(lab), stacks, rounds=3 if args.quick else 5),
         }
         for name in chosen:
             section = plan[name]()
