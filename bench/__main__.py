@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import drift, latency, noop
+from bench import drift, latency, noop, scale
 from bench.lab import BenchLab
 from bench.report import Machine, Section, loadavg
 
-BENCHMARKS = ("latency", "drift", "noop")
+BENCHMARKS = ("latency", "drift", "noop", "scale")
 NEEDS_LAB = frozenset({"latency", "drift", "noop"})
 
 
@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="no-op benchmark: stack counts (default 20,50,100)",
     )
+    parser.add_argument(
+        "--services",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=None,
+        help="scale curve: services in one stack (default 10,100,500)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
@@ -51,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [b for b in BENCHMARKS if b in args.benchmarks] or list(BENCHMARKS)
     runs = args.runs or (3 if args.quick else 7)
     stacks = args.stacks or (20, 50, 100)
+    sizes = args.services or (10, 100, 500)
 
     started = time.monotonic()
     sections: list[Section] = []
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency": lambda: latency.run(_need(lab), runs, args.interval),
             "drift": lambda: drift.run(_need(lab), runs, args.interval),
             "noop": lambda: noop.run(_need(lab), stacks, rounds=3 if args.quick else 5),
+            "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
         }
         for name in chosen:
             section = plan[name]()
