@@ -25,7 +25,7 @@ from bench.lab import BenchLab, image
 from bench.latency import SETTLE, TIMEOUT, agent_settings
 from bench.naive import NaiveAgent
 from bench.observe import Observer, utcnow
-from bench.report import Sample, Section, Target, fmt, median
+from bench.report import Sample, Section, Target, fmt, median, signed
 
 SCALES = (3, 0)
 
@@ -180,7 +180,7 @@ def run(lab: BenchLab, runs: int, interval: float = 5.0) -> Section:
                 reported.text(),
                 col(gitswarm[n], "heal_started").text(),
                 healed.text(),
-                "+" + fmt(healed.median - redeploy),
+                signed(healed.median - redeploy),
             )
         )
         medians[str(n)] = {
@@ -216,7 +216,7 @@ def run(lab: BenchLab, runs: int, interval: float = 5.0) -> Section:
         Target(
             "drift healed, minus a bare redeploy (worst case)",
             "< 1 s",
-            "+" + fmt(worst_gap),
+            signed(worst_gap),
             worst_gap < 1.0,
         ),
     ]

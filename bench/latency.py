@@ -26,7 +26,7 @@ from bench.gitops import COMPOSE, compose, one_stack, service
 from bench.lab import BenchLab, image
 from bench.naive import NaiveAgent
 from bench.observe import Observer, utcnow
-from bench.report import Sample, Section, Target, fmt, median, ratio
+from bench.report import Sample, Section, Target, fmt, median, ratio, signed
 
 SETTLE = 0.5  # seconds between runs, so the previous update's last task has stopped
 TIMEOUT = 120.0
@@ -215,7 +215,7 @@ def run(lab: BenchLab, runs: int, interval: float = 5.0) -> Section:
                 column(rows, "deploy").text(),
                 converged.text(),
                 ratio(converged.median, floor),
-                "" if key == "floor" else "+" + fmt(converged.median - floor),
+                "" if key == "floor" else signed(converged.median - floor),
                 reported.text() if reported.values else "",
             )
         )
@@ -247,14 +247,14 @@ def run(lab: BenchLab, runs: int, interval: float = 5.0) -> Section:
         Target(
             "webhook push -> converged, minus the floor",
             "< 1 s",
-            "+" + fmt(converged_gap),
+            signed(converged_gap),
             converged_gap < 1.0,
             note="as observed on the swarm",
         ),
         Target(
             "webhook push -> gitswarm reports converged, minus the floor",
             "< 1 s",
-            "+" + fmt(reported_gap),
+            signed(reported_gap),
             reported_gap < 1.0,
             note="gitswarm checks health every 250 ms",
         ),

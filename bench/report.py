@@ -54,6 +54,11 @@ class Sample:
         return f"{mid} [{fmt(self.low, self.unit)}..{fmt(self.high, self.unit)}]"
 
 
+def signed(value: float, unit: str = "s") -> str:
+    """A difference: ``+0.21 s``, ``-30 ms``."""
+    return ("-" if value < 0 else "+") + fmt(abs(value), unit)
+
+
 def fmt(value: float, unit: str = "s") -> str:
     if value != value:  # NaN
         return "-"
