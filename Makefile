@@ -25,5 +25,6 @@ contracts:
 test:
 	./scripts/test
 
+# make bench ARGS="--quick" / ARGS="latency --runs 9": see bench/README.md
 bench:
-	$(PY) -m bench
+	$(PY) -m bench $(ARGS)

@@ -193,6 +193,12 @@ class Reconciler:
     holder: str = field(default_factory=holder_id)
     identity_for: Callable[[RepoConfig, Environment], Identity | None] | None = None
     verifier: Verifier = field(default_factory=Verifier)
+    # The settings of the last few revisions: load_config is a pure function of the
+    # commit, and a commit syncs every app x env at one revision. Read once per revision,
+    # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
+    # 80% of each sync; bench/ issue 7).
+    _configs: dict[str, RepoConfig] = field(default_factory=dict, init=False, repr=False)
+    _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
@@ -218,7 +224,7 @@ class Reconciler:
         rev = self.source.resolve(revision) if revision else self.source.head()  # fetch
         commit = self.source.commit_info(rev)
         tree = GitTree(self.source.git_dir, rev)
-        config = load_config(tree)
+        config = self.config_at(rev, tree)
         try:
             env = config.environment(env_name)
             app = config.application(app_name)
@@ -240,6 +246,19 @@ class Reconciler:
         )
         return Rendered(rev, commit, config, app, env, desired, report)
 
+    def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
+        """The repository settings at commit ``revision`` (``tree``: its tree, if at hand),
+        read once."""
+        with self._configs_lock:  # held while loading: concurrent syncs wait, not re-read
+            config = self._configs.get(revision)
+            if config is None:
+                tree = tree or GitTree(self.source.git_dir, revision)
+                config = load_config(tree)  # a bad commit raises, and nothing is kept
+                self._configs[revision] = config
+                while len(self._configs) > 4:
+                    del self._configs[next(iter(self._configs))]  # the oldest
+            return config
+
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
         settings of the last deployed revision decide (a commit cannot switch its own
@@ -248,7 +267,7 @@ class Reconciler:
         status = self.store.get_status(app, env.name)
         if status is not None and status.revision and status.revision != revision:
             with contextlib.suppress(GitswarmError, KeyError):
-                deployed = load_config(GitTree(self.source.git_dir, status.revision))
+                deployed = self.config_at(status.revision)
                 trusted = deployed.environment(env.name).verify
         settings = settings_in_force(trusted, env.verify)
         if settings is None:

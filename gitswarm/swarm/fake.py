@@ -61,6 +61,13 @@ class FakeSwarm:
         self._check()
         return [s for s in self._services.values() if s.labels.get(LABEL_STACK) == stack]
 
+    def services_by_stack(self) -> dict[str, list[ServiceState]]:
+        self._check()
+        by_stack: dict[str, list[ServiceState]] = {}
+        for service in self._services.values():
+            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
+        return by_stack
+
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         self._check()
         return [t for sid in service_ids for t in self._tasks.get(sid, [])]

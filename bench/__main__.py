@@ -1,0 +1,124 @@
+"""``python -m bench [BENCHMARK ...] [--quick]`` (``make bench``, ``make bench ARGS=--quick``).
+
+Runs the benchmarks of SPEC.md section 7 on a private lab of their own (started here,
+torn down at the end, nothing left behind) and prints figures, ratios and targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import drift, latency, noop, scale
+from bench.lab import BenchLab
+from bench.report import Machine, Section, loadavg
+
+BENCHMARKS = ("latency", "drift", "noop", "scale")
+NEEDS_LAB = frozenset({"latency", "drift", "noop"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="gitswarm's benchmarks (SPEC.md section 7), side by side in one run.",
+    )
+    parser.add_argument(
+        "benchmarks",
+        nargs="*",
+        metavar="BENCHMARK",
+        help=f"which to run: {', '.join(BENCHMARKS)} (default: all, in that order)",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (3 runs, 3 rounds)")
+    parser.add_argument("--runs", type=int, default=None, help="repetitions (default 7, quick 3)")
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="polling interval of the pollers (s)"
+    )
+    parser.add_argument(
+        "--stacks",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=None,
+        help="no-op benchmark: stack counts (default 20,50,100)",
+    )
+    parser.add_argument(
+        "--services",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=None,
+        help="scale curve: services in one stack (default 10,100,500)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
+    chosen = [b for b in BENCHMARKS if b in args.benchmarks] or list(BENCHMARKS)
+    runs = args.runs or (3 if args.quick else 7)
+    stacks = args.stacks or (20, 50, 100)
+    sizes = args.services or (10, 100, 500)
+
+    started = time.monotonic()
+    sections: list[Section] = []
+    lab: BenchLab | None = BenchLab.open() if NEEDS_LAB.intersection(chosen) else None
+    machine = Machine.describe(lab.docker_host if lab else None)
+    print(machine.text())
+    print(f"runs: {runs}{' (quick)' if args.quick else ''}\n")
+    left: list[str] = []
+    try:
+        plan: dict[str, Callable[[], Section]] = {
+            "latency": lambda: latency.run(_need(lab), runs, args.interval),
+            "drift": lambda: drift.run(_need(lab), runs, args.interval),
+            "noop": lambda: noop.run(_need(lab), stacks, rounds=3 if args.quick else 5),
+            "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
+        }
+        for name in chosen:
+            section = plan[name]()
+            sections.append(section)
+            one, five, _ = loadavg()
+            print(section.render())
+            print(f"(load average after: {one:.2f} {five:.2f})\n", flush=True)
+    finally:
+        if lab is not None:
+            left = lab.close()
+    total = time.monotonic() - started
+    print("== Targets (SPEC.md section 7) ==")
+    for section in sections:
+        for target in section.targets:
+            print(target.line())
+    print(f"\n{machine.text()}")
+    print(f"total {total:.0f} s; left behind: {', '.join(left) if left else 'nothing'}")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine.as_dict(),
+                    "runs": runs,
+                    "quick": args.quick,
+                    "seconds": total,
+                    "sections": {
+                        s.title: {
+                            "rows": s.rows,
+                            "notes": s.notes,
+                            "targets": [t.__dict__ for t in s.targets],
+                            "data": s.data,
+                        }
+                        for s in sections
+                    },
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    return 1 if left else 0
+
+
+def _need(lab: BenchLab | None) -> BenchLab:
+    if lab is None:
+        raise RuntimeError("this benchmark needs the lab")
+    return lab
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The gitswarm agent under test, in a process of its own: ``python -m bench.agentproc``.
+
+It is put together exactly as ``gitswarm serve`` does it (cli/serve.py ``run_agent``:
+RepoSource, Store, Reconciler, Agent, the HTTP API with GitHub webhooks), so its timing,
+CPU and memory are the real agent's, undisturbed by the benchmark's own polling. Only
+measuring points are added, all here in bench/:
+
+- the Docker clients (one per target and thread, like ``SwarmPool``) time each
+  ``docker stack deploy`` and count writes (``DockerSwarm.writes``) and HTTP requests
+  to the engine by method;
+- the reconciler reports when each sync/heal/rollback starts and ends, with its result;
+- the store reports drift records; the source reports each poll of the remote; the
+  agent reports each trigger (webhook or API).
+
+Protocol: the first argument is a JSON config. One JSON object per line on stdout:
+events ``{"event": ..., "t": <time.monotonic()>, ...}`` (CLOCK_MONOTONIC is one clock
+for every process of the machine). Commands on stdin, one JSON object per line:
+``idle`` (wait until the agent has been idle ``quiet`` seconds), ``round`` (one no-op
+reconcile round, measured), ``stats``, ``stop``. End of stdin stops the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from gitswarm.api import create_app, serve_in_thread, settings_from_mapping
+from gitswarm.model.agent import TriggerRequest
+from gitswarm.model.config import ResolveImage, Target
+from gitswarm.notify import Notifier
+from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.metrics import Metrics
+from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
+from gitswarm.source.repo import RepoSource
+from gitswarm.store import Store
+from gitswarm.swarm.client import DockerSwarm, Swarm
+
+_out_lock = threading.Lock()
+
+
+def emit(event: str, **fields: Any) -> None:
+    line = json.dumps({"event": event, "t": time.monotonic(), **fields})
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class MeteredSwarm(DockerSwarm):
+    """A ``DockerSwarm`` that times ``docker stack deploy`` and counts engine requests."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.requests: Counter[str] = Counter()
+        self.api.hooks["response"].append(self._count)
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.requests[str(response.request.method)] += 1
+
+    def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:
+        started = time.monotonic()
+        emit("deploy-start", stack=stack)
+        try:
+            super().deploy(stack, compose_yaml, resolve_image=resolve_image)
+        finally:
+            emit("deploy", stack=stack, start=started, end=time.monotonic())
+
+
+class MeteredPool:
+    """gitswarm's ``SwarmPool`` (one client per target and thread), metered."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[MeteredSwarm] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, target: Target) -> Swarm:
+        clients: dict[Target, MeteredSwarm] = self._local.__dict__.setdefault("clients", {})
+        client = clients.get(target)
+        if client is None:
+            client = clients[target] = MeteredSwarm(target)
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    def writes(self) -> int:
+        with self._lock:
+            return sum(c.writes for c in self._all)
+
+    def requests(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        with self._lock:
+            for client in self._all:
+                total.update(client.requests)
+        return dict(total)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()
+
+
+@dataclass
+class TimedReconciler(Reconciler):
+    renders: int = field(default=0)
+
+    def render(
+        self, app_name: str, env_name: str, revision: str | None, *, verify: bool = False
+    ) -> Rendered:
+        self.renders += 1
+        return super().render(app_name, env_name, revision, verify=verify)
+
+    def sync(self, req: SyncRequest) -> SyncOutcome:
+        started = time.monotonic()
+        outcome = super().sync(req)
+        emit(
+            "sync",
+            app=req.app,
+            env=req.env,
+            kind=req.kind,
+            revision=outcome.revision,
+            result=outcome.result,
+            reason=outcome.reason,
+            message=outcome.message,
+            start=started,
+            end=time.monotonic(),
+        )
+        return outcome
+
+
+class TimedStore(Store):
+    def record_operation(self, *args: Any, **kwargs: Any) -> int:
+        op_id = super().record_operation(*args, **kwargs)
+        kind, app, env = args[:3]
+        emit("record", kind=kind, app=app, env=env, message=str(kwargs.get("message", "")))
+        return op_id
+
+    def start_operation(self, *args: Any, **kwargs: Any) -> int:
+        op_id = super().start_operation(*args, **kwargs)
+        kind, app, env = args[:3]
+        emit("op-start", kind=kind, app=app, env=env, revision=kwargs.get("revision"))
+        return op_id
+
+
+class TimedSource(RepoSource):
+    def poll(self) -> tuple[str, bool]:
+        started = time.monotonic()
+        head, fetched = super().poll()
+        emit("poll", head=head, fetched=fetched, start=started, end=time.monotonic())
+        return head, fetched
+
+
+class TimedAgent(Agent):
+    def trigger(self, request: TriggerRequest) -> dict[str, Any]:
+        emit("trigger", via=request.trigger, revision=request.revision)
+        return super().trigger(request)
+
+
+def memory() -> dict[str, float]:
+    """Resident memory of this process, MB: now (VmRSS) and its peak (VmHWM)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (git, docker CLI)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Driver:
+    """Runs the commands of stdin against the agent."""
+
+    def __init__(self, agent: TimedAgent, pool: MeteredPool, reconciler: TimedReconciler):
+        self.agent, self.pool, self.reconciler = agent, pool, reconciler
+
+    def _wait_idle(self, quiet: float, timeout: float) -> bool:
+        """Idle (nothing pending or running) for ``quiet`` seconds in a row."""
+        deadline = time.monotonic() + timeout
+        idle_since: float | None = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if self.agent.idle():
+                idle_since = idle_since or now
+                if now - idle_since >= quiet:
+                    return True
+            else:
+                idle_since = None
+            time.sleep(0.02)
+        return False
+
+    def idle(self, quiet: float = 1.0, timeout: float = 600.0) -> dict[str, Any]:
+        return {"ok": self._wait_idle(quiet, timeout)}
+
+    def round(self, git: bool = True, drift: bool = True, timeout: float = 300.0) -> dict[str, Any]:
+        """One reconcile round with nothing new, as the agent's timers cause it: a poll
+        of the remote and the periodic drift check of every app × env. Wall time is
+        from queueing both to the agent being idle again (woken by the agent's own
+        condition, so no polling of ours adds CPU)."""
+        agent = self.agent
+        self._wait_idle(0.2, timeout)
+        writes, reqs = self.pool.writes(), self.pool.requests()
+        renders = self.reconciler.renders
+        cpu = cpu_seconds()
+        started = time.monotonic()
+        if git:
+            agent.enqueue(("git",), TriggerRequest("poll"))
+        if drift:
+            agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        with agent._wake:  # notified whenever a task of the agent ends
+            done = agent._wake.wait_for(agent.idle, timeout)
+        wall = time.monotonic() - started
+        cpu = cpu_seconds() - cpu
+        after = self.pool.requests()
+        return {
+            "ok": done,
+            "wall": wall,
+            "cpu": cpu,
+            "writes": self.pool.writes() - writes,
+            "requests": {k: v - reqs.get(k, 0) for k, v in after.items() if v - reqs.get(k, 0)},
+            "renders": self.reconciler.renders - renders,
+            **memory(),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "writes": self.pool.writes(),
+            "requests": self.pool.requests(),
+            "renders": self.reconciler.renders,
+            "cpu": cpu_seconds(),
+            **memory(),
+        }
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1])
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    workdir = Path(config["workdir"])
+    source = TimedSource.open(config["repo"], cache=workdir / "cache")
+    store = TimedStore(str(workdir / "state.db"))
+    notifier = Notifier({})
+    metrics = Metrics()
+    pool = MeteredPool()
+    reconciler = TimedReconciler(source=source, store=store, swarm_for=pool, notifier=notifier)
+    agent = TimedAgent(
+        source=source,
+        store=store,
+        reconciler=reconciler,
+        settings=AgentSettings(**config.get("settings", {})),
+        notifier=notifier,
+        metrics=metrics,
+    )
+    api = settings_from_mapping({"webhooks": {"github": config["webhook_secret"]}})
+    handle = serve_in_thread(create_app(agent, api, metrics), "127.0.0.1", 0)
+    agent.start()
+    leader = agent.wait_leader(30)
+    emit("ready", url=handle.url, pid=os.getpid(), leader=leader, **memory())
+    driver = Driver(agent, pool, reconciler)
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            command = json.loads(line)
+            name = command.pop("cmd")
+            ident = command.pop("id", None)
+            if name == "stop":
+                break
+            result = getattr(driver, name)(**command)
+            emit("reply", id=ident, cmd=name, **result)
+    finally:
+        handle.stop()
+        agent.stop(timeout=30)
+        notifier.close()
+        store.close()
+        emit("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

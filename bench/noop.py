@@ -1,0 +1,292 @@
+"""No-op cost: many stacks deployed, Git unchanged; what does one reconcile round cost?
+
+A round is what the agent's timers cause when nothing happens: a poll of the remote
+(``git ls-remote``; nothing new, so no fetch and no render) and the periodic drift check
+of every app × environment (per app: observe its stack — services, configs, secrets — and
+plan it against the render of the deployed revision, which the agent caches per
+revision). The agent is a process of its own (bench/agentproc.py); the round is queued
+there exactly as the timers queue it, and measured there: wall time until the agent is
+idle again, CPU time (the process and the git/docker children it waited for), Docker
+API requests and writes (``DockerSwarm.writes``: config/secret/service writes and
+``docker stack deploy``). From outside, every service's ``Version.Index`` before and
+after shows whether anything at all was written.
+
+Sizes grow in one agent: 20 stacks are pushed and deployed, measured, then 30 more, ...
+Each stack has 5 services with ``replicas: 0`` (full specs, no tasks: 500 of them fit
+on a 2-core machine; a drift round never looks at tasks).
+
+Also measured per size: a commit that changes no stack (a README): the agent re-syncs
+every app at the new revision (render, validate, plan: nothing to deploy) — the cost
+of a commit to one app in a repository of many; and the first drift round after it,
+which renders every app once more for the drift cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench.agent import AgentProcess, Event
+from bench.gitops import many_stacks, stack_file
+from bench.lab import BenchLab
+from bench.latency import agent_settings
+from bench.observe import Observer
+from bench.report import Sample, Section, Target, fmt
+from harness.gitserve import WorkingCopy
+
+PER_STACK = 5
+DEPLOY_TIMEOUT = 1800.0
+
+
+def _synced(agent: AgentProcess, sha: str, count: int, since: int) -> list[Event]:
+    """Wait until ``count`` apps have a successful sync at ``sha``."""
+    done: set[str] = set()
+    deadline = time.monotonic() + DEPLOY_TIMEOUT
+    events: list[Event] = []
+    while len(done) < count:
+        left = deadline - time.monotonic()
+        event = agent.wait(
+            lambda e: e["event"] == "sync" and e["revision"] == sha and e["app"] not in done,
+            left,
+            since=since,
+        )
+        if event["result"] != "Succeeded":
+            raise RuntimeError(f"sync of {event['app']} failed: {event['message']}")
+        done.add(event["app"])
+        events.append(event)
+    return events
+
+
+def _requests(reply: Event) -> tuple[int, int]:
+    reqs: dict[str, int] = reply.get("requests", {})
+    reads = reqs.get("GET", 0) + reqs.get("HEAD", 0)
+    return reads, sum(reqs.values()) - reads
+
+
+def _commit_cost(
+    agent: AgentProcess, wc: WorkingCopy, files: dict[str, str], message: str, apps: int
+) -> tuple[dict[str, Any], list[Event], float]:
+    """Push a commit, send its webhook, wait until all ``apps`` are synced at it and the
+    agent is idle; wall time (push to last sync end), CPU, writes, renders."""
+    sha = wc.commit(message, files=files)
+    before = agent.command("stats")
+    mark = agent.mark()
+    wc.push()
+    pushed = time.monotonic()
+    agent.webhook(sha)
+    _synced(agent, sha, apps, since=mark)
+    agent.command("idle", quiet=0.2)
+    events = agent.after(mark)
+    last = max(e["end"] for e in events if e["event"] == "sync")
+    after = agent.command("stats")
+    cost = {
+        "wall": last - pushed,
+        "cpu": after["cpu"] - before["cpu"],
+        "writes": after["writes"] - before["writes"],
+        "renders": after["renders"] - before["renders"],
+    }
+    return cost, events, pushed
+
+
+def measure(lab: BenchLab, sizes: Sequence[int], rounds: int) -> list[dict[str, Any]]:
+    observer = Observer(lab.swarm())
+    remote = lab.remote("noop")
+    wc = remote.clone()
+    agent: AgentProcess | None = None
+    out: list[dict[str, Any]] = []
+    try:
+        for size in sizes:
+            started = time.monotonic()
+            sha = wc.commit(f"{size} stacks", files=many_stacks(size, PER_STACK))
+            wc.push()
+            if agent is None:
+                agent = AgentProcess(lab.folder("agent-noop"), remote.url, agent_settings())
+                agent.start()  # as leader it checks Git at once: the first syncs
+                _synced(agent, sha, size, since=0)
+            else:
+                mark = agent.mark()
+                agent.webhook(sha)
+                _synced(agent, sha, size, since=mark)
+            agent.command("idle", quiet=2.0)
+            deployed = time.monotonic() - started
+            print(f"  {size} stacks deployed and idle after {deployed:.0f} s", flush=True)
+
+            versions = observer.versions()
+            # A commit that changes no stack: every app is synced again (nothing to deploy).
+            commit, _, _ = _commit_cost(
+                agent, wc, {"README.md": f"{size} stacks\n"}, f"docs for {size}", size
+            )
+            # The first drift round after it renders every app once; then steady rounds.
+            first = agent.command("round")
+            mark = agent.mark()
+            steady = [agent.command("round") for _ in range(rounds)]
+            polls = [e for e in agent.after(mark) if e["event"] == "poll"]
+            changed = sorted(
+                name for name, v in observer.versions().items() if versions.get(name) != v
+            )
+            # A commit that changes one service of the last app (the last in the queue).
+            last_app = f"n{size:03d}"
+            path, text = stack_file(last_app, PER_STACK, tag="2")
+            versions = observer.versions()
+            one, events, pushed = _commit_cost(
+                agent, wc, {path: text}, f"{last_app}: svc0 on busybox:2", size
+            )
+            deploy = next(e for e in events if e["event"] == "deploy" and e["stack"] == last_app)
+            synced = next(e for e in events if e["event"] == "sync" and e["app"] == last_app)
+            one["deploy"] = deploy["start"] - pushed
+            one["synced"] = synced["end"] - pushed
+            one["changed"] = sorted(
+                name for name, v in observer.versions().items() if versions.get(name) != v
+            )
+            stats = agent.command("stats")
+            out.append(
+                {
+                    "stacks": size,
+                    "services": size * PER_STACK,
+                    "deploy_seconds": deployed,
+                    "commit": commit,
+                    "first": first,
+                    "steady": steady,
+                    "fetches": sum(1 for p in polls if p["fetched"]),
+                    "polls": len(polls),
+                    "changed": changed,
+                    "one": one,
+                    "rss": stats["VmRSS"],
+                    "peak": stats["VmHWM"],
+                }
+            )
+    finally:
+        if agent is not None:
+            agent.stop()
+    return out
+
+
+def run(lab: BenchLab, sizes: Sequence[int], rounds: int) -> Section:
+    started = time.monotonic()
+    results = measure(lab, sizes, rounds)
+    section = Section(
+        "3. No-op reconcile cost",
+        f"Stacks of {PER_STACK} services deployed by gitswarm, Git unchanged. One round = the "
+        f"agent's poll of the remote + its drift check of every app. Medians of {rounds} "
+        "steady rounds [min..max]; API reads = Docker GETs per round; writes = gitswarm's "
+        "Docker writes; changed = services whose Version.Index moved during the rounds and "
+        "the no-deploy commit before them.",
+        header=(
+            "stacks",
+            "round wall",
+            "round CPU",
+            "API reads",
+            "writes",
+            "changed",
+            "agent RSS / peak",
+        ),
+    )
+    for r in results:
+        steady: list[Event] = r["steady"]
+        wall = Sample.of(s["wall"] for s in steady)
+        cpu = Sample.of(s["cpu"] for s in steady)
+        reads = Sample.of(_requests(s)[0] for s in steady)
+        section.rows.append(
+            (
+                f"{r['stacks']} x {PER_STACK}",
+                wall.text(),
+                cpu.text(spread=False),
+                f"{reads.median:.0f}",
+                str(_writes(r)),
+                str(len(r["changed"])),
+                f"{r['rss']:.0f} / {r['peak']:.0f} MB",
+            )
+        )
+    rows: list[tuple[str, ...]] = []
+    for r in results:
+        first, commit, one = r["first"], r["commit"], r["one"]
+        rows.append(
+            (
+                str(r["stacks"]),
+                f"{fmt(commit['wall'])}, CPU {fmt(commit['cpu'])}, {commit['writes']} writes",
+                f"{fmt(first['wall'])}, {first['renders']} renders",
+                fmt(one["deploy"]),
+                fmt(one["synced"]),
+                f"{one['writes']} / {len(one['changed'])}",
+            )
+        )
+    section.tables.append(
+        (
+            "A commit in a repository of N apps: every app is synced at the new revision "
+            "(each renders, validates and plans). 'no stack changed': a README commit, from "
+            "the push to the last sync's end; then the first drift round after it (renders "
+            "every app again for the drift cache). 'one service changed': svc0 of the last "
+            "app in the queue (nNNN) gets busybox:2 — from the push to that app's deploy "
+            "start and sync end; writes / services whose Version.Index moved.",
+            (
+                "apps",
+                "no stack changed",
+                "1st drift round after",
+                "1 changed -> deploy",
+                "-> synced",
+                "writes / changed",
+            ),
+            rows,
+        )
+    )
+    for r in results:
+        section.notes.append(
+            f"{r['stacks']} stacks: deployed (from the push to the agent idle) in "
+            f"{r['deploy_seconds']:.0f} s; steady rounds: {r['polls']} polls, "
+            f"{r['fetches']} fetches, {sum(s['renders'] for s in r['steady'])} renders."
+        )
+    if results:
+        big = results[-1]
+        big_wall = Sample.of(s["wall"] for s in big["steady"]).median
+        writes = sum(_writes(r) for r in results)
+        changed = sum(len(r["changed"]) for r in results)
+        peak = max(r["peak"] for r in results)
+        quiet = all(r["fetches"] == 0 for r in results) and all(
+            s["renders"] == 0 for r in results for s in r["steady"]
+        )
+        one_only = all(
+            r["one"]["writes"] == 1 and r["one"]["changed"] == [f"n{r['stacks']:03d}_svc0"]
+            for r in results
+        )
+        section.targets += [
+            Target(
+                f"no-op round, {big['stacks']} stacks x {PER_STACK}",
+                "< 1 s",
+                fmt(big_wall),
+                big_wall < 1.0 if big["stacks"] >= 100 else None,
+                note="" if big["stacks"] >= 100 else "fewer than 100 stacks measured",
+            ),
+            Target(
+                "Docker writes in no-op rounds and no-deploy commits",
+                "0",
+                f"{writes} writes, {changed} services changed",
+                writes == 0 and changed == 0,
+            ),
+            Target(
+                "a poll with nothing new",
+                "no fetch, no render",
+                "no fetch, no render" if quiet else "fetched or rendered",
+                quiet,
+            ),
+            Target(
+                "a commit changing one service",
+                "1 deploy, no other service written",
+                "yes"
+                if one_only
+                else "no: "
+                + "; ".join(
+                    f"{r['one']['writes']} writes, changed {r['one']['changed']}" for r in results
+                ),
+                one_only,
+            ),
+            Target("agent memory (peak RSS)", "< 150 MB", f"{peak:.0f} MB", peak < 150),
+        ]
+    section.data = {"sizes": results}
+    section.seconds = time.monotonic() - started
+    return section
+
+
+def _writes(r: dict[str, Any]) -> int:
+    steady: list[Event] = r["steady"]
+    return int(sum(s["writes"] for s in steady) + r["first"]["writes"] + r["commit"]["writes"])
