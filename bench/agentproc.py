@@ -116,10 +116,18 @@ class TimedReconciler(Reconciler):
     renders: int = field(default=0)
 
     def render(
-        self, app_name: str, env_name: str, revision: str | None, *, verify: bool = False
+        self,
+        app_name: str,
+        env_name: str,
+        revision: str | None,
+        *,
+        verify: bool = False,
+        override_window: str | None = None,
     ) -> Rendered:
         self.renders += 1
-        return super().render(app_name, env_name, revision, verify=verify)
+        return super().render(
+            app_name, env_name, revision, verify=verify, override_window=override_window
+        )
 
     def sync(self, req: SyncRequest) -> SyncOutcome:
         started = time.monotonic()
