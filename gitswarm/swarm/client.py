@@ -399,4 +399,8 @@ class EventStream:
     def close(self) -> None:
         self.closed = True
         with contextlib.suppress(Exception):
-            self._stream.close()
+            self._stream.close()  # shuts the socket down, interrupting a blocked reader
+        with contextlib.suppress(Exception):
+            # ... but skips that when the response already ended (a broken stream): close
+            # the response too, or its socket lingers until garbage collection.
+            self._stream._response.close()
