@@ -41,10 +41,10 @@ from gitswarm.model.config import ResolveImage, Target
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
-from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
+from gitswarm.reconcile.sync import Reconciler, Rendered, SwarmPool, SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
-from gitswarm.swarm.client import DockerSwarm, Swarm
+from gitswarm.swarm.client import DockerSwarm
 
 _out_lock = threading.Lock()
 
@@ -76,39 +76,21 @@ class MeteredSwarm(DockerSwarm):
             emit("deploy", stack=stack, start=started, end=time.monotonic())
 
 
-class MeteredPool:
+class MeteredPool(SwarmPool):
     """gitswarm's ``SwarmPool`` (one client per target and thread), metered."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[MeteredSwarm] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, target: Target) -> Swarm:
-        clients: dict[Target, MeteredSwarm] = self._local.__dict__.setdefault("clients", {})
-        client = clients.get(target)
-        if client is None:
-            client = clients[target] = MeteredSwarm(target)
-            with self._lock:
-                self._all.append(client)
-        return client
+        super().__init__(MeteredSwarm)
 
     def writes(self) -> int:
-        with self._lock:
-            return sum(c.writes for c in self._all)
+        return sum(c.writes for c in self.clients())
 
     def requests(self) -> dict[str, int]:
         total: Counter[str] = Counter()
-        with self._lock:
-            for client in self._all:
+        for client in self.clients():
+            if isinstance(client, MeteredSwarm):
                 total.update(client.requests)
         return dict(total)
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._all = self._all, []
-        for client in clients:
-            client.close()
 
 
 @dataclass

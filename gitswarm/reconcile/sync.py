@@ -538,7 +538,8 @@ class SwarmPool:
     """Docker clients per target and thread, reused: building one costs an API round
     trip (version negotiation), and docker-py's session is not shared across threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, factory: Callable[[Target], DockerSwarm] = DockerSwarm) -> None:
+        self._factory = factory
         self._local = threading.local()
         self._all: list[DockerSwarm] = []
         self._lock = threading.Lock()
@@ -547,10 +548,15 @@ class SwarmPool:
         clients: dict[Target, DockerSwarm] = self._local.__dict__.setdefault("clients", {})
         client = clients.get(target)
         if client is None:
-            client = clients[target] = DockerSwarm(target)
+            client = clients[target] = self._factory(target)
             with self._lock:
                 self._all.append(client)
         return client
+
+    def clients(self) -> list[DockerSwarm]:
+        """Every client made so far, on any thread."""
+        with self._lock:
+            return list(self._all)
 
     def close(self) -> None:
         with self._lock:
