@@ -21,7 +21,8 @@ from gitswarm.errors import UsageError
 from gitswarm.model.config import Environment, RepoConfig
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
-from gitswarm.source.keys import default_key_path, env_suffix, write_identity
+from gitswarm.source import keys
+from gitswarm.source.keys import write_identity
 from gitswarm.source.tree import WorkTree
 
 SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -41,13 +42,7 @@ def _environment(config: RepoConfig, name: str) -> Environment:
 
 def key_location(project: str, env: Environment) -> tuple[str | None, Path]:
     """Where source/keys.py looks for ``env``'s key: (inline variable name or None, path)."""
-    suffix = env_suffix(env.name)
-    inline = f"GITSWARM_AGE_KEY_{suffix}"
-    if os.environ.get(inline):
-        return inline, Path()
-    path_text = os.environ.get(f"GITSWARM_AGE_KEY_FILE_{suffix}") or env.secrets.identity_file
-    path = Path(path_text).expanduser() if path_text else default_key_path(project, env.name)
-    return None, path
+    return keys.key_location(project, env.name, env.secrets.identity_file)
 
 
 @click.group()

@@ -39,6 +39,24 @@ def default_key_path(project: str, env: str, environ: Mapping[str, str] | None =
     return keys_dir(environ) / project / f"{env}.key"
 
 
+def key_location(
+    project: str,
+    env: str,
+    identity_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str | None, Path]:
+    """Where an environment's key is looked for: (the inline variable's name when it is
+    set, else None; the key file's path), in the lookup order of this module's docstring."""
+    environ = os.environ if environ is None else environ
+    suffix = env_suffix(env)
+    inline = f"GITSWARM_AGE_KEY_{suffix}"
+    if environ.get(inline):
+        return inline, Path()
+    path_text = environ.get(f"GITSWARM_AGE_KEY_FILE_{suffix}") or identity_file
+    path = Path(path_text).expanduser() if path_text else default_key_path(project, env, environ)
+    return None, path
+
+
 def load_identity(
     project: str,
     env: str,
@@ -46,15 +64,13 @@ def load_identity(
     environ: Mapping[str, str] | None = None,
 ) -> Identity:
     environ = os.environ if environ is None else environ
-    suffix = env_suffix(env)
-    inline = environ.get(f"GITSWARM_AGE_KEY_{suffix}")
-    if inline:
-        return Identity(inline, source=f"$GITSWARM_AGE_KEY_{suffix}")
-    path_text = environ.get(f"GITSWARM_AGE_KEY_FILE_{suffix}") or identity_file
-    path = Path(path_text).expanduser() if path_text else default_key_path(project, env, environ)
+    inline, path = key_location(project, env, identity_file, environ)
+    if inline is not None:
+        return Identity(environ[inline], source=f"${inline}")
     try:
         text = path.read_text()
     except FileNotFoundError:
+        suffix = env_suffix(env)
         raise SecretError(
             f"no age identity for environment {env!r}: {path} does not exist. Put the "
             f"environment's key there, or set GITSWARM_AGE_KEY_{suffix} / "
