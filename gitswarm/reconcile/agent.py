@@ -156,6 +156,7 @@ class Agent:
         self._heal_alerted: set[tuple[str, str]] = set()
         self._streams: set[EventStream] = set()
         self._retries: dict[tuple[str, ...], int] = {}
+        self._urgent: set[tuple[str, ...]] = set()
         self._listings: dict[Target, dict[str, list[ServiceState]]] = {}  # the drift round's
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -304,11 +305,14 @@ class Agent:
 
     def _take_ready_locked(self) -> list[tuple[tuple[str, ...], TriggerRequest]]:
         ready = []
-        for key in sorted(self._pending, key=_priority):
+        # Syncs of the apps a commit touched go first: with many apps, the one that
+        # changed must not wait behind all the no-op syncs of the others.
+        for key in sorted(self._pending, key=lambda k: (k not in self._urgent, _priority(k))):
             slot = key[1:] if key[0] in ("sync", "drift") else key
             if slot in self._running:
                 continue  # one task per app × env at a time; it stays pending meanwhile
             self._running.add(slot)
+            self._urgent.discard(key)
             ready.append((key, self._pending.pop(key)))
         return ready
 
@@ -349,10 +353,15 @@ class Agent:
             self.git_failures = 0
             self.git_error = None
             self.last_fetch_ok = self.monotonic()
-            moved = head != self.head
+            previous = self.head
+            moved = head != previous
             self.head = head
         if not moved:
             return  # nothing new: no render, no Docker call
+        changed: set[str] | None = None  # None: unknown, every app may be touched
+        if previous is not None:
+            with contextlib.suppress(GitswarmError):
+                changed = set(self.source.changed_files(previous, head))
         try:
             config = load_config(GitTree(self.source.git_dir, head))
         except GitswarmError as exc:
@@ -370,10 +379,12 @@ class Agent:
                 for app in config.apps_for(env.name):
                     if not config.sync_policy(app, env).automated:
                         continue
+                    key = ("sync", app.name, env.name)
                     self._enqueue_locked(
-                        ("sync", app.name, env.name),
-                        replace(request, app=app.name, env=env.name, revision=head),
+                        key, replace(request, app=app.name, env=env.name, revision=head)
                     )
+                    if changed is None or _touches(changed, app.files_for(env.name), env.path):
+                        self._urgent.add(key)
             self._wake.notify_all()
 
     # --- sync, with automatic rollback -------------------------------------------------
@@ -827,6 +838,13 @@ class Agent:
             yield self
         finally:
             self.stop()
+
+
+def _touches(changed: set[str], files: Sequence[str], env_path: str) -> bool:
+    """Whether a commit's changed files may change an app's render in an environment (a
+    cheap guess used for ordering only: every app is synced either way)."""
+    shared = ("gitswarm.yml", "applications/", "policies/", env_path + "/")
+    return any(f in files or f.startswith(shared) for f in changed)
 
 
 def _priority(key: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:

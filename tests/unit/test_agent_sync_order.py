@@ -1,0 +1,43 @@
+"""After a commit, the apps it touched are synced before the others (many-app repos)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitswarm.model.agent import TriggerRequest
+from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.sync import Reconciler
+from gitswarm.source.repo import RepoSource
+from gitswarm.store import Store
+from gitswarm.swarm.fake import FakeSwarm
+from tests.gitops import GitOpsRepo, service
+
+
+def test_the_touched_app_is_taken_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    repo = GitOpsRepo(tmp_path / "repo", "shop")
+    repo.compose({"web": service()})
+    for name in ("aaa", "bbb", "zzz"):
+        repo.write(f"apps/{name}.yml", "services:\n  web:\n    image: 127.0.0.1:5000/busybox:1\n")
+        repo.write(f"applications/{name}.yml", f"stack: s-{name}\nfiles: [apps/{name}.yml]\n")
+    repo.commit("four apps")
+    swarm = FakeSwarm()
+    with Store(str(tmp_path / "state.db")) as store:
+        source = RepoSource.open(str(repo.path))
+        agent = Agent(
+            source=source,
+            store=store,
+            reconciler=Reconciler(source, store, lambda _t: swarm),
+            settings=AgentSettings(events=False),
+        )
+        agent._check_git(TriggerRequest("poll"))  # the first head: every app is "touched"
+        agent._pending.clear()
+        agent._urgent.clear()
+        repo.write("apps/zzz.yml", "services:\n  web:\n    image: 127.0.0.1:5000/busybox:2\n")
+        repo.commit("zzz moves")
+        agent._check_git(TriggerRequest("poll"))
+        order = [key for key, _ in agent._take_ready_locked()]
+    assert order[0] == ("sync", "zzz", "dev")
+    assert set(order) == {("sync", n, "dev") for n in ("app", "aaa", "bbb", "zzz")}
