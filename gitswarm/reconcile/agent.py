@@ -723,14 +723,27 @@ class Agent:
     # --- AgentPort (the HTTP API's view) ----------------------------------------------
 
     def statuses(self) -> list[dict[str, Any]]:
-        out = []
-        for status in self.store.all_statuses():
-            out.append(_status_dict(status, self.head))
-        return out
+        source = self._source_state()
+        return [
+            {**_status_dict(status, self.head), "source": source}
+            for status in self.store.all_statuses()
+        ]
 
     def status(self, app: str, env: str) -> dict[str, Any]:
         self._known(app, env)
-        return live_status(self.reconciler, app, env).as_dict()
+        return {**live_status(self.reconciler, app, env).as_dict(), "source": self._source_state()}
+
+    def _source_state(self) -> dict[str, Any]:
+        """Whether the Git remote answered lately: shown with every status, so a remote
+        that is down is visible where people look (the last state is kept meanwhile)."""
+        with self._lock:
+            error, last = self.git_error, self.last_fetch_ok
+        age = None if last is None else round(self.monotonic() - last, 1)
+        return {
+            "ok": error is None,
+            "error": error.message if error is not None else None,
+            "seconds_since_fetch": age,
+        }
 
     def history(self, app: str | None, env: str | None, limit: int) -> Sequence[dict[str, Any]]:
         return [_operation_dict(o) for o in self.store.history(app=app, env=env, limit=limit)]

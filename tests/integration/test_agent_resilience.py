@@ -111,6 +111,8 @@ def test_git_remote_down_keeps_the_agent_running_and_it_recovers(
         assert not readiness.ready and "unreachable" not in readiness.checks["store"]["detail"]
         assert rig.agent.metrics.git_fetch_errors._value.get() >= 1
         assert rig.status().revision == first  # nothing deleted, nothing changed
+        (shown,) = [s for s in rig.agent.statuses() if s["app"] == "app"]
+        assert shown["source"]["ok"] is False and shown["source"]["error"]
         assert docker_client.api.services(filters={"name": f"{stack_name}_web"})
         git_remote.start()
         second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
