@@ -21,6 +21,15 @@ repository.
       "*": ["json://127.0.0.1:9000/hook"]
     api:                          # tokens, webhook secrets: see gitswarm/api/settings.py
       webhooks: {github: {env: GITHUB_WEBHOOK_SECRET}}
+    verify:                       # pin signed-commit checks per environment (see below)
+      production: {mode: ssh, allowed_signers: /etc/gitswarm/allowed_signers}
+
+``verify:`` has the shape of an environment's ``verify:`` in gitswarm.yml (mode gpg or
+ssh; ``keys``: public key files; ``allowed_signers``: an ssh-keygen allowed signers file;
+relative paths from $GITSWARM_KEYS_DIR). A pinned environment's commits must always be
+signed by those keys, whatever gitswarm.yml says — including the very first commit the
+agent deploys, which Git alone cannot vouch for. The files must exist when the agent
+starts.
 
 Event kinds: sync_succeeded, sync_failed, drift_detected, drift_healed, rollback,
 signature_rejected, policy_violation, promotion_pending, promotion_committed.
@@ -46,11 +55,13 @@ from ruamel.yaml.error import YAMLError
 from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
 from gitswarm.cli.output import guarded
 from gitswarm.errors import ConfigError, UsageError
+from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+from gitswarm.source.keys import keys_dir
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 
@@ -75,6 +86,7 @@ class ServeConfig:
     notifications: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     api: Mapping[str, Any] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    verify: Mapping[str, VerifySettings] = field(default_factory=dict)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -118,6 +130,8 @@ def load_serve_config(
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: api must be a mapping")
             config_kwargs[key] = value
+        elif key == "verify":
+            config_kwargs[key] = _pinned_verify(value, where, environ)
         else:
             raise ConfigError(f"{where}: unknown setting {key!r}")
     config = ServeConfig(**config_kwargs, agent=AgentSettings(**agent_kwargs))
@@ -160,6 +174,56 @@ def _notifications(value: Any, where: str) -> dict[str, tuple[str, ...]]:
     return routes
 
 
+_VERIFY_KEYS = ("mode", "keys", "allowed_signers")
+
+
+def _pinned_verify(value: Any, where: str, environ: Mapping[str, str]) -> dict[str, VerifySettings]:
+    """``verify:``: environment name -> signed-commit settings the repository cannot change."""
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: verify must map environment names to {{mode: gpg|ssh, keys: [...], "
+            "allowed_signers: ...}"
+        )
+    root = keys_dir(environ)
+    pinned: dict[str, VerifySettings] = {}
+    for env, spec in value.items():
+        at = f"{where}: verify.{env}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{at} must be a mapping with mode: gpg or ssh and the key files")
+        unknown = sorted(set(spec) - set(_VERIFY_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{at}: unknown key {unknown[0]!r} (known: {', '.join(_VERIFY_KEYS)})"
+            )
+        mode = spec.get("mode")
+        if mode not in ("gpg", "ssh"):
+            raise ConfigError(f"{at}.mode must be gpg or ssh, not {mode!r}")
+        keys = spec.get("keys", [])
+        keys = [keys] if isinstance(keys, str) else keys
+        if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+            raise ConfigError(f"{at}.keys must be a list of public key file paths")
+        signers = spec.get("allowed_signers")
+        if signers is not None and (mode != "ssh" or not isinstance(signers, str) or not signers):
+            raise ConfigError(
+                f"{at}.allowed_signers must be the path of an ssh-keygen allowed signers file, "
+                "and is for mode: ssh only (for gpg, list the public key files under keys:)"
+            )
+        if not keys and signers is None:
+            raise ConfigError(
+                f"{at} trusts no key: give keys: (public key files) or allowed_signers:"
+            )
+        for text in [*keys, *([signers] if signers else [])]:
+            path = Path(text).expanduser()
+            path = path if path.is_absolute() else root / path
+            if not path.is_file():
+                raise ConfigError(
+                    f"{at}: trusted key file {text!r} is not a file on this host (looked at "
+                    f"{path}; relative paths are read from $GITSWARM_KEYS_DIR, {root})"
+                )
+        pinned[str(env)] = VerifySettings(mode=mode, keys=tuple(keys), allowed_signers=signers)
+    return pinned
+
+
 def setup_logging(fmt: str, level: str) -> None:
     """Structured logs: JSON lines with ``--log-format json``, readable text otherwise.
     Records carry the app, env and revision they are about when the caller binds them."""
@@ -191,7 +255,11 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     notifier = Notifier(config.notifications)
     metrics = Metrics()
     reconciler = Reconciler(
-        source=source, store=store, swarm_for=default_swarm_for, notifier=notifier
+        source=source,
+        store=store,
+        swarm_for=default_swarm_for,
+        notifier=notifier,
+        pinned_verify=config.verify,
     )
     agent = Agent(
         source=source,

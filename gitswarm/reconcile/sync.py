@@ -17,13 +17,20 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError, UsageError
 from gitswarm.health import Verdict
-from gitswarm.model.config import Application, Environment, RepoConfig, SyncPolicy, Target
+from gitswarm.model.config import (
+    Application,
+    Environment,
+    RepoConfig,
+    SyncPolicy,
+    Target,
+    VerifySettings,
+)
 from gitswarm.model.events import Event, EventKind
 from gitswarm.model.operation import (
     HealthStatus,
@@ -193,6 +200,9 @@ class Reconciler:
     holder: str = field(default_factory=holder_id)
     identity_for: Callable[[RepoConfig, Environment], Identity | None] | None = None
     verifier: Verifier = field(default_factory=Verifier)
+    # Signed-commit settings per environment from the agent's own config: they decide
+    # over any `verify:` in Git (source/verify.py's settings_in_force).
+    pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -255,21 +265,34 @@ class Reconciler:
                 tree = tree or GitTree(self.source.git_dir, revision)
                 config = load_config(tree)  # a bad commit raises, and nothing is kept
                 self._configs[revision] = config
+                unknown = set(self.pinned_verify) - {e.name for e in config.environments}
+                if unknown:  # a typo in the pin would leave the real environment unguarded
+                    log.warning(
+                        "the agent's verify: names environments that %s does not have: %s",
+                        revision[:12],
+                        ", ".join(sorted(unknown)),
+                    )
                 while len(self._configs) > 4:
                     del self._configs[next(iter(self._configs))]  # the oldest
             return config
 
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
-        settings of the last deployed revision decide (a commit cannot switch its own
-        check off; see source/verify.py's settings_in_force)."""
+        agent's pinned settings decide, else those of the last deployed revision (a commit
+        cannot switch its own check off; see source/verify.py's settings_in_force)."""
+        pinned = self.pinned_verify.get(env.name)
         trusted = None
         status = self.store.get_status(app, env.name)
-        if status is not None and status.revision and status.revision != revision:
+        if (
+            pinned is None
+            and status is not None
+            and status.revision
+            and status.revision != revision
+        ):
             with contextlib.suppress(GitswarmError, KeyError):
                 deployed = self.config_at(status.revision)
                 trusted = deployed.environment(env.name).verify
-        settings = settings_in_force(trusted, env.verify)
+        settings = settings_in_force(trusted, env.verify, pinned)
         if settings is None:
             return
         self.progress(f"verify the signature of {revision[:12]}")

@@ -16,7 +16,8 @@ Keys are files on the agent's host, never key text in gitswarm.yml and never fil
 the repository being verified: whoever can push could change those, and so trust their
 own key. A commit cannot vouch for itself either: its own ``verify:`` could drop the
 requirement or list another key file. ``settings_in_force`` says which settings decide
-(those of the last revision the agent verified and deployed, while that one verifies).
+(the agent's pinned ones, else those of the last revision the agent verified and
+deployed, while that one verifies).
 
 How a commit is checked
 -----------------------
@@ -124,19 +125,26 @@ class SignatureInfo:
 
 
 def settings_in_force(
-    trusted: VerifySettings | None, candidate: VerifySettings | None
+    trusted: VerifySettings | None,
+    candidate: VerifySettings | None,
+    pinned: VerifySettings | None = None,
 ) -> VerifySettings | None:
     """The verify settings that decide whether a new revision may be deployed.
 
+    ``pinned``: the environment's settings in the agent's own configuration (``verify:``
+    in ``gitswarm serve --config``); when given they always decide, and nothing in Git can
+    weaken them — like Flux, whose trusted keys live in the cluster, not in the repository.
     ``trusted``: the environment's settings at the last revision the agent verified and
     deployed; ``candidate``: those of the new revision. While verification is on, the
     trusted revision's settings decide, so turning it off or changing keys takes a commit
     signed by a key that is already trusted (like TUF's root rotation). When the trusted
     revision does not verify, or there is none yet, the candidate's own settings apply:
     the commit that turns verification on must already be signed. (Before the first
-    deploy nothing in Git can be trusted; pin the settings in the agent's configuration
+    deploy nothing in Git can be trusted: pin the settings in the agent's configuration
     if that first commit matters.)
     """
+    if pinned is not None:
+        return pinned
     return trusted if trusted is not None else candidate
 
 
