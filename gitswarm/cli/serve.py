@@ -50,6 +50,7 @@ from typing import Any
 import click
 import structlog
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
@@ -104,22 +105,35 @@ def load_serve_config(
     path: Path | None, flags: Mapping[str, Any], environ: Mapping[str, str]
 ) -> ServeConfig:
     data: dict[str, Any] = {}
+    # Where each setting came from, for errors: "agent.yml:12", "GITSWARM_STATE", "--repo".
+    origin: dict[str, str] = {}
+    lines: dict[tuple[str, str], int] = {}  # (setting, key under it) -> line, for verify:
     if path is not None:
         try:
-            loaded = YAML(typ="safe").load(path.read_text())
+            loaded: Any = YAML(typ="rt").load(path.read_text())
         except (OSError, YAMLError) as exc:
             raise ConfigError(f"{path}: cannot read the agent config: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the agent config must be a mapping")
-        data = dict(loaded or {})
+        if loaded is not None and not isinstance(loaded, CommentedMap):
+            raise ConfigError(f"{path}:1: the agent config must be a mapping of settings")
+        settings: CommentedMap = loaded if loaded is not None else CommentedMap()
+        for key, value in settings.items():
+            data[str(key)] = _plain(value)
+            origin[str(key)] = f"{path}:{settings.lc.key(key)[0] + 1}"
+            if isinstance(value, CommentedMap):
+                for sub in value:
+                    lines[(str(key), str(sub))] = value.lc.key(sub)[0] + 1
     for key, var in ENV_VARS.items():
         if environ.get(var):
             data[key] = environ[var]
-    data.update({k: v for k, v in flags.items() if v is not None})
-    where = str(path) if path else "settings"
+            origin[key] = f"${var}"
+    for key, value in flags.items():
+        if value is not None:
+            data[key] = value
+            origin[key] = f"--{key.replace('_', '-')}"
     agent_kwargs: dict[str, Any] = {}
     config_kwargs: dict[str, Any] = {}
     for key, value in data.items():
+        where = origin[key]
         if key in _AGENT_FIELDS:
             agent_kwargs[key] = _coerce(key, value, getattr(AgentSettings(), key), where)
         elif key in ("repo", "branch", "state", "listen", "log_format", "log_level"):
@@ -131,15 +145,40 @@ def load_serve_config(
                 raise ConfigError(f"{where}: api must be a mapping")
             config_kwargs[key] = value
         elif key == "verify":
-            config_kwargs[key] = _pinned_verify(value, where, environ)
+            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
         else:
-            raise ConfigError(f"{where}: unknown setting {key!r}")
+            known = sorted([*_AGENT_FIELDS, *_CONFIG_FIELDS])
+            raise ConfigError(
+                f"{where}: unknown setting {key!r}; the agent's settings are {', '.join(known)}"
+            )
     config = ServeConfig(**config_kwargs, agent=AgentSettings(**agent_kwargs))
     if not config.repo:
         raise UsageError("no repository: give --repo, GITSWARM_REPO or `repo:` in --config")
     if config.log_format not in ("text", "json"):
+        where = origin.get("log_format", "settings")
         raise ConfigError(f"{where}: log_format must be text or json")
     return config
+
+
+_CONFIG_FIELDS = (
+    "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
+    "verify",
+)  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's round-trip nodes as plain dicts, lists and scalars."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
 
 
 def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
@@ -177,7 +216,13 @@ def _notifications(value: Any, where: str) -> dict[str, tuple[str, ...]]:
 _VERIFY_KEYS = ("mode", "keys", "allowed_signers")
 
 
-def _pinned_verify(value: Any, where: str, environ: Mapping[str, str]) -> dict[str, VerifySettings]:
+def _pinned_verify(
+    value: Any,
+    where: str,
+    environ: Mapping[str, str],
+    path: Path | None = None,
+    lines: Mapping[str, int] | None = None,
+) -> dict[str, VerifySettings]:
     """``verify:``: environment name -> signed-commit settings the repository cannot change."""
     if not isinstance(value, dict):
         raise ConfigError(
@@ -187,7 +232,8 @@ def _pinned_verify(value: Any, where: str, environ: Mapping[str, str]) -> dict[s
     root = keys_dir(environ)
     pinned: dict[str, VerifySettings] = {}
     for env, spec in value.items():
-        at = f"{where}: verify.{env}"
+        line = (lines or {}).get(str(env))
+        at = f"{path}:{line}: verify.{env}" if path and line else f"{where}: verify.{env}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{at} must be a mapping with mode: gpg or ssh and the key files")
         unknown = sorted(set(spec) - set(_VERIFY_KEYS))

@@ -111,4 +111,12 @@ def test_a_bad_pin_stops_the_agent_at_start_with_the_file_and_the_problem(
     agent_yml.write_text("repo: /srv/x\n" + text)
     with pytest.raises(ConfigError, match=message) as caught:
         load_serve_config(agent_yml, {}, {"GITSWARM_KEYS_DIR": str(tmp_path)})
-    assert str(agent_yml) in caught.value.message
+    assert caught.value.message.startswith(f"{agent_yml}:2: ")
+
+
+def test_a_bad_pin_in_block_style_names_the_environment_s_line(tmp_path: Path) -> None:
+    agent_yml = tmp_path / "agent.yml"
+    agent_yml.write_text("repo: /srv/x\nverify:\n  staging:\n    mode: ssh\n    keys: [k.pub]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_serve_config(agent_yml, {}, {"GITSWARM_KEYS_DIR": str(tmp_path)})
+    assert caught.value.message.startswith(f"{agent_yml}:3: verify.staging: trusted key file")

@@ -35,8 +35,10 @@ def test_serve_settings_precedence_and_errors(tmp_path) -> None:  # type: ignore
     assert loaded.agent.poll_interval == 3.0 and loaded.agent.environments == ("dev",)
     with pytest.raises(UsageError, match="no repository"):
         load_serve_config(None, {}, {})
-    config.write_text("repo: x\npoll_intervall: 3\n")
-    with pytest.raises(ConfigError, match="unknown setting 'poll_intervall'"):
+    with pytest.raises(ConfigError, match=r"^\$GITSWARM_POLL_INTERVAL: poll_interval must be"):
+        load_serve_config(config, {}, {"GITSWARM_POLL_INTERVAL": "soon"})
+    config.write_text("repo: x\n# the interval\npoll_intervall: 3\n")
+    with pytest.raises(ConfigError, match=r"agent.yml:3: unknown setting 'poll_intervall'"):
         load_serve_config(config, {}, {})
     config.write_text("repo: x\nnotifications: {sync_broke: [json://x]}\n")
     with pytest.raises(ConfigError, match="unknown event kind"):
