@@ -49,6 +49,11 @@ SYNC_BODY = {
                             "description": "a commit, tag or branch (default: the followed ref)",
                         },
                         "reason": {"type": "string", "maxLength": MAX_REASON},
+                        "override_window": {
+                            "type": "boolean",
+                            "description": "deploy even though the deployment window is "
+                            "closed: admins only, needs a reason, audited",
+                        },
                     },
                 }
             }
@@ -147,14 +152,33 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
             await _audit_refusal(settings, who.user, "sync", target)
             raise
         options = _sync_options(await read_body(request, settings.max_body_bytes))
+        override = options.get("override_window") == "true"
+        if override:
+            try:
+                require(who, "admin", env)
+            except Forbidden:
+                await _audit_refusal(settings, who.user, "override-deployment-window", target)
+                raise
+            if not options.get("reason"):
+                raise UsageError("override_window needs a 'reason': it goes into the audit trail")
         revision = options.get("revision")
         reason = options.get("reason") or f"requested by {who.user} through the API"
-        details = {"via": "api", "result": "requested", "revision": revision, "reason": reason}
+        details: dict[str, Any] = {
+            "via": "api", "result": "requested", "revision": revision, "reason": reason
+        }  # fmt: skip
+        if override:
+            details["override_window"] = True
         await call(settings.audit, who.user, "sync", target, details)
         queued = await call(
             agent.trigger,
             TriggerRequest(
-                trigger="api", app=app, env=env, revision=revision, actor=who.user, reason=reason
+                trigger="api",
+                app=app,
+                env=env,
+                revision=revision,
+                actor=who.user,
+                reason=reason,
+                override_window=reason if override else None,
             ),
         )
         return ok_response({"queued": queued}, 202)
@@ -171,10 +195,17 @@ def _sync_options(body: bytes) -> Mapping[str, str]:
         raise UsageError("the body must be a JSON object (or empty)") from None
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object (or empty)")
-    unknown = sorted(set(data) - {"revision", "reason"})
+    unknown = sorted(set(data) - {"revision", "reason", "override_window"})
     if unknown:
-        raise UsageError(f"unknown field(s) {', '.join(unknown)}; known: reason, revision")
+        raise UsageError(
+            f"unknown field(s) {', '.join(unknown)}; known: override_window, reason, revision"
+        )
     out: dict[str, str] = {}
+    override = data.get("override_window")
+    if override is not None:
+        if not isinstance(override, bool):
+            raise UsageError("'override_window' must be true or false")
+        out["override_window"] = "true" if override else "false"
     revision = data.get("revision")
     if revision is not None:
         if not isinstance(revision, str) or not REVISION.match(revision) or ".." in revision:

@@ -26,3 +26,5 @@ class TriggerRequest:
     ref: str | None = None  # the pushed ref (refs/heads/main), to ignore other branches
     actor: str | None = None
     reason: str = ""
+    # An admin's override of a closed deployment window: the reason, audited by the sync.
+    override_window: str | None = None

@@ -414,6 +414,7 @@ class Agent:
                 heal=policy.self_heal,
                 lock_wait=5.0,
                 message=request.reason,
+                override_window=request.override_window,
             )
         )
         self._count(outcome)
@@ -777,7 +778,10 @@ class Agent:
             for app in config.apps_for(env.name):
                 if request.app not in (None, app.name):
                     continue
-                self.enqueue(("sync", app.name, env.name), replace(request, revision=None))
+                # An explicit revision is honoured, like `gitswarm sync --revision`.
+                self.enqueue(
+                    ("sync", app.name, env.name), replace(request, app=app.name, env=env.name)
+                )
                 queued.append(f"{app.name}/{env.name}")
         if not queued:
             raise NotFoundError(f"no application {request.app!r} in environment {request.env!r}")

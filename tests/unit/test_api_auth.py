@@ -161,6 +161,7 @@ def test_an_admin_may_sync_anywhere_with_a_revision_and_reason(
         b'{"revision": 5}',
         b'{"dry_run": true}',
         b'{"reason": 7}',
+        b'{"override_window": "yes", "reason": "x"}',
     ],
 )
 def test_a_bad_sync_body_is_400_and_queues_nothing(
@@ -249,3 +250,33 @@ def test_every_stored_hash_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Unauthorized):
         authenticator.authenticate("Bearer nope")
     assert len(calls) == len(TOKENS)
+
+
+def test_only_an_admin_may_override_a_deployment_window_and_must_say_why(
+    client: Any, agent: FakeAgent, audit: Audit
+) -> None:
+    path = "/api/v1/apps/web/envs/development/sync"
+    r = client.post(
+        path, headers=bearer(DEV_DEPLOYER), json={"override_window": True, "reason": "x"}
+    )
+    assert r.status_code == 403 and agent.triggers == []
+    assert audit.calls == [
+        (
+            "dev",
+            "override-deployment-window",
+            "web/development",
+            {"via": "api", "result": "forbidden"},
+        )
+    ]
+    r = client.post(path, headers=bearer(ADMIN), json={"override_window": True})
+    assert r.status_code == 400 and "reason" in r.json()["error"]["message"]
+    assert agent.triggers == [] and len(audit.calls) == 1
+    r = client.post(
+        path, headers=bearer(ADMIN), json={"override_window": True, "reason": "fix the outage"}
+    )
+    assert r.status_code == 202
+    [req] = agent.triggers
+    assert (req.override_window, req.actor) == ("fix the outage", "root")
+    assert audit.calls[-1][3]["override_window"] is True
+    r = client.post(path, headers=bearer(DEV_DEPLOYER), json={"override_window": False})
+    assert r.status_code == 202 and agent.triggers[-1].override_window is None
