@@ -85,6 +85,25 @@ def _restart_none(service: ServiceState) -> bool:
     return policy.get("Condition") == "none"
 
 
+def _one_shots_done(service: ServiceState, tasks: Sequence[TaskState]) -> bool:
+    """A one-shot service (restart ``none``) whose every slot ran the current template to
+    completion (or is running it). Swarm's updater pauses when a task exits within the
+    monitor period — for a one-shot task that is success, not an early termination."""
+    if not _restart_none(service):
+        return False
+    latest = _latest_per_slot(tasks)
+    want = service.replicas if service.mode == "replicated" else len(latest)
+    template = service.template_digest
+    done = [
+        t
+        for t in latest
+        if t.state in ("running", "complete")
+        and t.exit_code in (None, 0)
+        and (not t.spec_digest or t.spec_digest == template)
+    ]
+    return want is not None and len(latest) >= want and len(done) == len(latest)
+
+
 def _rolls_back(service: ServiceState) -> bool:
     update_config = service.spec.get("UpdateConfig", {}) or {}
     return update_config.get("FailureAction") == "rollback"
@@ -111,14 +130,21 @@ def assess_service(
                 f"Swarm rolled the update back ({update.state}): {update.message}; "
                 + _task_errors(tasks),
             )
-        if update.state == "paused":
+        if update.state == "paused" and not _one_shots_done(service, tasks):
+            hint = ""
+            if _restart_none(service):
+                hint = (
+                    " (a one-shot task that exits within update_config.monitor counts as a "
+                    "failure for Swarm's updater: give this service deploy.update_config."
+                    "failure_action: continue so every task is replaced)"
+                )
             return ServiceProgress(
                 name,
                 "failed",
                 0,
                 service.replicas,
                 HealthError.UPDATE_PAUSED,
-                f"Swarm paused the update: {update.message}; " + _task_errors(tasks),
+                f"Swarm paused the update: {update.message}{hint}; " + _task_errors(tasks),
             )
     recent = [t for t in tasks if t.created_at is None or t.created_at >= since - _SLACK]
     failures = sum(1 for t in recent if t.state in FAILED_TASK_STATES)
@@ -145,6 +171,8 @@ def assess_service(
         ok = sum(1 for t in latest if t.state in ("running", "complete"))
         bad = [t for t in latest if t.state in FAILED_TASK_STATES]
         want = service.replicas if service.mode == "replicated" else len(latest)
+        if ok and update is not None and update.state == "paused":
+            updating = False  # paused by a one-shot's exit that _one_shots_done accepted
         if bad:
             return ServiceProgress(
                 name, "failed", ok, want, HealthError.TASKS_FAILING, _task_errors(bad)

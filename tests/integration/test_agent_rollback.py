@@ -5,6 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 
+from gitswarm.model.agent import TriggerRequest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
 from tests.integration.swarm_helpers import image_of
@@ -31,12 +32,7 @@ def test_a_bad_image_is_rolled_back_and_not_retried(
         # Triggered again with Git unchanged: the bad revision is not re-applied.
         assert rig.github_push(bad) == 202
         assert rig.agent is not None
-        rig.agent.trigger(
-            type(rig.agent).__mro__[0]
-            and __import__("gitswarm.model.agent", fromlist=["TriggerRequest"]).TriggerRequest(
-                "api", app="app", env="dev"
-            )
-        )
+        rig.agent.trigger(TriggerRequest("api", app="app", env="dev"))
         wait_for(lambda: rig.operations("sync")[0].reason == "RevisionMarkedBad", 30)
         failed = [o for o in rig.operations("sync") if o.revision == bad and o.result == "Failed"]
         assert len(failed) == 1

@@ -143,3 +143,20 @@ def test_replicated_job_converges_on_completions() -> None:
     assert assess([s], one, since=T0).state == "progressing"
     two = [*one, task("complete", desired="complete", slot=2)]
     assert assess([s], two, since=T0).state == "converged"
+
+
+def test_a_one_shot_update_paused_by_its_own_exit_is_converged() -> None:
+    # Swarm's updater pauses when a task exits within the monitor period; for restart
+    # "none" that exit is the task's success, once every slot ran the new template.
+    paused = UpdateStatus("paused", "update paused due to failure or early termination", T0)
+    s = svc(restart="none", update=paused)
+    done = task("complete", desired="shutdown", service=s)
+    assert assess([s], [done], since=T0).state == "converged"
+    # ... but not while a slot still holds a task of the old template: that is a stall.
+    s2 = svc(restart="none", update=paused, replicas=2)
+    old = task("complete", desired="shutdown", template=OLD, slot=2)
+    verdict = assess([s2], [done, old], since=T0)
+    assert verdict.reason == "UpdatePaused" and "failure_action: continue" in verdict.message
+    # ... nor when the new task failed.
+    failed = task("failed", desired="shutdown", service=s, err="exit 1")
+    assert assess([s], [failed], since=T0).reason == "UpdatePaused"
