@@ -48,12 +48,21 @@ class SwarmUnderTest:
     lab: labmod.Lab | None = None
 
     def client(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.docker_host, timeout=60)
+        return socket_client(self.docker_host)
+
+
+def socket_client(docker_host: str) -> docker.DockerClient:
+    """A docker-py client that does not read proxy settings from os.environ on each
+    request: the stack cleaner's threads would race pytest setting PYTEST_CURRENT_TEST
+    and monkeypatch.setenv (KeyError while iterating os.environ)."""
+    client = docker.DockerClient(base_url=docker_host, timeout=60)
+    client.api.trust_env = False
+    return client
 
 
 @contextlib.contextmanager
 def client_of(docker_host: str) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=docker_host, timeout=60)
+    client = socket_client(docker_host)
     try:
         yield client
     finally:

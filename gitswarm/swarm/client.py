@@ -199,6 +199,11 @@ class DockerSwarm:
                 tls=tls,
                 use_ssh_client=bool(self._host and self._host.startswith("ssh://")),
             )
+        if not (self._host or "").startswith(("tcp://", "http://", "https://")):
+            # requests looks up proxies in os.environ on every request; over a socket they
+            # never apply, and iterating os.environ while another thread sets a variable
+            # raises KeyError mid-request.
+            self.api.trust_env = False
 
     def describe(self) -> str:
         return f"target {self.target.name!r} ({self._host or 'default Docker socket'})"

@@ -73,3 +73,40 @@ def test_a_removed_service_is_recreated(rig: AgentRig, docker_client: docker.Doc
         docker_client.api.remove_service(f"{rig.stack}_web")
         wait_for(lambda: any("removed" in o.message for o in rig.operations("drift")), 10)
         wait_for(lambda: docker_client.api.services(filters={"name": f"{rig.stack}_web"}), 30)
+
+
+def test_a_manual_image_or_env_change_is_reported_with_the_fields_that_differ(
+    rig: AgentRig, swarm: SwarmUnderTest, docker_client: docker.DockerClient
+) -> None:
+    rig.sync["self_heal"] = False
+    first = rig.push({"web": service()}, "first")
+    name = f"{rig.stack}_web"
+
+    def update(*args: str) -> None:
+        subprocess.run(
+            ["docker", "-H", swarm.docker_host, "service", "update", "--detach", *args, name],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def reported(text: str) -> bool:
+        return any(text in o.message for o in rig.operations("drift"))
+
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        assert rig.agent is not None
+        wait_for(rig.agent.idle, 30)
+        update("--env-add", "DEBUG=1")
+        elapsed = wait_for(lambda: reported("DEBUG=1"), 10)
+        assert elapsed < 2.0, f"drift reported after {elapsed:.2f}s"
+        assert any("environment" in o.message for o in rig.operations("drift"))
+
+        update("--image", "127.0.0.1:5000/busybox:2")
+        elapsed = wait_for(lambda: reported("busybox:2"), 10)
+        assert elapsed < 2.0, f"drift reported after {elapsed:.2f}s"
+        drift = rig.operations("drift")[0]
+        assert "image" in drift.message and "busybox:1" in drift.message, drift.message
+        wait_for(lambda: rig.status().sync == "OutOfSync", 10)
+        assert "web" in rig.status().drift
+        assert not rig.operations("heal")  # self_heal off: reported, not reverted
+        spec = docker_client.api.inspect_service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert "busybox:2" in spec["Image"] and "DEBUG=1" in spec["Env"]

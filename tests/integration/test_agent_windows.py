@@ -18,11 +18,16 @@ pytestmark = pytest.mark.swarm
 def test_a_change_outside_the_window_waits_for_it_to_open(
     rig: AgentRig, docker_client: docker.DockerClient
 ) -> None:
-    # The test's clock: a Monday, 4 seconds before the 09:00 UTC window opens.
+    # The test's clock: a Monday, 4 seconds before the 09:00 UTC window opens, standing
+    # still until the change is held (however slow the machine), then running on.
     opens = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
-    start_mono = time.monotonic()
-    clock = Clock(now=lambda: opens - dt.timedelta(seconds=4) + dt.timedelta(
-        seconds=time.monotonic() - start_mono))  # fmt: skip
+    held_at: list[float] = []
+
+    def now() -> dt.datetime:
+        ran = time.monotonic() - held_at[0] if held_at else 0.0
+        return opens - dt.timedelta(seconds=4) + dt.timedelta(seconds=ran)
+
+    clock = Clock(now=now)
     rig.env_extra = {
         "policies": {
             "deployment_windows": {
@@ -33,7 +38,8 @@ def test_a_change_outside_the_window_waits_for_it_to_open(
     head = rig.push({"web": service()}, "outside the window")
     with running_rig(rig, clock=clock):
         wait_for(lambda: rig.status() is not None
-                 and rig.status().reason == "DeploymentWindowClosed", 10)  # fmt: skip
+                 and rig.status().reason == "DeploymentWindowClosed", 30)  # fmt: skip
+        held_at.append(time.monotonic())
         assert clock.now() < opens
         assert not docker_client.api.services(filters={"name": f"{rig.stack}_web"})
         assert "09:00" in rig.status().message
