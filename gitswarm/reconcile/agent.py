@@ -418,6 +418,7 @@ class Agent:
             )
         )
         self._count(outcome)
+        self._remember_render(outcome)
         if outcome.reason not in RETRYABLE:
             with self._lock:
                 self._retries.pop(("sync", app, env), None)
@@ -499,6 +500,7 @@ class Agent:
             )
         )
         self._count(outcome)
+        self._remember_render(outcome)
         if outcome.result != "Succeeded":
             return
         message = (
@@ -546,6 +548,16 @@ class Agent:
                         ("drift", app.name, env.name), TriggerRequest("agent", reason=_ROUND)
                     )
             self._wake.notify_all()
+
+    def _remember_render(self, outcome: SyncOutcome) -> None:
+        """A revision just deployed: its render serves the drift checks that follow."""
+        rendered = outcome.rendered
+        if outcome.result != "Succeeded" or rendered is None or outcome.revision is None:
+            return
+        key = (outcome.app, outcome.env, outcome.revision)
+        with self._lock:
+            self._rendered = {k: v for k, v in self._rendered.items() if k[:2] != key[:2]}
+            self._rendered[key] = rendered
 
     def _deployed_render(self, app: str, env: str) -> Rendered | None:
         status = self.store.get_status(app, env)
@@ -625,6 +637,7 @@ class Agent:
             )
         )
         self._count(outcome)
+        self._remember_render(outcome)
         if outcome.result == "Succeeded":
             self.metrics.drift_events.labels(app, env, "healed").inc()
             self._notify("drift_healed", app, env, rendered.revision, f"reverted: {summary}", None)

@@ -129,6 +129,9 @@ class SyncOutcome:
     operation_id: int | None = None
     problems: tuple[Any, ...] = ()
     exit_code: int = 0
+    # What was rendered, for the agent's drift checks of the revision it just deployed
+    # (so the first drift round after a commit renders nothing again). Never serialised.
+    rendered: Rendered | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -331,7 +334,7 @@ class Reconciler:
                         {"revision": rendered.revision, "reason": req.override_window},
                     )
                 op_id = self._start(req, rendered)
-                outcome = self._deploy(req, rendered, op_id)
+                outcome = replace(self._deploy(req, rendered, op_id), rendered=rendered)
         except GitswarmError as exc:
             outcome = replace(
                 outcome,

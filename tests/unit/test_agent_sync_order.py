@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,35 @@ def test_the_touched_app_is_taken_first(tmp_path: Path, monkeypatch: pytest.Monk
         order = [key for key, _ in agent._take_ready_locked()]
     assert order[0] == ("sync", "zzz", "dev")
     assert set(order) == {("sync", n, "dev") for n in ("app", "aaa", "bbb", "zzz")}
+
+
+def test_the_drift_check_after_a_sync_reuses_that_sync_s_render(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    repo = GitOpsRepo(tmp_path / "repo", "shop")
+    repo.compose({"web": service()})
+    head = repo.commit("one app")
+    swarm = FakeSwarm()
+    with Store(str(tmp_path / "state.db")) as store:
+        source = RepoSource.open(str(repo.path))
+        reconciler = Reconciler(source, store, lambda _t: swarm)
+        renders: list[tuple[str, str, str | None]] = []
+        real_render = reconciler.render
+
+        def counting(app: str, env: str, revision: str | None, **kw: Any) -> Any:
+            renders.append((app, env, revision))
+            return real_render(app, env, revision, **kw)
+
+        monkeypatch.setattr(reconciler, "render", counting)
+        agent = Agent(
+            source=source, store=store, reconciler=reconciler, settings=AgentSettings(events=False)
+        )
+        agent._check_git(TriggerRequest("poll"))
+        for key, request in agent._take_ready_locked():
+            agent._run(key, request)
+        assert renders == [("app", "dev", head)]  # the sync
+        agent._run(("drift", "app", "dev"), TriggerRequest("agent"))
+        assert renders == [("app", "dev", head)]  # the drift check rendered nothing again
+        status = store.get_status("app", "dev")
+        assert status is not None and status.sync == "Synced" and status.revision == head
