@@ -171,8 +171,6 @@ def assess_service(
         ok = sum(1 for t in latest if t.state in ("running", "complete"))
         bad = [t for t in latest if t.state in FAILED_TASK_STATES]
         want = service.replicas if service.mode == "replicated" else len(latest)
-        if ok and update is not None and update.state == "paused":
-            updating = False  # paused by a one-shot's exit that _one_shots_done accepted
         if bad:
             return ServiceProgress(
                 name, "failed", ok, want, HealthError.TASKS_FAILING, _task_errors(bad)

@@ -554,7 +554,10 @@ class Agent:
         rendered = outcome.rendered
         if outcome.result != "Succeeded" or rendered is None or outcome.revision is None:
             return
-        key = (outcome.app, outcome.env, outcome.revision)
+        self._cache_render((outcome.app, outcome.env, outcome.revision), rendered)
+
+    def _cache_render(self, key: tuple[str, str, str], rendered: Rendered) -> None:
+        """One render per app x env: that of the revision deployed last."""
         with self._lock:
             self._rendered = {k: v for k, v in self._rendered.items() if k[:2] != key[:2]}
             self._rendered[key] = rendered
@@ -567,9 +570,7 @@ class Agent:
         cached = self._rendered.get(key)
         if cached is None:
             cached = self.reconciler.render(app, env, status.revision)
-            with self._lock:
-                self._rendered = {k: v for k, v in self._rendered.items() if k[:2] != (app, env)}
-                self._rendered[key] = cached
+            self._cache_render(key, cached)
         return cached
 
     def _check_drift(self, app: str, env: str, request: TriggerRequest) -> None:
