@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -208,12 +209,26 @@ class Cleaner:
     the swarm goes away and before the leftovers check."""
 
     def __init__(self, swarm: SwarmUnderTest) -> None:
-        self.client = swarm.client()  # its own client: docker-py sessions are per thread
+        self.swarm = swarm
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stack-cleaner")
         self.futures: list[Future[None]] = []
+        # A client per worker thread: a requests session is not meant to be shared.
+        self._local = threading.local()
+        self._clients: list[docker.DockerClient] = []
+        self._lock = threading.Lock()
+
+    def _client(self) -> docker.DockerClient:
+        client: docker.DockerClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self.swarm.client()
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def submit(self, namespace: str) -> None:
-        self.futures.append(self.pool.submit(remove_stack_objects, self.client, namespace))
+        self.futures.append(
+            self.pool.submit(lambda: remove_stack_objects(self._client(), namespace))
+        )
 
     def wait(self) -> None:
         try:
@@ -221,7 +236,8 @@ class Cleaner:
                 future.result(timeout=120)
         finally:
             self.pool.shutdown(wait=True)
-            self.client.close()
+            for client in self._clients:
+                client.close()
 
 
 @pytest.fixture(scope="session")
