@@ -62,6 +62,7 @@ from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+from gitswarm.repo.config import verify_rule_problems
 from gitswarm.source.keys import keys_dir
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
@@ -249,15 +250,12 @@ def _pinned_verify(
         if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
             raise ConfigError(f"{at}.keys must be a list of public key file paths")
         signers = spec.get("allowed_signers")
-        if signers is not None and (mode != "ssh" or not isinstance(signers, str) or not signers):
+        if signers is not None and (not isinstance(signers, str) or not signers):
             raise ConfigError(
-                f"{at}.allowed_signers must be the path of an ssh-keygen allowed signers file, "
-                "and is for mode: ssh only (for gpg, list the public key files under keys:)"
+                f"{at}.allowed_signers must be the path of an ssh-keygen allowed signers file"
             )
-        if not keys and signers is None:
-            raise ConfigError(
-                f"{at} trusts no key: give keys: (public key files) or allowed_signers:"
-            )
+        for _field, message in verify_rule_problems(mode, keys, signers):
+            raise ConfigError(f"{at}: {message}")
         for text in [*keys, *([signers] if signers else [])]:
             path = Path(text).expanduser()
             path = path if path.is_absolute() else root / path

@@ -38,7 +38,7 @@ import functools
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -216,30 +216,35 @@ def _verify(
             problems.append(
                 doc.problem(path, f"environments.{env}.verify.{label}: {message}", RULE_VERIFY)
             )
+    for field_name, message in verify_rule_problems(mode, keys, signers):
+        path = (*at, field_name) if field_name in data else at
+        problems.append(doc.problem(path, f"environments.{env}.verify: {message}", RULE_VERIFY))
+    return VerifySettings(mode=mode, keys=keys, allowed_signers=signers)
+
+
+def verify_rule_problems(
+    mode: str, keys: Sequence[str], signers: str | None
+) -> list[tuple[str, str]]:
+    """What the shape of ``verify:`` settings cannot say is wrong with them, as (field,
+    message): for gitswarm.yml and for the agent's own pinned ``verify:`` alike."""
+    out: list[tuple[str, str]] = []
     if mode == "gpg" and signers is not None:
-        problems.append(
-            doc.problem(
-                (*at, "allowed_signers"),
-                f"environments.{env}.verify: allowed_signers is for mode: ssh; for mode: gpg, "
-                "list the trusted public key files under keys:",
-                RULE_VERIFY,
-            )
-        )
+        out.append((
+            "allowed_signers",
+            "allowed_signers is for mode: ssh; for mode: gpg, list the trusted public key "
+            "files under keys:",
+        ))  # fmt: skip
     if not keys and signers is None:
         need = (
             "keys: (the trusted public key files)"
             if mode == "gpg"
             else "keys: (public key files) or allowed_signers: (an ssh-keygen allowed signers file)"
         )
-        problems.append(
-            doc.problem(
-                (*at, "keys") if "keys" in data else at,
-                f"environments.{env}.verify with mode: {mode} trusts no key; give {need}, "
-                "as paths of files on the agent's host",
-                RULE_VERIFY,
-            )
-        )
-    return VerifySettings(mode=mode, keys=keys, allowed_signers=signers)
+        out.append((
+            "keys",
+            f"mode: {mode} trusts no key; give {need}, as paths of files on the agent's host",
+        ))  # fmt: skip
+    return out
 
 
 _WHY_UNTRUSTED = "whoever can push could change it and so trust their own key"

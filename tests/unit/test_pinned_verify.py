@@ -98,9 +98,9 @@ def test_a_pinned_environment_rejects_unsigned_commits_whatever_git_says(
     [
         ("verify: [prod]\n", "verify must map environment names"),
         ("verify: {prod: {mode: pgp, keys: [k.pub]}}\n", "verify.prod.mode must be gpg or ssh"),
-        ("verify: {prod: {mode: ssh}}\n", "verify.prod trusts no key"),
+        ("verify: {prod: {mode: ssh}}\n", "verify.prod: mode: ssh trusts no key"),
         ("verify: {prod: {mode: ssh, key: [k.pub]}}\n", "unknown key 'key'"),
-        ("verify: {prod: {mode: gpg, allowed_signers: signers}}\n", "for mode: ssh only"),
+        ("verify: {prod: {mode: gpg, allowed_signers: signers}}\n", "is for mode: ssh;"),
         ("verify: {prod: {mode: ssh, keys: [missing.pub]}}\n", "'missing.pub' is not a file"),
     ],
 )
