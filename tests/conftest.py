@@ -36,6 +36,7 @@ from harness import lab as labmod
 from harness import system
 from harness.gitserve import GitRemote, GitServer
 from harness.images import IMAGES, REGISTRY, build
+from tests.gitops import Cli
 
 EXTERNAL_ENV = "GITSWARM_TEST_DOCKER_HOST"
 LEFTOVER_OBJECTS = pytest.StashKey[list[str]]()
@@ -164,6 +165,12 @@ def docker_client(swarm: SwarmUnderTest) -> Iterator[docker.DockerClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture()
+def cli(swarm: SwarmUnderTest, tmp_path: Path) -> Cli:
+    """The gitswarm CLI against the test swarm, with this test's own state and keys."""
+    return Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ import docker
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli
 from tests.integration.swarm_helpers import running_tasks
 
@@ -16,13 +15,12 @@ pytestmark = pytest.mark.swarm
 
 
 def test_example_development_syncs_healthy_and_a_version_bump_rolls_out(
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = tmp_path / "medianest-gitops"
     assert cli("init", str(repo)).exit_code == 0
     # A stack name of this test's own, so the run cannot collide with anything.

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.swarm
 
 def test_the_secret_value_appears_nowhere(
     swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     registry: str,
@@ -34,7 +35,6 @@ def test_the_secret_value_appears_nowhere(
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = tmp_path / "repo"
     assert cli("init", str(repo)).exit_code == 0
     yaml = YAML()

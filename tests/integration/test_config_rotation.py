@@ -7,7 +7,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 from tests.integration.swarm_helpers import object_names, running_tasks
 
@@ -21,13 +20,12 @@ def config_of(client: docker.DockerClient, name: str) -> str:
 
 
 def test_config_changes_rotate_and_old_versions_are_collected(
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(
         tmp_path / "repo",
         stack_name,

@@ -8,7 +8,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 from tests.integration.swarm_helpers import versions
 
@@ -29,13 +28,12 @@ def foreign_service(client: docker.DockerClient, stack: str, registry: str) -> s
 @pytest.mark.parametrize("prune", [True, False])
 def test_a_service_removed_from_git(
     prune: bool,
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(tmp_path / "repo", stack_name, sync={"prune": prune, "health_timeout": 60})
     repo.compose({"web": service(), "old": service()})
     repo.commit("two")

@@ -7,7 +7,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 from tests.integration.swarm_helpers import image_of
 
@@ -15,13 +14,12 @@ pytestmark = pytest.mark.swarm
 
 
 def test_rollback_previous_restores_the_last_healthy_images(
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(tmp_path / "repo", stack_name, sync={"prune": True, "health_timeout": 20})
     repo.write("environments/dev/.env", "TAG=1\n")
     repo.compose({"web": service(f"{registry}/busybox:${{TAG}}"), "api": service()})
@@ -60,13 +58,12 @@ def test_rollback_previous_restores_the_last_healthy_images(
 
 
 def test_rollback_without_push_deploys_the_old_revision_and_marks_head_bad(
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(tmp_path / "repo", stack_name, sync={"prune": True, "health_timeout": 60})
     repo.compose({"web": service()})
     good = repo.commit("good")

@@ -7,16 +7,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 from tests.integration.swarm_helpers import image_of
 
 pytestmark = pytest.mark.swarm
-
-
-@pytest.fixture()
-def cli(swarm: SwarmUnderTest, tmp_path: Path) -> Cli:
-    return Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
 
 
 def test_a_failing_healthcheck_is_a_failure_with_the_task_error(

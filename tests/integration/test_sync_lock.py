@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 
 pytestmark = pytest.mark.swarm
 
 
 def test_concurrent_syncs_never_both_deploy(
-    swarm: SwarmUnderTest, tmp_path: Path, stack_name: str, registry: str
+    cli: Cli, tmp_path: Path, stack_name: str, registry: str
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(tmp_path / "repo", stack_name, sync={"prune": True, "health_timeout": 60})
     repo.compose({"web": service()})
     repo.commit("one")

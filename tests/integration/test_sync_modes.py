@@ -10,7 +10,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 from tests.integration.swarm_helpers import image_of
 
@@ -30,12 +29,11 @@ def _stack(image: str, migration: str) -> dict[str, object]:
 
 
 def test_global_zero_replica_and_one_shot_services_converge(
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(tmp_path / "repo", stack_name, sync={"prune": True, "health_timeout": 60})
     repo.compose(_stack("127.0.0.1:5000/busybox:1", "schema-v1"))
     repo.commit("global, zero and one-shot services")

@@ -8,7 +8,6 @@ import docker
 import pytest
 
 from gitswarm.store import Store
-from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli, GitOpsRepo, service
 from tests.integration.swarm_helpers import versions
 
@@ -24,13 +23,12 @@ FREEZE = {
 
 
 def test_a_closed_window_blocks_until_overridden_with_a_reason(
-    swarm: SwarmUnderTest,
+    cli: Cli,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
 ) -> None:
-    cli = Cli(swarm.docker_host, tmp_path / "state.db", tmp_path / "keys")
     repo = GitOpsRepo(tmp_path / "repo", stack_name)
     repo.write_settings(policies=FREEZE)
     repo.compose({"web": service()})
