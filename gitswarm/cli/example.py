@@ -15,7 +15,7 @@ from pathlib import Path
 from gitswarm.errors import UsageError
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.source.git import run_git
-from gitswarm.source.keys import default_key_path, write_identity
+from gitswarm.source.keys import default_key_path, read_identity_file, write_identity
 
 ENVIRONMENTS = ("development", "staging", "production")
 PROJECT = "medianest"
@@ -27,8 +27,8 @@ def _template_root() -> Path:
 
 def _identity_for(env: str) -> tuple[Identity, Path, bool]:
     path = default_key_path(PROJECT, env)
-    if path.exists():
-        return Identity(path.read_text(), source=str(path)), path, False
+    if path.exists() or path.is_symlink():
+        return read_identity_file(path), path, False
     identity = Identity.generate()
     write_identity(path, identity)
     return identity, path, True

@@ -18,12 +18,13 @@ import datetime as dt
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.cli.render import REPO_HELP, _Keys, _render, open_tree
+from gitswarm.cli.render import IDENTITY_HELP, REPO_HELP, _Keys, _render, identity_option, open_tree
 from gitswarm.errors import UsageError
 from gitswarm.model.config import Environment
 from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult
@@ -166,9 +167,15 @@ def policy() -> None:
 @click.option("--app", "app_name", help="Only this application (default: all in --env).")
 @click.option("--revision", help="Check this commit (branch, tag, id) instead of the working tree.")
 @click.option("--repo", default=".", show_default=True, help=REPO_HELP)
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check(
-    env_name: str, app_name: str | None, revision: str | None, repo: str, as_json: bool
+    env_name: str,
+    app_name: str | None,
+    revision: str | None,
+    repo: str,
+    identity: Path | None,
+    as_json: bool,
 ) -> None:
     """Render ENV and evaluate its policies; print every result (file:line: mode: rule:
     message). Exit 2 on any enforced violation or policy error. A closed deployment window
@@ -189,7 +196,8 @@ def check(
         apps = [app_name] if app_name else deployed
         if not apps:
             raise UsageError(f"no application is deployed to environment {env.name!r}")
-        keys = _Keys(config, {})
+        keys = _Keys(config, {}, identity_option(env.name, identity))
+        keys.get(env.name)
         gate = PolicyGate(tree, repo)
         checked = [gate.check(_render(tree, config, keys, app, env.name), env) for app in apps]
         ok = all(c.ok for c in checked)

@@ -10,7 +10,9 @@ partial output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,20 +42,42 @@ def open_tree(repo: str, revision: str | None) -> Tree:
     return WorkTree(repo)
 
 
+IDENTITY_HELP = (
+    "The age identity (key file) of --env, instead of where gitswarm looks for it "
+    "(README, 'Secrets')."
+)
+
+
+def identity_option(env_name: str | None, identity: Path | None) -> dict[str, Path]:
+    """``--identity FILE``, as the one environment it belongs to -> FILE."""
+    if identity is None:
+        return {}
+    if env_name is None:
+        raise UsageError(
+            "--identity is one environment's key: give --env too (other environments' keys "
+            "are looked up where gitswarm looks for them; README, 'Secrets')"
+        )
+    return {env_name: identity}
+
+
 @dataclass
 class _Keys:
-    """Each environment's identity, loaded on first use; a missing key is kept as the
-    reason, so a stack without secrets still renders."""
+    """Each environment's identity, loaded on first use, and only from that environment's
+    own places (source/keys.py; ``flags``: ``--identity`` per environment). A missing key
+    is kept as the reason, so a stack without secrets still renders."""
 
     config: RepoConfig
     loaded: dict[str, tuple[Identity | None, str | None]]
+    flags: Mapping[str, Path] = field(default_factory=dict)
 
     def get(self, env: str) -> tuple[Identity | None, str | None]:
+        if env in self.flags and env not in self.loaded:  # asked for: a bad file is an error
+            identity = load_identity(self.config.project, env, identity=self.flags[env])
+            self.loaded[env] = (identity, None)
         if env not in self.loaded:
-            settings = self.config.environment(env).secrets
             try:
                 self.loaded[env] = (
-                    load_identity(self.config.project, env, settings.identity_file),
+                    load_identity(self.config.project, env, identity=self.flags.get(env)),
                     None,
                 )
             except SecretError as exc:
@@ -104,9 +128,15 @@ def _as_json(desired: DesiredStack) -> dict[str, Any]:
     "--revision", help="Render this commit (branch, tag, id) instead of the working tree."
 )
 @click.option("--repo", default=".", show_default=True, help=REPO_HELP)
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def render(
-    env_name: str, app_name: str | None, revision: str | None, repo: str, as_json: bool
+    env_name: str,
+    app_name: str | None,
+    revision: str | None,
+    repo: str,
+    identity: Path | None,
+    as_json: bool,
 ) -> None:
     """Print the final stack file(s) of an environment exactly as they will be deployed."""
 
@@ -120,7 +150,8 @@ def render(
         apps = [app_name] if app_name else [a.name for a in config.apps_for(env.name)]
         if not apps:
             raise UsageError(f"no application is deployed to environment {env.name!r}")
-        keys = _Keys(config, {})
+        keys = _Keys(config, {}, identity_option(env.name, identity))
+        keys.get(env.name)
         stacks = [_render(tree, config, keys, app, env.name) for app in apps]
         if as_json:
             emit_json({"ok": True, "stacks": [_as_json(d) for d in stacks]})
@@ -138,8 +169,11 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 @click.option("--env", "env_name", help="Only this environment (default: all).")
 @click.option("--revision", help="Validate this commit instead of the working tree.")
 @click.option("--repo", default=".", show_default=True, help=REPO_HELP)
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def validate(env_name: str | None, revision: str | None, repo: str, as_json: bool) -> None:
+def validate(
+    env_name: str | None, revision: str | None, repo: str, identity: Path | None, as_json: bool
+) -> None:
     """Check every application in every environment: schema, references and policies;
     print all problems (file:line: message [rule]). Exit 2 if there is any. Policy
     warnings and a closed deployment window are shown but are not problems."""
@@ -147,6 +181,7 @@ def validate(env_name: str | None, revision: str | None, repo: str, as_json: boo
     from gitswarm.cli.policy import PolicyGate
 
     def run() -> None:
+        flags = identity_option(env_name, identity)
         tree = open_tree(repo, revision)
         try:
             config = load_config(tree)
@@ -160,7 +195,9 @@ def validate(env_name: str | None, revision: str | None, repo: str, as_json: boo
                 raise UsageError(str(exc.args[0])) from None
         else:
             envs = [e.name for e in config.environments]
-        keys = _Keys(config, {})
+        keys = _Keys(config, {}, flags)
+        for flagged in flags:
+            keys.get(flagged)
         gate = PolicyGate(tree, repo)
         problems: list[Problem] = []
         warnings: list[Problem] = []

@@ -40,9 +40,9 @@ def _environment(config: RepoConfig, name: str) -> Environment:
         raise UsageError(str(exc.args[0])) from None
 
 
-def key_location(project: str, env: Environment) -> tuple[str | None, Path]:
-    """Where source/keys.py looks for ``env``'s key: (inline variable name or None, path)."""
-    return keys.key_location(project, env.name, env.secrets.identity_file)
+def key_location(project: str, env: Environment, identity: Path | None = None) -> keys.KeyLocation:
+    """Where source/keys.py looks for ``env``'s key (never a place gitswarm.yml names)."""
+    return keys.key_location(project, env.name, identity=identity)
 
 
 @click.group()
@@ -53,22 +53,31 @@ def secret() -> None:
 @secret.command()
 @click.option("--env", "env_name", help="Only this environment (default: all).")
 @click.option("--repo", default=".", show_default=True, help=REPO_HELP)
+@click.option(
+    "--identity",
+    "identity_file",
+    type=click.Path(path_type=Path),
+    help="Write (or read) --env's key at this path instead (for the agent config's identities:).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def keygen(env_name: str | None, repo: str, as_json: bool) -> None:
+def keygen(env_name: str | None, repo: str, identity_file: Path | None, as_json: bool) -> None:
     """Create each environment's age key where gitswarm looks for it (never overwritten),
     and print its public key (recipient) for gitswarm.yml."""
 
     def run() -> None:
+        if identity_file is not None and env_name is None:
+            raise UsageError("--identity is one environment's key file: give --env too")
         config = _config(repo)
         envs = [_environment(config, env_name)] if env_name else list(config.environments)
         results = []
         for env in envs:
-            inline, path = key_location(config.project, env)
-            if inline is not None:
-                identity = Identity(os.environ[inline], source=f"${inline}")
-                state, where = "provided", f"${inline}"
-            elif path.exists():
-                identity = Identity(path.read_text(), source=str(path))
+            location = key_location(config.project, env, identity_file)
+            path = location.path
+            if location.inline is not None:
+                identity = Identity(os.environ[location.inline], source=location.source)
+                state, where = "provided", location.source
+            elif path.exists() or path.is_symlink():
+                identity = keys.read_identity_file(path)
                 state, where = "exists", str(path)
             else:
                 identity = Identity.generate()
@@ -91,6 +100,11 @@ def keygen(env_name: str | None, repo: str, as_json: bool) -> None:
             click.echo(f"{r['env']}: {r['recipient']}  ({r['state']}: {r['key']})")
             if not r["in_gitswarm_yml"]:
                 click.echo(f"  add it to gitswarm.yml: environments.{r['env']}.secrets.recipients")
+        if identity_file is not None and env_name is not None:
+            click.echo(
+                f"The agent reads it with `identities: {{{env_name}: {identity_file}}}` in its "
+                "config (gitswarm serve --config); render and validate with --identity."
+            )
         click.echo("Keep the key files out of Git; the public keys (age1...) are safe to commit.")
 
     guarded(as_json, run)

@@ -23,6 +23,9 @@ repository.
       webhooks: {github: {env: GITHUB_WEBHOOK_SECRET}}
     verify:                       # pin signed-commit checks per environment (see below)
       production: {mode: ssh, allowed_signers: /etc/gitswarm/allowed_signers}
+    identities:                   # age identities per environment (see below)
+      production: /etc/gitswarm/keys/production.key
+    project: medianest            # GITSWARM_PROJECT: whose keys dir is read (see below)
 
 ``verify:`` has the shape of an environment's ``verify:`` in gitswarm.yml (mode gpg or
 ssh; ``keys``: public key files; ``allowed_signers``: an ssh-keygen allowed signers file;
@@ -30,6 +33,15 @@ relative paths from $GITSWARM_KEYS_DIR). A pinned environment's commits must alw
 signed by those keys, whatever gitswarm.yml says — including the very first commit the
 agent deploys, which Git alone cannot vouch for. The files must exist when the agent
 starts.
+
+``identities:`` maps environment names to age key files on this host (relative paths
+from $GITSWARM_KEYS_DIR); each file must hold one valid identity when the agent starts.
+An environment without one is looked up in GITSWARM_AGE_KEY_<ENV> /
+GITSWARM_AGE_KEY_FILE_<ENV> (which win over this file, as every environment variable
+does) and then in $GITSWARM_KEYS_DIR/<project>/<env>.key (source/keys.py). ``project:``
+names that <project>: without it, the project of the revision deployed last (or, before
+any, of the first commit rendered). A commit renaming its project never moves the agent
+to another project's keys.
 
 Event kinds: sync_succeeded, sync_failed, drift_detected, drift_healed, rollback,
 signature_rejected, policy_violation, promotion_pending, promotion_committed.
@@ -55,15 +67,15 @@ from ruamel.yaml.error import YAMLError
 
 from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
 from gitswarm.cli.output import guarded
-from gitswarm.errors import ConfigError, UsageError
+from gitswarm.errors import ConfigError, SecretError, UsageError
 from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler, default_swarm_for
-from gitswarm.repo.config import verify_rule_problems
-from gitswarm.source.keys import keys_dir
+from gitswarm.repo.config import check_name, verify_rule_problems
+from gitswarm.source.keys import keys_dir, read_identity_file
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 
@@ -74,6 +86,7 @@ ENV_VARS = {
     "listen": "GITSWARM_LISTEN",
     "poll_interval": "GITSWARM_POLL_INTERVAL",
     "log_format": "GITSWARM_LOG_FORMAT",
+    "project": "GITSWARM_PROJECT",
 }
 
 
@@ -89,6 +102,8 @@ class ServeConfig:
     api: Mapping[str, Any] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
     verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    identities: Mapping[str, Path] = field(default_factory=dict)
+    project: str | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -148,6 +163,14 @@ def load_serve_config(
         elif key == "verify":
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
+        elif key == "identities":
+            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            config_kwargs[key] = _identities(value, where, environ, path, file_lines)
+        elif key == "project":
+            message = check_name("project", str(value)) if isinstance(value, str) else None
+            if not isinstance(value, str) or message:
+                raise ConfigError(f"{where}: {message or 'project must be a project name'}")
+            config_kwargs[key] = value
         else:
             known = sorted([*_AGENT_FIELDS, *_CONFIG_FIELDS])
             raise ConfigError(
@@ -164,7 +187,7 @@ def load_serve_config(
 
 _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
-    "verify",
+    "verify", "identities", "project",
 )  # fmt: skip
 
 
@@ -268,6 +291,44 @@ def _pinned_verify(
     return pinned
 
 
+def _identities(
+    value: Any,
+    where: str,
+    environ: Mapping[str, str],
+    path: Path | None = None,
+    lines: Mapping[str, int] | None = None,
+) -> dict[str, Path]:
+    """``identities:``: environment name -> the age key file the operator keeps for it.
+    Each file is read (bounded) now, so a wrong path stops the agent at start."""
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: identities must map environment names to age key files, e.g. "
+            "{production: /etc/gitswarm/keys/production.key}"
+        )
+    root = keys_dir(environ)
+    out: dict[str, Path] = {}
+    for env, text in value.items():
+        line = (lines or {}).get(str(env))
+        at = f"{path}:{line}: identities.{env}" if path and line else f"{where}: identities.{env}"
+        message = check_name("environment", str(env))
+        if message:
+            raise ConfigError(f"{at}: {message}")
+        if not isinstance(text, str) or not text:
+            raise ConfigError(f"{at} must be the path of an age key file")
+        file = Path(text).expanduser()
+        file = file if file.is_absolute() else root / file
+        try:
+            read_identity_file(file, label=f"age identity file {file}")
+        except SecretError as exc:
+            raise ConfigError(
+                f"{at}: {exc.message} (relative paths are read from $GITSWARM_KEYS_DIR, "
+                f"{root}; create a key with `gitswarm secret keygen --env {env} --identity "
+                "FILE`)"
+            ) from None
+        out[str(env)] = file
+    return out
+
+
 def setup_logging(fmt: str, level: str) -> None:
     """Structured logs: JSON lines with ``--log-format json``, readable text otherwise.
     Records carry the app, env and revision they are about when the caller binds them."""
@@ -304,6 +365,8 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         swarm_for=default_swarm_for,
         notifier=notifier,
         pinned_verify=config.verify,
+        identities=config.identities,
+        project=config.project,
     )
     agent = Agent(
         source=source,

@@ -56,8 +56,18 @@ class VerifySettings:
 
 @dataclass(frozen=True, slots=True)
 class SecretSettings:
+    """``recipients``: the public age keys secrets of the environment are encrypted to.
+    Which identity (private key) decrypts is never a setting of the repository: the
+    operator puts it where source/keys.py looks (agent config, environment, keys dir)."""
+
     recipients: tuple[str, ...] = ()
-    identity_file: str | None = None
+
+
+def key_suffix(env: str) -> str:
+    """The environment's part of the variables that hold its age identity
+    (``GITSWARM_AGE_KEY_<suffix>``): upper case, ``-`` and ``.`` as ``_``. Two
+    environments of one repository never share it (repo/config.py refuses that)."""
+    return env.upper().replace("-", "_").replace(".", "_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError, UsageError
@@ -202,6 +203,11 @@ class Reconciler:
     progress: Progress = lambda _msg: None
     holder: str = field(default_factory=holder_id)
     identity_for: Callable[[RepoConfig, Environment], Identity | None] | None = None
+    # Where the operator put the age identities: the agent config's `identities:`
+    # (environment -> key file) and `project:` (whose keys dir, $GITSWARM_KEYS_DIR/
+    # <project>/, is read). Never a commit's choice: see key_project.
+    identities: Mapping[str, Path] = field(default_factory=dict)
+    project: str | None = None
     verifier: Verifier = field(default_factory=Verifier)
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verify.py's settings_in_force).
@@ -212,16 +218,65 @@ class Reconciler:
     # 80% of each sync; bench/ issue 7).
     _configs: dict[str, RepoConfig] = field(default_factory=dict, init=False, repr=False)
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
+    _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
-    def identity(self, config: RepoConfig, env: Environment) -> Identity | None:
-        if self.identity_for is not None:
-            return self.identity_for(config, env)
+    def key_project(self, config: RepoConfig) -> tuple[str, str]:
+        """The project whose keys dir holds the identities, and why that one.
+
+        A commit cannot choose it: renaming ``project:`` in gitswarm.yml to another
+        project's name would otherwise decrypt with that project's keys, when one keys dir
+        holds several. The agent config's ``project:`` decides; without it, the project of
+        the revision this store saw deployed last; only before any deployment the
+        commit's own. Fixed for the life of the Reconciler."""
+        if self.project is not None:
+            return self.project, "the agent config's project:"
+        with self._served_lock:
+            if self._served is None:
+                self._served = self._deployed_project() or (
+                    config.project,
+                    "gitswarm.yml of the first revision this agent rendered",
+                )
+            return self._served
+
+    def _deployed_project(self) -> tuple[str, str] | None:
         try:
-            return load_identity(config.project, env.name, env.secrets.identity_file)
-        except SecretError:
-            return None  # render says so if the stack needs a secret
+            statuses = self.store.all_statuses()
+        except GitswarmError:
+            return None
+        for status in sorted(statuses, key=lambda s: s.updated_at, reverse=True):
+            revision = status.revision
+            if not revision:
+                continue
+            with contextlib.suppress(GitswarmError):
+                project = self.config_at(revision).project
+                return project, f"the revision deployed last, {revision[:12]}"
+        return None
+
+    def load_identity(
+        self, config: RepoConfig, env: Environment
+    ) -> tuple[Identity | None, str | None]:
+        """``env``'s identity from its own places (source/keys.py), or None and why."""
+        if self.identity_for is not None:
+            return self.identity_for(config, env), None
+        project, why = self.key_project(config)
+        try:
+            return load_identity(project, env.name, configured=self.identities), None
+        except SecretError as exc:
+            note = ""
+            if project != config.project:
+                note = (
+                    f"; the keys dir is that of project {project!r} ({why}), not of "
+                    f"{config.project!r} as gitswarm.yml now says: a commit cannot move the "
+                    "agent to another project's keys. To rename the project, set `project:` "
+                    "in the agent config"
+                )
+            return None, f"{exc}{note}"
+
+    def identity(self, config: RepoConfig, env: Environment) -> Identity | None:
+        return self.load_identity(config, env)[0]  # render says so if a secret needs one
 
     def render(
         self,
@@ -246,8 +301,13 @@ class Reconciler:
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        identity = self.identity(config, env)
-        desired = render_stack(tree, config, app.name, env.name, identity)  # render
+        identity, why = self.load_identity(config, env)
+        try:
+            desired = render_stack(tree, config, app.name, env.name, identity)  # render
+        except SecretError as exc:
+            if identity is None and why:
+                raise SecretError(f"{exc}\n  ({why})", problems=exc.problems) from None
+            raise
         rego = rego_sources(tree)
         report = evaluate(  # validate
             desired,

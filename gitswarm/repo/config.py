@@ -20,6 +20,10 @@ ConfigError naming file:line.
       development: {target: local, branch: main, sync: {...}, secrets: {...},
                     verify: {...}, policies: {...}, promotion: {...}}
 
+``secrets`` holds only ``recipients`` (public age keys). Which identity decrypts is the
+operator's choice, never the repository's (source/keys.py); the retired
+``secrets.identity_file`` is refused with a message that says where identities live.
+
 ``policies`` and ``promotion`` are owned by policy/ and promote/: kept as mappings, with
 the position of every node in ``Environment.positions``.
 
@@ -54,6 +58,7 @@ from gitswarm.model.config import (
     SyncPolicy,
     Target,
     VerifySettings,
+    key_suffix,
 )
 from gitswarm.model.tree import RULE_MISSING, Tree, rule_of
 from gitswarm.repo.yamlsrc import Document, parse_yaml
@@ -142,7 +147,15 @@ def _describe(doc: Document, error: SchemaViolation) -> list[Problem]:
         known = set(_schema_of(error).get("properties", {}))
         out = []
         for key in error.instance:
-            if key not in known:
+            if (
+                key == "identity_file"
+                and len(path) == 3
+                and path[::2] == ("environments", "secrets")
+            ):
+                out.append(
+                    doc.problem((*path, key), _identity_file_message(doc, str(path[1])), RULE)
+                )
+            elif key not in known:
                 allowed = ", ".join(sorted(known))
                 out.append(
                     doc.problem(
@@ -173,6 +186,20 @@ def _describe(doc: Document, error: SchemaViolation) -> list[Problem]:
     else:
         message = f"{where}: {error.message}"
     return [doc.problem(path, message, RULE)]
+
+
+def _identity_file_message(doc: Document, env: str) -> str:
+    project = doc.data.get("project") if isinstance(doc.data, dict) else None
+    suffix = key_suffix(env)
+    return (
+        f"environments.{env}.secrets.identity_file: gitswarm.yml does not choose which file "
+        "decrypts (whoever can push could point the agent at any file of its host, or at "
+        "another environment's key); remove it and put the identity where the operator "
+        f"keeps identities: the agent config (`identities: {{{env}: /etc/gitswarm/keys/"
+        f"{env}.key}}` in gitswarm serve --config), GITSWARM_AGE_KEY_FILE_{suffix} or "
+        f"GITSWARM_AGE_KEY_{suffix}, or $GITSWARM_KEYS_DIR/{project or '<project>'}/{env}.key "
+        "(see README, 'Secrets')"
+    )
 
 
 def _relative_positions(doc: Document, prefix: tuple[Any, ...]) -> dict[Any, tuple[int, int]]:
@@ -276,6 +303,30 @@ def _key_path_problem(tree: Tree, value: str) -> str | None:
             "are read from $GITSWARM_KEYS_DIR, not from the repository"
         )
     return None
+
+
+def _shared_key_names(doc: Document, envs: Sequence[Environment]) -> list[Problem]:
+    """Environments whose age identity would be looked up under the same names
+    (``prod-a`` and ``prod_a`` both read GITSWARM_AGE_KEY_PROD_A): one could decrypt
+    with the other's identity."""
+    problems: list[Problem] = []
+    first: dict[str, str] = {}
+    for env in envs:
+        suffix = key_suffix(env.name)
+        if suffix in first:
+            problems.append(
+                doc.problem(
+                    ("environments", env.name),
+                    f"environment {env.name!r} would read its age identity from the same "
+                    f"places as environment {first[suffix]!r} (GITSWARM_AGE_KEY_{suffix}, "
+                    f"GITSWARM_AGE_KEY_FILE_{suffix}), so one could decrypt with the other's "
+                    "key; rename one of them (names must differ in more than '-' and '_')",
+                    RULE_NAME,
+                )
+            )
+        else:
+            first[suffix] = env.name
+    return problems
 
 
 def _read(tree: Tree, path: str, problems: list[Problem]) -> Document | None:
@@ -404,10 +455,7 @@ def load_config(tree: Tree) -> RepoConfig:
                 sync=_sync(spec.get("sync"), SyncPolicy()),
                 branch=spec.get("branch"),
                 verify=_verify(doc, tree, name, spec.get("verify"), problems),
-                secrets=SecretSettings(
-                    recipients=tuple(secrets.get("recipients", ())),
-                    identity_file=secrets.get("identity_file"),
-                ),
+                secrets=SecretSettings(recipients=tuple(secrets.get("recipients", ()))),
                 policies=dict(spec.get("policies") or {}),
                 promotion=dict(spec.get("promotion") or {}),
                 source=CONFIG_FILE,
@@ -415,6 +463,7 @@ def load_config(tree: Tree) -> RepoConfig:
             )
         )
     envs = tuple(environments)
+    problems.extend(_shared_key_names(doc, envs))
 
     applications: list[Application] = []
     if "application" in data:

@@ -1,29 +1,42 @@
 """Where an environment's age identity (private key) comes from. I/O edge.
 
-Lookup order, first match wins (documented in the README, "Secrets"):
+Where identities live is the operator's choice, never the repository's: whoever can push
+could otherwise point the agent at any file of its host, or at another environment's key.
+For environment ``E``, first match wins (documented in the README, "Secrets"):
 
-1. ``GITSWARM_AGE_KEY_<ENV>``: the key file's text itself (for the agent in a container,
+1. ``--identity FILE`` of the CLI (render, validate, policy check: one ``--env``);
+2. ``GITSWARM_AGE_KEY_<E>``: the key file's text itself (for the agent in a container,
    e.g. from a Docker secret read into the environment);
-2. ``GITSWARM_AGE_KEY_FILE_<ENV>``: a path to the key file;
-3. ``identity_file`` of the environment's ``secrets`` in gitswarm.yml (outside the repo);
-4. ``$GITSWARM_KEYS_DIR/<project>/<env>.key`` (default ``~/.config/gitswarm/keys``).
+3. ``GITSWARM_AGE_KEY_FILE_<E>``: a path to the key file;
+4. ``identities: {E: FILE}`` in the agent's config (``gitswarm serve --config``);
+5. ``$GITSWARM_KEYS_DIR/<project>/<E>.key`` (default ``~/.config/gitswarm/keys``).
 
-``<ENV>`` is the environment name upper-cased with ``-`` and ``.`` as ``_``.
+Each place is looked up under ``E``'s names only, so one environment never decrypts with
+another's identity (repo/config.py refuses two environments whose names would share
+variables). ``<E>`` is the environment name upper-cased with ``-`` as ``_``. ``<project>``
+is the project the caller vouches for: the agent's (reconcile/sync.py), not whatever a
+commit's gitswarm.yml says.
+
+Every key file is read bounded (``MAX_IDENTITY_BYTES``; age key files are a few hundred
+bytes) and only if it is a regular file: ``/dev/zero`` or a FIFO is refused at once,
+without blocking, as an InputError naming the file. ``read_key_file`` does the same for
+source/verify.py's trusted signing keys.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from gitswarm.errors import SecretError
+from gitswarm.errors import GitswarmError, SecretError
+from gitswarm.model.config import key_suffix
 from gitswarm.render.secrets import Identity
 
-
-def env_suffix(env: str) -> str:
-    return env.upper().replace("-", "_").replace(".", "_")
+MAX_IDENTITY_BYTES = 64 * 1024
 
 
 def keys_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -39,47 +52,154 @@ def default_key_path(project: str, env: str, environ: Mapping[str, str] | None =
     return keys_dir(environ) / project / f"{env}.key"
 
 
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_key_file(
+    path: Path,
+    *,
+    limit: int,
+    label: str,
+    error: Callable[[str], GitswarmError],
+) -> bytes:
+    """The bytes of key file ``path``, at most ``limit`` of them; ``error(message)`` for
+    a file that is missing, unreadable, not a regular file (device, FIFO, socket,
+    directory) or larger than ``limit``. ``label`` names the file in messages (it
+    includes the path). Opened non-blocking, so a FIFO never hangs."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise error(f"{label} does not exist") from None
+    except OSError as exc:
+        raise error(f"cannot read {label}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(
+                f"{label} is {_file_kind(info.st_mode)}, not a regular file; give the path of "
+                "the key file itself"
+            )
+        too_big = error(f"{label} is larger than the limit of {limit} bytes; is it the right file?")
+        if info.st_size > limit:
+            raise too_big
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:  # the file may grow after fstat: read no more than limit + 1
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise too_big
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"cannot read {label}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLocation:
+    """Where environment ``env``'s identity is looked for: the inline variable's name when
+    it is set (``path`` is then unused), else the key file; ``origin`` says which place of
+    the lookup order chose it, for messages."""
+
+    env: str
+    inline: str | None
+    path: Path
+    origin: str
+
+    @property
+    def source(self) -> str:
+        return f"${self.inline}" if self.inline else str(self.path)
+
+
 def key_location(
     project: str,
     env: str,
-    identity_file: str | None = None,
+    *,
+    identity: Path | None = None,
+    configured: Mapping[str, Path] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> tuple[str | None, Path]:
-    """Where an environment's key is looked for: (the inline variable's name when it is
-    set, else None; the key file's path), in the lookup order of this module's docstring."""
+) -> KeyLocation:
+    """Where ``env``'s key is looked for, in the lookup order of this module's docstring:
+    ``identity`` is the CLI's ``--identity``, ``configured`` the agent config's
+    ``identities:`` (environment name -> file)."""
     environ = os.environ if environ is None else environ
-    suffix = env_suffix(env)
+    suffix = key_suffix(env)
+    if identity is not None:
+        return KeyLocation(env, None, identity.expanduser(), "--identity")
     inline = f"GITSWARM_AGE_KEY_{suffix}"
     if environ.get(inline):
-        return inline, Path()
-    path_text = environ.get(f"GITSWARM_AGE_KEY_FILE_{suffix}") or identity_file
-    path = Path(path_text).expanduser() if path_text else default_key_path(project, env, environ)
-    return None, path
+        return KeyLocation(env, inline, Path(), f"${inline}")
+    variable = f"GITSWARM_AGE_KEY_FILE_{suffix}"
+    if environ.get(variable):
+        return KeyLocation(env, None, Path(environ[variable]).expanduser(), f"${variable}")
+    chosen = (configured or {}).get(env)
+    if chosen is not None:
+        return KeyLocation(env, None, chosen, f"identities.{env} of the agent config")
+    return KeyLocation(
+        env,
+        None,
+        default_key_path(project, env, environ),
+        f"$GITSWARM_KEYS_DIR/<project>/<env>.key, project {project!r}",
+    )
+
+
+def read_identity_file(path: Path, *, label: str | None = None) -> Identity:
+    """The identity in key file ``path``, read bounded (see ``read_key_file``)."""
+
+    def error(message: str) -> SecretError:
+        return SecretError(message, reason="SecretKeyInvalid")
+
+    label = label or f"age identity file {path}"
+    raw = read_key_file(path, limit=MAX_IDENTITY_BYTES, label=label, error=error)
+    return Identity(raw.decode("utf-8", errors="replace"), source=label)
 
 
 def load_identity(
     project: str,
     env: str,
-    identity_file: str | None = None,
+    *,
+    identity: Path | None = None,
+    configured: Mapping[str, Path] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Identity:
+    """``env``'s identity from the first place of the lookup order that has one."""
     environ = os.environ if environ is None else environ
-    inline, path = key_location(project, env, identity_file, environ)
-    if inline is not None:
-        return Identity(environ[inline], source=f"${inline}")
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        suffix = env_suffix(env)
+    where = key_location(project, env, identity=identity, configured=configured, environ=environ)
+    if where.inline is not None:
+        text = environ[where.inline]
+        if len(text) > MAX_IDENTITY_BYTES:
+            raise SecretError(
+                f"${where.inline} is larger than the limit of {MAX_IDENTITY_BYTES} bytes; "
+                "it must hold the text of one age key file",
+                reason="SecretKeyInvalid",
+            )
+        return Identity(text, source=f"${where.inline}")
+    label = f"age identity file {where.path} of environment {env!r} (from {where.origin})"
+    if not where.path.exists() and not where.path.is_symlink():
+        suffix = key_suffix(env)
         raise SecretError(
-            f"no age identity for environment {env!r}: {path} does not exist. Put the "
-            f"environment's key there, or set GITSWARM_AGE_KEY_{suffix} / "
-            f"GITSWARM_AGE_KEY_FILE_{suffix} (see README, 'Secrets')",
+            f"no age identity for environment {env!r}: {where.path} does not exist (from "
+            f"{where.origin}). Put the environment's key there, or set "
+            f"GITSWARM_AGE_KEY_{suffix} / "
+            f"GITSWARM_AGE_KEY_FILE_{suffix}, or identities.{env} in the agent config "
+            "(see README, 'Secrets')",
             reason="SecretKeyMissing",
-        ) from None
-    except OSError as exc:
-        raise SecretError(f"cannot read age identity {path}: {exc.strerror}") from exc
-    return Identity(text, source=str(path))
+        )
+    return read_identity_file(where.path, label=label)
 
 
 def write_identity(path: Path, identity: Identity) -> None:

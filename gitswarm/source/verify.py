@@ -58,7 +58,7 @@ from typing import Literal
 from gitswarm.errors import NotFoundError, Problem, SignatureError
 from gitswarm.model.config import VerifySettings
 from gitswarm.source.git import run_git
-from gitswarm.source.keys import keys_dir
+from gitswarm.source.keys import keys_dir, read_key_file
 
 Mode = Literal["gpg", "ssh"]
 
@@ -339,6 +339,11 @@ def _key_files(settings: VerifySettings, root: Path, git_dir: Path) -> list[_Key
             raise _setup(f"cannot read trusted key file {path}: {exc.strerror}") from exc
         if not path.is_file():
             raise _setup(f"trusted key file {path} ({label}: {text!r}) is not a regular file")
+        if st.st_size > MAX_KEY_FILE_BYTES:  # gpg reads these files itself: bound them here
+            raise _setup(
+                f"trusted key file {path} ({label}: {text!r}) is larger than the limit of "
+                f"{MAX_KEY_FILE_BYTES} bytes; give the public key file itself"
+            )
         out.append(_KeyFile(text, path, kind, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)))
     return out
 
@@ -521,13 +526,9 @@ def _ssh_public_key(f: _KeyFile, number: int, line: str) -> tuple[str, str, str]
 
 
 def _read_text(f: _KeyFile) -> str:
-    try:
-        with f.path.open("rb") as fh:
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise _setup(f"cannot read trusted key file {f.path}: {exc.strerror}") from exc
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise _setup(f"trusted key file {f.path} is over {MAX_KEY_FILE_BYTES} bytes")
+    data = read_key_file(
+        f.path, limit=MAX_KEY_FILE_BYTES, label=f"trusted key file {f.path}", error=_setup
+    )
     return data.decode("utf-8", errors="replace")
 
 
