@@ -9,7 +9,10 @@ environment. The pipeline, each step collecting every problem it finds:
    ``docker stack config`` does (render/compose.py);
 3. checks: every service has a valid image, Swarm-valid names, every secret, config,
    network and volume a service uses is declared, no service name is taken by another
-   application deployed to the same stack;
+   application deployed to the same stack; nothing crosses environments: no stack name
+   shared with (or nested in, ``a`` / ``a_b``) another environment's stack on the same
+   target, no external object (or named network/volume) whose name belongs to another
+   environment's stack, no secret file from another environment's folder;
 4. configs and secrets with ``file:`` become Swarm objects named ``<stack>_<key>_<hash>``
    (a content hash; for secrets a keyed hash, so names reveal nothing about values),
    declared ``external: true`` under that name — gitswarm creates them before deploying,
@@ -48,7 +51,7 @@ from gitswarm.errors import (
     ValidationError,
     YamlError,
 )
-from gitswarm.model.config import Application, Environment, RepoConfig
+from gitswarm.model.config import Application, Environment, RepoConfig, Target
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -96,6 +99,7 @@ RULE_SECRET = "secret"  # noqa: S105 - a rule name, not a password
 RULE_OBJECT = "config-secret"
 RULE_LABEL = "reserved-label"
 RULE_DUPLICATE = "duplicate-service"
+RULE_CROSS_ENV = "cross-environment"
 
 # Which error class (and so which stable reason) a render failure gets, by rule.
 _ERROR_BY_RULE: dict[str, type[InputError]] = {
@@ -315,6 +319,131 @@ def _check_shared_stack(
                     )
 
 
+def _same_target(one: Target, other: Target) -> bool:
+    """Whether two targets may be the same swarm, as far as their settings tell: the same
+    entry, or the same endpoint (no url: DOCKER_HOST or the default socket)."""
+    if one.name == other.name:
+        return True
+    return (one.url or "local").rstrip("/").lower() == (other.url or "local").rstrip("/").lower()
+
+
+def _other_stacks(context: _Context) -> list[tuple[str, Application, Environment]]:
+    """Every (stack, application, environment) deployed to another environment."""
+    return [
+        (app.stack_name(env.name), app, env)
+        for env in context.config.environments
+        if env.name != context.env.name
+        for app in context.config.apps_for(env.name)
+    ]
+
+
+def _check_stack_names(context: _Context, problems: list[Problem]) -> None:
+    """No stack of this environment is, or nests in the names of, a stack of another
+    environment on the same target: one's sync would replace the other's services, or
+    an object name ``<stack>_<key>`` of one could be read as the other's (Swarm compares
+    names without regard to case)."""
+    mine = context.stack.lower()
+    for stack, app, env in _other_stacks(context):
+        if not _same_target(context.env.target, env.target):
+            continue
+        theirs = stack.lower()
+        if theirs == mine:
+            why = "so one environment's sync would replace the other's services"
+        elif mine.startswith(theirs + "_") or theirs.startswith(mine + "_"):
+            why = (
+                "and one name is the other's followed by '_', so the Swarm objects of one "
+                "(<stack>_<name>) could be taken for the other's"
+            )
+        else:
+            continue
+        problems.append(
+            _app_problem(
+                context.app,
+                ("stack",),
+                f"application {context.app.name!r} deploys to stack {context.stack!r} in "
+                f"environment {context.env.name!r}, and application {app.name!r} to stack "
+                f"{stack!r} in environment {env.name!r} on the same target, {why}; give "
+                'each environment stacks of its own (e.g. stack: "{app}-{env}")',
+                RULE_CROSS_ENV,
+            )
+        )
+
+
+def _declared_name(kind: str, key: str, obj: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    """The Swarm name a top-level object is declared under, where the author chose it (an
+    external object, or a network or volume with ``name:``), and the path to point at;
+    None where gitswarm or the stack namespace makes the name (``<stack>_<key>...``)."""
+    external = obj.get("external") or {}
+    if external.get("external"):
+        if obj.get("name"):
+            return str(obj["name"]), (kind, key, "name")
+        if external.get("name"):
+            return str(external["name"]), (kind, key, "external", "name")
+        return key, (kind, key)
+    if kind in ("networks", "volumes") and obj.get("name"):
+        return str(obj["name"]), (kind, key, "name")
+    return None
+
+
+def _check_references(merged: Merged, context: _Context, problems: list[Problem]) -> None:
+    """No object this stack uses by a name of its choosing belongs to another
+    environment's stack: a development stack must not mount production's secrets,
+    configs, networks or volumes. A name belongs to the stack with the longest
+    ``<stack>_`` prefix of it (compared without case, as Swarm does); stacks of any
+    target count, since a target's settings cannot prove two swarms apart."""
+    owners = [(s.lower(), a, e) for s, a, e in _other_stacks(context)]
+    own = {
+        a.stack_name(context.env.name).lower() for a in context.config.apps_for(context.env.name)
+    }
+    for kind in ("secrets", "configs", "networks", "volumes"):
+        for key, obj in sorted((merged.sections.get(kind) or {}).items()):
+            declared = _declared_name(kind, key, obj or {})
+            if declared is None:
+                continue
+            name, path = declared
+            lowered = name.lower()
+            matches = [
+                (len(stack), stack, app, env)
+                for stack, app, env in owners
+                if lowered == stack or lowered.startswith(stack + "_")
+            ]
+            if not matches:
+                continue
+            length, _, app, env = max(matches, key=lambda m: m[0])
+            if any(len(o) >= length and (lowered == o or lowered.startswith(o + "_")) for o in own):
+                continue  # this environment's own stack claims the name at least as well
+            noun = kind[:-1]
+            problems.append(
+                merged.problem(
+                    path,
+                    f"{noun} {key}: {name!r} belongs to stack {app.stack_name(env.name)!r} of "
+                    f"application {app.name!r} in environment {env.name!r}; a stack of "
+                    f"{context.env.name!r} must not use another environment's {kind}. Declare "
+                    f"the {noun} in this environment (secrets: an .age file encrypted to "
+                    f"{context.env.name}'s recipients)",
+                    RULE_CROSS_ENV,
+                )
+            )
+
+
+def _secret_file_problem(path: str, context: _Context) -> str | None:
+    """Why a secret file of this environment must not be used: it lies in another
+    environment's folder (environments/<other>/). The environment's own folder and
+    files outside environments/ (shared, e.g. base/) are fine."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "environments" or parts[1] == context.env.name:
+        return None
+    if parts[1] not in {e.name for e in context.config.environments}:
+        return None
+    return (
+        f"{path} is a secret of environment {parts[1]!r} (in {'/'.join(parts[:2])}/), and "
+        f"a stack of {context.env.name!r} uses only its own: environments/"
+        f"{context.env.name}/ or shared files outside environments/, decrypted with "
+        f"{context.env.name}'s identity. Encrypt the value for this environment with "
+        f"`gitswarm secret encrypt --env {context.env.name} NAME`"
+    )
+
+
 def _objects(
     tree: Tree,
     merged: Merged,
@@ -351,6 +480,12 @@ def _objects(
                         f"{context.env.name} {key}` and point file: at the .age file",
                         RULE_SECRET,
                     )
+                )
+                continue
+            elsewhere = _secret_file_problem(path, context) if kind == "secrets" else None
+            if elsewhere is not None:
+                problems.append(
+                    merged.problem((*where, "file"), f"secret {key}: {elsewhere}", RULE_CROSS_ENV)
                 )
                 continue
             try:
@@ -529,6 +664,8 @@ def render_stack(
     _fail(merged.problems, f"cannot render {label}")
     _check_services(merged, context, problems)
     _check_shared_stack(tree, merged, context, problems)
+    _check_stack_names(context, problems)
+    _check_references(merged, context, problems)
     materials = _objects(tree, merged, context, identity, problems)
     _fail(problems, f"cannot render {label}")
 
