@@ -87,12 +87,7 @@ class _Keys:
 
 def _render(tree: Tree, config: RepoConfig, keys: _Keys, app: str, env: str) -> DesiredStack:
     identity, why = keys.get(env)
-    try:
-        return render_stack(tree, config, app, env, identity)
-    except SecretError as exc:
-        if identity is None and why:
-            raise SecretError(f"{exc}\n  ({why})", problems=exc.problems) from None
-        raise
+    return render_stack(tree, config, app, env, identity, no_identity=why)
 
 
 def _header(desired: DesiredStack) -> str:

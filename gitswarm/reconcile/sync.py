@@ -302,12 +302,9 @@ class Reconciler:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
         identity, why = self.load_identity(config, env)
-        try:
-            desired = render_stack(tree, config, app.name, env.name, identity)  # render
-        except SecretError as exc:
-            if identity is None and why:
-                raise SecretError(f"{exc}\n  ({why})", problems=exc.problems) from None
-            raise
+        desired = render_stack(  # render
+            tree, config, app.name, env.name, identity, no_identity=why
+        )
         rego = rego_sources(tree)
         report = evaluate(  # validate
             desired,

@@ -369,55 +369,51 @@ def _check_stack_names(context: _Context, problems: list[Problem]) -> None:
         )
 
 
-def _declared_name(kind: str, key: str, obj: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
-    """The Swarm name a top-level object is declared under, where the author chose it (an
-    external object, or a network or volume with ``name:``), and the path to point at;
-    None where gitswarm or the stack namespace makes the name (``<stack>_<key>...``)."""
+def _declared_name(kind: str, key: str, obj: dict[str, Any]) -> str | None:
+    """The Swarm name a top-level object is declared under where the author chose it (an
+    external object, or a network or volume with ``name:``); None where gitswarm or the
+    stack namespace makes the name (``<stack>_<key>...``)."""
     external = obj.get("external") or {}
     if external.get("external"):
-        if obj.get("name"):
-            return str(obj["name"]), (kind, key, "name")
-        if external.get("name"):
-            return str(external["name"]), (kind, key, "external", "name")
-        return key, (kind, key)
+        # the loader puts the key, or the legacy `external: {name: x}`, into name
+        return str(obj.get("name") or external.get("name") or key)
     if kind in ("networks", "volumes") and obj.get("name"):
-        return str(obj["name"]), (kind, key, "name")
+        return str(obj["name"])
     return None
+
+
+def _owner(name: str, stacks: Sequence[str]) -> str | None:
+    """The stack whose objects ``name`` would be: the longest ``<stack>_`` prefix of it,
+    compared without case (as Swarm compares names)."""
+    lowered = name.lower()
+    owners = [s for s in stacks if lowered.startswith(s.lower() + "_")]
+    return max(owners, key=len) if owners else None
 
 
 def _check_references(merged: Merged, context: _Context, problems: list[Problem]) -> None:
     """No object this stack uses by a name of its choosing belongs to another
-    environment's stack: a development stack must not mount production's secrets,
-    configs, networks or volumes. A name belongs to the stack with the longest
-    ``<stack>_`` prefix of it (compared without case, as Swarm does); stacks of any
-    target count, since a target's settings cannot prove two swarms apart."""
-    owners = [(s.lower(), a, e) for s, a, e in _other_stacks(context)]
+    environment's stack: a development stack must not use production's secrets,
+    configs, networks or volumes. Stacks of any target count, since a target's settings
+    cannot prove two swarms apart (an alias, another URL of the same host)."""
+    others = {stack.lower(): (stack, app, env) for stack, app, env in _other_stacks(context)}
     own = {
         a.stack_name(context.env.name).lower() for a in context.config.apps_for(context.env.name)
     }
     for kind in ("secrets", "configs", "networks", "volumes"):
         for key, obj in sorted((merged.sections.get(kind) or {}).items()):
-            declared = _declared_name(kind, key, obj or {})
-            if declared is None:
-                continue
-            name, path = declared
-            lowered = name.lower()
-            matches = [
-                (len(stack), stack, app, env)
-                for stack, app, env in owners
-                if lowered == stack or lowered.startswith(stack + "_")
-            ]
-            if not matches:
-                continue
-            length, _, app, env = max(matches, key=lambda m: m[0])
-            if any(len(o) >= length and (lowered == o or lowered.startswith(o + "_")) for o in own):
-                continue  # this environment's own stack claims the name at least as well
+            name = _declared_name(kind, key, obj or {})
+            owner = None if name is None else _owner(name, [*others, *own])
+            if owner is None or owner.lower() in own:
+                continue  # no stack's, or this environment's own
+            stack, app, env = others[owner]
+            written = [(kind, key, "name"), (kind, key, "external", "name")]
+            path = next((p for p in written if p in merged.locations), (kind, key))
             noun = kind[:-1]
             problems.append(
                 merged.problem(
                     path,
-                    f"{noun} {key}: {name!r} belongs to stack {app.stack_name(env.name)!r} of "
-                    f"application {app.name!r} in environment {env.name!r}; a stack of "
+                    f"{noun} {key}: {name!r} belongs to stack {stack!r} of application "
+                    f"{app.name!r} in environment {env.name!r}; a stack of "
                     f"{context.env.name!r} must not use another environment's {kind}. Declare "
                     f"the {noun} in this environment (secrets: an .age file encrypted to "
                     f"{context.env.name}'s recipients)",
@@ -450,6 +446,7 @@ def _objects(
     context: _Context,
     identity: Identity | None,
     problems: list[Problem],
+    no_identity: str | None = None,
 ) -> list[ObjectMaterial]:
     materials: list[ObjectMaterial] = []
     seen: dict[str, ObjectMaterial] = {}
@@ -497,12 +494,14 @@ def _objects(
                 continue
             if kind == "secrets":
                 if identity is None:
+                    why = no_identity or (
+                        f"no age identity for environment {context.env.name!r}; put the key "
+                        "where `gitswarm secret keygen` writes it (README, Secrets)"
+                    )
                     problems.append(
                         merged.problem(
                             (*where, "file"),
-                            f"secret {key}: no age identity for environment "
-                            f"{context.env.name!r} to decrypt {path}; put the key where "
-                            "`gitswarm secret keygen` writes it (README, Secrets)",
+                            f"secret {key}: cannot decrypt {path}: {why}",
                             RULE_SECRET,
                         )
                     )
@@ -634,8 +633,12 @@ def render_stack(
     app_name: str,
     env_name: str,
     identity: Identity | None,
+    *,
+    no_identity: str | None = None,
 ) -> DesiredStack:
     """The exact stack ``app_name`` deploys to ``env_name`` at the Tree's revision.
+    ``identity`` is the environment's own (None: there is none, ``no_identity`` says why,
+    for the problem of each secret that needs one).
 
     Raises an InputError (RenderError, ValidationError, SecretError, ...) listing every
     problem with file:line when the input is bad; nothing partial is returned."""
@@ -666,7 +669,7 @@ def render_stack(
     _check_shared_stack(tree, merged, context, problems)
     _check_stack_names(context, problems)
     _check_references(merged, context, problems)
-    materials = _objects(tree, merged, context, identity, problems)
+    materials = _objects(tree, merged, context, identity, problems, no_identity)
     _fail(problems, f"cannot render {label}")
 
     compose = merged.to_data()
