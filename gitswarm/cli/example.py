@@ -51,6 +51,10 @@ def write_example(target: Path, *, git: bool = True) -> list[str]:
         secret_file.write_bytes(encrypt(value, [identity.recipient]))
         verb = "created" if created else "reused"
         notes.append(f"{env}: age key {verb} at {key_path} (keep it out of Git)")
+    notes.append(
+        "the agent finds these keys in the keys dir; elsewhere, name them in its config "
+        "(identities: {production: FILE}) or in GITSWARM_AGE_KEY_FILE_<ENV>"
+    )
     config.write_text(text)
     if git:
         run_git(["init", "-q", "-b", "main"], cwd=target)

@@ -23,13 +23,15 @@ from click.testing import CliRunner
 
 from gitswarm.cli.main import cli
 from gitswarm.cli.serve import load_serve_config
-from gitswarm.errors import ConfigError, SecretError
+from gitswarm.errors import ConfigError, SecretError, SignatureError
+from gitswarm.model.config import VerifySettings
 from gitswarm.reconcile.sync import Reconciler, SyncRequest
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
 from gitswarm.source.keys import MAX_IDENTITY_BYTES, key_location, load_identity, write_identity
 from gitswarm.source.repo import RepoSource
 from gitswarm.source.tree import WorkTree
+from gitswarm.source.verify import MAX_KEY_FILE_BYTES, Verifier
 from gitswarm.store import Store
 from gitswarm.swarm.fake import FakeSwarm
 from tests.gitops import GitOpsRepo, service
@@ -505,3 +507,36 @@ def test_renaming_the_project_does_not_reach_another_project_s_keys(
         # The operator renames it: the agent config's project decides.
         pinned = Reconciler(source, store, lambda _t: swarm, project="bank")
         assert pinned.sync(SyncRequest("app", "dev")).result == "Succeeded"
+
+
+# --- trusted signing keys are bounded the same way ------------------------------------
+
+
+def test_trusted_signing_key_files_are_bounded_and_regular(tmp_path: Path) -> None:
+    repo = GitOpsRepo(tmp_path / "repo", "s")
+    revision = repo.commit("anything")
+    huge = tmp_path / "huge.asc"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_KEY_FILE_BYTES + 1)
+    fifo = _fifo(tmp_path)
+    cases = [
+        (
+            VerifySettings(mode="gpg", keys=(str(huge),)),
+            f"trusted key file {huge} (verify.keys: {str(huge)!r}) is larger than the limit "
+            f"of {MAX_KEY_FILE_BYTES} bytes; give the public key file itself",
+        ),
+        (
+            VerifySettings(mode="ssh", keys=(str(fifo),)),
+            f"trusted key file {fifo} (verify.keys: {str(fifo)!r}) is not a regular file",
+        ),
+        (
+            VerifySettings(mode="ssh", allowed_signers="/dev/zero"),
+            "trusted key file /dev/zero (verify.allowed_signers: '/dev/zero') is not a "
+            "regular file",
+        ),
+    ]
+    with Verifier(temp_root=tmp_path) as verifier:
+        for settings, message in cases:
+            error = _in_thread(lambda s=settings: verifier.verify(repo.path / ".git", revision, s))
+            assert isinstance(error, SignatureError)
+            assert message in str(error), str(error)
