@@ -9,10 +9,10 @@ environment. The pipeline, each step collecting every problem it finds:
    ``docker stack config`` does (render/compose.py);
 3. checks: every service has a valid image, Swarm-valid names, every secret, config,
    network and volume a service uses is declared, no service name is taken by another
-   application deployed to the same stack; nothing crosses environments: no stack name
-   shared with (or nested in, ``a`` / ``a_b``) another environment's stack on the same
-   target, no external object (or named network/volume) whose name belongs to another
-   environment's stack, no secret file from another environment's folder;
+   application deployed to the same stack; nothing crosses environments: no external
+   object (or named network/volume) whose name belongs to another environment's stack,
+   no secret file from another environment's folder (stack names that collide across
+   environments are refused by repo/config.py);
 4. configs and secrets with ``file:`` become Swarm objects named ``<stack>_<key>_<hash>``
    (a content hash; for secrets a keyed hash, so names reveal nothing about values),
    declared ``external: true`` under that name — gitswarm creates them before deploying,
@@ -51,7 +51,7 @@ from gitswarm.errors import (
     ValidationError,
     YamlError,
 )
-from gitswarm.model.config import Application, Environment, RepoConfig, Target
+from gitswarm.model.config import Application, Environment, RepoConfig
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -319,14 +319,6 @@ def _check_shared_stack(
                     )
 
 
-def _same_target(one: Target, other: Target) -> bool:
-    """Whether two targets may be the same swarm, as far as their settings tell: the same
-    entry, or the same endpoint (no url: DOCKER_HOST or the default socket)."""
-    if one.name == other.name:
-        return True
-    return (one.url or "local").rstrip("/").lower() == (other.url or "local").rstrip("/").lower()
-
-
 def _other_stacks(context: _Context) -> list[tuple[str, Application, Environment]]:
     """Every (stack, application, environment) deployed to another environment."""
     return [
@@ -335,38 +327,6 @@ def _other_stacks(context: _Context) -> list[tuple[str, Application, Environment
         if env.name != context.env.name
         for app in context.config.apps_for(env.name)
     ]
-
-
-def _check_stack_names(context: _Context, problems: list[Problem]) -> None:
-    """No stack of this environment is, or nests in the names of, a stack of another
-    environment on the same target: one's sync would replace the other's services, or
-    an object name ``<stack>_<key>`` of one could be read as the other's (Swarm compares
-    names without regard to case)."""
-    mine = context.stack.lower()
-    for stack, app, env in _other_stacks(context):
-        if not _same_target(context.env.target, env.target):
-            continue
-        theirs = stack.lower()
-        if theirs == mine:
-            why = "so one environment's sync would replace the other's services"
-        elif mine.startswith(theirs + "_") or theirs.startswith(mine + "_"):
-            why = (
-                "and one name is the other's followed by '_', so the Swarm objects of one "
-                "(<stack>_<name>) could be taken for the other's"
-            )
-        else:
-            continue
-        problems.append(
-            _app_problem(
-                context.app,
-                ("stack",),
-                f"application {context.app.name!r} deploys to stack {context.stack!r} in "
-                f"environment {context.env.name!r}, and application {app.name!r} to stack "
-                f"{stack!r} in environment {env.name!r} on the same target, {why}; give "
-                'each environment stacks of its own (e.g. stack: "{app}-{env}")',
-                RULE_CROSS_ENV,
-            )
-        )
 
 
 def _declared_name(kind: str, key: str, obj: dict[str, Any]) -> str | None:
@@ -395,14 +355,18 @@ def _check_references(merged: Merged, context: _Context, problems: list[Problem]
     environment's stack: a development stack must not use production's secrets,
     configs, networks or volumes. Stacks of any target count, since a target's settings
     cannot prove two swarms apart (an alias, another URL of the same host)."""
-    others = {stack.lower(): (stack, app, env) for stack, app, env in _other_stacks(context)}
-    own = {
-        a.stack_name(context.env.name).lower() for a in context.config.apps_for(context.env.name)
-    }
+    others: dict[str, tuple[str, Application, Environment]] = {}
+    own: set[str] = set()
     for kind in ("secrets", "configs", "networks", "volumes"):
         for key, obj in sorted((merged.sections.get(kind) or {}).items()):
             name = _declared_name(kind, key, obj or {})
-            owner = None if name is None else _owner(name, [*others, *own])
+            if name is None:
+                continue
+            if not others and not own:  # only now: a repository of many stacks pays once
+                others = {s.lower(): (s, a, e) for s, a, e in _other_stacks(context)}
+                apps = context.config.apps_for(context.env.name)
+                own = {a.stack_name(context.env.name).lower() for a in apps}
+            owner = _owner(name, [*others, *own])
             if owner is None or owner.lower() in own:
                 continue  # no stack's, or this environment's own
             stack, app, env = others[owner]
@@ -667,7 +631,6 @@ def render_stack(
     _fail(merged.problems, f"cannot render {label}")
     _check_services(merged, context, problems)
     _check_shared_stack(tree, merged, context, problems)
-    _check_stack_names(context, problems)
     _check_references(merged, context, problems)
     materials = _objects(tree, merged, context, identity, problems, no_identity)
     _fail(problems, f"cannot render {label}")

@@ -72,6 +72,7 @@ RULE = "config-schema"
 RULE_REF = "config-reference"
 RULE_NAME = "name"
 RULE_VERIFY = "verify-keys"
+RULE_CROSS_ENV = "cross-environment"
 
 # Key text where a path belongs: an armored block, or an OpenSSH public key line.
 _INLINE_KEY = re.compile(r"^\s*(-----BEGIN |(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+\s+AAAA)")
@@ -329,6 +330,69 @@ def _shared_key_names(doc: Document, envs: Sequence[Environment]) -> list[Proble
     return problems
 
 
+def _endpoint(target: Target) -> str:
+    """What a target's settings say about which swarm it is: two entries with one URL
+    (or none: DOCKER_HOST) are the same. Aliases of one host are beyond this check."""
+    return (target.url or "local").rstrip("/").lower()
+
+
+def _stack_collisions(
+    applications: Sequence[Application], envs: Sequence[Environment]
+) -> list[Problem]:
+    """No stack of one environment is, or nests in the names of (``a`` / ``a_b``), a
+    stack of another environment on the same target: one's sync would replace the
+    other's services, or an object ``<stack>_<name>`` of one could be taken for the
+    other's (render/stack.py refuses references across environments by those names).
+    Swarm compares names without regard to case; so does this."""
+    seen: dict[tuple[str, str], tuple[str, Application, Environment]] = {}
+    prefixes: dict[tuple[str, str], tuple[str, Application, Environment]] = {}
+    problems: list[Problem] = []
+    for env in envs:
+        where = _endpoint(env.target)
+        for app in applications:
+            if env.name not in app.environments:
+                continue
+            stack = app.stack_name(env.name)
+            lowered = stack.lower()
+            parts = lowered.split("_")
+            nested = ["_".join(parts[:i]) for i in range(1, len(parts))]
+            found = seen.get((where, lowered))
+            why = "so one environment's sync would replace the other's services"
+            if found is None or found[2].name == env.name:
+                found = next(
+                    (seen[(where, p)] for p in nested if (where, p) in seen), None
+                ) or prefixes.get((where, lowered))
+                why = (
+                    "and one name is the other's followed by '_', so the Swarm objects of one "
+                    "(<stack>_<name>) could be taken for the other's"
+                )
+            if found is not None and found[2].name != env.name:
+                pair = [(stack, app, env), found]
+                for (one, one_app, one_env), (other, other_app, other_env) in (pair, pair[::-1]):
+                    line, column = one_app.positions.get(
+                        ("stack",), one_app.positions.get((), (None, None))
+                    )
+                    problems.append(
+                        Problem(
+                            f"application {one_app.name!r} deploys to stack {one!r} in "
+                            f"environment {one_env.name!r}, and application "
+                            f"{other_app.name!r} to stack {other!r} in environment "
+                            f"{other_env.name!r} on the same target, {why}; give each "
+                            'environment stacks of its own (e.g. stack: "{app}-{env}")',
+                            file=one_app.source,
+                            line=line,
+                            column=column,
+                            rule=RULE_CROSS_ENV,
+                        )
+                    )
+                    if other_app is app:
+                        break  # one application, one line: once is enough
+            seen.setdefault((where, lowered), (stack, app, env))
+            for prefix in nested:
+                prefixes.setdefault((where, prefix), (stack, app, env))
+    return problems
+
+
 def _read(tree: Tree, path: str, problems: list[Problem]) -> Document | None:
     try:
         raw = tree.read(path, limit=MAX_CONFIG_BYTES)
@@ -510,6 +574,7 @@ def load_config(tree: Tree) -> RepoConfig:
                 )
             )
         seen[app.name] = app
+    problems.extend(_stack_collisions(applications, envs))
     if not applications and not problems:
         problems.append(
             doc.problem(

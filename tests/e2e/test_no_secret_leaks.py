@@ -40,6 +40,9 @@ def test_the_secret_value_appears_nowhere(
     yaml = YAML()
     settings = yaml.load((repo / "gitswarm.yml").read_text())
     settings["application"]["stack"] = stack_name
+    # One stack name for every environment on one swarm would let one environment's
+    # sync replace another's services: render refuses it. Only development here.
+    settings["application"]["environments"] = ["development"]
     with (repo / "gitswarm.yml").open("w") as fh:
         yaml.dump(settings, fh)
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",

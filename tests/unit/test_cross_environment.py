@@ -4,16 +4,17 @@ Whoever can push tried, from development's overlay: declaring production's
 content-addressed secret (``shop-prod_token_<hash>``) as external, in other spellings
 (upper case, the key as the name, the legacy ``external: {name:}``), production's
 configs, networks and volumes, a stack name equal to production's or nested in its names
-(``shop-prod_x``), and a secret ``file:`` in production's folder. Each is a validation
-error at the line that wrote it, before anything could be applied. Pure: render_stack on
-an in-memory tree (tests/integration/test_cross_environment_swarm.py deploys it).
+(``shop-prod_x``), and a secret ``file:`` in production's folder. Each is refused at the
+line that wrote it (stack names by load_config, the rest by render), before anything
+could be applied. Pure: load_config and render_stack on an in-memory tree
+(tests/integration/test_cross_environment_swarm.py deploys it).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from gitswarm.errors import ValidationError
+from gitswarm.errors import ConfigError, ValidationError
 from gitswarm.render import render_stack
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
@@ -183,18 +184,38 @@ def test_a_development_stack_cannot_be_or_nest_in_production_s_on_the_same_targe
             "extra/compose.yml": "services:\n  tool:\n    image: registry.local/tool:1\n",
         }
     )
-    assert _render(files, app="extra") == [
+    with pytest.raises(ConfigError) as caught:
+        load_config(MemoryTree(files))
+    assert [str(p) for p in caught.value.problems] == [
+        "gitswarm.yml:2:26: application 'web' deploys to stack 'shop-prod' in environment "
+        f"'prod', and application 'extra' to stack {stack!r} in environment 'dev' on the same "
+        f"target, {why}; give each environment stacks of its own (e.g. stack: "
+        '"{app}-{env}") [cross-environment]',
         f"applications/extra.yml:1:1: application 'extra' deploys to stack {stack!r} in "
-        f"environment 'dev', and application 'web' to stack 'shop-prod' in environment "
+        "environment 'dev', and application 'web' to stack 'shop-prod' in environment "
         f"'prod' on the same target, {why}; give each environment stacks of its own (e.g. "
-        'stack: "{app}-{env}") [cross-environment]'
+        'stack: "{app}-{env}") [cross-environment]',
     ]
     # a second name for the same endpoint is still the same target
     files["gitswarm.yml"] = _config(prod_target="alias", extra_targets="  alias: {}\n")
-    assert len(_render(files, app="extra")) == 1
+    with pytest.raises(ConfigError):
+        load_config(MemoryTree(files))
     # on another swarm the same stack name is another stack
     files["gitswarm.yml"] = _config(prod_target="remote")
     assert _render(files, app="extra") == []
+
+
+def test_one_stack_name_for_every_environment_on_one_target_is_refused() -> None:
+    files = _files()
+    files["gitswarm.yml"] = _config().replace("stack: 'shop-{env}'", "stack: shop")
+    with pytest.raises(ConfigError) as caught:
+        load_config(MemoryTree(files))
+    assert [str(p) for p in caught.value.problems] == [
+        "gitswarm.yml:2:26: application 'web' deploys to stack 'shop' in environment 'prod', "
+        "and application 'web' to stack 'shop' in environment 'dev' on the same target, so "
+        "one environment's sync would replace the other's services; give each environment "
+        'stacks of its own (e.g. stack: "{app}-{env}") [cross-environment]'
+    ]
 
 
 # --- secret files -----------------------------------------------------------------------
