@@ -325,13 +325,19 @@ class Reconciler:
                 tree = tree or GitTree(self.source.git_dir, revision)
                 config = load_config(tree)  # a bad commit raises, and nothing is kept
                 self._configs[revision] = config
-                unknown = set(self.pinned_verify) - {e.name for e in config.environments}
-                if unknown:  # a typo in the pin would leave the real environment unguarded
-                    log.warning(
-                        "the agent's verify: names environments that %s does not have: %s",
-                        revision[:12],
-                        ", ".join(sorted(unknown)),
-                    )
+                names = {e.name for e in config.environments}
+                for setting, given in (
+                    ("verify", self.pinned_verify),
+                    ("identities", self.identities),
+                ):
+                    unknown = set(given) - names
+                    if unknown:  # a typo would leave the real environment unguarded / keyless
+                        log.warning(
+                            "the agent's %s: names environments that %s does not have: %s",
+                            setting,
+                            revision[:12],
+                            ", ".join(sorted(unknown)),
+                        )
                 while len(self._configs) > 4:
                     del self._configs[next(iter(self._configs))]  # the oldest
             return config

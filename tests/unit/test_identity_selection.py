@@ -394,6 +394,9 @@ def test_agent_config_identities_are_checked_at_start(tmp_path: Path) -> None:
         error = _in_thread(lambda: load_serve_config(agent_yml, {}, environ))
         assert isinstance(error, ConfigError)
         assert message in str(error) and str(error).startswith(f"{agent_yml}:4: "), str(error)
+    assert load_serve_config(None, {"repo": "/srv/x"}, {"GITSWARM_PROJECT": "shop"}).project == (
+        "shop"
+    )
     agent_yml.write_text("repo: /srv/x\nproject: ../other\n")
     with pytest.raises(ConfigError, match=f"^{agent_yml}:2: project name '../other' is not valid"):
         load_serve_config(agent_yml, {}, environ)
