@@ -76,10 +76,7 @@ class _Keys:
             self.loaded[env] = (identity, None)
         if env not in self.loaded:
             try:
-                self.loaded[env] = (
-                    load_identity(self.config.project, env, identity=self.flags.get(env)),
-                    None,
-                )
+                self.loaded[env] = (load_identity(self.config.project, env), None)
             except SecretError as exc:
                 self.loaded[env] = (None, str(exc))
         return self.loaded[env]
