@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import drift, latency, noop, scale
+from bench import cli, drift, latency, noop, scale
 from bench.lab import BenchLab
 from bench.report import Machine, Section, loadavg
 
-BENCHMARKS = ("latency", "drift", "noop", "scale")
+BENCHMARKS = ("latency", "drift", "noop", "scale", "cli")
 NEEDS_LAB = frozenset({"latency", "drift", "noop"})
 
 
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             "drift": lambda: drift.run(_need(lab), runs, args.interval),
             "noop": lambda: noop.run(_need(lab), stacks, rounds=3 if args.quick else 5),
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
+            "cli": lambda: cli.run(runs=5 if args.quick else 11),
         }
         for name in chosen:
             section = plan[name]()

@@ -13,24 +13,19 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from gitswarm.cli.output import emit_json, guarded
 from gitswarm.errors import UsageError
-from gitswarm.model.config import RepoConfig
-from gitswarm.plan import Plan
-from gitswarm.plan.plan import friendly
-from gitswarm.reconcile.rollback import RollbackRequest, rollback
-from gitswarm.reconcile.status import live_status
-from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest, default_swarm_for
-from gitswarm.repo import load_config
-from gitswarm.source.repo import RepoSource
-from gitswarm.source.tree import GitTree
-from gitswarm.store import Store
+
+if TYPE_CHECKING:  # the modules behind these load when a command runs (cli/main.py)
+    from gitswarm.model.config import RepoConfig
+    from gitswarm.plan import Plan
+    from gitswarm.reconcile.sync import Reconciler, SyncOutcome
+    from gitswarm.source.repo import RepoSource
+    from gitswarm.store import Store
 
 REPO_HELP = "The GitOps repository: a local clone (default: the current folder) or a Git URL."
 STATE_HELP = "The state store: a SQLite path or a PostgreSQL URL (default: $GITSWARM_STATE)."
@@ -52,7 +47,9 @@ class Progress:
     """Stages and convergence on a terminal (rich); silent when not a terminal."""
 
     def __init__(self, enabled: bool) -> None:
-        self.console = Console(stderr=True)
+        from rich.console import Console
+
+        self.console: Console = Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self._status: Any = None
 
@@ -80,6 +77,9 @@ class Session:
     progress: Progress
 
     def config(self) -> RepoConfig:
+        from gitswarm.repo import load_config
+        from gitswarm.source.tree import GitTree
+
         return load_config(GitTree(self.source.git_dir, self.source.head()))
 
     def apps(self, env: str, app: str | None) -> list[str]:
@@ -96,6 +96,10 @@ class Session:
 
 @contextlib.contextmanager
 def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
+    from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+    from gitswarm.source.repo import RepoSource
+    from gitswarm.store import Store
+
     source = RepoSource.open(repo)
     if source.remote is not None:
         source.fetch()
@@ -124,6 +128,8 @@ def _config_keyerror(exc: KeyError) -> UsageError:
 
 
 def plan_lines(plan: Plan) -> list[str]:
+    from gitswarm.plan.plan import friendly
+
     marks = {"create": "+", "update": "~", "remove": "-", "orphan": "?", "unchanged": "="}
     lines = []
     for change in plan.services:
@@ -207,6 +213,8 @@ def sync(
     def run() -> None:
         if override_window and not (reason and reason.strip()):
             raise UsageError('--override-window needs --reason "why this cannot wait"')
+        from gitswarm.reconcile.sync import SyncRequest
+
         with session(repo, state, as_json=as_json) as s:
             try:
                 apps = s.apps(env, app)
@@ -250,6 +258,11 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
     """Applications × environments: revision, sync, health, last operation, drift."""
 
     def run() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        from gitswarm.reconcile.status import live_status
+
         with session(repo, state, as_json=as_json) as s:
             config = s.config()
             pairs = [
@@ -305,6 +318,8 @@ def diff(env: str, app: str | None, repo: str, state: str | None, as_json: bool)
     """What a sync of ENV would change, per service, and what drifted."""
 
     def run() -> None:
+        from gitswarm.reconcile.status import live_status
+
         with session(repo, state, as_json=as_json) as s:
             try:
                 apps = s.apps(env, app)
@@ -336,6 +351,8 @@ def history(env: str, app: str | None, limit: int, state: str | None, as_json: b
     """Past operations in ENV, newest first."""
 
     def run() -> None:
+        from gitswarm.store import Store
+
         with Store(state) as store:
             ops = store.history(app=app, env=env, limit=limit)
         if as_json:
@@ -368,6 +385,9 @@ def history(env: str, app: str | None, limit: int, state: str | None, as_json: b
                 }
             )
             return
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(box=None, pad_edge=False)
         for column in ("ID", "WHEN", "KIND", "APP", "REVISION", "RESULT", "TRIGGER", "MESSAGE"):
             table.add_column(column)
@@ -419,6 +439,8 @@ def rollback_cmd(
     def run() -> None:
         if previous == bool(to):
             raise UsageError("give exactly one of --previous and --to REVISION")
+        from gitswarm.reconcile.rollback import RollbackRequest, rollback
+
         with session(repo, state, as_json=as_json) as s:
             try:
                 apps = s.apps(env, app)

@@ -31,7 +31,6 @@ from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
-from gitswarm.reconcile.sync import policy_context
 from gitswarm.repo import load_config
 from gitswarm.repo.policies import rego_sources
 from gitswarm.source.repo import RepoSource
@@ -105,6 +104,9 @@ class PolicyGate:
         if self.tree.revision is None:
             return None
         if self._context is None:
+            # reconcile/ (docker, the store) loads only for a committed revision
+            from gitswarm.reconcile.sync import policy_context
+
             commit = RepoSource.open(self.repo).commit_info(self.tree.revision)
             self._context = policy_context(commit)
         return self._context

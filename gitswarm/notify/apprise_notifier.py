@@ -7,8 +7,6 @@ import queue
 import threading
 from collections.abc import Mapping, Sequence
 
-import apprise
-
 from gitswarm.model.events import Event
 
 log = logging.getLogger("gitswarm.notify")
@@ -62,6 +60,8 @@ class Notifier:
         urls = self.urls_for(event.kind)
         if not urls:
             return True
+        import apprise  # 0.1-0.3 s to import: only a process that notifies pays for it
+
         client = apprise.Apprise()
         for url in urls:
             if not client.add(url):

@@ -20,20 +20,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 
 from gitswarm.errors import StoreError
-from gitswarm.store.schema import VERSION_TABLE
+from gitswarm.store.schema import SCHEMA_HEAD, VERSION_TABLE
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.dialects import postgresql as pg
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 ENV_VAR = "GITSWARM_STATE"
 FILE_NAME = "state.db"
@@ -102,6 +100,8 @@ def _describe(exc: BaseException) -> str:
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic configuration for the migrations shipped in this package."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", "gitswarm.store:migrations")
     if url is not None:
@@ -124,7 +124,6 @@ class Database:
         self._clock = clock
         self._errors: tuple[type[BaseException], ...] = (
             sa.exc.SQLAlchemyError,
-            CommandError,
             sqlite3.Error,
             OSError,
         )
@@ -186,15 +185,30 @@ class Database:
             connect_args={"connect_timeout": 10, "application_name": "gitswarm"},
         )
 
+    def _current_heads(self) -> set[str]:
+        """The schema revisions recorded in the database; none for a new one."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(VERSION_TABLE):
+                return set()
+            rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+            return {str(row[0]) for row in rows}
+
     def _migrate(self) -> None:
         """``alembic upgrade head``, serialised between processes opening the store at once:
-        SQLite by the write lock of BEGIN IMMEDIATE, PostgreSQL by an advisory lock."""
+        SQLite by the write lock of BEGIN IMMEDIATE, PostgreSQL by an advisory lock.
+
+        Most opens find the schema current: that costs one read and no Alembic import."""
+        current = self._current_heads()  # a read first: most opens find it current
+        if current == {SCHEMA_HEAD}:
+            return
+        from alembic import command
+        from alembic.script import ScriptDirectory
+        from alembic.util import CommandError
+
+        self._errors += (CommandError,)
         cfg = alembic_config()
         scripts = ScriptDirectory.from_config(cfg)
         heads = set(scripts.get_heads())
-        with self.engine.connect() as conn:  # a read first: most opens find it current
-            opts = {"version_table": VERSION_TABLE}
-            current = set(MigrationContext.configure(conn, opts=opts).get_current_heads())
         if current == heads:
             return
         known = {rev.revision for rev in scripts.walk_revisions()}
@@ -238,8 +252,13 @@ class Database:
 
     def insert(self, table: sa.Table) -> pg.Insert | sqlite_dialect.Insert:
         """An INSERT that can take ``on_conflict_do_update`` on this database."""
+        # the dialect modules load on first use: the PostgreSQL one pulls in asyncio
         if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql as pg
+
             return pg.insert(table)
+        from sqlalchemy.dialects import sqlite as sqlite_dialect
+
         return sqlite_dialect.insert(table)
 
     def close(self) -> None:

@@ -17,6 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared database stays sane
+# The newest migration in migrations/versions/. Opening a store that is already there
+# reads only this, so commands like `gitswarm history` never import Alembic;
+# test_store_open checks it against Alembic's own heads.
+SCHEMA_HEAD = "0002"
 
 metadata = sa.MetaData(
     naming_convention={

@@ -285,3 +285,27 @@ def test_a_store_at_0001_keeps_its_baselines_through_later_migrations(store_url:
         baseline = store.baselines("web", "dev")["web"]
     assert baseline.spec == {"Name": "w"} and baseline.version == 7
     assert baseline.rendered == {}
+
+
+def test_schema_head_is_alembics_newest_migration() -> None:
+    """Opening a current store compares against SCHEMA_HEAD without importing Alembic:
+    a new migration must move SCHEMA_HEAD too, or every open would re-run Alembic."""
+    from alembic.script import ScriptDirectory
+
+    from gitswarm.store.schema import SCHEMA_HEAD
+
+    assert set(ScriptDirectory.from_config(alembic_config()).get_heads()) == {SCHEMA_HEAD}
+
+
+def test_a_current_store_opens_without_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.db"
+    Store(str(path)).close()  # create and migrate
+    probe = (
+        "import sys; from gitswarm.store import Store; "
+        f"Store({str(path)!r}).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,67 @@
+"""The CLI starts at once (SPEC.md section 7): ``gitswarm --help`` imports no command
+module, each command imports only what it needs, and the help table in cli/main.py says
+what each command's own docstring says. The timings themselves are in bench/ (cli)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gitswarm.cli.main import COMMANDS, cli
+
+HEAVY = ("fastapi", "sqlalchemy", "alembic", "docker", "regopy", "uvicorn", "apprise", "rich")
+
+
+def _imported_by(args: list[str]) -> set[str]:
+    """The top-level modules loaded by ``gitswarm ARGS`` in a fresh interpreter."""
+    probe = (
+        "import sys, json\n"
+        "from gitswarm.cli.main import cli\n"
+        "try:\n"
+        f"    cli({args!r}, prog_name='gitswarm')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_help_table_says_what_the_command_says(name: str) -> None:
+    module, attr, short = COMMANDS[name]
+    command = getattr(importlib.import_module(module), attr)
+    assert isinstance(command, click.Command)
+    assert command.get_short_help_str(limit=1000) == short
+
+
+def test_help_lists_every_command_and_imports_none_of_them() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in result.output
+    loaded = _imported_by(["--help"])
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_history_loads_the_store_but_not_docker_or_the_web_stack(tmp_path: object) -> None:
+    loaded = _imported_by(["history", "--env", "x", "--state", f"{tmp_path}/s.db", "--json"])
+    assert "sqlalchemy" in loaded
+    assert not loaded & {"fastapi", "docker", "regopy", "uvicorn", "apprise"}
+
+
+def test_render_needs_neither_docker_nor_the_store() -> None:
+    loaded = _imported_by(["render", "--env", "x", "--repo", "/nonexistent"])
+    assert not loaded & {"fastapi", "sqlalchemy", "alembic", "docker", "uvicorn", "apprise"}
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["nosuch"])
+    assert result.exit_code == 2
+    assert "No such command 'nosuch'" in result.output
