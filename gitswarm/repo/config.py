@@ -40,7 +40,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 from jsonschema.exceptions import ValidationError as SchemaViolation
@@ -361,7 +361,7 @@ def load_config(tree: Tree) -> RepoConfig:
         )
     doc = _read(tree, CONFIG_FILE, problems)
     if doc is None:
-        raise ConfigError(f"{CONFIG_FILE} is not valid", problems=problems)
+        _raise(problems)
     data: dict[str, Any] = doc.data
     problems.extend(_schema_problems(doc, data, None))
     if problems:
@@ -479,6 +479,6 @@ def load_config(tree: Tree) -> RepoConfig:
     )
 
 
-def _raise(problems: list[Problem]) -> None:
+def _raise(problems: list[Problem]) -> NoReturn:
     lines = "\n".join(f"  {p}" for p in problems)
     raise ConfigError(f"the repository settings are not valid:\n{lines}", problems=problems)
