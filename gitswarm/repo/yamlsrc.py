@@ -44,6 +44,7 @@ from ruamel.yaml.events import (
     StreamEndEvent,
     StreamStartEvent,
 )
+from ruamel.yaml.reader import ReaderError
 
 from gitswarm.errors import Problem, YamlError
 
@@ -435,6 +436,23 @@ class _Builder:
         raise self.error(node, f"unsupported YAML tag {tag}")
 
 
+def _reader_problem(exc: ReaderError, text: str, file: str) -> Problem:
+    """A character YAML does not allow (NUL, other control characters), at its line and
+    column -- ruamel.yaml's own message names a ``"<file>"`` placeholder and an offset."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else 0
+    what = "a NUL byte (is it a binary file?)" if code == 0 else f"the character U+{code:04X}"
+    return Problem(
+        f"{what} is not allowed in YAML; remove it",
+        file=file,
+        line=line,
+        column=column,
+        rule="yaml",
+    )
+
+
 def parse_yaml(text: bytes | str, file: str) -> Document:
     """Parse one YAML document. An empty file gives ``data`` None."""
     if isinstance(text, bytes):
@@ -467,6 +485,8 @@ def parse_yaml(text: bytes | str, file: str) -> Document:
         raise YamlError(
             problems=[Problem(message, file=file, line=line, column=column, rule="yaml")]
         ) from None
+    except ReaderError as exc:
+        raise YamlError(problems=[_reader_problem(exc, text, file)]) from None
     except YAMLError as exc:
         raise YamlError(problems=[Problem(str(exc), file=file, rule="yaml")]) from None
     if len(documents) > 1:

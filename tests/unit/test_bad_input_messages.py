@@ -104,3 +104,31 @@ def test_an_unreadable_gitswarm_yml_gets_its_reason_in_every_command(
         code, out, err = _run(*command, "--repo", str(example))
         assert code == 2, (command, out, err)
         assert _shows(expected, out, err), (command, out, err)
+
+
+# --- a NUL byte: the real file name, line and column -------------------------------------
+
+
+def test_a_nul_byte_names_the_file_line_and_column(example: Path) -> None:
+    config = example / "gitswarm.yml"
+    config.write_bytes(config.read_bytes().replace(b"project: medianest", b"project: medi\0anest"))
+    line = _line_of(example, "gitswarm.yml", "project: medi")
+    code, _, err = _run("render", "--env", "development", "--repo", str(example))
+    assert code == 2
+    assert err.splitlines() == [
+        "error [ConfigInvalid]: the repository settings are not valid:",
+        f"  gitswarm.yml:{line}:14: a NUL byte (is it a binary file?) is not allowed in YAML; "
+        "remove it [yaml]",
+    ]
+    assert "<file>" not in err
+
+
+def test_a_control_character_in_a_compose_file_names_it(example: Path) -> None:
+    _edit(example, BASE, "LOG_LEVEL: info", "LOG_LEVEL: in\x07fo")
+    line = _line_of(example, BASE, "LOG_LEVEL: in")
+    code, out, _ = _run("validate", "--env", "development", "--repo", str(example))
+    assert code == 2
+    assert (
+        f"{BASE}:{line}:20: the character U+0007 is not allowed in YAML; remove it [yaml]"
+        in out.splitlines()
+    )
