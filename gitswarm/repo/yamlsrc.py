@@ -239,6 +239,24 @@ def _timestamp(text: str) -> YamlTimestamp | None:
     return out
 
 
+class YamlBigInteger(float):
+    """An integer written beyond 64 bits (``replicas: 99999999999999999999999``): yaml.v3
+    decodes it into a float64 and so does :func:`resolve_plain`, but messages show it as
+    ``written``, not as ``1e+23``."""
+
+    __slots__ = ("written",)
+    written: str
+
+    def __new__(cls, value: float, written: str) -> YamlBigInteger:
+        out = super().__new__(cls, value)
+        out.written = written
+        return out
+
+    def __reduce__(self) -> tuple[type[YamlBigInteger], tuple[float, str]]:
+        return (YamlBigInteger, (float(self), self.written))
+
+
+_DECIMAL = re.compile(r"^[-+]?[0-9]+$")
 _SPECIALS: dict[str, Any] = {
     "true": True,
     "True": True,
@@ -265,6 +283,7 @@ _SPECIALS: dict[str, Any] = {
     "-.INF": -math.inf,
 }
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+INTEGER_RANGE = (_INT64_MIN, _UINT64_MAX)  # what a YAML integer can be (int64 or uint64)
 
 
 def _go_parse_int(text: str) -> int | None:
@@ -319,9 +338,12 @@ def resolve_plain(text: str) -> Any:
             return number
         if _YAML_FLOAT.match(plain):
             try:
-                return float(plain)
+                real = float(plain)
             except ValueError:  # pragma: no cover - the regex admits only floats
                 return text
+            if _DECIMAL.match(plain) and not _INT64_MIN <= int(plain) <= _UINT64_MAX:
+                return YamlBigInteger(real, text)
+            return real
     return text
 
 
@@ -427,7 +449,7 @@ class _Builder:
             return node.value
         if tag in ("!!int", "!!float", "!!bool", "!!null"):
             value = resolve_plain(node.value)
-            if tag == "!!float" and isinstance(value, int) and not isinstance(value, bool):
+            if tag == "!!float" and isinstance(value, int | float) and not isinstance(value, bool):
                 return float(value)
             expected = {"!!int": int, "!!float": float, "!!bool": bool, "!!null": type(None)}[tag]
             if type(value) is not expected:

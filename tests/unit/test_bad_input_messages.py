@@ -132,3 +132,81 @@ def test_a_control_character_in_a_compose_file_names_it(example: Path) -> None:
         f"{BASE}:{line}:20: the character U+0007 is not allowed in YAML; remove it [yaml]"
         in out.splitlines()
     )
+
+
+# --- compose and names: say what is wrong, and the limit --------------------------------
+
+
+def _validate(repo: Path) -> list[str]:
+    code, out, err = _run("validate", "--env", "development", "--repo", str(repo))
+    assert code == 2, (out, err)
+    return [line for line in out.splitlines() if not line.startswith(("FAIL", "ok"))]
+
+
+def test_a_long_stack_name_is_reported_as_too_long_with_swarms_limit(example: Path) -> None:
+    name = "a" * 90
+    _edit(example, "gitswarm.yml", 'stack: "medianest-{env}"', f'stack: "{name}"')
+    line = _line_of(example, "gitswarm.yml", "stack: ")
+    assert _validate(example) == [
+        f"gitswarm.yml:{line}:3: stack name '{name}' is 90 characters, too long for "
+        "Swarm: each service is named <stack>_<service> in at most 63 characters, so a "
+        "stack name can have at most 61; shorten it [name]"
+    ]
+
+
+def test_a_stack_name_with_a_bad_character_says_which_characters(example: Path) -> None:
+    _edit(example, "gitswarm.yml", 'stack: "medianest-{env}"', 'stack: "_medianest-{env}"')
+    line = _line_of(example, "gitswarm.yml", "stack: ")
+    assert _validate(example) == [
+        f"gitswarm.yml:{line}:3: stack name '_medianest-development' is not valid for Swarm: "
+        "use letters, digits, '-' and '_' (no '.'), starting with a letter or digit [name]"
+    ]
+    _edit(example, "gitswarm.yml", 'stack: "_medianest-{env}"', 'stack: "medianest.{env}"')
+    assert _validate(example) == [
+        f"gitswarm.yml:{line}:3: application.stack: 'medianest.{{env}}' is not valid: a stack "
+        "name uses letters, digits, '-' and '_', and the placeholders {env} and {app} "
+        "[config-schema]"
+    ]
+
+
+def test_a_service_name_with_an_emoji_says_which_characters_are_allowed(example: Path) -> None:
+    _edit(example, BASE, "  medianest-worker:", '  "worker-\U0001f600":')
+    line = _line_of(example, BASE, "worker-\U0001f600")
+    assert _validate(example) == [
+        f"{BASE}:{line}:3: services: 'worker-\U0001f600' is not a valid name: use only ASCII "
+        "letters (a-z, A-Z), digits (0-9), '.', '_' and '-' [compose-schema]"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("port", "why"),
+    [
+        ('"70000:80"', "invalid host port: 70000 is out of range 1-65535"),
+        ('"8080:70000"', "invalid container port: 70000 is out of range 1-65535"),
+        ('"80x:80"', "invalid host port: '80x' is not a port number"),
+    ],
+)
+def test_a_port_out_of_range_is_reported_as_out_of_range(
+    example: Path, port: str, why: str
+) -> None:
+    _edit(
+        example,
+        BASE,
+        "    stop_grace_period: 5s\n",
+        f"    stop_grace_period: 5s\n    ports: [{port}]\n",
+    )
+    line = _line_of(example, BASE, "ports: [")
+    assert _validate(example) == [
+        f"{BASE}:{line}:13: services.medianest-app.ports[0]: {port} is not a valid port "
+        f"mapping ({why}) [compose-schema]"
+    ]
+
+
+def test_a_huge_replica_count_is_shown_as_written_with_the_limit(example: Path) -> None:
+    _edit(example, BASE, "      replicas: 1", "      replicas: 99999999999999999999999")
+    line = _line_of(example, BASE, "replicas: 9999")
+    assert _validate(example) == [
+        f"{BASE}:{line}:7: services.medianest-app.deploy.replicas must be an integer, not "
+        "99999999999999999999999: a compose file's integers range from "
+        "-9223372036854775808 to 18446744073709551615 [compose-schema]"
+    ]
