@@ -389,7 +389,11 @@ def _objects(
                     )
                     continue
                 try:
-                    data = identity.decrypt(raw, source=path)
+                    data = identity.decrypt(
+                        raw,
+                        source=path,
+                        encrypt=f"gitswarm secret encrypt --env {context.env.name} {key}",
+                    )
                 except SecretError as exc:
                     problems.append(
                         merged.problem((*where, "file"), f"secret {key}: {exc}", RULE_SECRET)

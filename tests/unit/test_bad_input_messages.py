@@ -8,6 +8,7 @@ the real CLI on it; the expected lines are the exact text a terminal shows.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,52 @@ def test_a_huge_replica_count_is_shown_as_written_with_the_limit(example: Path) 
         "99999999999999999999999: a compose file's integers range from "
         "-9223372036854775808 to 18446744073709551615 [compose-schema]"
     ]
+
+
+# --- secrets: a broken file is not "encrypted to another key" ---------------------------
+
+
+def _secret_error(repo: Path) -> list[str]:
+    code, out, err = _run("render", "--env", "development", "--repo", str(repo))
+    assert code == 2 and not out, err
+    return err.splitlines()
+
+
+def _secret_problem(repo: Path, message: str) -> list[str]:
+    line = _line_of(repo, BASE, "file: ../environments/${GITSWARM_ENV}/secrets")
+    return [
+        "error [SecretDecryptFailed]: cannot render medianest in development: 1 problem(s):",
+        f"  {BASE}:{line}:5: secret jwt_secret: {DEV_SECRET} {message} [secret]",
+    ]
+
+
+DAMAGES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "truncated-header": (lambda data: data[:100], "failed to fill whole buffer"),
+    "truncated-payload": (lambda data: data[:-5], "decryption error"),
+    "corrupted-payload": (lambda data: data[:-3] + b"xyz", "decryption error"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_truncated_or_corrupted_secret_says_so(example: Path, damage: str) -> None:
+    cut, why = DAMAGES[damage]
+    secret = example / DEV_SECRET
+    secret.write_bytes(cut(secret.read_bytes()))
+    assert _secret_error(example) == _secret_problem(
+        example,
+        f"is not a complete age file (truncated or corrupted: {why}); encrypt the value "
+        "again with `gitswarm secret encrypt --env development jwt_secret`",
+    )
+
+
+def test_a_secret_for_another_environment_says_whose_key_is_missing(example: Path) -> None:
+    staging = example / "environments/staging/secrets/jwt_secret.age"
+    (example / DEV_SECRET).write_bytes(staging.read_bytes())
+    recipient = _line_of(example, "gitswarm.yml", "recipients: [")
+    key = (example / "gitswarm.yml").read_text().splitlines()[recipient - 1].split('"')[1]
+    assert _secret_error(example) == _secret_problem(
+        example,
+        "is encrypted to other keys, not to the identity of this environment (public key "
+        f"{key}); encrypt it again for this environment with `gitswarm secret encrypt "
+        "--env development jwt_secret`",
+    )
