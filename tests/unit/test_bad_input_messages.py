@@ -260,3 +260,72 @@ def test_a_secret_for_another_environment_says_whose_key_is_missing(example: Pat
         f"{key}); encrypt it again for this environment with `gitswarm secret encrypt "
         "--env development jwt_secret`",
     )
+
+
+# --- policies: settings errors carry the line and the rule --------------------------------
+
+POLICY = "environments.production.policies.deployment_windows"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "find", "column", "message"),
+    [
+        (
+            "timezone: Europe/Berlin",
+            "timezone: Mars/Olympus",
+            "timezone: Mars",
+            9,
+            f"{POLICY}.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as "
+            "Europe/Berlin)",
+        ),
+        (
+            '"0 0 20 12 *"',
+            '"0 0 40 12 *"',
+            "0 0 40 12",
+            37,
+            f"{POLICY}.deny.0.schedule: cron schedule '0 0 40 12 *': '40' is not in 1-31",
+        ),
+        (
+            "duration: 14d",
+            "duration: forever",
+            "duration: forever",
+            62,
+            f"{POLICY}.deny.0.duration: cannot read duration 'forever' (write e.g. 2h, 90m, "
+            "1h30m, 1d)",
+        ),
+        (
+            '"Mon-Thu 09:00-16:00"',
+            '"Mon-Thu 09:00-26:00"',
+            "Mon-Thu 09:00-26:00",
+            17,
+            f"{POLICY}.allow.0: cannot read window 'Mon-Thu 09:00-26:00': write e.g. "
+            "'Mon-Thu 09:00-16:00 Europe/Berlin' or 'Fri 16:00-Mon 08:00'",
+        ),
+    ],
+    ids=["timezone", "cron", "duration", "window"],
+)
+def test_policy_settings_errors_name_the_line_and_rule(
+    example: Path, old: str, new: str, find: str, column: int, message: str
+) -> None:
+    _edit(example, "gitswarm.yml", old, new)
+    problem = f"gitswarm.yml:{_line_of(example, 'gitswarm.yml', find)}:{column}: {message} "
+    problem += "[deployment_windows]"
+    code, out, err = _run("policy", "check", "--env", "production", "--repo", str(example))
+    assert code == 2
+    assert err.splitlines() == ["error [ConfigInvalid]: invalid policy settings:", f"  {problem}"]
+    code, out, _ = _run("validate", "--env", "production", "--repo", str(example))
+    assert code == 2
+    assert problem in out.splitlines()
+
+
+def test_an_unknown_policy_rule_is_located_too(example: Path) -> None:
+    _edit(example, "gitswarm.yml", "no_root_containers: enforce", "no_root_container: enforce")
+    line = _line_of(example, "gitswarm.yml", "no_root_container:")
+    code, out, _ = _run("validate", "--env", "development", "--repo", str(example))
+    assert code == 2
+    [problem] = [p for p in out.splitlines() if p.startswith("gitswarm.yml")]
+    assert problem.startswith(
+        f"gitswarm.yml:{line}:7: environments.development.policies.no_root_container: unknown "
+        "policy rule -- did you mean no_root_containers? (known: "
+    )
+    assert problem.endswith(", rego) [policy-settings]")
