@@ -329,3 +329,83 @@ def test_an_unknown_policy_rule_is_located_too(example: Path) -> None:
         "policy rule -- did you mean no_root_containers? (known: "
     )
     assert problem.endswith(", rego) [policy-settings]")
+
+
+# --- compose: every problem at once, not the first of each file -------------------------
+
+
+def _add_to_service(repo: Path, service: str, text: str) -> int:
+    """Insert ``text`` (one line) after the service's stop_grace_period; its line number."""
+    path = repo / BASE
+    lines = path.read_text().splitlines(keepends=True)
+    start = next(n for n, line in enumerate(lines) if line == f"  {service}:\n")
+    at = next(n for n in range(start, len(lines)) if "stop_grace_period" in lines[n]) + 1
+    lines.insert(at, text + "\n")
+    path.write_text("".join(lines))
+    return at + 1
+
+
+def test_every_bad_volume_of_every_service_is_reported(example: Path) -> None:
+    app = _add_to_service(example, "medianest-app", '    volumes: [":/c", "/a:/b:ro:x"]')
+    worker = _add_to_service(
+        example,
+        "medianest-worker",
+        '    volumes: ["./data:/data", "~/x:/y", {type: bind, target: /z}]',
+    )
+    bind = (
+        "is relative to the checkout gitswarm renders from, which does not exist on the "
+        "swarm's nodes; use an absolute host path or a named volume [bind-mount-relative]"
+    )
+    assert _validate(example) == [
+        f"{BASE}:{app}:15: services.medianest-app.volumes[0]: invalid spec: :/c: empty "
+        "section between colons [compose-value]",
+        f"{BASE}:{app}:22: services.medianest-app.volumes[1]: invalid spec: /a:/b:ro:x: too "
+        "many colons [compose-value]",
+        f"{BASE}:{worker}:15: services.medianest-worker.volumes[0]: bind mount source "
+        f"'./data' {bind}",
+        f"{BASE}:{worker}:31: services.medianest-worker.volumes[1]: bind mount source '~/x' {bind}",
+        f"{BASE}:{worker}:41: services.medianest-worker.volumes[2]: a bind mount needs a "
+        "source [compose-value]",
+    ]
+
+
+def test_every_bad_env_file_and_value_is_reported(example: Path) -> None:
+    app = _add_to_service(example, "medianest-app", "    env_file: [missing.env, ../../x.env]")
+    worker = _add_to_service(
+        example, "medianest-worker", "    ulimits: {nofile: x}\n    cap_add: {a: b}"
+    )
+    assert _validate(example) == [
+        f"{BASE}:{worker + 1}:5: services.medianest-worker.cap_add must be a list, not "
+        '{"a": "b"} [compose-schema]',
+        f"{BASE}:{worker}:15: services.medianest-worker.ulimits.nofile must be an integer or "
+        'a mapping, not "x" [compose-schema]',
+    ]
+    # schema problems stop a file before its values are decoded (as in the Docker CLI);
+    # without them, both env_file problems come out together
+    _edit(example, BASE, "    ulimits: {nofile: x}\n    cap_add: {a: b}\n", "")
+    assert _validate(example) == [
+        f"{BASE}:{app}:16: services.medianest-app.env_file[0]: base/missing.env does not "
+        "exist [file-missing]",
+        f"{BASE}:{app}:29: services.medianest-app.env_file[1]: '../../x.env' leaves the "
+        "repository: paths are relative to base/ (the folder of the first compose file) "
+        "[path-outside-repo]",
+    ]
+
+
+def test_a_list_merged_over_a_value_is_a_problem_not_a_traceback(example: Path) -> None:
+    _add_to_service(example, "medianest-worker", "    x-meta: {owner: ops}")
+    overlay = "environments/development/docker-compose.yml"
+    _edit(
+        example,
+        overlay,
+        "services:\n",
+        "services:\n  medianest-worker:\n    x-meta: {owner: [ops, dev]}\n",
+    )
+    code, out, err = _run("render", "--env", "development", "--repo", str(example))
+    assert code == 2 and not out
+    assert err.splitlines() == [
+        "error [ValidationFailed]: cannot render medianest in development: 1 problem(s):",
+        f"  {overlay}:4:14: services.medianest-worker.x-meta.owner: cannot merge this file's "
+        "value over the earlier files' (cannot append two slices with different type: a list "
+        "cannot be merged over a value that is not a list) [compose-value]",
+    ]
