@@ -15,6 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from gitswarm.cli.main import cli
+from gitswarm.cli.output import error_text
+from gitswarm.errors import ConfigError, Problem
+from gitswarm.reconcile.sync import Reconciler, SyncRequest
+from gitswarm.source.repo import RepoSource
+from gitswarm.store import Store
+from gitswarm.swarm.fake import FakeSwarm
+from tests.gitops import GitOpsRepo, service
 
 BASE = "base/docker-compose.yml"
 DEV_SECRET = "environments/development/secrets/jwt_secret.age"
@@ -105,6 +112,18 @@ def test_an_unreadable_gitswarm_yml_gets_its_reason_in_every_command(
         code, out, err = _run(*command, "--repo", str(example))
         assert code == 2, (command, out, err)
         assert _shows(expected, out, err), (command, out, err)
+
+
+def test_the_cli_prints_problems_a_message_leaves_out() -> None:
+
+    problem = Problem("must be a mapping", file="gitswarm.yml", line=1, column=1, rule="x")
+    bare = ConfigError("gitswarm.yml is not valid", problems=[problem])
+    assert error_text(bare).splitlines() == [
+        "error [ConfigInvalid]: gitswarm.yml is not valid",
+        "  gitswarm.yml:1:1: must be a mapping [x]",
+    ]
+    listed = ConfigError(problems=[problem])  # the message is the problem: said once
+    assert error_text(listed) == "error [ConfigInvalid]: gitswarm.yml:1:1: must be a mapping [x]"
 
 
 # --- a NUL byte: the real file name, line and column -------------------------------------
@@ -409,3 +428,23 @@ def test_a_list_merged_over_a_value_is_a_problem_not_a_traceback(example: Path) 
         "value over the earlier files' (cannot append two slices with different type: a list "
         "cannot be merged over a value that is not a list) [compose-value]",
     ]
+
+
+def test_the_reconciler_records_why_gitswarm_yml_is_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the agent records (history, status, notifications) carries the reason too."""
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    repo = GitOpsRepo(tmp_path / "repo", "shop")
+    repo.compose({"web": service()})
+    repo.commit("good")
+    repo.write("gitswarm.yml", "- a\n- b\n")
+    repo.commit("a list")
+    reason = "gitswarm.yml:1:1: must be a mapping of settings, but is a list [config-schema]"
+    with Store(str(tmp_path / "state.db")) as store:
+        reconciler = Reconciler(RepoSource.open(str(repo.path)), store, lambda _t: FakeSwarm())
+        outcome = reconciler.sync(SyncRequest("app", "dev"))
+        assert (outcome.result, outcome.reason) == ("Failed", "ConfigInvalid")
+        assert reason in outcome.message.splitlines()[-1]
+        [operation] = store.history("app", "dev")
+        assert reason in operation.message
