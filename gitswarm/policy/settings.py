@@ -2,8 +2,8 @@
 
 repo/ keeps ``environments.<env>.policies`` as the raw mapping (Environment.policies);
 this module turns it into :class:`PolicySettings`, or raises one ConfigError listing every
-mistake (unknown rule, bad mode, exemption without a reason, bad parameter) with
-gitswarm.yml and, when the mapping still carries ruamel.yaml's line marks, the line.
+mistake (unknown rule, bad mode, exemption without a reason, bad parameter), each with
+gitswarm.yml's line and column (from Environment.positions) and the rule it concerns.
 gate.py parses on every evaluation; `gitswarm validate` may call :func:`parse_settings`
 early.
 
@@ -57,10 +57,11 @@ environment may host several applications). Window syntax: see windows.py.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -233,79 +234,80 @@ def default_settings() -> PolicySettings:
 
 
 def settings_for(env: Environment) -> PolicySettings:
-    return parse_settings(env.policies, env=env.name)
+    prefix = ("policies",)
+    positions = {path[1:]: where for path, where in env.positions.items() if path[:1] == prefix}
+    return parse_settings(env.policies, env=env.name, file=env.source, positions=positions)
 
 
 # --- parsing ---------------------------------------------------------------------------
 
-
-def _line(container: object, key: str | int) -> int | None:
-    """The 1-based line of ``key`` in a ruamel.yaml CommentedMap/CommentedSeq, if known."""
-    lc = getattr(container, "lc", None)
-    if lc is None:
-        return None
-    try:
-        pos = lc.item(key) if isinstance(key, int) else lc.key(key)
-        return int(pos[0]) + 1
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
-        return None
+Path = tuple[str | int, ...]
+RULE_SETTINGS = "policy-settings"  # the rule of a problem that belongs to no single rule
 
 
 class _Parser:
-    def __init__(self, env: str, file: str) -> None:
+    """Collects the problems of one ``policies:`` mapping, each at the line and column of
+    the setting it is about (``positions``: path inside ``policies:`` -> where written,
+    from repo/yamlsrc) and with the policy rule it concerns."""
+
+    def __init__(self, env: str, file: str, positions: Mapping[Path, tuple[int, int]]) -> None:
         self.prefix = f"environments.{env}.policies" if env else "policies"
         self.file = file
+        self.positions = positions
         self.problems: list[Problem] = []
 
-    def error(self, path: Sequence[str | int], message: str, line: int | None) -> None:
+    def locate(self, path: Sequence[str | int]) -> tuple[int, int] | None:
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return None
+
+    def error(self, path: Sequence[str | int], message: str) -> None:
         where = ".".join([self.prefix, *(str(p) for p in path)])
-        self.problems.append(Problem(message=f"{where}: {message}", file=self.file, line=line))
+        line, column = self.locate(path) or (None, None)
+        rule = str(path[0]) if path and path[0] in (*RULES, REGO) else RULE_SETTINGS
+        self.problems.append(
+            Problem(f"{where}: {message}", file=self.file, line=line, column=column, rule=rule)
+        )
 
     # -- small typed readers, each reporting its own mistakes ---------------------------
 
-    def mode(self, value: object, path: Sequence[str | int], line: int | None) -> Mode | None:
+    def mode(self, value: object, path: Sequence[str | int]) -> Mode | None:
         if value is False:  # YAML 1.1 reads a bare `off` as false
             return "off"
         if isinstance(value, str) and value in MODES:
             return value
-        self.error(path, f"mode must be enforce, warn or off, not {value!r}", line)
+        self.error(path, f"mode must be enforce, warn or off, not {value!r}")
         return None
 
-    def boolean(self, value: object, path: Sequence[str | int], line: int | None) -> bool:
+    def boolean(self, value: object, path: Sequence[str | int]) -> bool:
         if isinstance(value, bool):
             return value
-        self.error(path, f"must be true or false, not {value!r}", line)
+        self.error(path, f"must be true or false, not {value!r}")
         return False
 
-    def strings(self, value: object, path: Sequence[str | int], line: int | None) -> list[str]:
+    def strings(self, value: object, path: Sequence[str | int]) -> list[str]:
         if isinstance(value, str):
             value = [value]
         if isinstance(value, Sequence) and all(isinstance(v, str) and v for v in value):
             return [str(v) for v in value]
-        self.error(path, f"must be a list of non-empty strings, not {value!r}", line)
+        self.error(path, f"must be a list of non-empty strings, not {value!r}")
         return []
 
-    def pattern(
-        self, value: object, path: Sequence[str | int], line: int | None
-    ) -> re.Pattern[str] | None:
+    def pattern(self, value: object, path: Sequence[str | int]) -> re.Pattern[str] | None:
         if not isinstance(value, str) or not value:
-            self.error(path, f"must be a regular expression, not {value!r}", line)
+            self.error(path, f"must be a regular expression, not {value!r}")
             return None
         try:
             return re.compile(value)
         except re.error as exc:
-            self.error(path, f"bad regular expression {value!r}: {exc}", line)
+            self.error(path, f"bad regular expression {value!r}: {exc}")
             return None
 
-    def exemptions(
-        self, value: object, path: Sequence[str | int], line: int | None
-    ) -> dict[str, str]:
+    def exemptions(self, value: object, path: Sequence[str | int]) -> dict[str, str]:
         if not isinstance(value, Mapping):
-            self.error(
-                path,
-                'exemptions name each service with its reason: exempt: {web: "why"}',
-                line,
-            )
+            self.error(path, 'exemptions name each service with its reason: exempt: {web: "why"}')
             return {}
         found: dict[str, str] = {}
         for service, reason in value.items():
@@ -313,7 +315,6 @@ class _Parser:
                 self.error(
                     [*path, str(service)],
                     "an exemption needs a reason (a non-empty string saying why)",
-                    _line(value, service) or line,
                 )
                 continue
             found[str(service)] = reason.strip()
@@ -339,33 +340,36 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
 
 
 def parse_settings(
-    raw: Mapping[str, Any] | None, *, env: str = "", file: str = CONFIG_FILE
+    raw: Mapping[str, Any] | None,
+    *,
+    env: str = "",
+    file: str = CONFIG_FILE,
+    positions: Mapping[Path, tuple[int, int]] | None = None,
 ) -> PolicySettings:
     """Validate one environment's ``policies:`` mapping. Raises ConfigError listing every
-    problem at once."""
-    p = _Parser(env, file)
+    problem at once; ``positions`` (paths inside ``policies:``) give each its line."""
+    p = _Parser(env, file, positions or {})
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
-        p.error([], f"must be a mapping of rule names to modes, not {raw!r}", None)
+        p.error([], f"must be a mapping of rule names to modes, not {raw!r}")
         collect(p.problems, ConfigError, "invalid policy settings")
     default: Mode = "warn"
     if "default" in raw:
-        default = p.mode(raw["default"], ["default"], _line(raw, "default")) or "warn"
+        default = p.mode(raw["default"], ["default"]) or "warn"
 
     rules: dict[str, RuleSettings] = {}
-    params: dict[str, _Located] = {}
+    params: dict[str, Mapping[str, Any]] = {}
     for key, value in raw.items():
         if key == "default":
             continue
-        line = _line(raw, key)
         if key not in _PARAMETERS:
             close = difflib.get_close_matches(str(key), [*RULES, REGO, "default"], n=1)
             hint = f" -- did you mean {close[0]}?" if close else ""
             known = ", ".join((*RULES, REGO))
-            p.error([str(key)], f"unknown policy rule{hint} (known: {known})", line)
+            p.error([str(key)], f"unknown policy rule{hint} (known: {known})")
             continue
         rule_default: Mode = "enforce" if key == REGO else default
-        rules[key], params[key] = _parse_rule(p, key, value, rule_default, line)
+        rules[key], params[key] = _parse_rule(p, key, value, rule_default)
 
     for name in (*RULES, REGO):
         if name not in rules:
@@ -374,101 +378,68 @@ def parse_settings(
 
     settings = PolicySettings(
         rules=rules,
-        resources=_resources(p, params.get("required_resource_limits") or _none()),
-        privileged=_privileged(p, params.get("no_privileged_containers") or _none()),
-        security=_security(p, params.get("required_security_contexts") or _none()),
-        labels=_labels(p, params.get("required_labels") or _none(), rules["required_labels"]),
-        naming=_naming(p, params.get("naming_conventions") or _none()),
-        images=_images(p, params.get("no_latest_tag") or _none()),
+        resources=_resources(p, params.get("required_resource_limits") or {}),
+        privileged=_privileged(p, params.get("no_privileged_containers") or {}),
+        security=_security(p, params.get("required_security_contexts") or {}),
+        labels=_labels(p, params.get("required_labels") or {}, rules["required_labels"]),
+        naming=_naming(p, params.get("naming_conventions") or {}),
+        images=_images(p, params.get("no_latest_tag") or {}),
         registries=_registries(
-            p, params.get("allowed_registries") or _none(), rules["allowed_registries"]
+            p, params.get("allowed_registries") or {}, rules["allowed_registries"]
         ),
-        windows=_windows(
-            p, params.get("deployment_windows") or _none(), rules["deployment_windows"]
-        ),
-        rego=_rego(p, params.get(REGO) or _none()),
+        windows=_windows(p, params.get("deployment_windows") or {}, rules["deployment_windows"]),
+        rego=_rego(p, params.get(REGO) or {}),
     )
     collect(p.problems, ConfigError, "invalid policy settings")
     return settings
 
 
 def _parse_rule(
-    p: _Parser, name: str, value: object, default: Mode, line: int | None
-) -> tuple[RuleSettings, _Located]:
+    p: _Parser, name: str, value: object, default: Mode
+) -> tuple[RuleSettings, Mapping[str, Any]]:
     if not isinstance(value, Mapping):
-        mode = p.mode(value, [name], line) or default
-        return RuleSettings(name=name, mode=mode, configured=True), _Located({}, None, line)
+        mode = p.mode(value, [name]) or default
+        return RuleSettings(name=name, mode=mode, configured=True), {}
     mode = default
     if "mode" in value:
-        mode = p.mode(value["mode"], [name, "mode"], _line(value, "mode") or line) or default
+        mode = p.mode(value["mode"], [name, "mode"]) or default
     exempt: dict[str, str] = {}
     if "exempt" in value:
         if name == "deployment_windows":
             p.error(
                 [name, "exempt"],
                 "deployment windows hold the whole stack; there are no per-service exemptions",
-                _line(value, "exempt") or line,
             )
         else:
-            exempt = p.exemptions(value["exempt"], [name, "exempt"], _line(value, "exempt") or line)
+            exempt = p.exemptions(value["exempt"], [name, "exempt"])
     allowed = (*_COMMON_KEYS, *_PARAMETERS[name])
     for key in value:
         if key not in allowed:
             choices = ", ".join(allowed)
-            p.error([name, str(key)], f"unknown setting (known: {choices})", _line(value, key))
+            p.error([name, str(key)], f"unknown setting (known: {choices})")
     rule_params = {k: v for k, v in value.items() if k not in _COMMON_KEYS}
-    return RuleSettings(name=name, mode=mode, exempt=exempt, configured=True), _Located(
-        rule_params, value, line
-    )
+    return RuleSettings(name=name, mode=mode, exempt=exempt, configured=True), rule_params
 
 
-class _Located(dict[str, Any]):
-    """A rule's parameters plus the YAML node they came from, for line numbers."""
-
-    def __init__(self, items: Mapping[str, Any], node: object, line: int | None) -> None:
-        super().__init__(items)
-        self.node = node
-        self.rule_line = line
-
-    def line(self, key: str) -> int | None:
-        return _line(self.node, key) or self.rule_line
-
-
-def _none() -> _Located:
-    return _Located({}, None, None)
-
-
-def _where(params: _Located, key: str) -> int | None:
-    return params.line(key)
-
-
-def _resources(p: _Parser, params: _Located) -> ResourceLimits:
+def _resources(p: _Parser, params: Mapping[str, Any]) -> ResourceLimits:
     path = ["required_resource_limits", "reservations"]
     if "reservations" in params:
-        return ResourceLimits(
-            reservations=p.boolean(params["reservations"], path, _where(params, "reservations"))
-        )
+        return ResourceLimits(reservations=p.boolean(params["reservations"], path))
     return ResourceLimits()
 
 
-def _privileged(p: _Parser, params: _Located) -> Privileged:
+def _privileged(p: _Parser, params: Mapping[str, Any]) -> Privileged:
     rule = "no_privileged_containers"
     caps = DEFAULT_DANGEROUS_CAPABILITIES
     if "capabilities" in params:
-        found = p.strings(
-            params["capabilities"], [rule, "capabilities"], _where(params, "capabilities")
-        )
+        found = p.strings(params["capabilities"], [rule, "capabilities"])
         caps = frozenset(normalise_capability(c) for c in found)
     paths: tuple[str, ...] = DEFAULT_HOST_PATHS
     if "host_paths" in params:
-        found = p.strings(params["host_paths"], [rule, "host_paths"], _where(params, "host_paths"))
-        for item in found:
+        found = p.strings(params["host_paths"], [rule, "host_paths"])
+        for index, item in enumerate(found):
             if not item.startswith("/"):
-                p.error(
-                    [rule, "host_paths"],
-                    f"{item!r} is not an absolute path",
-                    _where(params, "host_paths"),
-                )
+                p.error([rule, "host_paths", index], f"{item!r} is not an absolute path")
         paths = tuple(found)
     return Privileged(capabilities=caps, host_paths=paths)
 
@@ -478,34 +449,29 @@ def normalise_capability(name: str) -> str:
     return name[4:] if name.startswith("CAP_") else name
 
 
-def _security(p: _Parser, params: _Located) -> SecurityContexts:
+def _security(p: _Parser, params: Mapping[str, Any]) -> SecurityContexts:
     rule = "required_security_contexts"
     values = {
-        key: p.boolean(params[key], [rule, key], _where(params, key))
+        key: p.boolean(params[key], [rule, key])
         for key in ("read_only", "no_new_privileges")
         if key in params
     }
     return SecurityContexts(**values)
 
 
-def _labels(p: _Parser, params: _Located, rule: RuleSettings) -> RequiredLabels:
+def _labels(p: _Parser, params: Mapping[str, Any], rule: RuleSettings) -> RequiredLabels:
     name = "required_labels"
     labels: dict[str, re.Pattern[str] | None] = {}
     raw = params.get("labels")
-    line = _where(params, "labels")
     if isinstance(raw, Mapping):
         for key, pattern in raw.items():
             labels[str(key)] = (
-                None if pattern is None else p.pattern(pattern, [name, "labels", str(key)], line)
+                None if pattern is None else p.pattern(pattern, [name, "labels", str(key)])
             )
     elif raw is not None:
-        labels = dict.fromkeys(p.strings(raw, [name, "labels"], line))
+        labels = dict.fromkeys(p.strings(raw, [name, "labels"]))
     if rule.mode != "off" and not labels:
-        p.error(
-            [name],
-            "needs the labels to require: {mode: enforce, labels: [com.example.team]}",
-            line or params.rule_line,
-        )
+        p.error([name], "needs the labels to require: {mode: enforce, labels: [com.example.team]}")
     where: LabelWhere = "service"
     if "where" in params:
         if params["where"] in ("service", "container", "either"):
@@ -514,22 +480,21 @@ def _labels(p: _Parser, params: _Located, rule: RuleSettings) -> RequiredLabels:
             p.error(
                 [name, "where"],
                 f"must be service, container or either, not {params['where']!r}",
-                _where(params, "where"),
             )
     return RequiredLabels(labels=labels, where=where)
 
 
-def _naming(p: _Parser, params: _Located) -> NamingConventions:
+def _naming(p: _Parser, params: Mapping[str, Any]) -> NamingConventions:
     patterns: dict[str, re.Pattern[str]] = {"services": re.compile(DEFAULT_SERVICE_PATTERN)}
     for kind in (*NAMED_KINDS, "stack"):
         if kind in params:
-            compiled = p.pattern(params[kind], ["naming_conventions", kind], _where(params, kind))
+            compiled = p.pattern(params[kind], ["naming_conventions", kind])
             if compiled is not None:
                 patterns[kind] = compiled
     return NamingConventions(patterns=patterns)
 
 
-def _images(p: _Parser, params: _Located) -> ImagePinning:
+def _images(p: _Parser, params: Mapping[str, Any]) -> ImagePinning:
     require: PinLevel = "tag"
     if "require" in params:
         if params["require"] in ("tag", "version", "digest"):
@@ -538,39 +503,29 @@ def _images(p: _Parser, params: _Located) -> ImagePinning:
             p.error(
                 ["no_latest_tag", "require"],
                 f"must be tag, version or digest, not {params['require']!r}",
-                _where(params, "require"),
             )
     floating = DEFAULT_FLOATING_TAGS
     if "floating_tags" in params:
         floating = frozenset(
             t.lower()
-            for t in p.strings(
-                params["floating_tags"],
-                ["no_latest_tag", "floating_tags"],
-                _where(params, "floating_tags"),
-            )
+            for t in p.strings(params["floating_tags"], ["no_latest_tag", "floating_tags"])
         )
     return ImagePinning(require=require, floating_tags=floating | {"latest"})
 
 
-def _registries(p: _Parser, params: _Located, rule: RuleSettings) -> AllowedRegistries:
+def _registries(p: _Parser, params: Mapping[str, Any], rule: RuleSettings) -> AllowedRegistries:
     found: list[str] = []
     if "registries" in params:
-        found = p.strings(
-            params["registries"],
-            ["allowed_registries", "registries"],
-            _where(params, "registries"),
-        )
+        found = p.strings(params["registries"], ["allowed_registries", "registries"])
     if rule.mode != "off" and not found:
         p.error(
             ["allowed_registries"],
             'needs the registries: {mode: enforce, registries: ["registry.example.com"]}',
-            params.rule_line,
         )
     return AllowedRegistries(registries=tuple(r.rstrip("/").lower() for r in found))
 
 
-def _windows(p: _Parser, params: _Located, rule: RuleSettings) -> WindowSettings:
+def _windows(p: _Parser, params: Mapping[str, Any], rule: RuleSettings) -> WindowSettings:
     name = "deployment_windows"
     zone_name = "UTC"
     if "timezone" in params:
@@ -581,29 +536,28 @@ def _windows(p: _Parser, params: _Located, rule: RuleSettings) -> WindowSettings
             load_zone(value)
             zone_name = value
         except WindowSyntaxError as exc:
-            p.error([name, "timezone"], str(exc), _where(params, "timezone"))
+            p.error([name, "timezone"], str(exc))
     lists: dict[str, tuple[Window, ...]] = {}
     for kind in ("allow", "deny"):
         raw = params.get(kind, [])
-        line = _where(params, kind)
         if isinstance(raw, str | Mapping):
             raw = [raw]
         if not isinstance(raw, Sequence):
-            p.error([name, kind], "must be a list of windows", line)
+            p.error([name, kind], "must be a list of windows")
             raw = []
         windows: list[Window] = []
         for index, item in enumerate(raw):
             try:
                 windows.append(parse_window(item, zone_name))
             except WindowSyntaxError as exc:
-                p.error([name, kind, index], str(exc), _line(raw, index) or line)
+                key = [exc.key] if exc.key is not None else []
+                p.error([name, kind, index, *key], str(exc))
         lists[kind] = tuple(windows)
     settings = WindowSettings(allow=lists["allow"], deny=lists["deny"], timezone=zone_name)
     if rule.mode != "off" and not (params.get("allow") or params.get("deny")):
         p.error(
             [name],
             'needs allow and/or deny windows: {mode: enforce, allow: ["Mon-Thu 09:00-16:00"]}',
-            params.rule_line,
         )
     return settings
 
@@ -611,7 +565,7 @@ def _windows(p: _Parser, params: _Located, rule: RuleSettings) -> WindowSettings
 def parse_window(item: object, zone_name: str) -> Window:
     """One entry of ``allow``/``deny``: a weekly text, or a mapping with ``when``
     (weekly text), ``schedule`` + ``duration`` (cron) or ``from`` + ``until`` (dates), and
-    optionally ``timezone`` and ``name``."""
+    optionally ``timezone`` and ``name``. A WindowSyntaxError names the key it is about."""
     if isinstance(item, str):
         return parse_weekly(item, load_zone(zone_name), zone_name)
     if not isinstance(item, Mapping):
@@ -619,12 +573,17 @@ def parse_window(item: object, zone_name: str) -> Window:
     known = {"when", "schedule", "duration", "from", "until", "timezone", "name"}
     unknown = sorted(str(k) for k in item if k not in known)
     if unknown:
-        raise WindowSyntaxError(f"unknown window keys {unknown} (known: {sorted(known)})")
+        raise WindowSyntaxError(
+            f"unknown window keys {unknown} (known: {sorted(known)})", key=unknown[0]
+        )
     if "timezone" in item:
-        if not isinstance(item["timezone"], str):
-            raise WindowSyntaxError(f"{item['timezone']!r} is not a time zone name")
-        zone_name = item["timezone"]
-    zone = load_zone(zone_name)
+        with _at("timezone"):
+            if not isinstance(item["timezone"], str):
+                raise WindowSyntaxError(f"{item['timezone']!r} is not a time zone name")
+            zone_name = item["timezone"]
+            zone = load_zone(zone_name)
+    else:
+        zone = load_zone(zone_name)
     title = item.get("name")
     kinds = [k for k in ("when", "schedule", "from") if k in item]
     if len(kinds) != 1:
@@ -634,23 +593,32 @@ def parse_window(item: object, zone_name: str) -> Window:
         )
     window: Window
     if kinds[0] == "when":
-        if not isinstance(item["when"], str):
-            raise WindowSyntaxError(f"when: {item['when']!r} is not a window text")
-        window = parse_weekly(item["when"], zone, zone_name)
+        with _at("when"):
+            if not isinstance(item["when"], str):
+                raise WindowSyntaxError(f"when: {item['when']!r} is not a window text")
+            window = parse_weekly(item["when"], zone, zone_name)
     elif kinds[0] == "schedule":
         if not isinstance(item["schedule"], str) or "duration" not in item:
-            raise WindowSyntaxError("a cron window needs schedule: '<5 fields>' and duration")
-        cron = Cron.parse(item["schedule"])
-        duration = parse_duration(str(item["duration"]))
+            raise WindowSyntaxError(
+                "a cron window needs schedule: '<5 fields>' and duration", key="schedule"
+            )
+        with _at("schedule"):
+            cron = Cron.parse(item["schedule"])
+        with _at("duration"):
+            duration = parse_duration(str(item["duration"]))
         label = f"cron '{cron.text}' for {item['duration']} {zone_name}"
         window = CronWindow(label=label, zone=zone, cron=cron, duration=duration)
     else:
         if "until" not in item:
-            raise WindowSyntaxError("a date window needs from and until")
-        start = parse_instant(item["from"], zone, end=False)
-        end = parse_instant(item["until"], zone, end=True)
-        if end <= start:
-            raise WindowSyntaxError(f"window from {item['from']} until {item['until']} is empty")
+            raise WindowSyntaxError("a date window needs from and until", key="from")
+        with _at("from"):
+            start = parse_instant(item["from"], zone, end=False)
+        with _at("until"):
+            end = parse_instant(item["until"], zone, end=True)
+            if end <= start:
+                raise WindowSyntaxError(
+                    f"window from {item['from']} until {item['until']} is empty"
+                )
         label = f"from {item['from']} until {item['until']} {zone_name}"
         window = DateWindow(label=label, start=start, end=end)
     if title:
@@ -658,21 +626,31 @@ def parse_window(item: object, zone_name: str) -> Window:
     return window
 
 
+@contextlib.contextmanager
+def _at(key: str) -> Iterator[None]:
+    """Name the window key a WindowSyntaxError raised inside is about."""
+    try:
+        yield
+    except WindowSyntaxError as exc:
+        if exc.key is None:
+            exc.key = key
+        raise
+
+
 def _titled(window: Window, title: str) -> Window:
     return replace(window, label=f"'{title}' ({window.label})")
 
 
-def _rego(p: _Parser, params: _Located) -> RegoSettings:
+def _rego(p: _Parser, params: Mapping[str, Any]) -> RegoSettings:
     if "params" not in params:
         return RegoSettings()
     value = params["params"]
-    line = _where(params, "params")
     if not isinstance(value, Mapping):
-        p.error([REGO, "params"], "must be a mapping (it becomes data.gitswarm.params)", line)
+        p.error([REGO, "params"], "must be a mapping (it becomes data.gitswarm.params)")
         return RegoSettings()
     try:
         plain = json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError) as exc:
-        p.error([REGO, "params"], f"must be plain data: {exc}", line)
+        p.error([REGO, "params"], f"must be plain data: {exc}")
         return RegoSettings()
     return RegoSettings(params=plain)

@@ -53,7 +53,12 @@ _DAY_ALIASES = {
 
 
 class WindowSyntaxError(ValueError):
-    """A window that cannot be parsed; settings.py turns it into a ConfigError."""
+    """A window that cannot be parsed; settings.py turns it into a ConfigError. ``key``:
+    which key of a window mapping is wrong (``schedule``, ``duration``, ...), when known."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 # --- the window kinds ------------------------------------------------------------------

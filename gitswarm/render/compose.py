@@ -129,14 +129,16 @@ def _decode(doc: Document, data: Any, kind: GoType, path: Path) -> Any:
         return decode(data, kind, path)
     except DecodeError as exc:
         raise _LoadProblem(
-            doc.problem(exc.path, f"{_dotted(exc.path)}: {exc.message}", RULE_LOAD)
+            *(doc.problem(e.path, f"{_dotted(e.path)}: {e.message}", RULE_LOAD) for e in exc.errors)
         ) from None
 
 
 class _LoadProblem(Exception):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
+    """What stops one service or top-level object from loading: every problem found."""
+
+    def __init__(self, *problems: Problem) -> None:
+        super().__init__(str(problems[0]))
+        self.problems = list(problems)
 
 
 def _dotted(path: Path) -> str:
@@ -205,13 +207,18 @@ class _Loader:
         if interpolated.problems or schema_problems:
             return None
         loaded = _File(doc=doc, version=version, extras=_x_keys(data))
-        try:
-            for name, service in (data.get("services") or {}).items():
+        problems: list[Problem] = []  # every service and object, not only the first bad one
+        for name, service in (data.get("services") or {}).items():
+            try:
                 loaded.services[name] = self.service(doc, name, service or {})
-            for section, kind in _SECTIONS.items():
-                loaded.sections[section] = self.section(doc, section, kind, data.get(section) or {})
-        except _LoadProblem as exc:
-            self.problems.append(exc.problem)
+            except _LoadProblem as exc:
+                problems.extend(exc.problems)
+        for section, kind in _SECTIONS.items():
+            loaded.sections[section] = self.section(
+                doc, section, kind, data.get(section) or {}, problems
+            )
+        if problems:
+            self.problems.extend(problems)
             return None
         return loaded
 
@@ -219,18 +226,22 @@ class _Loader:
         base: Path = ("services", name)
         service = _decode(doc, data, ct.SERVICE, base)
         service["__extras__"] = _x_keys(data) or None
-        self.resolve_environment(doc, name, service)
+        problems: list[Problem] = []
+        try:
+            self.resolve_environment(doc, name, service)
+        except _LoadProblem as exc:
+            problems.extend(exc.problems)
         for index, volume in enumerate(service["volumes"] or []):
             if volume["type"] != "bind":
                 continue
             where = (*base, "volumes", index)
             source = volume["source"]
             if source == "":
-                raise _LoadProblem(
+                problems.append(
                     doc.problem(where, f"{_dotted(where)}: a bind mount needs a source", RULE_LOAD)
                 )
-            if not source.startswith("/"):
-                raise _LoadProblem(
+            elif not source.startswith("/"):
+                problems.append(
                     doc.problem(
                         where,
                         f"{_dotted(where)}: bind mount source {source!r} is relative to the "
@@ -239,6 +250,8 @@ class _Loader:
                         RULE_BIND,
                     )
                 )
+        if problems:
+            raise _LoadProblem(*problems)
         return service
 
     def resolve_environment(self, doc: Document, name: str, service: dict[str, Any]) -> None:
@@ -250,73 +263,90 @@ class _Loader:
                 looked = lookup(key)
                 environment[key] = looked if (not value) and looked is not None else value
 
+        problems: list[Problem] = []
         for index, entry in enumerate(service["env_file"] or []):
             where = ("services", name, "env_file", index)
-            path = self.resolve(doc, where, entry)
             try:
+                path = self.resolve(doc, where, entry)
                 raw = self.read(path)
+            except _LoadProblem as exc:
+                problems.extend(exc.problems)
+                continue
             except GitswarmError as exc:
-                raise _LoadProblem(
-                    doc.problem(where, f"{_dotted(where)}: {exc}", rule_of(exc))
-                ) from None
+                problems.append(doc.problem(where, f"{_dotted(where)}: {exc}", rule_of(exc)))
+                continue
             parsed = parse_env_file(raw, path, lookup=lookup)
-            if parsed.problems:
-                raise _LoadProblem(parsed.problems[0])
+            problems.extend(parsed.problems)
             update(parsed.values)
+        if problems:
+            raise _LoadProblem(*problems)
         update(service["environment"] or {})
         service["environment"] = environment
         service["env_file"] = None  # resolved: the deployed file must not refer to it
 
     def section(
-        self, doc: Document, section: str, kind: GoType, data: dict[str, Any]
+        self,
+        doc: Document,
+        section: str,
+        kind: GoType,
+        data: dict[str, Any],
+        problems: list[Problem],
     ) -> dict[str, Any]:
+        """The objects of one top-level section; the problems of each go to ``problems``."""
         out: dict[str, Any] = {}
         for name, raw in data.items():
-            where: Path = (section, name)
-            obj = _decode(doc, raw, kind, where)
-            external = obj["external"]
-            if section in ("secrets", "configs"):
-                obj["__extras__"] = _x_keys(raw) or None
-                noun = section[:-1]
-                if external["external"]:
-                    self.external_name(doc, where, noun, obj)
-                elif obj["driver"]:
-                    if obj["file"]:
-                        raise _LoadProblem(
-                            doc.problem(
-                                where,
-                                f"{noun} {name}: {noun}.driver and {noun}.file conflict; "
-                                f"only use {noun}.driver",
-                                RULE_LOAD,
-                            )
-                        )
-                elif not obj["file"]:
+            try:
+                out[name] = self.entry(doc, section, kind, name, raw)
+            except _LoadProblem as exc:
+                problems.extend(exc.problems)
+        return out
+
+    def entry(self, doc: Document, section: str, kind: GoType, name: str, raw: Any) -> Any:
+        """One network, volume, secret or config; a _LoadProblem if it cannot load."""
+        where: Path = (section, name)
+        obj = _decode(doc, raw, kind, where)
+        external = obj["external"]
+        if section in ("secrets", "configs"):
+            obj["__extras__"] = _x_keys(raw) or None
+            noun = section[:-1]
+            if external["external"]:
+                self.external_name(doc, where, noun, obj)
+            elif obj["driver"]:
+                if obj["file"]:
                     raise _LoadProblem(
                         doc.problem(
                             where,
-                            f"{noun} {name} needs `file:` (a file in this repository) or "
-                            "`external: true` (an object that already exists)",
+                            f"{noun} {name}: {noun}.driver and {noun}.file conflict; "
+                            f"only use {noun}.driver",
                             RULE_LOAD,
                         )
                     )
-                else:
-                    obj["file"] = self.resolve(doc, (*where, "file"), obj["file"])
-            elif external["external"]:
-                if section == "volumes":
-                    for key in ("driver", "driver_opts", "labels"):
-                        if obj[key]:
-                            raise _LoadProblem(
-                                doc.problem(
-                                    where,
-                                    f'conflicting parameters "external" and "{key}" specified '
-                                    f'for volume "{name}"',
-                                    RULE_LOAD,
-                                )
+            elif not obj["file"]:
+                raise _LoadProblem(
+                    doc.problem(
+                        where,
+                        f"{noun} {name} needs `file:` (a file in this repository) or "
+                        "`external: true` (an object that already exists)",
+                        RULE_LOAD,
+                    )
+                )
+            else:
+                obj["file"] = self.resolve(doc, (*where, "file"), obj["file"])
+        elif external["external"]:
+            if section == "volumes":
+                for key in ("driver", "driver_opts", "labels"):
+                    if obj[key]:
+                        raise _LoadProblem(
+                            doc.problem(
+                                where,
+                                f'conflicting parameters "external" and "{key}" specified '
+                                f'for volume "{name}"',
+                                RULE_LOAD,
                             )
-                self.external_name(doc, where, section[:-1], obj)
-                obj["__extras__"] = _x_keys(raw) or None
-            out[name] = obj
-        return out
+                        )
+            self.external_name(doc, where, section[:-1], obj)
+            obj["__extras__"] = _x_keys(raw) or None
+        return obj
 
     def resolve(self, doc: Document, where: Path, written: str) -> str:
         """A ``file:``/``env_file:`` path, relative to the first compose file's folder (as
@@ -396,6 +426,12 @@ def _get(data: Any, path: Path) -> Any:
     return data
 
 
+def _merge_message(where: Path, exc: DecodeError) -> str:
+    return (
+        f"{_dotted(where)}: cannot merge this file's value over the earlier files' ({exc.message})"
+    )
+
+
 def load_compose(
     sources: Sequence[tuple[str, bytes]], variables: Mapping[str, str], read: Reader
 ) -> Merged:
@@ -423,15 +459,27 @@ def load_compose(
     for override in files[1:]:
         for name, service in override.services.items():
             current = merged.services.get(name)
-            merged.services[name] = (
-                service if current is None else merge(current, service, ct.SERVICE)
-            )
+            try:
+                merged.services[name] = (
+                    service if current is None else merge(current, service, ct.SERVICE)
+                )
+            except DecodeError as exc:  # a list over a scalar in an x- extension, ...
+                where = ("services", name, *exc.path)
+                merged.problems.append(
+                    override.doc.problem(where, _merge_message(where, exc), RULE_LOAD)
+                )
         for section, kind in _SECTIONS.items():
-            merged.sections[section] = merge(
-                merged.sections.get(section) or {},
-                override.sections.get(section) or {},
-                map_of(kind),
-            )
+            try:
+                merged.sections[section] = merge(
+                    merged.sections.get(section) or {},
+                    override.sections.get(section) or {},
+                    map_of(kind),
+                )
+            except DecodeError as exc:
+                where = (section, *exc.path)
+                merged.problems.append(
+                    override.doc.problem(where, _merge_message(where, exc), RULE_LOAD)
+                )
     for loaded in files:
         _record_locations(merged, loaded.doc)
     return merged

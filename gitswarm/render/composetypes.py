@@ -190,8 +190,12 @@ def _parse_port_range(text: str) -> tuple[int, int]:
         raise GoError("empty string specified for ports")
 
     def parse_uint16(part: str) -> int:
-        if not part.isascii() or not part.isdigit() or int(part) > 65535:
-            raise GoError(f'strconv.ParseUint: parsing "{part}": invalid syntax')
+        # strconv.ParseUint(part, 10, 16), with messages that say which of its two
+        # failures it is
+        if not part.isascii() or not part.isdigit():
+            raise GoError(f"{part!r} is not a port number")
+        if int(part) > 65535:
+            raise GoError(f"{part} is out of range 1-65535")
         return int(part)
 
     if "-" not in text:
@@ -240,14 +244,14 @@ def parse_port_spec(raw: str) -> list[tuple[str, str, str]]:
         raise GoError(f"no port specified: {raw}<empty>")
     try:
         start, end = _parse_port_range(container)
-    except GoError:
-        raise GoError(f"invalid containerPort: {container}") from None
+    except GoError as exc:
+        raise GoError(f"invalid container port: {exc}") from None
     host_start = host_end = 0
     if host_port:
         try:
             host_start, host_end = _parse_port_range(host_port)
-        except GoError:
-            raise GoError(f"invalid hostPort: {host_port}") from None
+        except GoError as exc:
+            raise GoError(f"invalid host port: {exc}") from None
     if host_port and (end - start) != (host_end - host_start) and end != start:
         raise GoError(
             f"invalid ranges specified for container and host Ports: {container} and {host_port}"

@@ -21,7 +21,7 @@ target or None, slices are lists or None (nil), maps dicts or None, ``any`` is p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,12 +48,43 @@ MarshalFn = Callable[[Any], Any]
 
 
 class DecodeError(ValueError):
-    """A value cannot be decoded into its Go type; ``path`` says where."""
+    """A value cannot be decoded into its Go type; ``path`` says where. ``errors``: every
+    value of the document that cannot be decoded (this one first), so that one bad volume
+    does not hide the next."""
 
-    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+    def __init__(
+        self,
+        path: tuple[str | int, ...],
+        message: str,
+        *,
+        errors: Sequence[DecodeError] = (),
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
+        self.errors: tuple[DecodeError, ...] = tuple(errors) or (self,)
+
+    @classmethod
+    def of(cls, errors: Sequence[DecodeError]) -> DecodeError:
+        return cls(errors[0].path, errors[0].message, errors=errors)
+
+    def within(self, prefix: tuple[str | int, ...]) -> DecodeError:
+        """The same error seen from ``prefix`` up (merge() reports paths bottom-up)."""
+        return DecodeError((*prefix, *self.path), self.message)
+
+
+def _decode_each(items: Iterable[tuple[Any, Any, GoType, Path]]) -> dict[Any, Any]:
+    """Decode (key, data, type, path) items; raise one DecodeError with every failure."""
+    out: dict[Any, Any] = {}
+    failed: list[DecodeError] = []
+    for key, data, t, path in items:
+        try:
+            out[key] = decode(data, t, path)
+        except DecodeError as exc:
+            failed.extend(exc.errors)
+    if failed:
+        raise DecodeError.of(failed)
+    return out
 
 
 @dataclass(eq=False)
@@ -210,20 +241,23 @@ def decode(data: Any, t: GoType, path: Path = ()) -> Any:
         if not isinstance(data, dict):
             raise DecodeError(path, f"expected a mapping, got {_type_word(data)}")
         out = zero(t)
-        for fl in t.fields:
-            if fl.inline:
-                continue
-            if fl.key in data:
-                out[fl.key] = decode(data[fl.key], fl.type, (*path, fl.key))
+        out.update(
+            _decode_each(
+                (fl.key, data[fl.key], fl.type, (*path, fl.key))
+                for fl in t.fields
+                if not fl.inline and fl.key in data
+            )
+        )
         return out
     if kind == "slice":
         if not isinstance(data, list):
             raise DecodeError(path, f"expected a list, got {_type_word(data)}")
-        return [decode(item, _elem(t), (*path, i)) for i, item in enumerate(data)]
+        items = _decode_each((i, item, _elem(t), (*path, i)) for i, item in enumerate(data))
+        return [items[i] for i in range(len(data))]
     if kind == "map":
         if not isinstance(data, dict):
             raise DecodeError(path, f"expected a mapping, got {_type_word(data)}")
-        return {str(k): decode(v, _elem(t), (*path, str(k))) for k, v in data.items()}
+        return _decode_each((str(k), v, _elem(t), (*path, str(k))) for k, v in data.items())
     if kind == "str":
         if isinstance(data, YamlTimestamp):
             raise DecodeError(path, "expected type 'string', got unconvertible type 'time.Time'")
@@ -265,7 +299,13 @@ def merge(dst: Any, src: Any, t: GoType) -> Any:
         return t.merge(dst, src)
     kind = t.kind
     if kind == "struct":
-        return {fl.key: merge(dst[fl.key], src[fl.key], fl.type) for fl in t.fields}
+        out = {}
+        for fl in t.fields:
+            try:
+                out[fl.key] = merge(dst[fl.key], src[fl.key], fl.type)
+            except DecodeError as exc:
+                raise exc.within(() if fl.inline else (fl.key,)) from None
+        return out
     if kind == "map":
         return _merge_map(dst, src, t)
     if kind == "slice":
@@ -307,10 +347,17 @@ def _merge_map(dst: Any, src: Any, t: GoType) -> Any:
             dyn = _dynamic(s)
             if dyn == "map":
                 if exists and isinstance(d, dict):
-                    out[key] = _merge_map(d, s, map_of(ANY))
+                    try:
+                        out[key] = _merge_map(d, s, map_of(ANY))
+                    except DecodeError as exc:
+                        raise exc.within((key,)) from None
             elif dyn == "slice":
                 if exists and d is not None and not isinstance(d, list):
-                    raise DecodeError((key,), "cannot append two slices with different type")
+                    raise DecodeError(
+                        (key,),
+                        "cannot append two slices with different type: a list cannot be "
+                        "merged over a value that is not a list",
+                    )
                 out[key] = list(d or []) + list(s)
             keep = dyn == "slice" or (dyn == "map" and isinstance(d, dict))
             if exists and not is_empty(d, ANY) and keep:
@@ -324,7 +371,10 @@ def _merge_map(dst: Any, src: Any, t: GoType) -> Any:
             # deepMerge through a pointer or a map changes the target in place, and
             # the emptiness check below sees the merged value
             if exists and d is not None:
-                out[key] = merge(d, s, et)
+                try:
+                    out[key] = merge(d, s, et)
+                except DecodeError as exc:
+                    raise exc.within((key,)) from None
             check = out.get(key)
         elif et.kind == "slice":
             out[key] = list(d or []) + list(s)

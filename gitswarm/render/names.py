@@ -55,6 +55,25 @@ def service_name_problem(stack: str, service: str) -> str | None:
     return None
 
 
+def stack_name_problem(stack: str) -> str | None:
+    """Why no service could be named ``<stack>_<service>`` in Swarm, or None. The daemon
+    checks only the full service name; a stack name that fails for any service is
+    reported once, for the stack."""
+    if not SERVICE_NAME.match(f"{stack}_x"):
+        return (
+            f"stack name {stack!r} is not valid for Swarm: use letters, digits, '-' and '_' "
+            "(no '.'), starting with a letter or digit"
+        )
+    longest = MAX_SERVICE_NAME - 2  # room for "_" and a one-character service name
+    if len(stack) > longest:
+        return (
+            f"stack name {stack!r} is {len(stack)} characters, too long for Swarm: each "
+            f"service is named <stack>_<service> in at most {MAX_SERVICE_NAME} characters, "
+            f"so a stack name can have at most {longest}; shorten it"
+        )
+    return None
+
+
 def object_name(stack: str, key: str, digest: str) -> str | None:
     """``<stack>_<key>_<digest>`` within Swarm's 64 characters: the key is shortened if
     needed (the digest keeps names of different content apart). None if impossible."""

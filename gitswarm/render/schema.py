@@ -21,7 +21,7 @@ from jsonschema.exceptions import ValidationError as SchemaViolation
 from gitswarm.errors import Problem
 from gitswarm.render.composetypes import parse_port_spec
 from gitswarm.render.golang import GoError, parse_duration, sprint
-from gitswarm.repo.yamlsrc import Document
+from gitswarm.repo.yamlsrc import INTEGER_RANGE, Document, YamlBigInteger
 
 DEFAULT_VERSION = "3.13"
 RULE = "compose-schema"
@@ -99,6 +99,8 @@ def _types(expected: Any) -> list[str]:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, YamlBigInteger):
+        return value.written  # as written, not as the float64 yaml.v3 makes of it
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -112,6 +114,17 @@ def _unknown_keys(error: SchemaViolation) -> list[str]:
 
 Located = tuple[tuple[str | int, ...], Problem]
 
+_FORMAT_WORDS = {"ports": "port mapping"}
+
+_NAME_RULES = {
+    "^[a-zA-Z0-9._-]+$": "use only ASCII letters (a-z, A-Z), digits (0-9), '.', '_' and '-'",
+    "^[a-z]+$": "use only lower-case letters a-z",
+}
+
+
+def _name_rule(pattern: str) -> str:
+    return _NAME_RULES.get(pattern, f"names must match {pattern}")
+
 
 def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
     path = tuple(error.absolute_path)
@@ -119,24 +132,27 @@ def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
     validator = error.validator
     if validator == "additionalProperties":
         out = []
+        names = [p for p in _schema_of(error).get("patternProperties", {}) if p != "^x-"]
         for key in _unknown_keys(error):
             scope = f"in {where}" if path else "at the top level"
             where_key = (*path, key)
-            out.append(
-                (
-                    where_key,
-                    doc.problem(
-                        where_key,
-                        f"unknown key {key!r} {scope}; check its spelling and indentation "
-                        "(extension keys must start with x-)",
-                        RULE,
-                    ),
+            if names and not key.startswith("x-"):
+                # a mapping of names (services, networks, ulimits, ...): the key is a name
+                # with characters the schema does not allow, not a misspelt setting
+                message = f"{where}: {key!r} is not a valid name: {_name_rule(names[0])}"
+            else:
+                message = (
+                    f"unknown key {key!r} {scope}; check its spelling and indentation "
+                    "(extension keys must start with x-)"
                 )
-            )
+            out.append((where_key, doc.problem(where_key, message, RULE)))
         return out
     if validator == "type":
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in _types(_value_of(error)))
         message = f"{where} must be {words}, not {_describe(error.instance)}"
+        if isinstance(error.instance, YamlBigInteger):
+            low, high = INTEGER_RANGE
+            message += f": a compose file's integers range from {low} to {high}"
     elif validator in ("oneOf", "anyOf"):
         context = list(error.context or [])
         same_level = [c for c in context if tuple(c.absolute_path) == path]
@@ -151,7 +167,10 @@ def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
             words = " or ".join(dict.fromkeys(expected))
             message = f"{where} must be {words}, not {_describe(error.instance)}"
         elif context:
-            deepest = max(context, key=lambda c: len(c.absolute_path))
+            # the branch whose type matched says what is wrong ("70000:80" is a string
+            # with a bad port), not the branches of other types ("must be a number")
+            relevant = [c for c in context if c.validator != "type"] or context
+            deepest = max(relevant, key=lambda c: len(c.absolute_path))
             return _problems_for(deepest, doc)
         else:  # pragma: no cover - jsonschema always gives context for oneOf
             message = f"{where}: {error.message}"
@@ -161,7 +180,8 @@ def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
         allowed = ", ".join(repr(v) for v in _value_of(error))
         message = f"{where} must be one of {allowed}, not {_describe(error.instance)}"
     elif validator == "format":
-        message = f"{where}: {_describe(error.instance)} is not a valid {_value_of(error)}"
+        kind = _FORMAT_WORDS.get(_value_of(error), _value_of(error))
+        message = f"{where}: {_describe(error.instance)} is not a valid {kind}"
         if error.cause is not None:
             message += f" ({error.cause})"
     elif validator == "uniqueItems":

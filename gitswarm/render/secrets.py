@@ -14,6 +14,9 @@ import pyrage
 
 from gitswarm.errors import SecretError
 
+# The text of age's DecryptError::NoMatchingKeys as pyrage passes it on.
+NO_MATCHING_KEYS = "No matching keys found"
+
 
 class Identity:
     """An age identity (private key). ``repr`` never shows the key."""
@@ -42,16 +45,30 @@ class Identity:
         """The text of an age key file (the format `age-keygen` writes)."""
         return f"# created: {created}\n# public key: {self.recipient}\n{self._identity}\n"
 
-    def decrypt(self, data: bytes, *, source: str) -> bytes:
+    def decrypt(
+        self, data: bytes, *, source: str, encrypt: str = "gitswarm secret encrypt"
+    ) -> bytes:
+        """The plaintext of an age file. A SecretError says which of the two failures it
+        is: the file is not for this identity, or it is not a whole age file at all
+        (truncated, corrupted, edited). ``encrypt`` is the command that makes a new one."""
         try:
             return bytes(pyrage.decrypt(data, [self._identity]))
-        except Exception as exc:  # pyrage.DecryptError and friends
+        except pyrage.DecryptError as exc:
+            # pyrage has one exception class; age's NoMatchingKeys is the only error that
+            # means "a sound file for other recipients" -- every other one (I/O "failed to
+            # fill whole buffer", "decryption error", invalid header or MAC) a broken file
+            if str(exc) == NO_MATCHING_KEYS:
+                raise SecretError(
+                    f"{source} is encrypted to other keys, not to the identity of this "
+                    f"environment (public key {self.recipient}); encrypt it again for this "
+                    f"environment with `{encrypt}`",
+                    reason="SecretDecryptFailed",
+                ) from None
             raise SecretError(
-                f"{source}: cannot decrypt with the identity of this environment "
-                f"(public key {self.recipient}); was it encrypted to another key? "
-                "Re-encrypt it with `gitswarm secret encrypt`",
+                f"{source} is not a complete age file (truncated or corrupted: {exc}); "
+                f"encrypt the value again with `{encrypt}`",
                 reason="SecretDecryptFailed",
-            ) from exc
+            ) from None
 
     def name_key(self) -> bytes:
         """A key for naming secrets: derived from the identity, never the identity itself."""

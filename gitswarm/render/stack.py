@@ -78,7 +78,12 @@ from gitswarm.render import composetypes as ct
 from gitswarm.render.compose import Merged, load_compose
 from gitswarm.render.envfile import parse_env_file
 from gitswarm.render.gotypes import zero
-from gitswarm.render.names import image_problem, object_name, service_name_problem
+from gitswarm.render.names import (
+    image_problem,
+    object_name,
+    service_name_problem,
+    stack_name_problem,
+)
 from gitswarm.render.secrets import Identity, keyed_digest
 from gitswarm.repo.config import check_name
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -482,7 +487,11 @@ def _objects(
                     )
                     continue
                 try:
-                    data = identity.decrypt(raw, source=path)
+                    data = identity.decrypt(
+                        raw,
+                        source=path,
+                        encrypt=f"gitswarm secret encrypt --env {context.env.name} {key}",
+                    )
                 except SecretError as exc:
                     problems.append(
                         merged.problem((*where, "file"), f"secret {key}: {exc}", RULE_SECRET)
@@ -609,17 +618,9 @@ def render_stack(
     context = _resolve(config, app_name, env_name)
     label = f"{context.app.name} in {context.env.name}"
     problems: list[Problem] = []
-    naming = service_name_problem(context.stack, "x")
+    naming = stack_name_problem(context.stack)
     if naming:
-        problems.append(
-            _app_problem(
-                context.app,
-                ("stack",),
-                f"stack name {context.stack!r} is not valid for Swarm: use letters, digits, "
-                "'-' and '_'",
-                RULE_NAME,
-            )
-        )
+        problems.append(_app_problem(context.app, ("stack",), naming, RULE_NAME))
     variables = variables_for(tree, context, problems)
     sources = _compose_sources(tree, context, problems)
     _fail(problems, f"cannot render {label}")

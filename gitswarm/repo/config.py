@@ -44,7 +44,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 from jsonschema.exceptions import ValidationError as SchemaViolation
@@ -141,6 +141,15 @@ def _schema_problems(doc: Document, data: Any, definition: str | None) -> list[P
     return problems
 
 
+# What the patterns of gitswarm_schema.json mean, in words (a regex is no help to a user).
+_PATTERN_HELP = {
+    "^([a-zA-Z0-9_-]|\\{env\\}|\\{app\\})+$": (
+        "a stack name uses letters, digits, '-' and '_', and the placeholders {env} and {app}"
+    ),
+    "^(unix|tcp|ssh)://[^\\s]+$": "a target url is unix://PATH, tcp://HOST:PORT or ssh://USER@HOST",
+}
+
+
 def _describe(doc: Document, error: SchemaViolation) -> list[Problem]:
     path = tuple(error.absolute_path)
     where = _dotted(path) or "the top level"
@@ -184,6 +193,8 @@ def _describe(doc: Document, error: SchemaViolation) -> list[Problem]:
         message = f"{where} must be one of {allowed}, not {error.instance!r}"
     elif error.validator == "pattern" and "age1" in str(_value_of(error)):
         message = f"{where}: {error.instance!r} is not an age public key (age1...)"
+    elif error.validator == "pattern" and str(_value_of(error)) in _PATTERN_HELP:
+        message = f"{where}: {error.instance!r} is not valid: {_PATTERN_HELP[_value_of(error)]}"
     else:
         message = f"{where}: {error.message}"
     return [doc.problem(path, message, RULE)]
@@ -476,7 +487,7 @@ def load_config(tree: Tree) -> RepoConfig:
         )
     doc = _read(tree, CONFIG_FILE, problems)
     if doc is None:
-        raise ConfigError(f"{CONFIG_FILE} is not valid", problems=problems)
+        _raise(problems)
     data: dict[str, Any] = doc.data
     problems.extend(_schema_problems(doc, data, None))
     if problems:
@@ -593,6 +604,6 @@ def load_config(tree: Tree) -> RepoConfig:
     )
 
 
-def _raise(problems: list[Problem]) -> None:
+def _raise(problems: list[Problem]) -> NoReturn:
     lines = "\n".join(f"  {p}" for p in problems)
     raise ConfigError(f"the repository settings are not valid:\n{lines}", problems=problems)

@@ -44,6 +44,7 @@ from ruamel.yaml.events import (
     StreamEndEvent,
     StreamStartEvent,
 )
+from ruamel.yaml.reader import ReaderError
 
 from gitswarm.errors import Problem, YamlError
 
@@ -238,6 +239,24 @@ def _timestamp(text: str) -> YamlTimestamp | None:
     return out
 
 
+class YamlBigInteger(float):
+    """An integer written beyond 64 bits (``replicas: 99999999999999999999999``): yaml.v3
+    decodes it into a float64 and so does :func:`resolve_plain`, but messages show it as
+    ``written``, not as ``1e+23``."""
+
+    __slots__ = ("written",)
+    written: str
+
+    def __new__(cls, value: float, written: str) -> YamlBigInteger:
+        out = super().__new__(cls, value)
+        out.written = written
+        return out
+
+    def __reduce__(self) -> tuple[type[YamlBigInteger], tuple[float, str]]:
+        return (YamlBigInteger, (float(self), self.written))
+
+
+_DECIMAL = re.compile(r"^[-+]?[0-9]+$")
 _SPECIALS: dict[str, Any] = {
     "true": True,
     "True": True,
@@ -264,6 +283,7 @@ _SPECIALS: dict[str, Any] = {
     "-.INF": -math.inf,
 }
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+INTEGER_RANGE = (_INT64_MIN, _UINT64_MAX)  # what a YAML integer can be (int64 or uint64)
 
 
 def _go_parse_int(text: str) -> int | None:
@@ -318,9 +338,12 @@ def resolve_plain(text: str) -> Any:
             return number
         if _YAML_FLOAT.match(plain):
             try:
-                return float(plain)
+                real = float(plain)
             except ValueError:  # pragma: no cover - the regex admits only floats
                 return text
+            if _DECIMAL.match(plain) and not _INT64_MIN <= int(plain) <= _UINT64_MAX:
+                return YamlBigInteger(real, text)
+            return real
     return text
 
 
@@ -426,13 +449,30 @@ class _Builder:
             return node.value
         if tag in ("!!int", "!!float", "!!bool", "!!null"):
             value = resolve_plain(node.value)
-            if tag == "!!float" and isinstance(value, int) and not isinstance(value, bool):
+            if tag == "!!float" and isinstance(value, int | float) and not isinstance(value, bool):
                 return float(value)
             expected = {"!!int": int, "!!float": float, "!!bool": bool, "!!null": type(None)}[tag]
             if type(value) is not expected:
                 raise self.error(node, f"cannot decode {node.value!r} as a {tag}")
             return value
         raise self.error(node, f"unsupported YAML tag {tag}")
+
+
+def _reader_problem(exc: ReaderError, text: str, file: str) -> Problem:
+    """A character YAML does not allow (NUL, other control characters), at its line and
+    column -- ruamel.yaml's own message names a ``"<file>"`` placeholder and an offset."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else 0
+    what = "a NUL byte (is it a binary file?)" if code == 0 else f"the character U+{code:04X}"
+    return Problem(
+        f"{what} is not allowed in YAML; remove it",
+        file=file,
+        line=line,
+        column=column,
+        rule="yaml",
+    )
 
 
 def parse_yaml(text: bytes | str, file: str) -> Document:
@@ -467,6 +507,8 @@ def parse_yaml(text: bytes | str, file: str) -> Document:
         raise YamlError(
             problems=[Problem(message, file=file, line=line, column=column, rule="yaml")]
         ) from None
+    except ReaderError as exc:
+        raise YamlError(problems=[_reader_problem(exc, text, file)]) from None
     except YAMLError as exc:
         raise YamlError(problems=[Problem(str(exc), file=file, rule="yaml")]) from None
     if len(documents) > 1:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from gitswarm.errors import ConfigError
 from gitswarm.policy import RULES, parse_settings
+from gitswarm.repo.yamlsrc import parse_yaml
 
 
 def problems(raw: Any) -> list[str]:
@@ -163,15 +162,25 @@ environments:
 """
 
 
-def test_errors_carry_the_line_in_gitswarm_yml() -> None:
-    doc = YAML().load(io.StringIO(GITSWARM_YML))
-    raw = doc["environments"]["production"]["policies"]
+def test_errors_carry_the_line_column_and_rule_in_gitswarm_yml() -> None:
+    doc = parse_yaml(GITSWARM_YML, "gitswarm.yml")
+    prefix = ("environments", "production", "policies")
+    positions = {p[3:]: where for p, where in doc.positions.items() if p[:3] == prefix}
+    raw = doc.data["environments"]["production"]["policies"]
     with pytest.raises(ConfigError) as info:
-        parse_settings(raw, env="production")
-    lines = {p.message.split(":")[0]: p.line for p in info.value.problems}
-    assert lines == {
-        "environments.production.policies.required_healthcheck": 5,
-        "environments.production.policies.no_privileged_containers.exempt.node-exporter": 9,
-        "environments.production.policies.deployment_windows.allow.1": 14,
+        parse_settings(raw, env="production", positions=positions)
+    found = {p.message.split(":")[0]: (p.line, p.column, p.rule) for p in info.value.problems}
+    assert found == {
+        "environments.production.policies.required_healthcheck": (5, 7, "required_healthcheck"),
+        "environments.production.policies.no_privileged_containers.exempt.node-exporter": (
+            9,
+            11,
+            "no_privileged_containers",
+        ),
+        "environments.production.policies.deployment_windows.allow.1": (
+            14,
+            13,
+            "deployment_windows",
+        ),
     }
-    assert "gitswarm.yml:5: " in str(info.value)
+    assert "gitswarm.yml:5:7: " in str(info.value)

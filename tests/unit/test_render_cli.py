@@ -228,7 +228,7 @@ BAD_INPUTS = {
     ),
     "symlink-out": (_symlink_out, "points outside the repository"),
     "50-mb-config": (_huge_config, "52428800 bytes, over the limit of 1048576 bytes"),
-    "secret-for-another-key": (_other_key, "cannot decrypt with the identity of this environment"),
+    "secret-for-another-key": (_other_key, "is encrypted to other keys, not to the identity of"),
     "unset-variable": (
         lambda r: _set(r, "environments/development/.env", "REGISTRY=127.0.0.1:5000\n"),
         "variable APP_VERSION is not set",

@@ -351,8 +351,8 @@ def test_a_secret_encrypted_to_another_key() -> None:
     error = render_error(files)
     assert isinstance(error, SecretError) and error.reason == "SecretDecryptFailed"
     assert (
-        "environments/dev/db_password.age: cannot decrypt with the identity of this environment"
-        in str(error)
+        "environments/dev/db_password.age is encrypted to other keys, not to the identity of "
+        "this environment" in str(error)
     )
     assert "base/docker-compose.yml:22:5" in str(error)
 
