@@ -155,9 +155,9 @@ def test_development_cannot_decrypt_production_s_secret_through_gitswarm_yml(
     assert code == 2
     assert (
         "environments/development/docker-compose.yml:21:5: secret jwt_secret: "
-        f"{DEV_SECRETS}/stolen.age: cannot decrypt with the identity of this environment "
-        f"(public key {dev.recipient}); was it encrypted to another key? Re-encrypt it with "
-        "`gitswarm secret encrypt` [secret]"
+        f"{DEV_SECRETS}/stolen.age is encrypted to other keys, not to the identity of this "
+        f"environment (public key {dev.recipient}); encrypt it again for this environment "
+        "with `gitswarm secret encrypt --env development jwt_secret` [secret]"
     ) in out.splitlines()
 
 
