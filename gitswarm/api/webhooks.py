@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from gitswarm.api import json_body
 from gitswarm.api.errors import Unauthorized
 from gitswarm.errors import UsageError
 
@@ -151,10 +151,7 @@ def verify_generic(headers: Headers, body: bytes, secrets: tuple[str, ...]) -> N
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"the body is not JSON: {exc}") from None
+    data = json_body.loads(body, "the body")  # bounded in depth before parsing
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object")
     return data
