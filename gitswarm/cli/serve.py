@@ -324,7 +324,9 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         metrics=metrics,
     )
     host, port = config.host_port
-    api_settings: ApiSettings = settings_from_mapping(config.api, audit=store.audit)
+    api_settings: ApiSettings = settings_from_mapping(
+        config.api, audit=store.audit, deliveries=store
+    )
     api_settings = replace(api_settings, host=host, port=port)
     app = create_app(agent, api_settings, metrics)
     handle = serve_in_thread(app, host, port)

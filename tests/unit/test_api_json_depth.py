@@ -6,6 +6,7 @@ traceback in the log."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from gitswarm.api import ApiSettings, Grant, WebhookSecrets, create_app, hash_token, json_body
-from gitswarm.api.webhooks import sign
+from gitswarm.api.webhooks import sign, sign_generic
 from gitswarm.errors import UsageError
 from tests.fake_agent import FakeAgent, client_for
 
@@ -32,7 +33,7 @@ def signed(provider: str, body: bytes) -> dict[str, str]:
         "github": {"X-GitHub-Event": "push", "X-Hub-Signature-256": f"sha256={digest}"},
         "gitlab": {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": SECRET},
         "gitea": {"X-Gitea-Event": "push", "X-Gitea-Signature": digest},
-        "generic": {"X-Signature-256": f"sha256={digest}"},
+        "generic": {"X-Gitswarm-Signature": sign_generic(SECRET, body, int(time.time()))},
     }[provider]
 
 

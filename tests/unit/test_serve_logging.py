@@ -6,13 +6,14 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from gitswarm.api import ApiSettings, Grant, WebhookSecrets, create_app, hash_token, serve_in_thread
-from gitswarm.api.webhooks import sign
+from gitswarm.api.webhooks import sign, sign_generic
 from gitswarm.cli.serve import load_serve_config, setup_logging
 from gitswarm.errors import ConfigError, UsageError
 from gitswarm.reconcile.metrics import Metrics
@@ -76,7 +77,7 @@ def _requests() -> list[tuple[str, str, dict[str, str], bytes]]:
         ("github", {"X-GitHub-Event": "push", "X-Hub-Signature-256": f"sha256={digest}"}),
         ("gitlab", {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": WEBHOOK_SECRET}),
         ("gitea", {"X-Gitea-Event": "push", "X-Gitea-Signature": digest}),
-        ("generic", {"X-Signature-256": f"sha256={digest}"}),
+        ("generic", {"X-Gitswarm-Signature": sign_generic(WEBHOOK_SECRET, body, int(time.time()))}),
     ]
     out = [("POST", f"/webhooks/{name}", headers, body) for name, headers in hooks]
     for path in (
