@@ -164,13 +164,16 @@ class AgentRig:
         if sign:
             digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Hub-Signature-256"] = f"sha256={digest}"
-        response = httpx.post(f"{self.handle.url}/webhooks/github", content=body, headers=headers)
-        return response.status_code
+        url = f"{self.handle.url}/webhooks/github"
+        # 30 s, not httpx's 5: a burst of 100 on a loaded 2-core machine queues on the
+        # store's writer (each push claims its delivery and is audited).
+        return httpx.post(url, content=body, headers=headers, timeout=30).status_code
 
     def send(self, provider: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         """A request to a webhook endpoint exactly as given (a captured one, replayed)."""
         assert self.handle is not None
-        return httpx.post(f"{self.handle.url}/webhooks/{provider}", content=body, headers=headers)
+        url = f"{self.handle.url}/webhooks/{provider}"
+        return httpx.post(url, content=body, headers=headers, timeout=30)
 
 
 @contextmanager
