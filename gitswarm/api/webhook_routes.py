@@ -58,7 +58,7 @@ DESCRIPTIONS = {
     "gitlab": "GitLab push (X-Gitlab-Event: Push Hook, X-Gitlab-Token: the shared secret).",
     "gitea": "Gitea/Forgejo push (X-Gitea-Event: push, X-Gitea-Signature: hex HMAC).",
     "generic": "Any sender: X-Gitswarm-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "
-    "'<t>.<body>'>, t within the tolerance (300 s); optional JSON body "
+    "'<t>.<body>'>, t within api.webhook_tolerance (default 300 s); optional JSON body "
     '{"ref", "after", "actor", "app", "env"} (audited; the agent deploys the branch head).',
 }
 
