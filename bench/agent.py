@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -166,6 +167,7 @@ class AgentProcess:
         digest = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
         headers = {
             "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-Hub-Signature-256": f"sha256={digest}",
             "Content-Type": "application/json",
         }

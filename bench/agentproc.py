@@ -260,7 +260,9 @@ def main() -> int:
         notifier=notifier,
         metrics=metrics,
     )
-    api = settings_from_mapping({"webhooks": {"github": config["webhook_secret"]}})
+    api = settings_from_mapping(
+        {"webhooks": {"github": config["webhook_secret"]}}, audit=store.audit, deliveries=store
+    )
     handle = serve_in_thread(create_app(agent, api, metrics), "127.0.0.1", 0)
     agent.start()
     leader = agent.wait_leader(30)

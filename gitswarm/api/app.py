@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 import gitswarm
 from gitswarm.api import v1, webhook_routes
 from gitswarm.api.errors import (
+    LastResort,
     on_gitswarm_error,
     on_http_exception,
-    on_unexpected,
     on_validation_error,
 )
 from gitswarm.api.plumbing import call
@@ -50,7 +50,7 @@ def create_app(
     app.add_exception_handler(GitswarmError, on_gitswarm_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(LastResort)  # inside Starlette's ServerErrorMiddleware: it never re-raises
     app.include_router(v1.build_router(agent, settings))
     app.include_router(webhook_routes.build_router(agent, settings, metrics))
 

@@ -4,8 +4,8 @@
 
 The agent raises errors of ``gitswarm.errors``; this module maps them by class (the
 table below) and adds the few the HTTP edge needs itself. Anything else that escapes a
-handler is logged with its traceback and answered as a bare 500 ``InternalError``: its
-text could quote anything, so it never goes out.
+handler is logged once with its traceback (``LastResort``) and answered as a bare 500
+``InternalError``: its text could quote anything, so it never goes out.
 
     error (gitswarm.errors or here)       status
     Unauthorized                          401  (+ WWW-Authenticate: Bearer)
@@ -29,8 +29,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitswarm.errors import (
     GitswarmError,
@@ -192,6 +193,43 @@ async def on_http_exception(_request: Request, exc: Exception) -> Response:
     return response
 
 
-async def on_unexpected(_request: Request, exc: Exception) -> Response:
-    log.error("unexpected error in an API handler", exc_info=exc)
-    return error_response(InternalError("internal error; the agent's log has the details"))
+class LastResort:
+    """ASGI middleware: anything that escapes a handler (not a gitswarm error, which the
+    handlers above answer) is logged once, with a plain traceback, and answered as a bare
+    500 ``InternalError``.
+
+    It stops the exception here. Starlette's own last handler re-raises after answering,
+    so that the server logs it too: uvicorn's "Exception in ASGI application" would log
+    the same traceback a second time, and a huge one (a RecursionError) twice over.
+    A client that went away mid-request is one line, not a traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except ClientDisconnect:
+            log.info("%s %s: the client disconnected", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            log.error(
+                "unexpected error in %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                exc_info=exc,
+            )
+            if not started:
+                error = InternalError("internal error; the agent's log has the details")
+                await error_response(error)(scope, receive, send)

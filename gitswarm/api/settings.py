@@ -15,11 +15,14 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from gitswarm.api.deliveries import DeliveryLog, MemoryDeliveries
+from gitswarm.api.webhooks import TOLERANCE
 from gitswarm.errors import ConfigError, Problem
 from gitswarm.repo.config import NAME_PATTERN
 
@@ -157,7 +160,11 @@ class ApiSettings:
     max_body_bytes: int = 1024 * 1024  # any request body; larger -> 413
     history_limit: int = 50  # default ``limit`` of GET /api/v1/history
     max_history_limit: int = 1000  # the largest ``limit`` accepted
+    webhook_tolerance: int = TOLERANCE  # seconds a generic webhook's timestamp may be off
     audit: AuditSink = field(default=log_audit, compare=False)
+    # Deliveries already acted on (replays are refused): the state store in `serve`.
+    deliveries: DeliveryLog = field(default_factory=MemoryDeliveries, compare=False, repr=False)
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         tokens = {normalise_token_hash(k): v for k, v in self.tokens.items()}
@@ -171,6 +178,8 @@ class ApiSettings:
             raise ConfigError("api max_body_bytes must be positive")
         if not 1 <= self.history_limit <= self.max_history_limit:
             raise ConfigError("api history_limit must be between 1 and max_history_limit")
+        if not 1 <= self.webhook_tolerance <= 3600:
+            raise ConfigError("api webhook_tolerance must be between 1 and 3600 seconds")
 
 
 _SCALARS: dict[str, type] = {
@@ -180,6 +189,7 @@ _SCALARS: dict[str, type] = {
     "max_body_bytes": int,
     "history_limit": int,
     "max_history_limit": int,
+    "webhook_tolerance": int,
 }
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 
@@ -188,6 +198,7 @@ def settings_from_mapping(
     data: Mapping[str, Any],
     *,
     audit: AuditSink | None = None,
+    deliveries: DeliveryLog | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ApiSettings:
     """ApiSettings from the ``api:`` section of the serve config file.
@@ -200,6 +211,7 @@ def settings_from_mapping(
         max_body_bytes: 1048576
         history_limit: 50
         max_history_limit: 1000
+        webhook_tolerance: 300        # generic webhooks: seconds t= may be off the clock
         tokens:                       # SHA-256 of each token: `gitswarm.api.hash_token`
           "sha256:9f86d081...":       #   or `printf %s "$TOKEN" | sha256sum`
             user: alice
@@ -227,6 +239,8 @@ def settings_from_mapping(
     kwargs["webhooks"] = _webhooks(data.get("webhooks") or {}, environ)
     if audit is not None:
         kwargs["audit"] = audit
+    if deliveries is not None:
+        kwargs["deliveries"] = deliveries
     return ApiSettings(**kwargs)
 
 

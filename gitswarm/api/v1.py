@@ -9,7 +9,6 @@ happens (503) — an action that cannot be accounted for is not taken.
 
 # No `from __future__ import annotations` here: FastAPI reads the routes' annotations at
 # run time, and they name aliases local to build_router (Who, AppName, EnvName).
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
+from gitswarm.api import json_body
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
@@ -189,10 +189,7 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
 def _sync_options(body: bytes) -> Mapping[str, str]:
     if not body.strip():
         return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise UsageError("the body must be a JSON object (or empty)") from None
+    data = json_body.loads(body, "the body")  # bounded in depth before parsing
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object (or empty)")
     unknown = sorted(set(data) - {"revision", "reason", "override_window"})

@@ -3,12 +3,20 @@
 No bearer token here: the signature is the authentication. Each request is counted once
 in ``metrics.webhook_requests{provider, result}`` whatever its fate, and logged with the
 provider, the result and the delivery id (never a signature, a token or the body).
+
+A push to the followed ref claims its delivery keys (``settings.deliveries``) before it
+is audited and triggered. A repeat is answered 200 ``{"ignored": "duplicate"}`` and
+audited as ``webhook-replay-refused``: 2xx as for any delivery already handled, so a
+forge's redelivery of one that worked shows as delivered (a failed one was released and
+goes through). Whatever the body says, the trigger carries no revision, app or
+environment: the agent looks at Git and deploys the followed branch's head.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
@@ -30,11 +38,14 @@ from gitswarm.api.webhooks import (
     FAILED,
     IGNORED,
     PROVIDERS,
+    REPLAYED,
     TOO_LARGE,
     UNAUTHORIZED,
     Ignore,
     Ping,
     Provider,
+    Signed,
+    delivery_id,
 )
 from gitswarm.errors import GitswarmError, NotFoundError, UsageError
 from gitswarm.reconcile.metrics import Metrics
@@ -46,8 +57,9 @@ DESCRIPTIONS = {
     "ping answered 200. JSON or form-encoded payloads.",
     "gitlab": "GitLab push (X-Gitlab-Event: Push Hook, X-Gitlab-Token: the shared secret).",
     "gitea": "Gitea/Forgejo push (X-Gitea-Event: push, X-Gitea-Signature: hex HMAC).",
-    "generic": "Any sender: X-Signature-256 (or X-Hub-Signature-256): sha256=HMAC of the "
-    'body; optional JSON body {"ref", "after", "actor", "app", "env"}.',
+    "generic": "Any sender: X-Gitswarm-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+    "'<t>.<body>'>, t within api.webhook_tolerance (default 300 s); optional JSON body "
+    '{"ref", "after", "actor", "app", "env"} (audited; the agent deploys the branch head).',
 }
 
 
@@ -72,7 +84,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> A
         finally:
             metrics.webhook_requests.labels(provider.name, result).inc()
             client = request.client.host if request.client else "-"
-            level = logging.WARNING if result in (UNAUTHORIZED, FAILED) else logging.INFO
+            level = logging.WARNING if result in (UNAUTHORIZED, FAILED, REPLAYED) else logging.INFO
             log.log(
                 level,
                 "webhook %s from %s: %s (delivery %s)",
@@ -86,38 +98,57 @@ def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> A
         provider: Provider, secrets: tuple[str, ...], request: Request
     ) -> tuple[JSONResponse, str, str | None]:
         body = await read_body(request, settings.max_body_bytes)
-        provider.verify(request.headers, body, secrets)
+        signed = Signed(secrets, settings.clock(), settings.webhook_tolerance)
+        provider.verify(request.headers, body, signed)
         event = provider.parse(request.headers, body)
+        delivery = delivery_id(event.delivery)
         if isinstance(event, Ping):
-            return ok_response({"ping": "pong"}), IGNORED, event.delivery
+            return ok_response({"ping": "pong"}), IGNORED, delivery
         if isinstance(event, Ignore):
-            return ok_response({"ignored": event.reason}, 202), IGNORED, event.delivery
+            return ok_response({"ignored": event.reason}, 202), IGNORED, delivery
         followed = await call(agent.followed_ref)
         if event.ref is not None and event.ref != followed:
-            return ok_response({"ignored": "ref"}, 202), IGNORED, event.delivery
-        details = {
-            "via": f"webhook:{provider.name}",
-            "result": "requested",
-            "ref": followed,
-            "revision": event.revision,
-            "pusher": event.actor,
-            "delivery": event.delivery,
-        }
+            return ok_response({"ignored": "ref"}, 202), IGNORED, delivery
+        actor = f"webhook:{provider.name}"
         target = f"{event.app or '*'}/{event.env or '*'}"
-        await call(settings.audit, f"webhook:{provider.name}", "sync", target, details)
-        queued = await call(
-            agent.trigger,
-            TriggerRequest(
-                trigger="webhook",
-                app=event.app,
-                env=event.env,
-                revision=event.revision,
-                ref=followed,
-                actor=event.actor,
-                reason=f"{provider.name} push to {followed}",
-            ),
-        )
-        return ok_response({"queued": queued}, 202), ACCEPTED, event.delivery
+        details = {
+            "via": actor,
+            "ref": followed,
+            "after": event.revision,  # what the body says; never what gets deployed
+            "pusher": event.actor,
+            "delivery": delivery,
+        }
+        keys = provider.keys(request.headers, body)
+        if not await call(settings.deliveries.claim_webhook_delivery, provider.name, keys):
+            await _audit_replay(actor, target, details)
+            return ok_response({"ignored": "duplicate"}), REPLAYED, delivery
+        try:
+            await call(settings.audit, actor, "sync", target, {**details, "result": "requested"})
+            queued = await call(
+                agent.trigger,
+                TriggerRequest(
+                    trigger="webhook",
+                    ref=followed,
+                    actor=event.actor,
+                    reason=f"{provider.name} push to {followed}",
+                ),
+            )
+        except BaseException:
+            # Nothing was done: the provider's redelivery must not be taken for a replay.
+            try:
+                await call(settings.deliveries.release_webhook_delivery, provider.name, keys)
+            except GitswarmError as exc:
+                log.warning("could not release a webhook delivery: [%s] %s", exc.reason, exc)
+            raise
+        return ok_response({"queued": queued}, 202), ACCEPTED, delivery
+
+    async def _audit_replay(actor: str, target: str, details: dict[str, Any]) -> None:
+        """A refused replay is audited; if that fails, the refusal still stands."""
+        try:
+            refused = {**details, "result": "refused"}
+            await call(settings.audit, actor, "webhook-replay-refused", target, refused)
+        except GitswarmError as exc:
+            log.warning("could not audit a refused webhook replay: [%s] %s", exc.reason, exc)
 
     def endpoint_for(provider: Provider) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
@@ -135,7 +166,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> A
             description=DESCRIPTIONS[name],
             status_code=202,
             responses={
-                200: {"description": "ping answered"},
+                200: {"description": "ping answered, or a delivery seen before (ignored)"},
                 **error_responses(400, 401, 404, 413, 500, 503),
             },
         )

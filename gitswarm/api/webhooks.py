@@ -2,30 +2,37 @@
 
 One request goes through the same steps for every provider (``handle`` in routes):
 
-    provider on? (404) -> body within the limit? (413) -> signature good? (401)
-    -> event understood? (400) -> a push to the followed ref? (202 ignored) -> trigger (202)
+    provider on? (404) -> body within the limit? (413) -> signature good, and for the
+    generic provider fresh? (401) -> event understood? (400) -> a push to the followed
+    ref? (202 ignored) -> delivery seen before? (200 ignored, audited) -> trigger (202)
 
 Nothing is triggered, audited or parsed before the signature holds. Signatures are
-HMAC-SHA256 over the raw body (GitLab: a shared token), compared with
+HMAC-SHA256 over the raw body (GitLab: a shared token; generic: over ``"<t>.<body>"``
+with a timestamp ``t`` that must be within ``tolerance`` seconds of now), compared with
 ``hmac.compare_digest`` against every configured secret of the provider (several allow
-rotation). A good push becomes ``TriggerRequest(trigger="webhook", ref, revision, actor)``;
-bursts are coalesced by the agent, not here: every accepted webhook reaches ``trigger``.
+rotation).
+
+A webhook is a hint to look at Git, never an instruction: a good push becomes
+``TriggerRequest(trigger="webhook", ref, actor)`` and the agent fetches the followed
+branch itself. The commit, app or environment a body names are recorded in the audit
+trail only. Replays are refused by delivery keys (``Provider.keys``): the provider's
+delivery id and a digest of the signed content, remembered by the state store.
 
 This module is the providers' knowledge (headers, payload shapes), without HTTP; the
-route in ``routes.py`` reads the body, counts the metric and calls the agent.
+route in ``webhook_routes.py`` reads the body, counts the metric and calls the agent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from gitswarm.api import json_body
 from gitswarm.api.errors import Unauthorized
 from gitswarm.errors import UsageError
 
@@ -37,6 +44,11 @@ TOO_LARGE = "too_large"
 BAD_REQUEST = "bad_request"
 DISABLED = "disabled"  # no secret configured for the provider: 404
 FAILED = "failed"  # the agent refused the trigger (its error is the answer)
+REPLAYED = "replayed"  # a delivery seen before: nothing done (200), audited
+
+# The generic provider's signature header: ``t=<unix seconds>,v1=<hex HMAC>``.
+GENERIC_HEADER = "X-Gitswarm-Signature"
+TOLERANCE = 300  # seconds a generic signature's timestamp may differ from the clock
 
 _REVISION = re.compile(r"^[0-9a-f]{7,64}$")
 _ZERO = re.compile(r"^0+$")
@@ -76,10 +88,22 @@ Headers = Mapping[str, str]  # case-insensitive, as Starlette's Headers
 
 
 @dataclass(frozen=True)
+class Signed:
+    """What a signature is checked against: the secrets, and for timestamped signatures
+    the time now (unix seconds) and how far from it a timestamp may be."""
+
+    secrets: tuple[str, ...]
+    now: float
+    tolerance: float = TOLERANCE
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
-    verify: Callable[[Headers, bytes, tuple[str, ...]], None]  # raises Unauthorized
+    verify: Callable[[Headers, bytes, Signed], None]  # raises Unauthorized
     parse: Callable[[Headers, bytes], Event]  # raises UsageError (400)
+    # What identifies one delivery, to refuse a replay (called once the signature holds).
+    keys: Callable[[Headers, bytes], tuple[str, ...]]
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -125,36 +149,85 @@ def _first(headers: Headers, *names: str) -> tuple[str, str | None]:
     return names[0], None
 
 
-def verify_github(headers: Headers, body: bytes, secrets: tuple[str, ...]) -> None:
-    _check_hmac("X-Hub-Signature-256", headers.get("x-hub-signature-256"), "sha256=", body, secrets)
+def verify_github(headers: Headers, body: bytes, signed: Signed) -> None:
+    header = headers.get("x-hub-signature-256")
+    _check_hmac("X-Hub-Signature-256", header, "sha256=", body, signed.secrets)
 
 
-def verify_gitlab(headers: Headers, body: bytes, secrets: tuple[str, ...]) -> None:
+def verify_gitlab(headers: Headers, body: bytes, signed: Signed) -> None:
     token = headers.get("x-gitlab-token")
     if not token:
         raise Unauthorized("missing X-Gitlab-Token header")
-    if not _any_equal(_raw(token), [s.encode() for s in secrets]):
+    if not _any_equal(_raw(token), [s.encode() for s in signed.secrets]):
         raise Unauthorized("X-Gitlab-Token does not match: token rejected")
 
 
-def verify_gitea(headers: Headers, body: bytes, secrets: tuple[str, ...]) -> None:
+def verify_gitea(headers: Headers, body: bytes, signed: Signed) -> None:
     name, value = _first(headers, "x-gitea-signature", "x-forgejo-signature")
-    _check_hmac(name.title(), value, "", body, secrets)
+    _check_hmac(name.title(), value, "", body, signed.secrets)
 
 
-def verify_generic(headers: Headers, body: bytes, secrets: tuple[str, ...]) -> None:
-    name, value = _first(headers, "x-signature-256", "x-hub-signature-256")
-    _check_hmac(name.title(), value, "sha256=", body, secrets)
+_HOW_TO = f"sign as {GENERIC_HEADER}: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>"
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+
+
+def sign_generic(secret: str, body: bytes, timestamp: int) -> str:
+    """The value of the generic provider's header for ``body`` signed at ``timestamp``."""
+    return f"t={timestamp},v1={sign(secret, str(timestamp).encode() + b'.' + body)}"
+
+
+def _generic_signature(headers: Headers) -> tuple[str, list[str]]:
+    """``t`` and the ``v1`` signatures of the generic header; Unauthorized if malformed."""
+    header = headers.get(GENERIC_HEADER.lower())
+    if not header:
+        old = next((h for h in ("X-Signature-256", "X-Hub-Signature-256") if headers.get(h)), None)
+        if old:
+            raise Unauthorized(
+                f"{old} signs the body without a timestamp, so a captured request could be "
+                f"replayed at any time; it is no longer accepted: {_HOW_TO}"
+            )
+        raise Unauthorized(f"missing {GENERIC_HEADER} header, the request is not signed: {_HOW_TO}")
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamps.append(value.strip())
+        elif key == "v1":
+            signatures.append(value.strip().lower())
+    if len(timestamps) != 1 or not _TIMESTAMP.match(timestamps[0]) or not signatures:
+        raise Unauthorized(f"{GENERIC_HEADER} is malformed: {_HOW_TO}")
+    return timestamps[0], signatures
+
+
+def verify_generic(headers: Headers, body: bytes, signed: Signed) -> None:
+    """Stripe's scheme: the HMAC covers ``"<t>.<body>"``, so the timestamp cannot be
+    changed, and a timestamp further than ``tolerance`` from now is refused: a captured
+    request is worth nothing after a few minutes (and within them, its delivery key
+    is remembered)."""
+    timestamp, presented = _generic_signature(headers)
+    content = timestamp.encode() + b"." + body
+    expected = [sign(s, content).encode() for s in signed.secrets]
+    matched = False
+    for candidate in presented:  # no early exit: each one costs the same
+        matched |= _any_equal(_raw(candidate), expected)
+    if not matched:
+        raise Unauthorized(f"{GENERIC_HEADER} does not match the body: signature rejected")
+    age = signed.now - int(timestamp)
+    if abs(age) > signed.tolerance:
+        when = f"{age:.0f} s old" if age > 0 else f"{-age:.0f} s in the future"
+        raise Unauthorized(
+            f"{GENERIC_HEADER}: the signature's timestamp t={timestamp} is {when}, more than "
+            f"the {signed.tolerance:.0f} s allowed; sign the request when sending it "
+            "(and check the sender's clock)"
+        )
 
 
 # --- payloads --------------------------------------------------------------------------------
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"the body is not JSON: {exc}") from None
+    data = json_body.loads(body, "the body")  # bounded in depth before parsing
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object")
     return data
@@ -226,7 +299,7 @@ def parse_github(headers: Headers, body: bytes) -> Event:
 
 def parse_gitlab(headers: Headers, body: bytes) -> Event:
     event = headers.get("x-gitlab-event")
-    delivery = headers.get("x-gitlab-event-uuid")
+    delivery = _gitlab_delivery(headers)
     if not event:
         raise UsageError("missing X-Gitlab-Event header")
     if event != "Push Hook":
@@ -253,7 +326,8 @@ def parse_gitea(headers: Headers, body: bytes) -> Event:
 
 def parse_generic(headers: Headers, body: bytes) -> Event:
     """Any sender that signs: optional ``{"ref", "after", "actor", "app", "env"}``.
-    An empty body (or no ref) means: reconcile the followed ref, everything."""
+    An empty body (or no ref) means: look at the followed ref. ``after``, ``app`` and
+    ``env`` are checked and audited, nothing more: the agent deploys the branch head."""
     delivery = headers.get("x-request-id")
     data = _json_object(body) if body.strip() else {}
     actor = data.get("actor")
@@ -273,9 +347,57 @@ def parse_generic(headers: Headers, body: bytes) -> Event:
     return event
 
 
+# --- delivery keys: what makes a repeat recognisable --------------------------------------
+
+
+def _gitlab_delivery(headers: Headers) -> str | None:
+    # Idempotency-Key (GitLab 17+) stays the same across retries of one event; older
+    # versions send X-Gitlab-Event-UUID, and each request an X-Gitlab-Webhook-UUID.
+    _, value = _first(headers, "idempotency-key", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid")
+    return value
+
+
+def _digest(kind: str, data: bytes) -> str:
+    return f"{kind}:{hashlib.sha256(data).hexdigest()}"
+
+
+def _forge_keys(delivery: str | None, body: bytes) -> tuple[str, ...]:
+    """A forge's delivery id, and the body's digest: the id is not covered by the
+    signature (a replay could come with a fresh one), the body is, and a forge never
+    sends two different pushes with the same body (they differ in before/after/commits)."""
+    keys = [_digest("body", body)]
+    if delivery:
+        keys.append(_digest("id", delivery.strip().encode("utf-8", errors="replace")))
+    return tuple(keys)
+
+
+def keys_github(headers: Headers, body: bytes) -> tuple[str, ...]:
+    return _forge_keys(headers.get("x-github-delivery"), body)
+
+
+def keys_gitlab(headers: Headers, body: bytes) -> tuple[str, ...]:
+    return _forge_keys(_gitlab_delivery(headers), body)
+
+
+def keys_gitea(headers: Headers, body: bytes) -> tuple[str, ...]:
+    return _forge_keys(_first(headers, "x-gitea-delivery", "x-forgejo-delivery")[1], body)
+
+
+def keys_generic(headers: Headers, body: bytes) -> tuple[str, ...]:
+    # The signed content itself: the same timestamp and body is the same delivery, an
+    # empty body sent again later (a new t) is a new one.
+    timestamp, _ = _generic_signature(headers)
+    return (_digest("signed", timestamp.encode() + b"." + body),)
+
+
+def delivery_id(value: str | None) -> str | None:
+    """A delivery id as it may go into logs and the audit trail: one short line."""
+    return _actor(value)
+
+
 PROVIDERS: dict[str, Provider] = {
-    "github": Provider("github", verify_github, parse_github),
-    "gitlab": Provider("gitlab", verify_gitlab, parse_gitlab),
-    "gitea": Provider("gitea", verify_gitea, parse_gitea),
-    "generic": Provider("generic", verify_generic, parse_generic),
+    "github": Provider("github", verify_github, parse_github, keys_github),
+    "gitlab": Provider("gitlab", verify_gitlab, parse_gitlab, keys_gitlab),
+    "gitea": Provider("gitea", verify_gitea, parse_gitea, keys_gitea),
+    "generic": Provider("generic", verify_generic, parse_generic, keys_generic),
 }

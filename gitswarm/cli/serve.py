@@ -331,14 +331,24 @@ def _identities(
 
 def setup_logging(fmt: str, level: str) -> None:
     """Structured logs: JSON lines with ``--log-format json``, readable text otherwise.
-    Records carry the app, env and revision they are about when the caller binds them."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    Records carry the app, env and revision they are about when the caller binds them.
+
+    Tracebacks are the standard library's plain ones in both formats: never structlog's
+    rich default, which prints every frame's local variables (webhook secrets, tokens,
+    the process environment with its age identities) into the log."""
+    processors: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        # exc_info -> "exception": the plain traceback text (format_exc_info uses the
+        # traceback module: frames and source lines, no locals).
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            )
+        )
     formatter = structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=processors,
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
@@ -377,7 +387,9 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         metrics=metrics,
     )
     host, port = config.host_port
-    api_settings: ApiSettings = settings_from_mapping(config.api, audit=store.audit)
+    api_settings: ApiSettings = settings_from_mapping(
+        config.api, audit=store.audit, deliveries=store
+    )
     api_settings = replace(api_settings, host=host, port=port)
     app = create_app(agent, api_settings, metrics)
     handle = serve_in_thread(app, host, port)

@@ -776,9 +776,15 @@ class Agent:
     def trigger(self, request: TriggerRequest) -> dict[str, Any]:
         if request.ref is not None and request.ref != self.followed_ref():
             return {"queued": [], "ignored": "ref"}
+        if request.trigger == "webhook":
+            # A webhook only makes the agent look at Git now, as the next poll would: it
+            # fetches the followed branch itself and syncs its head if it moved. Whatever
+            # commit, app or environment the body names is never deployed (a replayed
+            # old webhook must not roll anything back, nor undo a deployer's choice).
+            self.enqueue(("git",), replace(request, app=None, env=None, revision=None))
+            return {"queued": ["git"]}
         if request.app is None and request.env is None:
-            # A push: ask the remote first; the commit in the webhook is only a hint (a
-            # replayed old webhook must not roll anything back).
+            # A push: ask the remote first.
             self.enqueue(("git",), request)
             return {"queued": ["git"]}
         queued = []

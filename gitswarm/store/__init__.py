@@ -1,4 +1,5 @@
-"""The state store: history, audit trail, locks, statuses, baselines, approvals. I/O edge.
+"""The state store: history, audit trail, locks, statuses, baselines, approvals, webhook
+deliveries. I/O edge.
 
 SQLAlchemy over SQLite (the default: one file, nothing to run) or PostgreSQL (for teams,
 or several agents). reconcile/, promote/, notify/, api/ and cli/ use it through ``Store``

@@ -210,3 +210,14 @@ audit_events = sa.Table(
     sa.Index(None, "actor"),
     sa.Index(None, "target"),
 )
+
+# A webhook delivery's keys (webhooks.Provider.keys: "id:<sha256>", "body:<sha256>",
+# "signed:<sha256>"), kept for a week so that a replay is refused (migration 0003).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _name("provider", primary_key=True),
+    _name("key", primary_key=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index(None, "received_at"),
+)

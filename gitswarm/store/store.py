@@ -1,9 +1,9 @@
 """``Store``: the one object the rest of gitswarm talks to for recorded state.
 
 Each group of records lives in its own module (operations, locks, status and bad
-revisions, baselines, promotions, notifications, audit); ``Store`` puts them behind one
-connection pool. Open one per process (the agent, a CLI command) and pass it in; it is
-safe to share between threads.
+revisions, baselines, promotions, notifications, audit, webhook deliveries); ``Store``
+puts them behind one connection pool. Open one per process (the agent, a CLI command)
+and pass it in; it is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from types import TracebackType
 from gitswarm.store.audit import AuditMixin
 from gitswarm.store.baselines import BaselinesMixin
 from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
+from gitswarm.store.deliveries import DeliveriesMixin
 from gitswarm.store.locks import LocksMixin
 from gitswarm.store.notifications import NotificationsMixin
 from gitswarm.store.operations import OperationsMixin
@@ -28,6 +29,7 @@ class Store(
     PromotionsMixin,
     NotificationsMixin,
     AuditMixin,
+    DeliveriesMixin,
 ):
     """The state store at ``location`` (a SQLite path or a database URL; None: the
     default location), opened and migrated to the current schema."""

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,7 +105,9 @@ class AgentRig:
             notifier=notifier, metrics=metrics,
         )  # fmt: skip
         api = settings_from_mapping(
-            {"webhooks": {"github": WEBHOOK_SECRET}}, audit=self.store.audit
+            {"webhooks": {"github": WEBHOOK_SECRET, "generic": WEBHOOK_SECRET}},
+            audit=self.store.audit,
+            deliveries=self.store,  # as `gitswarm serve` wires it: replays are refused
         )
         self.handle = serve_in_thread(create_app(self.agent, api, metrics), "127.0.0.1", 0)
         self.agent.start()
@@ -139,16 +142,38 @@ class AgentRig:
         ops = self.store.history(app="app", env=self.env, limit=500)
         return [o for o in ops if kind is None or o.kind == kind]
 
-    def github_push(self, after: str, *, sign: bool = True, secret: str = WEBHOOK_SECRET) -> int:
+    def github_push(
+        self,
+        after: str,
+        *,
+        sign: bool = True,
+        secret: str = WEBHOOK_SECRET,
+        pusher: str = "dev",
+        delivery: str | None = None,
+    ) -> int:
+        """A GitHub push webhook as GitHub sends it: a fresh X-GitHub-Delivery each time
+        (unless ``delivery`` repeats one)."""
         assert self.handle is not None
         body = json.dumps({"ref": "refs/heads/main", "after": after,
-                           "pusher": {"name": "dev"}}).encode()  # fmt: skip
-        headers = {"X-GitHub-Event": "push", "Content-Type": "application/json"}
+                           "pusher": {"name": pusher}}).encode()  # fmt: skip
+        headers = {
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        }
         if sign:
             digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Hub-Signature-256"] = f"sha256={digest}"
-        response = httpx.post(f"{self.handle.url}/webhooks/github", content=body, headers=headers)
-        return response.status_code
+        url = f"{self.handle.url}/webhooks/github"
+        # 30 s, not httpx's 5: a burst of 100 on a loaded 2-core machine queues on the
+        # store's writer (each push claims its delivery and is audited).
+        return httpx.post(url, content=body, headers=headers, timeout=30).status_code
+
+    def send(self, provider: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """A request to a webhook endpoint exactly as given (a captured one, replayed)."""
+        assert self.handle is not None
+        url = f"{self.handle.url}/webhooks/{provider}"
+        return httpx.post(url, content=body, headers=headers, timeout=30)
 
 
 @contextmanager

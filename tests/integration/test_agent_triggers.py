@@ -65,7 +65,8 @@ def test_a_burst_of_webhooks_causes_at_most_two_syncs_and_the_last_commit_wins(
         before = len(rig.operations("sync"))
         last = rig.push({"web": service(f"{registry}/busybox:2")}, "burst")
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            codes = list(pool.map(lambda _: rig.github_push(last), range(100)))
+            # 100 distinct deliveries (a repeat of one would be refused as a replay)
+            codes = list(pool.map(lambda n: rig.github_push(last, pusher=f"dev{n}"), range(100)))
         assert codes == [202] * 100
         wait_for(rig.deployed(last), 60)
         time.sleep(1.0)
