@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 BASE_EXAMPLES = 100  # what the ``ci`` profile runs per property unless a test says less
 
@@ -44,6 +44,13 @@ settings.register_profile(
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
+)
+
+# ``ci`` without shrinking: the first failing example at once, while working on a property
+settings.register_profile(
+    "noshrink",
+    settings.get_profile("ci"),
+    phases=[p for p in Phase if p not in (Phase.shrink, Phase.explain)],
 )
 
 
