@@ -55,11 +55,22 @@ def supported_versions() -> list[str]:
 
 
 @functools.cache
+def _known_versions() -> frozenset[str]:
+    return frozenset(supported_versions())
+
+
 def _validator(version: str) -> jsonschema.Draft4Validator | None:
-    package = resources.files("gitswarm.render.schemas")
-    resource = package / f"config_schema_v{version}.json"
-    if not resource.is_file():
+    # The version is the commit's text: only the name of a vendored schema becomes a
+    # file name (any other could be too long for the OS: an OSError instead of a clear
+    # problem), and only those are cached (not one entry per version ever written).
+    if version not in _known_versions():
         return None
+    return _load_validator(version)
+
+
+@functools.cache
+def _load_validator(version: str) -> jsonschema.Draft4Validator:
+    resource = resources.files("gitswarm.render.schemas") / f"config_schema_v{version}.json"
     schema = json.loads(resource.read_text(encoding="utf-8"))
     return jsonschema.Draft4Validator(schema, format_checker=_FORMATS)
 
