@@ -23,6 +23,7 @@ from gitswarm.plan import Plan, deployable_compose, make_plan
 from gitswarm.reconcile.apply import apply_plan, deployed_services
 from gitswarm.render import render_stack, to_yaml
 from gitswarm.repo import load_config
+from gitswarm.swarm.client import Swarm
 from gitswarm.swarm.fake import FakeSwarm
 from tests.properties import examples
 from tests.unit.generated_stacks import IDENTITY, GeneratedRepo, repos
@@ -35,7 +36,7 @@ def render(repo: GeneratedRepo, revision: str = "a" * 40) -> DesiredStack:
     return render_stack(tree, load_config(tree), repo.app, repo.env, IDENTITY)
 
 
-def sync(swarm: FakeSwarm, desired: DesiredStack, baselines: dict[str, Baseline]) -> Plan:
+def sync(swarm: Swarm, desired: DesiredStack, baselines: dict[str, Baseline]) -> Plan:
     """What reconcile/sync.py does for one stack: plan, apply, record the baselines."""
     plan = make_plan(desired, swarm.observe(desired.stack), baselines, prune=True, heal=True)
     compose = to_yaml(replace(desired, compose=deployable_compose(desired, plan.to_deploy)))
@@ -69,14 +70,17 @@ def assert_runs_as_rendered(observed: StackState, desired: DesiredStack) -> None
         container = live.spec["TaskTemplate"]["ContainerSpec"]
         assert container["Image"] == service["image"]
         environment = service.get("environment") or {}
-        assert sorted(container["Env"]) == sorted(f"{k}={v}" for k, v in environment.items())
+        want = sorted(f"{k}={v}" for k, v in environment.items())
+        assert sorted(container.get("Env") or []) == want
         deploy = service["deploy"]
         assert {k: v for k, v in live.labels.items() if k in deploy["labels"]} == deploy["labels"]
         if deploy.get("mode", "replicated") == "replicated":
             assert live.replicas == deploy.get("replicas", 1)
         for kind, key in (("configs", "Configs"), ("secrets", "Secrets")):
             names = {desired.compose[kind][ref["source"]]["name"] for ref in service.get(kind, [])}
-            assert {ref["Name"] for ref in container.get(key, [])} == names
+            # the fake names a reference "Name", Docker "ConfigName"/"SecretName"
+            used = {ref.get("Name") or ref[f"{key[:-1]}Name"] for ref in container.get(key, [])}
+            assert used == names
 
 
 @settings(max_examples=examples(50))
