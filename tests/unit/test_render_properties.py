@@ -168,8 +168,8 @@ def test_interpolation_follows_the_compose_rules(data: st.DataObject) -> None:
 # --- names --------------------------------------------------------------------------------
 
 _NAME_CHARS = st.sampled_from("abcXYZ019-_.")
-_SERVICE = st.text(_NAME_CHARS, min_size=1, max_size=30)
-_KEY = st.text(_NAME_CHARS, min_size=1, max_size=70)
+_SERVICE = st.sampled_from(["web", "Web"]) | st.text(_NAME_CHARS, min_size=1, max_size=30)
+_KEY = st.sampled_from(["conf", "Conf"]) | st.text(_NAME_CHARS, min_size=1, max_size=70)
 _STACK_TEMPLATE = st.text(st.sampled_from("abZ09-_"), min_size=1, max_size=20).map(
     lambda t: t + "-{env}"
 ) | st.text(st.sampled_from("abZ09-_"), min_size=1, max_size=70)
@@ -199,6 +199,11 @@ def test_swarm_names_are_within_limits_or_refused_clearly(repo: GeneratedRepo) -
     for name in desired.services:
         full = f"{desired.stack}_{name}"
         assert SERVICE_NAME.match(full) and len(full) <= MAX_SERVICE_NAME, full
+    # Swarm compares names without case: no two may differ only in case
+    assert len({n.lower() for n in desired.services}) == len(desired.services)
+    for kind in ("config", "secret"):
+        names = [o.name for o in desired.objects if o.kind == kind]
+        assert len({n.lower() for n in names}) == len(names), names
     for material in desired.objects:
         assert OBJECT_NAME.match(material.name), material.name
         assert len(material.name) <= MAX_OBJECT_NAME, material.name
