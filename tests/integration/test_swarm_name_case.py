@@ -39,7 +39,7 @@ def test_two_services_differing_only_in_case_do_not_deploy(
         f"  web:\n    image: {image}\n    deploy: {{replicas: 0}}\n"
     )
     try:
-        with pytest.raises(SwarmError, match="(?i)name conflicts|already exists"):
+        with pytest.raises(SwarmError, match=r"(?i)name conflicts|already exists"):
             engine.deploy(stack, compose, resolve_image="never")
     finally:
         cleaner.submit(stack)
@@ -51,7 +51,7 @@ def test_two_configs_differing_only_in_case_conflict(
     name = f"tcase{uuid.uuid4().hex[:8]}_conf_0123456789ab"
     first = docker_client.configs.create(name=name, data=b"x")
     try:
-        with pytest.raises(docker.errors.APIError, match="(?i)already exists|conflict"):
+        with pytest.raises(docker.errors.APIError, match=r"(?i)already exists|conflict"):
             docker_client.configs.create(name=name.upper(), data=b"x")
     finally:
         first.remove()
