@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import time
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -363,3 +365,16 @@ def test_deep_nesting_is_refused_not_a_recursion_error(opener: str, depth: int) 
         text = opener * depth + "x"
     result = render_or_input_error(tree(base=text))
     assert isinstance(result, InputError)
+
+
+def test_the_time_bound_stops_a_hang_and_gives_pytest_timeout_its_alarm_back() -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's, if it set one
+    started = time.monotonic()
+    with pytest.raises(ExampleTimedOut), time_bound(0.2):
+        while True:
+            time.sleep(0.01)
+    assert time.monotonic() - started < 2
+    assert signal.getsignal(signal.SIGALRM) is handler
+    if remaining > 0:
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= remaining
