@@ -83,7 +83,7 @@ def assert_runs_as_rendered(observed: StackState, desired: DesiredStack) -> None
             assert used == names
 
 
-@settings(max_examples=examples(50))
+@settings(max_examples=examples(30))
 @given(repos())
 def test_after_a_sync_the_plan_of_the_same_render_is_empty(repo: GeneratedRepo) -> None:
     desired = render(repo)

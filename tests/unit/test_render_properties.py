@@ -58,7 +58,7 @@ def plain(value: Any) -> Any:
 # --- determinism ----------------------------------------------------------------------------
 
 
-@settings(max_examples=examples(40))
+@settings(max_examples=examples(30))
 @given(repos(), layouts)
 def test_render_is_the_same_however_the_repository_is_written(
     repo: GeneratedRepo, layout: Layout
@@ -88,7 +88,7 @@ def _as_mapping(value: Any) -> Any:
     return value
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(40))
 @given(repos(overlays=False), st.booleans())
 def test_every_value_renders_as_the_author_meant_it(repo: GeneratedRepo, list_form: bool) -> None:
     desired = render(repo, Layout(list_form=list_form))
@@ -107,7 +107,7 @@ def test_every_value_renders_as_the_author_meant_it(repo: GeneratedRepo, list_fo
             assert got["deploy"]["replicas"] == int(deploy["replicas"])
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(40))
 @given(repos())
 def test_the_deployable_file_reads_back_as_the_render(repo: GeneratedRepo) -> None:
     """What ``docker stack deploy`` reads from gitswarm's file (interpolated once more,
@@ -175,7 +175,7 @@ _STACK_TEMPLATE = st.text(st.sampled_from("abZ09-_"), min_size=1, max_size=20).m
 ) | st.text(st.sampled_from("abZ09-_"), min_size=1, max_size=70)
 
 
-@settings(max_examples=examples(100))
+@settings(max_examples=examples(60))
 @given(
     repos(
         overlays=False,
