@@ -48,10 +48,11 @@ def normalize_version(version: str) -> str:
     return DEFAULT_VERSION if version in ("", "3") else version
 
 
-def supported_versions() -> list[str]:
+@functools.cache
+def supported_versions() -> tuple[str, ...]:
     names = [p.name for p in resources.files("gitswarm.render.schemas").iterdir()]
     found = [n[len("config_schema_v") : -len(".json")] for n in names if n.endswith(".json")]
-    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+    return tuple(sorted(found, key=lambda v: tuple(int(x) for x in v.split("."))))
 
 
 @functools.cache
@@ -169,6 +170,29 @@ def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
     else:
         message = f"{where}: {error.message}"
     return [(path, doc.problem(path, message, RULE))]
+
+
+def deployable_version(data: dict[str, Any], version: str) -> str:
+    """The lowest Compose version, not below ``version``, whose schema accepts ``data``.
+
+    ``docker stack config`` keeps the first file's ``version`` while writing what its
+    loader filled in: ``name:`` on networks, volumes, configs and secrets, long-form
+    ports and volumes. Under 3.0-3.4 that output fails the CLI's own schema
+    (``networks.x Additional property name is not allowed``), so the file gitswarm
+    deploys says the version its content needs. In the CLI's loader the version selects
+    the schema and nothing else (beside deprecation warnings for ``external.name``,
+    which gitswarm's output never has), so raising it changes no value deployed.
+    Falls back to ``version`` when no schema accepts the data (``docker stack deploy``
+    then reports why)."""
+    version = normalize_version(version)
+    known = supported_versions()
+    if version not in known:
+        return version
+    for candidate in known[known.index(version) :]:
+        validator = _validator(candidate)
+        if validator is not None and validator.is_valid(data):
+            return candidate
+    return version
 
 
 def validate_compose(doc: Document, data: dict[str, Any], version: str) -> list[Located]:

@@ -18,7 +18,11 @@ environment. The pipeline, each step collecting every problem it finds:
 5. gitswarm's labels on every service (service labels, never container labels, so a
    new revision restarts nothing): owner, app, env, spec-hash (of the rendered service
    including the names of the config/secret versions it uses; the revision excluded),
-   and the revision.
+   and the revision;
+6. the file's ``version``: the lowest Compose version, not below the first file's, whose
+   schema accepts the result (render/schema.py ``deployable_version``). A 3.0-3.4 file
+   deploys as 3.5 once it has an external network, a config or a secret, because the
+   result names them (``name:``), which only 3.5 allows; the values are the same.
 
 Variable precedence: gitswarm's own variables cannot be overridden (defining one in
 ``.env`` is an error); everything else comes from ``.env``. The agent's process
@@ -76,6 +80,7 @@ from gitswarm.render.compose import Merged, load_compose
 from gitswarm.render.envfile import parse_env_file
 from gitswarm.render.gotypes import zero
 from gitswarm.render.names import image_problem, object_name, service_name_problem
+from gitswarm.render.schema import deployable_version
 from gitswarm.render.secrets import Identity, keyed_digest
 from gitswarm.repo.config import check_name
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -534,6 +539,7 @@ def render_stack(
 
     compose = merged.to_data()
     service_hashes = _label_services(compose, context, tree.revision)
+    compose["version"] = deployable_version(compose, merged.version)
     return DesiredStack(
         app=context.app.name,
         env=context.env.name,

@@ -30,6 +30,7 @@ from gitswarm.model.stack import (
 from gitswarm.model.tree import Tree
 from gitswarm.render import render_stack, to_yaml
 from gitswarm.render.output import escape_dollars
+from gitswarm.render.schema import deployable_version
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -175,6 +176,66 @@ def test_the_same_revision_gives_the_same_bytes() -> None:
     first = to_yaml(render(MemoryTree(repo_files(), revision="f" * 40)))
     again = to_yaml(render(MemoryTree(repo_files(), revision="f" * 40)))
     assert first == again
+
+
+def _versioned(version: str | None, base: str, extra: dict[str, str] | None = None) -> MemoryTree:
+    head = "" if version is None else f"version: '{version}'\n"
+    files = repo_files(
+        **{
+            "base/docker-compose.yml": head + base,
+            "environments/dev/docker-compose.yml": head + "services: {}\n",
+            **(extra or {}),
+        }
+    )
+    return MemoryTree(files)
+
+
+EXTERNAL_NETWORK = (
+    "services:\n  proxy:\n    image: traefik:1.7\n    networks: [public]\n"
+    "networks:\n  public:\n    external: true\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("version", "base", "deploys_as"),
+    [
+        ("3.3", EXTERNAL_NETWORK, "3.5"),  # name: on an external network needs 3.5
+        ("3.0", EXTERNAL_NETWORK, "3.5"),
+        ("3.4", EXTERNAL_NETWORK, "3.5"),
+        ("3.0", "services:\n  web:\n    image: a\n", "3.0"),  # nothing that needs more
+        ("3.0", "services:\n  web:\n    image: a\n    ports: ['80:80']\n", "3.2"),
+        (
+            "3.4",
+            "services:\n  db:\n    image: a\n    volumes: [pg:/data]\n"
+            "volumes:\n  pg:\n    external: true\n",
+            "3.4",  # volume names exist from 3.4
+        ),
+        ("3.3", BASE.replace("${REGISTRY}/", ""), "3.5"),  # configs, secrets: external + name
+        ("3.5", EXTERNAL_NETWORK, "3.5"),
+        ("3.9", EXTERNAL_NETWORK, "3.9"),  # never lowered
+        ("3", EXTERNAL_NETWORK, "3.13"),
+        (None, EXTERNAL_NETWORK, "3.13"),
+    ],
+)
+def test_the_deployable_file_says_the_version_its_content_needs(
+    version: str | None, base: str, deploys_as: str
+) -> None:
+    desired = render(_versioned(version, base))
+    assert desired.compose["version"] == deploys_as
+    assert parse_yaml(to_yaml(desired), "out").data["version"] == deploys_as
+
+
+def test_no_schema_accepting_the_data_keeps_the_files_version() -> None:
+    assert deployable_version({"services": 5}, "3.3") == "3.3"  # the deploy says why
+    assert deployable_version({"services": {}}, "9.1") == "9.1"
+
+
+def test_a_raised_version_changes_no_value_and_no_hash() -> None:
+    """Only the schema the deploy checks against moves: 3.3 and 3.5 render the same."""
+    old = render(_versioned("3.3", EXTERNAL_NETWORK))
+    new = render(_versioned("3.5", EXTERNAL_NETWORK))
+    assert old.compose == new.compose
+    assert old.service_hashes == new.service_hashes
 
 
 def test_yaml_escapes_dollars_and_reads_back_as_the_compose() -> None:
