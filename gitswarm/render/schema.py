@@ -172,27 +172,31 @@ def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
     return [(path, doc.problem(path, message, RULE))]
 
 
-def deployable_version(data: dict[str, Any], version: str) -> str:
-    """The lowest Compose version, not below ``version``, whose schema accepts ``data``.
+def deployable_version(data: dict[str, Any], written: str | None) -> str:
+    """The version the deployed file says: the lowest Compose version, not below the
+    ``written`` one (any, when the files name none), whose schema accepts ``data``.
 
     ``docker stack config`` keeps the first file's ``version`` while writing what its
     loader filled in: ``name:`` on networks, volumes, configs and secrets, long-form
     ports and volumes. Under 3.0-3.4 that output fails the CLI's own schema
-    (``networks.x Additional property name is not allowed``), so the file gitswarm
-    deploys says the version its content needs. In the CLI's loader the version selects
-    the schema and nothing else (beside deprecation warnings for ``external.name``,
-    which gitswarm's output never has), so raising it changes no value deployed.
-    Falls back to ``version`` when no schema accepts the data (``docker stack deploy``
-    then reports why)."""
-    version = normalize_version(version)
+    (``networks.x Additional property name is not allowed``). Unversioned files it
+    prints as the latest version (3.13), which Docker CLIs before 27 refuse (and those
+    before 23 refuse files without a version; Debian 12's docker.io is 20.10). In the
+    CLI's loader the version selects the schema and nothing else (beside deprecation
+    warnings for ``external.name``, which gitswarm's output never has), so the lowest
+    fitting version changes no value deployed and loads in every CLI that knows it.
+    Falls back to the written version (or the latest) when no schema accepts the data:
+    ``docker stack deploy`` then says why."""
+    fallback = normalize_version(written or "")
     known = supported_versions()
-    if version not in known:
-        return version
-    for candidate in known[known.index(version) :]:
+    if fallback not in known:
+        return fallback
+    start = 0 if written is None else known.index(fallback)
+    for candidate in known[start:]:
         validator = _validator(candidate)
         if validator is not None and validator.is_valid(data):
             return candidate
-    return version
+    return fallback
 
 
 def validate_compose(doc: Document, data: dict[str, Any], version: str) -> list[Located]:

@@ -11,8 +11,13 @@ the CLI: it must read exactly the values gitswarm meant (``$`` escaped once), an
 deploy to a socket that does not exist shows whether the file loads).
 
 gitswarm's one deliberate difference in the document itself: ``version``. The CLI keeps
-the first file's while adding ``name:`` and long forms that 3.0-3.4 schemas refuse;
-gitswarm writes the lowest version whose schema accepts the result (``deploys_as``).
+the first file's while adding ``name:`` and long forms that 3.0-3.4 schemas refuse, and
+prints unversioned files as 3.13, which older CLIs refuse; gitswarm writes the lowest
+version, not below the author's, whose schema accepts the result (``deploys_as`` where a
+case names it). The read-back test asks the CLI itself that it is the lowest: the same
+file one version lower does not load. Where Debian's older Docker CLI is installed
+(``GITSWARM_TEST_OLD_DOCKER_CLI``, default /usr/bin/docker), files of 3.0-3.9 must load
+there too.
 
 ``GITSWARM_TEST_DOCKER_CLI`` names the docker binary (default /usr/local/bin/docker, or
 the first ``docker`` on PATH that has ``stack config``). No daemon is needed.
@@ -34,6 +39,7 @@ import pytest
 
 from gitswarm.model.stack import DesiredStack
 from gitswarm.render import render_stack, to_yaml
+from gitswarm.render.schema import normalize_version, supported_versions
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -59,6 +65,25 @@ def _docker_cli() -> str | None:
 
 
 DOCKER = _docker_cli()
+
+
+def _old_docker_cli() -> str | None:
+    """An older Docker CLI (Debian's docker.io 20.10, which knows 3.0-3.9), if installed."""
+    candidate = os.environ.get("GITSWARM_TEST_OLD_DOCKER_CLI", "/usr/bin/docker")
+    if not Path(candidate).exists() or candidate == DOCKER:
+        return None
+    probe = subprocess.run(
+        [candidate, "version", "--format", "{{.Client.Version}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # exits 1 without an engine, having printed the client's version
+    major = probe.stdout.strip().split(".")[0]
+    return candidate if major.isdigit() and int(major) < 25 else None
+
+
+OLD_DOCKER = _old_docker_cli()
+OLD_DOCKER_VERSIONS = [f"3.{minor}" for minor in range(10)]  # what CLI 20.10 knows
 pytestmark = pytest.mark.skipif(DOCKER is None, reason="needs a Docker CLI with `stack config`")
 
 
@@ -660,20 +685,44 @@ def docker_stack_config(cwd: Path, files: list[str], environ: Mapping[str, str])
     return parse_yaml(done.stdout, "docker stack config").data
 
 
-def assert_deploy_loads(
-    cwd: Path, files: list[str], environ: Mapping[str, str], no_engine: Path
-) -> None:
+def _deploy_loader(
+    cwd: Path, files: list[str], environ: Mapping[str, str], no_engine: Path, docker: str
+) -> subprocess.CompletedProcess[str]:
     """``docker stack deploy`` loads and validates the files (schema, images) before it
     connects: against a socket that does not exist, reaching the connection means the
     files loaded."""
-    assert DOCKER is not None
-    args = [DOCKER, "-H", f"unix://{no_engine}", "stack", "deploy"]
+    args = [docker, "-H", f"unix://{no_engine}", "stack", "deploy"]
     for name in files:
         args += ["-c", name]
-    done = subprocess.run(
+    return subprocess.run(
         [*args, "probe"], cwd=cwd, env=dict(environ), capture_output=True, text=True, check=False
     )
-    assert "Cannot connect to the Docker daemon" in done.stderr, done.stderr
+
+
+def assert_deploy_loads(
+    cwd: Path,
+    files: list[str],
+    environ: Mapping[str, str],
+    no_engine: Path,
+    docker: str | None = None,
+) -> None:
+    docker = docker or DOCKER
+    assert docker is not None
+    done = _deploy_loader(cwd, files, environ, no_engine, docker)
+    assert "Cannot connect to the Docker daemon" in done.stderr, (docker, done.stderr)
+
+
+def assert_deploy_refuses(cwd: Path, file: str, no_engine: Path) -> None:
+    assert DOCKER is not None
+    done = _deploy_loader(cwd, [file], {}, no_engine, DOCKER)
+    assert done.returncode != 0 and "Cannot connect" not in done.stderr, done.stderr
+
+
+def _written_version(case: Case) -> str | None:
+    """The version the case's first file names; None for none or just "3"."""
+    data = parse_yaml(str(case.files[case.compose[0]]), case.compose[0]).data
+    version = data.get("version") if isinstance(data, dict) else None
+    return None if version is None or str(version) == "3" else str(version)
 
 
 def _gitswarm_side(desired: DesiredStack) -> dict[str, Any]:
@@ -725,8 +774,11 @@ def test_render_equals_docker_stack_config(case: Case, tmp_path: Path) -> None:
     desired = render_stack(tree, load_config(tree), APP, case.env, IDENTITY)
     theirs = _cli_side(docker_stack_config(root, case.compose, _variables(case)), root)
     ours = _gitswarm_side(desired)
-    assert ours.pop("version") == (case.deploys_as or theirs["version"])
-    theirs.pop("version")
+    deployed_version, written = ours.pop("version"), theirs.pop("version")
+    if case.deploys_as:
+        assert deployed_version == case.deploys_as
+    elif _written_version(case) is not None:
+        assert deployed_version == written  # nothing needed more
     assert ours == theirs
 
 
@@ -741,12 +793,29 @@ def test_the_deployable_yaml_reads_back_as_rendered(case: Case, tmp_path: Path) 
     desired = render_stack(tree, load_config(tree), APP, case.env, IDENTITY)
     deploy_dir = tmp_path / "deploy"
     deploy_dir.mkdir()
-    (deploy_dir / "stack.yml").write_text(to_yaml(desired))
+    text = to_yaml(desired)
+    (deploy_dir / "stack.yml").write_text(text)
     read_back = docker_stack_config(deploy_dir, ["stack.yml"], {})
     assert read_back == json.loads(json.dumps(desired.compose))
     no_engine = tmp_path / "no-engine.sock"
     assert_deploy_loads(root, case.compose, _variables(case), no_engine)
     assert_deploy_loads(deploy_dir, ["stack.yml"], {}, no_engine)
+
+    # the lowest version that loads, and not below the author's
+    known = supported_versions()
+    version = desired.compose["version"]
+    written = _written_version(case)
+    floor = known.index(normalize_version(written)) if written else 0
+    assert known.index(version) >= floor
+    if known.index(version) > floor:
+        lower = known[known.index(version) - 1]
+        assert f'\nversion: "{version}"\n' in f"\n{text}"
+        (deploy_dir / "lower.yml").write_text(
+            text.replace(f'version: "{version}"', f'version: "{lower}"', 1)
+        )
+        assert_deploy_refuses(deploy_dir, "lower.yml", no_engine)
+    if OLD_DOCKER and version in OLD_DOCKER_VERSIONS:
+        assert_deploy_loads(deploy_dir, ["stack.yml"], {}, no_engine, OLD_DOCKER)
 
 
 def test_enough_cases() -> None:

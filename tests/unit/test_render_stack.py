@@ -213,8 +213,17 @@ EXTERNAL_NETWORK = (
         ("3.3", BASE.replace("${REGISTRY}/", ""), "3.5"),  # configs, secrets: external + name
         ("3.5", EXTERNAL_NETWORK, "3.5"),
         ("3.9", EXTERNAL_NETWORK, "3.9"),  # never lowered
-        ("3", EXTERNAL_NETWORK, "3.13"),
-        (None, EXTERNAL_NETWORK, "3.13"),
+        ("3.13", EXTERNAL_NETWORK, "3.13"),
+        # none (or "3", the latest 3.x): the lowest that fits, which older CLIs know too
+        ("3", EXTERNAL_NETWORK, "3.5"),
+        (None, EXTERNAL_NETWORK, "3.5"),
+        (None, "services:\n  web:\n    image: a\n", "3.0"),
+        (
+            None,
+            "services:\n  web:\n    image: a\n    healthcheck:\n"
+            "      test: [CMD, 'true']\n      start_interval: 1s\n",
+            "3.12",  # start_interval exists from 3.12
+        ),
     ],
 )
 def test_the_deployable_file_says_the_version_its_content_needs(
@@ -227,6 +236,7 @@ def test_the_deployable_file_says_the_version_its_content_needs(
 
 def test_no_schema_accepting_the_data_keeps_the_files_version() -> None:
     assert deployable_version({"services": 5}, "3.3") == "3.3"  # the deploy says why
+    assert deployable_version({"services": 5}, None) == "3.13"
     assert deployable_version({"services": {}}, "9.1") == "9.1"
 
 
@@ -256,6 +266,17 @@ def test_strings_that_look_like_other_types_are_quoted() -> None:
     text = to_yaml(render(MemoryTree(files)))
     env = parse_yaml(text, "out.yml").data["services"]["api"]["environment"]
     assert env["A"] == "0400" and env["B"] == "true" and env["C"] == "1_000" and env["D"] == "yes"
+
+
+@pytest.mark.parametrize("word", ["yes", "No", "ON", "off", "y", "N"])
+def test_yaml_1_1_booleans_are_quoted_for_docker_clis_before_28(word: str) -> None:
+    """yaml.v2 (Docker CLI 20.10-27) reads a plain yes/no/on/off/y/n as a boolean: a
+    label value `no` then fails its schema, a key `ON` is "Non-string key"."""
+    overlay = f"services:\n  api:\n    environment: {{{word}: '{word}'}}\n"
+    text = to_yaml(
+        render(MemoryTree(repo_files(**{"environments/dev/docker-compose.yml": overlay})))
+    )
+    assert f'"{word}": "{word}"' in text
 
 
 def test_gitswarm_variables_and_their_precedence() -> None:
