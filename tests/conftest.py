@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +188,8 @@ def remove_stack_objects(client: docker.DockerClient, namespace: str) -> None:
     """Remove every service, config, secret, network and volume of a stack namespace."""
     label = f"com.docker.stack.namespace={namespace}"
     for service in client.services.list(filters={"label": label}):
-        service.remove()
+        with contextlib.suppress(docker.errors.NotFound):  # another cleaner was quicker
+            service.remove()
     # Tasks must be gone before configs/secrets/networks can be removed.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -232,10 +233,19 @@ class Cleaner:
                 self._clients.append(client)
         return client
 
-    def submit(self, namespace: str) -> None:
-        self.futures.append(
-            self.pool.submit(lambda: remove_stack_objects(self._client(), namespace))
-        )
+    def submit(
+        self, namespace: str, then: Callable[[docker.DockerClient], None] | None = None
+    ) -> None:
+        """Remove a stack namespace; then (if given) call ``then`` with the same client,
+        e.g. to remove an external network the stack used."""
+
+        def work() -> None:
+            client = self._client()
+            remove_stack_objects(client, namespace)
+            if then is not None:
+                then(client)
+
+        self.futures.append(self.pool.submit(work))
 
     def wait(self) -> None:
         try:

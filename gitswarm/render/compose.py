@@ -79,6 +79,8 @@ class Merged:
     """The merged compose model: typed values (render/gotypes.py) plus where they came from."""
 
     version: str = DEFAULT_VERSION
+    # the version the first file names, None for none or just "3" (the latest 3.x)
+    written_version: str | None = None
     services: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +121,7 @@ class Merged:
 class _File:
     doc: Document
     version: str
+    written_version: str | None = None
     services: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -206,7 +209,8 @@ class _Loader:
         self.problems.extend(schema_problems)
         if interpolated.problems or schema_problems:
             return None
-        loaded = _File(doc=doc, version=version, extras=_x_keys(data))
+        written = None if raw_version is None or sprint(raw_version) in ("", "3") else version
+        loaded = _File(doc=doc, version=version, written_version=written, extras=_x_keys(data))
         problems: list[Problem] = []  # every service and object, not only the first bad one
         for name, service in (data.get("services") or {}).items():
             try:
@@ -453,6 +457,7 @@ def load_compose(
         return merged
     base = files[0]
     merged.version = base.version
+    merged.written_version = base.written_version
     merged.services = dict(base.services)
     merged.sections = {k: dict(v) for k, v in base.sections.items()}
     merged.extras = dict(base.extras)

@@ -21,7 +21,14 @@ environment. The pipeline, each step collecting every problem it finds:
 5. gitswarm's labels on every service (service labels, never container labels, so a
    new revision restarts nothing): owner, app, env, spec-hash (of the rendered service
    including the names of the config/secret versions it uses; the revision excluded),
-   and the revision.
+   and the revision;
+6. the file's ``version``: the lowest Compose version, not below the first file's (any
+   if it names none), whose schema accepts the result (render/schema.py
+   ``deployable_version``). A 3.0-3.4 file deploys as 3.5 once it has an external
+   network, a config or a secret, because the result names them (``name:``), which
+   only 3.5 allows; an unversioned file as the lowest version that fits, so that older
+   Docker CLIs (which know neither 3.13 nor files without a version) deploy it too.
+   The values are the same either way.
 
 Variable precedence: gitswarm's own variables cannot be overridden (defining one in
 ``.env`` is an error); everything else comes from ``.env``. The agent's process
@@ -84,6 +91,7 @@ from gitswarm.render.names import (
     service_name_problem,
     stack_name_problem,
 )
+from gitswarm.render.schema import deployable_version
 from gitswarm.render.secrets import Identity, keyed_digest
 from gitswarm.repo.config import check_name
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -638,6 +646,7 @@ def render_stack(
 
     compose = merged.to_data()
     service_hashes = _label_services(compose, context, tree.revision)
+    compose["version"] = deployable_version(compose, merged.written_version)
     return DesiredStack(
         app=context.app.name,
         env=context.env.name,
