@@ -64,7 +64,7 @@ from gitswarm.source.tree import GitTree
 from gitswarm.source.verify import Verifier, settings_in_force
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
-from gitswarm.swarm.client import DockerSwarm, Swarm
+from gitswarm.swarm.client import Swarm
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -623,38 +623,4 @@ _DEPLOY_FAILURES = {
 }
 
 
-class SwarmPool:
-    """Docker clients per target and thread, reused: building one costs an API round
-    trip (version negotiation), and docker-py's session is not shared across threads."""
-
-    def __init__(self, factory: Callable[[Target], DockerSwarm] = DockerSwarm) -> None:
-        self._factory = factory
-        self._local = threading.local()
-        self._all: list[DockerSwarm] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, target: Target) -> Swarm:
-        clients: dict[Target, DockerSwarm] = self._local.__dict__.setdefault("clients", {})
-        client = clients.get(target)
-        if client is None:
-            client = clients[target] = self._factory(target)
-            with self._lock:
-                self._all.append(client)
-        return client
-
-    def clients(self) -> list[DockerSwarm]:
-        """Every client made so far, on any thread."""
-        with self._lock:
-            return list(self._all)
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._all = self._all, []
-        for client in clients:
-            client.close()
-
-
-default_swarm_for = SwarmPool()
-
-
-__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest", "default_swarm_for"]
+__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest"]

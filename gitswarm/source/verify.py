@@ -1,7 +1,7 @@
 """Verify: is a commit signed by a key the agent trusts? (SPEC.md section 2, step 2.)
 
-I/O edge, between fetch and render: the agent (reconcile/) calls ``Verifier.verify`` (or
-``verify_commit``) with the bare cache's ``RepoSource.git_dir`` for every environment
+I/O edge, between fetch and render: the Reconciler (reconcile/sync.py) calls
+``Verifier.verify`` with the bare cache's ``RepoSource.git_dir`` for every environment
 whose settings have ``verify:``; a rejected commit raises ``SignatureError`` — reason
 ``SignatureRejected``, stalling: nothing of that commit is rendered or applied until Git
 moves on — whose message says why and what to do, and whose one problem's ``rule``
@@ -34,14 +34,14 @@ the signature, not by ``gpg.format``, so an SSH signature must never reach a GPG
 
 Keyrings are cached per settings (and per key files' size, mtime and inode, so an edited
 key file is picked up) and removed on ``close()``; verifying a commit is then one
-``git cat-file`` and one ``git verify-commit``.
+``git cat-file`` and one ``git verify-commit``. There is no process-wide verifier: the
+edge that makes a Reconciler (cli/ops.py, cli/serve.py) makes its ``Verifier`` and
+closes it when done.
 """
 
 from __future__ import annotations
 
-import atexit
 import base64
-import functools
 import itertools
 import os
 import re
@@ -146,25 +146,6 @@ def settings_in_force(
     if pinned is not None:
         return pinned
     return trusted if trusted is not None else candidate
-
-
-def verify_commit(
-    git_dir: Path, revision: str, settings: VerifySettings, *, keys_root: Path | None = None
-) -> SignatureInfo:
-    """Who signed ``revision``, if that is a key ``settings`` trusts; else SignatureError.
-
-    Relative key paths are read from ``keys_root`` (default ``$GITSWARM_KEYS_DIR``). Uses
-    one process-wide ``Verifier``, closed at exit; a long-lived caller (the agent) should
-    own its ``Verifier`` instead.
-    """
-    return _shared_verifier().verify(git_dir, revision, settings, keys_root=keys_root)
-
-
-@functools.cache
-def _shared_verifier() -> Verifier:
-    verifier = Verifier()
-    atexit.register(verifier.close)
-    return verifier
 
 
 # --- the verifier: keyrings cached per settings ---------------------------------------

@@ -29,7 +29,6 @@ from gitswarm.source.verify import (
     RULE_UNTRUSTED,
     RULE_WRONG_MODE,
     Verifier,
-    verify_commit,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -211,11 +210,6 @@ def test_relative_key_paths_are_read_from_the_trusted_keys_directory(
         assert info.signer.startswith("Alice")
         monkeypatch.setenv("GITSWARM_KEYS_DIR", str(signed.keys))  # the default keys_root
         assert verifier.verify(signed.git_dir, signed.commits["alice"], settings) == info
-
-
-def test_verify_commit_uses_a_shared_verifier(signed: Signed) -> None:
-    info = verify_commit(signed.git_dir, signed.commits["bob"], ssh_settings(signed))
-    assert info.signer == "bob@example.com"
 
 
 # --- rejected ---------------------------------------------------------------------------
