@@ -43,9 +43,10 @@ from gitswarm.model.operation import (
 from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
+from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.policy import evaluate, raise_for_violations
+from gitswarm.policy import raise_for_violations
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
@@ -54,10 +55,10 @@ from gitswarm.reconcile.apply import (
     deployed_services,
     wait_converged,
 )
-from gitswarm.render import render_stack, to_yaml
+from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
-from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
@@ -165,20 +166,6 @@ class Rendered:
     env: Environment
     desired: DesiredStack
     policy: PolicyReport | None
-
-
-def policy_context(commit: CommitInfo) -> dict[str, Any]:
-    """What Rego policies read as ``input.commit`` (documented in policy/rego.py); the
-    same for `gitswarm sync`, the agent and `gitswarm policy check --revision`."""
-    return {
-        "commit": {
-            "sha": commit.sha,
-            "author": commit.author,
-            "email": commit.email,
-            "message": commit.subject,
-            "time": commit.committed_at,
-        }
-    }
 
 
 def recorded_changes(plan: Plan) -> list[RecordedChange]:
@@ -301,20 +288,24 @@ class Reconciler:
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        identity, why = self.load_identity(config, env)
-        desired = render_stack(  # render
-            tree, config, app.name, env.name, identity, no_identity=why
-        )
-        rego = rego_sources(tree)
-        report = evaluate(  # validate
-            desired,
-            env,
-            rego_sources=rego,
-            now=self.clock.now(),
-            context=policy_context(commit),
-            override_window=override_window,
+        renderer = self.renderer(tree, config, commit)
+        desired = renderer.render(app.name, env)  # render
+        report = renderer.evaluate(  # validate
+            desired, env, now=self.clock.now(), override_window=override_window
         )
         return Rendered(rev, commit, config, app, env, desired, report)
+
+    def renderer(
+        self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
+    ) -> StackRenderer:
+        """How this Reconciler renders and judges ``tree`` (reconcile/rendering.py): with
+        its own identities; ``commit``: the tree's, when already at hand."""
+        return StackRenderer(
+            tree,
+            config,
+            lambda env: self.load_identity(config, env),
+            (lambda _sha: commit) if commit is not None else self.source.commit_info,
+        )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
         """The repository settings at commit ``revision`` (``tree``: its tree, if at hand),
