@@ -80,7 +80,7 @@ class Environment:
     branch: str | None = None  # None: the repo's default branch
     verify: VerifySettings | None = None
     secrets: SecretSettings = field(default_factory=SecretSettings)
-    # Sections owned by policy/ and promote/, kept as parsed mappings and validated there.
+    # Sections owned by policy/ and the promotion code, kept as parsed mappings and validated there.
     policies: Mapping[str, Any] = field(default_factory=dict)
     promotion: Mapping[str, Any] = field(default_factory=dict)
     # Where the environment was declared, and the line/column of every node under it
