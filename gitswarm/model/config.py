@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitswarm.model.position import Path, Position
+
 ResolveImage = Literal["always", "changed", "never"]
-Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class Environment:
     # (paths relative to the environment, e.g. ("policies", "no_latest_tag")), so that
     # the owners of ``policies``/``promotion`` can point at file:line.
     source: str = "gitswarm.yml"
-    positions: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
+    positions: Mapping[Path, Position] = field(default_factory=dict)
 
     @property
     def env_file(self) -> str:
@@ -105,7 +106,7 @@ class Application:
     sync: Mapping[str, SyncPolicy] = field(default_factory=dict)  # per environment
     source: str = "gitswarm.yml"  # the file that declared it
     # line/column of every node of its declaration, paths relative to it: ("files", 0)
-    positions: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
+    positions: Mapping[Path, Position] = field(default_factory=dict)
 
     def stack_name(self, env: str) -> str:
         return self.stack.replace("{env}", env).replace("{app}", self.name)
