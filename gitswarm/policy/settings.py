@@ -69,9 +69,8 @@ from gitswarm.errors import ConfigError, Problem, collect
 from gitswarm.model.config import Environment
 from gitswarm.model.policy import Mode
 from gitswarm.model.position import Path, nearest
+from gitswarm.policy.cron import Cron, CronWindow
 from gitswarm.policy.windows import (
-    Cron,
-    CronWindow,
     DateWindow,
     Window,
     WindowSettings,
