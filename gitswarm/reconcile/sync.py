@@ -62,7 +62,8 @@ from gitswarm.repo import load_config
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
-from gitswarm.source.verify import Verifier, settings_in_force
+from gitswarm.source.verdicts import settings_in_force
+from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
 from gitswarm.swarm.client import Swarm
@@ -197,7 +198,7 @@ class Reconciler:
     project: str | None = None
     verifier: Verifier = field(default_factory=Verifier)
     # Signed-commit settings per environment from the agent's own config: they decide
-    # over any `verify:` in Git (source/verify.py's settings_in_force).
+    # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
@@ -336,7 +337,7 @@ class Reconciler:
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
         agent's pinned settings decide, else those of the last deployed revision (a commit
-        cannot switch its own check off; see source/verify.py's settings_in_force)."""
+        cannot switch its own check off; see source/verdicts.py's settings_in_force)."""
         pinned = self.pinned_verify.get(env.name)
         trusted = None
         status = self.store.get_status(app, env.name)

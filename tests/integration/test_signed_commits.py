@@ -21,15 +21,15 @@ import pytest
 
 from gitswarm.errors import NotFoundError, SignatureError
 from gitswarm.model.config import VerifySettings
-from gitswarm.source.verify import (
+from gitswarm.source.verdicts import (
     REASON_SETUP,
     RULE_BAD,
     RULE_EXPIRED,
     RULE_UNSIGNED,
     RULE_UNTRUSTED,
     RULE_WRONG_MODE,
-    Verifier,
 )
+from gitswarm.source.verify import Verifier
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("gpg") and shutil.which("gpgconf") and shutil.which("ssh-keygen")),
