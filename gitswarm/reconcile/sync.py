@@ -263,9 +263,6 @@ class Reconciler:
                 )
             return None, f"{exc}{note}"
 
-    def identity(self, config: RepoConfig, env: Environment) -> Identity | None:
-        return self.load_identity(config, env)[0]  # render says so if a secret needs one
-
     def render(
         self,
         app_name: str,
