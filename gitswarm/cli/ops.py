@@ -96,22 +96,27 @@ class Session:
 
 @contextlib.contextmanager
 def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
-    from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+    from gitswarm.reconcile.sync import Reconciler
     from gitswarm.source.repo import RepoSource
+    from gitswarm.source.verify import Verifier
     from gitswarm.store import Store
+    from gitswarm.swarm.pool import SwarmPool
 
     source = RepoSource.open(repo)
     if source.remote is not None:
         source.fetch()
     store = Store(state)
     progress = Progress(enabled=not as_json)
+    pool, verifier = SwarmPool(), Verifier()  # this command's own, closed when it ends
     reconciler = Reconciler(
-        source=source, store=store, swarm_for=default_swarm_for, progress=progress
+        source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
     )
     try:
         yield Session(source, store, reconciler, progress)
     finally:
         progress.stop()
+        pool.close()
+        verifier.close()
         store.close()
 
 

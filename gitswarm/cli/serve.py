@@ -73,11 +73,13 @@ from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
-from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+from gitswarm.reconcile.sync import Reconciler
 from gitswarm.repo.config import check_name, verify_rule_problems
 from gitswarm.source.keys import keys_dir, read_identity_file
 from gitswarm.source.repo import RepoSource
+from gitswarm.source.verify import Verifier
 from gitswarm.store import Store
+from gitswarm.swarm.pool import SwarmPool
 
 ENV_VARS = {
     "repo": "GITSWARM_REPO",
@@ -369,10 +371,12 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     store = Store(config.state)
     notifier = Notifier(config.notifications)
     metrics = Metrics()
+    verifier = Verifier()  # the agent's keyrings, removed when it stops
     reconciler = Reconciler(
         source=source,
         store=store,
-        swarm_for=default_swarm_for,
+        swarm_for=SwarmPool(),  # closed by agent.stop()
+        verifier=verifier,
         notifier=notifier,
         pinned_verify=config.verify,
         identities=config.identities,
@@ -406,6 +410,7 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         )
         handle.stop()
         agent.stop()
+        verifier.close()
         notifier.close()
         store.close()
     return 0

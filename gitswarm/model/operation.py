@@ -1,6 +1,6 @@
 """What the state store hands back: operations, statuses, baselines, leases, promotions.
 
-store/ writes and reads these records; reconcile/, promote/, api/ and cli/ read them.
+store/ writes and reads these records; reconcile/, api/ and cli/ read them.
 They are plain frozen values (never ORM objects) and carry no secret values: callers
 put none into the store, so none can come back out.
 
@@ -154,7 +154,7 @@ class Promotion:
     requested_by: str
     created_at: datetime
     updated_at: datetime
-    gates: Sequence[Mapping[str, Any]] = ()  # each gate's result, as promote/ records it
+    gates: Sequence[Mapping[str, Any]] = ()  # each gate's result, as the promotion records it
     commit_sha: str | None = None
     message: str = ""
     decisions: tuple[Decision, ...] = ()

@@ -43,9 +43,10 @@ from gitswarm.model.operation import (
 from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
+from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.policy import evaluate, raise_for_violations
+from gitswarm.policy import raise_for_violations
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
@@ -54,17 +55,18 @@ from gitswarm.reconcile.apply import (
     deployed_services,
     wait_converged,
 )
-from gitswarm.render import render_stack, to_yaml
+from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
-from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
-from gitswarm.source.verify import Verifier, settings_in_force
+from gitswarm.source.verdicts import settings_in_force
+from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
-from gitswarm.swarm.client import DockerSwarm, Swarm
+from gitswarm.swarm.client import Swarm
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -167,20 +169,6 @@ class Rendered:
     policy: PolicyReport | None
 
 
-def policy_context(commit: CommitInfo) -> dict[str, Any]:
-    """What Rego policies read as ``input.commit`` (documented in policy/rego.py); the
-    same for `gitswarm sync`, the agent and `gitswarm policy check --revision`."""
-    return {
-        "commit": {
-            "sha": commit.sha,
-            "author": commit.author,
-            "email": commit.email,
-            "message": commit.subject,
-            "time": commit.committed_at,
-        }
-    }
-
-
 def recorded_changes(plan: Plan) -> list[RecordedChange]:
     actions = {"create": "created", "update": "changed", "remove": "removed"}
     out: list[RecordedChange] = []
@@ -210,7 +198,7 @@ class Reconciler:
     project: str | None = None
     verifier: Verifier = field(default_factory=Verifier)
     # Signed-commit settings per environment from the agent's own config: they decide
-    # over any `verify:` in Git (source/verify.py's settings_in_force).
+    # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
@@ -275,9 +263,6 @@ class Reconciler:
                 )
             return None, f"{exc}{note}"
 
-    def identity(self, config: RepoConfig, env: Environment) -> Identity | None:
-        return self.load_identity(config, env)[0]  # render says so if a secret needs one
-
     def render(
         self,
         app_name: str,
@@ -301,20 +286,24 @@ class Reconciler:
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        identity, why = self.load_identity(config, env)
-        desired = render_stack(  # render
-            tree, config, app.name, env.name, identity, no_identity=why
-        )
-        rego = rego_sources(tree)
-        report = evaluate(  # validate
-            desired,
-            env,
-            rego_sources=rego,
-            now=self.clock.now(),
-            context=policy_context(commit),
-            override_window=override_window,
+        renderer = self.renderer(tree, config, commit)
+        desired = renderer.render(app.name, env)  # render
+        report = renderer.evaluate(  # validate
+            desired, env, now=self.clock.now(), override_window=override_window
         )
         return Rendered(rev, commit, config, app, env, desired, report)
+
+    def renderer(
+        self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
+    ) -> StackRenderer:
+        """How this Reconciler renders and judges ``tree`` (reconcile/rendering.py): with
+        its own identities; ``commit``: the tree's, when already at hand."""
+        return StackRenderer(
+            tree,
+            config,
+            lambda env: self.load_identity(config, env),
+            (lambda _sha: commit) if commit is not None else self.source.commit_info,
+        )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
         """The repository settings at commit ``revision`` (``tree``: its tree, if at hand),
@@ -345,7 +334,7 @@ class Reconciler:
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
         agent's pinned settings decide, else those of the last deployed revision (a commit
-        cannot switch its own check off; see source/verify.py's settings_in_force)."""
+        cannot switch its own check off; see source/verdicts.py's settings_in_force)."""
         pinned = self.pinned_verify.get(env.name)
         trusted = None
         status = self.store.get_status(app, env.name)
@@ -623,38 +612,4 @@ _DEPLOY_FAILURES = {
 }
 
 
-class SwarmPool:
-    """Docker clients per target and thread, reused: building one costs an API round
-    trip (version negotiation), and docker-py's session is not shared across threads."""
-
-    def __init__(self, factory: Callable[[Target], DockerSwarm] = DockerSwarm) -> None:
-        self._factory = factory
-        self._local = threading.local()
-        self._all: list[DockerSwarm] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, target: Target) -> Swarm:
-        clients: dict[Target, DockerSwarm] = self._local.__dict__.setdefault("clients", {})
-        client = clients.get(target)
-        if client is None:
-            client = clients[target] = self._factory(target)
-            with self._lock:
-                self._all.append(client)
-        return client
-
-    def clients(self) -> list[DockerSwarm]:
-        """Every client made so far, on any thread."""
-        with self._lock:
-            return list(self._all)
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._all = self._all, []
-        for client in clients:
-            client.close()
-
-
-default_swarm_for = SwarmPool()
-
-
-__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest", "default_swarm_for"]
+__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitswarm.errors import GitswarmError, Problem, YamlError
-from gitswarm.model.stack import SourceLocation
+from gitswarm.model.position import Path, SourceLocation, nearest
 from gitswarm.model.tree import join_path, rule_of
 from gitswarm.render import composetypes as ct
 from gitswarm.render.envfile import parse_env_file
@@ -55,7 +55,6 @@ from gitswarm.render.interpolate import interpolate
 from gitswarm.render.schema import DEFAULT_VERSION, normalize_version, validate_compose
 from gitswarm.repo.yamlsrc import Document, parse_yaml
 
-Path = tuple[str | int, ...]
 Reader = Callable[[str], bytes]  # repository path -> bytes; raises PathError
 
 RULE_SHAPE = "compose-shape"
@@ -104,11 +103,7 @@ class Merged:
         return out
 
     def locate(self, path: Path) -> SourceLocation | None:
-        for end in range(len(path), -1, -1):
-            found = self.locations.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
+        return nearest(self.locations, path)
 
     def problem(self, path: Path, message: str, rule: str) -> Problem:
         where = self.locate(path)

@@ -59,6 +59,7 @@ from gitswarm.errors import (
     YamlError,
 )
 from gitswarm.model.config import Application, Environment, RepoConfig
+from gitswarm.model.position import problem_at
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -150,13 +151,7 @@ def _fail(problems: Sequence[Problem], context: str) -> None:
 
 
 def _app_problem(app: Application, path: tuple[str | int, ...], message: str, rule: str) -> Problem:
-    pos = None
-    for end in range(len(path), -1, -1):
-        pos = app.positions.get(tuple(path[:end]))
-        if pos is not None:
-            break
-    line, column = pos if pos else (None, None)
-    return Problem(message, file=app.source, line=line, column=column, rule=rule)
+    return problem_at(app.source, app.positions, path, message, rule)
 
 
 def variables_for(tree: Tree, context: _Context, problems: list[Problem]) -> dict[str, str]:

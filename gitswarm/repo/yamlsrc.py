@@ -54,9 +54,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import Scanner, ScannerError
 
 from gitswarm.errors import Problem, YamlError
-
-Path = tuple[str | int, ...]
-Position = tuple[int, int]  # 1-based line, column
+from gitswarm.model.position import Path, Position, nearest, problem_at
 
 # A document whose aliases expand beyond this many nodes is refused ("billion laughs").
 MAX_NODES = 200_000
@@ -81,16 +79,10 @@ class Document:
 
     def locate(self, path: Path) -> Position | None:
         """Where ``path`` was written, or its nearest ancestor."""
-        for end in range(len(path), -1, -1):
-            found = self.positions.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
+        return nearest(self.positions, path)
 
     def problem(self, path: Path, message: str, rule: str) -> Problem:
-        pos = self.locate(path)
-        line, column = pos if pos else (None, None)
-        return Problem(message, file=self.file, line=line, column=column, rule=rule)
+        return problem_at(self.file, self.positions, path, message, rule)
 
 
 class _BoundedScanner(Scanner):

@@ -2,7 +2,7 @@
 approval and policy violation (SPEC section 2 step 8), and the source of DORA metrics.
 
 reconcile/ starts an operation once it holds the app's sync lock and finishes it on every
-exit path; promote/ and the drift watcher record theirs in one call. The CLI, the API and
+exit path; a promotion and the drift watcher record theirs in one call. The CLI, the API and
 the dashboard read the history.
 """
 
