@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -97,6 +99,14 @@ def _note_leftovers(config: pytest.Config, where: str, found: set[str]) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     for name in system.reap_stale():
         sys.stderr.write(f"harness: removed {name} left by a run that died\n")
+    # A test that forgets --state must not read or write the user's own store (a store of
+    # another gitswarm version there broke tests), nor read the user's age keys: the
+    # defaults point into a folder of this run, removed at the end.
+    home = Path(tempfile.mkdtemp(prefix="gitswarm-test-home-"))
+    session.config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ.setdefault("GITSWARM_KEYS_DIR", str(home / "keys"))
+    os.environ.pop("GITSWARM_STATE", None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
