@@ -2,8 +2,8 @@
 
 Each group of records lives in its own module (operations, locks, status and bad
 revisions, baselines, promotions, notifications, audit, webhook deliveries, export and
-retention, DORA); ``Store`` puts them behind one connection pool. Open one per process (the agent, a CLI command)
-and pass it in; it is safe to share between threads.
+retention, DORA); ``Store`` puts them behind one connection pool. Open one per process
+(the agent, a CLI command) and pass it in; it is safe to share between threads.
 """
 
 from __future__ import annotations
