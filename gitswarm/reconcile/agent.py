@@ -766,6 +766,20 @@ class Agent:
     def operation(self, op_id: int) -> dict[str, Any]:
         return _operation_dict(self.store.get_operation(op_id))
 
+    def dora(
+        self,
+        env: str,
+        app: str | None,
+        since: dt.datetime,
+        until: dt.datetime,
+        failure_window: dt.timedelta,
+        drift_threshold: dt.timedelta,
+    ) -> dict[str, Any]:
+        return self.store.dora(
+            env, app, since=since, until=until, failure_window=failure_window,
+            drift_threshold=drift_threshold,
+        ).as_dict()  # fmt: skip
+
     def diff(self, app: str, env: str) -> dict[str, Any]:
         self._known(app, env)
         result = live_status(self.reconciler, app, env)
