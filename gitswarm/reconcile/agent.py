@@ -158,6 +158,7 @@ class Agent:
         self._retries: dict[tuple[str, ...], int] = {}
         self._urgent: set[tuple[str, ...]] = set()
         self._listings: dict[Target, dict[str, list[ServiceState]]] = {}  # the drift round's
+        self.metrics.leader.set_function(lambda: 1.0 if self.leader else 0.0)  # issue 16
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -500,6 +501,7 @@ class Agent:
             )
         )
         self._count(outcome)
+        self.metrics.rollbacks.labels(app, env, outcome.result).inc()  # issue 16: alerts
         self._remember_render(outcome)
         if outcome.result != "Succeeded":
             return
