@@ -4,26 +4,24 @@ handed to the pure ``gitswarm.dora.compute``. Called by `gitswarm dora` and the 
 ``GET /api/v1/dora``.
 
 Three queries, each served by the index ``ix_operations_env_started_at`` (migration
-0004): the operations, their service changes, their commits. bench/dora.py measures
-them at a million operations.
+0004) and the next healthy state by ``ix_operations_app_env_id``: the operations, their
+service changes, their commits. bench/dora.py measures them at a million operations.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
 from gitswarm.dora import DRIFT_THRESHOLD, FAILURE_WINDOW, DoraReport, DoraSettings, compute
+from gitswarm.dora.compute import DEPLOY_FAILURE_REASONS, DEPLOYMENT_KINDS, HEALTHY_KINDS
 from gitswarm.model.operation import DeployedCommit, Operation, ServiceChange
 from gitswarm.store.db import Database
 from gitswarm.store.operations import aware
 from gitswarm.store.schema import operation_changes, operation_commits, operations
 
-# The kinds DORA reads: deployments and heals (healthy states), drift records.
-DORA_KINDS = ("sync", "rollback", "heal", "drift")
-
+# The columns DORA reads (not the message: the bulk of a row).
 _COLUMNS = [
     operations.c[name]
     for name in (
@@ -31,6 +29,7 @@ _COLUMNS = [
         "commit_time", "started_at", "finished_at", "result", "reason",
     )
 ]  # fmt: skip
+_NAMES = [c.name for c in _COLUMNS]
 
 
 class DoraMixin:
@@ -39,27 +38,61 @@ class DoraMixin:
     def dora_operations(
         self, env: str, app: str | None, since: datetime, until: datetime
     ) -> list[Operation]:
-        """The operations of ``env`` (``app``) that started in ``[since, until]`` and
-        matter to DORA (not dry runs), with the changes that changed something and the
-        commits they brought; oldest first. Messages are left out."""
+        """What DORA needs of ``env`` (``app``) in ``[since, until]`` (by start), oldest
+        first: every deployment (a sync or rollback that changed something, or failed
+        after reaching the swarm), every successful heal, every drift record, and after
+        each failed deployment and drift record the next healthy state (a successful
+        sync, rollback or heal) — not the many syncs that changed nothing between them,
+        which cannot change any figure. With their changes that changed something and
+        the commits they brought; messages left out."""
         aware(since, "since")
         aware(until, "until")
-        where = [
-            operations.c.env == env,
-            operations.c.started_at >= since,
-            operations.c.started_at <= until,
-            operations.c.kind.in_(DORA_KINDS),
-            operations.c.dry_run.is_(False),
-        ]
+        o = operations
+        base = [o.c.env == env, o.c.started_at >= since, o.c.started_at <= until]
+        base.append(o.c.dry_run.is_(False))
         if app is not None:
-            where.append(operations.c.app == app)
-        ids = sa.select(operations.c.id).where(*where)
+            base.append(o.c.app == app)
+        changed = sa.exists().where(
+            operation_changes.c.operation_id == o.c.id, operation_changes.c.action != "unchanged"
+        )
+        failed = sa.or_(
+            o.c.result == "RolledBack",
+            sa.and_(o.c.result == "Failed", o.c.reason.in_(sorted(DEPLOY_FAILURE_REASONS))),
+        )
+        deployment = sa.and_(
+            o.c.kind.in_(sorted(DEPLOYMENT_KINDS)),
+            sa.or_(sa.and_(o.c.result == "Succeeded", changed), failed),
+        )
+        after = o.alias("after")
+        next_healthy = (
+            sa.select(sa.func.min(after.c.id))
+            .where(
+                after.c.app == o.c.app,
+                after.c.env == o.c.env,
+                after.c.id > o.c.id,
+                after.c.kind.in_(sorted(HEALTHY_KINDS)),
+                after.c.result == "Succeeded",
+                after.c.dry_run.is_(False),
+                after.c.started_at <= until,
+            )
+            .scalar_subquery()
+        )
+        restoring = sa.select(next_healthy).where(
+            *base,
+            sa.or_(o.c.kind == "drift", sa.and_(o.c.kind.in_(sorted(DEPLOYMENT_KINDS)), failed)),
+        )
+        wanted = sa.or_(
+            deployment,
+            sa.and_(o.c.kind == "heal", o.c.result == "Succeeded"),
+            o.c.kind == "drift",
+            o.c.id.in_(restoring),
+        )
+        ids = sa.select(o.c.id).where(*base, wanted)
         changes: dict[int, list[ServiceChange]] = {}
         commits: dict[int, list[DeployedCommit]] = {}
         with self._db.read("read the history for DORA") as conn:
-            rows = conn.execute(sa.select(*_COLUMNS).where(*where).order_by(operations.c.id))
-            found: list[dict[str, Any]] = [dict(r) for r in rows.mappings()]
-            for change in conn.execute(
+            found = conn.execute(sa.select(*_COLUMNS).where(*base, wanted).order_by(o.c.id)).all()
+            for op_id, service, action in conn.execute(
                 sa.select(
                     operation_changes.c.operation_id,
                     operation_changes.c.service,
@@ -69,8 +102,8 @@ class DoraMixin:
                     operation_changes.c.action != "unchanged",
                 )
             ):
-                changes.setdefault(change[0], []).append(ServiceChange(change[1], change[2]))
-            for commit in conn.execute(
+                changes.setdefault(op_id, []).append(ServiceChange(service, action))
+            for op_id, sha, committed_at, subject in conn.execute(
                 sa.select(
                     operation_commits.c.operation_id,
                     operation_commits.c.sha,
@@ -78,17 +111,19 @@ class DoraMixin:
                     operation_commits.c.subject,
                 ).where(operation_commits.c.operation_id.in_(ids))
             ):
-                commits.setdefault(commit[0], []).append(
-                    DeployedCommit(commit[1], commit[2], commit[3])
+                commits.setdefault(op_id, []).append(DeployedCommit(sha, committed_at, subject))
+        out = []
+        for row in found:
+            fields = dict(zip(_NAMES, row, strict=True))
+            op_id = fields["id"]
+            out.append(
+                Operation(
+                    **fields,
+                    changes=tuple(changes.get(op_id, ())),
+                    commits=tuple(commits.get(op_id, ())),
                 )
-        return [
-            Operation(
-                **row,
-                changes=tuple(changes.get(row["id"], ())),
-                commits=tuple(commits.get(row["id"], ())),
             )
-            for row in found
-        ]
+        return out
 
     def dora(
         self,

@@ -105,3 +105,30 @@ def test_a_naive_commit_time_is_refused(store: Store) -> None:
     naive = DeployedCommit("a", datetime(2025, 6, 2, 7, 0))
     with pytest.raises(ValueError, match=r"commit time of a .* has no time zone"):
         store.finish_operation(op, "Succeeded", commits=[naive])
+
+
+def test_the_lean_read_keeps_the_no_op_sync_that_restores(store_url: str) -> None:
+    """The store reads only what can change a figure: a sync that changed nothing is
+    read when it is the healthy state ending a failure or a drift, and not otherwise."""
+    from tests.unit.test_dora_metrics import UNCHANGED, op
+
+    history = [
+        op(1, "sync", "Succeeded", "06-02 09:00", "06-02 09:01", changes=UNCHANGED),
+        op(2, "sync", "Failed", "06-02 09:10", "06-02 09:15", reason="TasksFailing"),
+        op(3, "sync", "Failed", "06-02 09:16", "06-02 09:17", reason="PolicyViolation"),
+        op(4, "sync", "Succeeded", "06-02 09:20", "06-02 09:21", changes=UNCHANGED),
+        op(5, "sync", "Succeeded", "06-02 09:30", "06-02 09:31", changes=UNCHANGED),
+        op(6, "drift", "Succeeded", "06-02 10:00", reason="Drift"),
+        op(7, "sync", "Succeeded", "06-02 10:05", "06-02 10:06", changes=UNCHANGED),
+        op(8, "sync", "Succeeded", "06-02 11:00", "06-02 11:01", changes=UNCHANGED),
+    ]
+    clock = Clock()
+    with Store(store_url, clock=clock) as store:
+        for one in history:
+            record(store, clock, one)
+        read = store.dora_operations("prod", None, WINDOW.since, WINDOW.until)
+        got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
+    assert [o.id for o in read] == [2, 4, 6, 7]
+    assert got == compute(history, "prod", WINDOW).as_dict()
+    assert got["time_to_restore"]["list"][0]["seconds"] == 6 * 60  # 09:15 -> 09:21
+    assert got["drift"]["episodes"] == 1 and got["drift"]["incidents"] == 1  # 6 min
