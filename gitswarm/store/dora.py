@@ -77,9 +77,16 @@ class DoraMixin:
             )
             .scalar_subquery()
         )
-        restoring = sa.select(next_healthy).where(
-            *base,
-            sa.or_(o.c.kind == "drift", sa.and_(o.c.kind.in_(sorted(DEPLOYMENT_KINDS)), failed)),
+        # Not correlated with the outer query: one set of ids, computed once.
+        restoring = (
+            sa.select(next_healthy)
+            .correlate(None)
+            .where(
+                *base,
+                sa.or_(
+                    o.c.kind == "drift", sa.and_(o.c.kind.in_(sorted(DEPLOYMENT_KINDS)), failed)
+                ),
+            )
         )
         wanted = sa.or_(
             deployment,
