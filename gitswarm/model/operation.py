@@ -51,6 +51,16 @@ class ServiceChange:
 
 
 @dataclass(frozen=True, slots=True)
+class DeployedCommit:
+    """One commit a deployment brought to an environment (``git log previous..revision``
+    when the sync finished): the lead-time facts of DORA (gitswarm/dora/)."""
+
+    sha: str
+    committed_at: datetime  # the committer date, as Git has it
+    subject: str = ""  # the first line of the message (bounded), for fix-forward markers
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One recorded sync, rollback, drift, heal, promotion, approval or policy violation."""
 
@@ -72,6 +82,8 @@ class Operation:
     message: str = ""
     dry_run: bool = False
     changes: tuple[ServiceChange, ...] = ()
+    # The commits a deployment brought (store/operations.py loads them only when asked).
+    commits: tuple[DeployedCommit, ...] = ()
 
     @property
     def running(self) -> bool:

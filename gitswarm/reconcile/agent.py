@@ -158,6 +158,7 @@ class Agent:
         self._retries: dict[tuple[str, ...], int] = {}
         self._urgent: set[tuple[str, ...]] = set()
         self._listings: dict[Target, dict[str, list[ServiceState]]] = {}  # the drift round's
+        self.metrics.leader.set_function(lambda: 1.0 if self.leader else 0.0)  # issue 16
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -500,6 +501,7 @@ class Agent:
             )
         )
         self._count(outcome)
+        self.metrics.rollbacks.labels(app, env, outcome.result).inc()  # issue 16: alerts
         self._remember_render(outcome)
         if outcome.result != "Succeeded":
             return
@@ -765,6 +767,20 @@ class Agent:
 
     def operation(self, op_id: int) -> dict[str, Any]:
         return _operation_dict(self.store.get_operation(op_id))
+
+    def dora(
+        self,
+        env: str,
+        app: str | None,
+        since: dt.datetime,
+        until: dt.datetime,
+        failure_window: dt.timedelta,
+        drift_threshold: dt.timedelta,
+    ) -> dict[str, Any]:
+        return self.store.dora(
+            env, app, since=since, until=until, failure_window=failure_window,
+            drift_threshold=drift_threshold,
+        ).as_dict()  # fmt: skip
 
     def diff(self, app: str, env: str) -> dict[str, Any]:
         self._known(app, env)

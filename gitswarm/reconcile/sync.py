@@ -34,6 +34,7 @@ from gitswarm.model.config import (
 )
 from gitswarm.model.events import Event, EventKind
 from gitswarm.model.operation import (
+    DeployedCommit,
     HealthStatus,
     OperationKind,
     OperationResult,
@@ -537,12 +538,42 @@ class Reconciler:
             if op_id is not None:
                 changes = recorded_changes(outcome.plan) if outcome.plan else []
                 message = f"{req.message}: {outcome.message}" if req.message else outcome.message
-                self.store.finish_operation(op_id, outcome.result, outcome.reason, message, changes)
+                commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
+                self.store.finish_operation(
+                    op_id, outcome.result, outcome.reason, message, changes, commits
+                )
             if not req.dry_run:
                 self._set_status(req, outcome)
         except GitswarmError:
             log.exception("could not record the outcome of %s/%s", req.app, req.env)
         self._notify(req, outcome)
+
+    def _deployed_commits(
+        self, req: SyncRequest, outcome: SyncOutcome, op_id: int
+    ) -> list[DeployedCommit]:
+        """DORA's lead time (issue 16): the commits a successful deployment brought, ``git
+        log previous..revision`` (previous: what was deployed when it started). Only
+        deployments that changed something; a failure here never fails the record."""
+        plan = outcome.plan
+        if (
+            req.dry_run
+            or req.kind not in ("sync", "rollback")
+            or outcome.result != "Succeeded"
+            or outcome.revision is None
+            or plan is None
+            or plan.empty
+        ):
+            return []
+        try:
+            previous = self.store.get_operation(op_id).previous_revision
+            found = self.source.commits_between(previous, outcome.revision)
+            return [
+                DeployedCommit(c.sha, dt.datetime.fromisoformat(c.committed_at), c.subject)
+                for c in found
+            ]
+        except (GitswarmError, ValueError) as exc:
+            log.warning("could not list the commits %s brought: %s", outcome.revision[:12], exc)
+            return []
 
     def _set_status(self, req: SyncRequest, outcome: SyncOutcome) -> None:
         sync: SyncStatus
