@@ -59,8 +59,6 @@ DEPLOY_FAILURES = frozenset(
     }
 )
 
-RETRYABLE = frozenset({"Locked", "SwarmFailed", "StoreFailed", "GitFailed"})
-
 _ROUND = "drift round"  # the reason of the periodic drift checks of every app
 
 
@@ -419,12 +417,12 @@ class Agent:
         )
         self._count(outcome)
         self._remember_render(outcome)
-        if outcome.reason not in RETRYABLE:
+        if not outcome.retryable:
             with self._lock:
                 self._retries.pop(("sync", app, env), None)
         if outcome.reason == "DeploymentWindowClosed":
             self._hold_for_window(app, env, outcome, request)
-        elif outcome.reason in RETRYABLE:
+        elif outcome.retryable:
             self._retry_later(("sync", app, env), request, outcome)
         elif (
             outcome.result == "Failed"

@@ -129,6 +129,10 @@ class SyncOutcome:
     operation_id: int | None = None
     problems: tuple[Any, ...] = ()
     exit_code: int = 0
+    # Whether the same request can succeed later (the error's verdict: an engine that
+    # was unreachable, a lock still held), so the agent tries again with backoff; bad
+    # input (a render failure, a stack the engine refused) waits for a new commit.
+    retryable: bool = False
     # What was rendered, for the agent's drift checks of the revision it just deployed
     # (so the first drift round after a commit renders nothing again). Never serialised.
     rendered: Rendered | None = field(default=None, repr=False, compare=False)
@@ -344,6 +348,7 @@ class Reconciler:
                 message=exc.message,
                 problems=exc.problems,
                 exit_code=exc.exit_code,
+                retryable=exc.retryable,
                 operation_id=op_id,
                 policy=rendered.policy if rendered else None,
             )
