@@ -116,6 +116,7 @@ def _service_state(raw: Mapping[str, Any]) -> ServiceState:
         replicas=replicas,
         update_status=update,
         updated_at=parse_time(raw.get("UpdatedAt")),
+        previous_spec=raw.get("PreviousSpec"),
     )
 
 

@@ -147,6 +147,7 @@ class FakeSwarm:
         deploy = svc.get("deploy") or {}
         labels = {
             LABEL_STACK: stack,
+            "com.docker.stack.image": str(svc.get("image", "")),  # as the CLI sets it
             **{str(k): str(v) for k, v in (deploy.get("labels") or {}).items()},
         }
         env = svc.get("environment") or {}
@@ -178,6 +179,7 @@ class FakeSwarm:
             existing,
             labels=labels,
             spec=spec,
+            previous_spec=existing.spec,
             version=existing.version + 1,
             replicas=spec_replicas(spec),
             update_status=UpdateStatus("completed", "", _now(), _now()) if task_changed else None,
@@ -227,7 +229,22 @@ class FakeSwarm:
         svc = next(s for s in self._services.values() if s.name == full_name)
         spec = dict(svc.spec)
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-        self._services[svc.id] = replace(svc, spec=spec, version=svc.version + 1, replicas=replicas)
+        self._services[svc.id] = replace(
+            svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1, replicas=replicas
+        )
+        self._start_tasks(self._services[svc.id])
+
+    def add_env(self, full_name: str, entry: str) -> None:
+        """``docker service update --env-add ENTRY``."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        template = dict(svc.spec["TaskTemplate"])
+        container = dict(template["ContainerSpec"])
+        container["Env"] = sorted([*container.get("Env", []), entry])
+        template["ContainerSpec"] = container
+        spec = {**svc.spec, "TaskTemplate": template}
+        self._services[svc.id] = replace(
+            svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1
+        )
         self._start_tasks(self._services[svc.id])
 
     def task_ids(self, full_name: str) -> set[str]:
