@@ -109,13 +109,11 @@ def constraint_problem(expr: str) -> str | None:
 
 
 def _legacy_restart_problem(policy: str) -> str | None:
-    """``opts.ParseRestartPolicy`` (the CLI reads ``restart:`` when there is no
-    ``deploy.restart_policy``)."""
+    """``opts.ParseRestartPolicy`` of CLI 28 (read from ``restart:`` when there is no
+    ``deploy.restart_policy``). A negative count is taken there and becomes 2^64 - 1."""
     name, colon, count = policy.partition(":")
     if name not in LEGACY_RESTART:
         return f"restart {policy!r} is unknown; use {_one_of(LEGACY_RESTART)}[:N]"
-    if colon and name != "on-failure":
-        return f"restart {policy!r}: a retry count goes with on-failure only"
     if colon and not count.isdigit():
         return f"restart {policy!r}: the retry count must be a whole number"
     return None

@@ -217,6 +217,21 @@ def deploy_failure(
     )
 
 
+# What the CLI needs of the agent's environment to run (find ssh and credential helpers,
+# read ~/.docker, reach an ssh agent). Nothing else: the CLI fills an `environment:`
+# entry that has no value (or an empty one) from its own environment, so a commit with
+# `environment: [SOME_TOKEN]` would otherwise deploy the agent's SOME_TOKEN.
+_CLI_ENV = ("PATH", "HOME", "SSH_AUTH_SOCK")
+
+
+def cli_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment ``docker stack deploy`` runs with: no DOCKER_* (the target is
+    given by flags), none of the agent's own variables."""
+    env = {k: environ[k] for k in _CLI_ENV if k in environ}
+    env["DOCKER_CLI_HINTS"] = "false"
+    return env
+
+
 def docker_cli() -> str:
     cli = os.environ.get("GITSWARM_DOCKER_CLI") or shutil.which("docker")
     if not cli:
@@ -393,8 +408,7 @@ class DockerSwarm:
         try:
             stack_file = workdir / "stack.yml"
             stack_file.write_text(compose_yaml)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-            env["DOCKER_CLI_HINTS"] = "false"
+            env = cli_environment(os.environ)
             cmd = [
                 docker_cli(),
                 *self._cli_args(),

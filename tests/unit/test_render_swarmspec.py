@@ -54,9 +54,14 @@ REFUSED: dict[str, tuple[str, int, int, str]] = {
         "restart 'sometimes' is unknown; use no, always, unless-stopped or on-failure[:N]",
     ),
     "legacy-restart-count": (
-        "    restart: always:3\n",
+        "    restart: on-failure:abc\n",
         4, 5,
-        "restart 'always:3': a retry count goes with on-failure only",
+        "restart 'on-failure:abc': the retry count must be a whole number",
+    ),
+    "legacy-restart-negative": (
+        "    restart: on-failure:-1\n",
+        4, 5,
+        "restart 'on-failure:-1': the retry count must be a whole number",
     ),
     "endpoint-mode": (
         "    deploy:\n      endpoint_mode: weird\n",
@@ -210,8 +215,8 @@ REFUSED: dict[str, tuple[str, int, int, str]] = {
 
 # Values at the edges that Docker takes: validate must take them too.
 ACCEPTED = {
-    "modes": "    deploy:\n      mode: replicated-job\n      replicas: 2\n",
-    "global-job": "    deploy:\n      mode: global-job\n",
+    "modes": "    command: ['true']\n    deploy:\n      mode: replicated-job\n      replicas: 2\n",
+    "global-job": "    command: ['true']\n    deploy:\n      mode: global-job\n",
     "endpoint-case": "    deploy:\n      endpoint_mode: DNSRR\n",
     "rollback-action": "    deploy:\n      rollback_config:\n        failure_action: rollback\n",
     "cpus-fraction": "    deploy:\n      resources:\n        limits:\n          cpus: 1/2\n",
@@ -231,6 +236,7 @@ ACCEPTED = {
         "        mode: host\n"
     ),
     "legacy-restart": "    restart: on-failure:3\n",
+    "legacy-restart-always-count": "    restart: always:3\n",
     "restart-policy-wins": (
         "    restart: sometimes\n    deploy:\n      restart_policy:\n        condition: any\n"
     ),
