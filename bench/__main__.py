@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cli, drift, latency, noop, scale
+from bench import cli, dora, drift, latency, noop, scale
 from bench.lab import BenchLab
 from bench.report import Machine, Section, loadavg
 
-BENCHMARKS = ("latency", "drift", "noop", "scale", "cli")
+BENCHMARKS = ("latency", "drift", "noop", "scale", "cli", "dora")
 NEEDS_LAB = frozenset({"latency", "drift", "noop"})
 
 
@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="scale curve: services in one stack (default 10,100,500)",
     )
+    parser.add_argument(
+        "--operations",
+        type=int,
+        default=1_000_000,
+        help="dora benchmark: synthetic operations in the store (default 1000000)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             "noop": lambda: noop.run(_need(lab), stacks, rounds=3 if args.quick else 5),
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
             "cli": lambda: cli.run(runs=5 if args.quick else 11),
+            "dora": lambda: dora.run(args.operations, runs=3 if args.quick else 5),
         }
         for name in chosen:
             section = plan[name]()

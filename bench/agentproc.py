@@ -41,10 +41,11 @@ from gitswarm.model.config import ResolveImage, Target
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
-from gitswarm.reconcile.sync import Reconciler, Rendered, SwarmPool, SyncOutcome, SyncRequest
+from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 from gitswarm.swarm.client import DockerSwarm
+from gitswarm.swarm.pool import SwarmPool
 
 _out_lock = threading.Lock()
 

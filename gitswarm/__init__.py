@@ -10,7 +10,6 @@ The agent's loop (SPEC.md section 2) is visible in the sub-packages:
     swarm/   apply, observe, events                    (I/O edge: the only Docker code)
     health/  convergence and drift verdicts            (pure)
     reconcile/ the loop itself: wiring, locks, triggers
-    promote/ promotion, gates, approvals
     store/   history, audit, locks                     (I/O edge)
     notify/  Apprise                                   (I/O edge)
     api/, cli/  the ways in

@@ -17,10 +17,12 @@ this tree in one place each, with ``raise ... from exc``.
     │   ├── SecretError                SecretDecryptFailed no
     │   ├── PolicyError                PolicyViolation     no
     │   ├── SignatureError             SignatureRejected   no
+    │   ├── DeployRejected             DeployRejected      no (the engine or its CLI refused
+    │   │                                                      the stack: wait for a new commit)
     │   └── WindowClosed               DeploymentWindowClosed  no (wait for the window)
     └── OperationError  (the operation failed; the input may be fine)            1
         ├── SourceError                GitFailed           yes
-        ├── SwarmError                 SwarmFailed         yes
+        ├── SwarmError                 SwarmFailed         yes (engine unreachable, a conflict)
         ├── HealthError                HealthTimeout | SwarmRolledBack | TasksFailing  no
         ├── LockedError                Locked              yes
         ├── StoreError                 StoreFailed         yes
@@ -156,6 +158,15 @@ class SignatureError(InputError):
 
 class WindowClosed(InputError):
     reason = "DeploymentWindowClosed"
+
+
+class DeployRejected(InputError):
+    """``docker stack deploy`` reached the engine (or got as far as converting the file)
+    and the stack itself was refused: an unknown mode, a port in use, a mode change Swarm
+    does not allow. The same commit would be refused again; `validate` catches what it
+    can of these before anything is applied."""
+
+    reason = "DeployRejected"
 
 
 # --- failed operations ----------------------------------------------------------------

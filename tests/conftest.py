@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +102,14 @@ def _note_leftovers(config: pytest.Config, where: str, found: set[str]) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     for name in system.reap_stale():
         sys.stderr.write(f"harness: removed {name} left by a run that died\n")
+    # A test that forgets --state must not read or write the user's own store (a store of
+    # another gitswarm version there broke tests), nor read the user's age keys: the
+    # defaults point into a folder of this run, removed at the end.
+    home = Path(tempfile.mkdtemp(prefix="gitswarm-test-home-"))
+    session.config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ.setdefault("GITSWARM_KEYS_DIR", str(home / "keys"))
+    os.environ.pop("GITSWARM_STATE", None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -191,7 +201,8 @@ def remove_stack_objects(client: docker.DockerClient, namespace: str) -> None:
     """Remove every service, config, secret, network and volume of a stack namespace."""
     label = f"com.docker.stack.namespace={namespace}"
     for service in client.services.list(filters={"label": label}):
-        service.remove()
+        with contextlib.suppress(docker.errors.NotFound):  # another cleaner was quicker
+            service.remove()
     # Tasks must be gone before configs/secrets/networks can be removed.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -235,10 +246,19 @@ class Cleaner:
                 self._clients.append(client)
         return client
 
-    def submit(self, namespace: str) -> None:
-        self.futures.append(
-            self.pool.submit(lambda: remove_stack_objects(self._client(), namespace))
-        )
+    def submit(
+        self, namespace: str, then: Callable[[docker.DockerClient], None] | None = None
+    ) -> None:
+        """Remove a stack namespace; then (if given) call ``then`` with the same client,
+        e.g. to remove an external network the stack used."""
+
+        def work() -> None:
+            client = self._client()
+            remove_stack_objects(client, namespace)
+            if then is not None:
+                then(client)
+
+        self.futures.append(self.pool.submit(work))
 
     def wait(self) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from gitswarm.api.port import AgentPort, Readiness, TriggerRequest
@@ -45,6 +46,7 @@ class FakeAgent:
         self.checks: dict[str, Any] = {"store": {"ok": True, "detail": "reachable"}}
         self.fail: dict[str, BaseException] = {}
         self.triggers: list[TriggerRequest] = []
+        self.dora_calls: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self.operations = {
             n: {"id": n, "kind": "sync", "app": app, "env": env, "result": "Succeeded"}
@@ -80,6 +82,21 @@ class FakeAgent:
         if op_id not in self.operations:
             raise NotFoundError(f"no operation {op_id}")
         return self.operations[op_id]
+
+    def dora(
+        self,
+        env: str,
+        app: str | None,
+        since: datetime,
+        until: datetime,
+        failure_window: timedelta,
+        drift_threshold: timedelta,
+    ) -> dict[str, Any]:
+        self._maybe_fail("dora")
+        if env not in ENVS:
+            raise NotFoundError(f"no environment {env!r}")
+        self.dora_calls.append((env, app, since, until, failure_window, drift_threshold))
+        return {"env": env, "app": app, "since": since.isoformat(), "until": until.isoformat()}
 
     def diff(self, app: str, env: str) -> dict[str, Any]:
         self._maybe_fail("diff")

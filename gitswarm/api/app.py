@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import gitswarm
@@ -47,7 +48,14 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.add_exception_handler(GitswarmError, on_gitswarm_error)
+
+    async def counted(request: Request, exc: Exception) -> Response:
+        response = await on_gitswarm_error(request, exc)
+        if response.status_code in (401, 403):  # failed logins and forbidden requests
+            metrics.api_refused.labels(str(response.status_code)).inc()
+        return response
+
+    app.add_exception_handler(GitswarmError, counted)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_middleware(LastResort)  # inside Starlette's ServerErrorMiddleware: it never re-raises

@@ -8,6 +8,7 @@ Every method is thread-safe (handlers run on the server's threads/event loop).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gitswarm.model.agent import Readiness, TriggerRequest
@@ -27,6 +28,18 @@ class AgentPort(Protocol):
     def history(self, app: str | None, env: str | None, limit: int) -> Sequence[dict[str, Any]]: ...
 
     def operation(self, op_id: int) -> dict[str, Any]: ...
+
+    def dora(
+        self,
+        env: str,
+        app: str | None,
+        since: datetime,
+        until: datetime,
+        failure_window: timedelta,
+        drift_threshold: timedelta,
+    ) -> dict[str, Any]:
+        """DORA metrics of ``env`` (``app``) over ``[since, until]``: DoraReport.as_dict()."""
+        ...
 
     def diff(self, app: str, env: str) -> dict[str, Any]:
         """A fresh plan (desired vs deployed, drift) for one app × environment."""

@@ -12,6 +12,7 @@ happens (503) — an action that cannot be accounted for is not taken.
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
@@ -24,6 +25,7 @@ from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_res
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings, Role
+from gitswarm.dora.window import parse_duration, parse_since
 from gitswarm.errors import GitswarmError, NotFoundError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
 
@@ -129,6 +131,33 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
         ops = await call(agent.history, app, env, limit)
         visible = [op for op in ops if who.visible(str(op.get("env")))]
         return ok_response({"operations": visible})
+
+    @router.get(
+        "/dora",
+        summary="DORA metrics of an environment: frequency, lead time, failures, restore",
+    )
+    async def dora(
+        who: Who,
+        env: Annotated[str, Query(max_length=40, description="the environment")],
+        app: Annotated[str | None, Query(max_length=40)] = None,
+        since: Annotated[
+            str, Query(max_length=40, description="30d, 12h, 2w, or an ISO date")
+        ] = "30d",
+        failure_window: Annotated[str, Query(max_length=12)] = "1h",
+        drift_threshold: Annotated[str, Query(max_length=12)] = "60s",
+    ) -> JSONResponse:
+        require(who, "viewer", env)
+        if not NAME_PATTERN.match(env) or (app is not None and not NAME_PATTERN.match(app)):
+            raise NotFoundError(f"no application {app!r} in environment {env!r}")
+        now = datetime.now(UTC)
+        try:
+            start = parse_since(since, now)
+            window = parse_duration(failure_window, "failure_window")
+            threshold = parse_duration(drift_threshold, "drift_threshold")
+        except ValueError as exc:
+            raise UsageError(str(exc).replace("--since", "since")) from None
+        report = await call(agent.dora, env, app, start, now, window, threshold)
+        return ok_response({"dora": report})
 
     @router.get("/operations/{op_id}", summary="One recorded operation")
     async def operation(who: Who, op_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> JSONResponse:

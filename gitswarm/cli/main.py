@@ -64,6 +64,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "What a sync of ENV would change, per service, and what drifted.",
     ),
     "history": ("gitswarm.cli.ops", "history", "Past operations in ENV, newest first."),
+    "dora": (
+        "gitswarm.cli.dora",
+        "dora",
+        "DORA metrics of ENV: deployment frequency, lead time, change failure, time to restore.",
+    ),
     "rollback": (
         "gitswarm.cli.ops",
         "rollback_cmd",

@@ -1,4 +1,5 @@
-"""``gitswarm sync``, ``status``, ``diff``, ``history`` and ``rollback`` (edge).
+"""``gitswarm sync``, ``status``, ``diff``, ``history`` (and ``history export``) and
+``rollback`` (edge).
 
 They deploy committed revisions only: HEAD of the followed branch of ``--repo`` (a
 local clone or a URL), or ``--revision``. State lives in the store (``--state``, or
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -96,22 +98,27 @@ class Session:
 
 @contextlib.contextmanager
 def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
-    from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+    from gitswarm.reconcile.sync import Reconciler
     from gitswarm.source.repo import RepoSource
+    from gitswarm.source.verify import Verifier
     from gitswarm.store import Store
+    from gitswarm.swarm.pool import SwarmPool
 
     source = RepoSource.open(repo)
     if source.remote is not None:
         source.fetch()
     store = Store(state)
     progress = Progress(enabled=not as_json)
+    pool, verifier = SwarmPool(), Verifier()  # this command's own, closed when it ends
     reconciler = Reconciler(
-        source=source, store=store, swarm_for=default_swarm_for, progress=progress
+        source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
     )
     try:
         yield Session(source, store, reconciler, progress)
     finally:
         progress.stop()
+        pool.close()
+        verifier.close()
         store.close()
 
 
@@ -341,14 +348,36 @@ def diff(env: str, app: str | None, repo: str, state: str | None, as_json: bool)
     guarded(as_json, run)
 
 
-@click.command()
-@click.option("--env", "env", required=True)
+class _HistoryGroup(click.Group):
+    """``history --env E`` is the listing itself (the group's own callback, so it stays
+    exactly as it was); ``history export`` is its one subcommand."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS]"]  # `history export` has its own usage line
+
+
+@click.group(cls=_HistoryGroup, invoke_without_command=True)
+@click.option("--env", "env", default=None, help="[required] The environment.")
 @click.option("--app", "app", default=None)
 @click.option("--limit", default=20, show_default=True)
 @state_option
 @json_option
-def history(env: str, app: str | None, limit: int, state: str | None, as_json: bool) -> None:
-    """Past operations in ENV, newest first."""
+@click.pass_context
+def history(
+    ctx: click.Context, env: str | None, app: str | None, limit: int, state: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Past operations in ENV, newest first.
+
+    `gitswarm history export` writes the whole audit trail as JSON lines."""
+    if ctx.invoked_subcommand is not None:
+        if env or app or as_json or limit != 20:
+            raise click.UsageError(
+                f"give the options of `history {ctx.invoked_subcommand}` after it", ctx
+            )
+        return
+    if env is None:
+        raise click.MissingParameter(ctx=ctx, param=_param(ctx, "env"))
 
     def run() -> None:
         from gitswarm.store import Store
@@ -406,6 +435,104 @@ def history(env: str, app: str | None, limit: int, state: str | None, as_json: b
         Console(width=200).print(table)
 
     guarded(as_json, run)
+
+
+def _param(ctx: click.Context, name: str) -> click.Parameter:
+    return next(p for p in ctx.command.params if p.name == name)
+
+
+@click.command(name="export")
+@click.option(
+    "--since",
+    default=None,
+    help="Only what happened since then: 30d, 12h, 2w, or an ISO date (default: everything).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl"]),
+    default="jsonl",
+    show_default=True,
+    help="One JSON object per line.",
+)
+@click.option(
+    "--env",
+    "env",
+    default=None,
+    help="Only this environment's operations (the audit events are then left out).",
+)
+@state_option
+def export(since: str | None, fmt: str, env: str | None, state: str | None) -> None:
+    """The audit trail as JSON lines: every operation, oldest first, then every audit event.
+
+    Each line has "record": "operation" (with its service changes and deployed commits)
+    or "audit". Streams from the store in batches: any size of history, constant memory."""
+
+    def run() -> None:
+        from datetime import UTC, datetime
+
+        from gitswarm.dora.window import parse_since
+        from gitswarm.store import Store
+
+        start: datetime | None = None
+        if since is not None:
+            try:
+                start = parse_since(since, datetime.now(UTC))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        out = sys.stdout
+        with Store(state) as store:
+            for op in store.export_operations(since=start, env=env):
+                line = {"record": "operation", **operation_dict(op)}
+                out.write(json.dumps(line, sort_keys=True) + "\n")
+            if env is None:
+                for event in store.export_audit(since=start):
+                    record = {
+                        "record": "audit",
+                        "id": event.id,
+                        "at": event.at.isoformat(),
+                        "actor": event.actor,
+                        "action": event.action,
+                        "target": event.target,
+                        "details": dict(event.details),
+                    }
+                    out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        out.flush()
+
+    guarded(False, run)
+
+
+history.add_command(export)
+
+
+def operation_dict(o: Any) -> dict[str, Any]:
+    """One operation as the export (and `history --json`) writes it."""
+    return {
+        "id": o.id,
+        "kind": o.kind,
+        "app": o.app,
+        "env": o.env,
+        "revision": o.revision,
+        "previous_revision": o.previous_revision,
+        "result": o.result,
+        "reason": o.reason,
+        "message": o.message,
+        "trigger": o.trigger,
+        "actor": o.actor,
+        "holder": o.holder,
+        "author": o.author,
+        "commit_time": o.commit_time.isoformat() if o.commit_time else None,
+        "started_at": o.started_at.isoformat(),
+        "finished_at": o.finished_at.isoformat() if o.finished_at else None,
+        "dry_run": o.dry_run,
+        "changes": [
+            {"service": c.service, "action": c.action, "fields": list(c.fields)} for c in o.changes
+        ],
+        "commits": [
+            {"sha": c.sha, "committed_at": c.committed_at.isoformat(), "subject": c.subject}
+            for c in o.commits
+        ],
+    }
 
 
 @click.command(name="rollback")

@@ -4,8 +4,8 @@ Step "validate" of the loop (SPEC.md sections 2 and 5) run on its own, as a pre-
 check: render each application of the environment from the working tree of ``--repo``
 (or from ``--revision``), then evaluate the same policy gate as `gitswarm sync` and the
 agent (policy.evaluate: built-in rules, ``policies/*.rego``, the clock, the commit) and
-print every result. cli/render.py's ``validate`` calls :class:`PolicyGate` for the same
-evaluation.
+print every result. The rendering and the evaluation are reconcile/rendering.py's, the
+same as the agent's; cli/render.py's ``validate`` runs the same through cli/worktree.py.
 
 A closed deployment window is informational here: it says when a sync may apply the
 change, not that the change is wrong, so it never makes ``policy check`` or ``validate``
@@ -16,107 +16,22 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.cli.render import IDENTITY_HELP, REPO_HELP, _Keys, _render, identity_option, open_tree
+from gitswarm.cli.worktree import (
+    IDENTITY_HELP,
+    REPO_HELP,
+    Checked,
+    identity_option,
+    local_renderer,
+    open_tree,
+)
 from gitswarm.errors import UsageError
-from gitswarm.model.config import Environment
-from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult
-from gitswarm.model.stack import DesiredStack
-from gitswarm.model.tree import Tree
-from gitswarm.policy import evaluate
+from gitswarm.model.policy import WINDOW_RULE, PolicyResult
 from gitswarm.repo import load_config
-from gitswarm.repo.policies import rego_sources
-from gitswarm.source.repo import RepoSource
-
-
-@dataclass(frozen=True)
-class Checked:
-    """One application's policy report, read as a pre-commit check reads it: a closed
-    deployment window is neither a violation nor a warning, only a note."""
-
-    report: PolicyReport
-
-    @property
-    def violations(self) -> tuple[PolicyResult, ...]:
-        return tuple(r for r in self.report.violations if r.rule != WINDOW_RULE)
-
-    @property
-    def warnings(self) -> tuple[PolicyResult, ...]:
-        return tuple(r for r in self.report.warnings if r.rule != WINDOW_RULE)
-
-    @property
-    def window(self) -> tuple[PolicyResult, ...]:
-        return tuple(r for r in self.report.results if r.rule == WINDOW_RULE)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def window_note(self) -> str | None:
-        """One sentence on the deployment window, when the environment has windows."""
-        state = self.report.window
-        if state is None:
-            return None
-        if state.open:
-            note = f"deployment window open: {state.reason}"
-            if state.closes_at is not None:
-                note += f"; closes {state.closes_at.isoformat()}"
-            return note
-        note = f"deployment window closed: {state.reason}"
-        if state.next_open is not None:
-            note += f"; next opens {state.next_open.isoformat()}"
-        if self.report.modes.get(WINDOW_RULE) == "enforce":
-            return (
-                note + " -- a sync waits for it (DeploymentWindowClosed); the commit itself is fine"
-            )
-        return note + " -- deployment_windows is warn: a sync now deploys anyway"
-
-    def to_dict(self) -> dict[str, Any]:
-        """PolicyReport.to_dict(), plus ``passes``: no violation other than a window."""
-        return {**self.report.to_dict(), "passes": self.ok}
-
-
-@dataclass
-class PolicyGate:
-    """The policy evaluation of one Tree, as `gitswarm sync` does it: the same rules, the
-    same ``policies/*.rego`` (read once), the same input document."""
-
-    tree: Tree
-    repo: str
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    _rego: Mapping[str, str] | None = None
-    _context: Mapping[str, Any] | None = None
-
-    def rego(self) -> Mapping[str, str]:
-        if self._rego is None:
-            self._rego = rego_sources(self.tree)
-        return self._rego
-
-    def context(self) -> Mapping[str, Any] | None:
-        """``input.commit`` for a committed revision; a working tree has none."""
-        if self.tree.revision is None:
-            return None
-        if self._context is None:
-            # reconcile/ (docker, the store) loads only for a committed revision
-            from gitswarm.reconcile.sync import policy_context
-
-            commit = RepoSource.open(self.repo).commit_info(self.tree.revision)
-            self._context = policy_context(commit)
-        return self._context
-
-    def check(self, desired: DesiredStack, env: Environment) -> Checked:
-        report = evaluate(
-            desired, env, rego_sources=self.rego(), now=self.now, context=self.context()
-        )
-        return Checked(report)
-
 
 # --- printing -------------------------------------------------------------------------
 
@@ -198,16 +113,17 @@ def check(
         apps = [app_name] if app_name else deployed
         if not apps:
             raise UsageError(f"no application is deployed to environment {env.name!r}")
-        keys = _Keys(config, {}, identity_option(env.name, identity))
-        keys.get(env.name)
-        gate = PolicyGate(tree, repo)
-        checked = [gate.check(_render(tree, config, keys, app, env.name), env) for app in apps]
+        renderer = local_renderer(tree, config, repo, identity_option(env.name, identity))
+        now = dt.datetime.now(dt.UTC)
+        checked = [
+            Checked(renderer.evaluate(renderer.render(app, env), env, now=now)) for app in apps
+        ]
         ok = all(c.ok for c in checked)
         if as_json:
             emit_json({"ok": ok, "reports": [c.to_dict() for c in checked]})
         else:
             for one in checked:
-                print_checked(one, len(gate.rego()))
+                print_checked(one, len(renderer.rego()))
             if not ok:
                 count = sum(len(c.violations) for c in checked)
                 click.echo(
@@ -220,4 +136,4 @@ def check(
     guarded(as_json, run)
 
 
-__all__ = ["Checked", "PolicyGate", "check", "policy", "print_checked", "result_line"]
+__all__ = ["check", "policy", "print_checked", "result_line"]

@@ -10,81 +10,25 @@ partial output.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.errors import ConfigError, InputError, Problem, SecretError, UsageError
-from gitswarm.model.config import RepoConfig
-from gitswarm.model.stack import DesiredStack
-from gitswarm.model.tree import Tree
-from gitswarm.render import render_stack, to_yaml
-from gitswarm.render.secrets import Identity
-from gitswarm.repo import load_config
-from gitswarm.source.keys import load_identity
-from gitswarm.source.tree import GitTree, WorkTree
-
-REPO_HELP = "The GitOps repository's folder (default: the current folder)."
-
-
-def open_tree(repo: str, revision: str | None) -> Tree:
-    if "://" in repo or repo.startswith("git@"):
-        raise UsageError(
-            f"--repo {repo!r} looks like a URL; render and validate read a local repository: "
-            "clone it and pass its folder"
-        )
-    if revision:
-        return GitTree(repo, revision)
-    return WorkTree(repo)
-
-
-IDENTITY_HELP = (
-    "The age identity (key file) of --env, instead of where gitswarm looks for it "
-    "(README, 'Secrets')."
+from gitswarm.cli.worktree import (
+    IDENTITY_HELP,
+    REPO_HELP,
+    Checked,
+    identity_option,
+    local_renderer,
+    open_tree,
 )
-
-
-def identity_option(env_name: str | None, identity: Path | None) -> dict[str, Path]:
-    """``--identity FILE``, as the one environment it belongs to -> FILE."""
-    if identity is None:
-        return {}
-    if env_name is None:
-        raise UsageError(
-            "--identity is one environment's key: give --env too (other environments' keys "
-            "are looked up where gitswarm looks for them; README, 'Secrets')"
-        )
-    return {env_name: identity}
-
-
-@dataclass
-class _Keys:
-    """Each environment's identity, loaded on first use, and only from that environment's
-    own places (source/keys.py; ``flags``: ``--identity`` per environment). A missing key
-    is kept as the reason, so a stack without secrets still renders."""
-
-    config: RepoConfig
-    loaded: dict[str, tuple[Identity | None, str | None]]
-    flags: Mapping[str, Path] = field(default_factory=dict)
-
-    def get(self, env: str) -> tuple[Identity | None, str | None]:
-        if env in self.flags and env not in self.loaded:  # asked for: a bad file is an error
-            identity = load_identity(self.config.project, env, identity=self.flags[env])
-            self.loaded[env] = (identity, None)
-        if env not in self.loaded:
-            try:
-                self.loaded[env] = (load_identity(self.config.project, env), None)
-            except SecretError as exc:
-                self.loaded[env] = (None, str(exc))
-        return self.loaded[env]
-
-
-def _render(tree: Tree, config: RepoConfig, keys: _Keys, app: str, env: str) -> DesiredStack:
-    identity, why = keys.get(env)
-    return render_stack(tree, config, app, env, identity, no_identity=why)
+from gitswarm.errors import ConfigError, InputError, Problem, UsageError
+from gitswarm.model.stack import DesiredStack
+from gitswarm.render import to_yaml
+from gitswarm.repo import load_config
 
 
 def _header(desired: DesiredStack) -> str:
@@ -142,9 +86,8 @@ def render(
         apps = [app_name] if app_name else [a.name for a in config.apps_for(env.name)]
         if not apps:
             raise UsageError(f"no application is deployed to environment {env.name!r}")
-        keys = _Keys(config, {}, identity_option(env.name, identity))
-        keys.get(env.name)
-        stacks = [_render(tree, config, keys, app, env.name) for app in apps]
+        renderer = local_renderer(tree, config, repo, identity_option(env.name, identity))
+        stacks = [renderer.render(app, env) for app in apps]
         if as_json:
             emit_json({"ok": True, "stacks": [_as_json(d) for d in stacks]})
             return
@@ -169,8 +112,6 @@ def validate(
     """Check every application in every environment: schema, references and policies;
     print all problems (file:line: message [rule]). Exit 2 if there is any. Policy
     warnings and a closed deployment window are shown but are not problems."""
-    # cli/policy.py builds on this module (open_tree, _render): imported here, not above.
-    from gitswarm.cli.policy import PolicyGate
 
     def run() -> None:
         flags = identity_option(env_name, identity)
@@ -187,18 +128,17 @@ def validate(
                 raise UsageError(str(exc.args[0])) from None
         else:
             envs = [e.name for e in config.environments]
-        keys = _Keys(config, {}, flags)
-        for flagged in flags:
-            keys.get(flagged)
-        gate = PolicyGate(tree, repo)
+        renderer = local_renderer(tree, config, repo, flags)
+        now = dt.datetime.now(dt.UTC)
         problems: list[Problem] = []
         warnings: list[Problem] = []
         results: list[dict[str, Any]] = []
         for env in envs:
             for app in config.apps_for(env):
                 try:
-                    desired = _render(tree, config, keys, app.name, env)
-                    checked = gate.check(desired, config.environment(env))
+                    environment = config.environment(env)
+                    desired = renderer.render(app.name, environment)
+                    checked = Checked(renderer.evaluate(desired, environment, now=now))
                 except InputError as exc:
                     found = list(exc.problems) or [Problem(exc.message, rule=exc.reason)]
                     problems.extend(found)

@@ -26,6 +26,9 @@ repository.
     identities:                   # age identities per environment (see below)
       production: /etc/gitswarm/keys/production.key
     project: medianest            # GITSWARM_PROJECT: whose keys dir is read (see below)
+    retention:                    # history that lasts (0, the default: keep everything)
+      operations_days: 365        # prune operations older than this (changes, commits too)
+      audit_days: 0               # the audit trail is kept unless this is set
 
 ``verify:`` has the shape of an environment's ``verify:`` in gitswarm.yml (mode gpg or
 ssh; ``keys``: public key files; ``allowed_signers``: an ssh-keygen allowed signers file;
@@ -42,6 +45,10 @@ does) and then in $GITSWARM_KEYS_DIR/<project>/<env>.key (source/keys.py). ``pro
 names that <project>: without it, the project of the revision deployed last (or, before
 any, of the first commit rendered). A commit renaming its project never moves the agent
 to another project's keys.
+
+``retention:`` prunes every six hours; it never removes the operation an app's status
+points at, nor per app × environment the newest successful deploy of each of the last
+two revisions (what `rollback --previous` needs).
 
 Event kinds: sync_succeeded, sync_failed, drift_detected, drift_healed, rollback,
 signature_rejected, policy_violation, promotion_pending, promotion_committed.
@@ -73,11 +80,14 @@ from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
-from gitswarm.reconcile.sync import Reconciler, default_swarm_for
+from gitswarm.reconcile.retention import RetentionSettings, start_retention
+from gitswarm.reconcile.sync import Reconciler
 from gitswarm.repo.config import check_name, verify_rule_problems
 from gitswarm.source.keys import keys_dir, read_identity_file
 from gitswarm.source.repo import RepoSource
+from gitswarm.source.verify import Verifier
 from gitswarm.store import Store
+from gitswarm.swarm.pool import SwarmPool
 
 ENV_VARS = {
     "repo": "GITSWARM_REPO",
@@ -104,6 +114,7 @@ class ServeConfig:
     verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     identities: Mapping[str, Path] = field(default_factory=dict)
     project: str | None = None
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -166,6 +177,9 @@ def load_serve_config(
         elif key == "identities":
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)
+        elif key == "retention":
+            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            config_kwargs[key] = _retention(value, where, path, file_lines)
         elif key == "project":
             message = check_name("project", str(value)) if isinstance(value, str) else None
             if not isinstance(value, str) or message:
@@ -187,7 +201,7 @@ def load_serve_config(
 
 _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
-    "verify", "identities", "project",
+    "verify", "identities", "project", "retention",
 )  # fmt: skip
 
 
@@ -329,6 +343,27 @@ def _identities(
     return out
 
 
+def _retention(
+    value: Any, where: str, path: Path | None = None, lines: Mapping[str, int] | None = None
+) -> RetentionSettings:
+    """``retention: {operations_days: N, audit_days: N}``: whole days, 0 keeps everything."""
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: retention must be a mapping like {{operations_days: 365, audit_days: 0}}"
+        )
+    known = ("operations_days", "audit_days")
+    days: dict[str, int] = {}
+    for key, number in value.items():
+        line = (lines or {}).get(str(key))
+        at = f"{path}:{line}: retention.{key}" if path and line else f"{where}: retention.{key}"
+        if key not in known:
+            raise ConfigError(f"{at}: unknown setting (known: {', '.join(known)})")
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise ConfigError(f"{at} must be a whole number of days (0: keep everything)")
+        days[str(key)] = number
+    return RetentionSettings(**days)
+
+
 def setup_logging(fmt: str, level: str) -> None:
     """Structured logs: JSON lines with ``--log-format json``, readable text otherwise.
     Records carry the app, env and revision they are about when the caller binds them.
@@ -369,10 +404,12 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     store = Store(config.state)
     notifier = Notifier(config.notifications)
     metrics = Metrics()
+    verifier = Verifier()  # the agent's keyrings, removed when it stops
     reconciler = Reconciler(
         source=source,
         store=store,
-        swarm_for=default_swarm_for,
+        swarm_for=SwarmPool(),  # closed by agent.stop()
+        verifier=verifier,
         notifier=notifier,
         pinned_verify=config.verify,
         identities=config.identities,
@@ -398,6 +435,7 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         "gitswarm agent %s listening on %s, following %s", agent.holder, handle.url, config.repo
     )
     agent.start()
+    start_retention(store, config.retention, stop)
     try:
         stop.wait()
     finally:
@@ -406,6 +444,7 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         )
         handle.stop()
         agent.stop()
+        verifier.close()
         notifier.close()
         store.close()
     return 0

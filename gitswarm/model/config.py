@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitswarm.model.position import Path, Position
+
 ResolveImage = Literal["always", "changed", "never"]
-Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +81,14 @@ class Environment:
     branch: str | None = None  # None: the repo's default branch
     verify: VerifySettings | None = None
     secrets: SecretSettings = field(default_factory=SecretSettings)
-    # Sections owned by policy/ and promote/, kept as parsed mappings and validated there.
+    # Sections owned by policy/ and the promotion code, kept as parsed mappings and validated there.
     policies: Mapping[str, Any] = field(default_factory=dict)
     promotion: Mapping[str, Any] = field(default_factory=dict)
     # Where the environment was declared, and the line/column of every node under it
     # (paths relative to the environment, e.g. ("policies", "no_latest_tag")), so that
     # the owners of ``policies``/``promotion`` can point at file:line.
     source: str = "gitswarm.yml"
-    positions: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
+    positions: Mapping[Path, Position] = field(default_factory=dict)
 
     @property
     def env_file(self) -> str:
@@ -105,7 +106,7 @@ class Application:
     sync: Mapping[str, SyncPolicy] = field(default_factory=dict)  # per environment
     source: str = "gitswarm.yml"  # the file that declared it
     # line/column of every node of its declaration, paths relative to it: ("files", 0)
-    positions: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
+    positions: Mapping[Path, Position] = field(default_factory=dict)
 
     def stack_name(self, env: str) -> str:
         return self.stack.replace("{env}", env).replace("{app}", self.name)

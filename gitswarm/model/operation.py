@@ -1,6 +1,6 @@
 """What the state store hands back: operations, statuses, baselines, leases, promotions.
 
-store/ writes and reads these records; reconcile/, promote/, api/ and cli/ read them.
+store/ writes and reads these records; reconcile/, api/ and cli/ read them.
 They are plain frozen values (never ORM objects) and carry no secret values: callers
 put none into the store, so none can come back out.
 
@@ -51,6 +51,16 @@ class ServiceChange:
 
 
 @dataclass(frozen=True, slots=True)
+class DeployedCommit:
+    """One commit a deployment brought to an environment (``git log previous..revision``
+    when the sync finished): the lead-time facts of DORA (gitswarm/dora/)."""
+
+    sha: str
+    committed_at: datetime  # the committer date, as Git has it
+    subject: str = ""  # the first line of the message (bounded), for fix-forward markers
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """One recorded sync, rollback, drift, heal, promotion, approval or policy violation."""
 
@@ -72,6 +82,8 @@ class Operation:
     message: str = ""
     dry_run: bool = False
     changes: tuple[ServiceChange, ...] = ()
+    # The commits a deployment brought (store/operations.py loads them only when asked).
+    commits: tuple[DeployedCommit, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -154,7 +166,7 @@ class Promotion:
     requested_by: str
     created_at: datetime
     updated_at: datetime
-    gates: Sequence[Mapping[str, Any]] = ()  # each gate's result, as promote/ records it
+    gates: Sequence[Mapping[str, Any]] = ()  # each gate's result, as the promotion records it
     commit_sha: str | None = None
     message: str = ""
     decisions: tuple[Decision, ...] = ()

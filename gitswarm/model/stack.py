@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitswarm.model.position import Path, nearest
+from gitswarm.model.position import SourceLocation as SourceLocation  # re-exported
+
 # Labels gitswarm puts on what it owns (service labels, never container labels: a label
 # that changes with each commit must not restart tasks).
 LABEL_OWNER = "io.gitswarm.owner"  # value: "gitswarm"
@@ -17,30 +20,17 @@ LABEL_OBJECT_KEY = "io.gitswarm.key"  # a config/secret's name in the compose fi
 LABEL_STACK = "com.docker.stack.namespace"  # Docker's own stack label
 OWNER_VALUE = "gitswarm"
 
-Path = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceLocation:
-    file: str
-    line: int | None = None  # 1-based
-    column: int | None = None  # 1-based
-
 
 @dataclass(frozen=True)
 class SourceMap:
     """Where each node of a rendered document was written. Keys are paths into the
     document: ("services", "web", "image"). ``locate`` falls back to the nearest
-    ancestor, so every path gets the best location known."""
+    ancestor (model/position.py), so every path gets the best location known."""
 
     locations: Mapping[Path, SourceLocation] = field(default_factory=dict)
 
     def locate(self, path: Path) -> SourceLocation | None:
-        for end in range(len(path), -1, -1):
-            found = self.locations.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
+        return nearest(self.locations, path)
 
 
 @dataclass(frozen=True, slots=True)

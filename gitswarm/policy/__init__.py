@@ -9,7 +9,8 @@ that a closed deployment window holds.
 
     settings.py  the `policies:` block of gitswarm.yml -> PolicySettings (ConfigError)
     rules.py     the built-in rules, one function each (compose.py reads Compose spellings)
-    windows.py   allow/deny windows, time zones, cron; pure time arithmetic on `now`
+    windows.py   allow/deny windows, time zones; pure time arithmetic on `now`
+    cron.py      cron windows: the expression read by cronsim, opened for a duration
     rego.py      policies/*.rego through regopy, over a documented input document
     gate.py      evaluate(), raise_for_violations(), window_state()
 

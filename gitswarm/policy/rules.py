@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from gitswarm.model.stack import DesiredStack, Path
+from gitswarm.model.position import Path
+from gitswarm.model.stack import DesiredStack
 from gitswarm.policy import compose as c
 from gitswarm.policy.settings import NAMED_KINDS, PolicySettings, normalise_capability
 

@@ -68,9 +68,9 @@ from typing import Any, Literal
 from gitswarm.errors import ConfigError, Problem, collect
 from gitswarm.model.config import Environment
 from gitswarm.model.policy import Mode
+from gitswarm.model.position import Path, nearest
+from gitswarm.policy.cron import Cron, CronWindow
 from gitswarm.policy.windows import (
-    Cron,
-    CronWindow,
     DateWindow,
     Window,
     WindowSettings,
@@ -241,7 +241,6 @@ def settings_for(env: Environment) -> PolicySettings:
 
 # --- parsing ---------------------------------------------------------------------------
 
-Path = tuple[str | int, ...]
 RULE_SETTINGS = "policy-settings"  # the rule of a problem that belongs to no single rule
 
 
@@ -257,11 +256,7 @@ class _Parser:
         self.problems: list[Problem] = []
 
     def locate(self, path: Sequence[str | int]) -> tuple[int, int] | None:
-        for end in range(len(path), -1, -1):
-            found = self.positions.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
+        return nearest(self.positions, path)
 
     def error(self, path: Sequence[str | int], message: str) -> None:
         where = ".".join([self.prefix, *(str(p) for p in path)])

@@ -13,7 +13,8 @@ Three kinds of window, each in its own time zone (an IANA name such as
   name day sets;
 - cron, as Argo CD's sync windows: ``{schedule: "0 22 * * 1-5", duration: 2h}`` -- each
   minute the 5-field cron expression matches (local time) opens the window for
-  ``duration``;
+  ``duration`` (cron.py: the expression is read by the cronsim library, with Vixie
+  cron's rules);
 - dates, for freezes: ``{from: 2025-12-20, until: 2026-01-06}`` -- a date alone in
   ``until`` means through the end of that day.
 
@@ -25,15 +26,17 @@ intervals ``[start, end)``.
 Daylight saving: window edges are wall-clock times. An edge that falls into the hour
 skipped in spring moves forward by the gap (02:30 becomes 03:30); an edge in the repeated
 hour in autumn is its first occurrence. A window therefore lasts an hour less or more on
-those nights, as a wall-clock rule should.
+those nights, as a wall-clock rule should. Cron windows follow the same rule (a start at
+02:30 opens at 03:30 on the spring night, and once on the autumn night), not cron's own
+habit of running a skipped job at 03:00.
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from gitswarm.model.policy import WindowState
@@ -93,28 +96,7 @@ class WeeklyWindow(Window):
                 if s < e and e > start and s < end:
                     found.append((s, e))
             day += timedelta(days=1)
-        return _merge(found)
-
-
-@dataclass(frozen=True)
-class CronWindow(Window):
-    zone: tzinfo
-    cron: Cron
-    duration: timedelta
-
-    def intervals(self, start: datetime, end: datetime) -> list[Interval]:
-        # Wall clock and UTC disagree by up to a few hours around DST changes: scan a
-        # little wider and filter in UTC.
-        margin = timedelta(hours=3)
-        lo = (start - self.duration - margin).astimezone(self.zone).replace(tzinfo=None)
-        hi = (end + margin).astimezone(self.zone).replace(tzinfo=None)
-        found = []
-        for local in self.cron.matches(lo, hi):
-            s = local.replace(tzinfo=self.zone).astimezone(UTC)
-            e = s + self.duration
-            if e > start and s < end:
-                found.append((s, e))
-        return _merge(found)
+        return merge_intervals(found)
 
 
 @dataclass(frozen=True)
@@ -212,7 +194,8 @@ def _next_change(settings: WindowSettings, now: datetime, want_open: bool) -> da
     return None
 
 
-def _merge(intervals: list[Interval]) -> list[Interval]:
+def merge_intervals(intervals: list[Interval]) -> list[Interval]:
+    """Sorted, with overlapping and touching intervals joined."""
     merged: list[Interval] = []
     for s, e in sorted(intervals):
         if merged and s <= merged[-1][1]:
@@ -366,103 +349,3 @@ def parse_instant(value: object, zone: tzinfo, *, end: bool) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
-
-
-# --- cron ------------------------------------------------------------------------------
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-@dataclass(frozen=True)
-class Cron:
-    """A 5-field cron expression (minute hour day-of-month month day-of-week), with the
-    usual ``*``, lists, ranges, steps and names; day-of-week 0 and 7 are Sunday. As in
-    Vixie cron, when both day fields are restricted a day matching either one matches."""
-
-    text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0=Sunday
-    any_day: bool = field(default=False)
-    any_weekday: bool = field(default=False)
-
-    @classmethod
-    def parse(cls, text: str) -> Cron:
-        fields = text.split()
-        if len(fields) != 5:
-            raise WindowSyntaxError(
-                f"cron schedule {text!r} needs 5 fields: minute hour day month weekday"
-            )
-        minute, hour, day, month, weekday = fields
-        weekdays = _cron_field(weekday, 0, 7, _CRON_DAYS, text)
-        return cls(
-            text=text,
-            minutes=_cron_field(minute, 0, 59, (), text),
-            hours=_cron_field(hour, 0, 23, (), text),
-            days=_cron_field(day, 1, 31, (), text),
-            months=_cron_field(month, 1, 12, _MONTHS, text, offset=1),
-            weekdays=frozenset(d % 7 for d in weekdays),
-            any_day=day == "*",
-            any_weekday=weekday == "*",
-        )
-
-    def day_matches(self, day: date) -> bool:
-        if day.month not in self.months:
-            return False
-        dom = day.day in self.days
-        dow = (day.weekday() + 1) % 7 in self.weekdays
-        if self.any_day or self.any_weekday:
-            return dom and dow
-        return dom or dow
-
-    def matches(self, start: datetime, end: datetime) -> Iterator[datetime]:
-        """Every matching wall-clock minute in ``[start, end)`` (naive datetimes)."""
-        t = start.replace(second=0, microsecond=0)
-        if t < start:
-            t += timedelta(minutes=1)
-        while t < end:
-            if not self.day_matches(t.date()):
-                t = datetime.combine(t.date() + timedelta(days=1), time())
-            elif t.hour not in self.hours:
-                t = t.replace(minute=0) + timedelta(hours=1)
-            elif t.minute not in self.minutes:
-                t += timedelta(minutes=1)
-            else:
-                yield t
-                t += timedelta(minutes=1)
-
-
-def _cron_field(
-    text: str, lo: int, hi: int, names: Sequence[str], expr: str, *, offset: int = 0
-) -> frozenset[int]:
-    def value(token: str) -> int:
-        token = token.lower()
-        if token in names:
-            return names.index(token) + offset
-        if not token.isdigit() or not lo <= int(token) <= hi:
-            raise WindowSyntaxError(f"cron schedule {expr!r}: {token!r} is not in {lo}-{hi}")
-        return int(token)
-
-    found: set[int] = set()
-    for part in text.split(","):
-        body, _, step_text = part.partition("/")
-        step = 1
-        if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise WindowSyntaxError(f"cron schedule {expr!r}: bad step in {part!r}")
-            step = int(step_text)
-        if body == "*":
-            first, last = lo, hi
-        elif "-" in body:
-            a, _, b = body.partition("-")
-            first, last = value(a), value(b)
-            if first > last:
-                raise WindowSyntaxError(f"cron schedule {expr!r}: range {body!r} runs backwards")
-        else:
-            first = value(body)
-            last = hi if step_text else first
-        found.update(range(first, last + 1, step))
-    return frozenset(found)

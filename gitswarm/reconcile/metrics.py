@@ -74,6 +74,24 @@ class Metrics:
         self.notifications = Counter(
             "gitswarm_notifications_total", "Notifications sent or failed.", ["result"], registry=r
         )
+        # Alert rules (deploy/prometheus/gitswarm-alerts.yml) read these too: issue 16.
+        self.rollbacks = Counter(
+            "gitswarm_rollbacks_total",
+            "Automatic rollbacks of a failed deploy, by whether the rollback succeeded.",
+            ["app", "env", "result"],
+            registry=r,
+        )
+        self.api_refused = Counter(
+            "gitswarm_api_refused_requests_total",
+            "API requests refused: 401 (no or bad token) and 403 (role or environment).",
+            ["code"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "gitswarm_agent_leader",
+            "1 while this agent holds the agent lease (the active one), 0 on standby.",
+            registry=r,
+        )
 
     def set_state(self, app: str, env: str, sync: str, health: str) -> None:
         for state in SYNC_STATES:

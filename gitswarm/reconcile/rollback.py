@@ -17,7 +17,6 @@ from gitswarm.errors import GitswarmError, NotFoundError, UsageError
 from gitswarm.model.operation import Trigger
 from gitswarm.model.tree import Tree
 from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest
-from gitswarm.render import render_stack
 from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 from gitswarm.source.writer import push as push_commit
@@ -56,7 +55,7 @@ def render_inputs(r: Reconciler, revision: str, app: str, env: str) -> set[str]:
     config = load_config(tree)
     environment = config.environment(env)
     with contextlib.suppress(GitswarmError):  # a broken revision still tells what it read
-        render_stack(tree, config, app, env, r.identity(config, environment))
+        r.renderer(tree, config).render(app, environment)
     shared = {"gitswarm.yml"} | {p for p in tree.read_paths if p.startswith("applications/")}
     return tree.read_paths - shared
 

@@ -33,7 +33,10 @@ from gitswarm.model.config import (
     VerifySettings,
 )
 from gitswarm.model.events import Event, EventKind
+from gitswarm.model.observed import StackState
 from gitswarm.model.operation import (
+    Baseline,
+    DeployedCommit,
     HealthStatus,
     OperationKind,
     OperationResult,
@@ -43,28 +46,30 @@ from gitswarm.model.operation import (
 from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
+from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.policy import evaluate, raise_for_violations
+from gitswarm.plan import Plan, ServiceChange, deployable_compose, make_plan
+from gitswarm.policy import raise_for_violations
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
     apply_plan,
     collect_garbage,
-    deployed_services,
+    read_applied,
     wait_converged,
 )
-from gitswarm.render import render_stack, to_yaml
+from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
-from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
-from gitswarm.source.verify import Verifier, settings_in_force
+from gitswarm.source.verdicts import settings_in_force
+from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
-from gitswarm.swarm.client import DockerSwarm, Swarm
+from gitswarm.swarm.client import Swarm
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -130,6 +135,13 @@ class SyncOutcome:
     operation_id: int | None = None
     problems: tuple[Any, ...] = ()
     exit_code: int = 0
+    # Whether the same request can succeed later (the error's verdict: an engine that
+    # was unreachable, a lock still held), so the agent tries again with backoff; bad
+    # input (a render failure, a stack the engine refused) waits for a new commit.
+    retryable: bool = False
+    # Services changed on the swarm by someone else while this sync deployed them (a
+    # `docker service scale` during the rollout): drift against what was applied.
+    drifted: tuple[ServiceChange, ...] = ()
     # What was rendered, for the agent's drift checks of the revision it just deployed
     # (so the first drift round after a commit renders nothing again). Never serialised.
     rendered: Rendered | None = field(default=None, repr=False, compare=False)
@@ -167,18 +179,15 @@ class Rendered:
     policy: PolicyReport | None
 
 
-def policy_context(commit: CommitInfo) -> dict[str, Any]:
-    """What Rego policies read as ``input.commit`` (documented in policy/rego.py); the
-    same for `gitswarm sync`, the agent and `gitswarm policy check --revision`."""
-    return {
-        "commit": {
-            "sha": commit.sha,
-            "author": commit.author,
-            "email": commit.email,
-            "message": commit.subject,
-            "time": commit.committed_at,
-        }
-    }
+def drift_summary(drifted: tuple[ServiceChange, ...]) -> str:
+    """``worker (deploy.replicas: 1 -> 3)``, for messages."""
+    parts = []
+    for change in drifted:
+        fields = ", ".join(
+            f"{d['field']}: {d['before']!r} -> {d['after']!r}" for d in change.as_dict()["drift"]
+        )
+        parts.append(f"{change.service} ({fields or 'removed'})")
+    return "; ".join(parts)
 
 
 def recorded_changes(plan: Plan) -> list[RecordedChange]:
@@ -210,7 +219,7 @@ class Reconciler:
     project: str | None = None
     verifier: Verifier = field(default_factory=Verifier)
     # Signed-commit settings per environment from the agent's own config: they decide
-    # over any `verify:` in Git (source/verify.py's settings_in_force).
+    # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
@@ -275,9 +284,6 @@ class Reconciler:
                 )
             return None, f"{exc}{note}"
 
-    def identity(self, config: RepoConfig, env: Environment) -> Identity | None:
-        return self.load_identity(config, env)[0]  # render says so if a secret needs one
-
     def render(
         self,
         app_name: str,
@@ -301,20 +307,24 @@ class Reconciler:
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        identity, why = self.load_identity(config, env)
-        desired = render_stack(  # render
-            tree, config, app.name, env.name, identity, no_identity=why
-        )
-        rego = rego_sources(tree)
-        report = evaluate(  # validate
-            desired,
-            env,
-            rego_sources=rego,
-            now=self.clock.now(),
-            context=policy_context(commit),
-            override_window=override_window,
+        renderer = self.renderer(tree, config, commit)
+        desired = renderer.render(app.name, env)  # render
+        report = renderer.evaluate(  # validate
+            desired, env, now=self.clock.now(), override_window=override_window
         )
         return Rendered(rev, commit, config, app, env, desired, report)
+
+    def renderer(
+        self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
+    ) -> StackRenderer:
+        """How this Reconciler renders and judges ``tree`` (reconcile/rendering.py): with
+        its own identities; ``commit``: the tree's, when already at hand."""
+        return StackRenderer(
+            tree,
+            config,
+            lambda env: self.load_identity(config, env),
+            (lambda _sha: commit) if commit is not None else self.source.commit_info,
+        )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
         """The repository settings at commit ``revision`` (``tree``: its tree, if at hand),
@@ -345,7 +355,7 @@ class Reconciler:
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
         agent's pinned settings decide, else those of the last deployed revision (a commit
-        cannot switch its own check off; see source/verify.py's settings_in_force)."""
+        cannot switch its own check off; see source/verdicts.py's settings_in_force)."""
         pinned = self.pinned_verify.get(env.name)
         trusted = None
         status = self.store.get_status(app, env.name)
@@ -407,6 +417,7 @@ class Reconciler:
                 message=exc.message,
                 problems=exc.problems,
                 exit_code=exc.exit_code,
+                retryable=exc.retryable,
                 operation_id=op_id,
                 policy=rendered.policy if rendered else None,
             )
@@ -471,6 +482,8 @@ class Reconciler:
             resolve_image=policy.resolve_image,
             progress=self.progress,
         )
+        # What was applied is the drift reference: read now, before any wait.
+        applied = read_applied(swarm, r.desired, plan.to_deploy) if plan.to_deploy else {}
         verdict: Verdict | None = None
         if req.wait and plan.to_deploy:
             self.progress("wait for health")
@@ -483,32 +496,47 @@ class Reconciler:
                 clock=self.clock,
                 progress=self.progress,
             )
-        self._save_baselines(swarm, r.desired, plan)  # record
+        drifted = self._save_baselines(swarm, r.desired, plan, applied)  # record
         collect_garbage(swarm, r.desired, keep=policy.keep_versions, progress=self.progress)
         deployed = ", ".join(plan.to_deploy) or "none"
         removed = ", ".join(c.service for c in plan.to_remove) or "none"
-        return replace(
-            base,
-            result="Succeeded",
-            verdict=verdict,
-            message=f"deployed: {deployed}; removed: {removed}",
-        )
+        message = f"deployed: {deployed}; removed: {removed}"
+        if drifted:
+            message += "; changed on the swarm during the sync: " + drift_summary(drifted)
+        return replace(base, result="Succeeded", verdict=verdict, message=message, drifted=drifted)
 
-    def _save_baselines(self, swarm: Swarm, desired: DesiredStack, plan: Plan) -> None:
-        for live in deployed_services(swarm, desired.stack, plan.to_deploy):
-            name = live.compose_name
-            self.store.save_baseline(
+    def _save_baselines(
+        self,
+        swarm: Swarm,
+        desired: DesiredStack,
+        plan: Plan,
+        applied: Mapping[str, Mapping[str, Any]],
+    ) -> tuple[ServiceChange, ...]:
+        """Record what was applied as each deployed service's baseline, and return the
+        drift of those services now (a manual change made while they converged)."""
+        live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
+        saved: dict[str, Baseline] = {}
+        for service in live:
+            name = service.compose_name
+            spec = applied[name]
+            saved[name] = self.store.save_baseline(
                 desired.app,
                 desired.env,
                 name,
-                spec=live.spec,
+                spec=spec,
                 rendered=desired.services.get(name, {}),
-                version=live.version,
-                spec_hash=desired.service_hashes.get(name, live.spec_hash or ""),
+                # The version says "nothing wrote since": true only if the spec is still
+                # the applied one (0 never matches, so the spec is compared).
+                version=service.version if service.spec == spec else 0,
+                spec_hash=desired.service_hashes.get(name, service.spec_hash or ""),
                 revision=desired.revision,
             )
         for change in plan.to_remove:
             self.store.delete_baseline(desired.app, desired.env, change.service)
+        now = make_plan(
+            desired, StackState(desired.stack, tuple(live)), saved, prune=False, heal=False
+        )
+        return tuple(c for c in now.drifted if c.service in saved)
 
     # --- record and notify, on every exit path -----------------------------------------
 
@@ -548,19 +576,49 @@ class Reconciler:
             if op_id is not None:
                 changes = recorded_changes(outcome.plan) if outcome.plan else []
                 message = f"{req.message}: {outcome.message}" if req.message else outcome.message
-                self.store.finish_operation(op_id, outcome.result, outcome.reason, message, changes)
+                commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
+                self.store.finish_operation(
+                    op_id, outcome.result, outcome.reason, message, changes, commits
+                )
             if not req.dry_run:
                 self._set_status(req, outcome)
         except GitswarmError:
             log.exception("could not record the outcome of %s/%s", req.app, req.env)
         self._notify(req, outcome)
 
+    def _deployed_commits(
+        self, req: SyncRequest, outcome: SyncOutcome, op_id: int
+    ) -> list[DeployedCommit]:
+        """DORA's lead time (issue 16): the commits a successful deployment brought, ``git
+        log previous..revision`` (previous: what was deployed when it started). Only
+        deployments that changed something; a failure here never fails the record."""
+        plan = outcome.plan
+        if (
+            req.dry_run
+            or req.kind not in ("sync", "rollback")
+            or outcome.result != "Succeeded"
+            or outcome.revision is None
+            or plan is None
+            or plan.empty
+        ):
+            return []
+        try:
+            previous = self.store.get_operation(op_id).previous_revision
+            found = self.source.commits_between(previous, outcome.revision)
+            return [
+                DeployedCommit(c.sha, dt.datetime.fromisoformat(c.committed_at), c.subject)
+                for c in found
+            ]
+        except (GitswarmError, ValueError) as exc:
+            log.warning("could not list the commits %s brought: %s", outcome.revision[:12], exc)
+            return []
+
     def _set_status(self, req: SyncRequest, outcome: SyncOutcome) -> None:
         sync: SyncStatus
         health: HealthStatus = "Healthy"
         if outcome.result == "Succeeded":
             sync = "Synced"
-            if outcome.plan is not None and outcome.plan.orphans:
+            if (outcome.plan is not None and outcome.plan.orphans) or outcome.drifted:
                 sync = "OutOfSync"
             self.store.set_status(
                 req.app,
@@ -572,7 +630,7 @@ class Reconciler:
                 revision=outcome.revision,
                 reason=None,
                 message=outcome.message,
-                drift={},
+                drift={c.service: c.as_dict() for c in outcome.drifted},
             )
             return
         if outcome.result == "Skipped":
@@ -623,38 +681,4 @@ _DEPLOY_FAILURES = {
 }
 
 
-class SwarmPool:
-    """Docker clients per target and thread, reused: building one costs an API round
-    trip (version negotiation), and docker-py's session is not shared across threads."""
-
-    def __init__(self, factory: Callable[[Target], DockerSwarm] = DockerSwarm) -> None:
-        self._factory = factory
-        self._local = threading.local()
-        self._all: list[DockerSwarm] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, target: Target) -> Swarm:
-        clients: dict[Target, DockerSwarm] = self._local.__dict__.setdefault("clients", {})
-        client = clients.get(target)
-        if client is None:
-            client = clients[target] = self._factory(target)
-            with self._lock:
-                self._all.append(client)
-        return client
-
-    def clients(self) -> list[DockerSwarm]:
-        """Every client made so far, on any thread."""
-        with self._lock:
-            return list(self._all)
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._all = self._all, []
-        for client in clients:
-            client.close()
-
-
-default_swarm_for = SwarmPool()
-
-
-__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest", "default_swarm_for"]
+__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitswarm.errors import GitswarmError, Problem, YamlError
-from gitswarm.model.stack import SourceLocation
+from gitswarm.model.position import Path, SourceLocation, nearest
 from gitswarm.model.tree import join_path, rule_of
 from gitswarm.render import composetypes as ct
 from gitswarm.render.envfile import parse_env_file
@@ -55,7 +55,6 @@ from gitswarm.render.interpolate import interpolate
 from gitswarm.render.schema import DEFAULT_VERSION, normalize_version, validate_compose
 from gitswarm.repo.yamlsrc import Document, parse_yaml
 
-Path = tuple[str | int, ...]
 Reader = Callable[[str], bytes]  # repository path -> bytes; raises PathError
 
 RULE_SHAPE = "compose-shape"
@@ -79,6 +78,8 @@ class Merged:
     """The merged compose model: typed values (render/gotypes.py) plus where they came from."""
 
     version: str = DEFAULT_VERSION
+    # the version the first file names, None for none or just "3" (the latest 3.x)
+    written_version: str | None = None
     services: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -102,11 +103,7 @@ class Merged:
         return out
 
     def locate(self, path: Path) -> SourceLocation | None:
-        for end in range(len(path), -1, -1):
-            found = self.locations.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
+        return nearest(self.locations, path)
 
     def problem(self, path: Path, message: str, rule: str) -> Problem:
         where = self.locate(path)
@@ -119,6 +116,7 @@ class Merged:
 class _File:
     doc: Document
     version: str
+    written_version: str | None = None
     services: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -206,7 +204,8 @@ class _Loader:
         self.problems.extend(schema_problems)
         if interpolated.problems or schema_problems:
             return None
-        loaded = _File(doc=doc, version=version, extras=_x_keys(data))
+        written = None if raw_version is None or sprint(raw_version) in ("", "3") else version
+        loaded = _File(doc=doc, version=version, written_version=written, extras=_x_keys(data))
         problems: list[Problem] = []  # every service and object, not only the first bad one
         for name, service in (data.get("services") or {}).items():
             try:
@@ -453,6 +452,7 @@ def load_compose(
         return merged
     base = files[0]
     merged.version = base.version
+    merged.written_version = base.written_version
     merged.services = dict(base.services)
     merged.sections = {k: dict(v) for k, v in base.sections.items()}
     merged.extras = dict(base.extras)

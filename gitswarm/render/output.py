@@ -4,9 +4,11 @@ deploy`` and what ``gitswarm render`` prints.
 ``docker stack deploy`` interpolates the file it is given, so every ``$`` in a value is
 written as ``$$``: the CLI then reads exactly the value the author meant, once. Strings
 that YAML (Go's yaml.v3 included) would read as something else — ``"0400"``, ``"true"``,
-``"1_000"`` — are quoted. Keys keep the order render/ built (the order ``docker stack
-config`` prints), so the same revision always gives the same bytes. Secret values never
-appear: only the names of the Swarm secrets that gitswarm creates.
+``"1_000"`` — are quoted, and so are YAML 1.1's booleans (``"yes"``, ``"off"``), which
+Docker CLIs before 28 (yaml.v2) read as true and false. Keys keep the order render/
+built (the order ``docker stack config`` prints), so the same revision always gives the
+same bytes. Secret values never appear: only the names of the Swarm secrets that
+gitswarm creates.
 """
 
 from __future__ import annotations
@@ -27,9 +29,18 @@ class _Representer(SafeRepresenter):
         self.sort_base_mapping_type_on_output = False  # keep render/'s order
 
 
+# yaml.v2 (Docker CLIs before 28) reads these as booleans; yaml.v3 as strings
+_YAML11_BOOLS = frozenset(
+    form
+    for word in ("y", "yes", "n", "no", "on", "off")
+    for form in (word, word.capitalize(), word.upper())
+)
+
+
 def _represent_str(representer: SafeRepresenter, data: str) -> Any:
     # quoted whenever a plain scalar would read back as something else
-    style = None if is_plain_string(data) and "\n" not in data else '"'
+    plain = is_plain_string(data) and "\n" not in data and data not in _YAML11_BOOLS
+    style = None if plain else '"'
     return representer.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 

@@ -48,31 +48,85 @@ def normalize_version(version: str) -> str:
     return DEFAULT_VERSION if version in ("", "3") else version
 
 
-def supported_versions() -> list[str]:
+@functools.cache
+def supported_versions() -> tuple[str, ...]:
     names = [p.name for p in resources.files("gitswarm.render.schemas").iterdir()]
     found = [n[len("config_schema_v") : -len(".json")] for n in names if n.endswith(".json")]
-    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+    return tuple(sorted(found, key=lambda v: tuple(int(x) for x in v.split("."))))
 
 
 @functools.cache
-def _known_versions() -> frozenset[str]:
-    return frozenset(supported_versions())
+def _schema(version: str) -> dict[str, Any] | None:
+    package = resources.files("gitswarm.render.schemas")
+    resource = package / f"config_schema_v{version}.json"
+    if not resource.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
+    return schema
 
 
 def _validator(version: str) -> jsonschema.Draft4Validator | None:
     # The version is the commit's text: only the name of a vendored schema becomes a
     # file name (any other could be too long for the OS: an OSError instead of a clear
     # problem), and only those are cached (not one entry per version ever written).
-    if version not in _known_versions():
+    if version not in supported_versions():
         return None
     return _load_validator(version)
 
 
 @functools.cache
 def _load_validator(version: str) -> jsonschema.Draft4Validator:
-    resource = resources.files("gitswarm.render.schemas") / f"config_schema_v{version}.json"
-    schema = json.loads(resource.read_text(encoding="utf-8"))
-    return jsonschema.Draft4Validator(schema, format_checker=_FORMATS)
+    return jsonschema.Draft4Validator(_schema(version) or {}, format_checker=_FORMATS)
+
+
+# Where a compose document's keys are closed sets (additionalProperties: false), by the
+# schema definition that says which keys: (section, definition, key inside an item).
+_CLOSED_LEVELS = (
+    ("services", "service", None),
+    ("services", "deployment", "deploy"),
+    ("services", "healthcheck", "healthcheck"),
+    ("networks", "network", None),
+    ("volumes", "volume", None),
+    ("secrets", "secret", None),
+    ("configs", "config", None),
+)
+KeySet = tuple[frozenset[str], tuple[re.Pattern[str], ...]]
+
+
+@functools.cache
+def _closed_keys(version: str) -> dict[str, KeySet]:
+    """The keys each closed level of ``version``'s schema allows (by definition name,
+    "" for the top level); a level that is not closed in that version is left out."""
+    schema = _schema(version) or {}
+    levels = {"": schema, **schema.get("definitions", {})}
+    out: dict[str, KeySet] = {}
+    for name, node in levels.items():
+        if isinstance(node, dict) and node.get("additionalProperties") is False:
+            patterns = tuple(re.compile(p) for p in node.get("patternProperties", {}))
+            out[name] = (frozenset(node.get("properties", {})), patterns)
+    return out
+
+
+def _keys_allowed(data: dict[str, Any], version: str) -> bool:
+    """False if ``data`` uses a key that ``version``'s schema cannot accept where it is:
+    a quick, certain no (the full validation says yes)."""
+    closed = _closed_keys(version)
+
+    def fits(level: str, keys: Iterable[str]) -> bool:
+        if level not in closed:
+            return True  # an open level (or one the top level already refused)
+        known, patterns = closed[level]
+        return all(k in known or any(p.search(k) for p in patterns) for k in keys)
+
+    if not fits("", data):
+        return False
+    for section, level, inner in _CLOSED_LEVELS:
+        items = data.get(section)
+        for item in items.values() if isinstance(items, dict) else ():
+            value = item.get(inner) if inner and isinstance(item, dict) else item
+            if isinstance(value, dict) and not fits(level, value):
+                return False
+    return True
 
 
 def _schema_of(error: SchemaViolation) -> dict[str, Any]:
@@ -200,6 +254,35 @@ def _problems_for(error: SchemaViolation, doc: Document) -> list[Located]:
     else:
         message = f"{where}: {error.message}"
     return [(path, doc.problem(path, message, RULE))]
+
+
+def deployable_version(data: dict[str, Any], written: str | None) -> str:
+    """The version the deployed file says: the lowest Compose version, not below the
+    ``written`` one (any, when the files name none), whose schema accepts ``data``.
+
+    ``docker stack config`` keeps the first file's ``version`` while writing what its
+    loader filled in: ``name:`` on networks, volumes, configs and secrets, long-form
+    ports and volumes. Under 3.0-3.4 that output fails the CLI's own schema
+    (``networks.x Additional property name is not allowed``). Unversioned files it
+    prints as the latest version (3.13), which Docker CLIs before 27 refuse (and those
+    before 23 refuse files without a version; Debian 12's docker.io is 20.10). In the
+    CLI's loader the version selects the schema and nothing else (beside deprecation
+    warnings for ``external.name``, which gitswarm's output never has), so the lowest
+    fitting version changes no value deployed and loads in every CLI that knows it.
+    Falls back to the written version (or the latest) when no schema accepts the data:
+    ``docker stack deploy`` then says why."""
+    fallback = normalize_version(written or "")
+    known = supported_versions()
+    if fallback not in known:
+        return fallback
+    start = 0 if written is None else known.index(fallback)
+    for candidate in known[start:]:
+        if not _keys_allowed(data, candidate):
+            continue  # cheap, and most versions below the answer fail here
+        validator = _validator(candidate)
+        if validator is not None and validator.is_valid(data):
+            return candidate
+    return fallback
 
 
 def validate_compose(doc: Document, data: dict[str, Any], version: str) -> list[Located]:

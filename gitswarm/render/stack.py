@@ -8,11 +8,12 @@ environment. The pipeline, each step collecting every problem it finds:
 2. the application's compose files, merged and interpolated exactly as
    ``docker stack config`` does (render/compose.py);
 3. checks: every service has a valid image, Swarm-valid names, every secret, config,
-   network and volume a service uses is declared, no service name is taken by another
-   application deployed to the same stack; nothing crosses environments: no external
-   object (or named network/volume) whose name belongs to another environment's stack,
-   no secret file from another environment's folder (stack names that collide across
-   environments are refused by repo/config.py);
+   network and volume a service uses is declared, no value that Docker's conversion to
+   Swarm specs or the engine would refuse (render/swarmspec.py), no service name is taken
+   by another application deployed to the same stack; nothing crosses environments: no
+   external object (or named network/volume) whose name belongs to another environment's
+   stack, no secret file from another environment's folder (stack names that collide
+   across environments are refused by repo/config.py);
 4. configs and secrets with ``file:`` become Swarm objects named ``<stack>_<key>_<hash>``
    (a content hash; for secrets a keyed hash, so names reveal nothing about values),
    declared ``external: true`` under that name — gitswarm creates them before deploying,
@@ -21,7 +22,14 @@ environment. The pipeline, each step collecting every problem it finds:
 5. gitswarm's labels on every service (service labels, never container labels, so a
    new revision restarts nothing): owner, app, env, spec-hash (of the rendered service
    including the names of the config/secret versions it uses; the revision excluded),
-   and the revision.
+   and the revision;
+6. the file's ``version``: the lowest Compose version, not below the first file's (any
+   if it names none), whose schema accepts the result (render/schema.py
+   ``deployable_version``). A 3.0-3.4 file deploys as 3.5 once it has an external
+   network, a config or a secret, because the result names them (``name:``), which
+   only 3.5 allows; an unversioned file as the lowest version that fits, so that older
+   Docker CLIs (which know neither 3.13 nor files without a version) deploy it too.
+   The values are the same either way.
 
 Variable precedence: gitswarm's own variables cannot be overridden (defining one in
 ``.env`` is an error); everything else comes from ``.env``. The agent's process
@@ -52,6 +60,7 @@ from gitswarm.errors import (
     YamlError,
 )
 from gitswarm.model.config import Application, Environment, RepoConfig
+from gitswarm.model.position import problem_at
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -84,7 +93,9 @@ from gitswarm.render.names import (
     service_name_problem,
     stack_name_problem,
 )
+from gitswarm.render.schema import deployable_version
 from gitswarm.render.secrets import Identity, keyed_digest
+from gitswarm.render.swarmspec import swarm_spec_problems
 from gitswarm.repo.config import check_name
 from gitswarm.repo.yamlsrc import parse_yaml
 
@@ -142,13 +153,7 @@ def _fail(problems: Sequence[Problem], context: str) -> None:
 
 
 def _app_problem(app: Application, path: tuple[str | int, ...], message: str, rule: str) -> Problem:
-    pos = None
-    for end in range(len(path), -1, -1):
-        pos = app.positions.get(tuple(path[:end]))
-        if pos is not None:
-            break
-    line, column = pos if pos else (None, None)
-    return Problem(message, file=app.source, line=line, column=column, rule=rule)
+    return problem_at(app.source, app.positions, path, message, rule)
 
 
 def variables_for(tree: Tree, context: _Context, problems: list[Problem]) -> dict[str, str]:
@@ -645,6 +650,7 @@ def render_stack(
     merged = load_compose(sources, variables, read)
     _fail(merged.problems, f"cannot render {label}")
     _check_services(merged, context, problems)
+    problems.extend(swarm_spec_problems(merged))  # what `docker stack deploy` would refuse
     _check_shared_stack(tree, merged, context, problems)
     _check_references(merged, context, problems)
     materials = _objects(tree, merged, context, identity, problems, no_identity)
@@ -652,6 +658,7 @@ def render_stack(
 
     compose = merged.to_data()
     service_hashes = _label_services(compose, context, tree.revision)
+    compose["version"] = deployable_version(compose, merged.written_version)
     return DesiredStack(
         app=context.app.name,
         env=context.env.name,

@@ -24,7 +24,7 @@ ConfigError naming file:line.
 operator's choice, never the repository's (source/keys.py); the retired
 ``secrets.identity_file`` is refused with a message that says where identities live.
 
-``policies`` and ``promotion`` are owned by policy/ and promote/: kept as mappings, with
+``policies`` and ``promotion`` are owned by policy/ and the promotion code: kept as mappings, with
 the position of every node in ``Environment.positions``.
 
 ``verify`` (signed commits, checked by source/verify.py) names key *files on the agent's

@@ -13,6 +13,11 @@ exactly what ``docker stack config`` reads:
   of the merged mappings the later one wins (yaml.v3's order);
 - a key written twice in one mapping is an error, as in yaml.v3.
 
+Bounded, so that no file can exhaust the agent (SPEC 6, trust model): mappings and
+lists nest at most ``MAX_DEPTH`` levels — checked while composing, before any recursion
+could run out of stack, and again once aliases and merge keys are expanded — and a
+document expands to at most ``MAX_NODES`` nodes (the "billion laughs").
+
 ruamel.yaml does the scanning and parsing (its events carry positions); the composer
 and the scalar resolution are ours. Errors are ``YamlError`` with file, line and column.
 Besides the data, ``Document.positions`` maps each path (``("services", "web",
@@ -21,6 +26,7 @@ Besides the data, ``Document.positions`` maps each path (``("services", "web",
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import math
@@ -45,14 +51,20 @@ from ruamel.yaml.events import (
     StreamStartEvent,
 )
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scanner import Scanner, ScannerError
 
 from gitswarm.errors import Problem, YamlError
-
-Path = tuple[str | int, ...]
-Position = tuple[int, int]  # 1-based line, column
+from gitswarm.model.position import Path, Position, nearest, problem_at
 
 # A document whose aliases expand beyond this many nodes is refused ("billion laughs").
 MAX_NODES = 200_000
+# Mappings and lists inside each other, at most (a compose file needs about ten).
+MAX_DEPTH = 100
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+_TOO_BIG = (
+    f"the document expands to more than {MAX_NODES} nodes (each alias *name repeats its "
+    "anchor's value); use fewer aliases or split the file"
+)
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
 
@@ -67,16 +79,24 @@ class Document:
 
     def locate(self, path: Path) -> Position | None:
         """Where ``path`` was written, or its nearest ancestor."""
-        for end in range(len(path), -1, -1):
-            found = self.positions.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
+        return nearest(self.positions, path)
 
     def problem(self, path: Path, message: str, rule: str) -> Problem:
-        pos = self.locate(path)
-        line, column = pos if pos else (None, None)
-        return Problem(message, file=self.file, line=line, column=column, rule=rule)
+        return problem_at(self.file, self.positions, path, message, rule)
+
+
+class _BoundedScanner(Scanner):
+    """ruamel's scanner, refusing flow collections (``[[[...`` or ``{a: {a: ...``)
+    nested deeper than MAX_DEPTH: it looks ahead along a line at a cost that grows with
+    the nesting, so 2,000 ``[`` took seconds before the composer saw an event. The
+    open block collections (its indentation stack) count too, so that this check and
+    the composer's name the same bracket."""
+
+    def fetch_flow_collection_start(self, token_class: Any, to_push: str) -> None:
+        if len(self.indents) + len(self.flow_context) >= MAX_DEPTH:
+            mark = self.reader.get_mark()
+            raise ScannerError(None, None, f"{_TOO_DEEP}; flatten this part of the file", mark)
+        super().fetch_flow_collection_start(token_class, to_push)
 
 
 # --- the node tree ----------------------------------------------------------------------
@@ -91,6 +111,7 @@ class _Node:
     value: str = ""
     style: str | None = None
     items: list[Any] = field(default_factory=list)  # seq: nodes; map: (key, value) pairs
+    size: int = 1  # nodes once its aliases are expanded
 
 
 def _mark(event: Event) -> tuple[int, int]:
@@ -119,13 +140,14 @@ class _Composer:
                 if isinstance(first, DocumentEndEvent):
                     docs.append(None)
                     continue
-                docs.append(self.node(first))
+                docs.append(self.node(first, 0))
                 end = next(self.events)
                 if not isinstance(end, DocumentEndEvent):  # pragma: no cover - parser guarantees
                     raise self.error(*_mark(end), "expected the end of the document")
         return docs
 
-    def node(self, event: Event) -> _Node:
+    def node(self, event: Event, depth: int) -> _Node:
+        """The node starting with ``event``, inside ``depth`` collections."""
         if isinstance(event, AliasEvent):
             target = self.anchors.get(str(event.anchor))
             if target is None:
@@ -135,26 +157,40 @@ class _Composer:
         tag = _tag(getattr(event, "tag", None))
         if isinstance(event, ScalarEvent):
             node = _Node("scalar", line, column, tag=tag, value=event.value, style=event.style)
-        elif isinstance(event, SequenceStartEvent):
+        elif isinstance(event, SequenceStartEvent | MappingStartEvent):
+            if depth >= MAX_DEPTH:
+                raise self.error(line, column, f"{_TOO_DEEP}; flatten this part of the file")
+            return self.collection(event, depth + 1)
+        else:  # pragma: no cover - the parser emits nothing else here
+            raise self.error(line, column, f"unexpected YAML event {type(event).__name__}")
+        self._anchor(event, node)
+        return node
+
+    def collection(self, event: Event, depth: int) -> _Node:
+        line, column = _mark(event)
+        tag = _tag(getattr(event, "tag", None))
+        if isinstance(event, SequenceStartEvent):
             node = _Node("seq", line, column, tag=tag)
             self._anchor(event, node)
             for child in self.events:
                 if isinstance(child, SequenceEndEvent):
                     break
-                node.items.append(self.node(child))
-            return node
-        elif isinstance(event, MappingStartEvent):
+                item = self.node(child, depth)
+                node.items.append(item)
+                node.size += item.size
+        else:
             node = _Node("map", line, column, tag=tag)
             self._anchor(event, node)
             for child in self.events:
                 if isinstance(child, MappingEndEvent):
                     break
-                key = self.node(child)
-                node.items.append((key, self.node(next(self.events))))
-            return node
-        else:  # pragma: no cover - the parser emits nothing else here
-            raise self.error(line, column, f"unexpected YAML event {type(event).__name__}")
-        self._anchor(event, node)
+                key = self.node(child, depth)
+                value = self.node(next(self.events), depth)
+                node.items.append((key, value))
+                node.size += key.size + value.size
+        if node.size > MAX_NODES:
+            # refused here, before anything is expanded: an alias bomb costs milliseconds
+            raise self.error(line, column, _TOO_BIG)
         return node
 
     def _anchor(self, event: Event, node: _Node) -> None:
@@ -365,6 +401,7 @@ class _Builder:
         self.composer = composer
         self.positions: dict[Path, Position] = {}
         self.count = 0
+        self.depth = 0  # collections being built, merge keys included
         self.active: set[int] = set()
 
     def error(self, node: _Node, message: str) -> YamlError:
@@ -373,13 +410,10 @@ class _Builder:
     def build(self, node: _Node, path: Path) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.error(node, f"the document expands to more than {MAX_NODES} nodes")
+            raise self.error(node, _TOO_BIG)
         if node.kind == "scalar":
             return self.scalar(node)
-        if id(node) in self.active:
-            raise self.error(node, "an anchor's value contains an alias to itself")
-        self.active.add(id(node))
-        try:
+        with self.inside(node):
             if node.kind == "seq":
                 if node.tag not in (None, "!!seq"):
                     raise self.error(node, f"unsupported tag {node.tag} on a sequence")
@@ -391,7 +425,22 @@ class _Builder:
             if node.tag not in (None, "!!map"):
                 raise self.error(node, f"unsupported tag {node.tag} on a mapping")
             return self.mapping(node, path)
+
+    @contextlib.contextmanager
+    def inside(self, node: _Node) -> Iterator[None]:
+        """Building ``node``: one level deeper, and not again inside itself."""
+        if id(node) in self.active:
+            raise self.error(node, "an anchor's value contains an alias to itself")
+        if self.depth >= MAX_DEPTH:
+            raise self.error(
+                node, f"{_TOO_DEEP} once aliases and merge keys (<<) are expanded; flatten it"
+            )
+        self.active.add(id(node))
+        self.depth += 1
+        try:
+            yield
         finally:
+            self.depth -= 1
             self.active.discard(id(node))
 
     def mapping(self, node: _Node, path: Path) -> dict[str, Any]:
@@ -419,7 +468,8 @@ class _Builder:
                     raise self.error(source, "map merge requires a mapping or a list of mappings")
                 outer, self.positions = self.positions, {}
                 try:
-                    merged = self.mapping(source, path)
+                    with self.inside(source):
+                        merged = self.mapping(source, path)
                 finally:
                     inner, self.positions = self.positions, outer
                 for key, value in merged.items():
@@ -501,6 +551,7 @@ def parse_yaml(text: bytes | str, file: str) -> Document:
                 ]
             ) from None
     yaml = YAML(typ="safe", pure=True)
+    yaml.Scanner = _BoundedScanner
     composer = _Composer(iter(yaml.parse(io.StringIO(text))), file)
     try:
         documents = composer.documents()

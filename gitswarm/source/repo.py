@@ -193,6 +193,28 @@ class RepoSource:
         full, author, email, when, subject = (out.split("\0") + [""] * 5)[:5]
         return CommitInfo(full, author, email, when, subject)
 
+    def commits_between(self, old: str | None, new: str, limit: int = 1000) -> list[CommitInfo]:
+        """``git log old..new``: the commits ``new`` brings over ``old``, newest first, at
+        most ``limit``; ``new`` alone when ``old`` is None, not a commit id, or unknown
+        here (a first deployment, a rewritten history)."""
+        if not _SHA.match(new):
+            raise UsageError(f"not a commit id: {new!r}")
+        spec = [f"{old}..{new}"] if old is not None and _SHA.match(old) and self.has(old) else []
+        out = self._git(
+            "log",
+            f"--max-count={limit if spec else 1}",
+            "--format=%H%x00%an%x00%ae%x00%cI%x00%s%x1e",
+            *(spec or [new]),
+            "--",
+        )
+        found = []
+        for record in out.split("\x1e"):
+            record = record.strip("\n")
+            if record:
+                sha, author, email, when, subject = (record.split("\0") + [""] * 5)[:5]
+                found.append(CommitInfo(sha, author, email, when, subject))
+        return found
+
     def changed_files(self, old: str, new: str) -> list[str]:
         out = self._git("diff", "--name-only", "--no-renames", old, new)
         return [line for line in out.splitlines() if line]

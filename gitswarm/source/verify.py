@@ -1,7 +1,7 @@
 """Verify: is a commit signed by a key the agent trusts? (SPEC.md section 2, step 2.)
 
-I/O edge, between fetch and render: the agent (reconcile/) calls ``Verifier.verify`` (or
-``verify_commit``) with the bare cache's ``RepoSource.git_dir`` for every environment
+I/O edge, between fetch and render: the Reconciler (reconcile/sync.py) calls
+``Verifier.verify`` with the bare cache's ``RepoSource.git_dir`` for every environment
 whose settings have ``verify:``; a rejected commit raises ``SignatureError`` — reason
 ``SignatureRejected``, stalling: nothing of that commit is rendered or applied until Git
 moves on — whose message says why and what to do, and whose one problem's ``rule``
@@ -15,9 +15,9 @@ Where trust comes from
 Keys are files on the agent's host, never key text in gitswarm.yml and never files of
 the repository being verified: whoever can push could change those, and so trust their
 own key. A commit cannot vouch for itself either: its own ``verify:`` could drop the
-requirement or list another key file. ``settings_in_force`` says which settings decide
-(the agent's pinned ones, else those of the last revision the agent verified and
-deployed, while that one verifies).
+requirement or list another key file. ``settings_in_force`` (source/verdicts.py) says
+which settings decide (the agent's pinned ones, else those of the last revision the agent
+verified and deployed, while that one verifies).
 
 How a commit is checked
 -----------------------
@@ -25,23 +25,28 @@ How a commit is checked
 for the settings: a private ``GNUPGHOME`` (0700) holding only the trusted public keys,
 or an allowed-signers file holding only the trusted SSH keys — never the user's
 ``~/.gnupg``, ``~/.ssh`` or git configuration (``HOME``, ``GNUPGHOME`` and ``TMPDIR``
-point into the keyring's folder; global and system git config are off). gpg's verdict
-is read from its ``--status-fd`` lines, and the signing key's primary fingerprint must
-be one of the imported ones; ssh-keygen's from its output (git passes the commit time
-as ``verify-time``, so ``valid-before`` in an allowed-signers file is honoured). The
+point into the keyring's folder; global and system git config are off). The verdicts
+are source/verdicts.py's (pure): gpg's is read from its ``--status-fd`` lines, and the
+signing key's primary fingerprint must be one of the imported ones; ssh-keygen's from
+its output (git passes the commit time as ``verify-time``, so ``valid-before`` in an
+allowed-signers file is honoured). The
 signature's format is checked first, from the commit object: git picks the program by
 the signature, not by ``gpg.format``, so an SSH signature must never reach a GPG check.
 
 Keyrings are cached per settings (and per key files' size, mtime and inode, so an edited
 key file is picked up) and removed on ``close()``; verifying a commit is then one
-``git cat-file`` and one ``git verify-commit``.
+``git cat-file`` and one ``git verify-commit``. There is no process-wide verifier: the
+edge that makes a Reconciler (cli/ops.py, cli/serve.py) makes its ``Verifier`` and
+closes it when done.
+
+(About 500 lines, on purpose: the Verifier and the keyrings it builds from the agent's key
+files are the trust boundary and are read together; the pure verdicts are apart, in
+source/verdicts.py.)
 """
 
 from __future__ import annotations
 
-import atexit
 import base64
-import functools
 import itertools
 import os
 import re
@@ -55,21 +60,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gitswarm.errors import NotFoundError, Problem, SignatureError
+from gitswarm.errors import NotFoundError
 from gitswarm.model.config import VerifySettings
 from gitswarm.source.git import run_git
 from gitswarm.source.keys import keys_dir, read_key_file
-
-Mode = Literal["gpg", "ssh"]
-
-REASON_SETUP = "SignatureSetupFailed"
-RULE_UNSIGNED = "signature-unsigned"
-RULE_WRONG_MODE = "signature-wrong-mode"
-RULE_UNTRUSTED = "signature-untrusted-key"
-RULE_BAD = "signature-bad"
-RULE_EXPIRED = "signature-expired"
-RULE_REVOKED = "signature-revoked-key"
-RULE_UNVERIFIABLE = "signature-unverifiable"
+from gitswarm.source.verdicts import (
+    FORMAT_NAMES,
+    RULE_UNSIGNED,
+    RULE_WRONG_MODE,
+    Mode,
+    SignatureInfo,
+    commit_signature,
+    first_line,
+    judge_gpg,
+    judge_ssh,
+    rejected,
+    setup_failed,
+    signature_format,
+)
 
 MAX_KEY_FILE_BYTES = 1024 * 1024
 TOOL_TIMEOUT = 30.0
@@ -98,75 +106,6 @@ _SSH_KEY_TYPES = frozenset(
     }
 )
 _PRINCIPAL_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
-_SSH_GOOD = re.compile(
-    r'^Good "git" signature for (?P<principal>.+) with (?P<algo>\S+) key (?P<key>SHA256:\S+)\s*$',
-    re.MULTILINE,
-)
-_SSH_UNMATCHED = re.compile(r'^Good "git" signature with \S+ key (?P<key>SHA256:\S+)', re.MULTILINE)
-_SIGNATURE_FORMATS = {
-    "-----BEGIN PGP SIGNATURE-----": "gpg",
-    "-----BEGIN SSH SIGNATURE-----": "ssh",
-    "-----BEGIN SIGNED MESSAGE-----": "x509",
-}
-_FORMAT_NAMES = {"gpg": "GPG", "ssh": "SSH", "x509": "X.509 (gpgsm)"}
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureInfo:
-    """Who signed an accepted commit."""
-
-    commit: str
-    mode: Mode
-    signer: str  # gpg: the user id gpg reports; ssh: the principal of the allowed signer
-    key: str  # gpg: the primary key's fingerprint; ssh: the key's SHA256:... fingerprint
-
-    def as_dict(self) -> dict[str, str]:
-        return {"commit": self.commit, "mode": self.mode, "signer": self.signer, "key": self.key}
-
-
-def settings_in_force(
-    trusted: VerifySettings | None,
-    candidate: VerifySettings | None,
-    pinned: VerifySettings | None = None,
-) -> VerifySettings | None:
-    """The verify settings that decide whether a new revision may be deployed.
-
-    ``pinned``: the environment's settings in the agent's own configuration (``verify:``
-    in ``gitswarm serve --config``); when given they always decide, and nothing in Git can
-    weaken them — like Flux, whose trusted keys live in the cluster, not in the repository.
-    ``trusted``: the environment's settings at the last revision the agent verified and
-    deployed; ``candidate``: those of the new revision. While verification is on, the
-    trusted revision's settings decide, so turning it off or changing keys takes a commit
-    signed by a key that is already trusted (like TUF's root rotation). When the trusted
-    revision does not verify, or there is none yet, the candidate's own settings apply:
-    the commit that turns verification on must already be signed. (Before the first
-    deploy nothing in Git can be trusted: pin the settings in the agent's configuration
-    if that first commit matters.)
-    """
-    if pinned is not None:
-        return pinned
-    return trusted if trusted is not None else candidate
-
-
-def verify_commit(
-    git_dir: Path, revision: str, settings: VerifySettings, *, keys_root: Path | None = None
-) -> SignatureInfo:
-    """Who signed ``revision``, if that is a key ``settings`` trusts; else SignatureError.
-
-    Relative key paths are read from ``keys_root`` (default ``$GITSWARM_KEYS_DIR``). Uses
-    one process-wide ``Verifier``, closed at exit; a long-lived caller (the agent) should
-    own its ``Verifier`` instead.
-    """
-    return _shared_verifier().verify(git_dir, revision, settings, keys_root=keys_root)
-
-
-@functools.cache
-def _shared_verifier() -> Verifier:
-    verifier = Verifier()
-    atexit.register(verifier.close)
-    return verifier
-
-
 # --- the verifier: keyrings cached per settings ---------------------------------------
 
 
@@ -247,21 +186,21 @@ class Verifier:
         sha, signature = _read_signature(git_dir, revision)
         short = sha[:12]
         if signature is None:
-            raise _rejected(
+            raise rejected(
                 RULE_UNSIGNED,
                 f"commit {short} is not signed, and this environment accepts only commits "
-                f"signed with {_FORMAT_NAMES[settings.mode]} by a trusted key "
+                f"signed with {FORMAT_NAMES[settings.mode]} by a trusted key "
                 f"(verify.mode: {settings.mode}); sign it (git commit --amend -S --no-edit, "
                 "or git rebase --exec 'git commit --amend -S --no-edit') and push again",
             )
-        found = _signature_format(signature)
+        found = signature_format(signature)
         if found != settings.mode:
-            raise _rejected(
+            raise rejected(
                 RULE_WRONG_MODE,
-                f"commit {short} is signed with {_FORMAT_NAMES.get(found, 'an unknown format')}, "
-                f"but this environment requires {_FORMAT_NAMES[settings.mode]} signatures "
+                f"commit {short} is signed with {FORMAT_NAMES.get(found, 'an unknown format')}, "
+                f"but this environment requires {FORMAT_NAMES[settings.mode]} signatures "
                 f"(verify.mode: {settings.mode}); re-sign it with a trusted "
-                f"{_FORMAT_NAMES[settings.mode]} key (git -c gpg.format="
+                f"{FORMAT_NAMES[settings.mode]} key (git -c gpg.format="
                 f"{'openpgp' if settings.mode == 'gpg' else 'ssh'} commit --amend -S --no-edit)"
                 ", or change verify.mode in a commit signed under the current settings",
             )
@@ -312,7 +251,7 @@ def _key_files(settings: VerifySettings, root: Path, git_dir: Path) -> list[_Key
     if settings.allowed_signers is not None:
         declared.append((settings.allowed_signers, "allowed_signers"))
     if not declared:
-        raise _setup("verify trusts no key: list public key files under verify.keys")
+        raise setup_failed("verify trusts no key: list public key files under verify.keys")
     repo_roots = _repository_roots(git_dir)
     out: list[_KeyFile] = []
     for text, kind in declared:
@@ -322,7 +261,7 @@ def _key_files(settings: VerifySettings, root: Path, git_dir: Path) -> list[_Key
             path = root / path
         path = path.resolve()
         if any(path == r or path.is_relative_to(r) for r in repo_roots):
-            raise _setup(
+            raise setup_failed(
                 f"trusted key file {path} ({label}: {text!r}) lies inside the repository being "
                 "verified, and whoever can push could replace it; keep trusted keys on the "
                 "agent's host, outside the repository"
@@ -330,17 +269,17 @@ def _key_files(settings: VerifySettings, root: Path, git_dir: Path) -> list[_Key
         try:
             st = path.stat()
         except FileNotFoundError:
-            raise _setup(
+            raise setup_failed(
                 f"trusted key file {path} ({label}: {text!r}) does not exist; put the public "
                 "key there on the agent's host, or fix the path in gitswarm.yml (relative "
                 f"paths are read from {root})"
             ) from None
         except OSError as exc:
-            raise _setup(f"cannot read trusted key file {path}: {exc.strerror}") from exc
+            raise setup_failed(f"cannot read trusted key file {path}: {exc.strerror}") from exc
         if not path.is_file():
-            raise _setup(f"trusted key file {path} ({label}: {text!r}) is not a regular file")
+            raise setup_failed(f"trusted key file {path} ({label}: {text!r}) is not a regular file")
         if st.st_size > MAX_KEY_FILE_BYTES:  # gpg reads these files itself: bound them here
-            raise _setup(
+            raise setup_failed(
                 f"trusted key file {path} ({label}: {text!r}) is larger than the limit of "
                 f"{MAX_KEY_FILE_BYTES} bytes; give the public key file itself"
             )
@@ -409,7 +348,7 @@ def _build_keyring(
 def _tool(name: str, package: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise _setup(f"{name} is not installed; install it (apt-get install {package})")
+        raise setup_failed(f"{name} is not installed; install it (apt-get install {package})")
     return found
 
 
@@ -420,7 +359,7 @@ def _run_tool(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Complet
             list(args), env=clean, capture_output=True, timeout=TOOL_TIMEOUT, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise _setup(f"{args[0]} timed out after {TOOL_TIMEOUT:.0f}s") from exc
+        raise setup_failed(f"{args[0]} timed out after {TOOL_TIMEOUT:.0f}s") from exc
 
 
 def _import_gpg_keys(gpg: str, files: Sequence[_KeyFile], env: Mapping[str, str]) -> dict[str, str]:
@@ -434,7 +373,7 @@ def _import_gpg_keys(gpg: str, files: Sequence[_KeyFile], env: Mapping[str, str]
         shown = _run_tool([*show_only, "--", str(f.path)], env)
         records = [line.split(":") for line in shown.stdout.decode(errors="replace").splitlines()]
         if any(r[0] == "sec" for r in records):
-            raise _setup(
+            raise setup_failed(
                 f"trusted key file {f.path} (verify.keys: {f.declared!r}) holds a private "
                 "key; give only the public key (gpg --armor --export FINGERPRINT > FILE) and "
                 "keep the private key off the agent's host"
@@ -445,8 +384,8 @@ def _import_gpg_keys(gpg: str, files: Sequence[_KeyFile], env: Mapping[str, str]
             if rec[0] == "pub" and nxt[0] == "fpr" and len(nxt) > 9
         ]
         if not primaries:
-            detail = _first_line(shown.stderr.decode(errors="replace"))
-            raise _setup(
+            detail = first_line(shown.stderr.decode(errors="replace"))
+            raise setup_failed(
                 f"trusted key file {f.path} (verify.keys: {f.declared!r}) holds no OpenPGP "
                 f"public key ({detail or 'nothing found'}); export one with "
                 "gpg --armor --export FINGERPRINT > FILE"
@@ -464,8 +403,8 @@ def _import_gpg_keys(gpg: str, files: Sequence[_KeyFile], env: Mapping[str, str]
     }
     missing = sorted(set(trusted) - ok)
     if missing:
-        detail = _first_line(imported.stderr.decode(errors="replace"))
-        raise _setup(f"gpg could not import the trusted keys {', '.join(missing)}: {detail}")
+        detail = first_line(imported.stderr.decode(errors="replace"))
+        raise setup_failed(f"gpg could not import the trusted keys {', '.join(missing)}: {detail}")
     return trusted
 
 
@@ -478,7 +417,7 @@ def _allowed_signers(files: Sequence[_KeyFile]) -> tuple[str, list[tuple[str, in
     for f in ordered:
         text = _read_text(f)
         if "PRIVATE KEY-----" in text:
-            raise _setup(
+            raise setup_failed(
                 f"trusted key file {f.path} ({f.declared!r}) holds a private key; give only "
                 "public keys (the .pub file) and keep the private key off the agent's host"
             )
@@ -497,7 +436,7 @@ def _allowed_signers(files: Sequence[_KeyFile]) -> tuple[str, list[tuple[str, in
             origins.append((str(f.path), number))
             count += 1
         if count == 0:
-            raise _setup(
+            raise setup_failed(
                 f"trusted key file {f.path} (verify.keys: {f.declared!r}) holds no SSH public "
                 "key; give a .pub file (lines like 'ssh-ed25519 AAAA... name')"
             )
@@ -518,7 +457,7 @@ def _ssh_public_key(f: _KeyFile, number: int, line: str) -> tuple[str, str, str]
         if raw[4 : 4 + size] != parts[0].encode():
             problem = f"has a damaged {parts[0]} key"
     if problem is not None:
-        raise _setup(
+        raise setup_failed(
             f"trusted key file {f.path}:{number} (verify.keys: {f.declared!r}) {problem}; "
             "expected lines like 'ssh-ed25519 AAAA... name' (a .pub file)"
         )
@@ -527,7 +466,7 @@ def _ssh_public_key(f: _KeyFile, number: int, line: str) -> tuple[str, str, str]
 
 def _read_text(f: _KeyFile) -> str:
     data = read_key_file(
-        f.path, limit=MAX_KEY_FILE_BYTES, label=f"trusted key file {f.path}", error=_setup
+        f.path, limit=MAX_KEY_FILE_BYTES, label=f"trusted key file {f.path}", error=setup_failed
     )
     return data.decode("utf-8", errors="replace")
 
@@ -567,180 +506,3 @@ def _read_signature(git_dir: Path, revision: str) -> tuple[str, str | None]:
     sha = fields[0]
     text = body[: int(fields[2])].decode("utf-8", errors="replace")
     return sha, commit_signature(text, sha256=len(sha) == 64)
-
-
-def commit_signature(commit: str, *, sha256: bool = False) -> str | None:
-    """The signature in a raw commit object's header (``gpgsig``, or ``gpgsig-sha256`` in a
-    SHA-256 repository), or None."""
-    wanted = "gpgsig-sha256" if sha256 else "gpgsig"
-    header = commit.split("\n\n", 1)[0]
-    value: list[str] | None = None
-    for line in header.split("\n"):
-        if value is not None:
-            if line.startswith(" "):
-                value.append(line[1:])
-                continue
-            break
-        name, _, rest = line.partition(" ")
-        if name == wanted:
-            value = [rest]
-    return "\n".join(value) if value is not None else None
-
-
-def _signature_format(signature: str) -> str:
-    return _SIGNATURE_FORMATS.get(signature.strip().split("\n", 1)[0].strip(), "unknown")
-
-
-# --- verdicts (pure: output in, SignatureInfo or SignatureError out) --------------------
-
-
-def judge_gpg(commit: str, output: str, trusted: Mapping[str, str]) -> SignatureInfo:
-    """The verdict on gpg's ``--status-fd`` lines (as ``git verify-commit --raw`` prints
-    them) for a commit that must be signed by a key whose primary fingerprint is in
-    ``trusted``."""
-    status: dict[str, list[str]] = {}
-    for line in output.splitlines():
-        if line.startswith("[GNUPG:] "):
-            keyword, _, rest = line[9:].partition(" ")
-            status.setdefault(keyword, rest.split(" "))
-    short = commit[:12]
-
-    def who(keyword: str) -> str:
-        args = status[keyword]
-        return f"{_unescape(' '.join(args[1:])) or 'unknown'} (key {args[0]})"
-
-    if "BADSIG" in status:
-        raise _rejected(
-            RULE_BAD,
-            f"commit {short} has a bad signature claiming to be from {who('BADSIG')}: the "
-            "commit was changed after it was signed, or the signature is damaged. Do not "
-            "deploy it; find out who pushed it, and push a correctly signed commit",
-        )
-    if "REVKEYSIG" in status:
-        raise _rejected(
-            RULE_REVOKED,
-            f"commit {short} is signed by {who('REVKEYSIG')}, whose key has been revoked; "
-            "re-sign it with a current trusted key",
-        )
-    if "EXPKEYSIG" in status:
-        raise _rejected(
-            RULE_EXPIRED,
-            f"commit {short} is signed by {who('EXPKEYSIG')}, whose key has expired; extend "
-            "the key (gpg --quick-set-expire FINGERPRINT 1y) and export it again into the "
-            "trusted key file on the agent's host, or re-sign the commit with a current "
-            "trusted key",
-        )
-    if "EXPSIG" in status:
-        raise _rejected(
-            RULE_EXPIRED,
-            f"commit {short} carries a signature by {who('EXPSIG')} that has expired; "
-            "re-sign it (git commit --amend -S --no-edit) and push again",
-        )
-    if "ERRSIG" in status:
-        args = status["ERRSIG"]
-        key = args[6] if len(args) > 6 and args[6] != "-" else args[0]
-        if "NO_PUBKEY" in status or (len(args) > 5 and args[5] == "9"):
-            raise _rejected(
-                RULE_UNTRUSTED,
-                f"commit {short} is signed by key {key}, which is not one of the trusted keys "
-                "(verify.keys); sign it with a trusted key, or, if this signer is to be "
-                "trusted, put their public key in a file on the agent's host and list it "
-                "under verify.keys",
-            )
-        raise _rejected(
-            RULE_UNVERIFIABLE,
-            f"commit {short}: gpg cannot check the signature by key {key} (error code "
-            f"{args[5] if len(args) > 5 else '?'}: unsupported algorithm?); re-sign it with "
-            "a trusted key",
-        )
-    if "GOODSIG" in status and "VALIDSIG" in status:
-        valid = status["VALIDSIG"]
-        primary = (valid[9] if len(valid) > 9 else valid[0]).upper()
-        if primary in trusted:
-            return SignatureInfo(commit, "gpg", _unescape(" ".join(status["GOODSIG"][1:])), primary)
-        raise _rejected(
-            RULE_UNTRUSTED,
-            f"commit {short} is signed by {who('GOODSIG')}, primary key {primary}, which is "
-            "not one of the trusted keys (verify.keys); sign it with a trusted key",
-        )
-    raise _rejected(
-        RULE_UNVERIFIABLE,
-        f"commit {short}: the GPG signature could not be verified"
-        f"{_detail(output)}; re-sign it with a trusted key",
-    )
-
-
-def judge_ssh(commit: str, output: str, returncode: int) -> SignatureInfo:
-    """The verdict on ssh-keygen's output (as ``git verify-commit --raw`` prints it)."""
-    short = commit[:12]
-    good = _SSH_GOOD.search(output)
-    if returncode == 0 and good is not None:
-        return SignatureInfo(commit, "ssh", good["principal"], good["key"])
-    if "key has expired" in output or "not yet valid" in output:
-        raise _rejected(
-            RULE_EXPIRED,
-            f"commit {short} is signed by a key that was not valid at the commit's time "
-            f"(valid-after/valid-before in the allowed signers){_detail(output)}; re-sign it "
-            "with a currently valid trusted key, or extend the key's validity on the agent's "
-            "host",
-        )
-    if "incorrect signature" in output or "Signature verification failed" in output:
-        raise _rejected(
-            RULE_BAD,
-            f"commit {short} has a bad SSH signature: the commit was changed after it was "
-            "signed, or the signature is damaged. Do not deploy it; find out who pushed it, "
-            "and push a correctly signed commit",
-        )
-    if "revoked" in output.lower():
-        raise _rejected(
-            RULE_REVOKED,
-            f"commit {short} is signed by a revoked SSH key{_detail(output)}; re-sign it with "
-            "a current trusted key",
-        )
-    if "No principal matched" in output:
-        unmatched = _SSH_UNMATCHED.search(output)
-        key = unmatched["key"] if unmatched else "an unknown key"
-        raise _rejected(
-            RULE_UNTRUSTED,
-            f"commit {short} is signed by SSH key {key}, which is not one of the trusted keys "
-            "(verify.keys / verify.allowed_signers); sign it with a trusted key, or, if this "
-            "signer is to be trusted, add their public key on the agent's host",
-        )
-    raise _rejected(
-        RULE_UNVERIFIABLE,
-        f"commit {short}: the SSH signature could not be verified{_detail(output)}; re-sign "
-        "it with a trusted key",
-    )
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-def _rejected(rule: str, message: str) -> SignatureError:
-    return SignatureError(message, problems=[Problem(message, rule=rule)])
-
-
-def _setup(message: str) -> SignatureError:
-    return SignatureError(message, reason=REASON_SETUP)
-
-
-def _unescape(text: str) -> str:
-    """gpg's status lines write some bytes as %XX."""
-    return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().removeprefix("gpg: ")
-        if line:
-            return line
-    return ""
-
-
-def _detail(output: str) -> str:
-    lines = [
-        line.strip()
-        for line in output.splitlines()
-        if line.strip() and not line.startswith("[GNUPG:]")
-    ]
-    return f" ({'; '.join(lines[:3])})" if lines else ""

@@ -3,7 +3,7 @@
 Work happens in a private temporary clone of the followed branch, never in a user's
 working tree: the commit is pushed to the remote (or, for a local repository without a
 remote, fast-forwarded onto its branch when that is safe). A push that loses a race is
-retried on top of the new head. I/O edge, called by reconcile/ and promote/.
+retried on top of the new head. I/O edge, called by reconcile/ (rollback).
 """
 
 from __future__ import annotations

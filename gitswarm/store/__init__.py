@@ -2,7 +2,7 @@
 deliveries. I/O edge.
 
 SQLAlchemy over SQLite (the default: one file, nothing to run) or PostgreSQL (for teams,
-or several agents). reconcile/, promote/, notify/, api/ and cli/ use it through ``Store``
+or several agents). reconcile/, api/ and cli/ use it through ``Store``
 and get frozen records of ``gitswarm.model.operation`` back, never ORM objects. Every
 database error leaves as ``gitswarm.errors.StoreError``.
 

@@ -2,7 +2,7 @@
 approval and policy violation (SPEC section 2 step 8), and the source of DORA metrics.
 
 reconcile/ starts an operation once it holds the app's sync lock and finishes it on every
-exit path; promote/ and the drift watcher record theirs in one call. The CLI, the API and
+exit path; a promotion and the drift watcher record theirs in one call. The CLI, the API and
 the dashboard read the history.
 """
 
@@ -22,6 +22,7 @@ from gitswarm.model.operation import (
     OPERATION_KINDS,
     OPERATION_RESULTS,
     TRIGGERS,
+    DeployedCommit,
     Operation,
     OperationKind,
     OperationResult,
@@ -29,7 +30,7 @@ from gitswarm.model.operation import (
     Trigger,
 )
 from gitswarm.store.db import Database
-from gitswarm.store.schema import locks, operation_changes, operations
+from gitswarm.store.schema import locks, operation_changes, operation_commits, operations
 
 T = TypeVar("T", bound=str)
 
@@ -67,11 +68,51 @@ def _changes_rows(op_id: int, changes: Sequence[ServiceChange]) -> list[dict[str
     return rows
 
 
-def _load(conn: sa.Connection, query: sa.Select[Any]) -> list[Operation]:
+# A commit subject is kept for fix-forward markers (gitswarm/dora/), bounded.
+MAX_SUBJECT = 200
+
+
+def _commit_rows(op_id: int, commits: Sequence[DeployedCommit]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for commit in commits:
+        aware(commit.committed_at, f"commit time of {commit.sha}")
+        rows.setdefault(
+            commit.sha,
+            {
+                "operation_id": op_id,
+                "sha": commit.sha,
+                "committed_at": commit.committed_at,
+                "subject": commit.subject[:MAX_SUBJECT],
+            },
+        )
+    return list(rows.values())
+
+
+def load_commits(conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[DeployedCommit]]:
+    """The recorded commits of the operations ``ids``, by operation."""
+    by_op: dict[int, list[DeployedCommit]] = {}
+    if not ids:
+        return by_op
+    rows = conn.execute(
+        sa.select(operation_commits)
+        .where(operation_commits.c.operation_id.in_(ids))
+        .order_by(operation_commits.c.operation_id, operation_commits.c.committed_at.desc())
+    ).mappings()
+    for row in rows:
+        by_op.setdefault(row["operation_id"], []).append(
+            DeployedCommit(row["sha"], row["committed_at"], row["subject"])
+        )
+    return by_op
+
+
+def _load(
+    conn: sa.Connection, query: sa.Select[Any], *, with_commits: bool = False
+) -> list[Operation]:
     rows = conn.execute(query).mappings().all()
     if not rows:
         return []
     ids = [row["id"] for row in rows]
+    commits = load_commits(conn, ids) if with_commits else {}
     by_op: dict[int, list[ServiceChange]] = {}
     changes = conn.execute(
         sa.select(operation_changes)
@@ -106,6 +147,7 @@ def _load(conn: sa.Connection, query: sa.Select[Any]) -> list[Operation]:
             message=row["message"],
             dry_run=row["dry_run"],
             changes=tuple(by_op.get(row["id"], ())),
+            commits=tuple(commits.get(row["id"], ())),
         )
         for row in rows
     ]
@@ -166,13 +208,17 @@ class OperationsMixin:
         reason: str | None = None,
         message: str = "",
         changes: Sequence[ServiceChange] = (),
+        commits: Sequence[DeployedCommit] = (),
     ) -> None:
-        """Record how a Running operation ended. An operation already marked Interrupted
-        may still be finished by its (slow, not dead) process: its own word is better."""
+        """Record how a Running operation ended, with the commits it brought (a
+        successful deployment's ``git log previous..revision``). An operation already
+        marked Interrupted may still be finished by its (slow, not dead) process: its
+        own word is better."""
         check(result, OPERATION_RESULTS, "result")
         if result == "Running":
             raise ValueError("finish_operation needs a final result, not Running")
         rows = _changes_rows(op_id, changes)
+        commit_rows = _commit_rows(op_id, commits)
         with self._db.write("finish operation") as conn:
             updated = conn.execute(
                 sa.update(operations)
@@ -199,6 +245,11 @@ class OperationsMixin:
             )
             if rows:
                 conn.execute(sa.insert(operation_changes), rows)
+            conn.execute(
+                sa.delete(operation_commits).where(operation_commits.c.operation_id == op_id)
+            )
+            if commit_rows:
+                conn.execute(sa.insert(operation_commits), commit_rows)
 
     def record_operation(
         self,
@@ -258,7 +309,9 @@ class OperationsMixin:
 
     def get_operation(self, op_id: int) -> Operation:
         with self._db.read("read operation") as conn:
-            found = _load(conn, sa.select(operations).where(operations.c.id == op_id))
+            found = _load(
+                conn, sa.select(operations).where(operations.c.id == op_id), with_commits=True
+            )
         if not found:
             raise NotFoundError(f"operation {op_id} does not exist")
         return found[0]

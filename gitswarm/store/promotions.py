@@ -1,7 +1,7 @@
 """Promotion requests and the approvals they wait for (SPEC section 4).
 
-promote/ creates a request, runs the gates, and commits once the target's rules are met
-(N distinct approvers): the rules live there, the store only keeps the record. A user
+The promotion code creates a request, runs the gates, and commits once the target's rules
+are met (N distinct approvers): the rules live there, the store only keeps the record. A user
 decides once per promotion; ``set_promotion_status`` can compare-and-set, so two approvals
 arriving together cannot both commit the same promotion.
 """
@@ -134,7 +134,7 @@ class PromotionsMixin:
     ) -> Promotion:
         """Record ``user``'s approval or rejection of a pending promotion; the promotion
         with every decision so far. ``UsageError`` if the user already decided or the
-        promotion is no longer pending. Who may decide is promote/'s call."""
+        promotion is no longer pending. Who may decide is the promotion code's call."""
         check(decision, DECISIONS, "decision")
         with self._db.write(f"decide promotion {promotion_id}") as conn:
             # Row lock on PostgreSQL: decisions on one promotion queue up (SQLite's

@@ -20,7 +20,7 @@ VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared dat
 # The newest migration in migrations/versions/. Opening a store that is already there
 # reads only this, so commands like `gitswarm history` never import Alembic;
 # test_store_open checks it against Alembic's own heads.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 metadata = sa.MetaData(
     naming_convention={
@@ -87,6 +87,10 @@ operations = sa.Table(
     sa.Column("dry_run", sa.Boolean, nullable=False),
     sa.Index(None, "app", "env", "id"),
     sa.Index(None, "result"),
+    # migration 0004: `history --env E`, `dora --env E --since`, retention by age
+    sa.Index(None, "env", "id"),
+    sa.Index(None, "env", "started_at"),
+    sa.Index(None, "started_at"),
 )
 
 operation_changes = sa.Table(
@@ -101,6 +105,22 @@ operation_changes = sa.Table(
     _name("service", primary_key=True),
     _name("action", nullable=False),
     sa.Column("fields", sa.JSON, nullable=False),  # list of changed field paths
+)
+
+# The commits a successful deployment brought, `git log previous..revision` (migration
+# 0004): the lead time of each commit (gitswarm/dora/).
+operation_commits = sa.Table(
+    "operation_commits",
+    metadata,
+    sa.Column(
+        "operation_id",
+        sa.Integer,
+        sa.ForeignKey("operations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    _name("sha", primary_key=True),
+    sa.Column("committed_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
 )
 
 locks = sa.Table(

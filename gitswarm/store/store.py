@@ -1,9 +1,9 @@
 """``Store``: the one object the rest of gitswarm talks to for recorded state.
 
 Each group of records lives in its own module (operations, locks, status and bad
-revisions, baselines, promotions, notifications, audit, webhook deliveries); ``Store``
-puts them behind one connection pool. Open one per process (the agent, a CLI command)
-and pass it in; it is safe to share between threads.
+revisions, baselines, promotions, notifications, audit, webhook deliveries, export and
+retention, DORA); ``Store`` puts them behind one connection pool. Open one per process
+(the agent, a CLI command) and pass it in; it is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from gitswarm.store.audit import AuditMixin
 from gitswarm.store.baselines import BaselinesMixin
 from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
 from gitswarm.store.deliveries import DeliveriesMixin
+from gitswarm.store.dora import DoraMixin
+from gitswarm.store.history import HistoryMixin
 from gitswarm.store.locks import LocksMixin
 from gitswarm.store.notifications import NotificationsMixin
 from gitswarm.store.operations import OperationsMixin
@@ -30,6 +32,8 @@ class Store(
     NotificationsMixin,
     AuditMixin,
     DeliveriesMixin,
+    HistoryMixin,
+    DoraMixin,
 ):
     """The state store at ``location`` (a SQLite path or a database URL; None: the
     default location), opened and migrated to the current schema."""

@@ -2,8 +2,10 @@
 
 It converts just enough Compose to Swarm specs (image, replicas, labels, environment,
 configs, secrets) to let the pipeline plan, apply, wait and detect drift. Tasks start
-``running`` at once unless an image is listed in ``failing_images``. Every write is
-counted in ``writes`` and logged in ``log``.
+``running`` at once unless an image is listed in ``failing_images``. ``cli_failure``
+makes every deploy fail as ``docker stack deploy`` does with that output (classified by
+swarm/client.py's ``deploy_failure``, as the real one is). Every write is counted in
+``writes`` and logged in ``log``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gitswarm.model.observed import (
 )
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 from gitswarm.render.interpolate import substitute
+from gitswarm.swarm.client import deploy_failure
 
 _ids = itertools.count(1)
 
@@ -47,6 +50,7 @@ class FakeSwarm:
     failing_images: set[str] = field(default_factory=set)
     rollback_images: set[str] = field(default_factory=set)
     down: bool = False
+    cli_failure: str | None = None  # what a failing `docker stack deploy` prints on stderr
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
     _objects: dict[str, ObjectState] = field(default_factory=dict)
@@ -124,6 +128,9 @@ class FakeSwarm:
     def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:
         self._check()
         self.writes += 1
+        if self.cli_failure is not None:
+            self.log.append(f"deploy {stack} refused")
+            raise deploy_failure(stack, 1, "", self.cli_failure)
         doc = _as_deploy_reads(YAML(typ="safe").load(compose_yaml) or {})
         top_names = {
             kind: {
@@ -141,6 +148,7 @@ class FakeSwarm:
         deploy = svc.get("deploy") or {}
         labels = {
             LABEL_STACK: stack,
+            "com.docker.stack.image": str(svc.get("image", "")),  # as the CLI sets it
             **{str(k): str(v) for k, v in (deploy.get("labels") or {}).items()},
         }
         env = svc.get("environment") or {}
@@ -172,6 +180,7 @@ class FakeSwarm:
             existing,
             labels=labels,
             spec=spec,
+            previous_spec=existing.spec,
             version=existing.version + 1,
             replicas=spec_replicas(spec),
             update_status=UpdateStatus("completed", "", _now(), _now()) if task_changed else None,
@@ -221,7 +230,22 @@ class FakeSwarm:
         svc = next(s for s in self._services.values() if s.name == full_name)
         spec = dict(svc.spec)
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-        self._services[svc.id] = replace(svc, spec=spec, version=svc.version + 1, replicas=replicas)
+        self._services[svc.id] = replace(
+            svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1, replicas=replicas
+        )
+        self._start_tasks(self._services[svc.id])
+
+    def add_env(self, full_name: str, entry: str) -> None:
+        """``docker service update --env-add ENTRY``."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        template = dict(svc.spec["TaskTemplate"])
+        container = dict(template["ContainerSpec"])
+        container["Env"] = sorted([*container.get("Env", []), entry])
+        template["ContainerSpec"] = container
+        spec = {**svc.spec, "TaskTemplate": template}
+        self._services[svc.id] = replace(
+            svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1
+        )
         self._start_tasks(self._services[svc.id])
 
     def task_ids(self, full_name: str) -> set[str]:

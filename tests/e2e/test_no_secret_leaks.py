@@ -12,10 +12,11 @@ from ruamel.yaml import YAML
 
 from gitswarm.api import create_app, serve_in_thread, settings_from_mapping
 from gitswarm.reconcile.agent import Agent, AgentSettings
-from gitswarm.reconcile.sync import Reconciler, SwarmPool
+from gitswarm.reconcile.sync import Reconciler
 from gitswarm.render.secrets import Identity
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
+from gitswarm.swarm.pool import SwarmPool
 from tests.conftest import SwarmUnderTest
 from tests.gitops import Cli
 from tests.integration.agent_rig import wait_for

@@ -21,9 +21,10 @@ from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.apply import Clock
 from gitswarm.reconcile.metrics import Metrics
-from gitswarm.reconcile.sync import Reconciler, SwarmPool
+from gitswarm.reconcile.sync import Reconciler
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
+from gitswarm.swarm.pool import SwarmPool
 from harness.gitserve import GitRemote, WorkingCopy
 from tests.gitops import _dump
 from tests.receiver import Receiver

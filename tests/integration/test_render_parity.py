@@ -6,7 +6,18 @@ Each case is a small repository: compose files, the environment's ``.env``, conf
 secret files. The CLI runs on the files with exactly the variables gitswarm uses in its
 process environment (``docker stack config`` reads nothing else); gitswarm renders the
 same files through a WorkTree. A second check feeds gitswarm's deployable YAML back to
-the CLI: it must read exactly the values gitswarm meant (``$`` escaped once).
+the CLI: it must read exactly the values gitswarm meant (``$`` escaped once), and load in
+``docker stack deploy`` itself (its loader runs before it connects to any engine, so a
+deploy to a socket that does not exist shows whether the file loads).
+
+gitswarm's one deliberate difference in the document itself: ``version``. The CLI keeps
+the first file's while adding ``name:`` and long forms that 3.0-3.4 schemas refuse, and
+prints unversioned files as 3.13, which older CLIs refuse; gitswarm writes the lowest
+version, not below the author's, whose schema accepts the result (``deploys_as`` where a
+case names it). The read-back test asks the CLI itself that it is the lowest: the same
+file one version lower does not load. Where Debian's older Docker CLI is installed
+(``GITSWARM_TEST_OLD_DOCKER_CLI``, default /usr/bin/docker), files of 3.0-3.9 must load
+there too.
 
 ``GITSWARM_TEST_DOCKER_CLI`` names the docker binary (default /usr/local/bin/docker, or
 the first ``docker`` on PATH that has ``stack config``). No daemon is needed.
@@ -28,10 +39,12 @@ import pytest
 
 from gitswarm.model.stack import DesiredStack
 from gitswarm.render import render_stack, to_yaml
+from gitswarm.render.schema import normalize_version, supported_versions
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
 from gitswarm.repo.yamlsrc import parse_yaml
 from gitswarm.source.tree import WorkTree
+from tests.integration.stack_shapes import VERSIONS, PublicStack, public_stack
 
 IDENTITY = Identity.generate()
 APP = "app"
@@ -52,6 +65,25 @@ def _docker_cli() -> str | None:
 
 
 DOCKER = _docker_cli()
+
+
+def _old_docker_cli() -> str | None:
+    """An older Docker CLI (Debian's docker.io 20.10, which knows 3.0-3.9), if installed."""
+    candidate = os.environ.get("GITSWARM_TEST_OLD_DOCKER_CLI", "/usr/bin/docker")
+    if not Path(candidate).exists() or candidate == DOCKER:
+        return None
+    probe = subprocess.run(
+        [candidate, "version", "--format", "{{.Client.Version}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # exits 1 without an engine, having printed the client's version
+    major = probe.stdout.strip().split(".")[0]
+    return candidate if major.isdigit() and int(major) < 25 else None
+
+
+OLD_DOCKER = _old_docker_cli()
+OLD_DOCKER_VERSIONS = [f"3.{minor}" for minor in range(10)]  # what CLI 20.10 knows
 pytestmark = pytest.mark.skipif(DOCKER is None, reason="needs a Docker CLI with `stack config`")
 
 
@@ -69,6 +101,7 @@ class Case:
     files: dict[str, str | Secret]
     variables: dict[str, str] = field(default_factory=dict)
     env: str = "test"
+    deploys_as: str | None = None  # the deployable file's version, if not the CLI's
 
 
 def _seed_section(title: str) -> str:
@@ -111,6 +144,23 @@ def _example_case(env: str) -> Case:
         files,
         variables,
         env=env,
+    )
+
+
+def _public_stack_case(version: str) -> Case:
+    shape: PublicStack = public_stack(
+        version, image="traefik:1.7", network="traefik-public", volume="pgdata", env="test",
+        port=8080,
+    )  # fmt: skip
+    files: dict[str, str | Secret] = dict(shape.files)
+    if shape.secret_path:
+        files[shape.secret_path] = Secret("s3cret")
+    return Case(
+        f"public-stack-shapes-version-{version}",
+        shape.compose,
+        files,
+        {"DB_USER": "app"},
+        deploys_as=shape.deploys_as(),
     )
 
 
@@ -499,6 +549,96 @@ CASES: list[Case] = [
             "env/c.yml": "services: {}\nnetworks:\n  extra: {}\n",
         },
     ),
+    Case(
+        "version-3-0-without-names-keeps-its-version",
+        ["base/c.yml", "env/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.0'\nservices:\n  web:\n    image: a\n    environment: [A=1]\n"
+                "    deploy:\n      replicas: 2\n      labels: [tier=web]\n"
+                "networks:\n  back:\n    driver: overlay\n"
+            ),
+            "env/c.yml": "version: '3.0'\nservices:\n  web:\n    user: '1'\n",
+        },
+        deploys_as="3.0",
+    ),
+    Case(
+        "version-3-0-ports-deploy-as-3-2-the-long-syntax",
+        ["base/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.0'\nservices:\n  web:\n    image: a\n    ports: ['80:80', 443]\n"
+                "    volumes: ['data:/data', '/etc/localtime:/etc/localtime:ro']\n"
+                "volumes:\n  data: {}\n"
+            ),
+        },
+        deploys_as="3.2",
+    ),
+    Case(
+        "version-3-1-file-secret-deploys-as-3-5",
+        ["base/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.1'\nservices:\n  db:\n    image: postgres:9.6\n"
+                "    secrets: [db_password]\n"
+                "secrets:\n  db_password:\n    file: ./db_password.age\n"
+            ),
+            "base/db_password.age": Secret("pw"),
+        },
+        deploys_as="3.5",
+    ),
+    Case(
+        "version-3-2-external-network-old-form-deploys-as-3-5",
+        ["base/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.2'\nservices:\n  web:\n    image: a\n    networks: [public]\n"
+                "networks:\n  public:\n    external:\n      name: traefik-public\n"
+            ),
+        },
+        deploys_as="3.5",
+    ),
+    Case(
+        "version-3-3-traefik-external-network",
+        ["base/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.3'\nservices:\n  traefik:\n    image: traefik:1.7\n"
+                "    command: --docker --docker.swarmmode --docker.watch\n"
+                "    networks: [public]\n    ports:\n      - target: 80\n"
+                "        published: 80\n        mode: host\n"
+                "    deploy:\n      placement:\n        constraints: [node.role == manager]\n"
+                "networks:\n  public:\n    external: true\n"
+            ),
+        },
+        deploys_as="3.5",
+    ),
+    Case(
+        "version-3-3-file-config-deploys-as-3-5",
+        ["base/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.3'\nservices:\n  prometheus:\n    image: prom/prometheus\n"
+                "    configs:\n      - source: prom\n        target: /etc/prometheus/p.yml\n"
+                "configs:\n  prom:\n    file: ./p.yml\n"
+            ),
+            "base/p.yml": "global: {}\n",
+        },
+        deploys_as="3.5",
+    ),
+    Case(
+        "version-3-4-external-volume-keeps-3-4",
+        ["base/c.yml"],
+        {
+            "base/c.yml": (
+                "version: '3.4'\nservices:\n  db:\n    image: postgres:10\n"
+                "    volumes: ['pg:/var/lib/postgresql/data']\n"
+                "volumes:\n  pg:\n    external:\n      name: pgdata\n"
+            ),
+        },
+        deploys_as="3.4",
+    ),
+    *(_public_stack_case(version) for version in VERSIONS),
     _example_case("development"),
     _example_case("staging"),
     _example_case("production"),
@@ -543,6 +683,46 @@ def docker_stack_config(cwd: Path, files: list[str], environ: Mapping[str, str])
     )
     assert done.returncode == 0, done.stderr
     return parse_yaml(done.stdout, "docker stack config").data
+
+
+def _deploy_loader(
+    cwd: Path, files: list[str], environ: Mapping[str, str], no_engine: Path, docker: str
+) -> subprocess.CompletedProcess[str]:
+    """``docker stack deploy`` loads and validates the files (schema, images) before it
+    connects: against a socket that does not exist, reaching the connection means the
+    files loaded."""
+    args = [docker, "-H", f"unix://{no_engine}", "stack", "deploy"]
+    for name in files:
+        args += ["-c", name]
+    return subprocess.run(
+        [*args, "probe"], cwd=cwd, env=dict(environ), capture_output=True, text=True, check=False
+    )
+
+
+def assert_deploy_loads(
+    cwd: Path,
+    files: list[str],
+    environ: Mapping[str, str],
+    no_engine: Path,
+    docker: str | None = None,
+) -> None:
+    docker = docker or DOCKER
+    assert docker is not None
+    done = _deploy_loader(cwd, files, environ, no_engine, docker)
+    assert "Cannot connect to the Docker daemon" in done.stderr, (docker, done.stderr)
+
+
+def assert_deploy_refuses(cwd: Path, file: str, no_engine: Path) -> None:
+    assert DOCKER is not None
+    done = _deploy_loader(cwd, [file], {}, no_engine, DOCKER)
+    assert done.returncode != 0 and "Cannot connect" not in done.stderr, done.stderr
+
+
+def _written_version(case: Case) -> str | None:
+    """The version the case's first file names; None for none or just "3"."""
+    data = parse_yaml(str(case.files[case.compose[0]]), case.compose[0]).data
+    version = data.get("version") if isinstance(data, dict) else None
+    return None if version is None or str(version) == "3" else str(version)
 
 
 def _gitswarm_side(desired: DesiredStack) -> dict[str, Any]:
@@ -593,22 +773,49 @@ def test_render_equals_docker_stack_config(case: Case, tmp_path: Path) -> None:
     tree = WorkTree(root)
     desired = render_stack(tree, load_config(tree), APP, case.env, IDENTITY)
     theirs = _cli_side(docker_stack_config(root, case.compose, _variables(case)), root)
-    assert _gitswarm_side(desired) == theirs
+    ours = _gitswarm_side(desired)
+    deployed_version, written = ours.pop("version"), theirs.pop("version")
+    if case.deploys_as:
+        assert deployed_version == case.deploys_as
+    elif _written_version(case) is not None:
+        assert deployed_version == written  # nothing needed more
+    assert ours == theirs
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_the_deployable_yaml_reads_back_as_rendered(case: Case, tmp_path: Path) -> None:
     """What `docker stack deploy` will read from gitswarm's file is exactly the render:
-    every `$` escaped once, nothing left for the deploy's own interpolation to change."""
+    every `$` escaped once, nothing left for the deploy's own interpolation to change;
+    and the file loads in `docker stack deploy` as the author's own files do."""
     root = tmp_path / "repo"
     _write_case(root, case)
     tree = WorkTree(root)
     desired = render_stack(tree, load_config(tree), APP, case.env, IDENTITY)
     deploy_dir = tmp_path / "deploy"
     deploy_dir.mkdir()
-    (deploy_dir / "stack.yml").write_text(to_yaml(desired))
+    text = to_yaml(desired)
+    (deploy_dir / "stack.yml").write_text(text)
     read_back = docker_stack_config(deploy_dir, ["stack.yml"], {})
     assert read_back == json.loads(json.dumps(desired.compose))
+    no_engine = tmp_path / "no-engine.sock"
+    assert_deploy_loads(root, case.compose, _variables(case), no_engine)
+    assert_deploy_loads(deploy_dir, ["stack.yml"], {}, no_engine)
+
+    # the lowest version that loads, and not below the author's
+    known = supported_versions()
+    version = desired.compose["version"]
+    written = _written_version(case)
+    floor = known.index(normalize_version(written)) if written else 0
+    assert known.index(version) >= floor
+    if known.index(version) > floor:
+        lower = known[known.index(version) - 1]
+        assert f'\nversion: "{version}"\n' in f"\n{text}"
+        (deploy_dir / "lower.yml").write_text(
+            text.replace(f'version: "{version}"', f'version: "{lower}"', 1)
+        )
+        assert_deploy_refuses(deploy_dir, "lower.yml", no_engine)
+    if OLD_DOCKER and version in OLD_DOCKER_VERSIONS:
+        assert_deploy_loads(deploy_dir, ["stack.yml"], {}, no_engine, OLD_DOCKER)
 
 
 def test_enough_cases() -> None:

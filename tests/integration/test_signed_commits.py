@@ -21,16 +21,15 @@ import pytest
 
 from gitswarm.errors import NotFoundError, SignatureError
 from gitswarm.model.config import VerifySettings
-from gitswarm.source.verify import (
+from gitswarm.source.verdicts import (
     REASON_SETUP,
     RULE_BAD,
     RULE_EXPIRED,
     RULE_UNSIGNED,
     RULE_UNTRUSTED,
     RULE_WRONG_MODE,
-    Verifier,
-    verify_commit,
 )
+from gitswarm.source.verify import Verifier
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("gpg") and shutil.which("gpgconf") and shutil.which("ssh-keygen")),
@@ -211,11 +210,6 @@ def test_relative_key_paths_are_read_from_the_trusted_keys_directory(
         assert info.signer.startswith("Alice")
         monkeypatch.setenv("GITSWARM_KEYS_DIR", str(signed.keys))  # the default keys_root
         assert verifier.verify(signed.git_dir, signed.commits["alice"], settings) == info
-
-
-def test_verify_commit_uses_a_shared_verifier(signed: Signed) -> None:
-    info = verify_commit(signed.git_dir, signed.commits["bob"], ssh_settings(signed))
-    assert info.signer == "bob@example.com"
 
 
 # --- rejected ---------------------------------------------------------------------------

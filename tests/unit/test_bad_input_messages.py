@@ -88,7 +88,11 @@ UNREADABLE_CONFIGS = [
         "project: a\nproject: b\n",
         "gitswarm.yml:2:1: mapping key 'project' already defined at line 1 [yaml]",
     ),
-    (ALIAS_BOMB, "gitswarm.yml:1:32: the document expands to more than 200000 nodes [yaml]"),
+    (
+        ALIAS_BOMB,
+        "gitswarm.yml:6:4: the document expands to more than 200000 nodes (each alias *name "
+        "repeats its anchor's value); use fewer aliases or split the file [yaml]",
+    ),
 ]
 
 COMMANDS = [

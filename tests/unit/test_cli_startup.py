@@ -56,8 +56,17 @@ def test_history_loads_the_store_but_not_docker_or_the_web_stack(tmp_path: objec
     assert not loaded & {"fastapi", "docker", "regopy", "uvicorn", "apprise"}
 
 
-def test_render_needs_neither_docker_nor_the_store() -> None:
-    loaded = _imported_by(["render", "--env", "x", "--repo", "/nonexistent"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render", "--env", "x", "--repo", "/nonexistent"],
+        ["validate", "--repo", "/nonexistent"],
+        ["policy", "check", "--env", "x", "--repo", "/nonexistent"],
+    ],
+    ids=["render", "validate", "policy-check"],
+)
+def test_the_pre_commit_commands_need_neither_docker_nor_the_store(args: list[str]) -> None:
+    loaded = _imported_by(args)
     assert not loaded & {"fastapi", "sqlalchemy", "alembic", "docker", "uvicorn", "apprise"}
 
 

@@ -20,7 +20,7 @@ from gitswarm.model.observed import StackState
 from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.reconcile.apply import apply_plan, deployed_services
+from gitswarm.reconcile.apply import apply_plan, read_applied
 from gitswarm.render import render_stack, to_yaml
 from gitswarm.repo import load_config
 from gitswarm.swarm.client import Swarm
@@ -37,19 +37,23 @@ def render(repo: GeneratedRepo, revision: str = "a" * 40) -> DesiredStack:
 
 
 def sync(swarm: Swarm, desired: DesiredStack, baselines: dict[str, Baseline]) -> Plan:
-    """What reconcile/sync.py does for one stack: plan, apply, record the baselines."""
+    """What reconcile/sync.py does for one stack: plan, apply, read what was applied and
+    record it as the baselines."""
     plan = make_plan(desired, swarm.observe(desired.stack), baselines, prune=True, heal=True)
     compose = to_yaml(replace(desired, compose=deployable_compose(desired, plan.to_deploy)))
     apply_plan(swarm, plan, compose if plan.to_deploy else None, resolve_image="never")
-    for live in deployed_services(swarm, desired.stack, plan.to_deploy):
+    applied = read_applied(swarm, desired, plan.to_deploy) if plan.to_deploy else {}
+    for live in swarm.services(desired.stack):
         name = live.compose_name
+        if name not in applied:
+            continue
         baselines[name] = Baseline(
             app=desired.app,
             env=desired.env,
             service=name,
-            spec=live.spec,
+            spec=applied[name],
             rendered=desired.services[name],
-            version=live.version,
+            version=live.version if live.spec == applied[name] else 0,
             spec_hash=desired.service_hashes[name],
             revision=desired.revision,
             updated_at=NOW,

@@ -9,7 +9,8 @@ import pytest
 
 from gitswarm.errors import ConfigError
 from gitswarm.policy import parse_settings, window_state
-from gitswarm.policy.windows import Cron, WindowSettings
+from gitswarm.policy.cron import Cron
+from gitswarm.policy.windows import WindowSettings
 
 
 def utc(*args: int) -> datetime:
@@ -202,3 +203,103 @@ def test_cron_expressions() -> None:
     start = datetime(2025, 1, 6, 8, 50)  # a Monday in January
     found = list(cron.matches(start, start + timedelta(hours=1)))
     assert found == [datetime(2025, 1, 6, 9, m) for m in (0, 15, 30, 45)]
+
+
+# --- cron by cronsim: Vixie's day rule, its extensions, DST, messages ---------------------
+
+
+def test_a_day_field_starting_with_a_star_ands_the_other_as_in_vixie_cron() -> None:
+    # Vixie cron: day-of-month and day-of-week are OR'ed only when neither starts with '*'
+    odd_mondays = Cron.parse("0 0 */2 * mon")
+    assert odd_mondays.day_matches(date(2025, 6, 9))  # Monday the 9th
+    assert not odd_mondays.day_matches(date(2025, 6, 2))  # Monday the 2nd: even
+    assert not odd_mondays.day_matches(date(2025, 6, 3))  # the 3rd: not a Monday
+    either = Cron.parse("0 0 1-7 * mon")
+    assert either.day_matches(date(2025, 6, 3))  # in 1-7
+    assert either.day_matches(date(2025, 6, 16))  # a Monday
+    assert not either.day_matches(date(2025, 6, 17))
+
+
+def test_last_and_nth_weekdays_of_the_month() -> None:
+    last_friday = Cron.parse("0 18 * * 5L")
+    assert last_friday.day_matches(date(2025, 6, 27))
+    assert not last_friday.day_matches(date(2025, 6, 20))
+    first_monday = Cron.parse("0 9 * * 1#1")
+    assert first_monday.day_matches(date(2025, 6, 2))
+    assert not first_monday.day_matches(date(2025, 6, 9))
+    spec = {"allow": [{"schedule": "0 18 * * 5L", "duration": "4h"}]}
+    s = state(utc(2025, 6, 20, 19, 0), **spec)  # a Friday, not the last one
+    assert not s.open
+    assert s.next_open == utc(2025, 6, 27, 18, 0)
+
+
+def test_a_cron_start_in_the_skipped_hour_moves_forward_like_a_weekly_edge() -> None:
+    spec = {
+        "timezone": "Europe/Berlin",
+        "allow": [{"schedule": "30 2 * * *", "duration": "1h"}],
+    }
+    # 2025-03-30: 02:30 never happens in Berlin; the window opens at 03:30 CEST instead
+    s = state(utc(2025, 3, 30, 0, 0), **spec)
+    assert not s.open
+    assert s.next_open == utc(2025, 3, 30, 1, 30)
+    assert state(utc(2025, 3, 30, 1, 30), **spec).closes_at == utc(2025, 3, 30, 2, 30)
+
+
+def test_a_cron_start_in_the_repeated_hour_is_its_first_occurrence() -> None:
+    spec = {
+        "timezone": "Europe/Berlin",
+        "allow": [{"schedule": "30 2 * * *", "duration": "30m"}],
+    }
+    # 2025-10-26: 02:30 happens twice (00:30 UTC in CEST, 01:30 UTC in CET); it opens once
+    assert state(utc(2025, 10, 26, 0, 45), **spec).open
+    second = state(utc(2025, 10, 26, 1, 40), **spec)
+    assert not second.open
+    assert second.next_open == utc(2025, 10, 27, 1, 30)  # Monday 02:30 CET
+
+
+def test_cron_matches_are_the_wall_clock_minutes_in_the_range() -> None:
+    cron = Cron.parse("15,45 23 * * *")
+    start = datetime(2025, 6, 1, 23, 15, 30)  # after 23:15: the next is 23:45
+    found = list(cron.matches(start, datetime(2025, 6, 3, 0, 0)))
+    assert found == [
+        datetime(2025, 6, 1, 23, 45),
+        datetime(2025, 6, 2, 23, 15),
+        datetime(2025, 6, 2, 23, 45),
+    ]
+    assert list(cron.matches(datetime(2025, 6, 2, 23, 15), datetime(2025, 6, 2, 23, 15))) == []
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("0 0 * * 8", "cron schedule '0 0 * * 8': '8' is not in 0-7"),
+        ("*/0 * * * *", "cron schedule '*/0 * * * *': bad step in '*/0'"),
+        ("0 0 * 5-2 *", "cron schedule '0 0 * 5-2 *': range '5-2' runs backwards"),
+        ("0 0 * jun-feb *", "cron schedule '0 0 * jun-feb *': range 'jun-feb' runs backwards"),
+        ("0 9-25 * * *", "cron schedule '0 9-25 * * *': '25' is not in 0-23"),
+        (
+            "0 0 * * funday",
+            "cron schedule '0 0 * * funday': 'funday' is not a day of week: write a number "
+            "in 0-7 or a name (sun..sat), *, a list (1,3), a range (1-5) or a step (*/15)",
+        ),
+        (
+            "0 0 31 2 *",
+            "cron schedule '0 0 31 2 *' never matches: its day of month does not occur in its "
+            "months",
+        ),
+        (
+            "0 0 0 * * *",
+            "cron schedule '0 0 0 * * *' needs 5 fields: minute hour day month weekday",
+        ),
+    ],
+)
+def test_a_bad_cron_schedule_says_which_part_is_wrong(schedule: str, message: str) -> None:
+    window = {"schedule": schedule, "duration": "1h"}
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"deployment_windows": {"mode": "enforce", "allow": [window]}}, env="prod")
+    [problem] = info.value.problems
+    assert problem.message == (
+        f"environments.prod.policies.deployment_windows.allow.0.schedule: {message}"
+    )
+    assert problem.file == "gitswarm.yml"
+    assert problem.rule == "deployment_windows"

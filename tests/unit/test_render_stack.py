@@ -30,6 +30,8 @@ from gitswarm.model.stack import (
 from gitswarm.model.tree import Tree
 from gitswarm.render import render_stack, to_yaml
 from gitswarm.render.output import escape_dollars
+from gitswarm.render.schema import _validator as schema_validator
+from gitswarm.render.schema import deployable_version, supported_versions
 from gitswarm.render.secrets import Identity, encrypt
 from gitswarm.repo import load_config
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -177,6 +179,82 @@ def test_the_same_revision_gives_the_same_bytes() -> None:
     assert first == again
 
 
+def _versioned(version: str | None, base: str, extra: dict[str, str] | None = None) -> MemoryTree:
+    head = "" if version is None else f"version: '{version}'\n"
+    files = repo_files(
+        **{
+            "base/docker-compose.yml": head + base,
+            "environments/dev/docker-compose.yml": head + "services: {}\n",
+            **(extra or {}),
+        }
+    )
+    return MemoryTree(files)
+
+
+EXTERNAL_NETWORK = (
+    "services:\n  proxy:\n    image: traefik:1.7\n    networks: [public]\n"
+    "networks:\n  public:\n    external: true\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("version", "base", "deploys_as"),
+    [
+        ("3.3", EXTERNAL_NETWORK, "3.5"),  # name: on an external network needs 3.5
+        ("3.0", EXTERNAL_NETWORK, "3.5"),
+        ("3.4", EXTERNAL_NETWORK, "3.5"),
+        ("3.0", "services:\n  web:\n    image: a\n", "3.0"),  # nothing that needs more
+        ("3.0", "services:\n  web:\n    image: a\n    ports: ['80:80']\n", "3.2"),
+        (
+            "3.4",
+            "services:\n  db:\n    image: a\n    volumes: [pg:/data]\n"
+            "volumes:\n  pg:\n    external: true\n",
+            "3.4",  # volume names exist from 3.4
+        ),
+        ("3.3", BASE.replace("${REGISTRY}/", ""), "3.5"),  # configs, secrets: external + name
+        ("3.5", EXTERNAL_NETWORK, "3.5"),
+        ("3.9", EXTERNAL_NETWORK, "3.9"),  # never lowered
+        ("3.13", EXTERNAL_NETWORK, "3.13"),
+        # none (or "3", the latest 3.x): the lowest that fits, which older CLIs know too
+        ("3", EXTERNAL_NETWORK, "3.5"),
+        (None, EXTERNAL_NETWORK, "3.5"),
+        (None, "services:\n  web:\n    image: a\n", "3.0"),
+        (
+            None,
+            "services:\n  web:\n    image: a\n    healthcheck:\n"
+            "      test: [CMD, 'true']\n      start_interval: 1s\n",
+            "3.12",  # start_interval exists from 3.12
+        ),
+    ],
+)
+def test_the_deployable_file_says_the_version_its_content_needs(
+    version: str | None, base: str, deploys_as: str
+) -> None:
+    desired = render(_versioned(version, base))
+    assert desired.compose["version"] == deploys_as
+    assert parse_yaml(to_yaml(desired), "out").data["version"] == deploys_as
+    # the quick key check only skips versions whose full validation fails too
+    known = supported_versions()
+    floor = 0 if version in (None, "3") else known.index(str(version))
+    data = dict(desired.compose)
+    valid = [v for v in known[floor:] if schema_validator(v).is_valid(data)]  # type: ignore[union-attr]
+    assert valid[0] == deploys_as
+
+
+def test_no_schema_accepting_the_data_keeps_the_files_version() -> None:
+    assert deployable_version({"services": 5}, "3.3") == "3.3"  # the deploy says why
+    assert deployable_version({"services": 5}, None) == "3.13"
+    assert deployable_version({"services": {}}, "9.1") == "9.1"
+
+
+def test_a_raised_version_changes_no_value_and_no_hash() -> None:
+    """Only the schema the deploy checks against moves: 3.3 and 3.5 render the same."""
+    old = render(_versioned("3.3", EXTERNAL_NETWORK))
+    new = render(_versioned("3.5", EXTERNAL_NETWORK))
+    assert old.compose == new.compose
+    assert old.service_hashes == new.service_hashes
+
+
 def test_yaml_escapes_dollars_and_reads_back_as_the_compose() -> None:
     desired = render(MemoryTree(repo_files()))
     text = to_yaml(desired)
@@ -195,6 +273,17 @@ def test_strings_that_look_like_other_types_are_quoted() -> None:
     text = to_yaml(render(MemoryTree(files)))
     env = parse_yaml(text, "out.yml").data["services"]["api"]["environment"]
     assert env["A"] == "0400" and env["B"] == "true" and env["C"] == "1_000" and env["D"] == "yes"
+
+
+@pytest.mark.parametrize("word", ["yes", "No", "ON", "off", "y", "N"])
+def test_yaml_1_1_booleans_are_quoted_for_docker_clis_before_28(word: str) -> None:
+    """yaml.v2 (Docker CLI 20.10-27) reads a plain yes/no/on/off/y/n as a boolean: a
+    label value `no` then fails its schema, a key `ON` is "Non-string key"."""
+    overlay = f"services:\n  api:\n    environment: {{{word}: '{word}'}}\n"
+    text = to_yaml(
+        render(MemoryTree(repo_files(**{"environments/dev/docker-compose.yml": overlay})))
+    )
+    assert f'"{word}": "{word}"' in text
 
 
 def test_gitswarm_variables_and_their_precedence() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from gitswarm.errors import SignatureError
 from gitswarm.model.config import VerifySettings
-from gitswarm.source.verify import (
+from gitswarm.source.verdicts import (
     RULE_BAD,
     RULE_EXPIRED,
     RULE_REVOKED,

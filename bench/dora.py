@@ -1,0 +1,197 @@
+"""DORA and history at a million operations (issue 16): `gitswarm dora` and `gitswarm
+history --env` over 1 M synthetic operations, on SQLite and on a throwaway PostgreSQL
+(harness/postgres.py). Target: `gitswarm dora` answers in < 1 s on both.
+
+The history is what a busy agent writes in a year: 1 M operations over 365 days in three
+environments of ten applications, each with its service changes, deployments with the
+commits they brought. The mix: 60 % syncs that changed nothing, 15 % deployments, 1.5 %
+failed deploys, 1 % rollbacks, 8 % drift records, 6 % heals, 5 % policy violations,
+3.5 % skipped syncs. Rows go in with the store's own schema (a Store opened first
+migrates), in bulk, so that generating them takes seconds, not the hours of a million
+single syncs. Timed: ``Store.dora`` in this process (the query plus the computation) and
+the `gitswarm dora --json` and `gitswarm history` commands as fresh processes, median
+of ``runs``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.report import Section, Target, fmt, median
+from gitswarm.store import Store, resolve_url
+from gitswarm.store.schema import operation_changes, operation_commits, operations
+
+ENVS = ("development", "staging", "production")
+APPS = tuple(f"app{i}" for i in range(10))
+END = datetime(2026, 12, 1, tzinfo=UTC)
+MIX = (  # (weight, kind, result, reason, changed)
+    (60.0, "sync", "Succeeded", None, False),
+    (15.0, "sync", "Succeeded", None, True),
+    (1.5, "sync", "Failed", "HealthTimeout", False),
+    (1.0, "rollback", "Succeeded", None, True),
+    (8.0, "drift", "Succeeded", "Drift", False),
+    (6.0, "heal", "Succeeded", None, True),
+    (5.0, "policy-violation", "Failed", "PolicyViolation", False),
+    (3.5, "sync", "Skipped", "RevisionMarkedBad", False),
+)
+
+
+def _rows(
+    count: int, seed: int = 16
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+    rng = random.Random(seed)
+    weights = [m[0] for m in MIX]
+    start = END - timedelta(days=365)
+    step = (END - start) / count
+    for i in range(1, count + 1):
+        _, kind, result, reason, changed = rng.choices(MIX, weights)[0]
+        began = start + step * i
+        sha = f"{i:040x}"
+        op = {
+            "id": i, "kind": kind, "app": rng.choice(APPS), "env": rng.choice(ENVS),
+            "trigger": "poll", "actor": None, "holder": "agent-1", "revision": sha,
+            "previous_revision": None, "author": "Dev", "commit_time": began - timedelta(hours=2),
+            "started_at": began, "finished_at": began + timedelta(seconds=rng.randint(2, 90)),
+            "result": result, "reason": reason, "message": "", "dry_run": False,
+        }  # fmt: skip
+        action, fields = ("changed", ["image"]) if changed else ("unchanged", [])
+        changes = [{"operation_id": i, "service": "web", "action": action, "fields": fields}]
+        commits = []
+        if changed and kind == "sync":
+            for n in range(rng.randint(1, 2)):
+                commits.append(
+                    {"operation_id": i, "sha": f"{i:038x}{n:02x}", "subject": "feat: change",
+                     "committed_at": began - timedelta(minutes=rng.randint(5, 600))}
+                )  # fmt: skip
+        yield op, changes, commits
+
+
+def populate(url: str, count: int, batch: int = 20000) -> float:
+    """Write ``count`` operations into the store at ``url``; seconds taken."""
+    Store(url).close()  # create and migrate
+    engine = sa.create_engine(resolve_url(url))
+    started = time.monotonic()
+    try:
+        ops: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        commits: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(operations), ops)
+                conn.execute(sa.insert(operation_changes), changes)
+                if commits:
+                    conn.execute(sa.insert(operation_commits), commits)
+            ops.clear()
+            changes.clear()
+            commits.clear()
+
+        for op, chg, com in _rows(count):
+            ops.append(op)
+            changes.extend(chg)
+            commits.extend(com)
+            if len(ops) >= batch:
+                flush()
+        if ops:
+            flush()
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                serial = "SELECT setval(pg_get_serial_sequence('operations', 'id'), :n)"
+                conn.execute(sa.text(serial), {"n": count})
+                conn.execute(sa.text("ANALYZE"))
+            else:
+                conn.execute(sa.text("ANALYZE"))
+    finally:
+        engine.dispose()
+    return time.monotonic() - started
+
+
+def _cli(args: list[str], url: str) -> float:
+    env = {**os.environ, "GITSWARM_STATE": url}
+    script = Path(sys.executable).with_name("gitswarm")
+    began = time.monotonic()
+    subprocess.run([str(script), *args], env=env, check=True, capture_output=True)
+    return time.monotonic() - began
+
+
+def measure(url: str, runs: int) -> dict[str, Any]:
+    since = END - timedelta(days=30)
+    inproc: list[float] = []
+    with Store(url, clock=lambda: END) as store:
+        in_window = len(store.dora_operations("production", None, since - timedelta(hours=1), END))
+        for _ in range(runs):
+            began = time.monotonic()
+            report = store.dora("production", since=since, until=END)
+            inproc.append(time.monotonic() - began)
+    iso = since.isoformat()
+    dora_cli = [
+        _cli(["dora", "--env", "production", "--since", iso, "--json"], url) for _ in range(runs)
+    ]
+    history_cli = [_cli(["history", "--env", "production", "--json"], url) for _ in range(runs)]
+    return {
+        "rows_read": in_window,
+        "deployments": report.deployments,
+        "store_dora": median(inproc),
+        "cli_dora": median(dora_cli),
+        "cli_history": median(history_cli),
+    }
+
+
+def run(count: int = 1_000_000, runs: int = 5) -> Section:
+    from harness import postgres
+
+    started = time.monotonic()
+    section = Section(
+        title=f"DORA and history at {count:,} operations",
+        what="`gitswarm dora --env production --since 30d` and `gitswarm history --env "
+        "production` over a year of synthetic history (three environments, ten apps), on "
+        "SQLite and on PostgreSQL; medians of fresh processes, and of Store.dora in-process.",
+        header=(
+            "store",
+            "generate",
+            "rows in window",
+            "Store.dora",
+            "gitswarm dora",
+            "gitswarm history",
+        ),
+    )
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="gitswarm-bench-dora-") as tmp:
+        sqlite_url = str(Path(tmp) / "state.db")
+        server = postgres.start()
+        try:
+            pg_url = server.create_database("bench_dora")
+            for name, url in (("SQLite", sqlite_url), ("PostgreSQL", pg_url)):
+                generated = populate(url, count)
+                results[name] = {"generate": generated, **measure(url, runs)}
+        finally:
+            server.stop()
+    for name, r in results.items():
+        section.rows.append(
+            (name, fmt(r["generate"]), f"{r['rows_read']:,}", fmt(r["store_dora"]),
+             fmt(r["cli_dora"]), fmt(r["cli_history"]))
+        )  # fmt: skip
+        section.targets.append(
+            Target(f"gitswarm dora at {count:,} operations ({name})", "< 1 s",
+                   fmt(r["cli_dora"]), r["cli_dora"] < 1.0)
+        )  # fmt: skip
+    section.notes.append(
+        "The index plan (migration 0004): operations(env, started_at) serves the DORA "
+        "window, operations(env, id) `history --env` newest first, operations(started_at) "
+        "retention and export; changes and commits are read by operation id (their "
+        "primary keys)."
+    )
+    section.data = results
+    section.seconds = time.monotonic() - started
+    return section

@@ -1,0 +1,147 @@
+"""Render and validate one tree: the middle of the loop (SPEC.md section 2), one way.
+
+    tree + its settings + each environment's identity
+        -> render_stack (render/)  -> evaluate (policy/: rules, policies/*.rego, input.commit)
+
+``Reconciler.render`` (reconcile/sync.py) runs it on the revision it is about to deploy;
+``gitswarm render``, ``validate`` and ``policy check`` (cli/) on the working tree of
+``--repo`` or on a ``--revision``, so that a pre-commit check sees exactly what the agent
+will deploy and judge. The one thing that differs is where the age identities come
+from, and that is passed in (``IdentityLookup``): the agent's configured keys
+(``Reconciler.load_identity``), or for a local checkout ``LocalIdentities`` (``--identity``,
+else the project's keys dir; source/keys.py).
+
+No store and no Docker here: ``gitswarm render`` imports this module and must start at
+once (tests/unit/test_cli_startup.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitswarm.errors import SecretError
+from gitswarm.model.config import Environment, RepoConfig
+from gitswarm.model.policy import PolicyReport
+from gitswarm.model.stack import DesiredStack
+from gitswarm.model.tree import Tree
+from gitswarm.policy import evaluate
+from gitswarm.render import render_stack
+from gitswarm.render.secrets import Identity
+from gitswarm.repo.policies import rego_sources
+from gitswarm.source.keys import load_identity
+from gitswarm.source.repo import CommitInfo
+
+# An environment's identity, or None and why there is none (said by each secret that needs one).
+IdentityLookup = Callable[[Environment], tuple[Identity | None, str | None]]
+# A commit's author, time and message, by id (RepoSource.commit_info).
+CommitLookup = Callable[[str], CommitInfo]
+
+
+def policy_context(commit: CommitInfo) -> dict[str, Any]:
+    """What Rego policies read as ``input.commit`` (documented in policy/rego.py); the
+    same for `gitswarm sync`, the agent and `gitswarm policy check --revision`."""
+    return {
+        "commit": {
+            "sha": commit.sha,
+            "author": commit.author,
+            "email": commit.email,
+            "message": commit.subject,
+            "time": commit.committed_at,
+        }
+    }
+
+
+@dataclass
+class StackRenderer:
+    """One tree, rendered and judged the one way gitswarm does it.
+
+    ``commits`` tells who made the tree's revision (``input.commit``); it is asked only
+    when a policy is evaluated for a committed revision (a working tree has no commit).
+    ``policies/*.rego`` is read once per renderer."""
+
+    tree: Tree
+    config: RepoConfig
+    identity: IdentityLookup
+    commits: CommitLookup
+    _rego: Mapping[str, str] | None = field(default=None, init=False, repr=False)
+    _context: Mapping[str, Any] | None = field(default=None, init=False, repr=False)
+
+    def render(self, app: str, env: Environment) -> DesiredStack:
+        """``app``'s stack in ``env``; an InputError with every problem when it is bad."""
+        identity, why = self.identity(env)
+        return render_stack(self.tree, self.config, app, env.name, identity, no_identity=why)
+
+    def rego(self) -> Mapping[str, str]:
+        """The repository's policies/*.rego: path -> source."""
+        if self._rego is None:
+            self._rego = rego_sources(self.tree)
+        return self._rego
+
+    def context(self) -> Mapping[str, Any] | None:
+        """``input.commit`` for a committed revision; a working tree has none."""
+        revision = self.tree.revision
+        if revision is None:
+            return None
+        if self._context is None:
+            self._context = policy_context(self.commits(revision))
+        return self._context
+
+    def evaluate(
+        self,
+        desired: DesiredStack,
+        env: Environment,
+        *,
+        now: dt.datetime,
+        override_window: str | None = None,
+    ) -> PolicyReport:
+        """The policy gate over ``desired`` (policy.evaluate), with this tree's inputs."""
+        return evaluate(
+            desired,
+            env,
+            rego_sources=self.rego(),
+            now=now,
+            context=self.context(),
+            override_window=override_window,
+        )
+
+
+@dataclass
+class LocalIdentities:
+    """The identity lookup of a local checkout (the CLI's pre-commit commands).
+
+    Each environment's identity is loaded on first use, and only from that environment's
+    own places (source/keys.py) in the keys dir of ``project``; ``flags`` (``--identity``)
+    names a file for an environment, and a bad one is an error. A missing key is kept as
+    the reason, so a stack without secrets still renders."""
+
+    project: str
+    flags: Mapping[str, Path] = field(default_factory=dict)
+    _loaded: dict[str, tuple[Identity | None, str | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __call__(self, env: Environment) -> tuple[Identity | None, str | None]:
+        return self.get(env.name)
+
+    def get(self, env: str) -> tuple[Identity | None, str | None]:
+        if env in self.flags and env not in self._loaded:  # asked for: a bad file is an error
+            self._loaded[env] = (load_identity(self.project, env, identity=self.flags[env]), None)
+        if env not in self._loaded:
+            try:
+                self._loaded[env] = (load_identity(self.project, env), None)
+            except SecretError as exc:
+                self._loaded[env] = (None, str(exc))
+        return self._loaded[env]
+
+
+__all__ = [
+    "CommitLookup",
+    "IdentityLookup",
+    "LocalIdentities",
+    "StackRenderer",
+    "policy_context",
+]
