@@ -14,6 +14,7 @@ fail. `gitswarm sync` refuses while an enforced window is closed (WindowClosed).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from gitswarm.policy import evaluate
 from gitswarm.reconcile.sync import policy_context
 from gitswarm.repo import load_config
 from gitswarm.repo.policies import rego_sources
+from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.repo import RepoSource
 
 
@@ -86,18 +88,26 @@ class Checked:
 @dataclass
 class PolicyGate:
     """The policy evaluation of one Tree, as `gitswarm sync` does it: the same rules, the
-    same ``policies/*.rego`` (read once), the same input document."""
+    same ``policies/*.rego`` (read once), the same input document, the same bounded Rego
+    child process (``close()`` ends it)."""
 
     tree: Tree
     repo: str
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    sandbox: RegoSandbox = field(default_factory=RegoSandbox)
     _rego: Mapping[str, str] | None = None
     _context: Mapping[str, Any] | None = None
 
     def rego(self) -> Mapping[str, str]:
+        """The policies, read once; with any, the Rego child starts in the background."""
         if self._rego is None:
             self._rego = rego_sources(self.tree)
+            if self._rego:
+                self.sandbox.prestart()
         return self._rego
+
+    def close(self) -> None:
+        self.sandbox.close()
 
     def context(self) -> Mapping[str, Any] | None:
         """``input.commit`` for a committed revision; a working tree has none."""
@@ -110,7 +120,12 @@ class PolicyGate:
 
     def check(self, desired: DesiredStack, env: Environment) -> Checked:
         report = evaluate(
-            desired, env, rego_sources=self.rego(), now=self.now, context=self.context()
+            desired,
+            env,
+            rego_sources=self.rego(),
+            now=self.now,
+            context=self.context(),
+            rego=self.sandbox,
         )
         return Checked(report)
 
@@ -190,8 +205,9 @@ def check(
         if not apps:
             raise UsageError(f"no application is deployed to environment {env.name!r}")
         keys = _Keys(config, {})
-        gate = PolicyGate(tree, repo)
-        checked = [gate.check(_render(tree, config, keys, app, env.name), env) for app in apps]
+        with contextlib.closing(PolicyGate(tree, repo)) as gate:
+            gate.rego()  # read first: the Rego child starts while the stacks render
+            checked = [gate.check(_render(tree, config, keys, app, env.name), env) for app in apps]
         ok = all(c.ok for c in checked)
         if as_json:
             emit_json({"ok": ok, "reports": [c.to_dict() for c in checked]})

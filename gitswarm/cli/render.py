@@ -193,6 +193,7 @@ def validate(env_name: str | None, revision: str | None, repo: str, as_json: boo
                         "window": checked.window_note(),
                     }
                 )
+        gate.close()  # the Rego child (an exception ends it with the process)
         report(_unique(problems), _unique(warnings), results)
 
     def report(

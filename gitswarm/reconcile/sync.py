@@ -45,6 +45,7 @@ from gitswarm.model.stack import DesiredStack
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
 from gitswarm.policy import evaluate, raise_for_violations
+from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
@@ -57,6 +58,7 @@ from gitswarm.render import render_stack, to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.repo.policies import rego_sources
+from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
@@ -206,6 +208,8 @@ class Reconciler:
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verify.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    # Evaluates policies/*.rego: in bounded child processes (started on first use).
+    rego: RegoEvaluator = field(default_factory=RegoSandbox)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -256,6 +260,7 @@ class Reconciler:
             now=self.clock.now(),
             context=policy_context(commit),
             override_window=override_window,
+            rego=self.rego,
         )
         return Rendered(rev, commit, config, app, env, desired, report)
 
