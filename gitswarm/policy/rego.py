@@ -259,23 +259,23 @@ def evaluate_rego(
     *,
     allowed: frozenset[str] = ALLOWED_BUILTINS,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
-    on_stage: Callable[[tuple[str, ...]], None] | None = None,
+    on_stage: Callable[[tuple[str, ...], str | None], None] | None = None,
 ) -> RegoOutcome:
     """Compile every policy, refuse built-ins outside ``allowed``, then evaluate each
-    package's ``deny`` and ``warn``. ``on_stage`` hears which files are being worked on
-    before each step, so a caller that loses the evaluation (killed for its memory) can
+    package's ``deny`` and ``warn``. ``on_stage`` hears which files (and package) are being
+    worked on before each step, so a caller that loses the evaluation (killed for its memory) can
     name the file. A rule whose messages add up to more than ``max_message_bytes`` is an
     error: messages go to the terminal, the store and notifications."""
     outcome = RegoOutcome()
     if not sources:
         return outcome
-    stage = on_stage or (lambda _files: None)
+    stage = on_stage or (lambda _files, _package: None)
     rego = Interpreter()
     rego.log_level = LogLevel.NONE
     rego.strict_built_in_errors = True
     packages: dict[str, list[str]] = {}
     for path in sorted(sources):
-        stage((path,))
+        stage((path,), None)
         text = sources[path]
         try:
             rego.add_module(path, text)
@@ -290,7 +290,7 @@ def evaluate_rego(
     if not packages:
         return outcome
     files = sorted(f for fs in packages.values() for f in fs)
-    stage(tuple(files))
+    stage(tuple(files), None)
     try:
         rego.add_data({PARAMS_NAMESPACE: {"params": plain(params)}})
         bundle = rego.build(None, [_entrypoint(p, k) for p in sorted(packages) for k in KINDS])
@@ -311,7 +311,7 @@ def evaluate_rego(
             outcome.failures.append(RegoFailure(path, f"cannot load the input: {exc}"))
         return outcome
     for package, package_files in sorted(packages.items()):
-        stage(tuple(package_files))
+        stage(tuple(package_files), package)
         for kind in KINDS:
             query = f"data.{package}.{kind}"
             entry = _entrypoint(package, kind)
@@ -481,19 +481,37 @@ def _refused_calls(
 
 def _locate(call: _Call, sources: Mapping[str, str]) -> tuple[str, int, int] | None:
     """File, line and column of a call: its rule's text found in a source, the call's
-    text found in the rule."""
+    text found in the rule (not in a comment)."""
     for path in sorted(sources):
         source = sources[path]
         start = source.find(call.rule) if call.rule else -1
         if start >= 0:
-            offset = source.find(call.call, start, start + len(call.rule or ""))
+            offset = _find_code(source, call.call, start, start + len(call.rule or ""))
             if offset >= 0:
                 return (path, *_text_position(source, offset))
     for path in sorted(sources):
-        offset = sources[path].find(call.call)
+        offset = _find_code(sources[path], call.call, 0, len(sources[path]))
         if offset >= 0:
             return (path, *_text_position(sources[path], offset))
     return None
+
+
+def _find_code(source: str, text: str, start: int, end: int) -> int:
+    """The first offset of ``text`` in ``source[start:end]`` outside a ``#`` comment."""
+    offset = source.find(text, start, end)
+    while offset >= 0 and _in_comment(source, offset):
+        offset = source.find(text, offset + 1, end)
+    return offset
+
+
+def _in_comment(source: str, offset: int) -> bool:
+    quote = None
+    for char in source[source.rfind("\n", 0, offset) + 1 : offset]:
+        if quote is None and char == "#":
+            return True
+        if char in '"`' and quote in (None, char):
+            quote = None if quote else char
+    return False
 
 
 def _text_position(source: str, offset: int) -> tuple[int, int]:

@@ -212,24 +212,26 @@ class _Worker:
         """The outcome, and whether this child may serve again."""
         self.requests += 1
         deadline = time.monotonic() + self.limits.wall
-        blame = files
+        blame, package = files, None
         try:
             self._write(payload, deadline)
             while True:
                 message = json.loads(self._line(deadline))
                 if "stage" in message:
                     blame = [str(f) for f in message["stage"]]
+                    package = None if message.get("package") is None else str(message["package"])
                 elif "outcome" in message:
                     return _outcome(message["outcome"]), True
                 else:
                     raise _Dead(f"the Rego sandbox failed: {message.get('error')}")
         except _Dead as exc:
             self.stop()
-            return RegoOutcome(failures=[RegoFailure(f, str(exc.args[0])) for f in blame]), False
+            text = str(exc.args[0])
         except (ValueError, KeyError, TypeError) as exc:
             self.stop()
             text = f"the Rego sandbox answered nonsense: {exc}"
-            return RegoOutcome(failures=[RegoFailure(f, text) for f in blame]), False
+        failures = [RegoFailure(f, text, package=package) for f in blame]
+        return RegoOutcome(failures=failures), False
 
     # --- talking to the child, within the bounds --------------------------------------
 

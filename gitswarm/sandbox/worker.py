@@ -11,7 +11,8 @@ Protocol, one JSON object per line:
     parent -> child  {"sources": {...}, "document": {...}, "params": {...},
                       "allowed": [...], "cpu": 5, "max_message_bytes": 262144}
     child -> parent  {"ready": true}                     once, after start-up
-                     {"stage": ["policies/a.rego"]}      before each step, for blame
+                     {"stage": ["policies/a.rego"], "package": "a" | null}
+                                                         before each step, for blame
                      {"outcome": {"messages": [...], "failures": [...]}}
                      {"error": "..."}                   a bug here, not in a policy
 
@@ -82,7 +83,9 @@ def _serve(requests: BinaryIO, out: BinaryIO) -> None:
                 request["params"],
                 allowed=frozenset(request["allowed"]),
                 max_message_bytes=int(request["max_message_bytes"]),
-                on_stage=lambda files: _send(out, {"stage": list(files)}),
+                on_stage=lambda files, package: _send(
+                    out, {"stage": list(files), "package": package}
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
             _send(out, {"error": f"{type(exc).__name__}: {exc}"})
@@ -99,6 +102,7 @@ def _serve(requests: BinaryIO, out: BinaryIO) -> None:
 
 
 def main() -> None:
+    os.environ.clear()  # Python sets LC_CTYPE itself in an empty environment
     out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
