@@ -21,10 +21,11 @@ being evaluated at the time, which the gate turns into a blocking policy error (
 raise_for_violations into a PolicyError). Only a child that cannot be started at all
 raises SandboxError (retryable: the machine is at fault, not the commit).
 
-Children are kept between evaluations (start-up costs ~0.1 s; an evaluation a few ms):
-at most ``workers`` at once, each replaced after a failure, after ``MAX_REQUESTS``
-evaluations, or when it has grown past half the memory limit. They exit by themselves
-when this process goes away (their stdin closes).
+Children are kept between evaluations (a start costs 0.1-0.5 s of Python and rego-cpp
+imports, an evaluation of a small stack a few ms more than in-process): at most
+``workers`` at once, each replaced after a failure, after ``MAX_REQUESTS`` evaluations,
+or when it has grown past half the memory limit; ~30 MB each. They exit by themselves
+when this process goes away (their stdin closes), even after a kill -9.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class Limits:
     memory: int = 256 * MiB  # resident set of the child
     cpu: int = 5  # CPU seconds per evaluation
-    wall: float = 10.0  # seconds per evaluation, start-up included
+    wall: float = 10.0  # seconds per evaluation, from sending it to the answer
     messages: int = MAX_MESSAGE_BYTES  # per deny/warn rule
     answer: int = 8 * MiB  # the child's whole answer
 
@@ -77,7 +78,7 @@ class RegoSandbox:
         self,
         limits: Limits | None = None,
         *,
-        workers: int = 2,
+        workers: int = 1,
         allowed: frozenset[str] = ALLOWED_BUILTINS,
         command: tuple[str, ...] | None = None,
     ) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gitswarm.errors import PolicyError
+from gitswarm.errors import PolicyError, SandboxError
 from gitswarm.model.config import Environment, Target
 from gitswarm.model.stack import DesiredStack, SourceMap
 from gitswarm.policy import evaluate, raise_for_violations
@@ -231,3 +231,24 @@ def test_the_statement_limit_is_reported_once_with_its_file(
     )
     out, err = capfd.readouterr()
     assert out == err == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (("/nonexistent/python",), "cannot start the Rego sandbox: [Errno 2] No such file"),
+        (
+            ("/bin/sh", "-c", "echo 'gitswarm is not installed here' >&2; exit 1"),
+            "the Rego sandbox did not start: gitswarm is not installed here",
+        ),
+    ],
+    ids=["missing", "exits"],
+)
+def test_a_child_that_cannot_start_is_a_retryable_sandbox_error(
+    command: tuple[str, ...], words: str
+) -> None:
+    """The machine is at fault, not the commit: not a PolicyError, and retrying helps."""
+    with RegoSandbox(command=command) as box, pytest.raises(SandboxError) as info:
+        box({"policies/ok.rego": policy('deny contains "x" if true', "ok")}, {}, {})
+    assert str(info.value).startswith(words)
+    assert info.value.reason == "SandboxFailed" and info.value.retryable
