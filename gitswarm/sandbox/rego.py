@@ -78,7 +78,7 @@ class RegoSandbox:
         self,
         limits: Limits | None = None,
         *,
-        workers: int = 1,
+        workers: int = 2,
         allowed: frozenset[str] = ALLOWED_BUILTINS,
         command: tuple[str, ...] | None = None,
     ) -> None:
