@@ -27,7 +27,8 @@ this tree in one place each, with ``raise ... from exc``.
         ├── LockedError                Locked              yes
         ├── StoreError                 StoreFailed         yes
         ├── NotFoundError              NotFound            no
-        └── PromotionError             PromotionFailed | GateFailed  no
+        ├── PromotionError             PromotionFailed | GateFailed  no
+        └── SandboxError               SandboxFailed       yes  (the Rego child would not start)
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -214,6 +215,14 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = "PromotionFailed"
+
+
+class SandboxError(OperationError):
+    """The child process that evaluates Rego could not be started or spoken to. A policy
+    that exhausts it is a PolicyError instead: the commit is at fault, not the machine."""
+
+    reason = "SandboxFailed"
+    retryable = True
 
 
 def collect(problems: Sequence[Problem], error: type[InputError], message: str) -> None:
