@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from gitswarm.errors import SwarmError
+from gitswarm.errors import GitswarmError
 from gitswarm.model.config import Target
 from gitswarm.swarm.client import DockerSwarm
 from harness.images import REGISTRY
@@ -39,7 +39,7 @@ def test_two_services_differing_only_in_case_do_not_deploy(
         f"  web:\n    image: {image}\n    deploy: {{replicas: 0}}\n"
     )
     try:
-        with pytest.raises(SwarmError, match=r"(?i)name conflicts|already exists"):
+        with pytest.raises(GitswarmError, match=r"(?i)name conflicts|already exists"):
             engine.deploy(stack, compose, resolve_image="never")
     finally:
         cleaner.submit(stack)
