@@ -28,7 +28,13 @@ this tree in one place each, with ``raise ... from exc``.
         ├── StoreError                 StoreFailed         yes
         ├── NotFoundError              NotFound            no
         ├── PromotionError             PromotionFailed | GateFailed  no
+        ├── RegistryError              RegistryFailed      yes  (a registry's tag list, for
+        │                                                      image automation)
         └── SandboxError               SandboxFailed       yes  (the Rego child would not start)
+
+Reasons recorded without an error (promote/): ``ApprovalRequired`` (a promotion waits for
+approvals: its operation is Skipped), ``HoldActive`` (automation left an app alone after
+a rollback), ``PromotionExpired`` and ``PromotionRejected`` (a pending one ended).
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -215,6 +221,20 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = "PromotionFailed"
+
+    GATE_FAILED = "GateFailed"
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    HOLD_ACTIVE = "HoldActive"
+    EXPIRED = "PromotionExpired"
+    REJECTED = "PromotionRejected"
+
+
+class RegistryError(OperationError):
+    """A container registry could not list a repository's tags (down, refused, rate
+    limiting): the image automation tries again on its next round."""
+
+    reason = "RegistryFailed"
+    retryable = True
 
 
 class SandboxError(OperationError):
