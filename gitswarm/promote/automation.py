@@ -249,8 +249,9 @@ class Automation:
                 continue  # said by image_automation already
             if not settings.auto or settings.source is None:
                 continue
+            in_source = {a.name for a in config.apps_for(settings.source)}
             for app in config.apps_for(env.name):
-                if settings.source not in app.environments:
+                if app.name not in in_source:
                     continue
                 out += self._auto(app.name, settings.source, env.name, settings, now)
         return out

@@ -226,11 +226,6 @@ class Promoter:
         stored = self.store.get_status(app, env)
         if stored is None or stored.revision is None:
             problems.append("gitswarm has never deployed it")
-        elif live.deployed != live.head:
-            problems.append(
-                f"it is not at the revision it claims: gitswarm deployed "
-                f"{(live.deployed or '?')[:12]} but Git's head is {(live.head or '?')[:12]}"
-            )
         if live.sync != "Synced":
             problems.append(f"it is {live.sync} ({live.message or 'differs from Git'})")
         if live.health != "Healthy":
@@ -251,22 +246,29 @@ class Promoter:
                 f"{where} is not deployed and healthy, so there is nothing to promote: "
                 + "; ".join(problems)
             )
-        return Source(
-            rendered.revision,
-            current_images(desired),
-            self.healthy_since(app, env, rendered.revision),
-        )
+        if stored is None or stored.revision is None:  # pragma: no cover - a problem above
+            raise PromotionError(f"{where}: gitswarm has never deployed it")
+        # What runs is what Git's head renders (Synced, the same images); the revision
+        # gitswarm deployed it from is what was soaked, and what the commit names.
+        return Source(stored.revision, current_images(desired), self.healthy_since(app, env))
 
-    def healthy_since(self, app: str, env: str, revision: str) -> dt.datetime | None:
-        """Since when ``app`` has been deployed at ``revision`` without a failure, a drift
-        or another revision in between (the soak clock)."""
+    def healthy_since(self, app: str, env: str) -> dt.datetime | None:
+        """Since when ``app`` has run its current images in ``env`` without a failure or a
+        drift in between (the soak clock): the deploy that last changed an image (or
+        created or removed a service) starts it; later no-op deploys of newer commits
+        do not."""
         since = None
-        for op in self.store.history(app, env, limit=200, kinds=(*DEPLOY_KINDS, "drift")):
+        for op in self.store.history(app, env, limit=500, kinds=(*DEPLOY_KINDS, "drift")):
             if op.dry_run:
                 continue
-            if op.kind == "drift" or op.result != "Succeeded" or op.revision != revision:
+            if op.kind == "drift" or op.result != "Succeeded":
                 break
             since = op.finished_at or op.started_at
+            if any(
+                c.action in ("created", "removed") or any("image" in f for f in c.fields)
+                for c in op.changes
+            ):
+                break
         return since
 
     # --- the pipeline ------------------------------------------------------------------
@@ -297,9 +299,11 @@ class Promoter:
                 raise UsageError(
                     f"{req.target} is promoted from {settings.source}, not {req.source}{where}"
                 )
-            if req.app not in config.application(req.app).environments or req.source not in (
-                config.application(req.app).environments
-            ):
+            deployed_to = {
+                env for env in (req.source, req.target)
+                if req.app in {a.name for a in config.apps_for(env)}
+            }  # fmt: skip
+            if deployed_to != {req.source, req.target}:
                 raise UsageError(f"{req.app} is not deployed to both {req.source} and {req.target}")
             source = self.check_source(req.app, req.source)
             images = dict(source.images)

@@ -8,6 +8,7 @@ agent's config, by registry host::
 
     registries:
       "127.0.0.1:5000": {insecure: true}                 # plain HTTP (loopback is by default)
+      "registry.lan": {endpoint: "http://10.0.0.5:5000"}  # reached at another address
       ghcr.io: {username: ci, password_env: GHCR_TOKEN}  # or password_file: /run/secrets/x
 
 A 401 with ``WWW-Authenticate: Bearer realm=...`` gets a token from the realm (with
@@ -46,6 +47,9 @@ class RegistryAuth:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     insecure: bool = False
+    # Where to reach the registry when it is not at its host name (a mirror, a port
+    # forwarded from another network): http(s)://host[:port].
+    endpoint: str | None = None
 
 
 def registries_from_mapping(
@@ -62,12 +66,19 @@ def registries_from_mapping(
         spec = spec or {}
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{at} must be a mapping")
-        unknown = sorted(set(spec) - {"username", "password_env", "password_file", "insecure"})
+        unknown = sorted(
+            set(spec) - {"username", "password_env", "password_file", "insecure", "endpoint"}
+        )
         if unknown:
             raise ConfigError(
-                f"{at}: unknown key {unknown[0]!r} (known: insecure, password_env, "
+                f"{at}: unknown key {unknown[0]!r} (known: endpoint, insecure, password_env, "
                 "password_file, username; the password itself never goes in the file)"
             )
+        endpoint = spec.get("endpoint")
+        if endpoint is not None and (
+            not isinstance(endpoint, str) or not re.match(r"^https?://[^/\s?#]+/?$", endpoint)
+        ):
+            raise ConfigError(f"{at}.endpoint must be http(s)://host[:port], not {endpoint!r}")
         password = None
         if "password_env" in spec:
             password = environ.get(str(spec["password_env"]))
@@ -85,7 +96,9 @@ def registries_from_mapping(
         insecure = spec.get("insecure", False)
         if not isinstance(insecure, bool):
             raise ConfigError(f"{at}.insecure must be true or false")
-        out[str(host)] = RegistryAuth(username, password, insecure)
+        out[str(host)] = RegistryAuth(
+            username, password, insecure, endpoint.rstrip("/") if endpoint else None
+        )
     return out
 
 
@@ -134,6 +147,8 @@ class RegistryClient:
     def base(self, registry: str) -> str:
         host = "registry-1.docker.io" if registry == "docker.io" else registry
         auth = self.auth.get(registry, RegistryAuth())
+        if auth.endpoint:
+            return auth.endpoint
         scheme = "http" if auth.insecure or _loopback(host) else "https"
         return f"{scheme}://{host}"
 
