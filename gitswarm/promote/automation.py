@@ -71,6 +71,8 @@ class Automation:
     registry: RegistryClient = field(default_factory=RegistryClient)
     holder: str = "gitswarm-automation"
     lease: float = 60.0
+    # Shared with the API's PromotionService: a round and a request never interleave.
+    lock: threading.Lock = field(default_factory=threading.Lock)
     _due: dict[tuple[str, str], dt.datetime] = field(default_factory=dict, init=False)
     _tried: dict[tuple[str, str], tuple[frozenset[tuple[str, str]], dt.datetime]] = field(
         default_factory=dict, init=False
@@ -82,7 +84,10 @@ class Automation:
         return self.promoter.store
 
     def tick(self, now: dt.datetime | None = None) -> list[Action]:
-        now = now or self.promoter.now()
+        with self.lock:
+            return self._tick(now or self.promoter.now())
+
+    def _tick(self, now: dt.datetime) -> list[Action]:
         if not self.store.acquire_lock(LOCK, self.holder, self.lease):
             return []
         actions: list[Action] = []

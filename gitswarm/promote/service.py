@@ -88,6 +88,9 @@ class PromotionService:
             self.promoter.expire()
         return [promotion_dict(p) for p in self.promoter.store.pending_promotions()]
 
+    def listing(self) -> list[dict[str, Any]]:
+        return [promotion_dict(p) for p in self.promoter.store.promotions()]
+
     def get(self, promotion_id: int) -> dict[str, Any]:
         return promotion_dict(self.promoter.store.get_promotion(promotion_id))
 
