@@ -53,7 +53,7 @@ def test_two_distinct_approvers_commit_and_the_requester_cannot_approve(rig: Rig
     assert pending.result == "Pending" and pending.promotion_id is not None
     pid = pending.promotion_id
     promoter = rig.promoter()
-    with pytest.raises(UsageError, match="carol requested promotion .* and cannot approve it"):
+    with pytest.raises(UsageError, match=r"carol requested promotion .* and cannot approve it"):
         promoter.approve(pid, "carol")
     first = promoter.approve(pid, "alice")
     assert first.result == "Approved" and rig.head() == head
