@@ -81,6 +81,8 @@ class PromotionsPort(Protocol):
 
     def release_hold(self, hold_id: int, user: str, reason: str) -> dict[str, Any]: ...
 
+    def holds_by_pair(self) -> Mapping[tuple[str, str], list[dict[str, Any]]]: ...
+
 
 def authorize(who: Caller, action: str, env: str | None, *, requester: str | None = None) -> None:
     """The one authorization call of the promotion routes: Unauthorized for anonymous

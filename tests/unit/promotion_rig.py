@@ -55,10 +55,10 @@ class Rig:
     def promoter(self, **kw: Any) -> Promoter:
         return Promoter(self.reconciler, commands=self.commands, **kw)
 
-    def settings(self, prod_promotion: dict[str, Any]) -> str:
+    def settings(self, prod_promotion: dict[str, Any], env: str = "prod") -> str:
         yaml = YAML()
         data = yaml.load((self.path / "gitswarm.yml").read_text())
-        data["environments"]["prod"]["promotion"] = prod_promotion
+        data["environments"][env]["promotion"] = prod_promotion
         with (self.path / "gitswarm.yml").open("w") as fh:
             yaml.dump(data, fh)
         return self.commit("promotion settings")
