@@ -116,6 +116,8 @@ class Automation:
         for op in self.store.history(kinds=("rollback",), since=now - HOLD_LOOKBACK, limit=200):
             if op.result != "Succeeded" or op.dry_run:
                 continue
+            if self.store.hold_of_operation(op.id) is not None:
+                continue  # seen in an earlier round (and maybe released since)
             images: dict[str, str] = {}
             try:
                 before = self._images_at(op.app, op.env, op.previous_revision)
@@ -190,6 +192,8 @@ class Automation:
             current = running.get(entry.repository)
             if current is None or current == newest or not entry.policy.newer(newest, current):
                 continue
+            # A rollback may have landed since this round began: it wins.
+            out += self.hold_rollbacks(config, self.promoter.now())
             holds = self.store.holds(app, env)
             if self._held(holds, {entry.repository: newest}, entry):
                 out += self._once(
@@ -279,9 +283,10 @@ class Automation:
         soak = settings.gates.source_healthy_for
         if soak and (found.healthy_since is None or now - found.healthy_since < soak):
             return []  # the soak gate would fail: wait quietly
+        out = self.hold_rollbacks(self.promoter.config()[1], now)
         holds = self.store.holds(app, target)
         if self._held(holds, wanted, None):
-            return self._once(
+            return out + self._once(
                 "skipped",
                 app,
                 target,
@@ -291,10 +296,10 @@ class Automation:
         images = frozenset(wanted.items())
         tried = self._tried.get((app, target))
         if tried is not None and tried[0] == images and now - tried[1] < RETRY_FAILED:
-            return []
+            return out
         for pending in self.store.pending_promotions(app, target):
             if dict(pending.images) == wanted:
-                return []
+                return out
         released = self._release(
             holds, app, target, "new tags " + ", ".join(sorted(wanted.values()))
         )
@@ -305,7 +310,7 @@ class Automation:
         kind = {"Committed": "committed", "Pending": "pending"}.get(outcome.result, "failed")
         if outcome.result == "Unchanged":
             kind = "skipped"
-        return [*released, Action(kind, app, target, outcome.message, outcome.reason)]
+        return [*out, *released, Action(kind, app, target, outcome.message, outcome.reason)]
 
     def _once(
         self, kind: str, app: str, env: str, message: str, reason: str | None = None

@@ -103,6 +103,18 @@ class HoldsMixin:
         with self._db.read("read holds") as conn:
             return [_hold(r) for r in conn.execute(query).mappings()]
 
+    def hold_of_operation(self, operation_id: int) -> Hold | None:
+        """The hold made for the rollback ``operation_id``, if one was."""
+        with self._db.read(f"read the hold of operation {operation_id}") as conn:
+            row = (
+                conn.execute(
+                    sa.select(promotion_holds).where(promotion_holds.c.operation_id == operation_id)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _hold(row)
+
     def get_hold(self, hold_id: int) -> Hold:
         with self._db.read(f"read hold {hold_id}") as conn:
             row = (
