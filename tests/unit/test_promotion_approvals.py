@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gitswarm.errors import UsageError
+from gitswarm.model.events import Event
 from gitswarm.promote.core.message import parse_trailers
 from gitswarm.promote.gates import GateCommand
 from tests.unit.promotion_rig import Rig, make_rig
@@ -164,3 +165,43 @@ def test_the_source_must_be_deployed_and_healthy(rig: Rig) -> None:
     outcome = rig.promote()
     assert outcome.result == "Failed" and "dev is not deployed and healthy" in outcome.message
     assert "OutOfSync" in outcome.message
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def send(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_pending_committed_and_rejected_are_notified_once_each(rig: Rig) -> None:
+    sent = Sent()
+    rig.reconciler.notifier = sent  # type: ignore[assignment]
+    ready(rig, approvals=1)
+    first = rig.promote().promotion_id
+    assert first is not None
+    rig.promoter().reject(first, "alice", "not now")
+    second = rig.promote().promotion_id
+    assert second is not None
+    rig.promoter().approve(second, "alice")
+    kinds = [
+        (e.kind, e.details.get("promotion")) for e in sent.events if e.kind.startswith("promotion")
+    ]
+    assert kinds == [
+        ("promotion_pending", first),
+        ("promotion_rejected", first),
+        ("promotion_pending", second),
+        ("promotion_committed", second),
+    ]
+
+
+def test_a_dry_run_shows_the_edit_and_commits_nothing(rig: Rig) -> None:
+    ready(rig)
+    head = rig.head()
+    outcome = rig.promote(dry_run=True)
+    assert outcome.result == "DryRun" and outcome.exit_code == 0
+    ((path, diff),) = outcome.edits
+    assert path == "environments/prod/.env"
+    assert "-TAG=1.0.0\n+TAG=1.1.0\n" in diff
+    assert rig.head() == head and rig.store.promotions() == []
