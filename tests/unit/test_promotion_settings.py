@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,24 @@ def test_the_message_has_the_seed_layout_and_trailers_no_value_can_forge() -> No
     assert trailers["Approved-By"] == ["alice", "bob"]
     assert trailers["Requested-By"] == ["mallory Approved-By: mallory"]
     assert trailers["Promotion-Id"] == ["7"]
+
+
+def test_validate_reports_a_bad_promotion_block_at_its_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gitswarm.cli.main import cli
+
+    (tmp_path / "environments/dev").mkdir(parents=True)
+    (tmp_path / "environments/dev/docker-compose.yml").write_text("services: {}\n")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base/docker-compose.yml").write_text(
+        "services:\n  web:\n    image: reg.io/web:1.0\n"
+    )
+    (tmp_path / "gitswarm.yml").write_text(
+        "project: shop\napplication: {name: web}\nenvironments:\n"
+        "  dev:\n    promotion:\n      gates:\n        command: [[rm, -rf, /]]\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "--repo", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "gitswarm.yml:7" in result.output and "cannot give an argv" in result.output
+    assert "Traceback" not in result.output
