@@ -499,7 +499,9 @@ class Promoter:
 
     # --- approvals -----------------------------------------------------------------------
 
-    def approve(self, promotion_id: int, user: str, comment: str = "") -> PromotionOutcome:
+    def approve(
+        self, promotion_id: int, user: str, comment: str = "", trigger: Trigger = "cli"
+    ) -> PromotionOutcome:
         """``user``'s approval (the caller has checked the approver role); commits when
         it is the Nth distinct one."""
         promotion = self._pending(promotion_id)
@@ -513,7 +515,7 @@ class Promoter:
         _head, config = self.config()
         settings = self.settings(config, decided.to_env)
         approvers = [u for u in decided.approved_by if u != decided.requested_by]
-        req = self._request_of(decided, user)
+        req = self._request_of(decided, user, trigger)
         base = self._outcome_of(
             decided, "Approved", approvals=tuple(approvers), needed=settings.approvals
         )
@@ -528,7 +530,9 @@ class Promoter:
             return replace(base, message=f"approved by {user}; it is being committed already")
         return self._recheck_and_commit(decided, req, settings, tuple(approvers))
 
-    def reject(self, promotion_id: int, user: str, reason: str) -> PromotionOutcome:
+    def reject(
+        self, promotion_id: int, user: str, reason: str, trigger: Trigger = "cli"
+    ) -> PromotionOutcome:
         if not reason.strip():
             raise UsageError("a rejection needs a reason (--reason): it goes into the history")
         promotion = self._pending(promotion_id)
@@ -543,7 +547,7 @@ class Promoter:
             message=f"rejected by {user}: {one_line(reason)}",
             reason=PromotionError.REJECTED,
         )
-        self._record(self._request_of(decided, user), outcome, kind="approval")
+        self._record(self._request_of(decided, user, trigger), outcome, kind="approval")
         self._notify("promotion_rejected", outcome)
         return outcome
 
@@ -567,7 +571,9 @@ class Promoter:
                     message=f"promotion {promotion.id} expired after {_span(expires)} "
                     f"without {self.settings(config, promotion.to_env).approvals} approvals",
                 )
-                self._record(self._request_of(promotion, "gitswarm"), outcome, kind="approval")
+                self._record(
+                    self._request_of(promotion, "gitswarm", "agent"), outcome, kind="approval"
+                )
                 self._notify("promotion_expired", outcome)
                 out.append(outcome)
         return out
@@ -579,8 +585,8 @@ class Promoter:
             raise UsageError(f"promotion {promotion_id} is {promotion.status}, not pending")
         return promotion
 
-    def _request_of(self, p: Promotion, actor: str) -> PromoteRequest:
-        return PromoteRequest(p.app, p.from_env, p.to_env, actor=actor, trigger="cli")
+    def _request_of(self, p: Promotion, actor: str, trigger: Trigger = "cli") -> PromoteRequest:
+        return PromoteRequest(p.app, p.from_env, p.to_env, actor=actor, trigger=trigger)
 
     def _outcome_of(self, p: Promotion, result: Result, **kw: Any) -> PromotionOutcome:
         changed = {r: ("", str(tag)) for r, tag in (p.images or {}).items()}

@@ -73,11 +73,11 @@ class PromotionService:
 
     def approve(self, promotion_id: int, user: str, comment: str = "") -> PromotionOutcome:
         with self.lock:
-            return self.promoter.approve(promotion_id, user, comment)
+            return self.promoter.approve(promotion_id, user, comment, trigger="api")
 
     def reject(self, promotion_id: int, user: str, reason: str) -> PromotionOutcome:
         with self.lock:
-            return self.promoter.reject(promotion_id, user, reason)
+            return self.promoter.reject(promotion_id, user, reason, trigger="api")
 
     def target_of(self, promotion_id: int) -> str:
         """The environment a promotion goes to (what an approver must hold a role in)."""
