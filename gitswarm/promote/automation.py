@@ -175,7 +175,10 @@ class Automation:
             return self._once("waiting", "*", env, exc.message, exc.reason)
         except RegistryError as exc:
             return self._once("failed", "*", env, exc.message, exc.reason)
-        newest = entry.policy.newest(tags)
+        try:
+            newest = entry.policy.newest(tags)
+        except ValueError as exc:  # a filter pattern that runs too long on some tag
+            return self._once("failed", "*", env, str(exc), PromotionError.reason)
         if newest is None:
             return self._once(
                 "waiting", "*", env, f"no tag of {entry.repository} matches its policy"

@@ -8,11 +8,15 @@ An image policy is Flux's ImagePolicy, in gitswarm.yml's words::
                                                    # or {alphabetical: {order: asc}}
     filter_tags: {pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$', extract: '$ts'}
 
-- ``filter_tags.pattern`` is RE2 syntax (Go's regexp, as in Flux): matching takes linear
-  time, so a pattern from a commit cannot hang the agent (Python's ``re`` backtracks:
-  ``(a+)+$`` over a 128-character tag would never end). ``extract`` expands ``$name``,
-  ``${name}`` and ``$1`` from the match, like Go's ``Regexp.Expand``; the policy then
-  orders the extracted values, and the tag they came from wins.
+- ``filter_tags.pattern`` is a regular expression (the ``regex`` module's syntax, which
+  reads Flux's patterns: ``(?P<name>...)`` groups, classes, anchors). It comes from a
+  commit, so every match is bounded in time (``MATCH_TIMEOUT``): a pattern that
+  backtracks without end (``^(a|aa)+$`` over a long tag) is stopped and reported as a
+  bad pattern, never hangs the agent. (RE2, linear by design, was the first choice; its
+  Python binding and regopy's bundled RE2 corrupt each other's memory in one process.)
+  ``extract`` expands ``$name``, ``${name}`` and ``$1`` from the match, like Go's
+  ``Regexp.Expand``; the policy then orders the extracted values, and the tag they came
+  from wins.
 - ``semver``: tags that are versions (``1.2.3``, ``v1.2.3``, ``1.2.3-rc.1``) inside the
   range, in npm/Masterminds range syntax (``>=1.2 <2``, ``^1.2``, ``~1.2.3``, ``1.x``,
   ``a || b``; a comma means "and"). Prereleases only when the range names one.
@@ -27,11 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import re2
+import regex
 import semantic_version
 
 PolicyKind = Literal["semver", "numerical", "alphabetical"]
 Order = Literal["asc", "desc"]
+
+MATCH_TIMEOUT = 0.05  # seconds for one pattern against one tag
 
 # A Docker tag: https://github.com/distribution/reference (at most 128 characters).
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -105,15 +111,23 @@ class TagFilter:
     extract: str = ""
 
     def compiled(self) -> Any:
-        """The RE2 program; ValueError with RE2's words when the pattern is not valid."""
+        """The compiled pattern; ValueError saying why when it is not valid."""
+        if len(self.pattern) > 500:
+            raise ValueError("a tag pattern is at most 500 characters")
         try:
-            return re2.compile(self.pattern)
-        except re2.error as exc:
+            return regex.compile(self.pattern)
+        except (regex.error, OverflowError, RecursionError) as exc:
+            raise ValueError(f"pattern {self.pattern!r} is not a valid expression: {exc}") from None
+
+    def search(self, program: Any, tag: str) -> Any:
+        """``program.search(tag)``, bounded in time; ValueError when it runs too long."""
+        try:
+            return program.search(tag, timeout=MATCH_TIMEOUT)
+        except TimeoutError:
             raise ValueError(
-                f"pattern {self.pattern!r} is not a valid RE2 expression: {exc}"
+                f"pattern {self.pattern!r} took more than {MATCH_TIMEOUT}s on tag {tag!r}: "
+                "it backtracks without end; simplify it"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - the binding raises plain errors for some
-            raise ValueError(f"pattern {self.pattern!r} is not valid: {exc}") from None
 
 
 def expand(template: str, match: Any) -> str:
@@ -124,9 +138,7 @@ def expand(template: str, match: Any) -> str:
         name = found.group(1) or found.group(2)
         try:
             value = match.group(int(name)) if name.isdigit() else match.group(name)
-        except (IndexError, KeyError, re2.error):
-            return ""
-        except Exception:  # noqa: BLE001 - re2 raises its own error for unknown groups
+        except (IndexError, KeyError, regex.error):
             return ""
         return value or ""
 
@@ -159,7 +171,7 @@ class ImagePolicy:
             if program is None:
                 out.append((tag, tag))
                 continue
-            found = program.search(tag)
+            found = self.filter.search(program, tag) if self.filter else None
             if found is None:
                 continue
             value = expand(extract, found) if extract else tag
