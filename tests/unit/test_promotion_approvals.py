@@ -15,6 +15,7 @@ from gitswarm.errors import UsageError
 from gitswarm.model.events import Event
 from gitswarm.promote.core.message import parse_trailers
 from gitswarm.promote.gates import GateCommand
+from gitswarm.promote.pipeline import PromoteRequest
 from tests.unit.promotion_rig import Rig, make_rig
 
 
@@ -205,3 +206,36 @@ def test_a_dry_run_shows_the_edit_and_commits_nothing(rig: Rig) -> None:
     assert path == "environments/prod/.env"
     assert "-TAG=1.0.0\n+TAG=1.1.0\n" in diff
     assert rig.head() == head and rig.store.promotions() == []
+
+
+def test_progress_names_each_stage_and_gate_as_it_runs(rig: Rig) -> None:
+    ready(rig, gates={"source_healthy_for": "0s"})
+    said: list[str] = []
+    rig.promoter(progress=said.append).promote(PromoteRequest("web", "dev", "prod", actor="carol"))
+    assert said[0] == "check web in dev: deployed and healthy"
+    assert "gate source-healthy" in said
+    assert any(s.startswith("gate source-healthy: pass") for s in said)
+    assert any(s.startswith("gate policy: pass") for s in said)
+    assert any(s.startswith("gate window: pass") for s in said)
+
+
+def test_hold_release_on_the_command_line_is_audited(rig: Rig, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gitswarm.cli.main import cli
+
+    hold, _ = rig.store.create_hold("web", "dev", reason="rolled back", created_by="x",
+                                    images={"reg/web": "1.2.0"}, operation_id=99)  # fmt: skip
+    state = str(tmp_path / "state.db")
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["hold", "list", "--state", state])
+    assert f"{hold.id}  web/dev  active  reg/web:1.2.0" in listed.output
+    refused = runner.invoke(cli, ["hold", "release", str(hold.id), "--state", state])
+    assert refused.exit_code == 2 and "needs --reason" in refused.output
+    done = runner.invoke(
+        cli, ["hold", "release", str(hold.id), "--reason", "fixed", "--state", state],
+        env={"GITSWARM_ACTOR": "alice"},
+    )  # fmt: skip
+    assert done.exit_code == 0 and "released" in done.output
+    assert rig.store.holds("web", "dev") == []
+    assert ("alice", "hold-released") in [(e.actor, e.action) for e in rig.store.export_audit()]
