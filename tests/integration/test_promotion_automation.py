@@ -49,6 +49,8 @@ def registry_port(swarm: SwarmUnderTest, registry: str) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def push_tag(client: docker.DockerClient, registry: str, repo: str, tag: str, source: str) -> None:
@@ -128,12 +130,15 @@ def test_image_automation_deploys_a_new_tag_and_a_rollback_wins(
     agent.start()
     web = f"{stack_name}_web"
 
+    seen: list[str] = []
+
     def runs(tag: str) -> bool:
         status = store.get_status("app", "dev")
         try:
             image = image_of(docker_client, web)
         except docker.errors.NotFound:
             return False
+        seen[:] = [f"{image} {status}"]
         return bool(status and status.health == "Healthy") and f":{tag}@" in image
 
     try:
@@ -156,7 +161,11 @@ def test_image_automation_deploys_a_new_tag_and_a_rollback_wins(
         # Rounds go by; the registry's newest is still the rolled-back 1.1.0.
         stop.wait(6)
         wc.git("pull", "-q")
-        assert wc.head() == rolled_back and runs("1.0.0")
+        assert wc.head() == rolled_back
+        assert runs("1.0.0"), (
+            seen,
+            [(o.kind, o.result, o.reason, o.message) for o in store.history("app", "dev", limit=5)],
+        )
         (hold,) = store.holds("app", "dev")
         assert dict(hold.images) == {f"{registry}/{repo}": "1.1.0"}
         status = cli.json("status", "--env", "dev", "--repo", git_remote.url)["statuses"][0]
