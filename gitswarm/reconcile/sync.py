@@ -6,7 +6,7 @@
 the app status and the notification are recorded on the way out (``finally``). Bad input
 (render, validation, policy) stops before any Docker write; a failed deploy is recorded
 with its stable reason; the sync lock (one sync per app and environment) is always
-released. Called by cli/ (sync, rollback) and by the agent (reconcile/agent.py).
+released. Called by cli/ (sync, rollback) and by the agent (reconcile/agent/).
 """
 
 from __future__ import annotations

@@ -45,6 +45,18 @@ from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 ObjectKind = Literal["config", "secret"]
 
 
+class Events(Protocol):
+    """A stream of engine events (decoded dicts, as Docker sends them): iterate it; its
+    ``close()``, from another thread, ends a reader blocked on it. ``EventStream`` and
+    swarm/fake.py's stream provide it."""
+
+    closed: bool
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
 class Swarm(Protocol):
     """What the engine needs of a swarm; ``DockerSwarm`` and ``FakeSwarm`` provide it."""
 
@@ -69,6 +81,10 @@ class Swarm(Protocol):
     def remove_service(self, service_id: str) -> None: ...
 
     def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None: ...
+
+    def events(self, *, since: dt.datetime | None = None) -> Events:
+        """Service, config and secret events from ``since`` on (the agent's drift watch)."""
+        ...
 
 
 def parse_time(text: str | None) -> dt.datetime | None:

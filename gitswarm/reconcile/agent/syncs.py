@@ -1,0 +1,152 @@
+"""The sync task: one ``Reconciler.sync`` of an app x env, and what the agent does with
+its outcome.
+
+    Reconciler.sync (verify, render, validate, plan, apply, wait, record)
+      Succeeded            its render serves the drift checks that follow (drift.py)
+      transient failure    retried with backoff (2, 4 ... 60 s); a new trigger replaces it
+      window closed        held: queued again when the deployment window opens
+      failed deploy        with ``auto_rollback``: the last healthy revision is deployed
+                           again and the bad one marked, so it is not re-applied
+      anything else        waits for a new commit (bad input is stalling)
+
+Triggered by the git task (gitpoll.py) for every automated app at a new head, and by the
+API (a revision may be named, like ``gitswarm sync --revision``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from gitswarm.errors import HealthError
+from gitswarm.model.agent import TriggerRequest
+from gitswarm.model.operation import Trigger
+from gitswarm.reconcile.agent.context import AgentContext
+from gitswarm.reconcile.agent.drift import Drift
+from gitswarm.reconcile.sync import SyncOutcome, SyncRequest
+
+log = logging.getLogger("gitswarm.agent")
+
+DEPLOY_FAILURES = frozenset(
+    {
+        HealthError.HEALTH_TIMEOUT,
+        HealthError.SWARM_ROLLED_BACK,
+        HealthError.TASKS_FAILING,
+        HealthError.UPDATE_PAUSED,
+    }
+)
+
+
+class Syncs:
+    def __init__(self, ctx: AgentContext, drift: Drift) -> None:
+        self.ctx, self.drift = ctx, drift
+
+    def sync(self, app: str, env: str, request: TriggerRequest) -> None:
+        ctx = self.ctx
+        revision = request.revision or ctx.state.head
+        policy = ctx.policy(app, env)
+        ctx.state.count_sync()
+        trigger: Trigger = request.trigger if request.trigger != "poll" else "poll"
+        outcome = ctx.reconciler.sync(
+            SyncRequest(
+                app,
+                env,
+                revision=revision,
+                trigger=trigger,
+                actor=request.actor,
+                heal=policy.self_heal,
+                lock_wait=5.0,
+                message=request.reason,
+                override_window=request.override_window,
+            )
+        )
+        ctx.count(outcome)
+        self.drift.after_sync(outcome)
+        key = ("sync", app, env)
+        if not outcome.retryable:
+            ctx.state.reset_backoff(key)
+        if outcome.reason == "DeploymentWindowClosed":
+            self._hold_for_window(app, env, outcome, request)
+        elif outcome.retryable:
+            self._retry_later(key, request, outcome)
+        elif (
+            outcome.result == "Failed"
+            and outcome.reason in DEPLOY_FAILURES
+            and policy.auto_rollback
+            and outcome.revision
+        ):
+            self._auto_rollback(app, env, outcome)
+
+    def _retry_later(
+        self, key: tuple[str, ...], request: TriggerRequest, outcome: SyncOutcome
+    ) -> None:
+        """Transient trouble (Docker restarting, a lock still held by a dead agent, the
+        store busy): try again with backoff; a new trigger meanwhile replaces it."""
+        delay = self.ctx.state.backoff(key)
+        log.warning(
+            "%s/%s: %s (%s); retrying in %.0fs", key[1], key[2], outcome.reason,
+            outcome.message, delay,
+        )  # fmt: skip
+        self.ctx.state.after(delay, key, request)
+
+    def _hold_for_window(
+        self, app: str, env: str, outcome: SyncOutcome, request: TriggerRequest
+    ) -> None:
+        ctx = self.ctx
+        window = outcome.policy.window if outcome.policy is not None else None
+        next_open = getattr(window, "next_open", None)
+        if not isinstance(next_open, dt.datetime):
+            return
+        delay = max(1.0, (next_open - ctx.reconciler.clock.now()).total_seconds())
+        log.info("%s/%s held until the deployment window opens at %s", app, env, next_open)
+        ctx.store.set_status(
+            app,
+            env,
+            reason="DeploymentWindowClosed",
+            message=f"waiting for the deployment window: opens {next_open.isoformat()}",
+        )
+        ctx.state.after(delay, ("sync", app, env), request)
+
+    def _auto_rollback(self, app: str, env: str, failed: SyncOutcome) -> None:
+        ctx = self.ctx
+        bad = failed.revision or ""
+        ctx.store.mark_bad(app, env, bad, failed.reason or "Failed", failed.message)
+        target = ctx.store.last_successful_revision(app, env, exclude={bad})
+        if target is None:
+            log.warning("%s/%s: no healthy revision to roll back to", app, env)
+            return
+        outcome = ctx.reconciler.sync(
+            SyncRequest(
+                app,
+                env,
+                revision=target,
+                trigger="agent",
+                kind="rollback",
+                force_bad=True,
+                lock_wait=5.0,
+                message=f"automatic rollback from {bad[:12]} ({failed.reason})",
+            )
+        )
+        ctx.count(outcome)
+        ctx.metrics.rollbacks.labels(app, env, outcome.result).inc()  # issue 16: alerts
+        self.drift.after_sync(outcome)
+        if outcome.result != "Succeeded":
+            return
+        message = (
+            f"{bad[:12]} failed ({failed.reason}: {failed.message}); rolled back to "
+            f"{target[:12]}; {bad[:12]} will not be applied again until Git moves on"
+        )
+        ctx.store.set_status(
+            app,
+            env,
+            sync="OutOfSync",
+            health="Healthy",
+            last_result="RolledBack",
+            revision=target,
+            reason=failed.reason,
+            message=message,
+        )
+        ctx.notify("rollback", app, env, bad, message, failed.reason)
+
+
+__all__ = ["Syncs"]
