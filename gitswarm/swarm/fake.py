@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,12 +31,6 @@ from gitswarm.model.observed import (
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 from gitswarm.swarm.client import deploy_failure
 
-_ids = itertools.count(1)
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{next(_ids):08d}"
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -53,6 +47,11 @@ class FakeSwarm:
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
     _objects: dict[str, ObjectState] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+
+    def _new_id(self, prefix: str) -> str:
+        """Ids unique within this swarm (each swarm counts its own, as an engine does)."""
+        return f"{prefix}{next(self._ids):08d}"
 
     def _check(self) -> None:
         if self.down:
@@ -90,7 +89,8 @@ class FakeSwarm:
         for obj in self._objects.values():
             if obj.name == material.name and obj.kind == material.kind:
                 return obj.id
-        obj = ObjectState(material.kind, _new_id("o"), material.name, dict(material.labels), _now())
+        obj_id = self._new_id("o")
+        obj = ObjectState(material.kind, obj_id, material.name, dict(material.labels), _now())
         self._objects[obj.id] = obj
         return obj.id
 
@@ -170,7 +170,8 @@ class FakeSwarm:
         existing = next((s for s in self._services.values() if s.name == full), None)
         self.log.append(f"deploy {full}")
         if existing is None:
-            state = ServiceState(_new_id("s"), full, labels, spec, 1, replicas=spec_replicas(spec))
+            sid = self._new_id("s")
+            state = ServiceState(sid, full, labels, spec, 1, replicas=spec_replicas(spec))
             self._services[state.id] = state
             self._start_tasks(state)
             return
@@ -205,7 +206,7 @@ class FakeSwarm:
         ]
         new = [
             TaskState(
-                id=_new_id("t"),
+                id=self._new_id("t"),
                 service_id=svc.id,
                 node_id="node1",
                 slot=i + 1,
