@@ -54,14 +54,13 @@ from typing import Any
 
 from gitswarm.dora import levels
 from gitswarm.dora.levels import Level
+from gitswarm.errors import Reason
 from gitswarm.model.operation import Operation
 
 DEPLOYMENT_KINDS = frozenset({"sync", "rollback"})
 HEALTHY_KINDS = frozenset({"sync", "rollback", "heal"})
-# Failed after reaching the swarm (errors.HealthError's reasons): the change went out.
-DEPLOY_FAILURE_REASONS = frozenset(
-    {"HealthTimeout", "SwarmRolledBack", "TasksFailing", "UpdatePaused"}
-)
+# Failed after reaching the swarm (the reasons whose verdict is deploy-failure).
+DEPLOY_FAILURE_REASONS = frozenset(r.value for r in Reason.with_verdict("deploy-failure"))
 FIX_MARKER = re.compile(r'^(?:(?:fix|hotfix|revert)(?:\([^)]*\))?!?:|hotfix\b|revert ")', re.I)
 FAILURE_WINDOW = timedelta(hours=1)
 DRIFT_THRESHOLD = timedelta(seconds=60)

@@ -37,9 +37,6 @@ DECISIONS: tuple[DecisionKind, ...] = get_args(DecisionKind)
 # Operations that put a revision on the swarm: a Succeeded one means that revision ran healthy.
 DEPLOY_KINDS: tuple[OperationKind, ...] = ("sync", "rollback", "heal")
 
-# The reason recorded on an operation whose process died while it was Running.
-INTERRUPTED_REASON = "Interrupted"
-
 
 @dataclass(frozen=True, slots=True)
 class ServiceChange:
@@ -78,7 +75,7 @@ class Operation:
     author: str | None = None  # of the commit
     commit_time: datetime | None = None
     finished_at: datetime | None = None
-    reason: str | None = None  # a stable reason of gitswarm.errors
+    reason: str | None = None  # a gitswarm.errors.Reason's value (older rows: any string)
     message: str = ""
     dry_run: bool = False
     changes: tuple[ServiceChange, ...] = ()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field, replace
 
-from gitswarm.errors import GitswarmError, NotFoundError, UsageError
+from gitswarm.errors import GitswarmError, NotFoundError, Reason, UsageError
 from gitswarm.model.operation import Trigger
 from gitswarm.model.tree import Tree
 from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest
@@ -78,7 +78,11 @@ def rollback(r: Reconciler, req: RollbackRequest) -> SyncOutcome:
     why = req.reason or "manual rollback"
     if not req.push:
         r.store.mark_bad(
-            req.app, req.env, head, "RolledBack", f"emergency rollback to {target[:12]}: {why}"
+            req.app,
+            req.env,
+            head,
+            Reason.ROLLED_BACK,
+            f"emergency rollback to {target[:12]}: {why}",
         )
         return r.sync(
             SyncRequest(

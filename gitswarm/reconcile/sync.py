@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError, UsageError
+from gitswarm.errors import GitswarmError, InputError, Reason, SecretError, UsageError
 from gitswarm.health import Verdict
 from gitswarm.model.config import (
     Application,
@@ -127,7 +127,7 @@ class SyncOutcome:
     env: str
     revision: str | None
     result: OperationResult
-    reason: str | None = None
+    reason: Reason | None = None
     message: str = ""
     plan: Plan | None = None
     verdict: Verdict | None = None
@@ -135,10 +135,6 @@ class SyncOutcome:
     operation_id: int | None = None
     problems: tuple[Any, ...] = ()
     exit_code: int = 0
-    # Whether the same request can succeed later (the error's verdict: an engine that
-    # was unreachable, a lock still held), so the agent tries again with backoff; bad
-    # input (a render failure, a stack the engine refused) waits for a new commit.
-    retryable: bool = False
     # Services changed on the swarm by someone else while this sync deployed them (a
     # `docker service scale` during the rollout): drift against what was applied.
     drifted: tuple[ServiceChange, ...] = ()
@@ -149,6 +145,13 @@ class SyncOutcome:
     @property
     def ok(self) -> bool:
         return self.result in ("Succeeded", "Skipped")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request can succeed later (an engine that was unreachable, a
+        lock still held): the agent tries again with backoff. Bad input (a render
+        failure, a stack the engine refused) waits for a new commit."""
+        return self.reason is not None and self.reason.transient
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -377,7 +380,7 @@ class Reconciler:
     # --- the whole pipeline -----------------------------------------------------------
 
     def sync(self, req: SyncRequest) -> SyncOutcome:
-        outcome = SyncOutcome(req.app, req.env, req.revision, "Failed", "Unknown")
+        outcome = SyncOutcome(req.app, req.env, req.revision, "Failed", Reason.UNKNOWN)
         op_id: int | None = None  # a started operation, finished in _record
         rendered: Rendered | None = None
         try:
@@ -417,7 +420,6 @@ class Reconciler:
                 message=exc.message,
                 problems=exc.problems,
                 exit_code=exc.exit_code,
-                retryable=exc.retryable,
                 operation_id=op_id,
                 policy=rendered.policy if rendered else None,
             )
@@ -459,7 +461,7 @@ class Reconciler:
             return replace(
                 base,
                 result="Skipped",
-                reason="RevisionMarkedBad",
+                reason=Reason.REVISION_MARKED_BAD,
                 message=f"revision {r.revision[:12]} failed before and was rolled back; "
                 "waiting for a new commit (or sync it explicitly with --revision)",
             )
@@ -544,7 +546,7 @@ class Reconciler:
         """Bad input never reached the deploy step: still leave a trace in history."""
         try:
             return self.store.record_operation(
-                "policy-violation" if outcome.reason == "PolicyViolation" else req.kind,
+                "policy-violation" if outcome.reason is Reason.POLICY_VIOLATION else req.kind,
                 req.app,
                 req.env,
                 "Failed",
@@ -570,7 +572,7 @@ class Reconciler:
         }
         level = logging.INFO if outcome.ok else logging.WARNING
         log.log(level, "%s %s: %s", req.kind, outcome.result, outcome.message, extra=fields)
-        if outcome.reason == "Locked":
+        if outcome.reason is Reason.LOCKED:
             return  # another sync is running: its record is the one that counts
         try:
             if op_id is not None:
@@ -643,21 +645,21 @@ class Reconciler:
             "reason": outcome.reason,
             "message": outcome.message,
         }
-        if outcome.reason in _DEPLOY_FAILURES:
+        if outcome.reason is not None and outcome.reason.degrades:
             fields["health"] = "Degraded"
         self.store.set_status(req.app, req.env, **fields)
 
     def _notify(self, req: SyncRequest, outcome: SyncOutcome) -> None:
-        if self.notifier is None or req.dry_run or outcome.reason == "Locked":
+        if self.notifier is None or req.dry_run or outcome.reason is Reason.LOCKED:
             return
         kind: EventKind
         if outcome.result == "Succeeded":
             if outcome.plan is not None and outcome.plan.empty:
                 return
             kind = "sync_succeeded"
-        elif outcome.reason == "PolicyViolation":
+        elif outcome.reason is Reason.POLICY_VIOLATION:
             kind = "policy_violation"
-        elif outcome.reason == "SignatureRejected":
+        elif outcome.reason is Reason.SIGNATURE_REJECTED:
             kind = "signature_rejected"
         elif outcome.result == "Failed":
             kind = "sync_failed"
@@ -670,15 +672,6 @@ class Reconciler:
             fresh = True
         if fresh or kind == "sync_succeeded":
             self.notifier.send(event)
-
-
-_DEPLOY_FAILURES = {
-    HealthError.HEALTH_TIMEOUT,
-    HealthError.SWARM_ROLLED_BACK,
-    HealthError.TASKS_FAILING,
-    HealthError.UPDATE_PAUSED,
-    "SwarmFailed",
-}
 
 
 __all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest"]

@@ -14,11 +14,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from gitswarm.errors import NotFoundError
+from gitswarm.errors import NotFoundError, Reason
 from gitswarm.model.operation import (
     CHANGE_ACTIONS,
     DEPLOY_KINDS,
-    INTERRUPTED_REASON,
     OPERATION_KINDS,
     OPERATION_RESULTS,
     TRIGGERS,
@@ -47,6 +46,11 @@ def aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and (value.tzinfo is None or value.utcoffset() is None):
         raise ValueError(f"{what} {value.isoformat()} has no time zone")
     return value
+
+
+def _stored(reason: Reason | None) -> str | None:
+    """A reason as the store keeps it: its plain string value."""
+    return None if reason is None else str(reason)
 
 
 def _changes_rows(op_id: int, changes: Sequence[ServiceChange]) -> list[dict[str, Any]]:
@@ -205,7 +209,7 @@ class OperationsMixin:
         self,
         op_id: int,
         result: OperationResult,
-        reason: str | None = None,
+        reason: Reason | None = None,
         message: str = "",
         changes: Sequence[ServiceChange] = (),
         commits: Sequence[DeployedCommit] = (),
@@ -228,7 +232,7 @@ class OperationsMixin:
                 )
                 .values(
                     result=result,
-                    reason=reason,
+                    reason=_stored(reason),
                     message=message,
                     finished_at=self._db.now(),
                 )
@@ -265,7 +269,7 @@ class OperationsMixin:
         previous_revision: str | None = None,
         author: str | None = None,
         commit_time: datetime | None = None,
-        reason: str | None = None,
+        reason: Reason | None = None,
         message: str = "",
         changes: Sequence[ServiceChange] = (),
         dry_run: bool = False,
@@ -296,7 +300,7 @@ class OperationsMixin:
                     started_at=now,
                     finished_at=now,
                     result=result,
-                    reason=reason,
+                    reason=_stored(reason),
                     message=message,
                     dry_run=dry_run,
                 )
@@ -419,7 +423,7 @@ class OperationsMixin:
             )
             .values(
                 result="Interrupted",
-                reason=INTERRUPTED_REASON,
+                reason=Reason.INTERRUPTED,  # the process died while it was Running
                 message="the process running it went away (its lock lease ended) "
                 "before it finished",
                 finished_at=now,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitswarm.errors import GitswarmError
+from gitswarm.errors import GitswarmError, Reason
 from gitswarm.model.config import SyncPolicy, Target
 from gitswarm.model.events import Event, EventKind
 from gitswarm.notify import Notifier
@@ -68,7 +68,7 @@ class AgentContext:
         env: str,
         revision: str | None,
         message: str,
-        reason: str | None,
+        reason: Reason | None,
         *,
         dedupe: str | None = None,
     ) -> None:

@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from gitswarm.errors import GitswarmError
+from gitswarm.errors import GitswarmError, Reason
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import Target
 from gitswarm.model.observed import ServiceState, StackState
@@ -118,10 +118,12 @@ class Drift:
         ctx.store.set_status(app, env, sync="OutOfSync", drift=details, message=message)
         ctx.store.record_operation(
             "drift", app, env, "Succeeded", trigger="agent", revision=rendered.revision,
-            reason="Drift", message=message,
+            reason=Reason.DRIFT, message=message,
         )  # fmt: skip
         ctx.metrics.drift_events.labels(app, env, "detected").inc()
-        ctx.notify("drift_detected", app, env, rendered.revision, message, "Drift", dedupe=summary)
+        ctx.notify(
+            "drift_detected", app, env, rendered.revision, message, Reason.DRIFT, dedupe=summary
+        )
         if not ctx.policy(app, env).self_heal:
             return
         if not ctx.state.admit_heal(app, env):
@@ -131,8 +133,8 @@ class Drift:
                     f"drift keeps coming back ({limit} heals within "
                     f"{window:.0f}s): self-heal paused; {summary}"
                 )
-                ctx.store.set_status(app, env, reason="HealLoop", message=text)
-                ctx.notify("drift_detected", app, env, rendered.revision, text, "HealLoop")
+                ctx.store.set_status(app, env, reason=Reason.HEAL_LOOP, message=text)
+                ctx.notify("drift_detected", app, env, rendered.revision, text, Reason.HEAL_LOOP)
             return
         outcome = ctx.reconciler.sync(
             SyncRequest(

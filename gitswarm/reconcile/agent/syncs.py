@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from gitswarm.errors import HealthError
+from gitswarm.errors import Reason
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.operation import Trigger
 from gitswarm.reconcile.agent.context import AgentContext
@@ -26,15 +26,6 @@ from gitswarm.reconcile.agent.drift import Drift
 from gitswarm.reconcile.sync import SyncOutcome, SyncRequest
 
 log = logging.getLogger("gitswarm.agent")
-
-DEPLOY_FAILURES = frozenset(
-    {
-        HealthError.HEALTH_TIMEOUT,
-        HealthError.SWARM_ROLLED_BACK,
-        HealthError.TASKS_FAILING,
-        HealthError.UPDATE_PAUSED,
-    }
-)
 
 
 class Syncs:
@@ -65,13 +56,14 @@ class Syncs:
         key = ("sync", app, env)
         if not outcome.retryable:
             ctx.state.reset_backoff(key)
-        if outcome.reason == "DeploymentWindowClosed":
+        if outcome.reason is Reason.DEPLOYMENT_WINDOW_CLOSED:
             self._hold_for_window(app, env, outcome, request)
         elif outcome.retryable:
             self._retry_later(key, request, outcome)
         elif (
             outcome.result == "Failed"
-            and outcome.reason in DEPLOY_FAILURES
+            and outcome.reason is not None
+            and outcome.reason.deploy_failure
             and policy.auto_rollback
             and outcome.revision
         ):
@@ -102,7 +94,7 @@ class Syncs:
         ctx.store.set_status(
             app,
             env,
-            reason="DeploymentWindowClosed",
+            reason=Reason.DEPLOYMENT_WINDOW_CLOSED,
             message=f"waiting for the deployment window: opens {next_open.isoformat()}",
         )
         ctx.state.after(delay, ("sync", app, env), request)
@@ -110,7 +102,7 @@ class Syncs:
     def _auto_rollback(self, app: str, env: str, failed: SyncOutcome) -> None:
         ctx = self.ctx
         bad = failed.revision or ""
-        ctx.store.mark_bad(app, env, bad, failed.reason or "Failed", failed.message)
+        ctx.store.mark_bad(app, env, bad, failed.reason or Reason.UNKNOWN, failed.message)
         target = ctx.store.last_successful_revision(app, env, exclude={bad})
         if target is None:
             log.warning("%s/%s: no healthy revision to roll back to", app, env)
