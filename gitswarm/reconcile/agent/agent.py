@@ -59,14 +59,20 @@ class Agent(AgentView):
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         settings = settings or AgentSettings()
+        # One set of metrics and one notifier per process: the Reconciler records every
+        # outcome (reconcile/record.py), so it gets the agent's if it was given none.
+        metrics = metrics or reconciler.metrics or Metrics()
+        if reconciler.metrics is None:
+            reconciler.metrics = metrics
+        if reconciler.notifier is None:
+            reconciler.notifier = notifier
         self.state = AgentState(settings, monotonic)
         self.ctx = AgentContext(
             source=source,
             store=store,
             reconciler=reconciler,
             settings=settings,
-            metrics=metrics or Metrics(),
-            notifier=notifier,
+            metrics=metrics,
             swarm_for=swarm_for or reconciler.swarm_for,
             monotonic=monotonic,
             state=self.state,

@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from gitswarm.errors import GitswarmError, Reason
+from gitswarm.errors import GitswarmError
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import Target
 from gitswarm.model.observed import ServiceState, StackState
@@ -107,23 +107,15 @@ class Drift:
         observed = StackState(stack=stack, services=tuple(swarm.services(stack)), objects=())
         plan = make_plan(rendered.desired, observed, baselines, prune=False, heal=False)
         drifted = plan.drifted
+        recorder = ctx.reconciler.recorder  # every status and notification goes there
         if not drifted:
             if status is not None and status.drift:
-                ctx.store.set_status(app, env, drift={}, sync="Synced", reason=None, message="")
+                recorder.drift_cleared(app, env)
             ctx.state.heal_settled(app, env)
             return
         details = {c.service: c.as_dict() for c in drifted}
         summary = "; ".join(drift_text(c.as_dict()) for c in drifted)
-        message = f"manual change on the swarm: {summary}"
-        ctx.store.set_status(app, env, sync="OutOfSync", drift=details, message=message)
-        ctx.store.record_operation(
-            "drift", app, env, "Succeeded", trigger="agent", revision=rendered.revision,
-            reason=Reason.DRIFT, message=message,
-        )  # fmt: skip
-        ctx.metrics.drift_events.labels(app, env, "detected").inc()
-        ctx.notify(
-            "drift_detected", app, env, rendered.revision, message, Reason.DRIFT, dedupe=summary
-        )
+        recorder.drift_detected(app, env, rendered.revision, details, summary)
         if not ctx.policy(app, env).self_heal:
             return
         if not ctx.state.admit_heal(app, env):
@@ -133,8 +125,7 @@ class Drift:
                     f"drift keeps coming back ({limit} heals within "
                     f"{window:.0f}s): self-heal paused; {summary}"
                 )
-                ctx.store.set_status(app, env, reason=Reason.HEAL_LOOP, message=text)
-                ctx.notify("drift_detected", app, env, rendered.revision, text, Reason.HEAL_LOOP)
+                recorder.heal_paused(app, env, rendered.revision, text)
             return
         outcome = ctx.reconciler.sync(
             SyncRequest(
@@ -147,13 +138,10 @@ class Drift:
                 force_bad=True,
                 lock_wait=5.0,
                 message=f"self-heal: {summary}",
+                reverts=summary,
             )
         )
-        ctx.count(outcome)
         self.after_sync(outcome)
-        if outcome.result == "Succeeded":
-            ctx.metrics.drift_events.labels(app, env, "healed").inc()
-            ctx.notify("drift_healed", app, env, rendered.revision, f"reverted: {summary}", None)
 
 
 def _short(value: Any, limit: int = 60) -> str:

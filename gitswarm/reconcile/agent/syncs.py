@@ -15,15 +15,15 @@ API (a revision may be named, like ``gitswarm sync --revision``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
-from gitswarm.errors import Reason
+from gitswarm.errors import NotFoundError, Reason
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.operation import Trigger
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.drift import Drift
-from gitswarm.reconcile.sync import SyncOutcome, SyncRequest
+from gitswarm.reconcile.rollback import redeploy
+from gitswarm.reconcile.sync import RollbackOf, SyncOutcome, SyncRequest
 
 log = logging.getLogger("gitswarm.agent")
 
@@ -38,7 +38,7 @@ class Syncs:
         policy = ctx.policy(app, env)
         ctx.state.count_sync()
         trigger: Trigger = request.trigger if request.trigger != "poll" else "poll"
-        outcome = ctx.reconciler.sync(
+        outcome = ctx.reconciler.sync(  # recorded (status, history, metrics, notification)
             SyncRequest(
                 app,
                 env,
@@ -49,15 +49,15 @@ class Syncs:
                 lock_wait=5.0,
                 message=request.reason,
                 override_window=request.override_window,
+                hold_for_window=True,
             )
         )
-        ctx.count(outcome)
         self.drift.after_sync(outcome)
         key = ("sync", app, env)
         if not outcome.retryable:
             ctx.state.reset_backoff(key)
         if outcome.reason is Reason.DEPLOYMENT_WINDOW_CLOSED:
-            self._hold_for_window(app, env, outcome, request)
+            self._hold_for_window(key, outcome, request)
         elif outcome.retryable:
             self._retry_later(key, request, outcome)
         elif (
@@ -82,63 +82,32 @@ class Syncs:
         self.ctx.state.after(delay, key, request)
 
     def _hold_for_window(
-        self, app: str, env: str, outcome: SyncOutcome, request: TriggerRequest
+        self, key: tuple[str, ...], outcome: SyncOutcome, request: TriggerRequest
     ) -> None:
-        ctx = self.ctx
-        window = outcome.policy.window if outcome.policy is not None else None
-        next_open = getattr(window, "next_open", None)
-        if not isinstance(next_open, dt.datetime):
-            return
-        delay = max(1.0, (next_open - ctx.reconciler.clock.now()).total_seconds())
-        log.info("%s/%s held until the deployment window opens at %s", app, env, next_open)
-        ctx.store.set_status(
-            app,
-            env,
-            reason=Reason.DEPLOYMENT_WINDOW_CLOSED,
-            message=f"waiting for the deployment window: opens {next_open.isoformat()}",
-        )
-        ctx.state.after(delay, ("sync", app, env), request)
+        """Queue the sync again for when the window opens (the status says so)."""
+        opens = outcome.retry_at
+        if opens is None:
+            return  # no opening within a year: wait for a new commit
+        delay = max(1.0, (opens - self.ctx.reconciler.clock.now()).total_seconds())
+        log.info("%s/%s held until the deployment window opens at %s", key[1], key[2], opens)
+        self.ctx.state.after(delay, key, request)
 
     def _auto_rollback(self, app: str, env: str, failed: SyncOutcome) -> None:
-        ctx = self.ctx
         bad = failed.revision or ""
-        ctx.store.mark_bad(app, env, bad, failed.reason or Reason.UNKNOWN, failed.message)
-        target = ctx.store.last_successful_revision(app, env, exclude={bad})
-        if target is None:
-            log.warning("%s/%s: no healthy revision to roll back to", app, env)
-            return
-        outcome = ctx.reconciler.sync(
-            SyncRequest(
+        reason = failed.reason or Reason.UNKNOWN
+        try:
+            outcome = redeploy(
+                self.ctx.reconciler,
                 app,
                 env,
-                revision=target,
-                trigger="agent",
-                kind="rollback",
-                force_bad=True,
+                RollbackOf(bad, reason, f"failed ({reason}: {failed.message})"),
+                message=f"automatic rollback from {bad[:12]} ({reason})",
                 lock_wait=5.0,
-                message=f"automatic rollback from {bad[:12]} ({failed.reason})",
             )
-        )
-        ctx.count(outcome)
-        ctx.metrics.rollbacks.labels(app, env, outcome.result).inc()  # issue 16: alerts
-        self.drift.after_sync(outcome)
-        if outcome.result != "Succeeded":
+        except NotFoundError:
+            log.warning("%s/%s: no healthy revision to roll back to", app, env)
             return
-        message = (
-            f"{bad[:12]} failed ({failed.reason}: {failed.message}); rolled back to "
-            f"{target[:12]}; {bad[:12]} will not be applied again until Git moves on"
-        )
-        ctx.store.set_status(
-            app,
-            env,
-            sync="OutOfSync",
-            health="Healthy",
-            last_result="RolledBack",
-            revision=target,
-            reason=failed.reason,
-            message=message,
-        )
-        ctx.notify("rollback", app, env, bad, message, failed.reason)
+        self.drift.after_sync(outcome)
 
 
 __all__ = ["Syncs"]
