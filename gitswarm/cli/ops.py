@@ -388,29 +388,7 @@ def history(
             emit_json(
                 {
                     "ok": True,
-                    "operations": [
-                        {
-                            "id": o.id,
-                            "kind": o.kind,
-                            "app": o.app,
-                            "env": o.env,
-                            "revision": o.revision,
-                            "result": o.result,
-                            "reason": o.reason,
-                            "message": o.message,
-                            "trigger": o.trigger,
-                            "actor": o.actor,
-                            "author": o.author,
-                            "started_at": o.started_at.isoformat(),
-                            "finished_at": o.finished_at.isoformat() if o.finished_at else None,
-                            "dry_run": o.dry_run,
-                            "changes": [
-                                {"service": c.service, "action": c.action, "fields": list(c.fields)}
-                                for c in o.changes
-                            ],
-                        }
-                        for o in ops
-                    ],
+                    "operations": [o.as_dict() for o in ops],
                 }
             )
             return
@@ -483,19 +461,11 @@ def export(since: str | None, fmt: str, env: str | None, state: str | None) -> N
         out = sys.stdout
         with Store(state) as store:
             for op in store.export_operations(since=start, env=env):
-                line = {"record": "operation", **operation_dict(op)}
+                line = {"record": "operation", **op.as_dict()}
                 out.write(json.dumps(line, sort_keys=True) + "\n")
             if env is None:
                 for event in store.export_audit(since=start):
-                    record = {
-                        "record": "audit",
-                        "id": event.id,
-                        "at": event.at.isoformat(),
-                        "actor": event.actor,
-                        "action": event.action,
-                        "target": event.target,
-                        "details": dict(event.details),
-                    }
+                    record = {"record": "audit", **event.as_dict()}
                     out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         out.flush()
 
@@ -503,36 +473,6 @@ def export(since: str | None, fmt: str, env: str | None, state: str | None) -> N
 
 
 history.add_command(export)
-
-
-def operation_dict(o: Any) -> dict[str, Any]:
-    """One operation as the export (and `history --json`) writes it."""
-    return {
-        "id": o.id,
-        "kind": o.kind,
-        "app": o.app,
-        "env": o.env,
-        "revision": o.revision,
-        "previous_revision": o.previous_revision,
-        "result": o.result,
-        "reason": o.reason,
-        "message": o.message,
-        "trigger": o.trigger,
-        "actor": o.actor,
-        "holder": o.holder,
-        "author": o.author,
-        "commit_time": o.commit_time.isoformat() if o.commit_time else None,
-        "started_at": o.started_at.isoformat(),
-        "finished_at": o.finished_at.isoformat() if o.finished_at else None,
-        "dry_run": o.dry_run,
-        "changes": [
-            {"service": c.service, "action": c.action, "fields": list(c.fields)} for c in o.changes
-        ],
-        "commits": [
-            {"sha": c.sha, "committed_at": c.committed_at.isoformat(), "subject": c.subject}
-            for c in o.commits
-        ],
-    }
 
 
 @click.command(name="rollback")

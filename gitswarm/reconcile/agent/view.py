@@ -32,7 +32,7 @@ class AgentView:
         source = self._source_state()
         head = self.ctx.state.head
         return [
-            {**_status_dict(status, head), "source": source}
+            {**status.as_dict(), "head": head, "source": source}
             for status in self.ctx.store.all_statuses()
         ]
 
@@ -55,10 +55,10 @@ class AgentView:
 
     def history(self, app: str | None, env: str | None, limit: int) -> Sequence[dict[str, Any]]:
         ops = self.ctx.store.history(app=app, env=env, limit=limit)
-        return [_operation_dict(o) for o in ops]
+        return [o.as_dict() for o in ops]
 
     def operation(self, op_id: int) -> dict[str, Any]:
-        return _operation_dict(self.ctx.store.get_operation(op_id))
+        return self.ctx.store.get_operation(op_id).as_dict()
 
     def dora(
         self,
@@ -164,46 +164,6 @@ class AgentView:
             config.application(app)
         except KeyError as exc:
             raise NotFoundError(str(exc.args[0])) from None
-
-
-def _status_dict(status: Any, head: str | None) -> dict[str, Any]:
-    return {
-        "app": status.app,
-        "env": status.env,
-        "sync": status.sync,
-        "health": status.health,
-        "head": head,
-        "deployed": status.revision,
-        "last_result": status.last_result,
-        "reason": status.reason,
-        "message": status.message,
-        "drift": dict(status.drift),
-        "updated_at": status.updated_at.isoformat(),
-    }
-
-
-def _operation_dict(o: Any) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "kind": o.kind,
-        "app": o.app,
-        "env": o.env,
-        "revision": o.revision,
-        "previous_revision": o.previous_revision,
-        "result": o.result,
-        "reason": o.reason,
-        "message": o.message,
-        "trigger": o.trigger,
-        "actor": o.actor,
-        "author": o.author,
-        "commit_time": o.commit_time.isoformat() if o.commit_time else None,
-        "started_at": o.started_at.isoformat(),
-        "finished_at": o.finished_at.isoformat() if o.finished_at else None,
-        "dry_run": o.dry_run,
-        "changes": [
-            {"service": c.service, "action": c.action, "fields": list(c.fields)} for c in o.changes
-        ],
-    }
 
 
 __all__ = ["AgentView"]
