@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitswarm.errors import GitswarmError, Reason
 from gitswarm.model.events import Event, EventKind
@@ -44,23 +44,11 @@ from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan
 from gitswarm.reconcile.metrics import Metrics
+from gitswarm.reconcile.outcome import SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 
-if TYPE_CHECKING:
-    from gitswarm.reconcile.sync import SyncOutcome, SyncRequest
-
 log = logging.getLogger("gitswarm.sync")
-
-
-@dataclass(frozen=True)
-class RollbackOf:
-    """What a rollback sync undoes: the bad revision, why it is bad (its failure's
-    reason, or RolledBack by hand), and how that reads in the status."""
-
-    revision: str
-    reason: Reason
-    detail: str  # "failed (HealthTimeout: ...)" / "rolled back by hand (...)"
 
 
 def recorded_changes(plan: Plan) -> list[RecordedChange]:
@@ -337,4 +325,4 @@ class Recorder:
                 self.metrics.notifications.labels("queued").inc()
 
 
-__all__ = ["Recorder", "RollbackOf", "recorded_changes"]
+__all__ = ["Recorder", "recorded_changes"]

@@ -8,7 +8,8 @@ the notification (reconcile/record.py's Recorder). Bad input (render, validation
 policy) stops before any Docker write and before an operation starts; a failed deploy
 is recorded with its stable reason; the sync lock (one sync per app and environment) is
 always released. Called by cli/ (sync, rollback, bootstrap) and by the agent
-(reconcile/agent/).
+(reconcile/agent/). Its requests and answers are outcome.py's; rendering is
+rendering.py's; applying and waiting are apply.py's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
 from gitswarm.model.config import (
-    Application,
     Environment,
     RepoConfig,
     SyncPolicy,
@@ -37,11 +37,7 @@ from gitswarm.model.config import (
 from gitswarm.model.observed import StackState
 from gitswarm.model.operation import (
     Baseline,
-    OperationKind,
-    OperationResult,
-    Trigger,
 )
-from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
@@ -56,7 +52,14 @@ from gitswarm.reconcile.apply import (
     wait_converged,
 )
 from gitswarm.reconcile.metrics import Metrics
-from gitswarm.reconcile.record import Recorder, RollbackOf
+from gitswarm.reconcile.outcome import (
+    Rendered,
+    RollbackOf,
+    SyncOutcome,
+    SyncRequest,
+    drift_summary,
+)
+from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer
 from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
@@ -101,102 +104,6 @@ def kept_alive(lease: Lease, every: float = SYNC_LEASE / 3) -> Iterator[None]:
 
 def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class SyncRequest:
-    app: str
-    env: str
-    revision: str | None = None  # None: the head of the followed branch
-    trigger: Trigger = "cli"
-    actor: str | None = None
-    kind: OperationKind = "sync"
-    dry_run: bool = False
-    wait: bool = True
-    heal: bool = True  # redeploy services that drifted from Git
-    force_bad: bool = False  # deploy even a revision marked bad (an explicit request)
-    lock_wait: float = 0.0
-    message: str = ""
-    override_window: str | None = None  # the reason for deploying outside a window
-    # A rollback: the bad revision it undoes (the status says RolledBack; reconcile/
-    # rollback.py's redeploy makes these).
-    rollback_of: RollbackOf | None = None
-    reverts: str = ""  # a heal: the drift it reverts, for the notification
-    hold_for_window: bool = False  # the caller applies it when a closed window opens
-
-
-@dataclass(frozen=True)
-class SyncOutcome:
-    app: str
-    env: str
-    revision: str | None
-    result: OperationResult
-    reason: Reason | None = None
-    message: str = ""
-    plan: Plan | None = None
-    verdict: Verdict | None = None
-    policy: PolicyReport | None = None
-    operation_id: int | None = None
-    problems: tuple[Any, ...] = ()
-    exit_code: int = 0
-    # Services changed on the swarm by someone else while this sync deployed them (a
-    # `docker service scale` during the rollout): drift against what was applied.
-    drifted: tuple[ServiceChange, ...] = ()
-    # When a closed deployment window opens next: the same request can succeed then.
-    retry_at: dt.datetime | None = None
-    # What was rendered, for the agent's drift checks of the revision it just deployed
-    # (so the first drift round after a commit renders nothing again). Never serialised.
-    rendered: Rendered | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.result in ("Succeeded", "Skipped")
-
-    @property
-    def retryable(self) -> bool:
-        """Whether the same request can succeed later (an engine that was unreachable, a
-        lock still held): the agent tries again with backoff. Bad input (a render
-        failure, a stack the engine refused) waits for a new commit."""
-        return self.reason is not None and self.reason.transient
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "app": self.app,
-            "env": self.env,
-            "revision": self.revision,
-            "result": self.result,
-            "reason": self.reason,
-            "message": self.message,
-            "operation_id": self.operation_id,
-            "plan": self.plan.as_dict() if self.plan else None,
-            "health": self.verdict.as_dict() if self.verdict else None,
-            "policy": self.policy.to_dict() if self.policy else None,
-            "problems": [p.as_dict() for p in self.problems],
-        }
-
-
-@dataclass
-class Rendered:
-    """What the first half of the pipeline produced for one app and environment."""
-
-    revision: str
-    commit: CommitInfo
-    config: RepoConfig
-    app: Application
-    env: Environment
-    desired: DesiredStack
-    policy: PolicyReport | None
-
-
-def drift_summary(drifted: tuple[ServiceChange, ...]) -> str:
-    """``worker (deploy.replicas: 1 -> 3)``, for messages."""
-    parts = []
-    for change in drifted:
-        fields = ", ".join(
-            f"{d['field']}: {d['before']!r} -> {d['after']!r}" for d in change.as_dict()["drift"]
-        )
-        parts.append(f"{change.service} ({fields or 'removed'})")
-    return "; ".join(parts)
 
 
 @dataclass
@@ -555,4 +462,4 @@ def _window_opens(rendered: Rendered | None) -> dt.datetime | None:
     return window.next_open if window is not None else None
 
 
-__all__ = ["Reconciler", "RollbackOf", "SyncOutcome", "SyncPolicy", "SyncRequest"]
+__all__ = ["Reconciler", "Rendered", "RollbackOf", "SyncOutcome", "SyncPolicy", "SyncRequest"]
