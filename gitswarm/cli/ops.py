@@ -4,6 +4,9 @@
 They deploy committed revisions only: HEAD of the followed branch of ``--repo`` (a
 local clone or a URL), or ``--revision``. State lives in the store (``--state``, or
 ``$GITSWARM_STATE``, or the default location; see gitswarm/store/__init__.py).
+
+Why one file (over 450 lines): the commands of one store-and-swarm session, each short;
+what other command modules share lives in cli/output.py and cli/worktree.py.
 """
 
 from __future__ import annotations

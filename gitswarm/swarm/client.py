@@ -10,6 +10,9 @@ wrong), which is a ``DeployRejected``: bad input, not retried (``deploy_failure`
 
 Called by reconcile/ (sync, agent) and cli/ (status, diff). Tests use ``FakeSwarm``
 (swarm/fake.py) for the pure logic and this class against a real private swarm.
+
+Why one file (over 450 lines): it is the one module allowed to import docker, so every
+docker-py and CLI failure is translated in one place.
 """
 
 from __future__ import annotations
