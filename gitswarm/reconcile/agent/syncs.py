@@ -19,7 +19,6 @@ import logging
 
 from gitswarm.errors import NotFoundError, Reason
 from gitswarm.model.agent import TriggerRequest
-from gitswarm.model.operation import Trigger
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.drift import Drift
 from gitswarm.reconcile.rollback import redeploy
@@ -37,13 +36,12 @@ class Syncs:
         revision = request.revision or ctx.state.head
         policy = ctx.policy(app, env)
         ctx.state.count_sync()
-        trigger: Trigger = request.trigger if request.trigger != "poll" else "poll"
         outcome = ctx.reconciler.sync(  # recorded (status, history, metrics, notification)
             SyncRequest(
                 app,
                 env,
                 revision=revision,
-                trigger=trigger,
+                trigger=request.trigger,
                 actor=request.actor,
                 heal=policy.self_heal,
                 lock_wait=5.0,
