@@ -40,7 +40,8 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── LockedError      Locked                                       transient
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
-        └── PromotionError   PromotionFailed                              failed
+        ├── PromotionError   PromotionFailed                              failed
+        └── SandboxError     SandboxFailed                                transient
 
     at the HTTP edge (api/errors.py)
     Unauthorized             Unauthorized                                 stalling
@@ -106,6 +107,7 @@ class Reason(StrEnum):
     STORE_FAILED = "StoreFailed"
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
+    SANDBOX_FAILED = "SandboxFailed"
     # the HTTP edge
     UNAUTHORIZED = "Unauthorized"
     FORBIDDEN = "Forbidden"
@@ -165,6 +167,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.STORE_FAILED: "transient",
     Reason.NOT_FOUND: "failed",
     Reason.PROMOTION_FAILED: "failed",
+    Reason.SANDBOX_FAILED: "transient",
     Reason.INTERNAL_ERROR: "failed",
     Reason.HTTP_ERROR: "failed",
     Reason.DRIFT: "report",
@@ -344,6 +347,13 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = Reason.PROMOTION_FAILED
+
+
+class SandboxError(OperationError):
+    """The child process that evaluates Rego could not be started or spoken to. A policy
+    that exhausts it is a PolicyError instead: the commit is at fault, not the machine."""
+
+    reason = Reason.SANDBOX_FAILED
 
 
 def collect(problems: Sequence[Problem], error: type[InputError], message: str) -> None:

@@ -1,4 +1,4 @@
-"""The loop: wiring only (SPEC.md section 2). Read agent/__init__.py first.
+"""The loop: wiring only (SPEC.md section 2). Read agent/__init__.py first. Its files:
 
     agent/        ``gitswarm serve``: triggers, the work queue, leadership, drift, events,
                   the API's view; one owner of its state
@@ -10,4 +10,6 @@
     rollback.py   ``gitswarm rollback`` and the agent's automatic one (``redeploy``)
     status.py     the live status (``gitswarm status``/``diff``, the API)
     retention.py  pruning the history; metrics.py: every Prometheus metric
+
+Imports flow one way: edges (api/, cli/) -> reconcile/ -> the pure core.
 """

@@ -43,6 +43,7 @@ from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, ServiceChange, deployable_compose, make_plan
 from gitswarm.policy import raise_for_violations
+from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
@@ -64,6 +65,7 @@ from gitswarm.reconcile.rendering import StackRenderer
 from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
+from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
@@ -128,6 +130,8 @@ class Reconciler:
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    # Evaluates policies/*.rego: in bounded child processes (started on first use).
+    rego: RegoEvaluator = field(default_factory=RegoSandbox)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -236,6 +240,7 @@ class Reconciler:
             config,
             lambda env: self.load_identity(config, env),
             (lambda _sha: commit) if commit is not None else self.source.commit_info,
+            self.rego,
         )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:

@@ -235,12 +235,23 @@ def _check_services(merged: Merged, context: _Context, problems: list[Problem]) 
                 rule="no-services",
             )
         )
+    lowered: dict[str, str] = {}
     for name in sorted(merged.services):
         service = merged.services[name]
         base = ("services", name)
         naming = service_name_problem(context.stack, name)
         if naming:
             problems.append(merged.problem(base, f"service {name}: {naming}", RULE_NAME))
+        other = lowered.setdefault(name.lower(), name)
+        if other != name:
+            problems.append(
+                merged.problem(
+                    base,
+                    f"services {other!r} and {name!r} differ only in case, and Swarm compares "
+                    "service names without case: the second cannot be deployed; rename one",
+                    RULE_NAME,
+                )
+            )
         image = service["image"]
         if not image:
             problems.append(
@@ -426,7 +437,7 @@ def _objects(
     no_identity: str | None = None,
 ) -> list[ObjectMaterial]:
     materials: list[ObjectMaterial] = []
-    seen: dict[str, ObjectMaterial] = {}
+    seen: dict[tuple[str, str], ObjectMaterial] = {}
     for kind in ("configs", "secrets"):
         noun = kind[:-1]
         for key in sorted(merged.sections.get(kind) or {}):
@@ -547,9 +558,12 @@ def _objects(
                 source=path,
                 labels=labels,
             )
-            if name not in seen:
-                seen[name] = material
+            # Swarm compares names without case: keys that differ only in case, with the
+            # same content (so the same digest), share one object; a second would conflict
+            found = seen.setdefault((material.kind, name.lower()), material)
+            if found is material:
                 materials.append(material)
+            name = found.name
             declared = zero(ct.FILE_OBJECT)
             declared["name"] = name
             declared["external"] = {"name": "", "external": True}

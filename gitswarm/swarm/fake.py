@@ -35,6 +35,7 @@ from gitswarm.model.observed import (
     spec_digest,
 )
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
+from gitswarm.render.interpolate import substitute
 from gitswarm.swarm.client import deploy_failure
 
 
@@ -203,7 +204,7 @@ class FakeSwarm:
         if self.cli_failure is not None:
             self.log.append(f"deploy {stack} refused")
             raise deploy_failure(stack, 1, "", self.cli_failure)
-        doc = YAML(typ="safe").load(compose_yaml) or {}
+        doc = _as_deploy_reads(YAML(typ="safe").load(compose_yaml) or {})
         top_names = {
             kind: {
                 k: (v or {}).get("name", f"{stack}_{k}") for k, v in (doc.get(kind) or {}).items()
@@ -335,6 +336,22 @@ class FakeSwarm:
     def task_ids(self, full_name: str) -> set[str]:
         svc = next(s for s in self._services.values() if s.name == full_name)
         return {t.id for t in self._tasks.get(svc.id, []) if t.desired_state == "running"}
+
+
+def _as_deploy_reads(value: Any) -> Any:
+    """The file as ``docker stack deploy`` reads it: every string value interpolated once
+    more, with no variables (``$$`` is one ``$``). A ``$`` left unescaped is an error here
+    (the CLI would deploy an empty string in its place)."""
+    if isinstance(value, dict):
+        return {k: _as_deploy_reads(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_deploy_reads(v) for v in value]
+    if isinstance(value, str):
+        out, errors = substitute(value, {})
+        if errors:
+            raise SwarmError(f"docker stack deploy would interpolate {value!r}: {errors[0]}")
+        return out
+    return value
 
 
 def spec_replicas(spec: dict[str, Any]) -> int:
