@@ -383,10 +383,15 @@ def history(
         raise click.MissingParameter(ctx=ctx, param=_param(ctx, "env"))
 
     def run() -> None:
-        from gitswarm.store import Store
+        from gitswarm.store import quick
 
-        with Store(state) as store:
-            ops = store.history(app=app, env=env, limit=limit)
+        # A local store is read with sqlite3 alone; anything else opens a Store.
+        ops = quick.history(state, app=app, env=env, limit=limit)
+        if ops is None:
+            from gitswarm.store import Store
+
+            with Store(state) as store:
+                ops = store.history(app=app, env=env, limit=limit)
         if as_json:
             emit_json(
                 {

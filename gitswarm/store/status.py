@@ -28,7 +28,7 @@ from gitswarm.model.operation import (
     SyncStatus,
 )
 from gitswarm.store.db import Database
-from gitswarm.store.operations import check
+from gitswarm.store.queries import check
 from gitswarm.store.schema import app_status, bad_revisions
 
 

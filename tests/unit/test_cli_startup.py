@@ -8,12 +8,14 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from gitswarm.cli.main import COMMANDS, cli
+from gitswarm.store import Store
 
 HEAVY = ("fastapi", "sqlalchemy", "alembic", "docker", "regopy", "uvicorn", "apprise", "rich")
 
@@ -50,9 +52,20 @@ def test_help_lists_every_command_and_imports_none_of_them() -> None:
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
-def test_history_loads_the_store_but_not_docker_or_the_web_stack(tmp_path: object) -> None:
+def test_history_of_a_local_store_loads_neither_sqlalchemy_docker_nor_the_web(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "s.db"
+    with Store(str(state)) as store:
+        store.record_operation("sync", "web", "x", "Succeeded", trigger="cli")
+    loaded = _imported_by(["history", "--env", "x", "--state", str(state), "--json"])
+    assert not loaded & {"sqlalchemy", "alembic", "fastapi", "docker", "regopy", "uvicorn"}
+
+
+def test_history_of_a_store_not_yet_there_opens_it_with_sqlalchemy(tmp_path: Path) -> None:
     loaded = _imported_by(["history", "--env", "x", "--state", f"{tmp_path}/s.db", "--json"])
-    assert "sqlalchemy" in loaded
+    assert "sqlalchemy" in loaded  # Store creates and migrates it, as before
+    assert (tmp_path / "s.db").is_file()
     assert not loaded & {"fastapi", "docker", "regopy", "uvicorn", "apprise"}
 
 
