@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -101,28 +102,38 @@ class Session:
 
 @contextlib.contextmanager
 def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
-    from gitswarm.reconcile.sync import Reconciler
-    from gitswarm.source.repo import RepoSource
-    from gitswarm.source.verify import Verifier
-    from gitswarm.store import Store
-    from gitswarm.swarm.pool import SwarmPool
+    from gitswarm.sandbox.rego import RegoSandbox
 
-    source = RepoSource.open(repo)
-    if source.remote is not None:
-        source.fetch()
-    store = Store(state)
-    progress = Progress(enabled=not as_json)
-    pool, verifier = SwarmPool(), Verifier()  # this command's own, closed when it ends
-    reconciler = Reconciler(
-        source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
-    )
-    try:
-        yield Session(source, store, reconciler, progress)
-    finally:
-        progress.stop()
-        pool.close()
-        verifier.close()
-        store.close()
+    with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
+        if "://" not in repo and any(Path(repo, "policies").glob("*.rego")):
+            rego.prestart()  # the child's start-up overlaps the imports below (2+ cores)
+        from gitswarm.reconcile.sync import Reconciler
+        from gitswarm.source.repo import RepoSource
+        from gitswarm.source.verify import Verifier
+        from gitswarm.store import Store
+        from gitswarm.swarm.pool import SwarmPool
+
+        source = RepoSource.open(repo)
+        if source.remote is not None:
+            source.fetch()
+        store = Store(state)
+        progress = Progress(enabled=not as_json)
+        pool, verifier = SwarmPool(), Verifier()
+        reconciler = Reconciler(
+            source=source,
+            store=store,
+            swarm_for=pool,
+            progress=progress,
+            verifier=verifier,
+            rego=rego,
+        )
+        try:
+            yield Session(source, store, reconciler, progress)
+        finally:
+            progress.stop()
+            pool.close()
+            verifier.close()
+            store.close()
 
 
 def _actor() -> str:

@@ -87,3 +87,16 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["nosuch"])
     assert result.exit_code == 2
     assert "No such command 'nosuch'" in result.output
+
+
+def test_policies_are_evaluated_in_the_sandbox_child_and_regopy_stays_out_of_the_cli(
+    tmp_path: Path,
+) -> None:
+    """The example repository has policies/*.rego: validate evaluates them (in the Rego
+    sandbox's child), and the command's own process never loads rego-cpp (~20 MB)."""
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(cli, ["init", str(repo), "--no-git"]).exit_code == 0
+    assert list((repo / "policies").glob("*.rego"))
+    assert CliRunner().invoke(cli, ["validate", "--repo", str(repo)]).exit_code == 0
+    loaded = _imported_by(["validate", "--repo", str(repo)])
+    assert "gitswarm" in loaded and "regopy" not in loaded
