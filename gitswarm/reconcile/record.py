@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import GitswarmError, Reason
 from gitswarm.model.events import Event, EventKind
@@ -43,10 +43,12 @@ from gitswarm.model.operation import DeployedCommit, SyncStatus
 from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan
-from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.outcome import SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
+
+if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
+    from gitswarm.reconcile.metrics import Metrics
 
 log = logging.getLogger("gitswarm.sync")
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
@@ -52,7 +52,6 @@ from gitswarm.reconcile.apply import (
     read_applied,
     wait_converged,
 )
-from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.outcome import (
     Rendered,
     RollbackOf,
@@ -74,6 +73,9 @@ from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
 from gitswarm.swarm.client import Swarm
+
+if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
+    from gitswarm.reconcile.metrics import Metrics
 
 log = logging.getLogger("gitswarm.sync")
 
