@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gitswarm.errors import GitswarmError, PromotionError, RegistryError
+from gitswarm.errors import GitswarmError, PromotionError, Reason, RegistryError
 from gitswarm.model.config import RepoConfig
 from gitswarm.model.promotion import Hold
 from gitswarm.promote.core.edits import current_images
@@ -62,7 +62,7 @@ class Action:
     app: str
     env: str
     message: str
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 @dataclass
@@ -316,7 +316,7 @@ class Automation:
         return [*out, *released, Action(kind, app, target, outcome.message, outcome.reason)]
 
     def _once(
-        self, kind: str, app: str, env: str, message: str, reason: str | None = None
+        self, kind: str, app: str, env: str, message: str, reason: Reason | None = None
     ) -> list[Action]:
         """An action that would repeat every round is reported once until it changes."""
         key = (app, env, message)

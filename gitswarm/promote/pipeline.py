@@ -33,6 +33,7 @@ from gitswarm.errors import (
     ConfigError,
     GitswarmError,
     PromotionError,
+    Reason,
     SourceError,
     UsageError,
 )
@@ -92,7 +93,7 @@ class PromotionOutcome:
     target: str
     result: Result
     message: str = ""
-    reason: str | None = None
+    reason: Reason | None = None
     promotion_id: int | None = None
     commit: str | None = None
     source_revision: str | None = None
