@@ -92,7 +92,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "promotions": (
         "gitswarm.cli.promote",
         "promotions",
-        "Promotions waiting for approval (with --all: every one), oldest first.",
+        "Promotions waiting for approval, oldest first (--all: every one, newest first).",
     ),
     "hold": (
         "gitswarm.cli.promote",

@@ -232,7 +232,7 @@ def reject(
 @click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def promotions(show_all: bool, state: str | None, as_json: bool) -> None:
-    """Promotions waiting for approval (with --all: every one), oldest first."""
+    """Promotions waiting for approval, oldest first (--all: every one, newest first)."""
 
     def run() -> None:
         from gitswarm.promote.service import promotion_dict
