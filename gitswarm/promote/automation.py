@@ -118,6 +118,10 @@ class Automation:
                 continue
             if self.store.hold_of_operation(op.id) is not None:
                 continue  # seen in an earlier round (and maybe released since)
+            if any(
+                h.to_revision == op.revision for h in self.store.holds(op.app, op.env, active=None)
+            ):
+                continue  # `gitswarm rollback` held it before pushing its commit
             images: dict[str, str] = {}
             try:
                 before = self._images_at(op.app, op.env, op.previous_revision)

@@ -57,10 +57,13 @@ def test_a_rollback_wins_over_image_automation_until_a_newer_tag(rig: Rig) -> No
     rollback(rig.reconciler, RollbackRequest("web", "dev", previous=True, reason="too slow"))
     assert rig.tag_in("dev") == "1.1.0"
     rolled_back = rig.head()
+    # Held before the rollback commit was pushed: no round can see one without the other.
+    (hold,) = rig.store.holds("web", "dev")
+    assert hold.to_revision == rolled_back
     rig.now.at += dt.timedelta(seconds=5)
     actions = auto.tick()
-    assert ("hold", "dev") in [(a.kind, a.env) for a in actions], actions
-    (hold,) = rig.store.holds("web", "dev")
+    assert "committed" not in [a.kind for a in actions], actions
+    (hold,) = rig.store.holds("web", "dev")  # the round made no second one
     assert dict(hold.images) == {REPO: "1.2.0"}
     assert rig.head() == rolled_back and rig.tag_in("dev") == "1.1.0"
     for _ in range(3):  # nothing new in the registry: it stays rolled back
@@ -121,3 +124,25 @@ def test_automatic_promotion_does_not_fight_a_rollback(rig: Rig) -> None:
     assert rig.head() == head
     (hold,) = rig.store.holds("web", "prod")
     assert dict(hold.images) == {REPO: "1.1.0"}
+
+
+def test_a_hold_made_by_an_agent_rollback_is_found_by_the_round(rig: Rig) -> None:
+    """Rollbacks that write no commit of their own (the agent's automatic one, --no-push)
+    are held by the next round, once."""
+    rig.settings(
+        {"image_automation": [{"repository": REPO, "policy": {"semver": {"range": "*"}},
+                               "interval": "1s"}]},
+        env="dev",
+    )  # fmt: skip
+    rig.sync("dev")
+    auto = automation(rig, ["1.1.0", "1.2.0"])
+    auto.tick()
+    rig.sync("dev")
+    rollback(rig.reconciler, RollbackRequest("web", "dev", previous=True, push=False))
+    assert rig.store.holds("web", "dev") == []
+    rig.now.at += dt.timedelta(seconds=5)
+    actions = auto.tick()
+    assert [a.kind for a in actions].count("hold") == 1, actions
+    rig.now.at += dt.timedelta(seconds=5)
+    assert "hold" not in [a.kind for a in auto.tick()]
+    assert len(rig.store.holds("web", "dev")) == 1
