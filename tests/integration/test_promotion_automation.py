@@ -82,9 +82,7 @@ def test_image_automation_deploys_a_new_tag_and_a_rollback_wins(
         "targets": {"local": {}},
         "environments": {"dev": {
             "target": "local",
-            # self_heal off: with it, the running agent reverted the CLI's rollback to what
-            # it had applied itself (seen once here; an agent matter, not promotion's).
-            "sync": {"prune": True, "self_heal": False, "health_timeout": 40},
+            "sync": {"prune": True, "self_heal": True, "health_timeout": 40},
             "promotion": {"image_automation": [{
                 "repository": f"{registry}/{repo}",
                 "policy": {"semver": {"range": ">=1.0.0 <2.0.0"}},
