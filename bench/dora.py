@@ -64,6 +64,7 @@ def _rows(
             "previous_revision": None, "author": "Dev", "commit_time": began - timedelta(hours=2),
             "started_at": began, "finished_at": began + timedelta(seconds=rng.randint(2, 90)),
             "result": result, "reason": reason, "message": "", "dry_run": False,
+            "changed": 1 if changed else 0,  # as the store sets it (migration 0007)
         }  # fmt: skip
         action, fields = ("changed", ["image"]) if changed else ("unchanged", [])
         changes = [{"operation_id": i, "service": "web", "action": action, "fields": fields}]

@@ -49,6 +49,12 @@ def aware(value: datetime | None, what: str) -> datetime | None:
     return value
 
 
+def changed_count(changes: Sequence[ServiceChange]) -> int:
+    """The services ``changes`` created, changed or removed: the ``changed`` column
+    (migration 0007), which `gitswarm dora` filters on instead of probing the changes."""
+    return sum(1 for change in changes if change.action != "unchanged")
+
+
 def _changes_rows(op_id: int, changes: Sequence[ServiceChange]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     rows = []
@@ -231,6 +237,7 @@ class OperationsMixin:
                     reason=reason,
                     message=message,
                     finished_at=self._db.now(),
+                    changed=changed_count(changes),
                 )
             ).rowcount
             if updated == 0:
@@ -299,6 +306,7 @@ class OperationsMixin:
                     reason=reason,
                     message=message,
                     dry_run=dry_run,
+                    changed=changed_count(changes),
                 )
                 .returning(operations.c.id)
             ).scalar_one()
