@@ -19,7 +19,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from gitswarm.dora import DRIFT_THRESHOLD, FAILURE_WINDOW, DoraReport, DoraSettings, compute
-from gitswarm.dora.compute import DEPLOY_FAILURE_REASONS, DEPLOYMENT_KINDS, HEALTHY_KINDS
+from gitswarm.dora.compute import (
+    DEPLOY_FAILURE_REASONS,
+    DEPLOYMENT_KINDS,
+    DRIFT_RESOLVED,
+    HEALTHY_KINDS,
+)
 from gitswarm.model.operation import DeployedCommit, Operation, ServiceChange
 from gitswarm.store.db import Database
 from gitswarm.store.operations import aware
@@ -90,8 +95,8 @@ class DoraMixin:
         """What DORA needs of ``env`` (``app``) in ``[since, until]`` (by start), oldest
         first: every deployment (a sync or rollback that changed something, or failed
         after reaching the swarm), every successful heal, every drift record, and after
-        each failed deployment (and each drift record that does not name its services)
-        the next healthy state (a successful sync, rollback or heal) — not the many
+        each failed deployment (and each drift record that names no services) the next
+        healthy state (a successful sync, rollback or heal) — not the many
         syncs that changed nothing between them, which cannot change any figure. With
         their changes that changed something and the commits they brought; messages
         left out."""
@@ -125,15 +130,19 @@ class DoraMixin:
             )
             .scalar_subquery()
         )
-        # Not correlated with the outer query: one set of ids, computed once. A drift
-        # record naming its services ends by what is read anyway (gitswarm/dora/).
+        # A drift record naming its services ends by what is read anyway (its
+        # DriftResolved record, a heal, a deployment: gitswarm/dora/); one naming none
+        # (written before they were recorded) at the next healthy state.
+        unnamed_drift = sa.and_(
+            o.c.kind == "drift",
+            o.c.changed == 0,
+            sa.or_(o.c.reason.is_(None), o.c.reason != DRIFT_RESOLVED),
+        )
+        # Not correlated with the outer query: one set of ids, computed once.
         restoring = (
             sa.select(next_healthy)
             .correlate(None)
-            .where(
-                *base,
-                sa.or_(sa.and_(deploying, failed), sa.and_(o.c.kind == "drift", o.c.changed == 0)),
-            )
+            .where(*base, sa.or_(sa.and_(deploying, failed), unnamed_drift))
         )
         wanted = sa.or_(
             deployment,

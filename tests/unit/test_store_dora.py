@@ -132,3 +132,30 @@ def test_the_lean_read_keeps_the_no_op_sync_that_restores(store_url: str) -> Non
     assert got == compute(history, "prod", WINDOW).as_dict()
     assert got["time_to_restore"]["list"][0]["seconds"] == 6 * 60  # 09:15 -> 09:21
     assert got["drift"]["episodes"] == 1 and got["drift"]["incidents"] == 1  # 6 min
+
+
+def test_exact_drift_ends_read_back_from_the_store(store_url: str) -> None:
+    """The drift history of test_dora_metrics (each drift record naming its services, a
+    DriftResolved record when it was undone) gives the hand-computed ends from the
+    store, on this backend: the read keeps the records that end a drift and leaves out
+    the no-op sync in the middle of one."""
+    from tests.unit.test_dora_metrics import DRIFT_HISTORY
+
+    clock = Clock()
+    with Store(store_url, clock=clock) as store:
+        for one in DRIFT_HISTORY:
+            record(store, clock, one)
+        read = store.dora_operations("prod", None, WINDOW.since, WINDOW.until)
+        got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
+    assert 8 not in {o.id for o in read}  # changed nothing, ends nothing
+    assert {o.id: {c.service for c in o.changes} for o in read if o.kind == "drift"} == {
+        2: {"web"}, 4: {"web"}, 5: set(), 6: {"web", "db"}, 10: {"web"}, 13: {"web"},
+        14: set(), 15: set(), 16: set(),
+    }  # fmt: skip
+    assert got == compute(DRIFT_HISTORY, "prod", WINDOW).as_dict()
+    assert [(d["operation_id"], d["seconds"], d["ended_by"]) for d in got["drift"]["list"]] == [
+        (2, 1200, 5),
+        (6, 2460, 9),
+        (10, 90, 12),
+        (16, 300, 17),
+    ]
