@@ -4,13 +4,16 @@ answers on both, and the commits a deployment brought are recorded and read back
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from gitswarm.dora import compute
+from gitswarm.dora import DoraSettings, compute
 from gitswarm.model.operation import DeployedCommit, Operation
 from gitswarm.store import Store
+from harness.postgres import PrivatePostgres
 from tests.unit.test_dora_metrics import HISTORY, WINDOW, t
 
 
@@ -159,3 +162,43 @@ def test_exact_drift_ends_read_back_from_the_store(store_url: str) -> None:
         (10, 90, 12),
         (16, 300, 17),
     ]
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_give_the_same_answers_on_a_busy_history(
+    tmp_path: Path, postgres_server: PrivatePostgres, postgres_url: str
+) -> None:
+    """A year of the benchmark's synthetic history (every kind of record, drift named
+    and resolved, failures, rollbacks, heals), the same rows in a SQLite file and in a
+    real PostgreSQL: the same figures from both, for several windows and an app alone,
+    and each equal to the computation over every record the window's context holds
+    (what the lean read may leave out changes nothing)."""
+    from bench.dora import END, populate
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    urls = [str(tmp_path / "state.db"), postgres_server.create_schema(name, "gitswarm")]
+    windows = [(END - timedelta(days=30), None), (END - timedelta(days=90), "app3")]
+    windows.append((END - timedelta(days=7), "app0"))
+    answers: list[list[dict[str, object]]] = []
+    try:
+        for url in urls:
+            populate(url, 6000)
+            with Store(url, clock=lambda: END) as store:
+                everything = list(store.export_operations())
+                got = []
+                for since, app in windows:
+                    report = store.dora("production", app, since=since, until=END).as_dict()
+                    context = [o for o in everything if o.started_at >= since - timedelta(hours=1)]
+                    window = DoraSettings(since, END)
+                    assert report == compute(context, "production", window, app=app).as_dict()
+                    got.append(report)
+            answers.append(got)
+    finally:
+        postgres_server.drop_schema(name, "gitswarm")
+    assert answers[0] == answers[1]
+    first = answers[0][0]
+    # the history is busy enough that every figure is exercised
+    assert first["deployment_frequency"]["deployments"] > 20  # type: ignore[index]
+    assert first["change_failure_rate"]["failed"] > 0  # type: ignore[index]
+    assert first["drift"]["episodes"] > 5  # type: ignore[index]
+    assert first["time_to_restore"]["restored"] > 0  # type: ignore[index]
