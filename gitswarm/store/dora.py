@@ -86,6 +86,57 @@ def _commits(conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[Deployed
     return out
 
 
+def _open_before(conn: sa.Connection, env: str, apps: set[str], start: datetime) -> list[int]:
+    """What a drift of ``apps`` still open at ``start`` needs read with the window, so
+    that it is one drift that began before it, not a new one at its first record inside.
+    For each app: its last drift record before ``start``, unless a heal or a
+    DriftResolved record (for a record naming no services: any healthy state) ended it
+    before ``start``; with the deployments after it that may have redeployed some of its
+    services, or, for one naming none, the healthy state that ended it later. A seek or
+    two per app (``ix_operations_app_env_kind_id``, migration 0007)."""
+    o = operations
+    ids: list[int] = []
+    for app in sorted(apps):
+        mine = [o.c.app == app, o.c.env == env, o.c.dry_run.is_(False)]
+        last = conn.execute(
+            sa.select(o.c.id, o.c.changed)
+            .where(*mine, o.c.kind == "drift", o.c.started_at < start)
+            .where(sa.or_(o.c.reason.is_(None), o.c.reason != DRIFT_RESOLVED))
+            .order_by(o.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is None:
+            continue
+        last_id, named = last
+        succeeded = [*mine, o.c.id > last_id, o.c.result == "Succeeded"]
+        enders = [o.c.kind == "heal", sa.and_(o.c.kind == "drift", o.c.reason == DRIFT_RESOLVED)]
+        if not named:  # as then: any healthy state ended it
+            enders.append(o.c.kind.in_(sorted(HEALTHY_KINDS)))
+        ender = conn.execute(
+            sa.select(o.c.id, o.c.started_at)
+            .where(*succeeded, sa.or_(*enders))
+            .order_by(o.c.id)
+            .limit(1)
+        ).first()
+        if ender is not None and ender[1] < start:
+            continue  # over before the window
+        ids.append(last_id)
+        if not named:
+            ids.extend([ender[0]] if ender is not None else [])
+            continue
+        ids.extend(
+            conn.execute(
+                sa.select(o.c.id).where(
+                    *succeeded,
+                    o.c.started_at < start,
+                    o.c.kind.in_(sorted(DEPLOYMENT_KINDS)),
+                    o.c.changed > 0,
+                )
+            ).scalars()
+        )
+    return ids
+
+
 class DoraMixin:
     _db: Database
 
@@ -152,7 +203,14 @@ class DoraMixin:
         )
         query = sa.select(*_COLUMNS, o.c.changed).where(*base, wanted).order_by(o.c.id)
         with self._db.read("read the history for DORA") as conn:
-            found = conn.execute(query).all()
+            found = list(conn.execute(query).all())
+            drifting = {row[2] for row in found if row[1] == "drift" and row[13] != DRIFT_RESOLVED}
+            extra = set(_open_before(conn, env, drifting, since)) - {row[0] for row in found}
+            if extra:
+                more = conn.execute(
+                    sa.select(*_COLUMNS, o.c.changed).where(_in(o.c.id, sorted(extra)))
+                )
+                found = sorted([*found, *more], key=lambda row: row[0])
             # Then by id, in chunks: the window is not evaluated again.
             changing = [row[0] for row in found if row[-1]]
             # (a failed deployment has no commits: the read finds none)

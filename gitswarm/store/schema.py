@@ -116,6 +116,8 @@ operations = sa.Table(
     sa.Index(None, "env", "id"),
     sa.Index(None, "env", "started_at"),
     sa.Index(None, "started_at"),
+    # migration 0007: an app's last drift record before a DORA window, and its end
+    sa.Index(None, "app", "env", "kind", "id"),
 )
 
 operation_changes = sa.Table(

@@ -5,8 +5,11 @@ every operation in the window (PostgreSQL hashed all million of them, on every r
 bench/dora.py measured it at a million operations (bench/README.md).
 
 The upgrade fills the column in from the recorded changes, so the old history keeps
-every figure. (Chained after 0004 when written; the coordinator chains it after the
-migrations that landed meanwhile.)
+every figure. The index on (app, env, kind, id) finds an app's last drift record before
+a window, and what ended it, in one seek each (store/dora.py ``_open_before``).
+
+(Chained after 0004 when written; the coordinator chains it after the migrations that
+landed meanwhile.)
 
 Revision ID: 0007
 Revises: 0004
@@ -37,8 +40,10 @@ def upgrade() -> None:
         " WHERE operation_changes.operation_id = operations.id"
         " AND operation_changes.action <> 'unchanged')"
     )
+    op.create_index("ix_operations_app_env_kind_id", "operations", ["app", "env", "kind", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_operations_app_env_kind_id", "operations")
     with op.batch_alter_table("operations") as batch:
         batch.drop_column("changed")
