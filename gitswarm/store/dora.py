@@ -27,7 +27,7 @@ from gitswarm.dora.compute import (
 )
 from gitswarm.model.operation import DeployedCommit, Operation, ServiceChange
 from gitswarm.store.db import Database
-from gitswarm.store.operations import aware
+from gitswarm.store.queries import aware
 from gitswarm.store.schema import operation_changes, operation_commits, operations
 
 # The columns DORA reads (not the message: the bulk of a row), in the order
