@@ -267,6 +267,10 @@ class Cleaner:
         client: docker.DockerClient | None = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self.swarm.client()
+            # requests reads proxy settings from os.environ on every request; pytest
+            # changes PYTEST_CURRENT_TEST meanwhile on the main thread, and iterating
+            # os.environ then fails (KeyError). A unix socket needs no proxy.
+            client.api.trust_env = False
             with self._lock:
                 self._clients.append(client)
         return client
