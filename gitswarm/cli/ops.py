@@ -1,5 +1,5 @@
-"""``gitswarm sync``, ``status``, ``diff``, ``history`` (and ``history export``) and
-``rollback`` (edge).
+"""``gitswarm sync``, ``status``, ``diff``, ``history`` (and ``history export``),
+``rollback`` and ``bootstrap`` (edge).
 
 They deploy committed revisions only: HEAD of the followed branch of ``--repo`` (a
 local clone or a URL), or ``--revision``. State lives in the store (``--state``, or
@@ -588,8 +588,73 @@ def rollback_cmd(
     guarded(as_json, run)
 
 
+@click.command()
+@click.option("--env", "env", required=True, help="The environment to rebuild.")
+@click.option("--revision", default=None, help="A commit, tag or branch (default: HEAD).")
+@repo_option
+@state_option
+@json_option
+def bootstrap(env: str, revision: str | None, repo: str, state: str | None, as_json: bool) -> None:
+    """Rebuild every application of ENV on an empty swarm from Git alone, then verify.
+
+    One revision for every application; first a preflight (the target is a swarm
+    manager, every application renders and passes its policies, every external network,
+    volume, secret and config exists: what is missing is listed with the command that
+    creates it, and nothing is deployed); then each application in order, waiting until
+    it is healthy; then a summary of each one's sync and health (reconcile/bootstrap.py).
+    Exit 0: all Synced and Healthy; 1: a failure or something missing; 2: bad input."""
+
+    def run() -> None:
+        from gitswarm.reconcile.bootstrap import BootstrapRequest
+        from gitswarm.reconcile.bootstrap import bootstrap as run_bootstrap
+
+        with session(repo, state, as_json=as_json) as s:
+            report = run_bootstrap(
+                s.reconciler,
+                BootstrapRequest(env, revision=revision, actor=_actor(), progress=s.progress),
+            )
+            s.progress.stop()
+        if as_json:
+            emit_json(report.as_dict())
+        else:
+            _print_bootstrap(report)
+        sys.exit(report.exit_code)
+
+    guarded(as_json, run)
+
+
+def _print_bootstrap(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    click.echo(
+        f"bootstrap {report.env} at {(report.revision or '?')[:12]}: {', '.join(report.order)}"
+    )
+    for problem in report.problems:
+        click.echo(f"  {problem}")
+    for missing in report.missing:
+        click.echo(f"  {missing}")
+    if report.results:
+        table = Table(box=None, pad_edge=False)
+        for column in ("APP", "RESULT", "SYNC", "HEALTH", "REVISION", "MESSAGE"):
+            table.add_column(column)
+        for r in report.results:
+            o = r.outcome
+            result = o.result + (f" [{o.reason}]" if o.reason and o.result != "Succeeded" else "")
+            table.add_row(
+                r.app,
+                result,
+                r.status.sync if r.status else "-",
+                r.status.health if r.status else "-",
+                (o.revision or "-")[:12],
+                r.note or o.message,
+            )
+        Console(width=200).print(table)
+    click.echo(report.message)
+
+
 def register(group: click.Group) -> None:
-    for command in (sync, status, diff, history, rollback_cmd):
+    for command in (sync, status, diff, history, rollback_cmd, bootstrap):
         group.add_command(command)
 
 
