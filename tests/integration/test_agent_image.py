@@ -208,7 +208,7 @@ def agent_setup(
         (repo / "applications").mkdir()
         (repo / "applications/gitswarm.yml").write_text(
             f"stack: {agent_stack}\n"
-            "files: [gitswarm/gitswarm-stack.yml, \"environments/{env}/gitswarm.yml\"]\n"
+            'files: [gitswarm/gitswarm-stack.yml, "environments/{env}/gitswarm.yml"]\n'
             "environments: [development]\n"
         )
         (repo / "gitswarm").mkdir()

@@ -89,8 +89,7 @@ def test_bootstrap_lists_what_the_swarm_lacks_and_deploys_nothing(
     overlay = repo / "environments/development/docker-compose.yml"
     proxy, tls = f"{stack_name}-proxy", f"{stack_name}-tls"
     overlay.write_text(
-        overlay.read_text()
-        + f"    networks: [backend, proxy]\n    secrets: [jwt_secret, tls]\n"
+        overlay.read_text() + f"    networks: [backend, proxy]\n    secrets: [jwt_secret, tls]\n"
         f"networks:\n  proxy: {{external: true, name: {proxy}}}\n"
         f"secrets:\n  tls: {{external: true, name: {tls}}}\n"
     )
