@@ -1,10 +1,10 @@
 # The gitswarm agent image: `docker build -t gitswarm:0.1.0 .`
 #
 # gitswarm and exactly the lock's versions of its dependencies in a venv at /opt/gitswarm,
-# git, ssh, gpg, tzdata, and the Docker CLI (gitswarm runs `docker stack deploy`): the
-# client of Debian's docker.io package, not the engine. It runs as user 10001; reaching
-# the Docker socket needs its group (`user: "10001:<gid of docker.sock>"`, as in
-# deploy/gitswarm-stack.yml). State lives on the volume /var/lib/gitswarm (SQLite at
+# git, ssh, gpg, tzdata, libatomic1 (regopy's native library), and the Docker CLI
+# (gitswarm runs `docker stack deploy`): the client of Debian's docker.io package, not
+# the engine. It runs as user 10001; reaching the Docker socket needs its group
+# (`user: "10001:<gid of docker.sock>"`, as in deploy/gitswarm-stack.yml). State lives on the volume /var/lib/gitswarm (SQLite at
 # /var/lib/gitswarm/gitswarm/state.db unless GITSWARM_STATE or GITSWARM_STATE_FILE says).
 #
 # Where no base image can be pulled, ./scripts/build-image builds the same image from a
@@ -30,7 +30,8 @@ RUN pip wheel --no-cache-dir -q -c requirements.lock -w /wheels .
 
 FROM ${PYTHON_IMAGE}
 RUN apt-get update -q \
- && apt-get install -y -q --no-install-recommends git ca-certificates openssh-client gpg tzdata \
+ && apt-get install -y -q --no-install-recommends \
+      git ca-certificates openssh-client gpg tzdata libatomic1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 gitswarm \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/gitswarm \
@@ -42,7 +43,9 @@ COPY deploy/image/gitconfig /etc/gitconfig
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     python -m venv /opt/gitswarm \
  && /opt/gitswarm/bin/pip install --no-cache-dir -q --no-index --find-links /wheels gitswarm \
- && /opt/gitswarm/bin/gitswarm --version && docker --version
+ && /opt/gitswarm/bin/gitswarm --version && docker --version \
+ && /opt/gitswarm/bin/gitswarm serve --help >/dev/null \
+ && /opt/gitswarm/bin/python -c "import regopy; regopy.Interpreter()"
 
 ENV PATH=/opt/gitswarm/bin:$PATH \
     LANG=C.UTF-8 \

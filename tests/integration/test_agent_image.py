@@ -265,7 +265,7 @@ def test_the_agent_image_syncs_the_example_and_upgrades_itself_from_git(
 
     # The operator's one step: deploy the agent's own application from the repository.
     result = cli("sync", "--env", "development", "--app", "gitswarm", "--repo", str(repo))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.output + agent.diagnosis()
     head = _git(repo, "rev-parse", "HEAD")
     (first,) = agent.containers()
     assert first.attrs["Config"]["User"].startswith("10001:")  # not root

@@ -164,3 +164,23 @@ def test_the_probe_imports_only_the_standard_library() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert not loaded & {"fastapi", "sqlalchemy", "docker", "httpx", "click", "rich", "yaml"}
+
+
+def test_both_builds_install_the_same_debian_packages() -> None:
+    """What the Dockerfile's apt-get installs, the local build installs too (it adds
+    Python itself, which the Dockerfile's python base image has)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (installed,) = re.findall(r"apt-get install -y -q --no-install-recommends ([^&]+)&&", text)
+    script = (ROOT / "scripts/build-image").read_text()
+    (listed,) = re.findall(r"^PACKAGES=(\S+)$", script, re.MULTILINE)
+    assert set(listed.split(",")) == set(installed.split()) | {"python3", "python3-venv"}
+    assert "libatomic1" in installed.split()  # regopy's native library needs it
+
+
+def test_both_builds_check_that_the_agent_loads() -> None:
+    """`gitswarm --version` alone imports too little: an image whose agent cannot start
+    (a native library missing) must fail its build, not its first task."""
+    for path in ("Dockerfile", "scripts/build-image"):
+        text = (ROOT / path).read_text()
+        assert "/opt/gitswarm/bin/gitswarm serve --help >/dev/null" in text, path
+        assert 'python -c "import regopy; regopy.Interpreter()"' in text, path
