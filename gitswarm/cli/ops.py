@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.errors import UsageError
+from gitswarm.errors import GitswarmError, UsageError
 
 if TYPE_CHECKING:  # the modules behind these load when a command runs (cli/main.py)
     from gitswarm.model.config import RepoConfig
@@ -188,7 +188,12 @@ def exit_code(outcomes: list[SyncOutcome]) -> int:
 @click.option("--app", "app", default=None, help="Only this application (default: all).")
 @click.option("--revision", default=None, help="A commit, tag or branch (default: HEAD).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for health.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for health (always for an application others of this sync depend on).",
+)
 @click.option(
     "--lock-wait", default=0.0, show_default=True, help="Seconds to wait for a running sync."
 )
@@ -220,6 +225,7 @@ def sync(
     def run() -> None:
         if override_window and not (reason and reason.strip()):
             raise UsageError('--override-window needs --reason "why this cannot wait"')
+        from gitswarm.reconcile.ordered import sync_in_order
         from gitswarm.reconcile.sync import SyncRequest
 
         with session(repo, state, as_json=as_json) as s:
@@ -227,26 +233,34 @@ def sync(
                 apps = s.apps(env, app)
             except KeyError as exc:
                 raise _config_keyerror(exc) from None
-            outcomes = [
-                s.reconciler.sync(
+            config = s.config()
+            if revision:  # the order of the revision synced: its gitswarm.yml says it
+                with contextlib.suppress(GitswarmError):  # each sync reports (and records) it
+                    config = s.reconciler.config_at(s.source.resolve(revision))
+            # What other applications of this run wait for is waited for, --no-wait or not.
+            needed = {d for name in apps for d in config.dependencies(name, env)}
+            outcomes = sync_in_order(
+                config,
+                env,
+                apps,
+                lambda name: s.reconciler.sync(
                     SyncRequest(
                         name,
                         env,
                         revision=revision,
                         dry_run=dry_run,
-                        wait=wait,
+                        wait=wait or name in needed,
                         lock_wait=lock_wait,
                         actor=_actor(),
                         override_window=reason if override_window else None,
                     )
-                )
-                for name in apps
-            ]
+                ),
+                revision=revision,
+                converged=lambda o: o.result == "Succeeded" or (dry_run and o.ok),
+            )
             s.progress.stop()
         if as_json:
-            emit_json(
-                {"ok": all(o.ok for o in outcomes), "results": [o.as_dict() for o in outcomes]}
-            )
+            emit_json({"ok": exit_code(outcomes) == 0, "results": [o.as_dict() for o in outcomes]})
         else:
             for outcome in outcomes:
                 print_outcome(outcome)

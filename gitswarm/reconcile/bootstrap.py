@@ -13,7 +13,9 @@ empty (or new) swarm from Git alone. Called by cli/bootstrap.py.
 3. **Sync** each application with ``Reconciler.sync`` (new configs and secrets first,
    then ``docker stack deploy``, which creates the stack's networks and services; wait
    until healthy; recorded in the store like any sync, with the message ``bootstrap``).
-   The order is :func:`bootstrap_order`'s. An application whose revision was rolled back
+   The order is :func:`bootstrap_order`'s: ``depends_on`` first. Each waits until
+   those it depends on are Synced/Healthy; if one is not, its dependents are held
+   (``DependencyNotReady``), not applied. An application whose revision was rolled back
    and marked bad is restored at the revision that was deployed healthy instead.
 4. **Verify**: each application's live status at that revision (Synced/Healthy).
 
@@ -33,6 +35,7 @@ from gitswarm.errors import GitswarmError, UsageError
 from gitswarm.model.config import Application, RepoConfig
 from gitswarm.plan.external import ExternalNeed, external_needs
 from gitswarm.policy import raise_for_violations
+from gitswarm.reconcile.ordered import held, not_converged
 from gitswarm.reconcile.status import LiveStatus, live_status
 from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest
 
@@ -48,13 +51,9 @@ _CREATE = {
 
 
 def bootstrap_order(config: RepoConfig, env: str) -> list[Application]:
-    """The order in which ``bootstrap`` restores the applications of ``env``.
-
-    The hook for ordered applications: today the declaration order (the application of
-    gitswarm.yml first, then applications/*.yml as the repository lists them). When
-    applications can declare ``depends_on``, this returns them in dependency order
-    (each after those it depends on) and ``bootstrap`` keeps waiting for each one's
-    health before the next, as it does now."""
+    """The order in which ``bootstrap`` restores the applications of ``env``: the
+    ``depends_on`` order of every sync (model/order.py), each after those it depends on;
+    otherwise as declared (gitswarm.yml's application first, then applications/*.yml)."""
     return list(config.apps_for(env))
 
 
@@ -172,9 +171,15 @@ def bootstrap(r: Reconciler, req: BootstrapRequest) -> BootstrapReport:
         )
 
     results: list[AppResult] = []
+    restored: dict[str, bool] = {}
     for app in apps:
-        req.progress(f"restore {app.name} ({len(results) + 1}/{len(apps)})")
-        results.append(_restore(r, app.name, env.name, revision, req.actor))
+        waiting = not_converged(config, app.name, env.name, restored)
+        if waiting:  # what it depends on is not Synced/Healthy: not applied
+            results.append(AppResult(app.name, held(app.name, env.name, revision, waiting)))
+        else:
+            req.progress(f"restore {app.name} ({len(results) + 1}/{len(apps)})")
+            results.append(_restore(r, app.name, env.name, revision, req.actor))
+        restored[app.name] = results[-1].ok
     failed = [x.app for x in results if not x.ok]
     codes = [x.outcome.exit_code for x in results if not x.ok]
     return replace(

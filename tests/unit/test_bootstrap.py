@@ -51,7 +51,7 @@ def test_every_application_is_restored_in_order_on_an_empty_swarm(
 ) -> None:
     head = repo.commit("three apps")
     config = reconciler.config_at(head)
-    # The hook for depends_on: today the declaration order (gitswarm.yml's app first,
+    # No depends_on here: the declaration order (gitswarm.yml's app first,
     # then applications/ as listed).
     order = [a.name for a in bootstrap_order(config, "dev")]
     assert order[0] == "app" and sorted(order[1:]) == ["cache", "db"]
