@@ -29,6 +29,7 @@ from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
+from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.render import render_stack
 from gitswarm.render.secrets import Identity
 from gitswarm.repo.policies import rego_sources
@@ -61,12 +62,15 @@ class StackRenderer:
 
     ``commits`` tells who made the tree's revision (``input.commit``); it is asked only
     when a policy is evaluated for a committed revision (a working tree has no commit).
-    ``policies/*.rego`` is read once per renderer."""
+    ``policies/*.rego`` is read once per renderer and evaluated by ``evaluator``: the
+    bounded child processes of gitswarm/sandbox (the Reconciler's, or the CLI's own,
+    ended by ``close()``)."""
 
     tree: Tree
     config: RepoConfig
     identity: IdentityLookup
     commits: CommitLookup
+    evaluator: RegoEvaluator
     _rego: Mapping[str, str] | None = field(default=None, init=False, repr=False)
     _context: Mapping[str, Any] | None = field(default=None, init=False, repr=False)
 
@@ -76,10 +80,20 @@ class StackRenderer:
         return render_stack(self.tree, self.config, app, env.name, identity, no_identity=why)
 
     def rego(self) -> Mapping[str, str]:
-        """The repository's policies/*.rego: path -> source."""
+        """The repository's policies/*.rego: path -> source. With any, the evaluator's child
+        process starts in the background (while the stacks render)."""
         if self._rego is None:
             self._rego = rego_sources(self.tree)
+            prestart = getattr(self.evaluator, "prestart", None)
+            if self._rego and callable(prestart):
+                prestart()
         return self._rego
+
+    def close(self) -> None:
+        """End the evaluator's child processes, if this renderer owns them (the CLI's)."""
+        close = getattr(self.evaluator, "close", None)
+        if callable(close):
+            close()
 
     def context(self) -> Mapping[str, Any] | None:
         """``input.commit`` for a committed revision; a working tree has none."""
@@ -106,6 +120,7 @@ class StackRenderer:
             now=now,
             context=self.context(),
             override_window=override_window,
+            rego=self.evaluator,
         )
 
 
