@@ -240,6 +240,7 @@ def agent_setup(
             "agent": AgentService(docker_client, f"{agent_stack}_agent"),
         }
     finally:
+        _stop_agent(docker_client, agent_stack)
 
         def after_agent(client: docker.DockerClient) -> None:
             remove_stack_objects(client, app_stack)
@@ -254,6 +255,24 @@ def agent_setup(
 
         cleaner.submit(agent_stack, then=after_agent)
         daemon.stop()
+
+
+def _stop_agent(client: docker.DockerClient, namespace: str, timeout: float = 180) -> None:
+    """Remove the agent's service until it stays removed: an agent that manages its own
+    stack (self_heal) and sees its service go in the moment before its SIGTERM heals it
+    back, as it would any removed service of an application."""
+    label = f"com.docker.stack.namespace={namespace}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        services = client.api.services(filters={"label": label})
+        containers = client.api.containers(all=True, filters={"label": label})
+        if not services and not containers:
+            return
+        for found in services:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_service(found["ID"])
+        time.sleep(0.5)
+    raise AssertionError(f"the agent's service {namespace} kept coming back")
 
 
 def test_the_agent_image_syncs_the_example_and_upgrades_itself_from_git(
