@@ -2,11 +2,16 @@
 (model/order.py): each is applied only once every application it depends on has
 converged in this run; the dependents of one that did not are held, not applied.
 
-Called by ``gitswarm sync --env E`` (cli/ops.py) and ``gitswarm bootstrap`` (bootstrap.py);
-the agent's queue keeps the same rule with its own scheduling.
+Called by ``gitswarm sync --env E`` (cli/ops.py) and ``gitswarm bootstrap`` (bootstrap.py):
+only the dependencies that are part of the run hold an application back (``sync --app
+web`` is an explicit request for web alone).
 
-Only the dependencies that are part of the run hold an application back: ``sync --app
-web`` is an explicit request for web alone.
+The agent keeps the same rule with its own scheduling (reconcile/agent.py), from the
+helpers at the end: its queue does not start a sync while one of the application's
+dependencies has a sync pending or running (:func:`busy_dependencies`); a sync whose
+dependencies are not Synced/Healthy after their own last sync is held
+(:func:`unready_dependencies`, status ``DependencyNotReady``); and a dependency that
+converges queues the syncs of its held dependents again (:func:`held_dependents`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from gitswarm.model.config import RepoConfig
+from gitswarm.model.operation import AppStatus
 from gitswarm.reconcile.sync import SyncOutcome
 
 DEPENDENCY_NOT_READY = "DependencyNotReady"
@@ -65,3 +71,61 @@ def sync_in_order(
         done[name] = not waiting and converged(outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+# --- the agent's rule ------------------------------------------------------------------
+
+
+def busy_dependencies(
+    config: RepoConfig, app: str, env: str, busy: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """The dependencies of ``app`` in ``env`` for which ``busy(name)`` says that a sync is
+    pending or running: ``app`` must wait for it to end."""
+    return tuple(d for d in config.dependencies(app, env) if busy(d))
+
+
+def _ready(status: AppStatus | None) -> bool:
+    return (
+        status is not None
+        and status.health == "Healthy"
+        and status.last_result == "Succeeded"
+        and status.reason != DEPENDENCY_NOT_READY  # held itself: not at what Git says
+    )
+
+
+def unready_dependencies(
+    config: RepoConfig, app: str, env: str, status_of: Callable[[str], AppStatus | None]
+) -> list[str]:
+    """The dependencies of ``app`` in ``env`` that have not converged: not Healthy, their
+    last operation not a success (a failure, or a rollback from the commit that failed),
+    or held themselves by one of theirs."""
+    return [d for d in config.dependencies(app, env) if not _ready(status_of(d))]
+
+
+def waiting_message(unready: Sequence[str], status_of: Callable[[str], AppStatus | None]) -> str:
+    """What a held application's status says it waits for."""
+    parts = []
+    for name in unready:
+        status = status_of(name)
+        if status is None:
+            parts.append(f"{name!r} (never synced)")
+        else:
+            last = status.last_result or "no operation"
+            parts.append(
+                f"{name!r} ({status.health}, {last}{f': {status.reason}' if status.reason else ''})"
+            )
+    return f"waiting for {', '.join(parts)} to converge before this application is applied"
+
+
+def held_dependents(
+    config: RepoConfig, app: str, env: str, status_of: Callable[[str], AppStatus | None]
+) -> list[str]:
+    """The applications of ``env`` that depend on ``app`` and are held waiting: to be
+    synced again now that ``app`` has converged."""
+    out = []
+    for other in config.apps_for(env):
+        if app in config.dependencies(other.name, env):
+            status = status_of(other.name)
+            if status is not None and status.reason == DEPENDENCY_NOT_READY:
+                out.append(other.name)
+    return out
