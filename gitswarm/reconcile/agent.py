@@ -40,6 +40,13 @@ from gitswarm.model.operation import Trigger
 from gitswarm.notify import Notifier
 from gitswarm.plan import make_plan
 from gitswarm.reconcile.metrics import Metrics
+from gitswarm.reconcile.ordered import (
+    DEPENDENCY_NOT_READY,
+    busy_dependencies,
+    held_dependents,
+    unready_dependencies,
+    waiting_message,
+)
 from gitswarm.reconcile.status import live_status
 from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
 from gitswarm.repo import load_config
@@ -310,10 +317,24 @@ class Agent:
             slot = key[1:] if key[0] in ("sync", "drift") else key
             if slot in self._running:
                 continue  # one task per app × env at a time; it stays pending meanwhile
+            if key[0] == "sync" and self._waits_locked(key[1], key[2]):
+                continue  # depends_on: after the syncs of its dependencies (ordered.py)
             self._running.add(slot)
             self._urgent.discard(key)
             ready.append((key, self._pending.pop(key)))
         return ready
+
+    def _waits_locked(self, app: str, env: str) -> bool:
+        config = self.config
+        if config is None:
+            return False
+        busy = busy_dependencies(
+            config,
+            app,
+            env,
+            lambda dep: ("sync", dep, env) in self._pending or (dep, env) in self._running,
+        )
+        return bool(busy)
 
     def _run(self, key: tuple[str, ...], request: TriggerRequest) -> None:
         slot = key[1:] if key[0] in ("sync", "drift") else key
@@ -399,6 +420,8 @@ class Agent:
 
     def _sync(self, app: str, env: str, request: TriggerRequest) -> None:
         revision = request.revision or self.head
+        if self._held_for_dependencies(app, env):
+            return
         policy = self._policy(app, env)
         with self._lock:
             self.syncs_started += 1
@@ -418,6 +441,8 @@ class Agent:
         )
         self._count(outcome)
         self._remember_render(outcome)
+        if outcome.result == "Succeeded":
+            self._release_dependents(app, env)
         if not outcome.retryable:
             with self._lock:
                 self._retries.pop(("sync", app, env), None)
@@ -432,6 +457,31 @@ class Agent:
             and outcome.revision
         ):
             self._auto_rollback(app, env, outcome)
+
+    def _held_for_dependencies(self, app: str, env: str) -> bool:
+        """depends_on: not applied while a dependency has not converged; the status says
+        what it waits for, and the dependency's next success queues it again."""
+        config = self.config
+        if config is None:
+            return False
+        unready = unready_dependencies(config, app, env, lambda d: self.store.get_status(d, env))
+        if not unready:
+            return False
+        message = waiting_message(unready, lambda d: self.store.get_status(d, env))
+        log.info("%s/%s: %s", app, env, message)
+        self.store.set_status(app, env, reason=DEPENDENCY_NOT_READY, message=message)
+        return True
+
+    def _release_dependents(self, app: str, env: str) -> None:
+        config = self.config
+        if config is None:
+            return
+        for name in held_dependents(config, app, env, lambda o: self.store.get_status(o, env)):
+            self.enqueue(
+                ("sync", name, env),
+                TriggerRequest("agent", app=name, env=env, revision=self.head,
+                               reason=f"{app} converged"),
+            )  # fmt: skip
 
     def _count(self, outcome: SyncOutcome) -> None:
         self.metrics.sync_operations.labels(
