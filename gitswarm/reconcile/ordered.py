@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from gitswarm.errors import Reason
 from gitswarm.model.config import RepoConfig
 from gitswarm.model.operation import AppStatus
 from gitswarm.reconcile.sync import SyncOutcome
 
-DEPENDENCY_NOT_READY = "DependencyNotReady"
+DEPENDENCY_NOT_READY = Reason.DEPENDENCY_NOT_READY
 
 
 def not_converged(

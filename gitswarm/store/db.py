@@ -13,10 +13,9 @@ a snapshot on PostgreSQL), so the dashboard never waits for the loop.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,18 +24,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from gitswarm.errors import ConfigError, StoreError
-from gitswarm.store.schema import SCHEMA_HEAD, VERSION_TABLE
+from gitswarm.errors import StoreError
+from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, default_location, sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.dialects import postgresql as pg
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-ENV_VAR = "GITSWARM_STATE"
-FILE_VAR = "GITSWARM_STATE_FILE"
-_MAX_LOCATION_FILE = 4096  # a URL, not a document
-FILE_NAME = "state.db"
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for another one
 _WRITE = "gitswarm_write"  # execution option: this transaction writes
 _MIGRATION_LOCK = 0x67697473  # pg_advisory_xact_lock key ("gits") serialising migrations
@@ -48,57 +43,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_location(environ: Mapping[str, str] | None = None) -> str:
-    """``$GITSWARM_STATE`` if set (a path or a URL); else the text of the file named by
-    ``$GITSWARM_STATE_FILE`` (a Docker secret holding a PostgreSQL URL and its password,
-    which then never appears in an environment or a stack file); else ``state.db`` under
-    ``$XDG_DATA_HOME/gitswarm`` (default ``~/.local/share/gitswarm``)."""
-    env = os.environ if environ is None else environ
-    explicit = env.get(ENV_VAR, "").strip()
-    if explicit:
-        return explicit
-    from_file = env.get(FILE_VAR, "").strip()
-    if from_file:
-        return _location_from_file(Path(from_file))
-    data_home = env.get("XDG_DATA_HOME", "").strip()
-    # The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
-    base = Path(data_home) if data_home and Path(data_home).is_absolute() else None
-    if base is None:
-        home = env.get("HOME") or str(Path.home())
-        base = Path(home) / ".local" / "share"
-    return str(base / "gitswarm" / FILE_NAME)
-
-
-def _location_from_file(path: Path) -> str:
-    """The store location written in ``path`` (``$GITSWARM_STATE_FILE``). The message of
-    an error names the file, never its content (a URL with a password)."""
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_LOCATION_FILE + 1)
-    except OSError as exc:
-        raise ConfigError(
-            f"${FILE_VAR}: cannot read {path}: {exc.strerror or exc}; it must name a file "
-            "holding the store's location (a PostgreSQL URL, e.g. a Docker secret)"
-        ) from None
-    if len(data) > _MAX_LOCATION_FILE:
-        raise ConfigError(
-            f"${FILE_VAR}: {path} is larger than {_MAX_LOCATION_FILE} bytes; it must hold "
-            "only the store's location (a PostgreSQL URL or a SQLite path)"
-        )
-    text = data.decode("utf-8", errors="replace").strip()
-    if not text or "\n" in text:
-        raise ConfigError(
-            f"${FILE_VAR}: {path} must hold the store's location on one line "
-            "(a PostgreSQL URL or a SQLite path)"
-        )
-    return text
-
-
 def resolve_url(location: str) -> URL:
     """The SQLAlchemy URL of a location: ``sqlite:///...`` for a path, the URL itself
     otherwise. ``postgres://`` and ``postgresql://`` use psycopg 3, the driver we ship."""
-    if "://" not in location:
-        path = Path(location).expanduser().resolve()
+    path = sqlite_file(location)
+    if path is not None:
         return URL.create("sqlite", database=str(path))
     try:
         url = make_url(location)

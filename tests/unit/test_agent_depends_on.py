@@ -55,10 +55,10 @@ def agent(repo: GitOpsRepo, swarm: FakeSwarm, tmp_path: Path) -> Iterator[Agent]
 
 def _round(agent: Agent) -> list[tuple[str, ...]]:
     """One dispatch: what the queue hands out now (each run to its end, in turn)."""
-    with agent._wake:
-        ready = agent._take_ready_locked()
+    with agent.state.wake:
+        ready = agent._take_ready()
     for key, request in ready:
-        agent._run(key, request)
+        agent.run_task(key, request)
     return [key for key, _ in ready]
 
 
@@ -66,21 +66,22 @@ def test_the_dependent_waits_while_its_dependency_is_pending_or_running(
     repo: GitOpsRepo, agent: Agent
 ) -> None:
     repo.commit("both")
-    agent._check_git(TriggerRequest("poll"))
-    with agent._wake:
+    agent.git.check(TriggerRequest("poll"))
+    queue = agent.state.queue
+    with agent.state.wake:
         # Both are pending: only db is handed out; app stays pending while db runs.
-        assert [k for k, _ in agent._take_ready_locked()] == [("sync", "db", "dev")]
-        assert [k for k, _ in agent._take_ready_locked()] == []
-        assert ("sync", "app", "dev") in agent._pending
-        agent._running.discard(("db", "dev"))
-        assert [k for k, _ in agent._take_ready_locked()] == [("sync", "app", "dev")]
+        assert [k for k, _ in agent._take_ready()] == [("sync", "db", "dev")]
+        assert [k for k, _ in agent._take_ready()] == []
+        assert ("sync", "app", "dev") in queue.pending
+        queue.done(("sync", "db", "dev"))
+        assert [k for k, _ in agent._take_ready()] == [("sync", "app", "dev")]
 
 
 def test_a_commit_to_both_applies_the_dependency_first(
     repo: GitOpsRepo, agent: Agent, swarm: FakeSwarm
 ) -> None:
     head = repo.commit("both")
-    agent._check_git(TriggerRequest("poll"))
+    agent.git.check(TriggerRequest("poll"))
     assert _round(agent) == [("sync", "db", "dev")]
     assert _round(agent) == [("sync", "app", "dev")]
     deploys = [line.split()[1] for line in swarm.log if line.startswith("deploy ")]
@@ -94,13 +95,13 @@ def test_a_dependent_is_held_until_its_dependency_converges(
     repo: GitOpsRepo, agent: Agent, swarm: FakeSwarm
 ) -> None:
     first = repo.commit("both")
-    agent._check_git(TriggerRequest("poll"))
+    agent.git.check(TriggerRequest("poll"))
     _round(agent), _round(agent)
     swarm.failing_images.add("127.0.0.1:5000/db:2")
     repo.write("db/docker-compose.yml", DB.format(tag=2))
     repo.compose({"web": service(image="127.0.0.1:5000/busybox:2")})
     second = repo.commit("both change, db fails")
-    agent._check_git(TriggerRequest("poll"))
+    agent.git.check(TriggerRequest("poll"))
     _round(agent)  # db: fails
     _round(agent)  # app: held
     held = agent.store.get_status("app", "dev")
@@ -116,7 +117,7 @@ def test_a_dependent_is_held_until_its_dependency_converges(
 
     repo.write("db/docker-compose.yml", DB.format(tag=3))
     third = repo.commit("db fixed")
-    agent._check_git(TriggerRequest("poll"))
+    agent.git.check(TriggerRequest("poll"))
     assert _round(agent) == [("sync", "db", "dev")]  # db converges: app is queued again
     assert _round(agent) == [("sync", "app", "dev")]
     status = agent.store.get_status("app", "dev")
