@@ -37,6 +37,8 @@ def _database(version: str, *, healthy: bool = True) -> dict[str, Any]:
             "interval": "1s",
             "timeout": "2s",
             "retries": 2,
+            # failures while it starts do not count (else Swarm kills it before it is up)
+            "start_period": "30s",
         },
     )
 
