@@ -53,6 +53,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
 
     no error: recorded on operations and statuses
     (sync skipped)           RevisionMarkedBad                            stalling
+    (sync held: depends_on)  DependencyNotReady                           report
     (heal paused)            HealLoop                                     stalling
     (drift operation)        Drift                                        report
     (drift undone)           DriftResolved                                report
@@ -118,6 +119,7 @@ class Reason(StrEnum):
     HTTP_ERROR = "HTTPError"
     # no error
     REVISION_MARKED_BAD = "RevisionMarkedBad"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"  # depends_on: held until that converges
     HEAL_LOOP = "HealLoop"
     DRIFT = "Drift"
     DRIFT_RESOLVED = "DriftResolved"  # the drift check sees Git and the swarm agree again
@@ -176,6 +178,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.DRIFT_RESOLVED: "report",
     Reason.INTERRUPTED: "report",
     Reason.ROLLED_BACK: "report",
+    Reason.DEPENDENCY_NOT_READY: "report",
     Reason.UNKNOWN: "failed",
 }
 
