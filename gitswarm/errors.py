@@ -54,8 +54,10 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
 
     no error: recorded on operations and statuses
     (sync skipped)           RevisionMarkedBad                            stalling
+    (sync held: depends_on)  DependencyNotReady                           report
     (heal paused)            HealLoop                                     stalling
     (drift operation)        Drift                                        report
+    (drift undone)           DriftResolved                                report
     (operation of a dead agent)  Interrupted                              report
     (rolled back by hand)    RolledBack                                   report
     (a sync that crashed)    Unknown                                      failed
@@ -123,8 +125,10 @@ class Reason(StrEnum):
     HTTP_ERROR = "HTTPError"
     # no error
     REVISION_MARKED_BAD = "RevisionMarkedBad"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"  # depends_on: held until that converges
     HEAL_LOOP = "HealLoop"
     DRIFT = "Drift"
+    DRIFT_RESOLVED = "DriftResolved"  # the drift check sees Git and the swarm agree again
     INTERRUPTED = "Interrupted"
     ROLLED_BACK = "RolledBack"
     UNKNOWN = "Unknown"
@@ -184,8 +188,10 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.INTERNAL_ERROR: "failed",
     Reason.HTTP_ERROR: "failed",
     Reason.DRIFT: "report",
+    Reason.DRIFT_RESOLVED: "report",
     Reason.INTERRUPTED: "report",
     Reason.ROLLED_BACK: "report",
+    Reason.DEPENDENCY_NOT_READY: "report",
     Reason.UNKNOWN: "failed",
     Reason.APPROVAL_REQUIRED: "report",
     Reason.HOLD_ACTIVE: "report",

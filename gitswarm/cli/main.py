@@ -99,6 +99,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "hold",
         "Holds after a rollback: what keeps automation from re-applying a rolled-back tag.",
     ),
+    "bootstrap": (
+        "gitswarm.cli.ops",
+        "bootstrap",
+        "Rebuild every application of ENV on an empty swarm from Git alone, then verify.",
+    ),
     "serve": (
         "gitswarm.cli.serve",
         "serve",

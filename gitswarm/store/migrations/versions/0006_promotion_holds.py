@@ -1,7 +1,10 @@
 """Holds after a rollback: automation leaves a rolled-back app alone (issue 14).
 
+(Chained after 0007, which landed on main first; the coordinator re-chains it after
+0005 when the dashboard lands.)
+
 Revision ID: 0006
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-15
 """
 
@@ -11,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
