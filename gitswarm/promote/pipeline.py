@@ -15,6 +15,11 @@
                pushed; a push that loses a race is redone on the new head (never forced)
       record:  the promotion, a "promotion" operation in E2's history, a notification
 
+Why one file: a promotion and its approvals are one record moving through one set of
+steps (gates, commit, record, notify) that approve() re-enters half-way; kept together
+they read in the order they happen. The pure parts are already out (core/), and so are
+the gates' I/O (gates.py); approvals are the next to split off if this grows.
+
 Called by cli/ (promote, approve, reject), api/promotions.py and promote/automation.py.
 The Reconciler (reconcile/sync.py) supplies Git, the store, the swarm, the renderer and
 the clock; nothing here talks to Docker except through reconcile's live status.
