@@ -40,7 +40,8 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── LockedError      Locked                                       transient
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
-        ├── PromotionError   PromotionFailed                              failed
+        ├── PromotionError   PromotionFailed | GateFailed                 failed
+        ├── RegistryError    RegistryFailed                               transient
         └── SandboxError     SandboxFailed                                transient
 
     at the HTTP edge (api/errors.py)
@@ -60,6 +61,9 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     (operation of a dead agent)  Interrupted                              report
     (rolled back by hand)    RolledBack                                   report
     (a sync that crashed)    Unknown                                      failed
+    (promotion waits)        ApprovalRequired                             report
+    (automation held back)   HoldActive                                   report
+    (pending, ended)         PromotionExpired | PromotionRejected         report
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -109,6 +113,8 @@ class Reason(StrEnum):
     STORE_FAILED = "StoreFailed"
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
+    GATE_FAILED = "GateFailed"
+    REGISTRY_FAILED = "RegistryFailed"
     SANDBOX_FAILED = "SandboxFailed"
     # the HTTP edge
     UNAUTHORIZED = "Unauthorized"
@@ -126,6 +132,11 @@ class Reason(StrEnum):
     INTERRUPTED = "Interrupted"
     ROLLED_BACK = "RolledBack"
     UNKNOWN = "Unknown"
+    # promotion (promote/): what became of a promotion, no error
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    HOLD_ACTIVE = "HoldActive"
+    PROMOTION_EXPIRED = "PromotionExpired"
+    PROMOTION_REJECTED = "PromotionRejected"
 
     @property
     def verdict(self) -> Verdict:
@@ -171,6 +182,8 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.STORE_FAILED: "transient",
     Reason.NOT_FOUND: "failed",
     Reason.PROMOTION_FAILED: "failed",
+    Reason.GATE_FAILED: "failed",
+    Reason.REGISTRY_FAILED: "transient",
     Reason.SANDBOX_FAILED: "transient",
     Reason.INTERNAL_ERROR: "failed",
     Reason.HTTP_ERROR: "failed",
@@ -180,6 +193,10 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.ROLLED_BACK: "report",
     Reason.DEPENDENCY_NOT_READY: "report",
     Reason.UNKNOWN: "failed",
+    Reason.APPROVAL_REQUIRED: "report",
+    Reason.HOLD_ACTIVE: "report",
+    Reason.PROMOTION_EXPIRED: "report",
+    Reason.PROMOTION_REJECTED: "report",
 }
 
 
@@ -353,6 +370,19 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = Reason.PROMOTION_FAILED
+
+    GATE_FAILED = Reason.GATE_FAILED
+    APPROVAL_REQUIRED = Reason.APPROVAL_REQUIRED
+    HOLD_ACTIVE = Reason.HOLD_ACTIVE
+    EXPIRED = Reason.PROMOTION_EXPIRED
+    REJECTED = Reason.PROMOTION_REJECTED
+
+
+class RegistryError(OperationError):
+    """A container registry could not list a repository's tags (down, refused, rate
+    limiting): the image automation tries again on its next round."""
+
+    reason = Reason.REGISTRY_FAILED
 
 
 class SandboxError(OperationError):
