@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gitswarm.cli.operator import config_option
 from gitswarm.cli.output import emit_json, guarded
 from gitswarm.errors import UsageError
 
@@ -98,20 +99,28 @@ class Session:
 
 @contextlib.contextmanager
 def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
+    from gitswarm.cli.operator import operator
     from gitswarm.reconcile.sync import Reconciler
     from gitswarm.source.repo import RepoSource
     from gitswarm.source.verify import Verifier
     from gitswarm.store import Store
     from gitswarm.swarm.pool import SwarmPool
 
+    settings = operator()  # the agent config's targets: and providers: (--config)
     source = RepoSource.open(repo)
     if source.remote is not None:
         source.fetch()
     store = Store(state)
     progress = Progress(enabled=not as_json)
-    pool, verifier = SwarmPool(), Verifier()  # this command's own, closed when it ends
+    # this command's own, closed when it ends
+    pool, verifier = SwarmPool(targets=settings.targets), Verifier()
     reconciler = Reconciler(
-        source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
+        source=source,
+        store=store,
+        swarm_for=pool,
+        progress=progress,
+        verifier=verifier,
+        providers=settings.providers,
     )
     try:
         yield Session(source, store, reconciler, progress)
@@ -201,6 +210,7 @@ def exit_code(outcomes: list[SyncOutcome]) -> int:
 @click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @repo_option
 @state_option
+@config_option
 @json_option
 def sync(
     env: str,
@@ -260,6 +270,7 @@ def sync(
 @click.option("--app", "app", default=None, help="Only this application.")
 @repo_option
 @state_option
+@config_option
 @json_option
 def status(env: str | None, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
     """Applications × environments: revision, sync, health, last operation, drift."""
@@ -320,6 +331,7 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
 @click.option("--app", "app", default=None)
 @repo_option
 @state_option
+@config_option
 @json_option
 def diff(env: str, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
     """What a sync of ENV would change, per service, and what drifted."""
@@ -549,6 +561,7 @@ def operation_dict(o: Any) -> dict[str, Any]:
 @click.option("--reason", default="", help="Why; goes into the commit message and history.")
 @repo_option
 @state_option
+@config_option
 @json_option
 def rollback_cmd(
     env: str,

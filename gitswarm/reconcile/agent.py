@@ -668,7 +668,9 @@ class Agent:
         since: dt.datetime | None = None
         while not self._stop.is_set() and self.leader:
             try:
-                client = DockerSwarm(target, timeout=60)
+                # the pool's client: the operator's endpoint for this name (and its tunnel)
+                opener = getattr(self.swarm_for, "open", None)
+                client = opener(target, timeout=60) if callable(opener) else DockerSwarm(target)
             except GitswarmError:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)

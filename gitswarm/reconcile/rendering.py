@@ -18,7 +18,7 @@ once (tests/unit/test_cli_startup.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,12 @@ from typing import Any
 from gitswarm.errors import SecretError
 from gitswarm.model.config import Environment, RepoConfig
 from gitswarm.model.policy import PolicyReport
-from gitswarm.model.stack import DesiredStack
+from gitswarm.model.stack import DesiredStack, ProviderRef
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
 from gitswarm.render import render_stack
 from gitswarm.render.secrets import Identity
+from gitswarm.render.stack import ProviderValuesNeeded
 from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo
@@ -39,6 +40,9 @@ from gitswarm.source.repo import CommitInfo
 IdentityLookup = Callable[[Environment], tuple[Identity | None, str | None]]
 # A commit's author, time and message, by id (RepoSource.commit_info).
 CommitLookup = Callable[[str], CommitInfo]
+# The values of an environment's provider secrets (source/providers.py ProviderSet.resolve):
+# run by the edge that deploys, never by render/.
+ProviderLookup = Callable[[Environment, Sequence[ProviderRef]], Mapping[tuple[str, str], bytes]]
 
 
 def policy_context(commit: CommitInfo) -> dict[str, Any]:
@@ -61,19 +65,34 @@ class StackRenderer:
 
     ``commits`` tells who made the tree's revision (``input.commit``); it is asked only
     when a policy is evaluated for a committed revision (a working tree has no commit).
-    ``policies/*.rego`` is read once per renderer."""
+    ``policies/*.rego`` is read once per renderer.
+
+    ``providers`` resolves provider secrets (the agent and `gitswarm sync`); without it
+    (the pre-commit commands) they get placeholder names and no value: nothing the
+    operator's providers would print is ever fetched for a render that deploys nothing."""
 
     tree: Tree
     config: RepoConfig
     identity: IdentityLookup
     commits: CommitLookup
+    providers: ProviderLookup | None = None
     _rego: Mapping[str, str] | None = field(default=None, init=False, repr=False)
     _context: Mapping[str, Any] | None = field(default=None, init=False, repr=False)
 
     def render(self, app: str, env: Environment) -> DesiredStack:
         """``app``'s stack in ``env``; an InputError with every problem when it is bad."""
         identity, why = self.identity(env)
-        return render_stack(self.tree, self.config, app, env.name, identity, no_identity=why)
+        if self.providers is None:
+            return render_stack(self.tree, self.config, app, env.name, identity, no_identity=why)
+        try:  # the values first only when the stack is sound and has provider secrets
+            return render_stack(
+                self.tree, self.config, app, env.name, identity, no_identity=why, provided={}
+            )
+        except ProviderValuesNeeded as needed:
+            values = self.providers(env, needed.refs)
+        return render_stack(
+            self.tree, self.config, app, env.name, identity, no_identity=why, provided=values
+        )
 
     def rego(self) -> Mapping[str, str]:
         """The repository's policies/*.rego: path -> source."""
@@ -142,6 +161,7 @@ __all__ = [
     "CommitLookup",
     "IdentityLookup",
     "LocalIdentities",
+    "ProviderLookup",
     "StackRenderer",
     "policy_context",
 ]

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError, UsageError
+from gitswarm.errors import (
+    ConfigError,
+    GitswarmError,
+    HealthError,
+    InputError,
+    Problem,
+    SecretError,
+    UsageError,
+)
 from gitswarm.health import Verdict
 from gitswarm.model.config import (
     Application,
@@ -61,6 +69,7 @@ from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.source.keys import load_identity
+from gitswarm.source.providers import ProviderSet
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
@@ -68,6 +77,7 @@ from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
 from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.targets import RULE_TARGET, TARGET_REFUSED, TargetTable
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -201,6 +211,11 @@ class Reconciler:
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    # The operator's targets (swarm/targets.py): which endpoint a target name means, and
+    # which environments may deploy to it. None: those of ``swarm_for`` (a SwarmPool).
+    targets: TargetTable | None = None
+    # The operator's secret providers (source/providers.py); none unless configured.
+    providers: ProviderSet = field(default_factory=ProviderSet)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -284,6 +299,7 @@ class Reconciler:
             app = config.application(app_name)
         except KeyError as exc:
             raise UsageError(f"{exc.args[0]} (in gitswarm.yml at {rev[:12]})") from None
+        self.check_target(env)  # a commit cannot move an environment to another swarm
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
@@ -293,6 +309,21 @@ class Reconciler:
             desired, env, now=self.clock.now(), override_window=override_window
         )
         return Rendered(rev, commit, config, app, env, desired, report)
+
+    @property
+    def target_table(self) -> TargetTable:
+        table = self.targets or getattr(self.swarm_for, "targets", None)
+        return table if isinstance(table, TargetTable) else TargetTable()
+
+    def check_target(self, env: Environment) -> None:
+        """Refuse a commit whose environment names a target the operator's pins do not
+        allow it (swarm/targets.py), at the line of ``target:``, before anything else."""
+        refused = self.target_table.check(env.name, env.target.name)
+        if refused is None:
+            return
+        line, column = env.positions.get(("target",), env.positions.get((), (None, None)))
+        problem = Problem(refused, file=env.source, line=line, column=column, rule=RULE_TARGET)
+        raise ConfigError(f"{problem}", problems=[problem], reason=TARGET_REFUSED)
 
     def renderer(
         self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
@@ -304,6 +335,7 @@ class Reconciler:
             config,
             lambda env: self.load_identity(config, env),
             (lambda _sha: commit) if commit is not None else self.source.commit_info,
+            lambda env, refs: self.providers.resolve(env.name, refs),
         )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
