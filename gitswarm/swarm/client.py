@@ -227,6 +227,25 @@ def docker_cli() -> str:
     return cli
 
 
+class _APIClient(docker.APIClient):  # type: ignore[misc]
+    """docker-py's client, blind to the process environment's HTTP settings.
+
+    requests lets ``$REQUESTS_CA_BUNDLE`` / ``$CURL_CA_BUNDLE`` replace the CA a client
+    was given (psf/requests#3829): the engine's certificate would be checked against the
+    system's CAs instead of the operator's, and fail. Proxies from the environment never
+    apply to a Docker engine either, and over a socket requests would look them up in
+    ``os.environ`` on every request, racing any thread that sets a variable. requests sets
+    ``trust_env`` in its constructor, before docker-py's first request; this keeps it off."""
+
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, _value: bool) -> None:
+        return
+
+
 class DockerSwarm:
     """A real swarm manager, reached at ``target`` (None: DOCKER_HOST or the default).
 
@@ -253,7 +272,7 @@ class DockerSwarm:
                 cert = (self.target.tls_cert, self.target.tls_key)
             tls = docker.tls.TLSConfig(client_cert=cert, ca_cert=self.target.tls_ca, verify=True)
         try:
-            self.api = docker.APIClient(
+            self.api = _APIClient(
                 base_url=self._host or "unix:///var/run/docker.sock",
                 version="auto",
                 timeout=int(timeout),
@@ -265,11 +284,6 @@ class DockerSwarm:
             OSError,
         ) as exc:
             raise SwarmError(connection_problem(self.target, self._host, exc)) from exc
-        if not (self._host or "").startswith(("tcp://", "http://", "https://")):
-            # requests looks up proxies in os.environ on every request; over a socket they
-            # never apply, and iterating os.environ while another thread sets a variable
-            # raises KeyError mid-request.
-            self.api.trust_env = False
 
     def describe(self) -> str:
         where = self.target.url or self._host or "default Docker socket"
