@@ -37,6 +37,7 @@ from gitswarm.model.config import RepoConfig, SyncPolicy, Target
 from gitswarm.model.events import Event, EventKind
 from gitswarm.model.observed import ServiceState, StackState
 from gitswarm.model.operation import Trigger
+from gitswarm.model.stack import LABEL_PROVIDER
 from gitswarm.notify import Notifier
 from gitswarm.plan import make_plan
 from gitswarm.reconcile.metrics import Metrics
@@ -549,7 +550,24 @@ class Agent:
                     self._pending.setdefault(
                         ("drift", app.name, env.name), TriggerRequest("agent", reason=_ROUND)
                     )
+            self._refresh_provider_secrets_locked()
             self._wake.notify_all()
+
+    def _refresh_provider_secrets_locked(self) -> None:
+        """A provider's value changes outside Git (a rotation in Vault): every drift round
+        re-syncs the automated apps whose deployed render took a value from a provider, so
+        a new value rolls out as a new secret version (a no-op when nothing changed)."""
+        for app, env, _revision in list(self._rendered):
+            rendered = self._rendered[(app, env, _revision)]
+            if not any(o.labels.get(LABEL_PROVIDER) for o in rendered.desired.objects):
+                continue
+            if not self._policy(app, env).automated:
+                continue
+            if self.settings.environments and env not in self.settings.environments:
+                continue
+            self._pending.setdefault(
+                ("sync", app, env), TriggerRequest("agent", reason="provider secrets refresh")
+            )
 
     def _remember_render(self, outcome: SyncOutcome) -> None:
         """A revision just deployed: its render serves the drift checks that follow."""

@@ -116,8 +116,10 @@ class StackRenderer:
         *,
         now: dt.datetime,
         override_window: str | None = None,
+        secret_created: Mapping[str, dt.datetime] | None = None,
     ) -> PolicyReport:
-        """The policy gate over ``desired`` (policy.evaluate), with this tree's inputs."""
+        """The policy gate over ``desired`` (policy.evaluate), with this tree's inputs;
+        ``secret_created``: when each secret version appeared on the target (the agent's)."""
         return evaluate(
             desired,
             env,
@@ -125,6 +127,7 @@ class StackRenderer:
             now=now,
             context=self.context(),
             override_window=override_window,
+            secret_created=secret_created,
         )
 
 

@@ -55,7 +55,7 @@ from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.policy import raise_for_violations
+from gitswarm.policy import raise_for_violations, settings_for
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
@@ -306,7 +306,11 @@ class Reconciler:
         renderer = self.renderer(tree, config, commit)
         desired = renderer.render(app.name, env)  # render
         report = renderer.evaluate(  # validate
-            desired, env, now=self.clock.now(), override_window=override_window
+            desired,
+            env,
+            now=self.clock.now(),
+            override_window=override_window,
+            secret_created=self._secret_created(env, desired),
         )
         return Rendered(rev, commit, config, app, env, desired, report)
 
@@ -324,6 +328,19 @@ class Reconciler:
         line, column = env.positions.get(("target",), env.positions.get((), (None, None)))
         problem = Problem(refused, file=env.source, line=line, column=column, rule=RULE_TARGET)
         raise ConfigError(f"{problem}", problems=[problem], reason=TARGET_REFUSED)
+
+    def _secret_created(
+        self, env: Environment, desired: DesiredStack
+    ) -> Mapping[str, dt.datetime] | None:
+        """When each secret version of ``desired`` first appeared on its target (names are
+        content-addressed: when its value last changed), for ``secret_max_age``; read from
+        the swarm only when that rule is on."""
+        if not any(o.kind == "secret" for o in desired.objects):
+            return None
+        if settings_for(env).mode("secret_max_age") == "off":
+            return None
+        observed = self.swarm_for(env.target).objects(desired.stack)
+        return {o.name: o.created_at for o in observed if o.kind == "secret" and o.created_at}
 
     def renderer(
         self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
@@ -506,7 +523,9 @@ class Reconciler:
                 progress=self.progress,
             )
         self._save_baselines(swarm, r.desired, plan)  # record
-        collect_garbage(swarm, r.desired, keep=policy.keep_versions, progress=self.progress)
+        collect_garbage(
+            swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock
+        )
         deployed = ", ".join(plan.to_deploy) or "none"
         removed = ", ".join(c.service for c in plan.to_remove) or "none"
         return replace(

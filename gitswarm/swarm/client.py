@@ -135,6 +135,16 @@ def _task_state(raw: Mapping[str, Any]) -> TaskState:
         image=raw.get("Spec", {}).get("ContainerSpec", {}).get("Image", ""),
         exit_code=int(exit_code) if exit_code is not None else None,
         spec_digest=spec_digest(raw.get("Spec", {})),
+        object_ids=_object_ids(raw.get("Spec", {}).get("ContainerSpec", {})),
+    )
+
+
+def _object_ids(container: Mapping[str, Any]) -> tuple[str, ...]:
+    refs = (container.get("Configs") or []) + (container.get("Secrets") or [])
+    return tuple(
+        str(r.get("ConfigID") or r.get("SecretID"))
+        for r in refs
+        if r.get("ConfigID") or r.get("SecretID")
     )
 
 
