@@ -40,6 +40,7 @@ from gitswarm.model.operation import Trigger
 from gitswarm.model.stack import LABEL_PROVIDER
 from gitswarm.notify import Notifier
 from gitswarm.plan import make_plan
+from gitswarm.policy.certs import earliest_expiry
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.status import live_status
 from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
@@ -575,6 +576,8 @@ class Agent:
         if outcome.result != "Succeeded" or rendered is None or outcome.revision is None:
             return
         self._cache_render((outcome.app, outcome.env, outcome.revision), rendered)
+        expiries = earliest_expiry(rendered.desired)  # in memory, from the deployed render
+        self.metrics.set_certificates(outcome.app, outcome.env, expiries)
 
     def _cache_render(self, key: tuple[str, str, str], rendered: Rendered) -> None:
         """One render per app x env: that of the revision deployed last."""
