@@ -85,6 +85,12 @@ def tunnel_argv(target: Target, local_socket: Path, ssh: str = "ssh") -> list[st
 
 def _hint(target: Target, stderr: str) -> str:
     lowered = stderr.lower()
+    if "remote host identification has changed" in lowered or "has changed and" in lowered:
+        return (
+            f"the host's key is not the one in targets.{target.name}.ssh.known_hosts (it "
+            "changed, or something is in the middle); check the host's own key before "
+            "replacing the entry there"
+        )
     if "host key verification failed" in lowered or "no host key is known" in lowered:
         return (
             f"the host's key is not in targets.{target.name}.ssh.known_hosts; add it there "
@@ -101,6 +107,14 @@ def _hint(target: Target, stderr: str) -> str:
             ".ssh.socket and that sshd allows AllowStreamLocalForwarding"
         )
     return f"check targets.{target.name}.url and that sshd answers there"
+
+
+def _summary(stderr: str, limit: int = 300) -> str:
+    """ssh's last words: its verdict comes last, after banners such as the '@@@' warning
+    of a changed host key, which would otherwise fill the message."""
+    lines = [" ".join(line.split()) for line in stderr.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("@")]
+    return " ".join(lines[-2:])[-limit:]
 
 
 class SshTunnel:
@@ -139,7 +153,7 @@ class SshTunnel:
                 stderr = self._stderr()
                 raise SwarmError(
                     f"target {self.target.name!r} ({self.target.url}): ssh failed "
-                    f"({stderr or f'exit {self._process.returncode}'}); "
+                    f"({_summary(stderr) or f'exit {self._process.returncode}'}); "
                     f"{_hint(self.target, stderr)}"
                 )
             time.sleep(0.05)
@@ -153,8 +167,7 @@ class SshTunnel:
         if self._process is None or self._process.stderr is None:
             return ""
         with contextlib.suppress(OSError, ValueError):
-            raw = self._process.stderr.read(STDERR_LIMIT)
-            return " ".join(raw.decode("utf-8", "replace").split())[:400]
+            return self._process.stderr.read(STDERR_LIMIT).decode("utf-8", "replace")
         return ""
 
     def stop(self) -> None:

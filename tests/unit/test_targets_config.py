@@ -259,3 +259,26 @@ def test_connection_problems_name_the_target_and_what_to_check() -> None:
         1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
     )
     assert "is not signed by targets.prod.tls.ca" in connection_problem(target, None, verify)
+
+
+def test_ssh_s_verdict_is_kept_and_its_banner_dropped() -> None:
+    from gitswarm.swarm.tunnel import _hint, _summary
+
+    changed = (
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n" + "filler line\n" * 20 +
+        "Host key for [h]:22 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\r\n"
+    )  # fmt: skip
+    assert _summary(changed) == (
+        "Host key for [h]:22 has changed and you have requested strict checking. "
+        "Host key verification failed."
+    )
+    target = Target("edge", url="ssh://h")
+    assert "it changed, or something is in the middle" in _hint(target, changed)
+    unknown = "No ED25519 host key is known for h and you have requested strict checking.\n"
+    assert _hint(target, unknown + "Host key verification failed.\n").startswith(
+        "the host's key is not in targets.edge.ssh.known_hosts; add it there"
+    )
