@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1_000_000,
         help="dora benchmark: synthetic operations in the store (default 1000000)",
     )
+    parser.add_argument(
+        "--rego",
+        action="store_true",
+        help="no-op benchmark: the repository has a policies/*.rego file (every sync evaluates it)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
@@ -76,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         plan: dict[str, Callable[[], Section]] = {
             "latency": lambda: latency.run(_need(lab), runs, args.interval),
             "drift": lambda: drift.run(_need(lab), runs, args.interval),
-            "noop": lambda: noop.run(_need(lab), stacks, rounds=3 if args.quick else 5),
+            "noop": lambda: noop.run(
+                _need(lab), stacks, rounds=3 if args.quick else 5, rego=args.rego
+            ),
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
             "cli": lambda: cli.run(runs=5 if args.quick else 11),
             "dora": lambda: dora.run(args.operations, runs=3 if args.quick else 5),

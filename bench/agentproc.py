@@ -21,6 +21,7 @@ reconcile round, measured), ``stats``, ``stop``. End of stdin stops the agent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -159,20 +160,39 @@ class TimedAgent(Agent):
 
 
 def memory() -> dict[str, float]:
-    """Resident memory of this process, MB: now (VmRSS) and its peak (VmHWM)."""
+    """Resident memory of this process, MB: now (VmRSS) and its peak (VmHWM); and of its
+    live children (``children``: the Rego sandbox's workers)."""
     out = {}
     for line in Path("/proc/self/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0]) / 1024
+    page = os.sysconf("SC_PAGE_SIZE")
+    out["children"] = sum(int(s.split()[1]) * page for s in _children("statm")) / 2**20
     return out
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and of the children it waited for (git, docker CLI)."""
+    """CPU time of this process, of the children it waited for (git, docker CLI), and of
+    its live children (the Rego sandbox's workers, which live on between evaluations)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    live = 0.0
+    for stat in _children("stat"):
+        fields = stat.rsplit(")", 1)[1].split()
+        live += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live
+
+
+def _children(name: str) -> list[str]:
+    """/proc/<pid>/``name`` of each live child of this process."""
+    out = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                out.append(Path(f"/proc/{pid}/{name}").read_text())
+    return out
 
 
 class Driver:

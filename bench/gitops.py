@@ -111,10 +111,37 @@ def stack_file(name: str, per_stack: int, *, tag: str = "1") -> tuple[str, str]:
     return f"stacks/{name}.yml", compose(services)
 
 
-def many_stacks(count: int, per_stack: int) -> dict[str, str]:
+# A custom policy of the usual kind (`--rego`): every sync evaluates it, in gitswarm's
+# Rego sandbox. It passes: the bench images come from the lab's registry.
+POLICY = """\
+package bench.policy
+
+import rego.v1
+
+deny contains {"msg": msg, "service": name} if {
+\tsome name, svc in input.services
+\tnot startswith(svc.image, "127.0.0.1:5000/")
+\tmsg := sprintf("image %s is not from the lab registry", [svc.image])
+}
+
+deny contains {"msg": sprintf("%s has no memory limit", [name]), "service": name} if {
+\tsome name, svc in input.services
+\tnot svc.deploy.resources.limits.memory
+}
+
+warn contains sprintf("%s deploys %d services", [input.stack, count(input.services)]) if {
+\tcount(input.services) > 20
+}
+"""
+
+
+def many_stacks(count: int, per_stack: int, *, rego: bool = False) -> dict[str, str]:
     """``count`` applications, one stack each (``n001`` ...), ``per_stack`` idle services
-    each, every application with a compose file of its own."""
+    each, every application with a compose file of its own; with ``rego``, a policy in
+    policies/."""
     files = {"gitswarm.yml": settings(), f"environments/{ENV}/.env": "# no variables\n"}
+    if rego:
+        files["policies/bench.rego"] = POLICY
     for i in range(1, count + 1):
         name = f"n{i:03d}"
         path, text = stack_file(name, per_stack)

@@ -89,7 +89,9 @@ def _commit_cost(
     return cost, events, pushed
 
 
-def measure(lab: BenchLab, sizes: Sequence[int], rounds: int) -> list[dict[str, Any]]:
+def measure(
+    lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False
+) -> list[dict[str, Any]]:
     observer = Observer(lab.swarm())
     remote = lab.remote("noop")
     wc = remote.clone()
@@ -98,7 +100,7 @@ def measure(lab: BenchLab, sizes: Sequence[int], rounds: int) -> list[dict[str, 
     try:
         for size in sizes:
             started = time.monotonic()
-            sha = wc.commit(f"{size} stacks", files=many_stacks(size, PER_STACK))
+            sha = wc.commit(f"{size} stacks", files=many_stacks(size, PER_STACK, rego=rego))
             wc.push()
             if agent is None:
                 agent = AgentProcess(lab.folder("agent-noop"), remote.url, agent_settings())
@@ -154,6 +156,7 @@ def measure(lab: BenchLab, sizes: Sequence[int], rounds: int) -> list[dict[str, 
                     "one": one,
                     "rss": stats["VmRSS"],
                     "peak": stats["VmHWM"],
+                    "children": stats.get("children", 0.0),
                 }
             )
     finally:
@@ -162,9 +165,9 @@ def measure(lab: BenchLab, sizes: Sequence[int], rounds: int) -> list[dict[str, 
     return out
 
 
-def run(lab: BenchLab, sizes: Sequence[int], rounds: int) -> Section:
+def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False) -> Section:
     started = time.monotonic()
-    results = measure(lab, sizes, rounds)
+    results = measure(lab, sizes, rounds, rego=rego)
     section = Section(
         "3. No-op reconcile cost",
         f"Stacks of {PER_STACK} services deployed by gitswarm, Git unchanged. One round = the "
@@ -195,7 +198,8 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int) -> Section:
                 f"{reads.median:.0f}",
                 str(_writes(r)),
                 str(len(r["changed"])),
-                f"{r['rss']:.0f} / {r['peak']:.0f} MB",
+                f"{r['rss']:.0f} / {r['peak']:.0f} MB"
+                + (f" + Rego {r['children']:.0f} MB" if r.get("children") else ""),
             )
         )
     rows: list[tuple[str, ...]] = []

@@ -32,6 +32,7 @@ from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import deployable_compose, make_plan
 from gitswarm.policy import evaluate
+from gitswarm.policy.rego import evaluate_rego
 from gitswarm.render import render_stack, to_yaml
 from gitswarm.repo import load_config
 from gitswarm.repo.policies import rego_sources
@@ -97,7 +98,9 @@ def once(repo: Path, first: str, second: str) -> dict[str, float]:
     out["render"], desired = timed(lambda: render_stack(tree, config, "app", ENV, None))
     environment = config.environment(ENV)
     out["validate"], _ = timed(
-        lambda: evaluate(desired, environment, rego_sources=rego_sources(tree), now=now)
+        lambda: evaluate(
+            desired, environment, rego_sources=rego_sources(tree), now=now, rego=evaluate_rego
+        )
     )
     empty = StackState(stack=desired.stack, services=(), objects=())
     out["plan_first"], plan = timed(lambda: make_plan(desired, empty, {}, prune=True, heal=True))

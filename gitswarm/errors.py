@@ -17,15 +17,18 @@ this tree in one place each, with ``raise ... from exc``.
     │   ├── SecretError                SecretDecryptFailed no
     │   ├── PolicyError                PolicyViolation     no
     │   ├── SignatureError             SignatureRejected   no
+    │   ├── DeployRejected             DeployRejected      no (the engine or its CLI refused
+    │   │                                                      the stack: wait for a new commit)
     │   └── WindowClosed               DeploymentWindowClosed  no (wait for the window)
     └── OperationError  (the operation failed; the input may be fine)            1
         ├── SourceError                GitFailed           yes
-        ├── SwarmError                 SwarmFailed         yes
+        ├── SwarmError                 SwarmFailed         yes (engine unreachable, a conflict)
         ├── HealthError                HealthTimeout | SwarmRolledBack | TasksFailing  no
         ├── LockedError                Locked              yes
         ├── StoreError                 StoreFailed         yes
         ├── NotFoundError              NotFound            no
-        └── PromotionError             PromotionFailed | GateFailed  no
+        ├── PromotionError             PromotionFailed | GateFailed  no
+        └── SandboxError               SandboxFailed       yes  (the Rego child would not start)
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -158,6 +161,15 @@ class WindowClosed(InputError):
     reason = "DeploymentWindowClosed"
 
 
+class DeployRejected(InputError):
+    """``docker stack deploy`` reached the engine (or got as far as converting the file)
+    and the stack itself was refused: an unknown mode, a port in use, a mode change Swarm
+    does not allow. The same commit would be refused again; `validate` catches what it
+    can of these before anything is applied."""
+
+    reason = "DeployRejected"
+
+
 # --- failed operations ----------------------------------------------------------------
 
 
@@ -203,6 +215,14 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = "PromotionFailed"
+
+
+class SandboxError(OperationError):
+    """The child process that evaluates Rego could not be started or spoken to. A policy
+    that exhausts it is a PolicyError instead: the commit is at fault, not the machine."""
+
+    reason = "SandboxFailed"
+    retryable = True
 
 
 def collect(problems: Sequence[Problem], error: type[InputError], message: str) -> None:

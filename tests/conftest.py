@@ -39,6 +39,9 @@ from harness import system
 from harness.gitserve import GitRemote, GitServer
 from harness.images import IMAGES, REGISTRY, build
 from tests.gitops import Cli
+from tests.properties import load_profile
+
+load_profile()  # Hypothesis: ``ci`` unless HYPOTHESIS_PROFILE says (tests/properties.py)
 
 EXTERNAL_ENV = "GITSWARM_TEST_DOCKER_HOST"
 LEFTOVER_OBJECTS = pytest.StashKey[list[str]]()

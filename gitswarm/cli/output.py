@@ -21,7 +21,7 @@ def error_text(error: GitswarmError) -> str:
     message [rule]) the message does not already spell out, so that no command prints a
     bare "not valid" without the reason."""
     lines = [f"error [{error.reason}]: {error.message}"]
-    lines += [f"  {p}" for p in error.problems if str(p) not in error.message]
+    lines += [f"  {p}" for p in error.problems if p.message not in error.message]
     return "\n".join(lines)
 
 

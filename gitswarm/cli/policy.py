@@ -14,6 +14,7 @@ fail. `gitswarm sync` refuses while an enforced window is closed (WindowClosed).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
@@ -115,15 +116,18 @@ def check(
             raise UsageError(f"no application is deployed to environment {env.name!r}")
         renderer = local_renderer(tree, config, repo, identity_option(env.name, identity))
         now = dt.datetime.now(dt.UTC)
-        checked = [
-            Checked(renderer.evaluate(renderer.render(app, env), env, now=now)) for app in apps
-        ]
+        with contextlib.closing(renderer):  # ends the Rego child processes
+            renderer.rego()  # read first: the Rego child starts while the stacks render
+            checked = [
+                Checked(renderer.evaluate(renderer.render(app, env), env, now=now)) for app in apps
+            ]
+            files = len(renderer.rego())
         ok = all(c.ok for c in checked)
         if as_json:
             emit_json({"ok": ok, "reports": [c.to_dict() for c in checked]})
         else:
             for one in checked:
-                print_checked(one, len(renderer.rego()))
+                print_checked(one, files)
             if not ok:
                 count = sum(len(c.violations) for c in checked)
                 click.echo(

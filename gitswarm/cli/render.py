@@ -129,39 +129,42 @@ def validate(
         else:
             envs = [e.name for e in config.environments]
         renderer = local_renderer(tree, config, repo, flags)
-        now = dt.datetime.now(dt.UTC)
-        problems: list[Problem] = []
-        warnings: list[Problem] = []
-        results: list[dict[str, Any]] = []
-        for env in envs:
-            for app in config.apps_for(env):
-                try:
-                    environment = config.environment(env)
-                    desired = renderer.render(app.name, environment)
-                    checked = Checked(renderer.evaluate(desired, environment, now=now))
-                except InputError as exc:
-                    found = list(exc.problems) or [Problem(exc.message, rule=exc.reason)]
-                    problems.extend(found)
+        try:
+            now = dt.datetime.now(dt.UTC)
+            problems: list[Problem] = []
+            warnings: list[Problem] = []
+            results: list[dict[str, Any]] = []
+            for env in envs:
+                for app in config.apps_for(env):
+                    try:
+                        environment = config.environment(env)
+                        desired = renderer.render(app.name, environment)
+                        checked = Checked(renderer.evaluate(desired, environment, now=now))
+                    except InputError as exc:
+                        found = list(exc.problems) or [Problem(exc.message, rule=exc.reason)]
+                        problems.extend(found)
+                        results.append(
+                            {"app": app.name, "env": env, "ok": False, "problems": len(found)}
+                        )
+                        continue
+                    problems.extend(r.problem() for r in checked.violations)
+                    warnings.extend(r.problem() for r in checked.warnings)
                     results.append(
-                        {"app": app.name, "env": env, "ok": False, "problems": len(found)}
+                        {
+                            "app": app.name,
+                            "env": env,
+                            "ok": checked.ok,
+                            "stack": desired.stack,
+                            "services": len(desired.services),
+                            "configs": sum(o.kind == "config" for o in desired.objects),
+                            "secrets": sum(o.kind == "secret" for o in desired.objects),
+                            "policy_violations": len(checked.violations),
+                            "policy_warnings": len(checked.warnings),
+                            "window": checked.window_note(),
+                        }
                     )
-                    continue
-                problems.extend(r.problem() for r in checked.violations)
-                warnings.extend(r.problem() for r in checked.warnings)
-                results.append(
-                    {
-                        "app": app.name,
-                        "env": env,
-                        "ok": checked.ok,
-                        "stack": desired.stack,
-                        "services": len(desired.services),
-                        "configs": sum(o.kind == "config" for o in desired.objects),
-                        "secrets": sum(o.kind == "secret" for o in desired.objects),
-                        "policy_violations": len(checked.violations),
-                        "policy_warnings": len(checked.warnings),
-                        "window": checked.window_note(),
-                    }
-                )
+        finally:
+            renderer.close()  # the Rego child processes
         report(_unique(problems), _unique(warnings), results)
 
     def report(

@@ -58,7 +58,9 @@ def local_renderer(
 ) -> StackRenderer:
     """The agent's render and policy gate over a local tree; identities as the CLI finds
     them (``flags``: ``--identity``). Flagged identities are loaded at once, so a bad
-    ``--identity`` file is the first error."""
+    ``--identity`` file is the first error. Its Rego sandbox starts only if a policy is
+    evaluated; the caller ends it with ``close()`` (``contextlib.closing``)."""
+    from gitswarm.sandbox.rego import RegoSandbox
 
     def commits(sha: str) -> CommitInfo:  # only for a --revision with policies to check
         return RepoSource.open(repo).commit_info(sha)
@@ -66,7 +68,7 @@ def local_renderer(
     identities = LocalIdentities(config.project, flags)
     for env in flags:
         identities.get(env)
-    return StackRenderer(tree, config, identities, commits)
+    return StackRenderer(tree, config, identities, commits, RegoSandbox())
 
 
 @dataclass(frozen=True)

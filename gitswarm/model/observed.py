@@ -58,6 +58,8 @@ class ServiceState:
     replicas: int | None = None  # desired replicas (replicated modes)
     update_status: UpdateStatus | None = None
     updated_at: dt.datetime | None = None
+    # The Spec before the last update (Swarm's PreviousSpec), None if never updated.
+    previous_spec: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @property
     def stack(self) -> str | None:

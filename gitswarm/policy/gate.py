@@ -2,7 +2,8 @@
 
 Called by `gitswarm validate` / `gitswarm policy check`, by `gitswarm sync` and by the
 agent, between render and plan, all with the same inputs: the DesiredStack, its
-Environment (for the ``policies:`` block), the ``policies/*.rego`` texts, and the clock.
+Environment (for the ``policies:`` block), the ``policies/*.rego`` texts, the clock, and
+the Rego evaluator to run the texts with (a port: gitswarm/sandbox provides the bounded one).
 The report says what failed, where (file:line from the stack's source map), and whether
 the deploy is blocked; :func:`raise_for_violations` turns a blocked report into the
 error the callers already handle.
@@ -20,7 +21,7 @@ from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult, Windo
 from gitswarm.model.stack import DesiredStack, SourceLocation
 from gitswarm.policy import rules as builtin
 from gitswarm.policy.certs import certificates
-from gitswarm.policy.rego import evaluate_rego, input_document
+from gitswarm.policy.rego import RegoEvaluator, RegoOutcome, input_document
 from gitswarm.policy.settings import (
     CLOCK_RULES,
     CONFIG_FILE,
@@ -56,10 +57,15 @@ def evaluate(
     now: datetime,
     context: Mapping[str, Any] | None = None,
     override_window: str | None = None,
+    rego: RegoEvaluator | None = None,
     secret_created: Mapping[str, datetime] | None = None,
 ) -> PolicyReport:
     """Run every enabled rule. Raises ConfigError for a bad ``policies:`` block, UsageError
     for an override without a reason; policy failures are results in the report.
+
+    ``rego`` evaluates ``rego_sources``: gitswarm/sandbox's RegoSandbox (a bounded child
+    process) for real use, policy.rego.evaluate_rego (this process) in tests. There is no
+    default, so no caller runs a commit's policies unbounded by accident.
 
     ``secret_created``: when each secret version (by Swarm name) first appeared on the
     target -- its value is content-addressed, so that is when the value last changed. The
@@ -83,8 +89,11 @@ def evaluate(
             results.append(_window_result(window, window_mode, override_window))
 
     if settings.mode(REGO) != "off" and rego_sources:
+        if rego is None:
+            raise ValueError("policies/*.rego need a Rego evaluator: pass rego=")
         document = input_document(desired, now=now, window=window, context=context)
-        results.extend(_rego_results(desired, settings, rego_sources, document))
+        outcome = rego(rego_sources, document, settings.rego.params)
+        results.extend(_rego_results(desired, settings, outcome))
 
     return PolicyReport(
         app=desired.app,
@@ -175,13 +184,9 @@ def _secret_age_results(
 
 
 def _rego_results(
-    desired: DesiredStack,
-    settings: PolicySettings,
-    sources: Mapping[str, str],
-    document: Mapping[str, Any],
+    desired: DesiredStack, settings: PolicySettings, outcome: RegoOutcome
 ) -> list[PolicyResult]:
     rego = settings.rule(REGO)
-    outcome = evaluate_rego(sources, document, settings.rego.params)
     results = []
     for failure in outcome.failures:  # always blocking, whatever the mode
         where = f"{failure.file}: " if failure.file else ""

@@ -1,7 +1,12 @@
 """Custom policies: ``policies/*.rego`` evaluated by a real Rego engine (regopy, rego-cpp).
 
-gate.py calls :func:`evaluate_rego` with the policy texts (path -> source; the caller reads
-the files, nothing here does I/O) and the input document of :func:`input_document`.
+gate.py calls a :class:`RegoEvaluator` with the policy texts (path -> source; the caller
+reads the files, nothing here does I/O) and the input document of :func:`input_document`.
+:func:`evaluate_rego` is the evaluation itself, in this process; the agent and the CLI
+hand the gate gitswarm/sandbox's evaluator instead, which runs this same function in a
+child process bounded in memory and time, with an empty environment (the engine reads
+the process environment for ``opa.runtime()``, and a string-doubling policy can take
+gigabytes). This module stays pure: the port is a callable, the sandbox is an edge.
 
 The input document (``input`` in Rego)::
 
@@ -18,8 +23,21 @@ The input document (``input`` in Rego)::
     }
 
 ``data.gitswarm.params`` holds the environment's ``policies.rego.params`` from
-gitswarm.yml, so one policy can serve every environment with different values. Policies
-that care about time should read ``input.now`` (the gate's clock), not ``time.now_ns()``.
+gitswarm.yml, so one policy can serve every environment with different values.
+
+Rego sees only ``input`` and ``data.gitswarm.params``: no environment, clock, network,
+files or randomness. Every built-in function a policy calls must be on
+:data:`ALLOWED_BUILTINS` (pure functions of their arguments); any other is refused before
+anything is evaluated, with the file and line of the call. Refused, among others:
+``opa.runtime`` (the process environment), ``time.now_ns`` (the clock: read ``input.now``)
+and the time functions that take a time zone (``time.clock``, ``time.date``,
+``time.diff``, ``time.format``, ``time.parse_ns``, ``time.weekday``: the zone database
+is files), ``http.send``, ``net.*`` (network, DNS), ``rand.*``, ``uuid.*``, ``io.jwt.*``,
+``crypto.x509.*`` and ``crypto.parse_private_keys``, ``providers.aws.sign_req``,
+``rego.parse_module``, ``rego.metadata.*``, ``graphql.*``, ``json.match_schema`` and
+``json.verify_schema``. The check reads the compiled plan (the bundle rego-cpp builds and
+then runs), not the source text, so comments, strings, spacing, ``import`` aliases and
+``with`` cannot hide a call. ``print()`` is allowed; its output is discarded.
 
 Each package's ``deny`` and ``warn`` rules are read: sets of messages, written either way
 (``deny contains msg if {...}`` or the older ``deny[msg] {...}``). A message is a string,
@@ -36,19 +54,23 @@ the rule is simply never true. Test new policies against a stack that must fail.
 regopy quirks handled here, found by trying them: compile errors also get printed to
 stdout unless the log level is NONE (which would corrupt ``--json`` output); some errors
 come back as an output that is not JSON; rego-cpp speaks Rego v1, where ``deny[msg] {}``
-defines an object ``{msg: true}`` rather than a set.
+defines an object ``{msg: true}`` rather than a set; one failing statement can come
+back as the same error several times (reported once here); ``regoNodeTypeName`` needs a
+buffer one byte longer than regopy gives it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
-from regopy import Input, Interpreter, LogLevel, RegoError
+from regopy import Input, Interpreter, LogLevel, RegoError, rego_shared
 
 from gitswarm.model.policy import WindowState
 from gitswarm.model.stack import DesiredStack
@@ -123,17 +145,137 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+class RegoEvaluator(Protocol):
+    """The port gate.py evaluates Rego through: :func:`evaluate_rego` itself (tests, and
+    the sandbox's child process), or gitswarm/sandbox's bounded child process."""
+
+    def __call__(
+        self, sources: Mapping[str, str], document: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> RegoOutcome: ...
+
+
+KINDS = ("deny", "warn")
+
+# The built-in functions a policy may call: pure functions of their arguments, no
+# environment, clock, time-zone files, network, randomness or key material. Anything
+# else (including built-ins a later rego-cpp adds) is refused; see the module docstring.
+ALLOWED_BUILTINS: frozenset[str] = frozenset(
+    {
+        # operators and the core library
+        *("abs", "and", "ceil", "concat", "contains", "count", "div", "endswith", "equal"),
+        *("floor", "format_int", "gt", "gte", "indexof", "indexof_n", "intersection"),
+        *("is_array", "is_boolean", "is_null", "is_number", "is_object", "is_set"),
+        *("is_string", "lower", "lt", "lte", "max", "min", "minus", "mul", "neq", "or"),
+        *("plus", "product", "rem", "replace", "round", "sort", "split", "sprintf"),
+        *("startswith", "substring", "sum", "to_number", "trim", "trim_left"),
+        *("trim_prefix", "trim_right", "trim_space", "trim_suffix", "type_name", "union"),
+        *("upper", "walk", "trace"),
+        # `x in xs`, `$"template {x}"`, print() (its output is discarded)
+        *("internal.member_2", "internal.member_3", "internal.template_string"),
+        "internal.print",
+        *("array.concat", "array.flatten", "array.reverse", "array.slice"),
+        *("object.filter", "object.get", "object.keys", "object.remove", "object.subset"),
+        *("object.union", "object.union_n"),
+        *("strings.any_prefix_match", "strings.any_suffix_match", "strings.count"),
+        *("strings.replace_n", "strings.reverse"),
+        *("regex.find_all_string_submatch_n", "regex.find_n", "regex.globs_match"),
+        *("regex.is_valid", "regex.match", "regex.replace", "regex.split"),
+        "regex.template_match",
+        *("glob.match", "glob.quote_meta"),
+        *("bits.and", "bits.lsh", "bits.negate", "bits.or", "bits.rsh", "bits.xor"),
+        *("numbers.range", "numbers.range_step", "graph.reachable", "graph.reachable_paths"),
+        *("json.filter", "json.is_valid", "json.marshal", "json.marshal_with_options"),
+        *("json.patch", "json.remove", "json.unmarshal"),
+        *("yaml.is_valid", "yaml.marshal", "yaml.unmarshal"),
+        *("base64.decode", "base64.encode", "base64.is_valid", "base64url.decode"),
+        *("base64url.encode", "base64url.encode_no_pad", "hex.decode", "hex.encode"),
+        *("urlquery.decode", "urlquery.decode_object", "urlquery.encode"),
+        *("urlquery.encode_object", "uri.is_valid", "uri.parse"),
+        *("units.parse", "units.parse_bytes", "semver.compare", "semver.is_valid"),
+        *("crypto.md5", "crypto.sha1", "crypto.sha256", "crypto.hmac.equal"),
+        *("crypto.hmac.md5", "crypto.hmac.sha1", "crypto.hmac.sha256", "crypto.hmac.sha512"),
+        # time arithmetic on input.now and friends: no clock, no time zone
+        *("time.add_date", "time.parse_duration_ns", "time.parse_rfc3339_ns"),
+    }
+)
+
+# Built-ins rego-cpp 1.5 knows (or reserves) that are not allowed: named as built-ins in
+# the refusal; any other unknown name is an undefined function.
+REFUSED_BUILTINS: frozenset[str] = frozenset(
+    {
+        "opa.runtime",
+        *("time.now_ns", "time.clock", "time.date", "time.diff", "time.format"),
+        *("time.parse_ns", "time.weekday"),
+        "http.send",
+        *("net.cidr_contains", "net.cidr_contains_matches", "net.cidr_expand"),
+        *("net.cidr_intersects", "net.cidr_is_valid", "net.cidr_merge", "net.cidr_overlap"),
+        "net.lookup_ip_addr",
+        *("rand.intn", "uuid.parse", "uuid.rfc4122"),
+        *("io.jwt.decode", "io.jwt.decode_verify", "io.jwt.encode_sign"),
+        "io.jwt.encode_sign_raw",
+        *(f"io.jwt.verify_{alg}" for alg in ("eddsa", "es256", "es384", "es512", "hs256")),
+        *(f"io.jwt.verify_{alg}" for alg in ("hs384", "hs512", "ps256", "ps384", "ps512")),
+        *(f"io.jwt.verify_{alg}" for alg in ("rs256", "rs384", "rs512")),
+        *("crypto.parse_private_keys", "crypto.x509.parse_and_verify_certificates"),
+        "crypto.x509.parse_and_verify_certificates_with_options",
+        *("crypto.x509.parse_certificate_request", "crypto.x509.parse_certificates"),
+        *("crypto.x509.parse_keypair", "crypto.x509.parse_rsa_private_key"),
+        "providers.aws.sign_req",
+        *("rego.parse_module", "rego.metadata.chain", "rego.metadata.rule"),
+        *("graphql.is_valid", "graphql.parse", "graphql.parse_and_verify"),
+        *("graphql.parse_query", "graphql.parse_schema", "graphql.schema_is_valid"),
+        *("json.match_schema", "json.verify_schema", "strings.render_template"),
+        # deprecated: rego-cpp refuses them anyway
+        *("any", "all", "re_match", "set_diff", "cast_array", "cast_boolean", "cast_null"),
+        *("cast_object", "cast_set", "cast_string"),
+    }
+)
+
+MAX_MESSAGE_BYTES = 256 * 1024  # per deny/warn rule
+
+REFUSED = "is not allowed in gitswarm policies: Rego sees only input and data.gitswarm.params"
+
+
+def refusal(name: str) -> str:
+    """The message for a call of a function outside :data:`ALLOWED_BUILTINS`."""
+    if name not in REFUSED_BUILTINS and name.split(".")[0] not in _NAMESPACES:
+        return (
+            f"function {name} is not defined: not a rule of these policies, nor a built-in "
+            "that gitswarm policies may call"
+        )
+    message = f"builtin {name} {REFUSED}"
+    if name.startswith("time."):
+        message += " (the evaluation's clock is input.now, UTC)"
+    return message
+
+
+_NAMESPACES = frozenset(n.split(".")[0] for n in ALLOWED_BUILTINS | REFUSED_BUILTINS if "." in n)
+
+
 def evaluate_rego(
-    sources: Mapping[str, str], document: Mapping[str, Any], params: Mapping[str, Any]
+    sources: Mapping[str, str],
+    document: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    allowed: frozenset[str] = ALLOWED_BUILTINS,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    on_stage: Callable[[tuple[str, ...], str | None], None] | None = None,
 ) -> RegoOutcome:
+    """Compile every policy, refuse built-ins outside ``allowed``, then evaluate each
+    package's ``deny`` and ``warn``. ``on_stage`` hears which files (and package) are being
+    worked on before each step, so a caller that loses the evaluation (killed for its memory) can
+    name the file. A rule whose messages add up to more than ``max_message_bytes`` is an
+    error: messages go to the terminal, the store and notifications."""
     outcome = RegoOutcome()
     if not sources:
         return outcome
+    stage = on_stage or (lambda _files, _package: None)
     rego = Interpreter()
     rego.log_level = LogLevel.NONE
     rego.strict_built_in_errors = True
     packages: dict[str, list[str]] = {}
     for path in sorted(sources):
+        stage((path,), None)
         text = sources[path]
         try:
             rego.add_module(path, text)
@@ -147,21 +289,36 @@ def evaluate_rego(
         packages.setdefault(package, []).append(path)
     if not packages:
         return outcome
+    files = sorted(f for fs in packages.values() for f in fs)
+    stage(tuple(files), None)
     try:
         rego.add_data({PARAMS_NAMESPACE: {"params": plain(params)}})
+        bundle = rego.build(None, [_entrypoint(p, k) for p in sorted(packages) for k in KINDS])
+    except (RegoError, ValueError) as exc:
+        outcome.failures.extend(_compile_failures(str(exc), files[0], sources))
+        return outcome
+    if not bundle.ok():
+        outcome.failures.extend(_compile_failures(bundle.node().json(), files[0], sources))
+        return outcome
+    refused = _refused_calls(bundle, sources, allowed, files)
+    if refused:  # compile time: nothing of any package has run
+        outcome.failures.extend(refused)
+        return outcome
+    try:
         rego.set_input(Input(plain(document)))
     except (RegoError, ValueError) as exc:
-        files = sorted(f for fs in packages.values() for f in fs)
         for path in files:
             outcome.failures.append(RegoFailure(path, f"cannot load the input: {exc}"))
         return outcome
-    for package, files in sorted(packages.items()):
-        for kind in ("deny", "warn"):
+    for package, package_files in sorted(packages.items()):
+        stage(tuple(package_files), package)
+        for kind in KINDS:
             query = f"data.{package}.{kind}"
-            value, errors = _query(rego, query)
+            entry = _entrypoint(package, kind)
+            value, errors = _query(partial(rego.query_bundle_entrypoint, bundle, entry))
             if errors:
                 for error in errors:
-                    for path in files:
+                    for path in package_files:
                         outcome.failures.append(
                             RegoFailure(path, f"{query}: {error}", package=package)
                         )
@@ -169,11 +326,20 @@ def evaluate_rego(
             try:
                 found = _messages(value)
             except TypeError as exc:
-                for path in files:
+                for path in package_files:
                     outcome.failures.append(RegoFailure(path, f"{query}: {exc}", package=package))
                 continue
+            size = sum(len(m.encode()) + len(s or "") for m, s in found)
+            if size > max_message_bytes:
+                text = (
+                    f"{query}: its messages add up to {size} bytes, over the limit of "
+                    f"{max_message_bytes} bytes; a message is for a person to read"
+                )
+                for path in package_files:
+                    outcome.failures.append(RegoFailure(path, text, package=package))
+                continue
             outcome.messages.extend(
-                RegoMessage(package, tuple(files), kind, message, service)
+                RegoMessage(package, tuple(package_files), kind, message, service)
                 for message, service in found
             )
     return outcome
@@ -187,26 +353,170 @@ def _package(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _query(rego: Any, query: str) -> tuple[Any, list[str]]:
-    """The value of ``query`` (None if undefined), or the engine's error messages."""
+def _entrypoint(package: str, kind: str) -> str:
+    """The bundle entry point of ``data.<package>.<kind>``: ``a/b/deny``."""
+    return "/".join([*package.split("."), kind])
+
+
+def _query(run: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """The value ``run()`` queries (None if undefined), or the engine's error messages,
+    each once."""
     try:
-        out = rego.query(query)
+        out = run()
     except RegoError as exc:
-        return None, _error_messages(str(exc)) or [str(exc)]
+        return None, _unique(_error_messages(str(exc)) or [str(exc)])
     except ValueError as exc:
         # regopy parses its output as JSON; an error node is not JSON. The text is kept
         # on the JSONDecodeError.
         text = str(getattr(exc, "doc", "")) or str(exc)
-        return None, _error_messages(text) or [text.strip()]
+        return None, _unique(_error_messages(text) or [text.strip()])
     if not out.ok():
         node = out.node()
         errors: list[str] = []
         for index in range(len(node)):
             errors.extend(_error_messages(node.at(index).json()))
-        return None, errors or ["evaluation failed without a message"]
+        return None, _unique(errors) or ["evaluation failed without a message"]
     if not out.results or not out.results[0].expressions:
         return None, []
     return out.results[0].expressions[0], []
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# --- the built-ins a compiled plan calls ---------------------------------------------
+#
+# rego-cpp compiles the policies into a bundle: a plan per entry point, a function per
+# rule, and the table of the built-ins they use. A built-in can only run through a Call
+# statement naming it (dynamic calls resolve to rules, "g0.data...", never to built-ins:
+# virtual_machine.cc), so the Call statements, and the table for good measure, are every
+# built-in the evaluation can reach. The walk reads the node handles through regopy's
+# ctypes functions: regopy's Node does not know bundle node kinds, and its
+# regoNodeTypeName buffer is one byte short.
+
+
+# Node kinds that hold no statement: not walked (the walk reads the AST through ctypes, a
+# call per node; a bundle is mostly operands).
+_LEAVES = frozenset(
+    {
+        "rego-data",
+        "rego-modulefileseq",
+        "rego-stringseq",
+        "rego-pathseq",
+        "rego-irquery",
+        "rego-irpath",
+        "rego-parameterseq",
+        "rego-operandseq",
+        "rego-operand",
+        "rego-localindex",
+        "rego-stringindex",
+        "rego-irstring",
+        "rego-int32",
+        "rego-boolean",
+        "rego-builtin-decl",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    builtin: str
+    call: str  # the call's source text, as the compiler kept it ("" from the table)
+    rule: str | None  # the source text of the rule around it
+
+
+def _builtin_calls(bundle: Any) -> list[_Call]:
+    """Every built-in the bundle names: its table and every Call statement."""
+    lib = rego_shared.rego
+    size, get, value = rego_shared.rego_node_size, rego_shared.rego_node_get, _node_text
+    buffer = ctypes.create_string_buffer(128)
+
+    def kind(node: Any) -> str:
+        if lib.regoNodeTypeName(node, buffer, 128) != 0:
+            return ""  # a name longer than any rego-cpp uses: walk it anyway
+        return buffer.value.decode()
+
+    calls: list[_Call] = []
+    stack: list[tuple[Any, str | None]] = [(bundle.node()._impl, None)]
+    while stack:
+        node, rule = stack.pop()
+        what = kind(node)
+        if what in _LEAVES:
+            continue
+        count = size(node)
+        if what == "rego-function":
+            rule = value(node)
+        elif what in ("rego-callstmt", "rego-builtinfunction") and count:
+            name = value(get(node, 0))
+            if not name.startswith("g0."):  # g0.data.*: a rule, not a built-in
+                calls.append(_Call(name, value(node) if what == "rego-callstmt" else "", rule))
+            if what == "rego-builtinfunction":
+                continue
+        stack.extend((get(node, i), rule) for i in range(count - 1, -1, -1))
+    return calls
+
+
+def _node_text(node: Any) -> str:
+    return str(rego_shared.rego_node_value(node))
+
+
+def _refused_calls(
+    bundle: Any, sources: Mapping[str, str], allowed: frozenset[str], files: list[str]
+) -> list[RegoFailure]:
+    failures: dict[tuple[str, str, int | None], RegoFailure] = {}
+    refused = [c for c in _builtin_calls(bundle) if c.builtin not in allowed]
+    for name in dict.fromkeys(c.builtin for c in refused):
+        sites = [_locate(c, sources) for c in refused if c.builtin == name and c.call]
+        located: list[tuple[str, int | None, int | None]] = [s for s in sites if s is not None]
+        if not located:  # only in the built-in table: name the files that spell it
+            spelled = [f for f in files if name in sources[f]] or files
+            located = [(f, None, None) for f in spelled]
+        for file, line, column in located:
+            failures.setdefault(
+                (name, file, line), RegoFailure(file, refusal(name), line=line, column=column)
+            )
+    return sorted(failures.values(), key=lambda f: (f.file or "", f.line or 0, f.message))
+
+
+def _locate(call: _Call, sources: Mapping[str, str]) -> tuple[str, int, int] | None:
+    """File, line and column of a call: its rule's text found in a source, the call's
+    text found in the rule (not in a comment)."""
+    for path in sorted(sources):
+        source = sources[path]
+        start = source.find(call.rule) if call.rule else -1
+        if start >= 0:
+            offset = _find_code(source, call.call, start, start + len(call.rule or ""))
+            if offset >= 0:
+                return (path, *_text_position(source, offset))
+    for path in sorted(sources):
+        offset = _find_code(sources[path], call.call, 0, len(sources[path]))
+        if offset >= 0:
+            return (path, *_text_position(sources[path], offset))
+    return None
+
+
+def _find_code(source: str, text: str, start: int, end: int) -> int:
+    """The first offset of ``text`` in ``source[start:end]`` outside a ``#`` comment."""
+    offset = source.find(text, start, end)
+    while offset >= 0 and _in_comment(source, offset):
+        offset = source.find(text, offset + 1, end)
+    return offset
+
+
+def _in_comment(source: str, offset: int) -> bool:
+    quote = None
+    for char in source[source.rfind("\n", 0, offset) + 1 : offset]:
+        if quote is None and char == "#":
+            return True
+        if char in '"`' and quote in (None, char):
+            quote = None if quote else char
+    return False
+
+
+def _text_position(source: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    return source.count("\n", 0, offset) + 1, offset - (source.rfind("\n", 0, offset) + 1) + 1
 
 
 def _messages(value: Any) -> list[tuple[str, str | None]]:

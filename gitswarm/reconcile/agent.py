@@ -61,8 +61,6 @@ DEPLOY_FAILURES = frozenset(
     }
 )
 
-RETRYABLE = frozenset({"Locked", "SwarmFailed", "StoreFailed", "GitFailed"})
-
 _ROUND = "drift round"  # the reason of the periodic drift checks of every app
 
 
@@ -422,12 +420,12 @@ class Agent:
         )
         self._count(outcome)
         self._remember_render(outcome)
-        if outcome.reason not in RETRYABLE:
+        if not outcome.retryable:
             with self._lock:
                 self._retries.pop(("sync", app, env), None)
         if outcome.reason == "DeploymentWindowClosed":
             self._hold_for_window(app, env, outcome, request)
-        elif outcome.reason in RETRYABLE:
+        elif outcome.retryable:
             self._retry_later(("sync", app, env), request, outcome)
         elif (
             outcome.result == "Failed"
@@ -571,13 +569,20 @@ class Agent:
             )
 
     def _remember_render(self, outcome: SyncOutcome) -> None:
-        """A revision just deployed: its render serves the drift checks that follow."""
+        """A revision just deployed: its render serves the drift checks that follow. A
+        service someone changed while the sync rolled it out gets its drift check now
+        (reported, and healed with self_heal, once this sync's slot is free)."""
         rendered = outcome.rendered
         if outcome.result != "Succeeded" or rendered is None or outcome.revision is None:
             return
         self._cache_render((outcome.app, outcome.env, outcome.revision), rendered)
         expiries = earliest_expiry(rendered.desired)  # in memory, from the deployed render
         self.metrics.set_certificates(outcome.app, outcome.env, expiries)
+        if outcome.drifted:
+            self.enqueue(
+                ("drift", outcome.app, outcome.env),
+                TriggerRequest("agent", reason="changed during the sync"),
+            )
 
     def _cache_render(self, key: tuple[str, str, str], rendered: Rendered) -> None:
         """One render per app x env: that of the revision deployed last."""

@@ -6,7 +6,8 @@ Steps of the sync pipeline (reconcile/sync.py calls them in order):
    the services that change, then removal of pruned services (owned ones only);
 2. ``wait_converged``: poll services and tasks until health/ says converged or failed,
    or the timeout passes;
-3. ``deployed_services``: each deployed service's live spec, the drift reference;
+3. ``read_applied``: right after the deploy returns, what gitswarm applied to each
+   service (plan/applied.py), the drift reference — never the state after the wait;
 4. ``collect_garbage``: remove old owned config/secret versions no service and no live
    task uses, keeping the newest ``keep`` per name for rollbacks -- except a provider's
    secrets (source/providers.py): a rollback asks the provider again and gets today's
@@ -19,8 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gitswarm.errors import HealthError
 from gitswarm.health import Verdict, assess
@@ -33,7 +35,7 @@ from gitswarm.model.stack import (
     LABEL_PROVIDER,
     DesiredStack,
 )
-from gitswarm.plan import Plan
+from gitswarm.plan import Plan, applied_spec
 from gitswarm.swarm.client import Swarm
 
 Progress = Callable[[str], None]
@@ -118,11 +120,19 @@ def wait_converged(
         clock.sleep(interval)
 
 
-def deployed_services(swarm: Swarm, stack: str, services: Iterable[str]) -> list[ServiceState]:
-    """The live state of ``services`` right after their deploy converged: the baselines
-    that later observations are compared with to see drift."""
+def read_applied(
+    swarm: Swarm, desired: DesiredStack, services: Iterable[str]
+) -> dict[str, Mapping[str, Any]]:
+    """The spec gitswarm applied to each of ``services`` (compose names), read right after
+    ``docker stack deploy`` returned and checked against the render (plan/applied.py): the
+    baselines later observations are compared with to see drift. A manual change made
+    while the rollout converges is therefore drift, never part of the baseline."""
     wanted = set(services)
-    return [live for live in swarm.services(stack) if live.compose_name in wanted]
+    return {
+        live.compose_name: applied_spec(live, desired.services.get(live.compose_name, {}))
+        for live in swarm.services(desired.stack)
+        if live.compose_name in wanted
+    }
 
 
 # Task states after which a task's container no longer runs (swarmkit's terminal states).

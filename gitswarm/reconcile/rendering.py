@@ -29,6 +29,7 @@ from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack, ProviderRef
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
+from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.render import render_stack
 from gitswarm.render.secrets import Identity
 from gitswarm.render.stack import ProviderValuesNeeded
@@ -65,7 +66,9 @@ class StackRenderer:
 
     ``commits`` tells who made the tree's revision (``input.commit``); it is asked only
     when a policy is evaluated for a committed revision (a working tree has no commit).
-    ``policies/*.rego`` is read once per renderer.
+    ``policies/*.rego`` is read once per renderer and evaluated by ``evaluator``: the
+    bounded child processes of gitswarm/sandbox (the Reconciler's, or the CLI's own,
+    ended by ``close()``).
 
     ``providers`` resolves provider secrets (the agent and `gitswarm sync`); without it
     (the pre-commit commands) they get placeholder names and no value: nothing the
@@ -75,6 +78,7 @@ class StackRenderer:
     config: RepoConfig
     identity: IdentityLookup
     commits: CommitLookup
+    evaluator: RegoEvaluator
     providers: ProviderLookup | None = None
     _rego: Mapping[str, str] | None = field(default=None, init=False, repr=False)
     _context: Mapping[str, Any] | None = field(default=None, init=False, repr=False)
@@ -95,10 +99,20 @@ class StackRenderer:
         )
 
     def rego(self) -> Mapping[str, str]:
-        """The repository's policies/*.rego: path -> source."""
+        """The repository's policies/*.rego: path -> source. With any, the evaluator's child
+        process starts in the background (while the stacks render)."""
         if self._rego is None:
             self._rego = rego_sources(self.tree)
+            prestart = getattr(self.evaluator, "prestart", None)
+            if self._rego and callable(prestart):
+                prestart()
         return self._rego
+
+    def close(self) -> None:
+        """End the evaluator's child processes, if this renderer owns them (the CLI's)."""
+        close = getattr(self.evaluator, "close", None)
+        if callable(close):
+            close()
 
     def context(self) -> Mapping[str, Any] | None:
         """``input.commit`` for a committed revision; a working tree has none."""
@@ -127,6 +141,7 @@ class StackRenderer:
             now=now,
             context=self.context(),
             override_window=override_window,
+            rego=self.evaluator,
             secret_created=secret_created,
         )
 

@@ -41,7 +41,9 @@ from gitswarm.model.config import (
     VerifySettings,
 )
 from gitswarm.model.events import Event, EventKind
+from gitswarm.model.observed import StackState
 from gitswarm.model.operation import (
+    Baseline,
     DeployedCommit,
     HealthStatus,
     OperationKind,
@@ -54,20 +56,22 @@ from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, deployable_compose, make_plan
+from gitswarm.plan import Plan, ServiceChange, deployable_compose, make_plan
 from gitswarm.policy import raise_for_violations, settings_for
+from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
     apply_plan,
     collect_garbage,
-    deployed_services,
+    read_applied,
     wait_converged,
 )
 from gitswarm.reconcile.rendering import StackRenderer
 from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
+from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.providers import ProviderSet
 from gitswarm.source.repo import CommitInfo, RepoSource
@@ -143,6 +147,13 @@ class SyncOutcome:
     operation_id: int | None = None
     problems: tuple[Any, ...] = ()
     exit_code: int = 0
+    # Whether the same request can succeed later (the error's verdict: an engine that
+    # was unreachable, a lock still held), so the agent tries again with backoff; bad
+    # input (a render failure, a stack the engine refused) waits for a new commit.
+    retryable: bool = False
+    # Services changed on the swarm by someone else while this sync deployed them (a
+    # `docker service scale` during the rollout): drift against what was applied.
+    drifted: tuple[ServiceChange, ...] = ()
     # What was rendered, for the agent's drift checks of the revision it just deployed
     # (so the first drift round after a commit renders nothing again). Never serialised.
     rendered: Rendered | None = field(default=None, repr=False, compare=False)
@@ -178,6 +189,17 @@ class Rendered:
     env: Environment
     desired: DesiredStack
     policy: PolicyReport | None
+
+
+def drift_summary(drifted: tuple[ServiceChange, ...]) -> str:
+    """``worker (deploy.replicas: 1 -> 3)``, for messages."""
+    parts = []
+    for change in drifted:
+        fields = ", ".join(
+            f"{d['field']}: {d['before']!r} -> {d['after']!r}" for d in change.as_dict()["drift"]
+        )
+        parts.append(f"{change.service} ({fields or 'removed'})")
+    return "; ".join(parts)
 
 
 def recorded_changes(plan: Plan) -> list[RecordedChange]:
@@ -216,6 +238,8 @@ class Reconciler:
     targets: TargetTable | None = None
     # The operator's secret providers (source/providers.py); none unless configured.
     providers: ProviderSet = field(default_factory=ProviderSet)
+    # Evaluates policies/*.rego: in bounded child processes (started on first use).
+    rego: RegoEvaluator = field(default_factory=RegoSandbox)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -352,6 +376,7 @@ class Reconciler:
             config,
             lambda env: self.load_identity(config, env),
             (lambda _sha: commit) if commit is not None else self.source.commit_info,
+            self.rego,
             lambda env, refs: self.providers.resolve(env.name, refs),
         )
 
@@ -446,6 +471,7 @@ class Reconciler:
                 message=exc.message,
                 problems=exc.problems,
                 exit_code=exc.exit_code,
+                retryable=exc.retryable,
                 operation_id=op_id,
                 policy=rendered.policy if rendered else None,
             )
@@ -510,6 +536,8 @@ class Reconciler:
             resolve_image=policy.resolve_image,
             progress=self.progress,
         )
+        # What was applied is the drift reference: read now, before any wait.
+        applied = read_applied(swarm, r.desired, plan.to_deploy) if plan.to_deploy else {}
         verdict: Verdict | None = None
         if req.wait and plan.to_deploy:
             self.progress("wait for health")
@@ -522,34 +550,49 @@ class Reconciler:
                 clock=self.clock,
                 progress=self.progress,
             )
-        self._save_baselines(swarm, r.desired, plan)  # record
+        drifted = self._save_baselines(swarm, r.desired, plan, applied)  # record
         collect_garbage(
             swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock
         )
         deployed = ", ".join(plan.to_deploy) or "none"
         removed = ", ".join(c.service for c in plan.to_remove) or "none"
-        return replace(
-            base,
-            result="Succeeded",
-            verdict=verdict,
-            message=f"deployed: {deployed}; removed: {removed}",
-        )
+        message = f"deployed: {deployed}; removed: {removed}"
+        if drifted:
+            message += "; changed on the swarm during the sync: " + drift_summary(drifted)
+        return replace(base, result="Succeeded", verdict=verdict, message=message, drifted=drifted)
 
-    def _save_baselines(self, swarm: Swarm, desired: DesiredStack, plan: Plan) -> None:
-        for live in deployed_services(swarm, desired.stack, plan.to_deploy):
-            name = live.compose_name
-            self.store.save_baseline(
+    def _save_baselines(
+        self,
+        swarm: Swarm,
+        desired: DesiredStack,
+        plan: Plan,
+        applied: Mapping[str, Mapping[str, Any]],
+    ) -> tuple[ServiceChange, ...]:
+        """Record what was applied as each deployed service's baseline, and return the
+        drift of those services now (a manual change made while they converged)."""
+        live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
+        saved: dict[str, Baseline] = {}
+        for service in live:
+            name = service.compose_name
+            spec = applied[name]
+            saved[name] = self.store.save_baseline(
                 desired.app,
                 desired.env,
                 name,
-                spec=live.spec,
+                spec=spec,
                 rendered=desired.services.get(name, {}),
-                version=live.version,
-                spec_hash=desired.service_hashes.get(name, live.spec_hash or ""),
+                # The version says "nothing wrote since": true only if the spec is still
+                # the applied one (0 never matches, so the spec is compared).
+                version=service.version if service.spec == spec else 0,
+                spec_hash=desired.service_hashes.get(name, service.spec_hash or ""),
                 revision=desired.revision,
             )
         for change in plan.to_remove:
             self.store.delete_baseline(desired.app, desired.env, change.service)
+        now = make_plan(
+            desired, StackState(desired.stack, tuple(live)), saved, prune=False, heal=False
+        )
+        return tuple(c for c in now.drifted if c.service in saved)
 
     # --- record and notify, on every exit path -----------------------------------------
 
@@ -631,7 +674,7 @@ class Reconciler:
         health: HealthStatus = "Healthy"
         if outcome.result == "Succeeded":
             sync = "Synced"
-            if outcome.plan is not None and outcome.plan.orphans:
+            if (outcome.plan is not None and outcome.plan.orphans) or outcome.drifted:
                 sync = "OutOfSync"
             self.store.set_status(
                 req.app,
@@ -643,7 +686,7 @@ class Reconciler:
                 revision=outcome.revision,
                 reason=None,
                 message=outcome.message,
-                drift={},
+                drift={c.service: c.as_dict() for c in outcome.drifted},
             )
             return
         if outcome.result == "Skipped":

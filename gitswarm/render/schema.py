@@ -65,12 +65,18 @@ def _schema(version: str) -> dict[str, Any] | None:
     return schema
 
 
-@functools.cache
 def _validator(version: str) -> jsonschema.Draft4Validator | None:
-    schema = _schema(version)
-    if schema is None:
+    # The version is the commit's text: only the name of a vendored schema becomes a
+    # file name (any other could be too long for the OS: an OSError instead of a clear
+    # problem), and only those are cached (not one entry per version ever written).
+    if version not in supported_versions():
         return None
-    return jsonschema.Draft4Validator(schema, format_checker=_FORMATS)
+    return _load_validator(version)
+
+
+@functools.cache
+def _load_validator(version: str) -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(_schema(version) or {}, format_checker=_FORMATS)
 
 
 # Where a compose document's keys are closed sets (additionalProperties: false), by the

@@ -8,11 +8,12 @@ environment. The pipeline, each step collecting every problem it finds:
 2. the application's compose files, merged and interpolated exactly as
    ``docker stack config`` does (render/compose.py);
 3. checks: every service has a valid image, Swarm-valid names, every secret, config,
-   network and volume a service uses is declared, no service name is taken by another
-   application deployed to the same stack; nothing crosses environments: no external
-   object (or named network/volume) whose name belongs to another environment's stack,
-   no secret file from another environment's folder (stack names that collide across
-   environments are refused by repo/config.py);
+   network and volume a service uses is declared, no value that Docker's conversion to
+   Swarm specs or the engine would refuse (render/swarmspec.py), no service name is taken
+   by another application deployed to the same stack; nothing crosses environments: no
+   external object (or named network/volume) whose name belongs to another environment's
+   stack, no secret file from another environment's folder (stack names that collide
+   across environments are refused by repo/config.py);
 4. configs and secrets with ``file:`` become Swarm objects named ``<stack>_<key>_<hash>``
    (a content hash; for secrets a keyed hash, so names reveal nothing about values),
    declared ``external: true`` under that name — gitswarm creates them before deploying,
@@ -98,6 +99,7 @@ from gitswarm.render.names import (
 )
 from gitswarm.render.schema import deployable_version
 from gitswarm.render.secrets import Identity, keyed_digest
+from gitswarm.render.swarmspec import swarm_spec_problems
 from gitswarm.repo.config import check_name
 from gitswarm.repo.yamlsrc import parse_yaml
 
@@ -253,12 +255,23 @@ def _check_services(merged: Merged, context: _Context, problems: list[Problem]) 
                 rule="no-services",
             )
         )
+    lowered: dict[str, str] = {}
     for name in sorted(merged.services):
         service = merged.services[name]
         base = ("services", name)
         naming = service_name_problem(context.stack, name)
         if naming:
             problems.append(merged.problem(base, f"service {name}: {naming}", RULE_NAME))
+        other = lowered.setdefault(name.lower(), name)
+        if other != name:
+            problems.append(
+                merged.problem(
+                    base,
+                    f"services {other!r} and {name!r} differ only in case, and Swarm compares "
+                    "service names without case: the second cannot be deployed; rename one",
+                    RULE_NAME,
+                )
+            )
         image = service["image"]
         if not image:
             problems.append(
@@ -446,7 +459,7 @@ def _objects(
     needed: list[ProviderRef] | None = None,
 ) -> list[ObjectMaterial]:
     materials: list[ObjectMaterial] = []
-    seen: dict[str, ObjectMaterial] = {}
+    seen: dict[tuple[str, str], ObjectMaterial] = {}
     for kind in ("configs", "secrets"):
         noun = kind[:-1]
         for key in sorted(merged.sections.get(kind) or {}):
@@ -459,9 +472,11 @@ def _objects(
                 material = _provider_secret(
                     merged, context, key, obj, identity, problems, no_identity, provided, needed
                 )
-                if material is not None and material.name not in seen:
-                    seen[material.name] = material
-                    materials.append(material)
+                if material is not None:  # one object per name, without case (below)
+                    found = seen.setdefault(("secret", material.name.lower()), material)
+                    if found is material:
+                        materials.append(material)
+                    merged.sections[kind][key]["name"] = found.name
                 continue
             if obj["driver"] or obj["template_driver"] or obj["driver_opts"]:
                 problems.append(
@@ -576,9 +591,12 @@ def _objects(
                 source=path,
                 labels=labels,
             )
-            if name not in seen:
-                seen[name] = material
+            # Swarm compares names without case: keys that differ only in case, with the
+            # same content (so the same digest), share one object; a second would conflict
+            found = seen.setdefault((material.kind, name.lower()), material)
+            if found is material:
                 materials.append(material)
+            name = found.name
             declared = zero(ct.FILE_OBJECT)
             declared["name"] = name
             declared["external"] = {"name": "", "external": True}
@@ -787,6 +805,7 @@ def render_stack(
     merged = load_compose(sources, variables, read)
     _fail(merged.problems, f"cannot render {label}")
     _check_services(merged, context, problems)
+    problems.extend(swarm_spec_problems(merged))  # what `docker stack deploy` would refuse
     _check_shared_stack(tree, merged, context, problems)
     _check_references(merged, context, problems)
     needed: list[ProviderRef] = []

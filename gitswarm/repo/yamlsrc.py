@@ -292,6 +292,7 @@ class YamlBigInteger(float):
         return (YamlBigInteger, (float(self), self.written))
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DECIMAL = re.compile(r"^[-+]?[0-9]+$")
 _SPECIALS: dict[str, Any] = {
     "true": True,
@@ -492,6 +493,15 @@ class _Builder:
         return value
 
     def scalar(self, node: _Node) -> Any:
+        surrogate = _SURROGATE.search(node.value)
+        if surrogate:
+            # only a "\uD83D" escape gets here (the reader refuses the raw character);
+            # yaml.v3 refuses it too, and no UTF-8 text can hold it
+            raise self.error(
+                node,
+                f"\\u{ord(surrogate.group()):04X} is half of a UTF-16 surrogate pair, not a "
+                "character; write the character itself, or \\U and its 8 hex digits",
+            )
         tag = node.tag
         if tag is None:
             return resolve_plain(node.value) if node.style is None else node.value

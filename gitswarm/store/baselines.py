@@ -1,9 +1,11 @@
-"""Deployed-state baselines: each service's live spec as gitswarm saw it right after its
-own deploy, so drift detection can tell a manual ``docker service update`` (the spec moved
-away from the baseline) from gitswarm's own change.
+"""Deployed-state baselines: each service's spec as gitswarm applied it, so drift
+detection can tell a manual ``docker service update`` (the spec moved away from the
+baseline) from gitswarm's own change.
 
-swarm/ produces the normalised spec, reconcile/ saves it after a converged deploy, the
-drift watcher reads it. The spec names secrets and configs, never their values.
+reconcile/ reads the spec right after its own ``docker stack deploy`` and checks it
+against the render (plan/applied.py) — never the state after the health wait, which
+could hold a change made meanwhile — and saves it once the deploy converged; the drift
+watcher reads it. The spec names secrets and configs, never their values.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class BaselinesMixin:
         rendered: Mapping[str, Any] | None = None,
     ) -> Baseline:
         """Store (or replace) the baseline of one service; the stored record. ``spec`` is
-        the live Spec right after the deploy, ``rendered`` the compose service as
+        the Spec gitswarm applied, ``version`` the service version at which the live spec
+        was still that one (0: compare the spec), ``rendered`` the compose service as
         rendered for it."""
         now = self._db.now()
         stmt = self._db.insert(baselines).values(

@@ -4,7 +4,9 @@ Reads go through docker-py's low-level API (one call per kind of object, filtere
 stack label). Writes are few and counted (``writes``): create/remove configs and
 secrets, remove services, and ``docker stack deploy`` through the Docker CLI, which is
 the reference for converting Compose to Swarm specs. Every docker-py or CLI failure
-becomes a ``SwarmError`` here, with the engine's own message.
+becomes a ``SwarmError`` here, with the engine's own message — except a stack that
+``docker stack deploy`` refuses (the engine or the CLI's conversion says the spec is
+wrong), which is a ``DeployRejected``: bad input, not retried (``deploy_failure``).
 
 Called by reconcile/ (sync, agent) and cli/ (status, diff). Tests use ``FakeSwarm``
 (swarm/fake.py) for the pure logic and this class against a real private swarm.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -27,7 +30,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from gitswarm.errors import SwarmError
+from gitswarm.errors import DeployRejected, SwarmError
 from gitswarm.model.config import ResolveImage, Target
 from gitswarm.model.observed import (
     ObjectState,
@@ -114,6 +117,7 @@ def _service_state(raw: Mapping[str, Any]) -> ServiceState:
         replicas=replicas,
         update_status=update,
         updated_at=parse_time(raw.get("UpdatedAt")),
+        previous_spec=raw.get("PreviousSpec"),
     )
 
 
@@ -225,6 +229,72 @@ def connection_problem(target: Target, host: str | None, exc: BaseException) -> 
     if "permission denied" in lowered:
         return f"{head}: permission denied on the socket; the agent's user needs access to it"
     return f"{head}: Docker engine unreachable ({text[:300]})"
+
+
+# What `docker stack deploy` prints beside its error (CLI 20.10 to 28): progress, notices
+# and warnings. None of it says why a deploy failed, so none of it goes into a message.
+_CHATTER = re.compile(
+    r"(Ignoring (unsupported|deprecated) options: "
+    r"|Since --detach=false was not specified"
+    r"|In a future release, --detach=false"
+    r"|(Creating|Updating|Removing) (network|service|secret|config) "
+    r"|image \S+ could not be accessed on a registry to record"
+    r"|its digest\. Each node will access "
+    r"|possibly leading to different nodes running different"
+    r"|versions of the image\.)"
+)
+
+# Failures where the same deploy can succeed later: the engine unreachable or restarting,
+# no swarm leader yet, a write that lost a race (Swarm's optimistic versioning). Seen on
+# this machine's engine (docker.io 20.10, CLI 28) with the daemon stopped, restarting and
+# reachable over the wrong address; the gRPC codes are those Swarm answers when busy.
+_TRANSIENT = re.compile(
+    r"Cannot connect to the Docker daemon|error during connect|connection refused"
+    r"|connection reset|broken pipe|i/o timeout|TLS handshake timeout|no such host"
+    r"|\bEOF$|context deadline exceeded|context canceled"
+    r"|code = (Unavailable|DeadlineExceeded|Aborted|ResourceExhausted|Internal|Canceled)\b"
+    r"|update out of sequence|does not have a leader|not a swarm manager"
+    r"|is not part of a swarm|timed out",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def deploy_failure(
+    stack: str, returncode: int, stdout: str, stderr: str
+) -> SwarmError | DeployRejected:
+    """The error for a failed ``docker stack deploy``: its real error lines, without the
+    CLI's chatter, and the verdict on retrying.
+
+    An engine that cannot be reached, or a conflict, is a ``SwarmError`` (transient: the
+    agent retries with backoff). Anything else is the engine or the CLI refusing the stack
+    itself — an unknown mode, an invalid restart condition, a port in use, a service mode
+    change — and the same commit would be refused again: ``DeployRejected`` (stalling)."""
+    lines = (line.strip() for line in f"{stderr}\n{stdout}".splitlines())
+    kept = [line for line in lines if line and not _CHATTER.match(line)]
+    detail = "; ".join(dict.fromkeys(kept))  # in order, each line once
+    if not detail:
+        return SwarmError(f"docker stack deploy {stack} failed (exit code {returncode})")
+    if _TRANSIENT.search("\n".join(kept)):
+        return SwarmError(f"docker stack deploy {stack} failed: {detail}")
+    return DeployRejected(
+        f"docker stack deploy refused stack {stack}: {detail} (not retried: the same "
+        "commit would be refused again; push a fix)"
+    )
+
+
+# What the CLI needs of the agent's environment to run (find ssh and credential helpers,
+# read ~/.docker, reach an ssh agent). Nothing else: the CLI fills an `environment:`
+# entry that has no value (or an empty one) from its own environment, so a commit with
+# `environment: [SOME_TOKEN]` would otherwise deploy the agent's SOME_TOKEN.
+_CLI_ENV = ("PATH", "HOME", "SSH_AUTH_SOCK")
+
+
+def cli_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment ``docker stack deploy`` runs with: no DOCKER_* (the target is
+    given by flags), none of the agent's own variables."""
+    env = {k: environ[k] for k in _CLI_ENV if k in environ}
+    env["DOCKER_CLI_HINTS"] = "false"
+    return env
 
 
 def docker_cli() -> str:
@@ -440,8 +510,7 @@ class DockerSwarm:
         try:
             stack_file = workdir / "stack.yml"
             stack_file.write_text(compose_yaml)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-            env["DOCKER_CLI_HINTS"] = "false"
+            env = cli_environment(os.environ)
             cmd = [
                 docker_cli(),
                 *self._cli_args(),
@@ -460,10 +529,7 @@ class DockerSwarm:
             except subprocess.TimeoutExpired as exc:
                 raise SwarmError(f"docker stack deploy {stack} timed out") from exc
             if proc.returncode != 0:
-                detail = (proc.stderr or proc.stdout).strip()
-                raise SwarmError(
-                    f"docker stack deploy {stack} to {self.describe()} failed: {detail}"
-                )
+                raise deploy_failure(stack, proc.returncode, proc.stdout, proc.stderr)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

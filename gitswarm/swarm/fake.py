@@ -2,8 +2,10 @@
 
 It converts just enough Compose to Swarm specs (image, replicas, labels, environment,
 configs, secrets) to let the pipeline plan, apply, wait and detect drift. Tasks start
-``running`` at once unless an image is listed in ``failing_images``. Every write is
-counted in ``writes`` and logged in ``log``.
+``running`` at once unless an image is listed in ``failing_images``. ``cli_failure``
+makes every deploy fail as ``docker stack deploy`` does with that output (classified by
+swarm/client.py's ``deploy_failure``, as the real one is). Every write is counted in
+``writes`` and logged in ``log``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from gitswarm.model.observed import (
     spec_digest,
 )
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
+from gitswarm.render.interpolate import substitute
+from gitswarm.swarm.client import deploy_failure
 
 _ids = itertools.count(1)
 
@@ -46,6 +50,7 @@ class FakeSwarm:
     failing_images: set[str] = field(default_factory=set)
     rollback_images: set[str] = field(default_factory=set)
     down: bool = False
+    cli_failure: str | None = None  # what a failing `docker stack deploy` prints on stderr
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
     _objects: dict[str, ObjectState] = field(default_factory=dict)
@@ -123,7 +128,10 @@ class FakeSwarm:
     def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:
         self._check()
         self.writes += 1
-        doc = YAML(typ="safe").load(compose_yaml) or {}
+        if self.cli_failure is not None:
+            self.log.append(f"deploy {stack} refused")
+            raise deploy_failure(stack, 1, "", self.cli_failure)
+        doc = _as_deploy_reads(YAML(typ="safe").load(compose_yaml) or {})
         top_names = {
             kind: {
                 k: (v or {}).get("name", f"{stack}_{k}") for k, v in (doc.get(kind) or {}).items()
@@ -140,6 +148,7 @@ class FakeSwarm:
         deploy = svc.get("deploy") or {}
         labels = {
             LABEL_STACK: stack,
+            "com.docker.stack.image": str(svc.get("image", "")),  # as the CLI sets it
             **{str(k): str(v) for k, v in (deploy.get("labels") or {}).items()},
         }
         env = svc.get("environment") or {}
@@ -171,6 +180,7 @@ class FakeSwarm:
             existing,
             labels=labels,
             spec=spec,
+            previous_spec=existing.spec,
             version=existing.version + 1,
             replicas=spec_replicas(spec),
             update_status=UpdateStatus("completed", "", _now(), _now()) if task_changed else None,
@@ -225,12 +235,43 @@ class FakeSwarm:
         svc = next(s for s in self._services.values() if s.name == full_name)
         spec = dict(svc.spec)
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
-        self._services[svc.id] = replace(svc, spec=spec, version=svc.version + 1, replicas=replicas)
+        self._services[svc.id] = replace(
+            svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1, replicas=replicas
+        )
+        self._start_tasks(self._services[svc.id])
+
+    def add_env(self, full_name: str, entry: str) -> None:
+        """``docker service update --env-add ENTRY``."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        template = dict(svc.spec["TaskTemplate"])
+        container = dict(template["ContainerSpec"])
+        container["Env"] = sorted([*container.get("Env", []), entry])
+        template["ContainerSpec"] = container
+        spec = {**svc.spec, "TaskTemplate": template}
+        self._services[svc.id] = replace(
+            svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1
+        )
         self._start_tasks(self._services[svc.id])
 
     def task_ids(self, full_name: str) -> set[str]:
         svc = next(s for s in self._services.values() if s.name == full_name)
         return {t.id for t in self._tasks.get(svc.id, []) if t.desired_state == "running"}
+
+
+def _as_deploy_reads(value: Any) -> Any:
+    """The file as ``docker stack deploy`` reads it: every string value interpolated once
+    more, with no variables (``$$`` is one ``$``). A ``$`` left unescaped is an error here
+    (the CLI would deploy an empty string in its place)."""
+    if isinstance(value, dict):
+        return {k: _as_deploy_reads(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_deploy_reads(v) for v in value]
+    if isinstance(value, str):
+        out, errors = substitute(value, {})
+        if errors:
+            raise SwarmError(f"docker stack deploy would interpolate {value!r}: {errors[0]}")
+        return out
+    return value
 
 
 def spec_replicas(spec: dict[str, Any]) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
 
 import docker
 import pytest
@@ -17,6 +20,17 @@ pytestmark = pytest.mark.swarm
 def replicas(client: docker.DockerClient, name: str) -> int:
     spec = client.api.inspect_service(name)["Spec"]
     return int(spec["Mode"]["Replicated"]["Replicas"])
+
+
+def wait_for_value(producer: Callable[[], Any], timeout: float) -> Any:
+    """The first truthy value of ``producer()``; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = producer()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"nothing within {timeout}s: {producer}"
+        time.sleep(0.05)
 
 
 def scale(swarm: SwarmUnderTest, name: str, n: int) -> None:
@@ -110,3 +124,83 @@ def test_a_manual_image_or_env_change_is_reported_with_the_fields_that_differ(
         assert not rig.operations("heal")  # self_heal off: reported, not reverted
         spec = docker_client.api.inspect_service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]
         assert "busybox:2" in spec["Image"] and "DEBUG=1" in spec["Env"]
+
+
+# --- a manual change while a sync rolls the service out (issue 12) -----------------------
+
+
+def slow_worker(version: str) -> dict[str, Any]:
+    """A worker whose new task takes ~3 s to become healthy: a wide rollout window."""
+    return service(
+        command=["sh", "-c", "sleep 3; exec httpd -f -p 4000 -h /www"],
+        environment={"V": version},
+    )
+
+
+def rollout_in_progress(client: docker.DockerClient, name: str, env: str) -> Callable[[], bool]:
+    """gitswarm's deploy of ``env`` went out and Swarm is rolling it out (UpdateStatus)."""
+
+    def check() -> bool:
+        raw = client.api.inspect_service(name)
+        state = (raw.get("UpdateStatus") or {}).get("State")
+        return state == "updating" and env in raw["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+
+    return check
+
+
+CHANGES_DURING_SYNC = {
+    "scale": (["scale", "--detach", "{name}=3"], "deploy.replicas: 1 -> 3"),
+    "env-add": (["update", "--detach", "--env-add", "DEBUG=1", "{name}"], "DEBUG=1"),
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "self_heal"), [("scale", True), ("scale", False), ("env-add", True)]
+)
+def test_a_manual_change_during_a_sync_is_drift_once_the_sync_ends(
+    change: str,
+    self_heal: bool,
+    rig: AgentRig,
+    swarm: SwarmUnderTest,
+    docker_client: docker.DockerClient,
+) -> None:
+    rig.sync["self_heal"] = self_heal
+    name = f"{rig.stack}_worker"
+    args, words = CHANGES_DURING_SYNC[change]
+    first = rig.push({"worker": slow_worker("1")}, "first")
+    with running_rig(rig):
+        wait_for(rig.deployed(first), 60)
+        assert rig.agent is not None
+        wait_for(rig.agent.idle, 30)
+        second = rig.push({"worker": slow_worker("2")}, "the worker changes")
+        assert rig.github_push(second) == 202
+        wait_for(rollout_in_progress(docker_client, name, "V=2"), 30, interval=0.02)
+        subprocess.run(
+            ["docker", "-H", swarm.docker_host, "service", *[a.format(name=name) for a in args]],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+        def synced() -> Any:
+            ops = [o for o in rig.operations("sync") if o.revision == second]
+            return ops and ops[0].result not in (None, "Running") and ops[0]
+
+        sync = wait_for_value(synced, 60)
+        assert sync.result == "Succeeded", sync.message
+        assert "changed on the swarm during the sync" in sync.message and words in sync.message
+        wait_for(lambda: any(words in o.message for o in rig.operations("drift")), 10)
+        spec = docker_client.api.inspect_service(name)["Spec"]
+        if self_heal:
+            wait_for(
+                lambda: rig.operations("heal") and rig.operations("heal")[0].result == "Succeeded",
+                60,
+            )
+            spec = docker_client.api.inspect_service(name)["Spec"]
+            assert spec["Mode"]["Replicated"]["Replicas"] == 1
+            assert spec["TaskTemplate"]["ContainerSpec"]["Env"] == ["V=2"]
+            wait_for(lambda: rig.status().sync == "Synced", 30)
+        else:
+            status = rig.status()
+            assert status.sync == "OutOfSync" and status.revision == second
+            assert "worker" in status.drift and words in status.message
+            assert spec["Mode"]["Replicated"]["Replicas"] == 3  # reported, left alone
+            assert not rig.operations("heal")

@@ -271,3 +271,59 @@ def test_a_rego_syntax_error_blocks_the_sync_and_names_the_file(
     )
     assert code == 2
     assert "policies/replicas.rego:" in out and ": error: " in out
+
+
+def test_a_policy_that_reads_the_environment_or_explodes_blocks_the_sync_and_leaks_nothing(
+    gitops: GitOpsRepo, docker_client: docker.DockerClient, stack_name: str, registry: str
+) -> None:
+    """Issue 11.1/11.2 on the real swarm: `gitswarm sync` with an age identity in its
+    environment; a policy calling opa.runtime() and one doubling a string 26 times each
+    fail as PolicyViolation naming the file, nothing is applied, and the identity is in
+    no output and not in the store."""
+    canary = "AGE-SECRET-KEY-1CANARYCANARYCANARYCANARYCANARYCANARYCANARYCANARYQQQQQQ"
+    gitops.environ["GITSWARM_AGE_KEY_PRODUCTION"] = canary  # an identity sync does not use
+    before = first_sync(gitops, docker_client, stack_name)
+    refused = (
+        "builtin opa.runtime is not allowed in gitswarm policies: Rego sees only input and "
+        "data.gitswarm.params"
+    )
+    bomb = ['s0 := "x"'] + [f's{i} := concat("", [s{i - 1}, s{i - 1}])' for i in range(1, 27)]
+    policies = {
+        "leak": (
+            "package gitswarm.leak\n\nimport rego.v1\n\n"
+            'deny contains msg if { msg := sprintf("%v", [opa.runtime().env]) }\n',
+            (5, 46, refused),
+        ),
+        "bomb": (
+            "package gitswarm.bomb\n\nimport rego.v1\n\n"
+            + "\n".join(bomb)
+            + "\ndeny contains msg if { msg := s26 }\n",
+            (None, None, "evaluation exceeded the 256 MiB memory limit"),
+        ),
+    }
+    for name, (text, (line, column, words)) in policies.items():
+        gitops.write(f"policies/{name}.rego", text)
+        gitops.write("compose.yml", compose(registry, web_image="busybox:2"))  # a real change
+        bad = gitops.commit(f"A policy: {name}")
+        code, data, err = gitops.sync()
+        assert code == 2, json.dumps(data, indent=2) + err
+        [result] = data["results"]
+        assert (result["result"], result["reason"], result["revision"]) == (
+            "Failed",
+            "PolicyViolation",
+            bad,
+        )
+        [problem] = result["problems"]
+        assert (problem["file"], problem["line"], problem["column"]) == (
+            f"policies/{name}.rego",
+            line,
+            column,
+        )
+        assert problem["message"].endswith(f"cannot be evaluated: {words}")
+        assert canary not in json.dumps(data) + err
+        assert snapshot(docker_client, stack_name) == before
+        (gitops.path / "policies" / f"{name}.rego").unlink()
+    history = json.dumps(gitops.json("history"))
+    assert refused in history and "256 MiB memory limit" in history
+    assert canary not in history
+    assert canary.encode() not in Path(gitops.state).read_bytes()

@@ -245,7 +245,7 @@ CASES: list[Case] = [
         ["base/c.yml", "env/c.yml"],
         {
             "base/c.yml": "services:\n  web:\n    image: a\n",
-            "env/c.yml": "services:\n  web:\n    ports: ['2:2', '1:1', '1:3', 4]\n",
+            "env/c.yml": "services:\n  web:\n    ports: ['2:2', '1:1', '5:3', 4]\n",
         },
     ),
     Case(
@@ -535,6 +535,8 @@ CASES: list[Case] = [
                 "    deploy:\n      resources:\n        reservations:\n"
                 "          generic_resources:\n            - discrete_resource_spec:\n"
                 "                kind: gpu\n                value: 2\n"
+                # a credential spec's config must be declared, or the engine refuses it
+                "configs:\n  cred:\n    external: true\n"
             ),
         },
     ),

@@ -18,6 +18,7 @@ from gitswarm.cli.example import write_example
 from gitswarm.model.config import Environment
 from gitswarm.model.stack import DesiredStack, SourceLocation
 from gitswarm.policy import evaluate, parse_settings
+from gitswarm.policy.rego import evaluate_rego
 from gitswarm.render import render_stack
 from gitswarm.repo import load_config
 from gitswarm.repo.policies import rego_sources
@@ -54,6 +55,7 @@ class Example:
             environment,
             rego_sources=self.rego if rego else {},
             now=now,
+            rego=evaluate_rego,
         )
 
 

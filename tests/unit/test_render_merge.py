@@ -178,6 +178,18 @@ def test_replicas_three_is_a_schema_error_at_its_line() -> None:
     ]
 
 
+@pytest.mark.parametrize("version", ["9" * 300, "3.8\\0", "3.8/../3.9", "../../x"])
+def test_a_version_that_names_no_schema_is_a_problem_not_an_oserror(version: str) -> None:
+    """The version became a file name as written: 300 characters raised OSError (file
+    name too long), a traceback instead of a problem. Found by
+    tests/unit/test_input_fuzz.py."""
+    merged = _load(f'version: "{version}"\nservices: {{}}\n')
+    (problem,) = merged.problems
+    assert (problem.file, problem.line, problem.rule) == ("dir0/c0.yml", 1, "compose-schema")
+    assert str(problem).startswith("dir0/c0.yml:1:1: unsupported Compose file version ")
+    assert "use one of 3.0, 3.1," in str(problem)
+
+
 def test_versions_must_agree() -> None:
     merged = _load("version: '3.8'\nservices: {}\n", "services: {}\n")
     assert "version 3.13 differs from the first compose file's 3.8" in str(merged.problems[0])

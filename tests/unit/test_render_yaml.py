@@ -107,6 +107,23 @@ def test_errors_name_file_line_and_column(text: bytes, where: str, words: str) -
     assert info.value.problems[0].rule == "yaml"
 
 
+def test_a_surrogate_escape_is_refused_like_yaml_v3_does() -> None:
+    """``"\\ud83d"`` names half a UTF-16 pair, which no UTF-8 text holds: yaml.v3 (so
+    ``docker stack config``) refuses it; gitswarm crashed hashing the service
+    (UnicodeEncodeError) before. Found by test_render_properties.py."""
+    text = b'services:\n  web:\n    image: nginx\n    environment:\n      A: "\\ud83d\\ude00"\n'
+    with pytest.raises(YamlError) as info:
+        parse_yaml(text, "base/docker-compose.yml")
+    assert str(info.value) == (
+        "base/docker-compose.yml:5:10: \\uD83D is half of a UTF-16 surrogate pair, not a "
+        "character; write the character itself, or \\U and its 8 hex digits [yaml]"
+    )
+    key = b'"k\\udfff": 1\n'
+    with pytest.raises(YamlError, match=r"^k.yml:1:1: \\uDFFF is half"):
+        parse_yaml(key, "k.yml")
+    assert parse_yaml(b'a: "\\U0001F600"\n', "ok.yml").data == {"a": "\U0001f600"}
+
+
 def test_alias_bombs_are_refused() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 8):

@@ -18,6 +18,7 @@ import pytest
 
 from gitswarm.errors import ConfigError, RenderError, SecretError
 from gitswarm.model.stack import ProviderRef
+from gitswarm.policy.rego import evaluate_rego
 from gitswarm.reconcile.rendering import StackRenderer
 from gitswarm.render import render_stack, to_yaml
 from gitswarm.render.secrets import Identity
@@ -85,7 +86,14 @@ def test_the_renderer_resolves_what_the_render_asks_for() -> None:
         asked.extend((env.name, r) for r in refs)  # type: ignore[attr-defined]
         return {("vault", "shop/db"): b"value"}
 
-    renderer = StackRenderer(tree, config, lambda e: (DEV, None), lambda s: None, providers)  # type: ignore[arg-type,return-value]
+    renderer = StackRenderer(
+        tree,
+        config,
+        lambda e: (DEV, None),  # type: ignore[arg-type,return-value]
+        lambda s: None,
+        evaluate_rego,
+        providers,  # type: ignore[arg-type]
+    )
     desired = renderer.render("web", config.environment("dev"))
     assert [(env, r.provider, r.key, r.secret, r.file, r.line) for env, r in asked] == [
         ("dev", "vault", "shop/db", "db", "base/docker-compose.yml", PROVIDER_LINE)
