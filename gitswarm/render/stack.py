@@ -630,6 +630,18 @@ def _provider_secret(
             )
         )
         return None
+    if isinstance(spec, dict) and set(spec) > {"name", "key"}:
+        extra = ", ".join(sorted(str(k) for k in set(spec) - {"name", "key"}))
+        problems.append(
+            merged.problem(
+                where,
+                f"secret {key}: {PROVIDER_FIELD} takes only name and key, not {extra}: what a "
+                "provider runs is the operator's, in the agent config's providers:; "
+                f"{usage}",
+                RULE_SECRET,
+            )
+        )
+        return None
     if not isinstance(spec, dict) or set(spec) != {"name", "key"}:
         problems.append(merged.problem(where, f"secret {key}: {usage}", RULE_SECRET))
         return None

@@ -131,6 +131,28 @@ def test_a_key_that_is_not_a_plain_name_is_refused_at_its_line(key: str, why: st
     assert problem.message.startswith("secret db: " + why)
 
 
+def test_a_commit_cannot_give_a_provider_a_command() -> None:
+    """Whoever can push names a provider and a key, nothing else: an argv in the compose
+    file, or a providers: block in gitswarm.yml, is refused at its line."""
+    files = _files()
+    files["base/docker-compose.yml"] = files["base/docker-compose.yml"].replace(
+        "key: 'shop/db'}", "key: 'shop/db', argv: [/bin/sh, -c, id]}"
+    )
+    with pytest.raises(SecretError) as caught:
+        _render(files, {("vault", "shop/db"): b"value"})
+    (problem,) = caught.value.problems
+    assert str(problem) == (
+        "base/docker-compose.yml:8:5: secret db: x-gitswarm-provider takes only name and key, "
+        "not argv: what a provider runs is the operator's, in the agent config's providers:; "
+        "write `x-gitswarm-provider: {name: PROVIDER, key: KEY}` [secret]"
+    )
+    files = _files()
+    files["gitswarm.yml"] += "providers:\n  evil: {argv: [/bin/sh, -c, id], environments: [dev]}\n"
+    with pytest.raises(ConfigError) as refused:
+        load_config(MemoryTree(files))
+    assert "gitswarm.yml:5:1: unknown key 'providers' in the top level" in refused.value.message
+
+
 # --- running the operator's command -----------------------------------------------------
 
 
