@@ -46,6 +46,7 @@ class SwarmPool:
         self._all: list[DockerSwarm] = []
         self._tunnels: dict[str, SshTunnel] = {}
         self._down: dict[str, tuple[float, str]] = {}
+        self._starting: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def __call__(self, target: Target) -> Swarm:
@@ -92,9 +93,14 @@ class SwarmPool:
             tunnel = self._tunnels.get(endpoint.name)
             if tunnel is None:
                 tunnel = self._tunnels[endpoint.name] = SshTunnel(endpoint)
+            starting = self._starting.setdefault(endpoint.name, threading.Lock())
+        # One ssh per target even when threads race, under the target's own lock: starting
+        # may wait on an unreachable host for many seconds, and the pool's lock would make
+        # every other target wait with it.
+        with starting:
             if tunnel.alive():
                 return tunnel.url
-            return tunnel.start()  # under the lock: one ssh per target, even when racing
+            return tunnel.start()
 
     def clients(self) -> list[DockerSwarm]:
         """Every client made so far, on any thread."""

@@ -282,3 +282,47 @@ def test_ssh_s_verdict_is_kept_and_its_banner_dropped() -> None:
     assert _hint(target, unknown + "Host key verification failed.\n").startswith(
         "the host's key is not in targets.edge.ssh.known_hosts; add it there"
     )
+
+
+def test_an_ssh_target_that_hangs_does_not_hold_the_other_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While ssh waits on an unreachable host (up to its connect timeout), a sync on
+    another target gets its client at once: the pool's lock is not held meanwhile."""
+    import threading
+
+    from gitswarm.swarm.pool import SwarmPool
+    from gitswarm.swarm.tunnel import SshTunnel
+
+    started, release = threading.Event(), threading.Event()
+
+    def hanging_start(self: SshTunnel, timeout: float = 20.0) -> str:
+        started.set()
+        release.wait(10)
+        return self.url
+
+    monkeypatch.setattr(SshTunnel, "start", hanging_start)
+    edge = Target("edge", url="ssh://deploy@edge", ssh_identity="i", ssh_known_hosts="k")
+    table = TargetTable({"edge": edge, "prod": Target("prod", url="unix:///run/prod.sock")})
+    made: list[str] = []
+
+    def factory(target: Target, **kw: object) -> object:
+        made.append(target.name)
+        return object()
+
+    pool = SwarmPool(factory, targets=table)  # type: ignore[arg-type]
+    worker = threading.Thread(target=pool, args=(Target("edge"),))
+    worker.start()
+    try:
+        assert started.wait(5)
+        other = threading.Thread(target=pool, args=(Target("prod"),))
+        other.start()
+        other.join(2)
+        assert not other.is_alive() and made == ["prod"]  # not held by edge's ssh
+    finally:
+        release.set()
+        worker.join(10)
+    assert made == ["prod", "edge"]
+    monkeypatch.setattr(SshTunnel, "close", lambda self: None)
+    pool._all.clear()  # the fakes have no close()
+    pool.close()
