@@ -5,20 +5,25 @@ file the test changes, as ``vault kv get -field=...`` prints Vault's); the compo
 references it with ``x-gitswarm-provider``. When the provider starts to return a new
 value, the agent's next round deploys a new secret version (its name a keyed hash of the
 value), the service's tasks are replaced and use it, and the old version is removed as
-soon as no task uses it -- with no commit. No value reaches the store.
+soon as no task uses it -- with no commit. The running task reads the new value from
+its secret file; no value reaches the store, the logs, the HTTP API or /metrics.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from gitswarm.api import create_app, serve_in_thread, settings_from_mapping
 from gitswarm.cli.operator import load_operator
 from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler
 from gitswarm.render.secrets import Identity
 from gitswarm.source.keys import write_identity
@@ -74,13 +79,43 @@ def _uses(docker_host: str, stack: str) -> tuple[set[str], set[str]]:
     return named, mounted
 
 
+def _value_in_task(docker_host: str, stack: str) -> bytes:
+    """What the running task of the stack's service reads at /run/secrets/db."""
+    with client_of(docker_host) as client:
+        (container,) = client.containers.list(
+            filters={"label": f"com.docker.stack.namespace={stack}", "status": "running"}
+        )
+        code, out = container.exec_run(["cat", "/run/secrets/db"])
+    assert code == 0, out
+    return bytes(out)
+
+
+def _api_text(url: str) -> str:
+    """Everything the API and /metrics say about the app, as one text."""
+    paths = [
+        "/api/v1/status",
+        "/api/v1/history?limit=50",
+        "/api/v1/apps/app/envs/dev",
+        "/api/v1/apps/app/envs/dev/diff",
+        "/metrics",
+    ]
+    texts = []
+    for path in paths:
+        response = httpx.get(f"{url}{path}", timeout=60)
+        assert response.status_code == 200, (path, response.text)
+        texts.append(response.text)
+    return "\n".join(texts)
+
+
 def test_a_new_provider_value_rolls_out_and_the_old_version_is_removed(
     swarm: SwarmUnderTest,
     provider_env: Path,
     git_remote: GitRemote,
     tmp_path: Path,
     stack_name: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     values = provider_env
     (values / "shop_db").write_bytes(FIRST)
     script = tmp_path / "fake-vault.py"
@@ -126,13 +161,18 @@ def test_a_new_provider_value_rolls_out_and_the_old_version_is_removed(
     reconciler = Reconciler(
         source, store, SwarmPool(targets=operator.targets), providers=operator.providers
     )
+    metrics = Metrics()
     agent = Agent(
         source=source,
         store=store,
         reconciler=reconciler,
         settings=AgentSettings(poll_interval=300.0, drift_interval=2.0, lease_ttl=5.0),
+        metrics=metrics,
     )
+    api = settings_from_mapping({"anonymous_read": True}, audit=store.audit)
+    server = serve_in_thread(create_app(agent, api, metrics), "127.0.0.1", 0)
     agent.start()
+    said = []
     try:
         assert agent.wait_leader(10)
 
@@ -145,6 +185,8 @@ def test_a_new_provider_value_rolls_out_and_the_old_version_is_removed(
         first_name = first["Spec"]["Name"]
         assert first["Spec"]["Labels"]["io.gitswarm.provider"] == "vault"
         wait_for(lambda: _uses(swarm.docker_host, stack_name) == ({first_name}, {first_name}), 60)
+        assert _value_in_task(swarm.docker_host, stack_name) == FIRST  # what is deployed
+        said.append(_api_text(server.url))
 
         (values / "shop_db").write_bytes(SECOND)  # rotated in the provider, not in Git
 
@@ -165,8 +207,15 @@ def test_a_new_provider_value_rolls_out_and_the_old_version_is_removed(
             if o.kind == "sync" and "provider secrets refresh" in (o.message or "")
         ]
         assert any(o.result == "Succeeded" and o.changes for o in refreshes)
+        assert _value_in_task(swarm.docker_host, stack_name) == SECOND
+        said.append(_api_text(server.url))
     finally:
+        server.stop()
         agent.stop(timeout=30)
         store.close()
     raw = (tmp_path / "state.db").read_bytes()
     assert FIRST not in raw and SECOND not in raw  # no value in the store
+    for value in (FIRST.decode(), SECOND.decode()):
+        assert value not in caplog.text  # nor in any log record
+        assert all(value not in text for text in said)  # nor in the API or /metrics
+    assert any("provider secrets refresh" in text for text in said)  # the API did answer

@@ -276,3 +276,73 @@ def test_one_agent_runs_three_environments_on_three_swarms(
         ):
             with client_of(host) as client:
                 remove_stack_objects(client, f"{stack_name}-{env}")
+
+
+def test_a_commit_cannot_move_an_environment_to_another_engine(
+    swarm: SwarmUnderTest,
+    tls_lab: TlsLab,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever can push tries to send development's stack to production's engine (the
+    TLS one), production's (and its secrets) to development's socket, and a new
+    environment to production's engine: each is refused at the line of ``target:``
+    before anything renders, and neither engine gets anything new."""
+    from gitswarm.reconcile.sync import SyncRequest
+
+    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
+    agent_yml = tmp_path / "agent.yml"
+    agent_yml.write_text(
+        _dump(
+            {
+                "targets": {
+                    "local": {"environments": ["dev"]},
+                    "tls": {
+                        "url": f"tcp://{tls_lab.good.address}",
+                        "tls": _tls(tls_lab.pki),
+                        "environments": ["prod"],
+                    },
+                }
+            }
+        )
+    )
+    operator = load_operator(agent_yml)
+    wc = git_remote.clone()
+    # the attacker's commit: dev on prod's target, prod on dev's, qa on prod's
+    envs = {"dev": "tls", "prod": "local", "qa": "tls"}
+    sha = wc.commit("move the environments", files=_repo_files(stack_name, envs, "evil"))
+    wc.push()
+    lines = {
+        env: n
+        for n, line in enumerate(wc.path.joinpath("gitswarm.yml").read_text().splitlines(), 1)
+        for env in envs
+        if line.startswith(f"  {env}:")
+    }
+    store = Store(str(tmp_path / "state.db"))
+    pool = SwarmPool(targets=operator.targets)
+    source = RepoSource.open(git_remote.url, cache=tmp_path / "cache")
+    reconciler = Reconciler(source, store, pool, providers=operator.providers)
+    try:
+        for env in envs:
+            outcome = reconciler.sync(SyncRequest("app", env))
+            assert (outcome.result, outcome.reason) == ("Failed", "TargetNotAllowed"), env
+            assert outcome.revision in (None, sha)
+            (problem,) = outcome.problems
+            assert (problem.file, problem.rule) == ("gitswarm.yml", "target-pin")
+            assert problem.line is not None and problem.line > lines[env], env
+            assert not outcome.retryable  # waits for a new commit
+            assert "Traceback" not in outcome.message
+        assert "pins it to target 'local'" in reconciler.sync(SyncRequest("app", "dev")).message
+        assert "pins it to target 'tls'" in reconciler.sync(SyncRequest("app", "prod")).message
+        assert "which takes only prod" in reconciler.sync(SyncRequest("app", "qa")).message
+    finally:
+        pool.close()
+        store.close()
+    for host in (swarm.docker_host, tls_lab.engine.docker_host):
+        with client_of(host) as client:
+            for env in envs:
+                label = f"com.docker.stack.namespace={stack_name}-{env}"
+                assert client.services.list(filters={"label": label}) == []
+                assert client.api.secrets(filters={"label": label}) == []
