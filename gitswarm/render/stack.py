@@ -37,6 +37,9 @@ environment is never read, so a render depends on the commit alone.
 
 Limits (bytes): compose files, ``.env`` and ``env_file`` 1 MiB each; a config or secret
 file 1 MiB as read from Git, and under Swarm's 500 KiB once decrypted.
+
+Why one file (over 450 lines): the steps above are one pipeline and its helpers, read
+top to bottom.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from gitswarm.errors import (
     InterpolationError,
     PathError,
     Problem,
+    Reason,
     RenderError,
     SecretError,
     UsageError,
@@ -145,7 +149,7 @@ class ProviderValuesNeeded(SecretError):
     """The render needs these provider values first (reconcile/rendering.py resolves them
     and renders again); only raised when nothing else is wrong with the stack."""
 
-    reason = "SecretProviderMissing"
+    reason = Reason.SECRET_PROVIDER_MISSING
 
     def __init__(self, refs: Sequence[ProviderRef]) -> None:
         names = ", ".join(f"{r.secret} ({r.provider}:{r.key})" for r in refs)

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitswarm.errors import ConfigError, Problem, SecretError
+from gitswarm.errors import ConfigError, Problem, Reason, SecretError
 from gitswarm.model.stack import ProviderRef
 
 DEFAULT_TIMEOUT = 10.0
@@ -111,10 +111,11 @@ def run_provider(
         )
     except OSError as exc:
         raise SecretError(
-            f"{label}: cannot run {provider.argv[0]}: {exc.strerror}", reason="SecretProviderFailed"
+            f"{label}: cannot run {provider.argv[0]}: {exc.strerror}",
+            reason=Reason.SECRET_PROVIDER_FAILED,
         ) from None
     if process.stdout is None or process.stderr is None:  # pragma: no cover - PIPE given
-        raise SecretError(f"{label}: no pipes", reason="SecretProviderFailed")
+        raise SecretError(f"{label}: no pipes", reason=Reason.SECRET_PROVIDER_FAILED)
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + provider.timeout
     failure: str | None = None
@@ -156,14 +157,14 @@ def run_provider(
         failure = f"exited with {code}" + (f": {said}" if said else "")
     if failure is not None:
         out[:] = b"\0" * len(out)  # no copy of a partial value lingers in this buffer
-        raise SecretError(f"{label} {failure}", reason="SecretProviderFailed")
+        raise SecretError(f"{label} {failure}", reason=Reason.SECRET_PROVIDER_FAILED)
     value = bytes(out)
     if not provider.keep_newline:
         value = value.removesuffix(b"\n").removesuffix(b"\r")
     if not value:
         raise SecretError(
             f"{label} printed nothing; Swarm needs a value of at least one byte",
-            reason="SecretProviderFailed",
+            reason=Reason.SECRET_PROVIDER_FAILED,
         )
     return value
 
@@ -198,9 +199,9 @@ class ProviderSet:
                     )
                 )
         if problems:
-            reason = "SecretProviderFailed"
+            reason = Reason.SECRET_PROVIDER_FAILED
             if any("not defined" in p.message or "may not" in p.message for p in problems):
-                reason = "SecretProviderRefused"
+                reason = Reason.SECRET_PROVIDER_REFUSED
             lines = "\n".join(f"  {p}" for p in problems)
             raise SecretError(
                 f"cannot resolve the provider secrets of {env}:\n{lines}",

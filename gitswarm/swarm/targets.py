@@ -45,13 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitswarm.errors import ConfigError
+from gitswarm.errors import ConfigError, Reason
 from gitswarm.model.config import Target
 
 LOCAL = "local"
 MAX_CREDENTIAL_BYTES = 64 * 1024
 RULE_TARGET = "target-pin"
-TARGET_REFUSED = "TargetNotAllowed"
+TARGET_REFUSED = Reason.TARGET_NOT_ALLOWED
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
 _URL = re.compile(r"^(unix|tcp|ssh)://\S+$")
