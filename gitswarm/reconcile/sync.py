@@ -23,17 +23,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gitswarm.errors import (
-    ConfigError,
-    GitswarmError,
-    Problem,
-    Reason,
-    SecretError,
-    UsageError,
-    WindowClosed,
-)
+from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
 from gitswarm.model.config import (
     Environment,
@@ -42,15 +34,10 @@ from gitswarm.model.config import (
     Target,
     VerifySettings,
 )
-from gitswarm.model.observed import StackState
-from gitswarm.model.operation import (
-    Baseline,
-)
-from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, ServiceChange, deployable_compose, make_plan
-from gitswarm.policy import raise_for_violations, settings_for
+from gitswarm.plan import Plan, deployable_compose, make_plan
+from gitswarm.policy import raise_for_violations
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
     Clock,
@@ -60,6 +47,7 @@ from gitswarm.reconcile.apply import (
     read_applied,
     wait_converged,
 )
+from gitswarm.reconcile.baselines import save_baselines
 from gitswarm.reconcile.outcome import (
     Rendered,
     RollbackOf,
@@ -69,6 +57,7 @@ from gitswarm.reconcile.outcome import (
 )
 from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
@@ -82,7 +71,7 @@ from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
 from gitswarm.swarm.client import Swarm
-from gitswarm.swarm.targets import RULE_TARGET, TARGET_REFUSED, TargetTable
+from gitswarm.swarm.targets import TargetTable
 
 if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
     from gitswarm.reconcile.metrics import Metrics
@@ -248,37 +237,13 @@ class Reconciler:
             env,
             now=self.clock.now(),
             override_window=override_window,
-            secret_created=self._secret_created(env, desired),
+            secret_created=secret_created(self.swarm_for, env, desired),
         )
         return Rendered(rev, commit, config, app, env, desired, report)
 
-    @property
-    def target_table(self) -> TargetTable:
-        table = self.targets or getattr(self.swarm_for, "targets", None)
-        return table if isinstance(table, TargetTable) else TargetTable()
-
     def check_target(self, env: Environment) -> None:
-        """Refuse a commit whose environment names a target the operator's pins do not
-        allow it (swarm/targets.py), at the line of ``target:``, before anything else."""
-        refused = self.target_table.check(env.name, env.target.name)
-        if refused is None:
-            return
-        line, column = env.positions.get(("target",), env.positions.get((), (None, None)))
-        problem = Problem(refused, file=env.source, line=line, column=column, rule=RULE_TARGET)
-        raise ConfigError(f"{problem}", problems=[problem], reason=TARGET_REFUSED)
-
-    def _secret_created(
-        self, env: Environment, desired: DesiredStack
-    ) -> Mapping[str, dt.datetime] | None:
-        """When each secret version of ``desired`` first appeared on its target (names are
-        content-addressed: when its value last changed), for ``secret_max_age``; read from
-        the swarm only when that rule is on."""
-        if not any(o.kind == "secret" for o in desired.objects):
-            return None
-        if settings_for(env).mode("secret_max_age") == "off":
-            return None
-        observed = self.swarm_for(env.target).objects(desired.stack)
-        return {o.name: o.created_at for o in observed if o.kind == "secret" and o.created_at}
+        """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
+        check_target(target_table(self.targets, self.swarm_for), env)
 
     def renderer(
         self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
@@ -470,7 +435,7 @@ class Reconciler:
                 clock=self.clock,
                 progress=self.progress,
             )
-        drifted = self._save_baselines(swarm, r.desired, plan, applied)  # record
+        drifted = save_baselines(self.store, swarm, r.desired, plan, applied)  # record
         collect_garbage(
             swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock
         )
@@ -480,39 +445,6 @@ class Reconciler:
         if drifted:
             message += "; changed on the swarm during the sync: " + drift_summary(drifted)
         return replace(base, result="Succeeded", verdict=verdict, message=message, drifted=drifted)
-
-    def _save_baselines(
-        self,
-        swarm: Swarm,
-        desired: DesiredStack,
-        plan: Plan,
-        applied: Mapping[str, Mapping[str, Any]],
-    ) -> tuple[ServiceChange, ...]:
-        """Record what was applied as each deployed service's baseline, and return the
-        drift of those services now (a manual change made while they converged)."""
-        live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
-        saved: dict[str, Baseline] = {}
-        for service in live:
-            name = service.compose_name
-            spec = applied[name]
-            saved[name] = self.store.save_baseline(
-                desired.app,
-                desired.env,
-                name,
-                spec=spec,
-                rendered=desired.services.get(name, {}),
-                # The version says "nothing wrote since": true only if the spec is still
-                # the applied one (0 never matches, so the spec is compared).
-                version=service.version if service.spec == spec else 0,
-                spec_hash=desired.service_hashes.get(name, service.spec_hash or ""),
-                revision=desired.revision,
-            )
-        for change in plan.to_remove:
-            self.store.delete_baseline(desired.app, desired.env, change.service)
-        now = make_plan(
-            desired, StackState(desired.stack, tuple(live)), saved, prune=False, heal=False
-        )
-        return tuple(c for c in now.drifted if c.service in saved)
 
 
 def _window_opens(rendered: Rendered | None) -> dt.datetime | None:

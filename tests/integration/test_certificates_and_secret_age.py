@@ -183,6 +183,7 @@ def test_certificates_warn_block_and_are_metrics_and_an_old_secret_is_refused(
             "enforce", files=_files(stack_name, identity.recipient, policies, ca, leaf + leaf_key)
         )
         wc.push()
+        source.fetch()
         outcome = Reconciler(source, store, SwarmPool()).sync(SyncRequest("app", "dev"))
         assert (outcome.result, outcome.reason) == ("Failed", "PolicyViolation")
         assert outcome.revision == blocked
@@ -196,6 +197,7 @@ def test_certificates_warn_block_and_are_metrics_and_an_old_secret_is_refused(
             files=_files(stack_name, identity.recipient, policies, ca, leaf + leaf_key),
         )
         wc.push()
+        source.fetch()
         later = Clock(now=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=100))
         outcome = Reconciler(source, store, SwarmPool(), clock=later).sync(
             SyncRequest("app", "dev")
