@@ -187,7 +187,11 @@ def test_certificates_warn_block_and_are_metrics_and_an_old_secret_is_refused(
         outcome = Reconciler(source, store, SwarmPool()).sync(SyncRequest("app", "dev"))
         assert (outcome.result, outcome.reason) == ("Failed", "PolicyViolation")
         assert outcome.revision == blocked
-        assert "certificate_expiry: config ca: certificate 'Medianest test CA'" in outcome.message
+        assert (
+            f"base/docker-compose.yml:{ca_line}:3: config ca: certificate 'Medianest test CA' "
+            "expires on "
+        ) in outcome.message
+        assert outcome.message.endswith("[certificate_expiry]")
         assert _objects(swarm.docker_host, stack_name) == deployed
 
         # 100 days on, the secret's value (its deployed version) is older than 90 days
@@ -204,9 +208,10 @@ def test_certificates_warn_block_and_are_metrics_and_an_old_secret_is_refused(
         )
         assert (outcome.result, outcome.reason) == ("Failed", "PolicyViolation"), outcome.message
         assert (
-            f"secret_max_age: secret tls: its value has not changed since {now:%Y-%m-%d} (100 "
-            "days, more than max_age 90d); rotate it"
+            f"secret tls: its value has not changed since {now:%Y-%m-%d} (100 days, more than "
+            "max_age 90d); rotate it"
         ) in outcome.message
+        assert outcome.message.endswith("[secret_max_age]")
         assert _objects(swarm.docker_host, stack_name) == deployed
     finally:
         store.close()
