@@ -20,7 +20,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     GitswarmError            Error                                        failed
     ├── InputError           InvalidInput                                 stalling  (exit 2)
     │   ├── UsageError       UsageError                                   stalling
-    │   ├── ConfigError      ConfigInvalid                                stalling
+    │   ├── ConfigError      ConfigInvalid | TargetNotAllowed             stalling
     │   ├── RenderError      RenderFailed                                 stalling
     │   │   ├── YamlError    YamlInvalid                                  stalling
     │   │   ├── InterpolationError  VariableUnset                         stalling
@@ -28,6 +28,9 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     │   ├── ValidationError  ValidationFailed                             stalling
     │   ├── SecretError      SecretDecryptFailed | SecretKeyMissing       stalling
     │   │                    | SecretKeyInvalid                           stalling
+    │   │                    | SecretProviderRefused                      stalling
+    │   │                    | SecretProviderMissing                      stalling
+    │   │                    | SecretProviderFailed                       transient
     │   ├── PolicyError      PolicyViolation                              stalling
     │   ├── SignatureError   SignatureRejected | SignatureSetupFailed     stalling
     │   ├── DeployRejected   DeployRejected                               stalling
@@ -88,6 +91,7 @@ class Reason(StrEnum):
     INVALID_INPUT = "InvalidInput"
     USAGE = "UsageError"
     CONFIG_INVALID = "ConfigInvalid"
+    TARGET_NOT_ALLOWED = "TargetNotAllowed"  # a commit moved an environment's target
     RENDER_FAILED = "RenderFailed"
     YAML_INVALID = "YamlInvalid"
     VARIABLE_UNSET = "VariableUnset"
@@ -96,6 +100,12 @@ class Reason(StrEnum):
     SECRET_DECRYPT_FAILED = "SecretDecryptFailed"  # noqa: S105 - a reason, no secret
     SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason, no secret
     SECRET_KEY_INVALID = "SecretKeyInvalid"  # noqa: S105 - a reason, no secret
+    # the operator's secret providers (source/providers.py): a provider not defined or
+    # not allowed for the environment; a value not resolved before render (internal);
+    # the provider's command failed or timed out (its store may be down: retried)
+    SECRET_PROVIDER_REFUSED = "SecretProviderRefused"  # noqa: S105 - a reason, no secret
+    SECRET_PROVIDER_MISSING = "SecretProviderMissing"  # noqa: S105 - a reason, no secret
+    SECRET_PROVIDER_FAILED = "SecretProviderFailed"  # noqa: S105 - a reason, no secret
     POLICY_VIOLATION = "PolicyViolation"
     SIGNATURE_REJECTED = "SignatureRejected"
     SIGNATURE_SETUP_FAILED = "SignatureSetupFailed"
@@ -174,6 +184,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.OPERATION_FAILED: "failed",
     Reason.GIT_FAILED: "transient",
     Reason.SWARM_FAILED: "transient",
+    Reason.SECRET_PROVIDER_FAILED: "transient",
     Reason.HEALTH_TIMEOUT: "deploy-failure",
     Reason.SWARM_ROLLED_BACK: "deploy-failure",
     Reason.TASKS_FAILING: "deploy-failure",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gitswarm.cli.operator import config_option
 from gitswarm.cli.output import emit_json, guarded
 from gitswarm.errors import GitswarmError, UsageError
 
@@ -107,18 +108,20 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
     with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
         if "://" not in repo and any(Path(repo, "policies").glob("*.rego")):
             rego.prestart()  # the child's start-up overlaps the imports below (2+ cores)
+        from gitswarm.cli.operator import operator
         from gitswarm.reconcile.sync import Reconciler
         from gitswarm.source.repo import RepoSource
         from gitswarm.source.verify import Verifier
         from gitswarm.store import Store
         from gitswarm.swarm.pool import SwarmPool
 
+        settings = operator()  # the agent config's targets: and providers: (--config)
         source = RepoSource.open(repo)
         if source.remote is not None:
             source.fetch()
         store = Store(state)
         progress = Progress(enabled=not as_json)
-        pool, verifier = SwarmPool(), Verifier()
+        pool, verifier = SwarmPool(targets=settings.targets), Verifier()
         reconciler = Reconciler(
             source=source,
             store=store,
@@ -126,6 +129,7 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
             progress=progress,
             verifier=verifier,
             rego=rego,
+            providers=settings.providers,
         )
         try:
             yield Session(source, store, reconciler, progress)
@@ -220,6 +224,7 @@ def exit_code(outcomes: list[SyncOutcome]) -> int:
 @click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @repo_option
 @state_option
+@config_option
 @json_option
 def sync(
     env: str,
@@ -288,6 +293,7 @@ def sync(
 @click.option("--app", "app", default=None, help="Only this application.")
 @repo_option
 @state_option
+@config_option
 @json_option
 def status(env: str | None, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
     """Applications × environments: revision, sync, health, last operation, drift."""
@@ -360,6 +366,7 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
 @click.option("--app", "app", default=None)
 @repo_option
 @state_option
+@config_option
 @json_option
 def diff(env: str, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
     """What a sync of ENV would change, per service, and what drifted."""
@@ -534,6 +541,7 @@ history.add_command(export)
 @click.option("--reason", default="", help="Why; goes into the commit message and history.")
 @repo_option
 @state_option
+@config_option
 @json_option
 def rollback_cmd(
     env: str,

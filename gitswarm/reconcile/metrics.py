@@ -7,6 +7,10 @@ reason: bounded sets, never revisions or messages.
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 SYNC_STATES = ("Synced", "OutOfSync", "Unknown")
@@ -92,6 +96,27 @@ class Metrics:
             "1 while this agent holds the agent lease (the active one), 0 on standby.",
             registry=r,
         )
+        # issue 17: the earliest end of validity of the X.509 certificates in each config
+        # or secret (object: "configs.<key>" / "secrets.<key>", the compose name: stable
+        # across versions), of the revision deployed last.
+        self.certificate_expiry = Gauge(
+            "gitswarm_certificate_expiry_timestamp_seconds",
+            "Unix time at which the first certificate in a config or secret expires.",
+            ["app", "env", "object"],
+            registry=r,
+        )
+        self._certificates: dict[tuple[str, str], set[str]] = {}
+        self._certificates_lock = threading.Lock()
+
+    def set_certificates(self, app: str, env: str, expiries: Mapping[str, dt.datetime]) -> None:
+        """The certificates of ``app`` in ``env`` now; series of objects gone are removed."""
+        with self._certificates_lock:
+            before = self._certificates.get((app, env), set())
+            for gone in before - set(expiries):
+                self.certificate_expiry.remove(app, env, gone)
+            for name, when in expiries.items():
+                self.certificate_expiry.labels(app, env, name).set(when.timestamp())
+            self._certificates[(app, env)] = set(expiries)
 
     def set_state(self, app: str, env: str, sync: str, health: str) -> None:
         for state in SYNC_STATES:

@@ -18,7 +18,7 @@ once (tests/unit/test_cli_startup.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,13 @@ from typing import Any
 from gitswarm.errors import SecretError
 from gitswarm.model.config import Environment, RepoConfig
 from gitswarm.model.policy import PolicyReport
-from gitswarm.model.stack import DesiredStack
+from gitswarm.model.stack import DesiredStack, ProviderRef
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.render import render_stack
 from gitswarm.render.secrets import Identity
+from gitswarm.render.stack import ProviderValuesNeeded
 from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
 from gitswarm.source.repo import CommitInfo
@@ -40,6 +41,9 @@ from gitswarm.source.repo import CommitInfo
 IdentityLookup = Callable[[Environment], tuple[Identity | None, str | None]]
 # A commit's author, time and message, by id (RepoSource.commit_info).
 CommitLookup = Callable[[str], CommitInfo]
+# The values of an environment's provider secrets (source/providers.py ProviderSet.resolve):
+# run by the edge that deploys, never by render/.
+ProviderLookup = Callable[[Environment, Sequence[ProviderRef]], Mapping[tuple[str, str], bytes]]
 
 
 def policy_context(commit: CommitInfo) -> dict[str, Any]:
@@ -64,20 +68,35 @@ class StackRenderer:
     when a policy is evaluated for a committed revision (a working tree has no commit).
     ``policies/*.rego`` is read once per renderer and evaluated by ``evaluator``: the
     bounded child processes of gitswarm/sandbox (the Reconciler's, or the CLI's own,
-    ended by ``close()``)."""
+    ended by ``close()``).
+
+    ``providers`` resolves provider secrets (the agent and `gitswarm sync`); without it
+    (the pre-commit commands) they get placeholder names and no value: nothing the
+    operator's providers would print is ever fetched for a render that deploys nothing."""
 
     tree: Tree
     config: RepoConfig
     identity: IdentityLookup
     commits: CommitLookup
     evaluator: RegoEvaluator
+    providers: ProviderLookup | None = None
     _rego: Mapping[str, str] | None = field(default=None, init=False, repr=False)
     _context: Mapping[str, Any] | None = field(default=None, init=False, repr=False)
 
     def render(self, app: str, env: Environment) -> DesiredStack:
         """``app``'s stack in ``env``; an InputError with every problem when it is bad."""
         identity, why = self.identity(env)
-        return render_stack(self.tree, self.config, app, env.name, identity, no_identity=why)
+        if self.providers is None:
+            return render_stack(self.tree, self.config, app, env.name, identity, no_identity=why)
+        try:  # the values first only when the stack is sound and has provider secrets
+            return render_stack(
+                self.tree, self.config, app, env.name, identity, no_identity=why, provided={}
+            )
+        except ProviderValuesNeeded as needed:
+            values = self.providers(env, needed.refs)
+        return render_stack(
+            self.tree, self.config, app, env.name, identity, no_identity=why, provided=values
+        )
 
     def rego(self) -> Mapping[str, str]:
         """The repository's policies/*.rego: path -> source. With any, the evaluator's child
@@ -111,8 +130,10 @@ class StackRenderer:
         *,
         now: dt.datetime,
         override_window: str | None = None,
+        secret_created: Mapping[str, dt.datetime] | None = None,
     ) -> PolicyReport:
-        """The policy gate over ``desired`` (policy.evaluate), with this tree's inputs."""
+        """The policy gate over ``desired`` (policy.evaluate), with this tree's inputs;
+        ``secret_created``: when each secret version appeared on the target (the agent's)."""
         return evaluate(
             desired,
             env,
@@ -121,6 +142,7 @@ class StackRenderer:
             context=self.context(),
             override_window=override_window,
             rego=self.evaluator,
+            secret_created=secret_created,
         )
 
 
@@ -157,6 +179,7 @@ __all__ = [
     "CommitLookup",
     "IdentityLookup",
     "LocalIdentities",
+    "ProviderLookup",
     "StackRenderer",
     "policy_context",
 ]

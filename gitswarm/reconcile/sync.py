@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
@@ -34,14 +34,9 @@ from gitswarm.model.config import (
     Target,
     VerifySettings,
 )
-from gitswarm.model.observed import StackState
-from gitswarm.model.operation import (
-    Baseline,
-)
-from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, ServiceChange, deployable_compose, make_plan
+from gitswarm.plan import Plan, deployable_compose, make_plan
 from gitswarm.policy import raise_for_violations
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
@@ -52,6 +47,7 @@ from gitswarm.reconcile.apply import (
     read_applied,
     wait_converged,
 )
+from gitswarm.reconcile.baselines import save_baselines
 from gitswarm.reconcile.outcome import (
     Rendered,
     RollbackOf,
@@ -61,17 +57,20 @@ from gitswarm.reconcile.outcome import (
 )
 from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
+from gitswarm.source.providers import ProviderSet
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
 from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store, sync_lock
 from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.targets import TargetTable
 
 if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
     from gitswarm.reconcile.metrics import Metrics
@@ -130,6 +129,11 @@ class Reconciler:
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    # The operator's targets (swarm/targets.py): which endpoint a target name means, and
+    # which environments may deploy to it. None: those of ``swarm_for`` (a SwarmPool).
+    targets: TargetTable | None = None
+    # The operator's secret providers (source/providers.py); none unless configured.
+    providers: ProviderSet = field(default_factory=ProviderSet)
     # Evaluates policies/*.rego: in bounded child processes (started on first use).
     rego: RegoEvaluator = field(default_factory=RegoSandbox)
     # The settings of the last few revisions: load_config is a pure function of the
@@ -220,15 +224,24 @@ class Reconciler:
             app = config.application(app_name)
         except KeyError as exc:
             raise UsageError(f"{exc.args[0]} (in gitswarm.yml at {rev[:12]})") from None
+        self.check_target(env)  # a commit cannot move an environment to another swarm
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
         renderer = self.renderer(tree, config, commit)
         desired = renderer.render(app.name, env)  # render
         report = renderer.evaluate(  # validate
-            desired, env, now=self.clock.now(), override_window=override_window
+            desired,
+            env,
+            now=self.clock.now(),
+            override_window=override_window,
+            secret_created=secret_created(self.swarm_for, env, desired),
         )
         return Rendered(rev, commit, config, app, env, desired, report)
+
+    def check_target(self, env: Environment) -> None:
+        """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
+        check_target(target_table(self.targets, self.swarm_for), env)
 
     def renderer(
         self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
@@ -241,6 +254,7 @@ class Reconciler:
             lambda env: self.load_identity(config, env),
             (lambda _sha: commit) if commit is not None else self.source.commit_info,
             self.rego,
+            lambda env, refs: self.providers.resolve(env.name, refs),
         )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
@@ -419,47 +433,16 @@ class Reconciler:
                 clock=self.clock,
                 progress=self.progress,
             )
-        drifted = self._save_baselines(swarm, r.desired, plan, applied)  # record
-        collect_garbage(swarm, r.desired, keep=policy.keep_versions, progress=self.progress)
+        drifted = save_baselines(self.store, swarm, r.desired, plan, applied)  # record
+        collect_garbage(
+            swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock
+        )
         deployed = ", ".join(plan.to_deploy) or "none"
         removed = ", ".join(c.service for c in plan.to_remove) or "none"
         message = f"deployed: {deployed}; removed: {removed}"
         if drifted:
             message += "; changed on the swarm during the sync: " + drift_summary(drifted)
         return replace(base, result="Succeeded", verdict=verdict, message=message, drifted=drifted)
-
-    def _save_baselines(
-        self,
-        swarm: Swarm,
-        desired: DesiredStack,
-        plan: Plan,
-        applied: Mapping[str, Mapping[str, Any]],
-    ) -> tuple[ServiceChange, ...]:
-        """Record what was applied as each deployed service's baseline, and return the
-        drift of those services now (a manual change made while they converged)."""
-        live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
-        saved: dict[str, Baseline] = {}
-        for service in live:
-            name = service.compose_name
-            spec = applied[name]
-            saved[name] = self.store.save_baseline(
-                desired.app,
-                desired.env,
-                name,
-                spec=spec,
-                rendered=desired.services.get(name, {}),
-                # The version says "nothing wrote since": true only if the spec is still
-                # the applied one (0 never matches, so the spec is compared).
-                version=service.version if service.spec == spec else 0,
-                spec_hash=desired.service_hashes.get(name, service.spec_hash or ""),
-                revision=desired.revision,
-            )
-        for change in plan.to_remove:
-            self.store.delete_baseline(desired.app, desired.env, change.service)
-        now = make_plan(
-            desired, StackState(desired.stack, tuple(live)), saved, prune=False, heal=False
-        )
-        return tuple(c for c in now.drifted if c.service in saved)
 
 
 def _window_opens(rendered: Rendered | None) -> dt.datetime | None:

@@ -189,6 +189,11 @@ class AgentState:
         with self.lock:
             return self._rendered.get((app, env, revision))
 
+    def renders(self) -> list[tuple[str, str, Rendered]]:
+        """(app, env, render) of the revision deployed last, for each app x env."""
+        with self.lock:
+            return [(app, env, r) for (app, env, _rev), r in self._rendered.items()]
+
     def remember_render(self, app: str, env: str, revision: str, rendered: Rendered) -> None:
         """One render per app x env: that of the revision deployed last."""
         with self.lock:
