@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ def free_port() -> int:
 class Trigger:
     method: str
     path: re.Pattern[str]
-    action: Callable[[], None]
+    action: Callable[[], object]
     after: bool  # run once the engine answered (the request took effect), else before
     nth: int = 1  # on the nth matching request
     seen: int = 0
@@ -75,7 +76,7 @@ class DockerTap:
         self,
         method: str,
         path: str,
-        action: Callable[[], None],
+        action: Callable[[], object],
         *,
         after: bool = False,
         nth: int = 1,
@@ -244,3 +245,70 @@ class AgentProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # a child it left (a deploy's CLI)
         self.log.close()
+
+
+class FlakyRemote:
+    """A TCP proxy in front of a Git HTTP server whose behaviour a test switches:
+    ``mode`` "pass" (forward), "garbage" (answer every request with bytes that are no Git
+    protocol), "slow" (hold each answer ``delay`` seconds) or "down" (refuse: close)."""
+
+    def __init__(self, upstream_url: str) -> None:
+        parsed = httpx.URL(upstream_url)
+        self.upstream = (parsed.host, parsed.port or 80)
+        self.mode = "pass"
+        self.delay = 0.0
+        self.requests = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.url = str(parsed.copy_with(port=self.port))
+        self._closed = False
+        threading.Thread(target=self._accept, name="flaky-remote", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._server.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self.requests += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        mode = self.mode
+        with client:
+            if mode == "down":
+                return
+            if mode == "garbage":
+                with contextlib.suppress(OSError):
+                    client.recv(65536)
+                    body = b"\x00\x01 this is not the git protocol \xff\xfe" * 4
+                    client.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-"
+                        b"advertisement\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                        % (len(body), body)
+                    )
+                return
+            with socket.create_connection(self.upstream) as upstream:
+                done = threading.Event()
+
+                def answers() -> None:
+                    with contextlib.suppress(OSError):
+                        while chunk := upstream.recv(65536):
+                            if self.mode == "slow":
+                                time.sleep(self.delay)
+                            client.sendall(chunk)
+                    done.set()
+                    with contextlib.suppress(OSError):
+                        client.shutdown(socket.SHUT_WR)
+
+                threading.Thread(target=answers, daemon=True).start()
+                with contextlib.suppress(OSError):
+                    while chunk := client.recv(65536):
+                        upstream.sendall(chunk)
+                    upstream.shutdown(socket.SHUT_WR)
+                done.wait(120)

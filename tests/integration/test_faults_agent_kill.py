@@ -11,6 +11,7 @@ the agent's own requests say where it is.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,6 +67,16 @@ def stack(rig: AgentRig, conf: str, message: str) -> str:
     )
 
 
+def at_head(store: Store, sha: str) -> Callable[[], bool]:
+    """Whether app/dev is deployed and healthy at ``sha``, as the store says."""
+
+    def check() -> bool:
+        status = store.get_status("app", "dev")
+        return bool(status and status.revision == sha and status.health == "Healthy")
+
+    return check
+
+
 def arm(tap: DockerTap, stage: str, kill: Callable[[], None]) -> None:
     """Kill the agent at ``stage`` of its next sync."""
     if stage == "after-render":  # the new config exists, nothing deployed yet
@@ -113,13 +124,7 @@ def test_kill_9_at_each_stage_then_a_new_agent_finishes_the_sync(
     rig.wc = git_remote.clone()
     store = Store(str(tmp_path / "state.db"))
 
-    def converged(sha: str) -> Callable[[], bool]:
-        def check() -> bool:
-            status = store.get_status("app", "dev")
-            return bool(status and status.revision == sha and status.health == "Healthy")
-
-        return check
-
+    converged = functools.partial(at_head, store)
     try:
         with docker_tap(swarm.docker_host, tmp_path) as tap:
             if stage == "gc":  # a first version to collect later
@@ -169,3 +174,49 @@ def test_kill_9_at_each_stage_then_a_new_agent_finishes_the_sync(
         print(f"FAULT kill-9 {stage}: at the kill {at_kill}; recovered in {took:.1f}s")
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_two_agents_on_postgres_the_leader_killed_mid_sync_the_standby_finishes_once(
+    swarm: SwarmUnderTest,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    agents: list[AgentProcess],
+    docker_client: docker.DockerClient,
+    postgres_url: str,
+    postgres_server: Any,
+) -> None:
+    schema = f"t_{stack_name[-6:]}"
+    url = postgres_server.create_schema(schema, "gitswarm")
+    rig = AgentRig(git_remote, tmp_path, stack_name)
+    rig.wc = git_remote.clone()
+    conf = {**settings(git_remote, tmp_path), "state": url}
+    store = Store(url)
+    try:
+        with docker_tap(swarm.docker_host, tmp_path) as tap:
+            leader = AgentProcess(tmp_path, "a", conf, tap.docker_host)
+            agents.append(leader)
+            wait_for(leader.leader, 30)
+            standby = AgentProcess(tmp_path, "b", conf, swarm.docker_host)
+            agents.append(standby)
+            wait_for(lambda: standby.ready() is not None, 30)
+            assert not standby.leader()
+            arm(tap, "health-wait", leader.kill_9)
+            head = stack(rig, "v1\n", "the leader dies during the health wait")
+            wait_for(lambda: leader.proc.poll() is not None, 90)
+            killed = time.monotonic()
+        took = wait_for(standby.leader, 30, interval=0.05)
+        assert took <= 2 * LEASE + 0.5, f"takeover {took:.2f}s after the kill"
+        wait_for(at_head(store, head), 120)
+        finished = time.monotonic() - killed
+        ops = [o for o in store.history(app="app", env="dev") if o.revision == head]
+        assert sorted(o.result for o in ops) == ["Interrupted", "Succeeded"], ops
+        (dead,) = [o for o in ops if o.result == "Interrupted"]
+        (done,) = [o for o in ops if o.result == "Succeeded"]
+        assert dead.holder != done.holder and done.started_at >= dead.started_at
+        assert len(object_names(docker_client, stack_name, "config")) == 1
+        print(f"FAULT postgres leader killed: takeover {took:.2f}s, synced {finished:.1f}s after")
+    finally:
+        store.close()
+        postgres_server.drop_schema(schema, "gitswarm")
