@@ -23,8 +23,12 @@ which renders every app once more for the drift cache.
 
 from __future__ import annotations
 
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.agent import AgentProcess, Event
@@ -32,7 +36,7 @@ from bench.gitops import many_stacks, stack_file
 from bench.lab import BenchLab
 from bench.latency import agent_settings
 from bench.observe import Observer
-from bench.report import Sample, Section, Target, fmt
+from bench.report import Sample, Section, Target, fmt, ratio
 from harness.gitserve import WorkingCopy
 
 PER_STACK = 5
@@ -89,6 +93,44 @@ def _commit_cost(
     return cost, events, pushed
 
 
+def _floor_deploy(lab: BenchLab, size: int) -> float:
+    """The floor of a one-app commit: a bare ``docker stack deploy`` of the same change
+    (svc0 busybox:1 -> busybox:2 in a 5-service stack beside the others), until it
+    returns (replicas 0: the spec update is all there is to converge)."""
+    stack = f"floor{size}"
+    folder = lab.folder(f"noop-floor-{size}")
+    times = []
+    for tag in ("1", "2", "1", "2"):
+        _, text = stack_file(stack, PER_STACK, tag=tag)
+        path = folder / "stack.yml"
+        path.write_text(text)
+        started = time.monotonic()
+        lab.docker("stack", "deploy", "-c", str(path), stack)
+        times.append(time.monotonic() - started)
+    lab.docker("stack", "rm", stack)
+    return statistics.median(times[1:])  # the first one creates the stack
+
+
+def _cli_seconds(args: Sequence[str], runs: int = 5) -> float:
+    """Median wall time of a command (the CLI's start-up included)."""
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run(args, check=True, capture_output=True)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+def _status_cost(state: Path) -> dict[str, float]:
+    """``gitswarm status`` over every app of the agent's store, against ``python -c pass``."""
+    exe = str(Path(sys.executable).with_name("gitswarm"))
+    return {
+        "status": _cli_seconds([exe, "status", "--state", str(state)]),
+        "status_json": _cli_seconds([exe, "status", "--json", "--state", str(state)]),
+        "python": _cli_seconds([sys.executable, "-c", "pass"]),
+    }
+
+
 def measure(
     lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False
 ) -> list[dict[str, Any]]:
@@ -141,6 +183,8 @@ def measure(
             one["changed"] = sorted(
                 name for name, v in observer.versions().items() if versions.get(name) != v
             )
+            one["floor"] = _floor_deploy(lab, size)
+            status = _status_cost(lab.folder("agent-noop") / "state.db")
             stats = agent.command("stats")
             out.append(
                 {
@@ -154,6 +198,7 @@ def measure(
                     "polls": len(polls),
                     "changed": changed,
                     "one": one,
+                    "status": status,
                     "rss": stats["VmRSS"],
                     "peak": stats["VmHWM"],
                     "children": stats.get("children", 0.0),
@@ -211,7 +256,9 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False)
                 f"{fmt(commit['wall'])}, CPU {fmt(commit['cpu'])}, {commit['writes']} writes",
                 f"{fmt(first['wall'])}, {first['renders']} renders",
                 fmt(one["deploy"]),
-                fmt(one["synced"]),
+                f"{fmt(one['synced'])} (floor {fmt(one['floor'])}, "
+                f"+{fmt(one['synced'] - one['floor'])})",
+                f"{one['renders']}",
                 f"{one['writes']} / {len(one['changed'])}",
             )
         )
@@ -222,18 +269,64 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False)
             "the push to the last sync's end; then the first drift round after it (renders "
             "every app again for the drift cache). 'one service changed': svc0 of the last "
             "app in the queue (nNNN) gets busybox:2 — from the push to that app's deploy "
-            "start and sync end; writes / services whose Version.Index moved.",
+            "start and sync end, against the floor (a bare `docker stack deploy` of the same "
+            "change to a 5-service stack on the same swarm); renders: apps rendered for that "
+            "commit; writes / services whose Version.Index moved.",
             (
                 "apps",
                 "no stack changed",
                 "1st drift round after",
                 "1 changed -> deploy",
                 "-> synced",
+                "renders",
                 "writes / changed",
             ),
             rows,
         )
     )
+    status_rows: list[tuple[str, ...]] = [
+        (
+            str(r["stacks"]),
+            fmt(r["status"]["status"]),
+            fmt(r["status"]["status_json"]),
+            fmt(r["status"]["python"]),
+            ratio(r["status"]["status"], r["status"]["python"]),
+        )
+        for r in results
+    ]
+    section.tables.append(
+        (
+            "`gitswarm status` over every app of the agent's store (SQLite), a process "
+            "started each time, median of 5; the floor is `python -c pass`.",
+            ("apps", "status", "status --json", "python -c pass", "ratio"),
+            status_rows,
+        )
+    )
+    if len(results) > 1:
+        small, big = results[0], results[-1]
+
+        def cpu_of(r: dict[str, Any]) -> float:
+            return Sample.of(s["cpu"] for s in r["steady"]).median
+
+        def wall_of(r: dict[str, Any]) -> float:
+            return Sample.of(s["wall"] for s in r["steady"]).median
+
+        growth = [
+            ("no-op round CPU", cpu_of(small), cpu_of(big)),
+            ("no-op round wall", wall_of(small), wall_of(big)),
+            ("agent peak RSS (MB)", small["peak"], big["peak"]),
+            ("README commit (all apps synced)", small["commit"]["wall"], big["commit"]["wall"]),
+            ("1 changed -> synced", small["one"]["synced"], big["one"]["synced"]),
+            ("gitswarm status", small["status"]["status"], big["status"]["status"]),
+        ]
+        section.tables.append(
+            (
+                f"Growth from {small['stacks']} to {big['stacks']} apps "
+                f"({big['stacks'] / small['stacks']:.0f}x the apps).",
+                ("figure", str(small["stacks"]), str(big["stacks"]), "growth"),
+                [(name, fmt(a), fmt(b), ratio(b, a)) for name, a, b in growth],
+            )
+        )
     for r in results:
         section.notes.append(
             f"{r['stacks']} stacks: deployed (from the push to the agent idle) in "
@@ -286,6 +379,38 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False)
             ),
             Target("agent memory (peak RSS)", "< 150 MB", f"{peak:.0f} MB", peak < 150),
         ]
+        one = big["one"]
+        status = big["status"]["status"]
+        big_cpu = Sample.of(s["cpu"] for s in big["steady"]).median
+        if big["stacks"] >= 1000:
+            section.targets += [
+                Target(
+                    f"no-op round CPU, {big['stacks']} apps x {PER_STACK}",
+                    "< 1 s",
+                    fmt(big_cpu),
+                    big_cpu < 1.0,
+                ),
+                Target(
+                    f"agent memory at {big['stacks']} apps", "< 200 MB", f"{big['peak']:.0f} MB",
+                    big["peak"] < 200,
+                ),
+            ]  # fmt: skip
+        section.targets += [
+            Target(
+                f"a commit to one app of {big['stacks']}: apps rendered",
+                "only those whose inputs changed (1)",
+                str(one["renders"]),
+                one["renders"] == 1,
+            ),
+            Target(
+                f"a commit to one app of {big['stacks']}: synced",
+                "within 1 s of the floor",
+                f"+{fmt(one['synced'] - one['floor'])}",
+                one["synced"] - one["floor"] <= 1.0,
+            ),
+            Target(f"gitswarm status over {big['stacks']} apps", "< 1 s", fmt(status),
+                   status < 1.0),
+        ]  # fmt: skip
     section.data = {"sizes": results}
     section.seconds = time.monotonic() - started
     return section
