@@ -24,7 +24,7 @@ from typing import Any
 from gitswarm.errors import HealthError
 from gitswarm.health import Verdict, assess
 from gitswarm.model.config import ResolveImage
-from gitswarm.model.observed import ObjectState, ServiceState
+from gitswarm.model.observed import ObjectState, ServiceState, StackState
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -149,11 +149,13 @@ def collect_garbage(
     *,
     keep: int,
     progress: Progress = _quiet,
+    observed: StackState | None = None,
 ) -> list[str]:
     """Remove owned config/secret versions of this app and environment that no service
     uses, keeping the ``keep`` newest unused versions of each name for rollbacks.
-    Returns the names removed. An object still in use is skipped, never forced."""
-    state = swarm.observe(desired.stack)
+    Returns the names removed. An object still in use is skipped, never forced.
+    ``observed``: the stack as just read, when nothing was written since (no re-read)."""
+    state = observed if observed is not None else swarm.observe(desired.stack)
     in_use = _referenced(state.services)
     current = {obj.name for obj in desired.objects}
     groups: dict[tuple[str, str], list[ObjectState]] = defaultdict(list)

@@ -477,6 +477,13 @@ class Reconciler:
         if req.dry_run:
             return replace(base, result="Succeeded", message="dry run: nothing was changed")
         if plan.empty:
+            # Old versions a sync cut short (kill -9 during its GC) are collected now: the
+            # restarted sync finds nothing to deploy but must not leave them behind.
+            # From what was just observed: no extra read, a write only for garbage.
+            collect_garbage(
+                swarm, r.desired, keep=policy.keep_versions, progress=self.progress,
+                observed=observed,
+            )  # fmt: skip
             return replace(base, result="Succeeded", message="already in sync: nothing to do")
         since = self.clock.now()
         compose = to_yaml(replace(r.desired, compose=deployable_compose(r.desired, plan.to_deploy)))

@@ -96,17 +96,7 @@ def arm(tap: DockerTap, stage: str, kill: Callable[[], None]) -> None:
         raise AssertionError(stage)
 
 
-STAGES = [
-    "after-render",
-    "stack-deploy",
-    "health-wait",
-    pytest.param(
-        "gc",
-        marks=pytest.mark.xfail(
-            strict=True, reason="defect: a restarted agent's sync plans nothing and never GCs"
-        ),
-    ),
-]
+STAGES = ["after-render", "stack-deploy", "health-wait", "gc"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
