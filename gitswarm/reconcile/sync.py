@@ -225,6 +225,9 @@ class Reconciler:
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     # Evaluates policies/*.rego: in bounded child processes (started on first use).
     rego: RegoEvaluator = field(default_factory=RegoSandbox)
+    # The sync lock's lease (renewed every third of it while the sync runs): how long a
+    # sync whose process died keeps others out. `gitswarm serve` ties it to lease_ttl.
+    sync_lease: float = SYNC_LEASE
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -390,10 +393,10 @@ class Reconciler:
                 self.store.lock(
                     sync_lock(req.app, req.env),
                     self.holder,
-                    ttl_seconds=SYNC_LEASE,
+                    ttl_seconds=self.sync_lease,
                     wait=req.lock_wait,
                 ) as lease,
-                kept_alive(lease),
+                kept_alive(lease, self.sync_lease / 3),
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
