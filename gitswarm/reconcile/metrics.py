@@ -7,7 +7,15 @@ reason: bounded sets, never revisions or messages.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gitswarm.reconcile.journal import Journal
 
 SYNC_STATES = ("Synced", "OutOfSync", "Unknown")
 HEALTH_STATES = ("Healthy", "Progressing", "Degraded", "Missing", "Unknown")
@@ -93,8 +101,36 @@ class Metrics:
             registry=r,
         )
 
+        self._journal = _JournalCollector()
+        r.register(self._journal)
+
+    def watch_journal(self, journal: Journal) -> None:
+        """Serve the store's refused writes from ``journal`` (the agent's Reconciler's)."""
+        self._journal.journal = journal
+
     def set_state(self, app: str, env: str, sync: str, health: str) -> None:
         for state in SYNC_STATES:
             self.sync_state.labels(app, env, state).set(1 if state == sync else 0)
         for state in HEALTH_STATES:
             self.health_state.labels(app, env, state).set(1 if state == health else 0)
+
+
+class _JournalCollector(Collector):
+    """Read at each scrape from the journal (reconcile/journal.py), which counts itself."""
+
+    def __init__(self) -> None:
+        self.journal: Journal | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        journal = self.journal
+        backlog = journal.backlog() if journal is not None else None
+        yield CounterMetricFamily(
+            "gitswarm_store_write_failures",
+            "Writes the state store refused (locked, disk full, down); each is kept and retried.",
+            value=journal.failures if journal is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "gitswarm_store_unwritten_records",
+            "Records the state store refused that wait, in memory, to be written.",
+            value=backlog.count if backlog is not None else 0,
+        )

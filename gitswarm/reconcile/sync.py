@@ -27,17 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
-from gitswarm.model.config import (
-    Environment,
-    RepoConfig,
-    SyncPolicy,
-    Target,
-    VerifySettings,
-)
+from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, VerifySettings
 from gitswarm.model.observed import StackState
-from gitswarm.model.operation import (
-    Baseline,
-)
+from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
@@ -52,13 +44,8 @@ from gitswarm.reconcile.apply import (
     read_applied,
     wait_converged,
 )
-from gitswarm.reconcile.outcome import (
-    Rendered,
-    RollbackOf,
-    SyncOutcome,
-    SyncRequest,
-    drift_summary,
-)
+from gitswarm.reconcile.journal import Journal
+from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer
 from gitswarm.render import to_yaml
@@ -134,9 +121,10 @@ class Reconciler:
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
     # Evaluates policies/*.rego: in bounded child processes (started on first use).
     rego: RegoEvaluator = field(default_factory=RegoSandbox)
-    # The sync lock's lease (renewed every third of it while the sync runs): how long a
-    # sync whose process died keeps others out. `gitswarm serve` ties it to lease_ttl.
+    # How long a sync whose process died keeps others out (serve: 2 x lease_ttl).
     sync_lease: float = SYNC_LEASE
+    # Records the store refused, kept in order until it takes them (journal.py).
+    journal: Journal = field(default_factory=Journal)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -149,7 +137,7 @@ class Reconciler:
     @property
     def recorder(self) -> Recorder:
         """Where every outcome is written (history, status, metrics, notifications)."""
-        return Recorder(self.store, self.source, self.notifier, self.metrics)
+        return Recorder(self.store, self.source, self.notifier, self.metrics, self.journal)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
@@ -400,13 +388,9 @@ class Reconciler:
         if req.dry_run:
             return replace(base, result="Succeeded", message="dry run: nothing was changed")
         if plan.empty:
-            # Old versions a sync cut short (kill -9 during its GC) are collected now: the
-            # restarted sync finds nothing to deploy but must not leave them behind.
-            # From what was just observed: no extra read, a write only for garbage.
-            collect_garbage(
-                swarm, r.desired, keep=policy.keep_versions, progress=self.progress,
-                observed=observed,
-            )  # fmt: skip
+            # Finish a GC a kill -9 cut short (from what was observed: no extra read).
+            keep = policy.keep_versions
+            collect_garbage(swarm, r.desired, keep=keep, progress=self.progress, observed=observed)
             return replace(base, result="Succeeded", message="already in sync: nothing to do")
         since = self.clock.now()
         compose = to_yaml(replace(r.desired, compose=deployable_compose(r.desired, plan.to_deploy)))
