@@ -73,6 +73,12 @@ class Metrics:
             ["fetched"],
             registry=r,
         )
+        self.syncs_skipped = Counter(
+            "gitswarm_syncs_skipped_total",
+            "App syncs not run at a new revision: the files and settings the app's render "
+            "reads are the same as at its deployed revision (nothing rendered or deployed).",
+            registry=r,
+        )
         self.webhook_requests = Counter(
             "gitswarm_webhook_requests_total",
             "Webhook requests by provider and result.",

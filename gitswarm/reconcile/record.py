@@ -288,6 +288,26 @@ class Recorder:
             return
         self._notify(kind, app, env, revision, outcome.message, outcome.reason)
 
+    # --- a commit that leaves apps as they were (reconcile/agent/gitpoll.py) ----------
+
+    def unchanged(self, moves: list[tuple[str, str, str]], revision: str) -> set[tuple[str, str]]:
+        """Each (app, env, deployed revision) renders the same at ``revision``: its status
+        moves there (Synced, Healthy: nothing to render, nothing to deploy), with no
+        operation in history. Returns the (app, env) moved; the others are synced as usual
+        (so is every app while the store refuses writes: nothing here waits in the
+        journal, whose older records must land first)."""
+        message = f"inputs unchanged at {revision[:12]}: nothing to render or deploy"
+        if self.journal.backlog() is not None:
+            return set()
+        try:
+            moved = self.store.advance_revisions(moves, revision, message)
+        except GitswarmError as exc:
+            log.warning("could not move %d statuses to %s: %s", len(moves), revision[:12], exc)
+            return set()
+        if self.metrics is not None and moved:
+            self.metrics.syncs_skipped.inc(len(moved))
+        return moved
+
     # --- drift (the agent's drift checks: reconcile/agent/drift.py) --------------------
 
     def drift_detected(

@@ -11,6 +11,10 @@ from, and that is passed in (``IdentityLookup``): the agent's configured keys
 (``Reconciler.load_identity``), or for a local checkout ``LocalIdentities`` (``--identity``,
 else the project's keys dir; source/keys.py).
 
+What a render depends on is digested here too (``input_digest``): the files it read
+(render/inputs.py) and the settings it was given. The agent renders an app at a new
+revision only when that digest changed (reconcile/agent/gitpoll.py).
+
 No store and no Docker here: ``gitswarm render`` imports this module and must start at
 once (tests/unit/test_cli_startup.py).
 """
@@ -18,19 +22,21 @@ once (tests/unit/test_cli_startup.py).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gitswarm.errors import SecretError
-from gitswarm.model.config import Environment, RepoConfig
+from gitswarm.model.config import Application, Environment, RepoConfig
 from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.render import render_stack
+from gitswarm.render.inputs import IdentifiedTree, Inputs
 from gitswarm.render.secrets import Identity
 from gitswarm.repo.policies import rego_sources
 from gitswarm.source.keys import load_identity
@@ -54,6 +60,44 @@ def policy_context(commit: CommitInfo) -> dict[str, Any]:
             "time": commit.committed_at,
         }
     }
+
+
+def settings_digest(config: RepoConfig, app: Application, env: Environment) -> str:
+    """The settings one app's render and sync in ``env`` depend on: its own declaration
+    and its environment's in full (files, sync policy, policies, verify...), the project,
+    the targets, and of every other app and environment what a render looks at (names,
+    stacks, folders: other environments' objects; the files of an app deploying to the
+    same stack). Not where in gitswarm.yml each was written (only error messages use
+    that)."""
+    stack = app.stack_name(env.name)
+    shapes = [
+        (a.name, a.stack, a.environments, a.files if a.stack_name(env.name) == stack else ())
+        for a in config.applications
+    ]
+    folders = [(e.name, e.path, e.target) for e in config.environments]
+    mine = (replace(app, positions={}), replace(env, positions={}))
+    text = repr((config.project, sorted(config.targets.items()), folders, shapes, mine))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_digest(
+    inputs: Inputs,
+    tree: IdentifiedTree,
+    config: RepoConfig,
+    app: Application,
+    env: Environment,
+    memo: dict[tuple[str, str], str] | None = None,
+) -> str:
+    """Everything the render of ``app`` in ``env`` took from the revision of ``tree``
+    (whose settings are ``config``), as one hash: equal digests, equal renders."""
+    both = f"{inputs.digest(tree, memo)}\0{settings_digest(config, app, env)}"
+    return hashlib.sha256(both.encode()).hexdigest()
+
+
+def reads_commit(rego: Mapping[str, str]) -> bool:
+    """Whether a policy may look at ``input.commit`` (then every commit is an input of
+    every app: its author or message can change the verdict)."""
+    return any("commit" in src or "input[" in src or "walk(" in src for src in rego.values())
 
 
 @dataclass
@@ -158,5 +202,8 @@ __all__ = [
     "IdentityLookup",
     "LocalIdentities",
     "StackRenderer",
+    "input_digest",
     "policy_context",
+    "reads_commit",
+    "settings_digest",
 ]

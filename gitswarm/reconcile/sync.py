@@ -47,8 +47,9 @@ from gitswarm.reconcile.apply import (
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
-from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
 from gitswarm.render import to_yaml
+from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
@@ -216,12 +217,15 @@ class Reconciler:
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        renderer = self.renderer(tree, config, commit)
+        recording = RecordingTree(tree)  # what it reads: the inputs of this app's render
+        renderer = self.renderer(recording, config, commit)
         desired = renderer.render(app.name, env)  # render
         report = renderer.evaluate(  # validate
             desired, env, now=self.clock.now(), override_window=override_window
         )
-        return Rendered(rev, commit, config, app, env, desired, report)
+        inputs, commit_read = recording.inputs(), reads_commit(renderer.rego())
+        digest = None if commit_read else input_digest(inputs, tree, config, app, env)
+        return Rendered(rev, commit, config, app, env, desired, report, inputs, digest)
 
     def renderer(
         self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
