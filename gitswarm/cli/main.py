@@ -74,6 +74,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rollback_cmd",
         "Return ENV to a past revision with a Git commit, push it and sync it.",
     ),
+    "bootstrap": (
+        "gitswarm.cli.ops",
+        "bootstrap",
+        "Rebuild every application of ENV on an empty swarm from Git alone, then verify.",
+    ),
     "serve": (
         "gitswarm.cli.serve",
         "serve",

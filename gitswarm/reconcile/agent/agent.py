@@ -215,7 +215,14 @@ class Agent(AgentView):
         queue.fire_due(self.ctx.monotonic(), self._next_poll, self.settings.drift_interval)
         if self.reconciler.journal.due():  # records the store refused: try again
             queue.offer(("record",), TriggerRequest("agent"))
-        return queue.take_ready()
+        return queue.take_ready(self._after)
+
+    def _after(self, key: Key) -> tuple[Key, ...]:
+        """What a task waits for: a sync, the syncs of its app's depends_on."""
+        config = self.state.config
+        if key[0] != "sync" or config is None:
+            return ()
+        return tuple(("sync", dep, key[2]) for dep in config.dependencies(key[1], key[2]))
 
     def _dispatch(self) -> None:
         state, settings = self.state, self.settings
