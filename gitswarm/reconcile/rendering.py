@@ -62,22 +62,41 @@ def policy_context(commit: CommitInfo) -> dict[str, Any]:
     }
 
 
-def settings_digest(config: RepoConfig, app: Application, env: Environment) -> str:
+@dataclass
+class DigestMemo:
+    """What one revision answers for every app (each app asks): the tree's answers
+    (render/inputs.py), and per environment the shape of all apps and who deploys to
+    which stack. One per (tree, config); the agent checks 1,000 apps with one."""
+
+    answers: dict[tuple[str, str], str] = field(default_factory=dict)
+    shapes: dict[str, str] = field(default_factory=dict)  # env -> digest
+    stacks: dict[str, dict[str, list[tuple[str, tuple[str, ...]]]]] = field(default_factory=dict)
+
+
+def settings_digest(
+    config: RepoConfig, app: Application, env: Environment, memo: DigestMemo | None = None
+) -> str:
     """The settings one app's render and sync in ``env`` depend on: its own declaration
     and its environment's in full (files, sync policy, policies, verify...), the project,
     the targets, and of every other app and environment what a render looks at (names,
     stacks, folders: other environments' objects; the files of an app deploying to the
     same stack). Not where in gitswarm.yml each was written (only error messages use
     that)."""
-    stack = app.stack_name(env.name)
-    shapes = [
-        (a.name, a.stack, a.environments, a.files if a.stack_name(env.name) == stack else ())
-        for a in config.applications
-    ]
-    folders = [(e.name, e.path, e.target) for e in config.environments]
+    memo = memo or DigestMemo()
+    shape = memo.shapes.get(env.name)
+    stacks = memo.stacks.get(env.name)
+    if shape is None or stacks is None:
+        shapes = [(a.name, a.stack, a.environments) for a in config.applications]
+        folders = [(e.name, e.path, e.target) for e in config.environments]
+        text = repr((config.project, sorted(config.targets.items()), folders, shapes))
+        shape = memo.shapes[env.name] = hashlib.sha256(text.encode()).hexdigest()
+        stacks = memo.stacks[env.name] = {}
+        for other in config.applications:
+            entry = (other.name, other.files)
+            stacks.setdefault(other.stack_name(env.name), []).append(entry)
+    sharing = stacks.get(app.stack_name(env.name), [])
     mine = (replace(app, positions={}), replace(env, positions={}))
-    text = repr((config.project, sorted(config.targets.items()), folders, shapes, mine))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(repr((shape, sharing, mine)).encode()).hexdigest()
 
 
 def input_digest(
@@ -86,11 +105,13 @@ def input_digest(
     config: RepoConfig,
     app: Application,
     env: Environment,
-    memo: dict[tuple[str, str], str] | None = None,
+    memo: DigestMemo | None = None,
 ) -> str:
     """Everything the render of ``app`` in ``env`` took from the revision of ``tree``
-    (whose settings are ``config``), as one hash: equal digests, equal renders."""
-    both = f"{inputs.digest(tree, memo)}\0{settings_digest(config, app, env)}"
+    (whose settings are ``config``), as one hash: equal digests, equal renders. ``memo``:
+    shared by the apps checked at one revision."""
+    memo = memo or DigestMemo()
+    both = f"{inputs.digest(tree, memo.answers)}\0{settings_digest(config, app, env, memo)}"
     return hashlib.sha256(both.encode()).hexdigest()
 
 
@@ -199,6 +220,7 @@ class LocalIdentities:
 
 __all__ = [
     "CommitLookup",
+    "DigestMemo",
     "IdentityLookup",
     "LocalIdentities",
     "StackRenderer",

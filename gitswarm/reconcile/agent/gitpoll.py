@@ -30,7 +30,7 @@ from gitswarm.model.config import RepoConfig
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.queue import Key
 from gitswarm.reconcile.outcome import Rendered
-from gitswarm.reconcile.rendering import input_digest
+from gitswarm.reconcile.rendering import DigestMemo, input_digest
 from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 
@@ -94,7 +94,7 @@ class GitPoll:
             tree = GitTree(self.source.git_dir, head)
         except GitswarmError:
             return syncs
-        memo: dict[tuple[str, str], str] = {}  # apps share files: each answered once
+        memo = DigestMemo()  # apps share files and settings: each answered once
         same: dict[tuple[str, str], tuple[Work, str, Rendered]] = {}
         for work in syncs:
             _, app, env = work[0]
@@ -133,7 +133,7 @@ def unchanged_at(
     rendered: Rendered,
     tree: GitTree,
     config: RepoConfig,
-    memo: dict[tuple[str, str], str],
+    memo: DigestMemo,
     pinned_verify: Mapping[str, object],
 ) -> bool:
     """Whether ``rendered`` is also the render at ``tree``'s revision (settings
