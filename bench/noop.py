@@ -15,10 +15,11 @@ Sizes grow in one agent: 20 stacks are pushed and deployed, measured, then 30 mo
 Each stack has 5 services with ``replicas: 0`` (full specs, no tasks: 500 of them fit
 on a 2-core machine; a drift round never looks at tasks).
 
-Also measured per size: a commit that changes no stack (a README): the agent re-syncs
-every app at the new revision (render, validate, plan: nothing to deploy) — the cost
-of a commit to one app in a repository of many; and the first drift round after it,
-which renders every app once more for the drift cache.
+Also measured per size: a commit that changes no stack (a README): since issue 18 the
+agent checks each app's inputs (the files and settings its last render read) and moves
+the unchanged ones to the new revision without rendering them — the cost of a commit
+to one app in a repository of many; the first drift round after it (served by the
+renders the agent keeps); and a commit that changes one app (only it is rendered).
 """
 
 from __future__ import annotations
@@ -44,18 +45,23 @@ DEPLOY_TIMEOUT = 1800.0
 
 
 def _synced(agent: AgentProcess, sha: str, count: int, since: int) -> list[Event]:
-    """Wait until ``count`` apps have a successful sync at ``sha``."""
+    """Wait until ``count`` apps are at ``sha``: a successful sync there, or moved there
+    without one (their inputs unchanged: the "unchanged" event)."""
     done: set[str] = set()
     deadline = time.monotonic() + DEPLOY_TIMEOUT
     events: list[Event] = []
     while len(done) < count:
         left = deadline - time.monotonic()
         event = agent.wait(
-            lambda e: e["event"] == "sync" and e["revision"] == sha and e["app"] not in done,
+            lambda e: (
+                e["event"] in ("sync", "unchanged")
+                and e["revision"] == sha
+                and e["app"] not in done
+            ),
             left,
             since=since,
         )
-        if event["result"] != "Succeeded":
+        if event["event"] == "sync" and event["result"] != "Succeeded":
             raise RuntimeError(f"sync of {event['app']} failed: {event['message']}")
         done.add(event["app"])
         events.append(event)
@@ -82,7 +88,7 @@ def _commit_cost(
     _synced(agent, sha, apps, since=mark)
     agent.command("idle", quiet=0.2)
     events = agent.after(mark)
-    last = max(e["end"] for e in events if e["event"] == "sync")
+    last = max(e["end"] for e in events if e["event"] in ("sync", "unchanged"))
     after = agent.command("stats")
     cost = {
         "wall": last - pushed,
@@ -157,11 +163,11 @@ def measure(
             print(f"  {size} stacks deployed and idle after {deployed:.0f} s", flush=True)
 
             versions = observer.versions()
-            # A commit that changes no stack: every app is synced again (nothing to deploy).
+            # A commit that changes no stack: no app's inputs change (nothing rendered).
             commit, _, _ = _commit_cost(
                 agent, wc, {"README.md": f"{size} stacks\n"}, f"docs for {size}", size
             )
-            # The first drift round after it renders every app once; then steady rounds.
+            # The first drift round after it (the kept renders serve it); then steady rounds.
             first = agent.command("round")
             mark = agent.mark()
             steady = [agent.command("round") for _ in range(rounds)]
@@ -264,10 +270,10 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False)
         )
     section.tables.append(
         (
-            "A commit in a repository of N apps: every app is synced at the new revision "
-            "(each renders, validates and plans). 'no stack changed': a README commit, from "
-            "the push to the last sync's end; then the first drift round after it (renders "
-            "every app again for the drift cache). 'one service changed': svc0 of the last "
+            "A commit in a repository of N apps: apps whose inputs changed are synced "
+            "(render, validate, plan), the others move to the new revision unrendered. 'no "
+            "stack changed': a README commit, from the push until every app is at it; then "
+            "the first drift round after it. 'one service changed': svc0 of the last "
             "app in the queue (nNNN) gets busybox:2 — from the push to that app's deploy "
             "start and sync end, against the floor (a bare `docker stack deploy` of the same "
             "change to a 5-service stack on the same swarm); renders: apps rendered for that "
