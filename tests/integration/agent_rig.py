@@ -66,6 +66,7 @@ class AgentRig:
     receiver_delay: float = 0.0
     store_clock: Callable[[], dt.datetime] | None = None
     state: Path | None = None
+    busy_timeout: float | None = None  # the SQLite store's (30 s unless a test shortens it)
 
     # --- the repository ----------------------------------------------------------------
 
@@ -97,9 +98,12 @@ class AgentRig:
     def start(self, clock: Clock | None = None, **settings: Any) -> Agent:
         self.receiver = Receiver(delay=self.receiver_delay)
         state = str(self.state or self.tmp / "state.db")
-        self.store = (
-            Store(state) if self.store_clock is None else Store(state, clock=self.store_clock)
-        )
+        options: dict[str, Any] = {}
+        if self.store_clock is not None:
+            options["clock"] = self.store_clock
+        if self.busy_timeout is not None:
+            options["busy_timeout"] = self.busy_timeout
+        self.store = Store(state, **options)
         source = RepoSource.open(self.url or self.remote.url, cache=self.tmp / "cache")
         notifier = Notifier(
             {"sync_failed": [self.receiver.url], "rollback": [self.receiver.url],

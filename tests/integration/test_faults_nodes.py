@@ -14,6 +14,7 @@ import pytest
 from harness import cluster as clustermod
 from harness.gitserve import GitRemote
 from harness.images import IMAGES
+from harness.system import HarnessError
 from tests.conftest import client_of
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
@@ -78,7 +79,7 @@ def test_a_worker_lost_during_a_rolling_update_is_reported_and_the_status_is_tru
             else:  # Swarm gave up (rolled back / timed out): said so, and degraded
                 assert op.reason, op
                 assert status.health == "Degraded" and status.last_result != "Succeeded"
-            assert cluster.nodes_state()[cluster.node_id(3)] == "down"
+            assert cluster.nodes_state()["n3"] == "down"
             print(f"FAULT worker lost mid-rollout: {op.result} {op.reason or ''} "
                   f"{time.monotonic() - lost:.1f}s after the loss; running {live}")  # fmt: skip
     finally:
@@ -121,4 +122,18 @@ def test_the_manager_leader_lost_during_a_sync_fails_loudly_and_recovers(
     finally:
         cluster.start_node(1)
         cluster.wait_nodes_ready(120)
-        cluster.docker(1, "node", "demote", *others)
+        demote_when_led(cluster, others)
+
+
+def demote_when_led(cluster: clustermod.Cluster, nodes: list[str], timeout: float = 90) -> None:
+    """Make ``nodes`` workers again, once the managers (node 1 back among them) have a
+    leader: raft refuses while an election runs ("node lost leader status")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cluster.docker(1, "node", "demote", *nodes)
+            return
+        except HarnessError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
