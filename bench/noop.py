@@ -127,12 +127,14 @@ def _cli_seconds(args: Sequence[str], runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def _status_cost(state: Path) -> dict[str, float]:
-    """``gitswarm status`` over every app of the agent's store, against ``python -c pass``."""
+def _status_cost(state: Path, repo: Path) -> dict[str, float]:
+    """``gitswarm status`` over every app of the agent's store (``repo``: a clone of the
+    GitOps repository, as a user runs it), against ``python -c pass``."""
     exe = str(Path(sys.executable).with_name("gitswarm"))
+    where = ["--state", str(state), "--repo", str(repo)]
     return {
-        "status": _cli_seconds([exe, "status", "--state", str(state)]),
-        "status_json": _cli_seconds([exe, "status", "--json", "--state", str(state)]),
+        "status": _cli_seconds([exe, "status", *where]),
+        "status_json": _cli_seconds([exe, "status", "--json", *where]),
         "python": _cli_seconds([sys.executable, "-c", "pass"]),
     }
 
@@ -190,7 +192,7 @@ def measure(
                 name for name, v in observer.versions().items() if versions.get(name) != v
             )
             one["floor"] = _floor_deploy(lab, size)
-            status = _status_cost(lab.folder("agent-noop") / "state.db")
+            status = _status_cost(lab.folder("agent-noop") / "state.db", wc.path)
             stats = agent.command("stats")
             out.append(
                 {
