@@ -56,6 +56,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     (sync held: depends_on)  DependencyNotReady                           report
     (heal paused)            HealLoop                                     stalling
     (drift operation)        Drift                                        report
+    (drift undone)           DriftResolved                                report
     (operation of a dead agent)  Interrupted                              report
     (rolled back by hand)    RolledBack                                   report
     (a sync that crashed)    Unknown                                      failed
@@ -121,6 +122,7 @@ class Reason(StrEnum):
     DEPENDENCY_NOT_READY = "DependencyNotReady"  # depends_on: held until that converges
     HEAL_LOOP = "HealLoop"
     DRIFT = "Drift"
+    DRIFT_RESOLVED = "DriftResolved"  # the drift check sees Git and the swarm agree again
     INTERRUPTED = "Interrupted"
     ROLLED_BACK = "RolledBack"
     UNKNOWN = "Unknown"
@@ -173,6 +175,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.INTERNAL_ERROR: "failed",
     Reason.HTTP_ERROR: "failed",
     Reason.DRIFT: "report",
+    Reason.DRIFT_RESOLVED: "report",
     Reason.INTERRUPTED: "report",
     Reason.ROLLED_BACK: "report",
     Reason.DEPENDENCY_NOT_READY: "report",

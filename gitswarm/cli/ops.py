@@ -83,10 +83,10 @@ class Session:
     progress: Progress
 
     def config(self) -> RepoConfig:
-        from gitswarm.repo import load_config
-        from gitswarm.source.tree import GitTree
-
-        return load_config(GitTree(self.source.git_dir, self.source.head()))
+        """The settings at the head, read once: the syncs and renders after this reuse
+        them (Reconciler.config_at; reading gitswarm.yml and applications/*.yml was a
+        fifth of ``gitswarm status``, done twice)."""
+        return self.reconciler.config_at(self.source.head())
 
     def apps(self, env: str, app: str | None) -> list[str]:
         config = self.config()

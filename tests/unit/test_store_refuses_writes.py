@@ -134,8 +134,9 @@ def test_records_land_in_the_order_they_happened(
     recorder.drift_cleared("app", "dev")  # newer: must win, and the older one goes first
     status = store.get_status("app", "dev")
     assert status is not None and (status.sync, status.drift) == ("Synced", {})
-    [drift] = store.history(app="app", env="dev")
-    assert drift.kind == "drift" and reconciler.journal.backlog() is None
+    resolved, drift = store.history(app="app", env="dev")  # newest first
+    assert (drift.reason, resolved.reason) == ("Drift", "DriftResolved")
+    assert reconciler.journal.backlog() is None
 
 
 def test_the_agent_says_so_and_writes_the_records_by_itself(
