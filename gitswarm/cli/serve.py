@@ -448,6 +448,10 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         pinned_verify=config.verify,
         identities=config.identities,
         project=config.project,
+        # A sync of an agent that died (kill -9) holds its app's lock no longer than the
+        # agent's own lease, twice over: its successor finishes the sync within seconds
+        # of taking over, not after a fixed 30 s (the default lease_ttl keeps 30 s).
+        sync_lease=2 * config.agent.lease_ttl,
     )
     agent = Agent(
         source=source,

@@ -27,7 +27,7 @@ from typing import Any
 from gitswarm.errors import HealthError, Reason
 from gitswarm.health import Verdict, assess
 from gitswarm.model.config import ResolveImage
-from gitswarm.model.observed import ObjectState, ServiceState
+from gitswarm.model.observed import ObjectState, ServiceState, StackState
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
@@ -159,18 +159,21 @@ def collect_garbage(
     progress: Progress = _quiet,
     clock: Clock | None = None,
     settle: float = 30.0,
+    observed: StackState | None = None,
 ) -> list[str]:
     """Remove owned config/secret versions of this app and environment that no service
     and no live task uses, keeping the ``keep`` newest unused versions of each name for
     rollbacks (none for a provider's secrets). Returns the names removed. An object still
     in use is skipped, never forced; one that only stopping tasks still mount (an update
     that just replaced them) is removed once they are gone, waiting up to ``settle``
-    seconds -- else it would stay until the next deploy of this stack."""
+    seconds -- else it would stay until the next deploy of this stack. ``observed``: the
+    stack as just read, when nothing was written since (no first re-read)."""
     clock = clock or Clock()
     deadline = clock.monotonic() + settle
     removed: list[str] = []
     while True:
-        state = swarm.observe(desired.stack)
+        state = observed if observed is not None else swarm.observe(desired.stack)
+        observed = None
         used_by_services = _referenced(state.services)
         tasks = swarm.tasks([s.id for s in state.services])
         held: set[str] = set()  # by tasks that still run (old ones stopping, too)

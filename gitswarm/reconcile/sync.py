@@ -27,13 +27,7 @@ from typing import TYPE_CHECKING
 
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
-from gitswarm.model.config import (
-    Environment,
-    RepoConfig,
-    SyncPolicy,
-    Target,
-    VerifySettings,
-)
+from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, VerifySettings
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
@@ -48,17 +42,13 @@ from gitswarm.reconcile.apply import (
     wait_converged,
 )
 from gitswarm.reconcile.baselines import save_baselines
-from gitswarm.reconcile.outcome import (
-    Rendered,
-    RollbackOf,
-    SyncOutcome,
-    SyncRequest,
-    drift_summary,
-)
+from gitswarm.reconcile.journal import Journal
+from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
-from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
 from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
+from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
@@ -136,6 +126,10 @@ class Reconciler:
     providers: ProviderSet = field(default_factory=ProviderSet)
     # Evaluates policies/*.rego: in bounded child processes (started on first use).
     rego: RegoEvaluator = field(default_factory=RegoSandbox)
+    # How long a sync whose process died keeps others out (serve: 2 x lease_ttl).
+    sync_lease: float = SYNC_LEASE
+    # Records the store refused, kept in order until it takes them (journal.py).
+    journal: Journal = field(default_factory=Journal)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -148,7 +142,7 @@ class Reconciler:
     @property
     def recorder(self) -> Recorder:
         """Where every outcome is written (history, status, metrics, notifications)."""
-        return Recorder(self.store, self.source, self.notifier, self.metrics)
+        return Recorder(self.store, self.source, self.notifier, self.metrics, self.journal)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
@@ -228,7 +222,8 @@ class Reconciler:
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        renderer = self.renderer(tree, config, commit)
+        recording = RecordingTree(tree)  # what it reads: the inputs of this app's render
+        renderer = self.renderer(recording, config, commit)
         desired = renderer.render(app.name, env)  # render
         report = renderer.evaluate(  # validate
             desired,
@@ -237,7 +232,9 @@ class Reconciler:
             override_window=override_window,
             secret_created=secret_created(self.swarm_for, env, desired),
         )
-        return Rendered(rev, commit, config, app, env, desired, report)
+        inputs, commit_read = recording.inputs(), reads_commit(renderer.rego())
+        digest = None if commit_read else input_digest(inputs, tree, config, app, env)
+        return Rendered(rev, commit, config, app, env, desired, report, inputs, digest)
 
     def check_target(self, env: Environment) -> None:
         """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
@@ -318,10 +315,10 @@ class Reconciler:
                 self.store.lock(
                     sync_lock(req.app, req.env),
                     self.holder,
-                    ttl_seconds=SYNC_LEASE,
+                    ttl_seconds=self.sync_lease,
                     wait=req.lock_wait,
                 ) as lease,
-                kept_alive(lease),
+                kept_alive(lease, self.sync_lease / 3),
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
@@ -409,6 +406,9 @@ class Reconciler:
         if req.dry_run:
             return replace(base, result="Succeeded", message="dry run: nothing was changed")
         if plan.empty:
+            # Finish a GC a kill -9 cut short (from what was observed: no extra read).
+            keep = policy.keep_versions
+            collect_garbage(swarm, r.desired, keep=keep, progress=self.progress, observed=observed)
             return replace(base, result="Succeeded", message="already in sync: nothing to do")
         since = self.clock.now()
         compose = to_yaml(replace(r.desired, compose=deployable_compose(r.desired, plan.to_deploy)))
