@@ -42,6 +42,7 @@ from gitswarm.plan import make_plan
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.status import live_status
 from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
+from gitswarm.reconcile.tasks import stack_tasks
 from gitswarm.repo import load_config
 from gitswarm.source.repo import RepoSource
 from gitswarm.source.tree import GitTree
@@ -866,6 +867,16 @@ class Agent:
             return self.source.branch_ref()
         except GitswarmError:
             return self.source.ref()  # the remote is down: compare with what we know
+
+    def tasks(self, app: str, env: str) -> list[dict[str, Any]]:
+        """The tasks of an app × env's stack (the dashboard): a thin delegation."""
+        self._known(app, env)
+        config = self.config
+        if config is None:
+            return []
+        environment = config.environment(env)
+        stack = config.application(app).stack_name(env)
+        return stack_tasks(self.swarm_for(environment.target), stack)
 
     def _first_target(self) -> Target:
         config = self.config
