@@ -82,6 +82,7 @@ async def enforce(
         try:
             await call(audit, caller.user, audit_action or action, target, details)
         except GitswarmError as exc:
-            log.warning("could not audit a refused %s of %s by %s: %s", action, target,
-                        caller.user, exc)  # fmt: skip
+            log.warning(
+                "could not audit a refused %s of %s by %s: %s", action, target, caller.user, exc
+            )
         raise

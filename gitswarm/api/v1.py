@@ -179,16 +179,24 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
         override = options.get("override_window") == "true"
         if override:
             await enforce(
-                who, "override-window", env, target=target, audit=settings.audit, via="api",
+                who,
+                "override-window",
+                env,
+                target=target,
+                audit=settings.audit,
+                via="api",
                 audit_action="override-deployment-window",
-            )  # fmt: skip
+            )
             if not options.get("reason"):
                 raise UsageError("override_window needs a 'reason': it goes into the audit trail")
         revision = options.get("revision")
         reason = options.get("reason") or f"requested by {who.user} through the API"
         details: dict[str, Any] = {
-            "via": "api", "result": "requested", "revision": revision, "reason": reason
-        }  # fmt: skip
+            "via": "api",
+            "result": "requested",
+            "revision": revision,
+            "reason": reason,
+        }
         if override:
             details["override_window"] = True
         await call(settings.audit, who.user, "sync", target, details)
