@@ -102,7 +102,7 @@ class LoginThrottle:
     def failed(self, user: str, address: str) -> None:
         now = self.clock()
         with self._lock:
-            if len(self._failures) >= self.max_keys:
+            if len(self._failures) + 2 > self.max_keys:
                 self._prune(now)
             for key in (("user", user), ("address", address)):
                 self._failures.setdefault(key, deque(maxlen=self.limit * 4)).append(now)
@@ -114,9 +114,10 @@ class LoginThrottle:
     def _prune(self, now: float) -> None:
         for key in list(self._failures):
             self._recent(key, now)
-        while len(self._failures) >= self.max_keys:  # still full: forget the oldest keys
-            oldest = min(self._failures, key=lambda k: self._failures[k][-1])
-            del self._failures[oldest]
+        if len(self._failures) + 2 > self.max_keys:  # still full: forget the older half
+            by_age = sorted(self._failures, key=lambda k: self._failures[k][-1])
+            for key in by_age[: len(by_age) - self.max_keys // 2]:
+                del self._failures[key]
 
 
 @dataclass(frozen=True)
