@@ -24,6 +24,7 @@ from gitswarm.store import Store
 from tests.fake_agent import ENVS, FakeAgent, client_for
 
 ROLES = ("viewer", "deployer", "approver", "admin")
+OLDER = "b" * 40  # what FakeAgent's history ran healthy before the deployed "a" * 40
 CHEAP = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
@@ -56,6 +57,17 @@ def make_rig(tmp_path: Path, only: tuple[str, ...] | None = None, **settings: An
     """``only``: just these users (e.g. "viewer-all"); default: every role × env."""
     store = Store(str(tmp_path / "state.db"))
     agent = FakeAgent()
+    for op in agent.operations.values():  # each a healthy sync of an older revision
+        op.update(
+            revision=OLDER,
+            author="Ada <ada@example.org>",
+            trigger="poll",
+            actor=None,
+            started_at="2026-11-30T10:00:00+00:00",
+            finished_at="2026-11-30T10:00:05+00:00",
+            dry_run=False,
+            changes=[],
+        )
     metrics = Metrics()
     api = ApiSettings(audit=store.audit, accounts=store, **settings)
     rig = Rig(store, agent, metrics, api, create_app(agent, api, metrics, records=store))

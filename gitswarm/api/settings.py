@@ -176,6 +176,7 @@ class ApiSettings:
     login_failures: int = 5  # failed sign-ins per user and per address ...
     login_window: int = 300  # ... within this many seconds, then refused (Argo CD's)
     sse_interval: float = 0.5  # seconds between the dashboard's looks at the store
+    sse_lifetime: float = 300.0  # a live stream ends then; the browser reconnects at once
 
     def __post_init__(self) -> None:
         tokens = {normalise_token_hash(k): v for k, v in self.tokens.items()}
@@ -197,6 +198,8 @@ class ApiSettings:
             raise ConfigError("api login_failures and login_window must be positive")
         if not 0.05 <= self.sse_interval <= 60:
             raise ConfigError("api sse_interval must be between 0.05 and 60 seconds")
+        if not 0.1 <= self.sse_lifetime <= 86400:
+            raise ConfigError("api sse_lifetime must be between 0.1 seconds and a day")
 
 
 _SCALARS: dict[str, type] = {

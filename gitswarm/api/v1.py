@@ -20,7 +20,7 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
-from gitswarm.api.access import authorize, enforce
+from gitswarm.api.access import enforce
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
@@ -83,8 +83,9 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
             raise NotFoundError(f"no application {app!r} in environment {env!r}")
         return f"{app}/{env}"
 
-    def require(who: Caller, env: str | None) -> None:
-        authorize(who, "view", env)  # access.py: the one decision, for pages too
+    async def require(who: Caller, env: str | None, target: str) -> None:
+        """access.py's one decision (pages ask it too); a refusal is audited."""
+        await enforce(who, "view", env, target=target, audit=settings.audit, via="api")
 
     router = APIRouter(prefix="/api/v1", tags=["api"], responses=READ_ERRORS)
 
@@ -95,7 +96,7 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
         env: Annotated[str | None, Query(max_length=40)] = None,
     ) -> JSONResponse:
         if env is not None:
-            require(who, env)
+            await require(who, env, f"status of {env}")
         rows = await call(agent.statuses)
         rows = [
             row
@@ -108,13 +109,13 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
 
     @router.get("/apps/{app}/envs/{env}", summary="One application in one environment")
     async def status(who: Who, app: AppName, env: EnvName) -> JSONResponse:
-        require(who, env)
+        await require(who, env, f"{app}/{env}")
         pair(app, env)
         return ok_response({"status": await call(agent.status, app, env)})
 
     @router.get("/apps/{app}/envs/{env}/diff", summary="A fresh plan: desired vs deployed, drift")
     async def diff(who: Who, app: AppName, env: EnvName) -> JSONResponse:
-        require(who, env)
+        await require(who, env, f"{app}/{env}")
         pair(app, env)
         return ok_response({"diff": await call(agent.diff, app, env)})
 
@@ -126,7 +127,7 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=settings.max_history_limit)] = settings.history_limit,
     ) -> JSONResponse:
         if env is not None:
-            require(who, env)
+            await require(who, env, f"history of {env}")
         ops = await call(agent.history, app, env, limit)
         visible = [op for op in ops if who.visible(str(op.get("env")))]
         return ok_response({"operations": visible})
@@ -145,7 +146,7 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
         failure_window: Annotated[str, Query(max_length=12)] = "1h",
         drift_threshold: Annotated[str, Query(max_length=12)] = "60s",
     ) -> JSONResponse:
-        require(who, env)
+        await require(who, env, f"dora {env}")
         if not NAME_PATTERN.match(env) or (app is not None and not NAME_PATTERN.match(app)):
             raise NotFoundError(f"no application {app!r} in environment {env!r}")
         now = datetime.now(UTC)
@@ -162,7 +163,7 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
     async def operation(who: Who, op_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> JSONResponse:
         op = await call(agent.operation, op_id)
         env = op.get("env")
-        require(who, env if isinstance(env, str) else None)
+        await require(who, env if isinstance(env, str) else None, f"operation {op_id}")
         return ok_response({"operation": op})
 
     @router.post(

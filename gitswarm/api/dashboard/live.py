@@ -10,7 +10,9 @@ htmx's SSE extension swaps each into the element that names its event (``sse-swa
 One ``Live`` per application owns the last read, shared by every stream for
 ``interval`` seconds (an asyncio lock: one read at a time), so ten open dashboards
 cost one read, not ten. A stream ends when the browser goes away, or when its session
-is gone (checked every ``RECHECK`` seconds: signing out ends the live view too).
+is gone (checked every ``RECHECK`` seconds: signing out ends the live view too), and
+after ``lifetime`` seconds in any case: EventSource reconnects by itself, goes through
+sign-in and ``access`` again, and gets every fragment afresh.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ class Live:
         records: Records | None,
         jinja: Environment,
         interval: float,
+        lifetime: float = 300.0,
         clock: Any = time.monotonic,
     ) -> None:
         self.agent, self.records, self.jinja = agent, records, jinja
-        self.interval, self.clock = interval, clock
+        self.interval, self.lifetime, self.clock = interval, lifetime, clock
         self._lock = asyncio.Lock()
         self._data: Data | None = None
         self._at = -1e9
@@ -126,12 +129,14 @@ class Live:
         op: int | None,
     ) -> AsyncIterator[str]:
         sent: dict[str, str] = {}
-        checked = beat = self.clock()
-        yield "retry: 2000\n\n"
+        checked = beat = started = self.clock()
+        yield "retry: 1000\n\n"
         while True:
             if await request.is_disconnected():
                 return
             now = self.clock()
+            if now - started >= self.lifetime:
+                return  # the browser reconnects and is authorized afresh
             if caller.via == "session" and now - checked >= RECHECK:
                 checked = now
                 if await call(sessions.viewer, cookie) is None:

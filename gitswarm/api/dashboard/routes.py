@@ -37,7 +37,7 @@ from gitswarm.api.access import ACTIONS, enforce, permits
 from gitswarm.api.auth import ANONYMOUS, Caller
 from gitswarm.api.dashboard import charts, views
 from gitswarm.api.dashboard.live import Live
-from gitswarm.api.errors import Forbidden, Unauthorized, http_status
+from gitswarm.api.errors import http_status
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.sessions import COOKIE, LOGIN_COOKIE, Sessions, same
@@ -135,7 +135,7 @@ def mount_dashboard(
     """Add the dashboard to ``app``; returns its sessions (tests reach the throttle)."""
     jinja = templates()
     sessions = sessions or Sessions(settings, metrics)
-    live = Live(agent, records, jinja, settings.sse_interval)
+    live = Live(agent, records, jinja, settings.sse_interval, settings.sse_lifetime)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -513,9 +513,10 @@ def mount_dashboard(
         envs = views.env_order(
             str(s.get("env")) for s in statuses if permits(who.caller, "view", str(s.get("env")))
         )
-        env = env if env in envs else (envs[-1] if envs else "")
+        asked = env if NAME_PATTERN.match(env or "-") else ""
+        env = asked or (envs[-1] if envs else "")
         since = since if since in ("7d", "30d", "90d") else "30d"
-        if not env:
+        if not env:  # nothing asked for and nothing visible
             return page(
                 "dora.html",
                 who=who,
@@ -574,8 +575,8 @@ def mount_dashboard(
         who = await current(request)
         if who is None:
             return Response("sign in first", 401, headers=HEADERS)
-        if app or env:
-            try:
+        try:
+            if app or env:
                 pair(app, env)
                 await enforce(
                     who.caller,
@@ -585,8 +586,20 @@ def mount_dashboard(
                     audit=settings.audit,
                     via="dashboard",
                 )
-            except (Forbidden, Unauthorized, NotFoundError) as exc:
-                return Response(exc.message, http_status(exc), headers=HEADERS)
+            elif op:
+                if not 1 <= op < 2**63:
+                    raise NotFoundError(f"operation {op} does not exist")
+                found = await call(agent.operation, op)
+                await enforce(
+                    who.caller,
+                    "view",
+                    str(found.get("env")),
+                    target=f"operation {op}",
+                    audit=settings.audit,
+                    via="dashboard",
+                )
+        except GitswarmError as exc:
+            return Response(exc.message, http_status(exc), headers=HEADERS)
         stream = live.stream(
             request,
             who.caller,
