@@ -20,6 +20,7 @@ value (the agent's data holds none: names of secrets, never their content).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -318,17 +319,29 @@ def mount_dashboard(
             await enforce(
                 who.caller, "view", env, target=target, audit=settings.audit, via="dashboard"
             )
-            status = await call(agent.status, app_name, env)
-            history = list(await call(agent.history, app_name, env, 30))
-            statuses, latest, promotions = await live.data(fresh=True)
+
+            async def tasks_of() -> tuple[list[dict[str, Any]], str]:
+                try:
+                    return await call(agent.tasks, app_name, env), ""
+                except GitswarmError as exc:  # the swarm is busy: the rest of the page is not
+                    return [], exc.message
+
+            # The swarm's parts (a fresh plan, the tasks) and the store's, side by side;
+            # the grid's data may be up to one SSE interval old (the stream refreshes it).
+            (
+                status,
+                history,
+                (statuses, latest, promotions),
+                (tasks, tasks_error),
+            ) = await asyncio.gather(
+                call(agent.status, app_name, env),
+                call(agent.history, app_name, env, 30),
+                live.data(),
+                tasks_of(),
+            )
+            history = list(history)
         except GitswarmError as exc:
             return problem(who, exc)
-        tasks: list[dict[str, Any]] = []
-        tasks_error = ""
-        try:
-            tasks = await call(agent.tasks, app_name, env)
-        except GitswarmError as exc:
-            tasks_error = exc.message
         cell = live.cell(statuses, latest, promotions, app_name, env)
         can = _can(who.caller, env)
         return page(
