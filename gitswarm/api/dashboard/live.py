@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 RECHECK = 30.0  # seconds between checks that the stream's session still exists
 HEARTBEAT = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
+MAX_CACHED_CELLS = 5000  # rendered grid cells kept for the streams (then forgotten at once)
 
 Data = tuple[list[dict[str, Any]], Mapping[tuple[str, str], Operation], Sequence[Promotion]]
 
@@ -62,6 +63,7 @@ class Live:
         self.interval, self.lifetime, self.clock = interval, lifetime, clock
         self._lock = asyncio.Lock()
         self._data: Data | None = None
+        self._cells: dict[str, str] = {}
         self._at = -1e9
 
     def _read(self) -> Data:
@@ -114,8 +116,20 @@ class Live:
             return out
         grid = views.grid(caller, statuses, latest, promotions)
         for cell in grid.cells.values():
-            out[f"cell-{cell.id}"] = self._fragment("cell", cell)
+            out[f"cell-{cell.id}"] = self._cell_html(cell)
         return out
+
+    def _cell_html(self, cell: views.Cell) -> str:
+        """A grid cell's HTML, rendered once for every stream that shows it: an open
+        overview of 300 cells would otherwise render them all twice a second per tab.
+        The key holds a 10-second bucket, so the cell's "3 min ago" moves on too."""
+        key = f"{int(self.clock() // 10)}|{cell!r}"
+        html = self._cells.get(key)
+        if html is None:
+            if len(self._cells) >= MAX_CACHED_CELLS:
+                self._cells.clear()
+            html = self._cells[key] = self._fragment("cell", cell)
+        return html
 
     async def stream(
         self,
