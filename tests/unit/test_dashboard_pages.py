@@ -316,3 +316,27 @@ def test_pending_promotions_are_shown_read_only(rig: Rig, admin: Any) -> None:
     assert f"<td>{promo.id}</td>" in html and "staging → production" in html
     assert "<form" not in html.split("<main")[1].split("</main>")[0]
     assert "1 promotion waiting" in cell(admin.get("/ui/").text, "web", "production")
+
+
+def test_a_grid_cell_is_rendered_once_for_every_stream() -> None:
+    from gitswarm.api.dashboard import views
+    from gitswarm.api.dashboard.live import Live
+    from gitswarm.api.dashboard.routes import templates
+    from tests.fake_agent import FakeAgent
+
+    now = [100.0]
+    live = Live(FakeAgent(), None, templates(), 0.5, clock=lambda: now[0])
+    calls: list[str] = []
+    render = live._fragment
+    live._fragment = lambda macro, *a: calls.append(macro) or render(macro, *a)  # type: ignore[method-assign]
+    cell = views.cell_of(_status("web", "staging"), "web", "staging", None)
+    same = views.cell_of(_status("web", "staging"), "web", "staging", None)
+    assert live._cell_html(cell) == live._cell_html(same)
+    assert calls == ["cell"]
+    changed = views.cell_of(
+        {**_status("web", "staging"), "sync": "OutOfSync"}, "web", "staging", None
+    )
+    assert "OutOfSync" in live._cell_html(changed)
+    now[0] += 10  # ages move on: rendered afresh
+    live._cell_html(cell)
+    assert calls == ["cell", "cell", "cell"]
