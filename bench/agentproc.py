@@ -234,8 +234,7 @@ class Driver:
             agent.enqueue(("git",), TriggerRequest("poll"))
         if drift:
             agent.enqueue(("drift-all",), TriggerRequest("agent"))
-        with agent._wake:  # notified whenever a task of the agent ends
-            done = agent._wake.wait_for(agent.idle, timeout)
+        done = agent.wait_idle(timeout)  # woken whenever a task of the agent ends
         wall = time.monotonic() - started
         cpu = cpu_seconds() - cpu
         after = self.pool.requests()

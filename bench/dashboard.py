@@ -29,6 +29,7 @@ from gitswarm.api import ApiSettings, create_app, serve_in_thread
 from gitswarm.api.passwords import Passwords
 from gitswarm.api.port import Readiness, TriggerRequest
 from gitswarm.api.sessions import COOKIE, digest
+from gitswarm.errors import Reason
 from gitswarm.model.account import RoleBinding
 from gitswarm.store import Store
 
@@ -201,7 +202,7 @@ def populate(store: Store, apps: int, ops_each: int) -> int:
                     author="Dev <d@x>",
                 )
                 store.finish_operation(
-                    op, "Succeeded" if n % 7 else "Failed", None if n % 7 else "HealthTimeout"
+                    op, "Succeeded" if n % 7 else "Failed", None if n % 7 else Reason.HEALTH_TIMEOUT
                 )
                 last = op
             drifted = a % 17 == 0

@@ -1,34 +1,63 @@
-"""The one exception tree of gitswarm.
+"""The one exception tree of gitswarm, and every reason it reports.
 
-Every failure that leaves a module is one of these, with a stable ``reason`` (shown the
-same in the CLI, the API, metrics, the store and notifications) and a verdict on whether
-retrying can help. Edges translate foreign exceptions (docker-py, git, SQLAlchemy) into
-this tree in one place each, with ``raise ... from exc``.
+Every failure that leaves a module is one of these errors, with a stable ``reason``, a
+member of ``Reason`` (shown the same in the CLI, the API, metrics, the store and
+notifications; the store keeps its string value). The reason carries the verdict:
 
-    GitswarmError                      reason              retry  exit
-    ├── InputError  (stalling: wait for a new commit or a corrected command)     2
-    │   ├── UsageError                 UsageError          no
-    │   ├── ConfigError                ConfigInvalid       no
-    │   ├── RenderError                RenderFailed        no
-    │   │   ├── YamlError              YamlInvalid         no
-    │   │   ├── InterpolationError     VariableUnset       no
-    │   │   └── PathError              PathOutsideRepo     no
-    │   ├── ValidationError            ValidationFailed    no
-    │   ├── SecretError                SecretDecryptFailed no
-    │   ├── PolicyError                PolicyViolation     no
-    │   ├── SignatureError             SignatureRejected   no
-    │   ├── DeployRejected             DeployRejected      no (the engine or its CLI refused
-    │   │                                                      the stack: wait for a new commit)
-    │   └── WindowClosed               DeploymentWindowClosed  no (wait for the window)
-    └── OperationError  (the operation failed; the input may be fine)            1
-        ├── SourceError                GitFailed           yes
-        ├── SwarmError                 SwarmFailed         yes (engine unreachable, a conflict)
-        ├── HealthError                HealthTimeout | SwarmRolledBack | TasksFailing  no
-        ├── LockedError                Locked              yes
-        ├── StoreError                 StoreFailed         yes
-        ├── NotFoundError              NotFound            no
-        ├── PromotionError             PromotionFailed | GateFailed  no
-        └── SandboxError               SandboxFailed       yes  (the Rego child would not start)
+    stalling        bad input: retrying cannot help; wait for a new commit (or a
+                    corrected command, or the deployment window)
+    transient       the same request can succeed later: the agent retries with backoff
+    deploy-failure  the change reached the swarm and did not converge: health Degraded,
+                    an automatic rollback where enabled, a change failure for DORA
+    failed          the operation failed; not retried by itself
+    report          no failure: what an operation or a status says happened
+
+Edges translate foreign exceptions (docker-py, git, SQLAlchemy) into this tree in one
+place each, with ``raise ... from exc``. The tree (tests/unit/test_reasons.py checks it
+against the code: each class, its reasons, each reason's verdict, nothing missing):
+
+    class                    reasons                                      verdict
+    GitswarmError            Error                                        failed
+    ├── InputError           InvalidInput                                 stalling  (exit 2)
+    │   ├── UsageError       UsageError                                   stalling
+    │   ├── ConfigError      ConfigInvalid                                stalling
+    │   ├── RenderError      RenderFailed                                 stalling
+    │   │   ├── YamlError    YamlInvalid                                  stalling
+    │   │   ├── InterpolationError  VariableUnset                         stalling
+    │   │   └── PathError    PathOutsideRepo                              stalling
+    │   ├── ValidationError  ValidationFailed                             stalling
+    │   ├── SecretError      SecretDecryptFailed | SecretKeyMissing       stalling
+    │   │                    | SecretKeyInvalid                           stalling
+    │   ├── PolicyError      PolicyViolation                              stalling
+    │   ├── SignatureError   SignatureRejected | SignatureSetupFailed     stalling
+    │   ├── DeployRejected   DeployRejected                               stalling
+    │   └── WindowClosed     DeploymentWindowClosed                       stalling
+    └── OperationError       OperationFailed                              failed    (exit 1)
+        ├── SourceError      GitFailed                                    transient
+        ├── SwarmError       SwarmFailed                                  transient
+        ├── HealthError      HealthTimeout | SwarmRolledBack              deploy-failure
+        │                    | TasksFailing | UpdatePaused                deploy-failure
+        ├── LockedError      Locked                                       transient
+        ├── StoreError       StoreFailed                                  transient
+        ├── NotFoundError    NotFound                                     failed
+        ├── PromotionError   PromotionFailed                              failed
+        └── SandboxError     SandboxFailed                                transient
+
+    at the HTTP edge (api/errors.py)
+    Unauthorized             Unauthorized                                 stalling
+    Forbidden                Forbidden                                    stalling
+    MethodNotAllowed         MethodNotAllowed                             stalling
+    PayloadTooLarge          PayloadTooLarge                              stalling
+    InternalError            InternalError                                failed
+    (other HTTP statuses)    HTTPError                                    failed
+
+    no error: recorded on operations and statuses
+    (sync skipped)           RevisionMarkedBad                            stalling
+    (heal paused)            HealLoop                                     stalling
+    (drift operation)        Drift                                        report
+    (operation of a dead agent)  Interrupted                              report
+    (rolled back by hand)    RolledBack                                   report
+    (a sync that crashed)    Unknown                                      failed
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -38,6 +67,114 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+Verdict = Literal["stalling", "transient", "deploy-failure", "failed", "report"]
+
+
+class Reason(StrEnum):
+    """Every reason gitswarm reports, with its verdict (the module docstring draws them).
+    A StrEnum: equal to, and stored as, its string value."""
+
+    ERROR = "Error"
+    # bad input
+    INVALID_INPUT = "InvalidInput"
+    USAGE = "UsageError"
+    CONFIG_INVALID = "ConfigInvalid"
+    RENDER_FAILED = "RenderFailed"
+    YAML_INVALID = "YamlInvalid"
+    VARIABLE_UNSET = "VariableUnset"
+    PATH_OUTSIDE_REPO = "PathOutsideRepo"
+    VALIDATION_FAILED = "ValidationFailed"
+    SECRET_DECRYPT_FAILED = "SecretDecryptFailed"  # noqa: S105 - a reason, no secret
+    SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason, no secret
+    SECRET_KEY_INVALID = "SecretKeyInvalid"  # noqa: S105 - a reason, no secret
+    POLICY_VIOLATION = "PolicyViolation"
+    SIGNATURE_REJECTED = "SignatureRejected"
+    SIGNATURE_SETUP_FAILED = "SignatureSetupFailed"
+    DEPLOY_REJECTED = "DeployRejected"
+    DEPLOYMENT_WINDOW_CLOSED = "DeploymentWindowClosed"
+    # failed operations
+    OPERATION_FAILED = "OperationFailed"
+    GIT_FAILED = "GitFailed"
+    SWARM_FAILED = "SwarmFailed"
+    HEALTH_TIMEOUT = "HealthTimeout"
+    SWARM_ROLLED_BACK = "SwarmRolledBack"
+    TASKS_FAILING = "TasksFailing"
+    UPDATE_PAUSED = "UpdatePaused"
+    LOCKED = "Locked"
+    STORE_FAILED = "StoreFailed"
+    NOT_FOUND = "NotFound"
+    PROMOTION_FAILED = "PromotionFailed"
+    SANDBOX_FAILED = "SandboxFailed"
+    # the HTTP edge
+    UNAUTHORIZED = "Unauthorized"
+    FORBIDDEN = "Forbidden"
+    METHOD_NOT_ALLOWED = "MethodNotAllowed"
+    PAYLOAD_TOO_LARGE = "PayloadTooLarge"
+    INTERNAL_ERROR = "InternalError"
+    HTTP_ERROR = "HTTPError"
+    # no error
+    REVISION_MARKED_BAD = "RevisionMarkedBad"
+    HEAL_LOOP = "HealLoop"
+    DRIFT = "Drift"
+    INTERRUPTED = "Interrupted"
+    ROLLED_BACK = "RolledBack"
+    UNKNOWN = "Unknown"
+
+    @property
+    def verdict(self) -> Verdict:
+        return _VERDICTS.get(self, "stalling")
+
+    @property
+    def stalling(self) -> bool:
+        """Retrying cannot help: wait for a new commit (or a corrected command)."""
+        return self.verdict == "stalling"
+
+    @property
+    def transient(self) -> bool:
+        """The same request can succeed later: retry with backoff."""
+        return self.verdict == "transient"
+
+    @property
+    def deploy_failure(self) -> bool:
+        """The change reached the swarm and did not converge."""
+        return self.verdict == "deploy-failure"
+
+    @property
+    def degrades(self) -> bool:
+        """Whether a failed sync with this reason leaves the app Degraded: the deploy
+        went out and failed, or the engine failed part-way through applying it."""
+        return self.deploy_failure or self is Reason.SWARM_FAILED
+
+    @classmethod
+    def with_verdict(cls, verdict: Verdict) -> frozenset[Reason]:
+        return frozenset(r for r in cls if r.verdict == verdict)
+
+
+# Every reason not named here is stalling (bad input, or waiting for a person).
+_VERDICTS: dict[Reason, Verdict] = {
+    Reason.ERROR: "failed",
+    Reason.OPERATION_FAILED: "failed",
+    Reason.GIT_FAILED: "transient",
+    Reason.SWARM_FAILED: "transient",
+    Reason.HEALTH_TIMEOUT: "deploy-failure",
+    Reason.SWARM_ROLLED_BACK: "deploy-failure",
+    Reason.TASKS_FAILING: "deploy-failure",
+    Reason.UPDATE_PAUSED: "deploy-failure",
+    Reason.LOCKED: "transient",
+    Reason.STORE_FAILED: "transient",
+    Reason.NOT_FOUND: "failed",
+    Reason.PROMOTION_FAILED: "failed",
+    Reason.SANDBOX_FAILED: "transient",
+    Reason.INTERNAL_ERROR: "failed",
+    Reason.HTTP_ERROR: "failed",
+    Reason.DRIFT: "report",
+    Reason.INTERRUPTED: "report",
+    Reason.ROLLED_BACK: "report",
+    Reason.UNKNOWN: "failed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +215,7 @@ class Problem:
 class GitswarmError(Exception):
     """Base of every gitswarm error."""
 
-    reason: str = "Error"
-    retryable: bool = False
+    reason: Reason = Reason.ERROR
     exit_code: int = 1
 
     def __init__(
@@ -87,7 +223,7 @@ class GitswarmError(Exception):
         message: str = "",
         *,
         problems: Iterable[Problem] = (),
-        reason: str | None = None,
+        reason: Reason | None = None,
     ) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
         if not message and self.problems:
@@ -99,6 +235,11 @@ class GitswarmError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def retryable(self) -> bool:
+        """Whether retrying can help: the reason's verdict (transient)."""
+        return self.reason.transient
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -113,52 +254,52 @@ class GitswarmError(Exception):
 
 
 class InputError(GitswarmError):
-    reason = "InvalidInput"
+    reason = Reason.INVALID_INPUT
     exit_code = 2
 
 
 class UsageError(InputError):
-    reason = "UsageError"
+    reason = Reason.USAGE
 
 
 class ConfigError(InputError):
-    reason = "ConfigInvalid"
+    reason = Reason.CONFIG_INVALID
 
 
 class RenderError(InputError):
-    reason = "RenderFailed"
+    reason = Reason.RENDER_FAILED
 
 
 class YamlError(RenderError):
-    reason = "YamlInvalid"
+    reason = Reason.YAML_INVALID
 
 
 class InterpolationError(RenderError):
-    reason = "VariableUnset"
+    reason = Reason.VARIABLE_UNSET
 
 
 class PathError(RenderError):
-    reason = "PathOutsideRepo"
+    reason = Reason.PATH_OUTSIDE_REPO
 
 
 class ValidationError(InputError):
-    reason = "ValidationFailed"
+    reason = Reason.VALIDATION_FAILED
 
 
 class SecretError(InputError):
-    reason = "SecretDecryptFailed"
+    reason = Reason.SECRET_DECRYPT_FAILED
 
 
 class PolicyError(InputError):
-    reason = "PolicyViolation"
+    reason = Reason.POLICY_VIOLATION
 
 
 class SignatureError(InputError):
-    reason = "SignatureRejected"
+    reason = Reason.SIGNATURE_REJECTED
 
 
 class WindowClosed(InputError):
-    reason = "DeploymentWindowClosed"
+    reason = Reason.DEPLOYMENT_WINDOW_CLOSED
 
 
 class DeployRejected(InputError):
@@ -167,62 +308,52 @@ class DeployRejected(InputError):
     does not allow. The same commit would be refused again; `validate` catches what it
     can of these before anything is applied."""
 
-    reason = "DeployRejected"
+    reason = Reason.DEPLOY_REJECTED
 
 
 # --- failed operations ----------------------------------------------------------------
 
 
 class OperationError(GitswarmError):
-    reason = "OperationFailed"
+    reason = Reason.OPERATION_FAILED
     exit_code = 1
 
 
 class SourceError(OperationError):
-    reason = "GitFailed"
-    retryable = True
+    reason = Reason.GIT_FAILED
 
 
 class SwarmError(OperationError):
-    reason = "SwarmFailed"
-    retryable = True
+    reason = Reason.SWARM_FAILED
 
 
 class HealthError(OperationError):
     """The deploy went out but did not converge. ``reason`` says how."""
 
-    reason = "HealthTimeout"
-
-    HEALTH_TIMEOUT = "HealthTimeout"
-    SWARM_ROLLED_BACK = "SwarmRolledBack"
-    TASKS_FAILING = "TasksFailing"
-    UPDATE_PAUSED = "UpdatePaused"
+    reason = Reason.HEALTH_TIMEOUT
 
 
 class LockedError(OperationError):
-    reason = "Locked"
-    retryable = True
+    reason = Reason.LOCKED
 
 
 class StoreError(OperationError):
-    reason = "StoreFailed"
-    retryable = True
+    reason = Reason.STORE_FAILED
 
 
 class NotFoundError(OperationError):
-    reason = "NotFound"
+    reason = Reason.NOT_FOUND
 
 
 class PromotionError(OperationError):
-    reason = "PromotionFailed"
+    reason = Reason.PROMOTION_FAILED
 
 
 class SandboxError(OperationError):
     """The child process that evaluates Rego could not be started or spoken to. A policy
     that exhausts it is a PolicyError instead: the commit is at fault, not the machine."""
 
-    reason = "SandboxFailed"
-    retryable = True
+    reason = Reason.SANDBOX_FAILED
 
 
 def collect(problems: Sequence[Problem], error: type[InputError], message: str) -> None:

@@ -40,6 +40,7 @@ from gitswarm.errors import (
     NotFoundError,
     OperationError,
     Problem,
+    Reason,
     UsageError,
 )
 
@@ -51,25 +52,25 @@ RETRY_AFTER_SECONDS = 5
 class Unauthorized(GitswarmError):
     """No credentials, or credentials that match nothing (token, webhook signature)."""
 
-    reason = "Unauthorized"
+    reason = Reason.UNAUTHORIZED
 
 
 class Forbidden(GitswarmError):
     """Known caller, but its roles or environments do not cover this request."""
 
-    reason = "Forbidden"
+    reason = Reason.FORBIDDEN
 
 
 class MethodNotAllowed(UsageError):
-    reason = "MethodNotAllowed"
+    reason = Reason.METHOD_NOT_ALLOWED
 
 
 class PayloadTooLarge(InputError):
-    reason = "PayloadTooLarge"
+    reason = Reason.PAYLOAD_TOO_LARGE
 
 
 class InternalError(OperationError):
-    reason = "InternalError"
+    reason = Reason.INTERNAL_ERROR
 
 
 def http_status(error: GitswarmError) -> int:
@@ -178,7 +179,7 @@ async def on_http_exception(_request: Request, exc: Exception) -> Response:
             {
                 "ok": False,
                 "error": {
-                    "reason": "HTTPError",
+                    "reason": Reason.HTTP_ERROR.value,
                     "message": str(exc.detail),
                     "retryable": False,
                     "problems": [],

@@ -1,4 +1,4 @@
-"""What the HTTP API needs from the running agent (reconcile/agent.py implements it).
+"""What the HTTP API needs from the running agent (reconcile/agent/view.py implements it).
 
 The API never touches Docker, Git or the store's internals directly: it reads the state
 the agent's loop owns through this port and asks the loop to act by queueing triggers.

@@ -4,6 +4,9 @@
 They deploy committed revisions only: HEAD of the followed branch of ``--repo`` (a
 local clone or a URL), or ``--revision``. State lives in the store (``--state``, or
 ``$GITSWARM_STATE``, or the default location; see gitswarm/store/__init__.py).
+
+Why one file (over 450 lines): the commands of one store-and-swarm session, each short;
+what other command modules share lives in cli/output.py and cli/worktree.py.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -98,28 +102,38 @@ class Session:
 
 @contextlib.contextmanager
 def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
-    from gitswarm.reconcile.sync import Reconciler
-    from gitswarm.source.repo import RepoSource
-    from gitswarm.source.verify import Verifier
-    from gitswarm.store import Store
-    from gitswarm.swarm.pool import SwarmPool
+    from gitswarm.sandbox.rego import RegoSandbox
 
-    source = RepoSource.open(repo)
-    if source.remote is not None:
-        source.fetch()
-    store = Store(state)
-    progress = Progress(enabled=not as_json)
-    pool, verifier = SwarmPool(), Verifier()  # this command's own, closed when it ends
-    reconciler = Reconciler(
-        source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
-    )
-    try:
-        yield Session(source, store, reconciler, progress)
-    finally:
-        progress.stop()
-        pool.close()
-        verifier.close()
-        store.close()
+    with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
+        if "://" not in repo and any(Path(repo, "policies").glob("*.rego")):
+            rego.prestart()  # the child's start-up overlaps the imports below (2+ cores)
+        from gitswarm.reconcile.sync import Reconciler
+        from gitswarm.source.repo import RepoSource
+        from gitswarm.source.verify import Verifier
+        from gitswarm.store import Store
+        from gitswarm.swarm.pool import SwarmPool
+
+        source = RepoSource.open(repo)
+        if source.remote is not None:
+            source.fetch()
+        store = Store(state)
+        progress = Progress(enabled=not as_json)
+        pool, verifier = SwarmPool(), Verifier()
+        reconciler = Reconciler(
+            source=source,
+            store=store,
+            swarm_for=pool,
+            progress=progress,
+            verifier=verifier,
+            rego=rego,
+        )
+        try:
+            yield Session(source, store, reconciler, progress)
+        finally:
+            progress.stop()
+            pool.close()
+            verifier.close()
+            store.close()
 
 
 def _actor() -> str:
@@ -380,37 +394,20 @@ def history(
         raise click.MissingParameter(ctx=ctx, param=_param(ctx, "env"))
 
     def run() -> None:
-        from gitswarm.store import Store
+        from gitswarm.store import quick
 
-        with Store(state) as store:
-            ops = store.history(app=app, env=env, limit=limit)
+        # A local store is read with sqlite3 alone; anything else opens a Store.
+        ops = quick.history(state, app=app, env=env, limit=limit)
+        if ops is None:
+            from gitswarm.store import Store
+
+            with Store(state) as store:
+                ops = store.history(app=app, env=env, limit=limit)
         if as_json:
             emit_json(
                 {
                     "ok": True,
-                    "operations": [
-                        {
-                            "id": o.id,
-                            "kind": o.kind,
-                            "app": o.app,
-                            "env": o.env,
-                            "revision": o.revision,
-                            "result": o.result,
-                            "reason": o.reason,
-                            "message": o.message,
-                            "trigger": o.trigger,
-                            "actor": o.actor,
-                            "author": o.author,
-                            "started_at": o.started_at.isoformat(),
-                            "finished_at": o.finished_at.isoformat() if o.finished_at else None,
-                            "dry_run": o.dry_run,
-                            "changes": [
-                                {"service": c.service, "action": c.action, "fields": list(c.fields)}
-                                for c in o.changes
-                            ],
-                        }
-                        for o in ops
-                    ],
+                    "operations": [o.as_dict() for o in ops],
                 }
             )
             return
@@ -483,19 +480,11 @@ def export(since: str | None, fmt: str, env: str | None, state: str | None) -> N
         out = sys.stdout
         with Store(state) as store:
             for op in store.export_operations(since=start, env=env):
-                line = {"record": "operation", **operation_dict(op)}
+                line = {"record": "operation", **op.as_dict()}
                 out.write(json.dumps(line, sort_keys=True) + "\n")
             if env is None:
                 for event in store.export_audit(since=start):
-                    record = {
-                        "record": "audit",
-                        "id": event.id,
-                        "at": event.at.isoformat(),
-                        "actor": event.actor,
-                        "action": event.action,
-                        "target": event.target,
-                        "details": dict(event.details),
-                    }
+                    record = {"record": "audit", **event.as_dict()}
                     out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         out.flush()
 
@@ -503,36 +492,6 @@ def export(since: str | None, fmt: str, env: str | None, state: str | None) -> N
 
 
 history.add_command(export)
-
-
-def operation_dict(o: Any) -> dict[str, Any]:
-    """One operation as the export (and `history --json`) writes it."""
-    return {
-        "id": o.id,
-        "kind": o.kind,
-        "app": o.app,
-        "env": o.env,
-        "revision": o.revision,
-        "previous_revision": o.previous_revision,
-        "result": o.result,
-        "reason": o.reason,
-        "message": o.message,
-        "trigger": o.trigger,
-        "actor": o.actor,
-        "holder": o.holder,
-        "author": o.author,
-        "commit_time": o.commit_time.isoformat() if o.commit_time else None,
-        "started_at": o.started_at.isoformat(),
-        "finished_at": o.finished_at.isoformat() if o.finished_at else None,
-        "dry_run": o.dry_run,
-        "changes": [
-            {"service": c.service, "action": c.action, "fields": list(c.fields)} for c in o.changes
-        ],
-        "commits": [
-            {"sha": c.sha, "committed_at": c.committed_at.isoformat(), "subject": c.subject}
-            for c in o.commits
-        ],
-    }
 
 
 @click.command(name="rollback")

@@ -1,4 +1,6 @@
 """``gitswarm serve``: the agent — the loop, webhooks, the HTTP API, /metrics (edge).
+Why one file (over 450 lines): the agent config's whole schema, read and checked in one
+place, and the wiring of the parts that config feeds.
 
 Settings, first match wins: command-line flags, environment variables, the config file
 (``--config``, YAML), the defaults below. Every setting has a default except the

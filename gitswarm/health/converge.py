@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gitswarm.errors import HealthError
+from gitswarm.errors import Reason
 from gitswarm.model.observed import ServiceState, TaskState
 
 State = Literal["converged", "progressing", "failed"]
@@ -27,7 +27,7 @@ class ServiceProgress:
     state: State
     running: int
     desired: int | None
-    reason: str | None = None
+    reason: Reason | None = None
     message: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -45,7 +45,7 @@ class ServiceProgress:
 class Verdict:
     state: State
     services: tuple[ServiceProgress, ...]
-    reason: str | None = None
+    reason: Reason | None = None
     message: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def assess_service(
                 "failed",
                 0,
                 service.replicas,
-                HealthError.SWARM_ROLLED_BACK,
+                Reason.SWARM_ROLLED_BACK,
                 f"Swarm rolled the update back ({update.state}): {update.message}; "
                 + _task_errors(tasks),
             )
@@ -143,7 +143,7 @@ def assess_service(
                 "failed",
                 0,
                 service.replicas,
-                HealthError.UPDATE_PAUSED,
+                Reason.UPDATE_PAUSED,
                 f"Swarm paused the update: {update.message}{hint}; " + _task_errors(tasks),
             )
     recent = [t for t in tasks if t.created_at is None or t.created_at >= since - _SLACK]
@@ -158,7 +158,7 @@ def assess_service(
         want = service.replicas if service.mode == "replicated-job" else len(latest)
         if failures >= failure_threshold:
             return ServiceProgress(
-                name, "failed", done, want, HealthError.TASKS_FAILING, _task_errors(tasks)
+                name, "failed", done, want, Reason.TASKS_FAILING, _task_errors(tasks)
             )
         state: State = (
             "converged" if want is not None and want > 0 and done >= want else ("progressing")
@@ -173,7 +173,7 @@ def assess_service(
         want = service.replicas if service.mode == "replicated" else len(latest)
         if bad:
             return ServiceProgress(
-                name, "failed", ok, want, HealthError.TASKS_FAILING, _task_errors(bad)
+                name, "failed", ok, want, Reason.TASKS_FAILING, _task_errors(bad)
             )
         state = "converged" if want is not None and ok >= want and not updating else "progressing"
         return ServiceProgress(name, state, ok, want, None, f"{ok}/{want} running or done")
@@ -199,7 +199,7 @@ def assess_service(
         return ServiceProgress(name, "converged", running, want, None, f"{running}/{want} running")
     if failures >= failure_threshold and not (updating and _rolls_back(service)):
         return ServiceProgress(
-            name, "failed", running, want, HealthError.TASKS_FAILING, _task_errors(tasks)
+            name, "failed", running, want, Reason.TASKS_FAILING, _task_errors(tasks)
         )
     detail = f"{running}/{want} running"
     if updating:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitswarm.errors import Reason
+
 EventKind = Literal[
     "sync_succeeded",
     "sync_failed",
@@ -27,7 +29,7 @@ class Event:
     env: str
     revision: str | None
     message: str
-    reason: str | None = None
+    reason: Reason | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -37,9 +37,6 @@ DECISIONS: tuple[DecisionKind, ...] = get_args(DecisionKind)
 # Operations that put a revision on the swarm: a Succeeded one means that revision ran healthy.
 DEPLOY_KINDS: tuple[OperationKind, ...] = ("sync", "rollback", "heal")
 
-# The reason recorded on an operation whose process died while it was Running.
-INTERRUPTED_REASON = "Interrupted"
-
 
 @dataclass(frozen=True, slots=True)
 class ServiceChange:
@@ -78,7 +75,7 @@ class Operation:
     author: str | None = None  # of the commit
     commit_time: datetime | None = None
     finished_at: datetime | None = None
-    reason: str | None = None  # a stable reason of gitswarm.errors
+    reason: str | None = None  # a gitswarm.errors.Reason's value (older rows: any string)
     message: str = ""
     dry_run: bool = False
     changes: tuple[ServiceChange, ...] = ()
@@ -95,6 +92,37 @@ class Operation:
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The one JSON form of an operation: the API, ``history --json`` and ``history
+        export`` all write this."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "app": self.app,
+            "env": self.env,
+            "revision": self.revision,
+            "previous_revision": self.previous_revision,
+            "result": self.result,
+            "reason": self.reason,
+            "message": self.message,
+            "trigger": self.trigger,
+            "actor": self.actor,
+            "holder": self.holder,
+            "author": self.author,
+            "commit_time": _iso(self.commit_time),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": _iso(self.finished_at),
+            "dry_run": self.dry_run,
+            "changes": [
+                {"service": c.service, "action": c.action, "fields": list(c.fields)}
+                for c in self.changes
+            ],
+            "commits": [
+                {"sha": c.sha, "committed_at": c.committed_at.isoformat(), "subject": c.subject}
+                for c in self.commits
+            ],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +168,23 @@ class AppStatus:
     reason: str | None = None
     message: str = ""
     drift: Mapping[str, Any] = field(default_factory=dict)  # service -> what drifted
+
+    def as_dict(self) -> dict[str, Any]:
+        """The one JSON form of a stored status (the API adds Git's head and the source's
+        state; ``gitswarm status`` shows the live one, reconcile/status.py)."""
+        return {
+            "app": self.app,
+            "env": self.env,
+            "sync": self.sync,
+            "health": self.health,
+            "deployed": self.revision,
+            "last_result": self.last_result,
+            "operation_id": self.operation_id,
+            "reason": self.reason,
+            "message": self.message,
+            "drift": dict(self.drift),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +235,17 @@ class AuditEvent:
     action: str
     target: str
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "details": dict(self.details),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -57,6 +57,15 @@ come back as an output that is not JSON; rego-cpp speaks Rego v1, where ``deny[m
 defines an object ``{msg: true}`` rather than a set; one failing statement can come
 back as the same error several times (reported once here); ``regoNodeTypeName`` needs a
 buffer one byte longer than regopy gives it.
+
+regopy (rego-cpp, ~20 MB) is imported inside the functions that run the engine: the CLI
+and the agent hold only the port here and evaluate in the sandbox's child, which loads
+regopy before it says it is ready (sandbox/worker.py).
+
+Why one file (over 450 lines): it is everything that touches regopy -- compiling, the
+built-in allow-list read from the compiled plan, the evaluation, and parsing rego-cpp's
+error text -- so the quirks above are handled in one place, and the sandbox's child
+(sandbox/worker.py) imports this one module and nothing that does I/O.
 """
 
 from __future__ import annotations
@@ -69,8 +78,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, Protocol
-
-from regopy import Input, Interpreter, LogLevel, RegoError, rego_shared
 
 from gitswarm.model.policy import WindowState
 from gitswarm.model.stack import DesiredStack
@@ -270,6 +277,8 @@ def evaluate_rego(
     if not sources:
         return outcome
     stage = on_stage or (lambda _files, _package: None)
+    from regopy import Input, Interpreter, LogLevel, RegoError  # see the docstring
+
     rego = Interpreter()
     rego.log_level = LogLevel.NONE
     rego.strict_built_in_errors = True
@@ -361,6 +370,8 @@ def _entrypoint(package: str, kind: str) -> str:
 def _query(run: Callable[[], Any]) -> tuple[Any, list[str]]:
     """The value ``run()`` queries (None if undefined), or the engine's error messages,
     each once."""
+    from regopy import RegoError
+
     try:
         out = run()
     except RegoError as exc:
@@ -428,6 +439,8 @@ class _Call:
 
 def _builtin_calls(bundle: Any) -> list[_Call]:
     """Every built-in the bundle names: its table and every Call statement."""
+    from regopy import rego_shared
+
     lib = rego_shared.rego
     size, get, value = rego_shared.rego_node_size, rego_shared.rego_node_get, _node_text
     buffer = ctypes.create_string_buffer(128)
@@ -458,6 +471,8 @@ def _builtin_calls(bundle: Any) -> list[_Call]:
 
 
 def _node_text(node: Any) -> str:
+    from regopy import rego_shared
+
     return str(rego_shared.rego_node_value(node))
 
 

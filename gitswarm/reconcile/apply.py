@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gitswarm.errors import HealthError
+from gitswarm.errors import HealthError, Reason
 from gitswarm.health import Verdict, assess
 from gitswarm.model.config import ResolveImage
 from gitswarm.model.observed import ObjectState, ServiceState
@@ -101,7 +101,7 @@ def wait_converged(
         if missing:
             verdict = Verdict("progressing", verdict.services, None, f"missing: {sorted(missing)}")
         if verdict.state == "failed":
-            raise HealthError(verdict.message, reason=verdict.reason or HealthError.TASKS_FAILING)
+            raise HealthError(verdict.message, reason=verdict.reason or Reason.TASKS_FAILING)
         if verdict.state == "converged":
             return verdict
         if verdict.message != last_message:
@@ -111,7 +111,7 @@ def wait_converged(
             raise HealthError(
                 f"services of stack {stack} did not converge within {timeout:.0f}s: "
                 f"{verdict.message}",
-                reason=HealthError.HEALTH_TIMEOUT,
+                reason=Reason.HEALTH_TIMEOUT,
             )
         clock.sleep(interval)
 

@@ -6,6 +6,10 @@ the target) to their content at the target revision, pushes it, and syncs it: Gi
 the source of truth and history shows why. ``push=False`` is the offline emergency:
 the past revision is deployed directly, recorded as such, and the current head is
 marked bad so the agent does not re-apply it until Git moves on.
+
+That emergency path and the agent's automatic rollback of a failed deploy
+(reconcile/agent/syncs.py) are one and the same ``redeploy``: mark the bad revision,
+deploy the last good one, and the recorder says RolledBack and notifies.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field, replace
 
-from gitswarm.errors import GitswarmError, NotFoundError, UsageError
+from gitswarm.errors import GitswarmError, NotFoundError, Reason, UsageError
 from gitswarm.model.operation import Trigger
 from gitswarm.model.tree import Tree
-from gitswarm.reconcile.sync import Reconciler, SyncOutcome, SyncRequest
+from gitswarm.reconcile.sync import Reconciler, RollbackOf, SyncOutcome, SyncRequest
 from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 from gitswarm.source.writer import push as push_commit
@@ -72,26 +76,57 @@ class RollbackRequest:
     reason: str = ""
 
 
+def redeploy(
+    r: Reconciler,
+    app: str,
+    env: str,
+    bad: RollbackOf,
+    *,
+    to: str | None = None,
+    message: str,
+    trigger: Trigger = "agent",
+    actor: str | None = None,
+    lock_wait: float = 0.0,
+) -> SyncOutcome:
+    """Redeploy the last good revision: mark ``bad.revision`` so that nothing deploys it
+    again until Git moves on (an explicit ``--revision`` still can), then deploy ``to``
+    (default: the last revision that ran healthy, other than the bad one); the recorder
+    says RolledBack and notifies. NotFoundError when there is nothing to go back to."""
+    r.store.mark_bad(app, env, bad.revision, bad.reason, bad.detail)
+    target = to or r.store.last_successful_revision(app, env, exclude={bad.revision})
+    if target is None:
+        raise NotFoundError(f"no earlier successful deploy of {app} in {env} is recorded")
+    return r.sync(
+        SyncRequest(
+            app,
+            env,
+            revision=target,
+            trigger=trigger,
+            actor=actor,
+            kind="rollback",
+            force_bad=True,
+            lock_wait=lock_wait,
+            message=message,
+            rollback_of=bad,
+        )
+    )
+
+
 def rollback(r: Reconciler, req: RollbackRequest) -> SyncOutcome:
     head = r.source.head()
     target = _target(r, req, head)
     why = req.reason or "manual rollback"
     if not req.push:
-        r.store.mark_bad(
-            req.app, req.env, head, "RolledBack", f"emergency rollback to {target[:12]}: {why}"
-        )
-        return r.sync(
-            SyncRequest(
-                req.app,
-                req.env,
-                revision=target,
-                trigger=req.trigger,
-                actor=req.actor,
-                kind="rollback",
-                force_bad=True,
-                message=f"emergency rollback to {target[:12]} without a Git commit "
-                f"(--no-push): {why}; Git still says {head[:12]}",
-            )
+        return redeploy(
+            r,
+            req.app,
+            req.env,
+            RollbackOf(head, Reason.ROLLED_BACK, f"rolled back by hand ({why})"),
+            to=target,
+            trigger=req.trigger,
+            actor=req.actor,
+            message=f"emergency rollback to {target[:12]} without a Git commit "
+            f"(--no-push): {why}; Git still says {head[:12]}",
         )
     paths = sorted(
         render_inputs(r, head, req.app, req.env) | render_inputs(r, target, req.app, req.env)

@@ -2,11 +2,14 @@
 
     fetch -> verify -> render -> validate -> plan -> apply -> wait -> record -> notify
 
-``Reconciler.sync`` reads top to bottom like that list. Whatever happens, the operation,
-the app status and the notification are recorded on the way out (``finally``). Bad input
-(render, validation, policy) stops before any Docker write; a failed deploy is recorded
-with its stable reason; the sync lock (one sync per app and environment) is always
-released. Called by cli/ (sync, rollback) and by the agent (reconcile/agent.py).
+``Reconciler.sync`` reads top to bottom like that list. Whatever happens, the outcome is
+recorded on the way out (``finally``), in one place: history, the app status, metrics and
+the notification (reconcile/record.py's Recorder). Bad input (render, validation,
+policy) stops before any Docker write and before an operation starts; a failed deploy
+is recorded with its stable reason; the sync lock (one sync per app and environment) is
+always released. Called by cli/ (sync, rollback, bootstrap) and by the agent
+(reconcile/agent/). Its requests and answers are outcome.py's; rendering is
+rendering.py's; applying and waiting are apply.py's.
 """
 
 from __future__ import annotations
@@ -20,31 +23,21 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitswarm.errors import GitswarmError, HealthError, InputError, SecretError, UsageError
+from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
 from gitswarm.model.config import (
-    Application,
     Environment,
     RepoConfig,
     SyncPolicy,
     Target,
     VerifySettings,
 )
-from gitswarm.model.events import Event, EventKind
 from gitswarm.model.observed import StackState
 from gitswarm.model.operation import (
     Baseline,
-    DeployedCommit,
-    HealthStatus,
-    OperationKind,
-    OperationResult,
-    SyncStatus,
-    Trigger,
 )
-from gitswarm.model.operation import ServiceChange as RecordedChange
-from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
@@ -59,6 +52,14 @@ from gitswarm.reconcile.apply import (
     read_applied,
     wait_converged,
 )
+from gitswarm.reconcile.outcome import (
+    Rendered,
+    RollbackOf,
+    SyncOutcome,
+    SyncRequest,
+    drift_summary,
+)
+from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer
 from gitswarm.render import to_yaml
 from gitswarm.render.secrets import Identity
@@ -72,6 +73,9 @@ from gitswarm.source.verify import Verifier
 from gitswarm.store import Lease, Store
 from gitswarm.store.locks import sync_lock
 from gitswarm.swarm.client import Swarm
+
+if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
+    from gitswarm.reconcile.metrics import Metrics
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -106,102 +110,6 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(frozen=True)
-class SyncRequest:
-    app: str
-    env: str
-    revision: str | None = None  # None: the head of the followed branch
-    trigger: Trigger = "cli"
-    actor: str | None = None
-    kind: OperationKind = "sync"
-    dry_run: bool = False
-    wait: bool = True
-    heal: bool = True  # redeploy services that drifted from Git
-    force_bad: bool = False  # deploy even a revision marked bad (an explicit request)
-    lock_wait: float = 0.0
-    message: str = ""
-    override_window: str | None = None  # the reason for deploying outside a window
-
-
-@dataclass(frozen=True)
-class SyncOutcome:
-    app: str
-    env: str
-    revision: str | None
-    result: OperationResult
-    reason: str | None = None
-    message: str = ""
-    plan: Plan | None = None
-    verdict: Verdict | None = None
-    policy: PolicyReport | None = None
-    operation_id: int | None = None
-    problems: tuple[Any, ...] = ()
-    exit_code: int = 0
-    # Whether the same request can succeed later (the error's verdict: an engine that
-    # was unreachable, a lock still held), so the agent tries again with backoff; bad
-    # input (a render failure, a stack the engine refused) waits for a new commit.
-    retryable: bool = False
-    # Services changed on the swarm by someone else while this sync deployed them (a
-    # `docker service scale` during the rollout): drift against what was applied.
-    drifted: tuple[ServiceChange, ...] = ()
-    # What was rendered, for the agent's drift checks of the revision it just deployed
-    # (so the first drift round after a commit renders nothing again). Never serialised.
-    rendered: Rendered | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.result in ("Succeeded", "Skipped")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "app": self.app,
-            "env": self.env,
-            "revision": self.revision,
-            "result": self.result,
-            "reason": self.reason,
-            "message": self.message,
-            "operation_id": self.operation_id,
-            "plan": self.plan.as_dict() if self.plan else None,
-            "health": self.verdict.as_dict() if self.verdict else None,
-            "policy": self.policy.to_dict() if self.policy else None,
-            "problems": [p.as_dict() for p in self.problems],
-        }
-
-
-@dataclass
-class Rendered:
-    """What the first half of the pipeline produced for one app and environment."""
-
-    revision: str
-    commit: CommitInfo
-    config: RepoConfig
-    app: Application
-    env: Environment
-    desired: DesiredStack
-    policy: PolicyReport | None
-
-
-def drift_summary(drifted: tuple[ServiceChange, ...]) -> str:
-    """``worker (deploy.replicas: 1 -> 3)``, for messages."""
-    parts = []
-    for change in drifted:
-        fields = ", ".join(
-            f"{d['field']}: {d['before']!r} -> {d['after']!r}" for d in change.as_dict()["drift"]
-        )
-        parts.append(f"{change.service} ({fields or 'removed'})")
-    return "; ".join(parts)
-
-
-def recorded_changes(plan: Plan) -> list[RecordedChange]:
-    actions = {"create": "created", "update": "changed", "remove": "removed"}
-    out: list[RecordedChange] = []
-    for change in plan.services:
-        action = actions.get(change.action, "unchanged")
-        fields = tuple(f.path for f in (change.fields or change.drift))
-        out.append(RecordedChange(change.service, action, fields))  # type: ignore[arg-type]
-    return out
-
-
 @dataclass
 class Reconciler:
     """The sync pipeline with its edges passed in (no module globals)."""
@@ -210,6 +118,7 @@ class Reconciler:
     store: Store
     swarm_for: Callable[[Target], Swarm]
     notifier: Notifier | None = None
+    metrics: Metrics | None = None  # the agent's (the CLI keeps none)
     clock: Clock = field(default_factory=Clock)
     progress: Progress = lambda _msg: None
     holder: str = field(default_factory=holder_id)
@@ -233,6 +142,11 @@ class Reconciler:
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def recorder(self) -> Recorder:
+        """Where every outcome is written (history, status, metrics, notifications)."""
+        return Recorder(self.store, self.source, self.notifier, self.metrics)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
@@ -382,9 +296,11 @@ class Reconciler:
     # --- the whole pipeline -----------------------------------------------------------
 
     def sync(self, req: SyncRequest) -> SyncOutcome:
-        outcome = SyncOutcome(req.app, req.env, req.revision, "Failed", "Unknown")
-        op_id: int | None = None  # a started operation, finished in _record
+        started = self.clock.monotonic()
+        outcome = SyncOutcome(req.app, req.env, req.revision, "Failed", Reason.UNKNOWN)
+        op_id: int | None = None  # a started operation, finished by the recorder
         rendered: Rendered | None = None
+        planned: list[Plan] = []  # the plan, once made: a failed deploy is recorded with it
         try:
             with (
                 self.store.lock(
@@ -397,13 +313,15 @@ class Reconciler:
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
-                rendered = self.render(
+                rendered = self.render(  # fetch, verify, render, validate
                     req.app,
                     req.env,
                     req.revision,
                     verify=not req.dry_run,
                     override_window=req.override_window,
                 )
+                if rendered.policy is not None:
+                    raise_for_violations(rendered.policy)  # before any operation starts
                 if req.override_window and not req.dry_run:
                     self.store.audit(
                         req.actor or self.holder,
@@ -412,7 +330,7 @@ class Reconciler:
                         {"revision": rendered.revision, "reason": req.override_window},
                     )
                 op_id = self._start(req, rendered)
-                outcome = replace(self._deploy(req, rendered, op_id), rendered=rendered)
+                outcome = self._deploy(req, rendered, op_id, planned)  # plan, apply, wait
         except GitswarmError as exc:
             outcome = replace(
                 outcome,
@@ -422,14 +340,15 @@ class Reconciler:
                 message=exc.message,
                 problems=exc.problems,
                 exit_code=exc.exit_code,
-                retryable=exc.retryable,
                 operation_id=op_id,
+                plan=planned[-1] if planned else None,
                 policy=rendered.policy if rendered else None,
+                retry_at=_window_opens(rendered) if isinstance(exc, WindowClosed) else None,
             )
-            if isinstance(exc, InputError) and op_id is None and not req.dry_run:
-                outcome = replace(outcome, operation_id=self._record_rejected(req, outcome))
         finally:
-            self._record(req, outcome, op_id)
+            outcome = replace(outcome, rendered=rendered)
+            seconds = self.clock.monotonic() - started
+            outcome = self.recorder.finished(req, outcome, op_id, seconds)  # record, notify
         return outcome
 
     def _start(self, req: SyncRequest, rendered: Rendered) -> int:
@@ -449,13 +368,13 @@ class Reconciler:
             message=req.message,
         )
 
-    def _deploy(self, req: SyncRequest, r: Rendered, op_id: int) -> SyncOutcome:
+    def _deploy(
+        self, req: SyncRequest, r: Rendered, op_id: int, planned: list[Plan]
+    ) -> SyncOutcome:
         policy = r.config.sync_policy(r.app, r.env)
         base = SyncOutcome(
             req.app, req.env, r.revision, "Failed", operation_id=op_id, policy=r.policy
         )
-        if r.policy is not None:
-            raise_for_violations(r.policy)
         if (
             not req.force_bad
             and not req.dry_run
@@ -464,7 +383,7 @@ class Reconciler:
             return replace(
                 base,
                 result="Skipped",
-                reason="RevisionMarkedBad",
+                reason=Reason.REVISION_MARKED_BAD,
                 message=f"revision {r.revision[:12]} failed before and was rolled back; "
                 "waiting for a new commit (or sync it explicitly with --revision)",
             )
@@ -473,6 +392,7 @@ class Reconciler:
         observed = swarm.observe(r.desired.stack)  # plan
         baselines = self.store.baselines(req.app, req.env)
         plan = make_plan(r.desired, observed, baselines, prune=policy.prune, heal=req.heal)
+        planned.append(plan)
         base = replace(base, plan=plan)
         if req.dry_run:
             return replace(base, result="Succeeded", message="dry run: nothing was changed")
@@ -543,147 +463,10 @@ class Reconciler:
         )
         return tuple(c for c in now.drifted if c.service in saved)
 
-    # --- record and notify, on every exit path -----------------------------------------
 
-    def _record_rejected(self, req: SyncRequest, outcome: SyncOutcome) -> int | None:
-        """Bad input never reached the deploy step: still leave a trace in history."""
-        try:
-            return self.store.record_operation(
-                "policy-violation" if outcome.reason == "PolicyViolation" else req.kind,
-                req.app,
-                req.env,
-                "Failed",
-                trigger=req.trigger,
-                actor=req.actor,
-                revision=outcome.revision,
-                reason=outcome.reason,
-                message=outcome.message,
-            )
-        except GitswarmError:
-            log.exception("could not record the rejected operation")
-            return None
-
-    def _record(self, req: SyncRequest, outcome: SyncOutcome, op_id: int | None) -> None:
-        fields = {
-            "app": req.app,
-            "env": req.env,
-            "revision": outcome.revision,
-            "result": outcome.result,
-            "reason": outcome.reason,
-            "trigger": req.trigger,
-            "kind": req.kind,
-        }
-        level = logging.INFO if outcome.ok else logging.WARNING
-        log.log(level, "%s %s: %s", req.kind, outcome.result, outcome.message, extra=fields)
-        if outcome.reason == "Locked":
-            return  # another sync is running: its record is the one that counts
-        try:
-            if op_id is not None:
-                changes = recorded_changes(outcome.plan) if outcome.plan else []
-                message = f"{req.message}: {outcome.message}" if req.message else outcome.message
-                commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
-                self.store.finish_operation(
-                    op_id, outcome.result, outcome.reason, message, changes, commits
-                )
-            if not req.dry_run:
-                self._set_status(req, outcome)
-        except GitswarmError:
-            log.exception("could not record the outcome of %s/%s", req.app, req.env)
-        self._notify(req, outcome)
-
-    def _deployed_commits(
-        self, req: SyncRequest, outcome: SyncOutcome, op_id: int
-    ) -> list[DeployedCommit]:
-        """DORA's lead time (issue 16): the commits a successful deployment brought, ``git
-        log previous..revision`` (previous: what was deployed when it started). Only
-        deployments that changed something; a failure here never fails the record."""
-        plan = outcome.plan
-        if (
-            req.dry_run
-            or req.kind not in ("sync", "rollback")
-            or outcome.result != "Succeeded"
-            or outcome.revision is None
-            or plan is None
-            or plan.empty
-        ):
-            return []
-        try:
-            previous = self.store.get_operation(op_id).previous_revision
-            found = self.source.commits_between(previous, outcome.revision)
-            return [
-                DeployedCommit(c.sha, dt.datetime.fromisoformat(c.committed_at), c.subject)
-                for c in found
-            ]
-        except (GitswarmError, ValueError) as exc:
-            log.warning("could not list the commits %s brought: %s", outcome.revision[:12], exc)
-            return []
-
-    def _set_status(self, req: SyncRequest, outcome: SyncOutcome) -> None:
-        sync: SyncStatus
-        health: HealthStatus = "Healthy"
-        if outcome.result == "Succeeded":
-            sync = "Synced"
-            if (outcome.plan is not None and outcome.plan.orphans) or outcome.drifted:
-                sync = "OutOfSync"
-            self.store.set_status(
-                req.app,
-                req.env,
-                sync=sync,
-                health=health,
-                last_result="Succeeded",
-                operation_id=outcome.operation_id,
-                revision=outcome.revision,
-                reason=None,
-                message=outcome.message,
-                drift={c.service: c.as_dict() for c in outcome.drifted},
-            )
-            return
-        if outcome.result == "Skipped":
-            self.store.set_status(req.app, req.env, reason=outcome.reason, message=outcome.message)
-            return
-        fields: dict[str, Any] = {
-            "sync": "OutOfSync",
-            "last_result": outcome.result,
-            "operation_id": outcome.operation_id,
-            "reason": outcome.reason,
-            "message": outcome.message,
-        }
-        if outcome.reason in _DEPLOY_FAILURES:
-            fields["health"] = "Degraded"
-        self.store.set_status(req.app, req.env, **fields)
-
-    def _notify(self, req: SyncRequest, outcome: SyncOutcome) -> None:
-        if self.notifier is None or req.dry_run or outcome.reason == "Locked":
-            return
-        kind: EventKind
-        if outcome.result == "Succeeded":
-            if outcome.plan is not None and outcome.plan.empty:
-                return
-            kind = "sync_succeeded"
-        elif outcome.reason == "PolicyViolation":
-            kind = "policy_violation"
-        elif outcome.reason == "SignatureRejected":
-            kind = "signature_rejected"
-        elif outcome.result == "Failed":
-            kind = "sync_failed"
-        else:
-            return
-        event = Event(kind, req.app, req.env, outcome.revision, outcome.message, outcome.reason)
-        try:
-            fresh = self.store.record_notification(req.app, req.env, kind, event.fingerprint)
-        except GitswarmError:
-            fresh = True
-        if fresh or kind == "sync_succeeded":
-            self.notifier.send(event)
+def _window_opens(rendered: Rendered | None) -> dt.datetime | None:
+    window = rendered.policy.window if rendered and rendered.policy else None
+    return window.next_open if window is not None else None
 
 
-_DEPLOY_FAILURES = {
-    HealthError.HEALTH_TIMEOUT,
-    HealthError.SWARM_ROLLED_BACK,
-    HealthError.TASKS_FAILING,
-    HealthError.UPDATE_PAUSED,
-    "SwarmFailed",
-}
-
-
-__all__ = ["Reconciler", "SyncOutcome", "SyncPolicy", "SyncRequest"]
+__all__ = ["Reconciler", "Rendered", "RollbackOf", "SyncOutcome", "SyncPolicy", "SyncRequest"]

@@ -27,6 +27,9 @@ CLI, and must stay inside the repository. Deliberate differences: bind mounts wi
 relative or ``~`` source are refused (they would point into the agent's checkout), and
 ``env_file:`` is resolved into ``environment`` and dropped from the output (the deployed
 file lives in a temporary folder where those paths do not exist).
+
+Why one file (over 450 lines): the merge and its print are one mirror of the CLI's
+loader; split, the order rules above would be read in two places.
 """
 
 from __future__ import annotations

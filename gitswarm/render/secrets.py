@@ -12,7 +12,7 @@ import hmac
 
 import pyrage
 
-from gitswarm.errors import SecretError
+from gitswarm.errors import Reason, SecretError
 
 # The text of age's DecryptError::NoMatchingKeys as pyrage passes it on.
 NO_MATCHING_KEYS = "No matching keys found"
@@ -62,12 +62,12 @@ class Identity:
                     f"{source} is encrypted to other keys, not to the identity of this "
                     f"environment (public key {self.recipient}); encrypt it again for this "
                     f"environment with `{encrypt}`",
-                    reason="SecretDecryptFailed",
+                    reason=Reason.SECRET_DECRYPT_FAILED,
                 ) from None
             raise SecretError(
                 f"{source} is not a complete age file (truncated or corrupted: {exc}); "
                 f"encrypt the value again with `{encrypt}`",
-                reason="SecretDecryptFailed",
+                reason=Reason.SECRET_DECRYPT_FAILED,
             ) from None
 
     def name_key(self) -> bytes:

@@ -34,6 +34,9 @@ or relative to the agent's trusted-keys directory (``$GITSWARM_KEYS_DIR``)::
 
       production: {verify: {mode: gpg, keys: [/etc/gitswarm/trusted/release.asc]}}
       staging:    {verify: {mode: ssh, allowed_signers: /etc/gitswarm/allowed_signers}}
+
+Why one file (over 450 lines): one schema's loading and the cross-checks between its
+sections (environments, targets, applications), which need each other.
 """
 
 from __future__ import annotations

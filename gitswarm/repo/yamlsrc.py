@@ -22,6 +22,9 @@ ruamel.yaml does the scanning and parsing (its events carry positions); the comp
 and the scalar resolution are ours. Errors are ``YamlError`` with file, line and column.
 Besides the data, ``Document.positions`` maps each path (``("services", "web",
 "image")``) to where it was written: the key for a mapping entry, the item for a list.
+
+Why one file (over 450 lines): the composer, the scalar resolution and the bounds work
+on one walk over the same nodes.
 """
 
 from __future__ import annotations

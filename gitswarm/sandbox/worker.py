@@ -34,6 +34,8 @@ import resource
 import sys
 from typing import Any, BinaryIO
 
+import regopy  # noqa: F401 - loaded before the child says it is ready, not on first use
+
 from gitswarm.policy.rego import evaluate_rego
 
 

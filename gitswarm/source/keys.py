@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitswarm.errors import GitswarmError, SecretError
+from gitswarm.errors import GitswarmError, Reason, SecretError
 from gitswarm.model.config import key_suffix
 from gitswarm.render.secrets import Identity
 
@@ -161,7 +161,7 @@ def read_identity_file(path: Path, *, label: str | None = None) -> Identity:
     """The identity in key file ``path``, read bounded (see ``read_key_file``)."""
 
     def error(message: str) -> SecretError:
-        return SecretError(message, reason="SecretKeyInvalid")
+        return SecretError(message, reason=Reason.SECRET_KEY_INVALID)
 
     label = label or f"age identity file {path}"
     raw = read_key_file(path, limit=MAX_IDENTITY_BYTES, label=label, error=error)
@@ -185,7 +185,7 @@ def load_identity(
             raise SecretError(
                 f"${where.inline} is larger than the limit of {MAX_IDENTITY_BYTES} bytes; "
                 "it must hold the text of one age key file",
-                reason="SecretKeyInvalid",
+                reason=Reason.SECRET_KEY_INVALID,
             )
         return Identity(text, source=f"${where.inline}")
     label = f"age identity file {where.path} of environment {env!r} (from {where.origin})"
@@ -197,7 +197,7 @@ def load_identity(
             f"GITSWARM_AGE_KEY_{suffix} / "
             f"GITSWARM_AGE_KEY_FILE_{suffix}, or identities.{env} in the agent config "
             "(see README, 'Secrets')",
-            reason="SecretKeyMissing",
+            reason=Reason.SECRET_KEY_MISSING,
         )
     return read_identity_file(where.path, label=label)
 

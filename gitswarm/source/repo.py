@@ -8,6 +8,13 @@
   moved, so a poll with nothing new costs one round trip and no fetch.
 
 I/O edge: called by reconcile/ and cli/. Errors are ``SourceError`` (retryable).
+
+Thread-safe: the agent's git worker, its sync workers and the API threads share one
+RepoSource. Whatever changes the cache (``fetch``, ``poll``, ``head`` when it must fetch,
+the remote's default branch once learnt) runs under the source's own lock, one at a
+time; readers of revisions (``resolve``, ``commit_info``, trees) need no lock, because
+Git updates refs atomically and never changes an object, so a reader sees a commit
+either before or after a fetch, never half of one.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +65,10 @@ class RepoSource:
     work_tree: Path | None = None  # the local clone's working tree, if local
     last_fetched: str | None = field(default=None)
     _default_ref: str | None = field(default=None, repr=False)
+    # Serialises what writes the cache or the fields above (see the module docstring).
+    _lock: threading.RLock = field(
+        default_factory=threading.RLock, init=False, repr=False, compare=False
+    )
 
     # --- construction ------------------------------------------------------------------
 
@@ -108,12 +120,15 @@ class RepoSource:
         ref = self.ref()
         if ref != "HEAD":
             return ref
-        if self._default_ref is None and self.remote is not None:
-            out = git_text(["ls-remote", "--symref", "--", self.remote, "HEAD"], timeout=30)
-            for line in out.splitlines():
-                if line.startswith("ref: ") and line.endswith("\tHEAD"):
-                    self._default_ref = line[len("ref: ") : -len("\tHEAD")]
-        return self._default_ref or ref
+        if self._default_ref is not None:
+            return self._default_ref
+        with self._lock:
+            if self._default_ref is None and self.remote is not None:
+                out = git_text(["ls-remote", "--symref", "--", self.remote, "HEAD"], timeout=30)
+                for line in out.splitlines():
+                    if line.startswith("ref: ") and line.endswith("\tHEAD"):
+                        self._default_ref = line[len("ref: ") : -len("\tHEAD")]
+            return self._default_ref or ref
 
     def remote_head(self, timeout: float = 30.0) -> str:
         """Ask the remote which commit the followed ref points at (no fetch)."""
@@ -133,32 +148,34 @@ class RepoSource:
             return self.resolve(self.ref())
         ref = self.ref()
         local = "refs/gitswarm/head"
-        run_git(
-            [
-                "--git-dir",
-                str(self.git_dir),
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--force",
-                "--prune",
-                "--",
-                self.remote,
-                f"+{ref}:{local}",
-                "+refs/heads/*:refs/heads/*",
-            ],
-            timeout=timeout,
-        )
-        self.last_fetched = self._git("rev-parse", "--verify", local + "^{commit}")
-        return self.last_fetched
+        with self._lock:
+            run_git(
+                [
+                    "--git-dir",
+                    str(self.git_dir),
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--force",
+                    "--prune",
+                    "--",
+                    self.remote,
+                    f"+{ref}:{local}",
+                    "+refs/heads/*:refs/heads/*",
+                ],
+                timeout=timeout,
+            )
+            self.last_fetched = self._git("rev-parse", "--verify", local + "^{commit}")
+            return self.last_fetched
 
     def poll(self) -> tuple[str, bool]:
         """The followed ref's commit, and whether a fetch was needed to get it."""
-        head = self.remote_head()
-        if self.remote is not None and head != self.last_fetched and not self.has(head):
-            return self.fetch(), True
-        self.last_fetched = head
-        return head, False
+        with self._lock:  # two polls at once would both fetch
+            head = self.remote_head()
+            if self.remote is not None and head != self.last_fetched and not self.has(head):
+                return self.fetch(), True
+            self.last_fetched = head
+            return head, False
 
     def has(self, sha: str) -> bool:
         proc = run_git(
@@ -185,7 +202,11 @@ class RepoSource:
     def head(self) -> str:
         """The commit to deploy when no revision is given."""
         if self.remote is not None:
-            return self.last_fetched or self.fetch()
+            known = self.last_fetched  # no lock: a reader never waits for a poll
+            if known is not None:
+                return known
+            with self._lock:  # the first call fetches: once, not once per thread
+                return self.last_fetched or self.fetch()
         return self.resolve(self.ref())
 
     def commit_info(self, sha: str) -> CommitInfo:

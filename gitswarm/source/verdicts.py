@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from gitswarm.errors import Problem, SignatureError
+from gitswarm.errors import Problem, Reason, SignatureError
 from gitswarm.model.config import VerifySettings
 
 Mode = Literal["gpg", "ssh"]
 
-REASON_SETUP = "SignatureSetupFailed"
+REASON_SETUP = Reason.SIGNATURE_SETUP_FAILED
 RULE_UNSIGNED = "signature-unsigned"
 RULE_WRONG_MODE = "signature-wrong-mode"
 RULE_UNTRUSTED = "signature-untrusted-key"

@@ -42,6 +42,9 @@ closes it when done.
 (About 500 lines, on purpose: the Verifier and the keyrings it builds from the agent's key
 files are the trust boundary and are read together; the pure verdicts are apart, in
 source/verdicts.py.)
+
+Why one file (over 450 lines): everything the trust decision rests on is read in one
+sitting, as a security review reads it.
 """
 
 from __future__ import annotations

@@ -21,10 +21,39 @@ No secret values are ever stored: callers pass names and references (a secret's
 content-addressed name, never its data), and messages must not quote secret material.
 """
 
-from gitswarm.store.db import ENV_VAR, default_location, resolve_url
-from gitswarm.store.locks import AGENT_LOCK, Lease, new_holder_id, sync_lock
-from gitswarm.store.status import KEEP, Keep
-from gitswarm.store.store import Store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from gitswarm.store.location import ENV_VAR, default_location
+
+if TYPE_CHECKING:
+    from gitswarm.store.db import resolve_url
+    from gitswarm.store.locks import AGENT_LOCK, Lease, new_holder_id, sync_lock
+    from gitswarm.store.status import KEEP, Keep
+    from gitswarm.store.store import Store
+
+# Loaded on first use: these import SQLAlchemy, which a command that reads a local store
+# through quick.py never needs (``import gitswarm.store.quick`` runs this file first).
+_LAZY = {
+    "resolve_url": "gitswarm.store.db",
+    "AGENT_LOCK": "gitswarm.store.locks",
+    "Lease": "gitswarm.store.locks",
+    "new_holder_id": "gitswarm.store.locks",
+    "sync_lock": "gitswarm.store.locks",
+    "KEEP": "gitswarm.store.status",
+    "Keep": "gitswarm.store.status",
+    "Store": "gitswarm.store.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gitswarm.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AGENT_LOCK",

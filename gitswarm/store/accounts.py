@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from gitswarm.errors import NotFoundError, UsageError
 from gitswarm.model.account import ApiToken, RoleBinding, Session, User
 from gitswarm.store.db import Database
-from gitswarm.store.operations import aware
+from gitswarm.store.queries import aware
 from gitswarm.store.schema import api_tokens, sessions, users
 
 

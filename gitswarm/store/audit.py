@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from gitswarm.model.operation import AuditEvent
 from gitswarm.store.db import Database
-from gitswarm.store.operations import aware
+from gitswarm.store.queries import aware
 from gitswarm.store.schema import audit_events
 
 

@@ -13,10 +13,9 @@ a snapshot on PostgreSQL), so the dashboard never waits for the loop.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,15 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from gitswarm.errors import StoreError
-from gitswarm.store.schema import SCHEMA_HEAD, VERSION_TABLE
+from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, default_location, sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.dialects import postgresql as pg
     from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-ENV_VAR = "GITSWARM_STATE"
-FILE_NAME = "state.db"
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for another one
 _WRITE = "gitswarm_write"  # execution option: this transaction writes
 _MIGRATION_LOCK = 0x67697473  # pg_advisory_xact_lock key ("gits") serialising migrations
@@ -46,27 +43,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_location(environ: Mapping[str, str] | None = None) -> str:
-    """``$GITSWARM_STATE`` if set (a path or a URL), else ``state.db`` under
-    ``$XDG_DATA_HOME/gitswarm`` (default ``~/.local/share/gitswarm``)."""
-    env = os.environ if environ is None else environ
-    explicit = env.get(ENV_VAR, "").strip()
-    if explicit:
-        return explicit
-    data_home = env.get("XDG_DATA_HOME", "").strip()
-    # The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
-    base = Path(data_home) if data_home and Path(data_home).is_absolute() else None
-    if base is None:
-        home = env.get("HOME") or str(Path.home())
-        base = Path(home) / ".local" / "share"
-    return str(base / "gitswarm" / FILE_NAME)
-
-
 def resolve_url(location: str) -> URL:
     """The SQLAlchemy URL of a location: ``sqlite:///...`` for a path, the URL itself
     otherwise. ``postgres://`` and ``postgresql://`` use psycopg 3, the driver we ship."""
-    if "://" not in location:
-        path = Path(location).expanduser().resolve()
+    path = sqlite_file(location)
+    if path is not None:
         return URL.create("sqlite", database=str(path))
     try:
         url = make_url(location)

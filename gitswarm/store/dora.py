@@ -18,7 +18,7 @@ from gitswarm.dora import DRIFT_THRESHOLD, FAILURE_WINDOW, DoraReport, DoraSetti
 from gitswarm.dora.compute import DEPLOY_FAILURE_REASONS, DEPLOYMENT_KINDS, HEALTHY_KINDS
 from gitswarm.model.operation import DeployedCommit, Operation, ServiceChange
 from gitswarm.store.db import Database
-from gitswarm.store.operations import aware
+from gitswarm.store.queries import aware
 from gitswarm.store.schema import operation_changes, operation_commits, operations
 
 # The columns DORA reads (not the message: the bulk of a row).

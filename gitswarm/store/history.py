@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from gitswarm.model.operation import DEPLOY_KINDS, AuditEvent, Operation
 from gitswarm.store.db import Database
-from gitswarm.store.operations import _load, aware
+from gitswarm.store.operations import _load
+from gitswarm.store.queries import aware
 from gitswarm.store.schema import app_status, audit_events, operations
 
 EXPORT_BATCH = 1000

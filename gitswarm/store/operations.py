@@ -8,17 +8,16 @@ the dashboard read the history.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
-from gitswarm.errors import NotFoundError
+from gitswarm.errors import NotFoundError, Reason
 from gitswarm.model.operation import (
     CHANGE_ACTIONS,
     DEPLOY_KINDS,
-    INTERRUPTED_REASON,
     OPERATION_KINDS,
     OPERATION_RESULTS,
     TRIGGERS,
@@ -29,24 +28,21 @@ from gitswarm.model.operation import (
     ServiceChange,
     Trigger,
 )
+from gitswarm.store import queries
 from gitswarm.store.db import Database
-from gitswarm.store.schema import locks, operation_changes, operation_commits, operations
-
-T = TypeVar("T", bound=str)
-
-
-def check(value: T, allowed: Collection[str], what: str) -> T:
-    """``value`` if it is one of ``allowed``; a ValueError naming them otherwise."""
-    if value not in allowed:
-        raise ValueError(f"{what} {value!r} is not one of {', '.join(allowed)}")
-    return value
+from gitswarm.store.queries import aware, check
+from gitswarm.store.schema import (
+    UTCDateTime,
+    locks,
+    operation_changes,
+    operation_commits,
+    operations,
+)
 
 
-def aware(value: datetime | None, what: str) -> datetime | None:
-    """``value`` if it is None or time-zone aware: a naive time is ambiguous, refuse it."""
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise ValueError(f"{what} {value.isoformat()} has no time zone")
-    return value
+def _stored(reason: Reason | None) -> str | None:
+    """A reason as the store keeps it: its plain string value."""
+    return None if reason is None else str(reason)
 
 
 def _changes_rows(op_id: int, changes: Sequence[ServiceChange]) -> list[dict[str, Any]]:
@@ -106,51 +102,28 @@ def load_commits(conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[Depl
 
 
 def _load(
-    conn: sa.Connection, query: sa.Select[Any], *, with_commits: bool = False
+    conn: sa.Connection, query: sa.Select[Any] | queries.Query, *, with_commits: bool = False
 ) -> list[Operation]:
-    rows = conn.execute(query).mappings().all()
+    """The operations ``query`` selects, with their changes (and commits): built by
+    queries.py's one reader of operation rows, which quick.py shares."""
+    rows = (
+        run(conn, query)
+        if isinstance(query, queries.Query)
+        else conn.execute(query).mappings().all()
+    )
     if not rows:
         return []
     ids = [row["id"] for row in rows]
     commits = load_commits(conn, ids) if with_commits else {}
-    by_op: dict[int, list[ServiceChange]] = {}
-    changes = conn.execute(
-        sa.select(operation_changes)
-        .where(operation_changes.c.operation_id.in_(ids))
-        .order_by(operation_changes.c.operation_id, operation_changes.c.service)
-    ).mappings()
-    for change in changes:
-        by_op.setdefault(change["operation_id"], []).append(
-            ServiceChange(
-                service=change["service"],
-                action=change["action"],
-                fields=tuple(change["fields"]),
-            )
-        )
-    return [
-        Operation(
-            id=row["id"],
-            kind=row["kind"],
-            app=row["app"],
-            env=row["env"],
-            trigger=row["trigger"],
-            started_at=row["started_at"],
-            result=row["result"],
-            holder=row["holder"],
-            actor=row["actor"],
-            revision=row["revision"],
-            previous_revision=row["previous_revision"],
-            author=row["author"],
-            commit_time=row["commit_time"],
-            finished_at=row["finished_at"],
-            reason=row["reason"],
-            message=row["message"],
-            dry_run=row["dry_run"],
-            changes=tuple(by_op.get(row["id"], ())),
-            commits=tuple(commits.get(row["id"], ())),
-        )
-        for row in rows
-    ]
+    return queries.operations_from(rows, run(conn, queries.changes(ids)), commits)
+
+
+def run(conn: sa.Connection, query: queries.Query) -> Sequence[sa.RowMapping]:
+    """A queries.py query through SQLAlchemy: its times bound as the store keeps them."""
+    text = sa.text(query.sql).bindparams(
+        *(sa.bindparam(name, type_=UTCDateTime) for name in sorted(query.times))
+    )
+    return conn.execute(text, query.params).mappings().all()
 
 
 class OperationsMixin:
@@ -205,7 +178,7 @@ class OperationsMixin:
         self,
         op_id: int,
         result: OperationResult,
-        reason: str | None = None,
+        reason: Reason | None = None,
         message: str = "",
         changes: Sequence[ServiceChange] = (),
         commits: Sequence[DeployedCommit] = (),
@@ -228,7 +201,7 @@ class OperationsMixin:
                 )
                 .values(
                     result=result,
-                    reason=reason,
+                    reason=_stored(reason),
                     message=message,
                     finished_at=self._db.now(),
                 )
@@ -265,7 +238,7 @@ class OperationsMixin:
         previous_revision: str | None = None,
         author: str | None = None,
         commit_time: datetime | None = None,
-        reason: str | None = None,
+        reason: Reason | None = None,
         message: str = "",
         changes: Sequence[ServiceChange] = (),
         dry_run: bool = False,
@@ -296,7 +269,7 @@ class OperationsMixin:
                     started_at=now,
                     finished_at=now,
                     result=result,
-                    reason=reason,
+                    reason=_stored(reason),
                     message=message,
                     dry_run=dry_run,
                 )
@@ -326,20 +299,7 @@ class OperationsMixin:
         since: datetime | None = None,
     ) -> list[Operation]:
         """Operations, newest first; ``since`` keeps those started at or after it."""
-        query = sa.select(operations).order_by(operations.c.id.desc())
-        if app is not None:
-            query = query.where(operations.c.app == app)
-        if env is not None:
-            query = query.where(operations.c.env == env)
-        if kinds is not None:
-            wanted = [check(k, OPERATION_KINDS, "operation kind") for k in kinds]
-            query = query.where(operations.c.kind.in_(wanted))
-        if since is not None:
-            query = query.where(operations.c.started_at >= aware(since, "since"))
-        if limit is not None:
-            if limit < 1:
-                raise ValueError(f"limit must be positive, not {limit}")
-            query = query.limit(limit)
+        query = queries.history(app, env, limit, kinds, since)
         with self._db.read("read history") as conn:
             return _load(conn, query)
 
@@ -419,7 +379,7 @@ class OperationsMixin:
             )
             .values(
                 result="Interrupted",
-                reason=INTERRUPTED_REASON,
+                reason=Reason.INTERRUPTED,  # the process died while it was Running
                 message="the process running it went away (its lock lease ended) "
                 "before it finished",
                 finished_at=now,

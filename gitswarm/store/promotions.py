@@ -23,7 +23,7 @@ from gitswarm.model.operation import (
     PromotionStatus,
 )
 from gitswarm.store.db import Database
-from gitswarm.store.operations import check
+from gitswarm.store.queries import check
 from gitswarm.store.schema import promotion_decisions, promotions
 
 

@@ -16,11 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared database stays sane
-# The newest migration in migrations/versions/. Opening a store that is already there
-# reads only this, so commands like `gitswarm history` never import Alembic;
-# test_store_open checks it against Alembic's own heads.
-SCHEMA_HEAD = "0005"
+# The newest migration (SCHEMA_HEAD) is set in location.py, which loads without SQLAlchemy.
+from gitswarm.store.location import SCHEMA_HEAD as SCHEMA_HEAD
+from gitswarm.store.location import VERSION_TABLE as VERSION_TABLE
 
 metadata = sa.MetaData(
     naming_convention={

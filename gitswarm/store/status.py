@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
+from gitswarm.errors import Reason
 from gitswarm.model.operation import (
     HEALTH_STATUSES,
     OPERATION_RESULTS,
@@ -27,7 +28,7 @@ from gitswarm.model.operation import (
     SyncStatus,
 )
 from gitswarm.store.db import Database
-from gitswarm.store.operations import check
+from gitswarm.store.queries import check
 from gitswarm.store.schema import app_status, bad_revisions
 
 
@@ -69,7 +70,7 @@ class StatusMixin:
         last_result: OperationResult | Keep | None = KEEP,
         operation_id: int | Keep | None = KEEP,
         revision: str | Keep | None = KEEP,
-        reason: str | Keep | None = KEEP,
+        reason: Reason | Keep | None = KEEP,
         message: str | Keep = KEEP,
         drift: Mapping[str, Any] | Keep = KEEP,
     ) -> AppStatus:
@@ -81,7 +82,7 @@ class StatusMixin:
             "last_result": last_result,
             "operation_id": operation_id,
             "revision": revision,
-            "reason": reason,
+            "reason": reason if isinstance(reason, Keep | None) else str(reason),
             "message": message,
             "drift": drift,
         }
@@ -144,11 +145,13 @@ class StatusMixin:
 
     # --- bad revisions -------------------------------------------------------------------
 
-    def mark_bad(self, app: str, env: str, revision: str, reason: str, message: str = "") -> None:
+    def mark_bad(
+        self, app: str, env: str, revision: str, reason: Reason, message: str = ""
+    ) -> None:
         """Remember that ``revision`` failed in ``env`` (marking it again updates why)."""
         now = self._db.now()
         stmt = self._db.insert(bad_revisions).values(
-            app=app, env=env, revision=revision, reason=reason, message=message, marked_at=now
+            app=app, env=env, revision=revision, reason=str(reason), message=message, marked_at=now
         )
         upsert = stmt.on_conflict_do_update(
             index_elements=[bad_revisions.c.app, bad_revisions.c.env, bad_revisions.c.revision],

@@ -10,6 +10,9 @@ wrong), which is a ``DeployRejected``: bad input, not retried (``deploy_failure`
 
 Called by reconcile/ (sync, agent) and cli/ (status, diff). Tests use ``FakeSwarm``
 (swarm/fake.py) for the pure logic and this class against a real private swarm.
+
+Why one file (over 450 lines): it is the one module allowed to import docker, so every
+docker-py and CLI failure is translated in one place.
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 ObjectKind = Literal["config", "secret"]
 
 
+class Events(Protocol):
+    """A stream of engine events (decoded dicts, as Docker sends them): iterate it; its
+    ``close()``, from another thread, ends a reader blocked on it. ``EventStream`` and
+    swarm/fake.py's stream provide it."""
+
+    closed: bool
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
 class Swarm(Protocol):
     """What the engine needs of a swarm; ``DockerSwarm`` and ``FakeSwarm`` provide it."""
 
@@ -69,6 +84,10 @@ class Swarm(Protocol):
     def remove_service(self, service_id: str) -> None: ...
 
     def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None: ...
+
+    def events(self, *, since: dt.datetime | None = None) -> Events:
+        """Service, config and secret events from ``since`` on (the agent's drift watch)."""
+        ...
 
 
 def parse_time(text: str | None) -> dt.datetime | None:

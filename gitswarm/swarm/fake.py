@@ -6,13 +6,19 @@ configs, secrets) to let the pipeline plan, apply, wait and detect drift. Tasks 
 makes every deploy fail as ``docker stack deploy`` does with that output (classified by
 swarm/client.py's ``deploy_failure``, as the real one is). Every write is counted in
 ``writes`` and logged in ``log``.
+
+Like an engine, it sends events (``events()``): service, config and secret create,
+update and remove, for gitswarm's own writes and for the manual changes below alike;
+``break_events()`` breaks every open stream as an engine restart does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,15 +38,39 @@ from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 from gitswarm.render.interpolate import substitute
 from gitswarm.swarm.client import deploy_failure
 
-_ids = itertools.count(1)
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{next(_ids):08d}"
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+_BROKEN = object()  # put in a stream: it breaks, as an engine's does when it restarts
+
+
+class FakeEvents:
+    """One subscriber's events, in order (swarm/client.py's ``Events``)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._queue: queue.Queue[object] = queue.Queue()
+
+    def put(self, event: object) -> None:
+        if not self.closed:
+            self._queue.put(event)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while not self.closed:
+            event = self._queue.get()
+            if event is None:
+                return
+            if event is _BROKEN:
+                self.closed = True
+                raise SwarmError("event stream from the fake swarm broke")
+            if isinstance(event, dict):
+                yield event
+
+    def close(self) -> None:
+        self.closed = True
+        self._queue.put(None)  # wakes a reader blocked on the stream
 
 
 @dataclass
@@ -54,6 +84,13 @@ class FakeSwarm:
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
     _objects: dict[str, ObjectState] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _streams: list[FakeEvents] = field(default_factory=list, repr=False)
+    _streams_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _new_id(self, prefix: str) -> str:
+        """Ids unique within this swarm (each swarm counts its own, as an engine does)."""
+        return f"{prefix}{next(self._ids):08d}"
 
     def _check(self) -> None:
         if self.down:
@@ -84,6 +121,38 @@ class FakeSwarm:
     def observe(self, stack: str) -> StackState:
         return StackState(stack, tuple(self.services(stack)), tuple(self.objects(stack)))
 
+    # --- events ------------------------------------------------------------------------
+
+    def events(self, *, since: dt.datetime | None = None) -> FakeEvents:
+        """Events from now on (``since`` is ignored: nothing is replayed)."""
+        self._check()
+        stream = FakeEvents()
+        with self._streams_lock:
+            self._streams = [s for s in self._streams if not s.closed] + [stream]
+        return stream
+
+    def break_events(self) -> None:
+        with self._streams_lock:
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            stream.put(_BROKEN)
+
+    def subscribers(self) -> int:
+        with self._streams_lock:
+            return sum(not s.closed for s in self._streams)
+
+    def _emit(self, kind: str, action: str, name: str) -> None:
+        event = {
+            "Type": kind,
+            "Action": action,
+            "Actor": {"Attributes": {"name": name}},
+            "time": int(_now().timestamp()),
+        }
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.put(event)
+
     def create_object(self, material: ObjectMaterial) -> str:
         self._check()
         self.writes += 1
@@ -91,8 +160,10 @@ class FakeSwarm:
         for obj in self._objects.values():
             if obj.name == material.name and obj.kind == material.kind:
                 return obj.id
-        obj = ObjectState(material.kind, _new_id("o"), material.name, dict(material.labels), _now())
+        obj_id = self._new_id("o")
+        obj = ObjectState(material.kind, obj_id, material.name, dict(material.labels), _now())
         self._objects[obj.id] = obj
+        self._emit(material.kind, "create", material.name)
         return obj.id
 
     def remove_object(self, kind: str, object_id: str) -> bool:
@@ -108,6 +179,7 @@ class FakeSwarm:
                 return False
         del self._objects[object_id]
         self.log.append(f"remove {kind} {obj.name}")
+        self._emit(kind, "remove", obj.name)
         return True
 
     def remove_service(self, service_id: str) -> None:
@@ -117,6 +189,7 @@ class FakeSwarm:
         self._tasks.pop(service_id, None)
         if svc:
             self.log.append(f"remove service {svc.name}")
+            self._emit("service", "remove", svc.name)
 
     def _object_ref(self, kind: str, name: str) -> dict[str, str]:
         for obj in self._objects.values():
@@ -171,9 +244,11 @@ class FakeSwarm:
         existing = next((s for s in self._services.values() if s.name == full), None)
         self.log.append(f"deploy {full}")
         if existing is None:
-            state = ServiceState(_new_id("s"), full, labels, spec, 1, replicas=spec_replicas(spec))
+            sid = self._new_id("s")
+            state = ServiceState(sid, full, labels, spec, 1, replicas=spec_replicas(spec))
             self._services[state.id] = state
             self._start_tasks(state)
+            self._emit("service", "create", full)
             return
         task_changed = existing.spec["TaskTemplate"] != template
         updated = replace(
@@ -195,6 +270,7 @@ class FakeSwarm:
                 update_status=UpdateStatus("rollback_completed", "update rolled back", _now()),
             )
             self._start_tasks(self._services[updated.id])
+        self._emit("service", "update", full)
 
     def _start_tasks(self, svc: ServiceState) -> None:
         template = svc.spec["TaskTemplate"]
@@ -206,7 +282,7 @@ class FakeSwarm:
         ]
         new = [
             TaskState(
-                id=_new_id("t"),
+                id=self._new_id("t"),
                 service_id=svc.id,
                 node_id="node1",
                 slot=i + 1,
@@ -234,6 +310,7 @@ class FakeSwarm:
             svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1, replicas=replicas
         )
         self._start_tasks(self._services[svc.id])
+        self._emit("service", "update", full_name)
 
     def add_env(self, full_name: str, entry: str) -> None:
         """``docker service update --env-add ENTRY``."""
@@ -247,6 +324,14 @@ class FakeSwarm:
             svc, spec=spec, previous_spec=svc.spec, version=svc.version + 1
         )
         self._start_tasks(self._services[svc.id])
+        self._emit("service", "update", full_name)
+
+    def remove(self, full_name: str) -> None:
+        """``docker service rm NAME``."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        del self._services[svc.id]
+        self._tasks.pop(svc.id, None)
+        self._emit("service", "remove", full_name)
 
     def task_ids(self, full_name: str) -> set[str]:
         svc = next(s for s in self._services.values() if s.name == full_name)

@@ -51,7 +51,7 @@ def test_a_stack_the_engine_refuses_is_recorded_once_alerted_once_and_not_retrie
 
         wait_for(lambda: any(o.result == "Failed" for o in failed()), 60)
         wait_for(rig.agent.idle, 30)
-        sync_timers = [t for t in rig.agent._timers if t.key[0] == "sync"]
+        sync_timers = [t for t in rig.agent.state.queue.timers if t.key[0] == "sync"]
         assert sync_timers == []  # no retry scheduled
         time.sleep(8)  # the old backoff retried after 2 s and 6 s
         [op] = failed()

@@ -208,6 +208,7 @@ def test_a_commit_breaking_an_enforced_rule_changes_nothing_on_the_swarm(
 
     [last, *earlier] = gitops.json("history")["operations"]
     assert last["result"] == "Failed" and last["reason"] == "PolicyViolation"
+    assert last["kind"] == "policy-violation"  # recorded as what it is, not as a sync
     assert last["revision"] == bad
     assert "no_root_containers" in last["message"] and "service 'web'" in last["message"]
     assert earlier[0]["result"] == "Succeeded" and earlier[0]["revision"] == good

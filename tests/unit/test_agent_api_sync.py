@@ -21,17 +21,6 @@ from tests.gitops import GitOpsRepo, service
 SATURDAY = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 
 
-def _drain(agent: Agent) -> None:
-    """Run what is queued, in this thread (the dispatch loop is not started)."""
-    while True:
-        with agent._wake:
-            ready = agent._take_ready_locked()
-        if not ready:
-            return
-        for key, request in ready:
-            agent._run(key, request)
-
-
 def _image(swarm: FakeSwarm, name: str) -> str:
     [svc] = [s for s in swarm.services("apisync") if s.name == name]
     return str(svc.spec["TaskTemplate"]["ContainerSpec"]["Image"]).split("@")[0]
@@ -65,8 +54,8 @@ def test_an_api_revision_is_deployed_and_an_override_opens_a_closed_window(
             reconciler=reconciler,
             settings=AgentSettings(events=False),
         )
-        agent._check_git(TriggerRequest("poll"))
-        _drain(agent)  # the window is closed: held, nothing deployed
+        agent.git.check(TriggerRequest("poll"))
+        agent.run_pending()  # the window is closed: held, nothing deployed
         status = store.get_status("app", "dev")
         assert status is not None and status.reason == "DeploymentWindowClosed"
         assert not swarm.services("apisync")
@@ -83,7 +72,7 @@ def test_an_api_revision_is_deployed_and_an_override_opens_a_closed_window(
             )
         )
         assert queued == {"queued": ["app/dev"]}
-        _drain(agent)
+        agent.run_pending()
         status = store.get_status("app", "dev")
         assert status is not None and status.revision == first, status.message
         assert _image(swarm, "apisync_web") == "127.0.0.1:5000/busybox:1"

@@ -33,13 +33,13 @@ def test_the_touched_app_is_taken_first(tmp_path: Path, monkeypatch: pytest.Monk
             reconciler=Reconciler(source, store, lambda _t: swarm),
             settings=AgentSettings(events=False),
         )
-        agent._check_git(TriggerRequest("poll"))  # the first head: every app is "touched"
-        agent._pending.clear()
-        agent._urgent.clear()
+        agent.git.check(TriggerRequest("poll"))  # the first head: every app is "touched"
+        agent.state.queue.pending.clear()
+        agent.state.queue.urgent.clear()
         repo.write("apps/zzz.yml", "services:\n  web:\n    image: 127.0.0.1:5000/busybox:2\n")
         repo.commit("zzz moves")
-        agent._check_git(TriggerRequest("poll"))
-        order = [key for key, _ in agent._take_ready_locked()]
+        agent.git.check(TriggerRequest("poll"))
+        order = [key for key, _ in agent.state.queue.take_ready()]
     assert order[0] == ("sync", "zzz", "dev")
     assert set(order) == {("sync", n, "dev") for n in ("app", "aaa", "bbb", "zzz")}
 
@@ -66,11 +66,11 @@ def test_the_drift_check_after_a_sync_reuses_that_sync_s_render(
         agent = Agent(
             source=source, store=store, reconciler=reconciler, settings=AgentSettings(events=False)
         )
-        agent._check_git(TriggerRequest("poll"))
-        for key, request in agent._take_ready_locked():
-            agent._run(key, request)
+        agent.git.check(TriggerRequest("poll"))
+        for key, request in agent.state.queue.take_ready():
+            agent.run_task(key, request)
         assert renders == [("app", "dev", head)]  # the sync
-        agent._run(("drift", "app", "dev"), TriggerRequest("agent"))
+        agent.run_task(("drift", "app", "dev"), TriggerRequest("agent"))
         assert renders == [("app", "dev", head)]  # the drift check rendered nothing again
         status = store.get_status("app", "dev")
         assert status is not None and status.sync == "Synced" and status.revision == head

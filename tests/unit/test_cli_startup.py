@@ -8,12 +8,14 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from gitswarm.cli.main import COMMANDS, cli
+from gitswarm.store import Store
 
 HEAVY = ("fastapi", "sqlalchemy", "alembic", "docker", "regopy", "uvicorn", "apprise", "rich")
 
@@ -50,9 +52,20 @@ def test_help_lists_every_command_and_imports_none_of_them() -> None:
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
-def test_history_loads_the_store_but_not_docker_or_the_web_stack(tmp_path: object) -> None:
+def test_history_of_a_local_store_loads_neither_sqlalchemy_docker_nor_the_web(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "s.db"
+    with Store(str(state)) as store:
+        store.record_operation("sync", "web", "x", "Succeeded", trigger="cli")
+    loaded = _imported_by(["history", "--env", "x", "--state", str(state), "--json"])
+    assert not loaded & {"sqlalchemy", "alembic", "fastapi", "docker", "regopy", "uvicorn"}
+
+
+def test_history_of_a_store_not_yet_there_opens_it_with_sqlalchemy(tmp_path: Path) -> None:
     loaded = _imported_by(["history", "--env", "x", "--state", f"{tmp_path}/s.db", "--json"])
-    assert "sqlalchemy" in loaded
+    assert "sqlalchemy" in loaded  # Store creates and migrates it, as before
+    assert (tmp_path / "s.db").is_file()
     assert not loaded & {"fastapi", "docker", "regopy", "uvicorn", "apprise"}
 
 
@@ -74,3 +87,31 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["nosuch"])
     assert result.exit_code == 2
     assert "No such command 'nosuch'" in result.output
+
+
+def test_policies_are_evaluated_in_the_sandbox_child_and_regopy_stays_out_of_the_cli(
+    tmp_path: Path,
+) -> None:
+    """The example repository has policies/*.rego: validate evaluates them (in the Rego
+    sandbox's child), and the command's own process never loads rego-cpp (~20 MB)."""
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(cli, ["init", str(repo), "--no-git"]).exit_code == 0
+    assert list((repo / "policies").glob("*.rego"))
+    assert CliRunner().invoke(cli, ["validate", "--repo", str(repo)]).exit_code == 0
+    loaded = _imported_by(["validate", "--repo", str(repo)])
+    assert "gitswarm" in loaded and "regopy" not in loaded
+
+
+def test_status_loads_the_store_and_docker_but_not_the_web_metrics_or_rego(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """status needs the store, the render and Docker; the agent's metrics
+    (prometheus_client), the web stack and rego-cpp (the sandbox's child has it) stay out."""
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(cli, ["init", str(repo)]).exit_code == 0
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    args = ["status", "--env", "development", "--repo", str(repo), "--state", f"{tmp_path}/s.db"]
+    loaded = _imported_by(args)
+    assert {"sqlalchemy", "docker"} <= loaded
+    assert not loaded & {"prometheus_client", "fastapi", "uvicorn", "regopy", "apprise"}

@@ -146,17 +146,19 @@ class Recorder(Notifier):
         self.reasons.append(event.reason)
 
 
-def _drain(agent: Agent) -> None:
-    while True:
-        with agent._wake:
-            ready = agent._take_ready_locked()
-        if not ready:
-            return
-        for key, request in ready:
-            agent._run(key, request)
+class Ticks:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def _agent(tmp_path: Path, swarm: FakeSwarm) -> tuple[Agent, Store, Recorder, GitOpsRepo]:
+def _agent(
+    tmp_path: Path, swarm: FakeSwarm, ticks: Ticks | None = None
+) -> tuple[Agent, Store, Recorder, GitOpsRepo]:
     repo = GitOpsRepo(tmp_path / "repo", "refused")
     repo.compose({"web": service()})
     repo.commit("first")
@@ -166,12 +168,12 @@ def _agent(tmp_path: Path, swarm: FakeSwarm) -> tuple[Agent, Store, Recorder, Gi
     reconciler = Reconciler(source, store, lambda _t: swarm, notifier=notifier)
     settings = AgentSettings(events=False, poll_interval=300, drift_interval=300)
     agent = Agent(source=source, store=store, reconciler=reconciler, settings=settings,
-                  notifier=notifier)  # fmt: skip
+                  notifier=notifier, monotonic=ticks or Ticks())  # fmt: skip
     return agent, store, notifier, repo
 
 
 def _retries(agent: Agent) -> list[tuple[str, ...]]:
-    return [t.key for t in agent._timers if t.key[0] == "sync"]
+    return [t.key for t in agent.state.queue.timers if t.key[0] == "sync"]
 
 
 def test_a_refused_stack_is_recorded_once_alerted_once_and_waits_for_a_new_commit(
@@ -181,12 +183,12 @@ def test_a_refused_stack_is_recorded_once_alerted_once_and_waits_for_a_new_commi
     swarm = FakeSwarm(cli_failure=REFUSED["bogus mode"][0])
     agent, store, notifier, repo = _agent(tmp_path, swarm)
     with store:
-        agent._check_git(TriggerRequest("poll"))
-        _drain(agent)
+        agent.git.check(TriggerRequest("poll"))
+        agent.run_pending()
         assert _retries(agent) == []  # nothing scheduled: the same commit fails the same way
         for _ in range(3):  # polls that find the same head: nothing new, nothing tried
-            agent._check_git(TriggerRequest("poll"))
-            _drain(agent)
+            agent.git.check(TriggerRequest("poll"))
+            agent.run_pending()
         ops = store.history(app="app", env="dev")
         assert [(o.kind, o.result, o.reason) for o in ops] == [("sync", "Failed", "DeployRejected")]
         assert ops[0].message == (
@@ -201,8 +203,8 @@ def test_a_refused_stack_is_recorded_once_alerted_once_and_waits_for_a_new_commi
         swarm.cli_failure = None  # a fixed commit is deployed at once
         repo.compose({"web": service(environment={"FIXED": "1"})})
         repo.commit("fix")
-        agent._check_git(TriggerRequest("poll"))
-        _drain(agent)
+        agent.git.check(TriggerRequest("poll"))
+        agent.run_pending()
         assert store.history(app="app", env="dev")[0].result == "Succeeded"
 
 
@@ -211,25 +213,28 @@ def test_an_unreachable_engine_is_retried_with_backoff(
 ) -> None:
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     swarm = FakeSwarm(cli_failure=TRANSIENT["daemon down (socket)"])
-    agent, store, _notifier, _repo = _agent(tmp_path, swarm)
+    ticks = Ticks()
+    agent, store, _notifier, _repo = _agent(tmp_path, swarm, ticks)
+    queue = agent.state.queue
     with store:
-        agent._check_git(TriggerRequest("poll"))
-        _drain(agent)
+        agent.git.check(TriggerRequest("poll"))
+        agent.run_pending()
         assert _retries(agent) == [("sync", "app", "dev")]
-        [first] = agent._timers
+        [first] = queue.timers
+        assert first.due == ticks.now + 2.0
         assert store.history(app="app", env="dev")[0].reason == "SwarmFailed"
-        # The retry fires (due now), fails again, and waits twice as long.
-        agent._timers.clear()
-        with agent._wake:
-            agent._fire_locked(first)
-        _drain(agent)
-        [second] = [t for t in agent._timers if t.key[0] == "sync"]
-        assert agent._retries[("sync", "app", "dev")] == 2
-        assert second.due - first.due > 1.5  # 2 s, then 4 s
+        ticks.now += 1.9
+        agent.run_pending()  # not due yet: nothing tried
+        assert len(store.history(app="app", env="dev")) == 1
+        # The retry fires, fails again, and waits twice as long.
+        ticks.now = first.due
+        agent.run_pending()
+        [second] = queue.timers
+        assert queue.retries[("sync", "app", "dev")] == 2
+        assert second.due == ticks.now + 4.0
         swarm.cli_failure = None
-        agent._timers.clear()
-        with agent._wake:
-            agent._fire_locked(second)
-        _drain(agent)
+        ticks.now = second.due
+        agent.run_pending()
         assert store.history(app="app", env="dev")[0].result == "Succeeded"
-        assert ("sync", "app", "dev") not in agent._retries
+        assert ("sync", "app", "dev") not in queue.retries
+        assert queue.timers == []

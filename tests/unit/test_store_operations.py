@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gitswarm.errors import NotFoundError
-from gitswarm.model.operation import INTERRUPTED_REASON, OperationResult, ServiceChange
+from gitswarm.errors import NotFoundError, Reason
+from gitswarm.model.operation import OperationResult, ServiceChange
 from gitswarm.store import Store, sync_lock
 
 
@@ -251,7 +251,7 @@ def test_running_operations_without_a_live_lease_are_marked_interrupted(store_ur
         assert store.mark_interrupted() == []  # once only
 
         got = store.get_operation(dead_op)
-        assert got.result == "Interrupted" and got.reason == INTERRUPTED_REASON
+        assert got.result == "Interrupted" and got.reason == Reason.INTERRUPTED
         assert got.finished_at == clock.now and "went away" in got.message
         assert store.get_operation(alive_op).result == "Running"
         assert store.get_operation(finished).result == "Succeeded"

@@ -53,16 +53,6 @@ class RacingSwarm(FakeSwarm):
         self.fired.append("fired")
 
 
-def _drain(agent: Agent) -> None:
-    while True:
-        with agent._wake:
-            ready = agent._take_ready_locked()
-        if not ready:
-            return
-        for key, request in ready:
-            agent._run(key, request)
-
-
 @dataclass
 class Rig:
     repo: GitOpsRepo
@@ -75,8 +65,8 @@ class Rig:
         return self.repo.commit(f"worker {env}")
 
     def poll(self) -> None:
-        self.agent._check_git(TriggerRequest("poll"))
-        _drain(self.agent)
+        self.agent.git.check(TriggerRequest("poll"))
+        self.agent.run_pending()
 
     def worker(self) -> ServiceState:
         [svc] = [s for s in self.swarm.services(STACK) if s.name == WORKER]

@@ -251,17 +251,6 @@ def test_a_rotated_generic_signature_may_carry_two_v1_values(client: Any, agent:
 # --- an old commit in a webhook: the agent deploys the branch head ----------------------------
 
 
-def _drain(agent: Agent) -> None:
-    """Run what is queued, in this thread (the dispatch loop is not started)."""
-    while True:
-        with agent._wake:
-            ready = agent._take_ready_locked()
-        if not ready:
-            return
-        for key, request in ready:
-            agent._run(key, request)
-
-
 def _image(swarm: FakeSwarm) -> str:
     [svc] = swarm.services("replay")
     return str(svc.spec["TaskTemplate"]["ContainerSpec"]["Image"]).split("@")[0]
@@ -283,8 +272,8 @@ def test_a_webhook_naming_an_old_commit_deploys_the_branch_head_only(
         agent = Agent(
             source=source, store=store, reconciler=reconciler, settings=AgentSettings(events=False)
         )
-        agent._check_git(TriggerRequest("poll"))
-        _drain(agent)
+        agent.git.check(TriggerRequest("poll"))
+        agent.run_pending()
         assert _image(swarm) == "127.0.0.1:5000/busybox:2"
         syncs = len(store.history(app="app", env="dev"))
 
@@ -300,7 +289,7 @@ def test_a_webhook_naming_an_old_commit_deploys_the_branch_head_only(
             captured = push(after=old, app="app", env="dev")
             r = generic(captured)
             assert r.status_code == 202 and r.json()["queued"] == {"queued": ["git"]}
-            _drain(agent)
+            agent.run_pending()
             status = store.get_status("app", "dev")
             assert status is not None and status.revision == head
             assert len(store.history(app="app", env="dev")) == syncs
@@ -311,7 +300,7 @@ def test_a_webhook_naming_an_old_commit_deploys_the_branch_head_only(
             repo.compose({"web": service("127.0.0.1:5000/busybox:3")})
             newer = repo.commit("v3")
             assert generic(captured).status_code == 202
-            _drain(agent)
+            agent.run_pending()
         status = store.get_status("app", "dev")
         assert status is not None and status.revision == newer
         assert _image(swarm) == "127.0.0.1:5000/busybox:3"
@@ -321,7 +310,7 @@ def test_a_webhook_naming_an_old_commit_deploys_the_branch_head_only(
         # a revision, an app or an environment into a sync.
         queued = agent.trigger(TriggerRequest("webhook", app="app", env="dev", revision=old))
         assert queued == {"queued": ["git"]}
-        _drain(agent)
+        agent.run_pending()
         status = store.get_status("app", "dev")
         assert status is not None and status.revision == newer
 

@@ -1,0 +1,163 @@
+"""The drift tasks: is the swarm still what gitswarm applied? Report it, and with
+``self_heal`` put it back.
+
+    drift-all   the periodic round (``drift_interval``, and after the event stream was
+                down): one listing of every stack's services per target, then a drift
+                check of every app
+    drift       one app x env: its deployed revision's render (cached: the render of the
+                revision deployed last, kept from the sync that deployed it) planned
+                against the live services and the baselines (what was applied)
+                  nothing drifted  a drift reported before is cleared
+                  drifted          reported (status, history, notification once per
+                                   distinct drift); with self_heal, a heal sync reverts
+                                   it, unless the heal guard says the same drift keeps
+                                   coming back (then self-heal pauses and alerts)
+
+Triggered by Docker events (events.py), by the round, and after a sync during which
+someone changed a service it rolled out (syncs.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from gitswarm.errors import GitswarmError
+from gitswarm.model.agent import TriggerRequest
+from gitswarm.model.config import Target
+from gitswarm.model.observed import ServiceState, StackState
+from gitswarm.plan import make_plan
+from gitswarm.reconcile.agent.context import AgentContext
+from gitswarm.reconcile.sync import Rendered, SyncOutcome, SyncRequest
+
+ROUND = "drift round"  # the reason of the periodic drift checks of every app
+
+
+class Drift:
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+
+    def check_all(self) -> None:
+        """The round: queue a drift check of every app x env this agent deploys."""
+        ctx = self.ctx
+        config = ctx.state.config
+        if config is None:
+            return
+        envs = [env for env in config.environments if ctx.settings.watches(env.name)]
+        # One listing of every stack's services per target for the whole round, not one
+        # per app: the engine scans all services for each filtered listing (100 stacks,
+        # 100 scans: over 1 s on 2 cores; bench/ issue 7). A check uses it only to skip
+        # an app with nothing to do; what it flags is read again live (check).
+        listings: dict[Target, dict[str, list[ServiceState]]] = {}
+        for env in envs:
+            if env.target not in listings:
+                with contextlib.suppress(GitswarmError):  # then each app reads live
+                    listings[env.target] = ctx.swarm_for(env.target).services_by_stack()
+        ctx.state.set_listings(listings)
+        # offer: a check already pending (an event's) must stay a live one
+        ctx.state.offer_all(
+            [("drift", app.name, env.name) for env in envs for app in config.apps_for(env.name)],
+            TriggerRequest("agent", reason=ROUND),
+        )
+
+    def after_sync(self, outcome: SyncOutcome) -> None:
+        """A revision just deployed: its render serves the drift checks that follow. A
+        service someone changed while the sync rolled it out gets its drift check now
+        (reported, and healed with self_heal, once this sync's slot is free)."""
+        rendered = outcome.rendered
+        if outcome.result != "Succeeded" or rendered is None or outcome.revision is None:
+            return
+        self.ctx.state.remember_render(outcome.app, outcome.env, outcome.revision, rendered)
+        if outcome.drifted:
+            self.ctx.state.put(
+                ("drift", outcome.app, outcome.env),
+                TriggerRequest("agent", reason="changed during the sync"),
+            )
+
+    def _deployed_render(self, app: str, env: str) -> Rendered | None:
+        ctx = self.ctx
+        status = ctx.store.get_status(app, env)
+        if status is None or status.revision is None:
+            return None
+        cached = ctx.state.render_of(app, env, status.revision)
+        if cached is None:
+            cached = ctx.reconciler.render(app, env, status.revision)
+            ctx.state.remember_render(app, env, status.revision, cached)
+        return cached
+
+    def check(self, app: str, env: str, request: TriggerRequest) -> None:
+        ctx = self.ctx
+        rendered = self._deployed_render(app, env)
+        if rendered is None:
+            return  # nothing deployed yet: the first sync comes from the git check
+        stack = rendered.desired.stack
+        baselines = ctx.store.baselines(app, env)
+        status = ctx.store.get_status(app, env)
+        if request.reason == ROUND and status is not None and not status.drift:
+            listing = ctx.state.listing(rendered.env.target)
+            if listing is not None:
+                listed = StackState(stack=stack, services=tuple(listing.get(stack, ())), objects=())
+                plan = make_plan(rendered.desired, listed, baselines, prune=False, heal=False)
+                if not plan.drifted:
+                    return  # as of the round's listing nothing drifted, and nothing to undo
+        swarm = ctx.swarm_for(rendered.env.target)
+        # Drift is a matter of services (plan.drifted): list them alone, one Docker call
+        # instead of three (services, configs, secrets).
+        observed = StackState(stack=stack, services=tuple(swarm.services(stack)), objects=())
+        plan = make_plan(rendered.desired, observed, baselines, prune=False, heal=False)
+        drifted = plan.drifted
+        recorder = ctx.reconciler.recorder  # every status and notification goes there
+        if not drifted:
+            if status is not None and status.drift:
+                recorder.drift_cleared(app, env)
+            ctx.state.heal_settled(app, env)
+            return
+        details = {c.service: c.as_dict() for c in drifted}
+        summary = "; ".join(drift_text(c.as_dict()) for c in drifted)
+        recorder.drift_detected(app, env, rendered.revision, details, summary)
+        if not ctx.policy(app, env).self_heal:
+            return
+        if not ctx.state.admit_heal(app, env):
+            if ctx.state.first_heal_alert(app, env):
+                limit, window = ctx.state.heal_limits
+                text = (
+                    f"drift keeps coming back ({limit} heals within "
+                    f"{window:.0f}s): self-heal paused; {summary}"
+                )
+                recorder.heal_paused(app, env, rendered.revision, text)
+            return
+        outcome = ctx.reconciler.sync(
+            SyncRequest(
+                app,
+                env,
+                revision=rendered.revision,
+                trigger="agent",
+                kind="heal",
+                heal=True,
+                force_bad=True,
+                lock_wait=5.0,
+                message=f"self-heal: {summary}",
+                reverts=summary,
+            )
+        )
+        self.after_sync(outcome)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def drift_text(change: Mapping[str, Any]) -> str:
+    """``worker (deploy.replicas: 1 -> 3)``, values shortened, for messages."""
+    fields = ", ".join(
+        f"{d['field']}: {_short(d['before'])} -> {_short(d['after'])}"
+        for d in change.get("drift", [])
+    )
+    if not fields and change.get("note") == "missing":
+        fields = "service removed"
+    return f"{change['service']} ({fields})"
+
+
+__all__ = ["ROUND", "Drift", "drift_text"]

@@ -1,0 +1,111 @@
+"""The sync task: one ``Reconciler.sync`` of an app x env, and what the agent does with
+its outcome.
+
+    Reconciler.sync (verify, render, validate, plan, apply, wait, record)
+      Succeeded            its render serves the drift checks that follow (drift.py)
+      transient failure    retried with backoff (2, 4 ... 60 s); a new trigger replaces it
+      window closed        held: queued again when the deployment window opens
+      failed deploy        with ``auto_rollback``: the last healthy revision is deployed
+                           again and the bad one marked, so it is not re-applied
+      anything else        waits for a new commit (bad input is stalling)
+
+Triggered by the git task (gitpoll.py) for every automated app at a new head, and by the
+API (a revision may be named, like ``gitswarm sync --revision``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gitswarm.errors import NotFoundError, Reason
+from gitswarm.model.agent import TriggerRequest
+from gitswarm.reconcile.agent.context import AgentContext
+from gitswarm.reconcile.agent.drift import Drift
+from gitswarm.reconcile.rollback import redeploy
+from gitswarm.reconcile.sync import RollbackOf, SyncOutcome, SyncRequest
+
+log = logging.getLogger("gitswarm.agent")
+
+
+class Syncs:
+    def __init__(self, ctx: AgentContext, drift: Drift) -> None:
+        self.ctx, self.drift = ctx, drift
+
+    def sync(self, app: str, env: str, request: TriggerRequest) -> None:
+        ctx = self.ctx
+        revision = request.revision or ctx.state.head
+        policy = ctx.policy(app, env)
+        ctx.state.count_sync()
+        outcome = ctx.reconciler.sync(  # recorded (status, history, metrics, notification)
+            SyncRequest(
+                app,
+                env,
+                revision=revision,
+                trigger=request.trigger,
+                actor=request.actor,
+                heal=policy.self_heal,
+                lock_wait=5.0,
+                message=request.reason,
+                override_window=request.override_window,
+                hold_for_window=True,
+            )
+        )
+        self.drift.after_sync(outcome)
+        key = ("sync", app, env)
+        if not outcome.retryable:
+            ctx.state.reset_backoff(key)
+        if outcome.reason is Reason.DEPLOYMENT_WINDOW_CLOSED:
+            self._hold_for_window(key, outcome, request)
+        elif outcome.retryable:
+            self._retry_later(key, request, outcome)
+        elif (
+            outcome.result == "Failed"
+            and outcome.reason is not None
+            and outcome.reason.deploy_failure
+            and policy.auto_rollback
+            and outcome.revision
+        ):
+            self._auto_rollback(app, env, outcome)
+
+    def _retry_later(
+        self, key: tuple[str, ...], request: TriggerRequest, outcome: SyncOutcome
+    ) -> None:
+        """Transient trouble (Docker restarting, a lock still held by a dead agent, the
+        store busy): try again with backoff; a new trigger meanwhile replaces it."""
+        delay = self.ctx.state.backoff(key)
+        log.warning(
+            "%s/%s: %s (%s); retrying in %.0fs", key[1], key[2], outcome.reason,
+            outcome.message, delay,
+        )  # fmt: skip
+        self.ctx.state.after(delay, key, request)
+
+    def _hold_for_window(
+        self, key: tuple[str, ...], outcome: SyncOutcome, request: TriggerRequest
+    ) -> None:
+        """Queue the sync again for when the window opens (the status says so)."""
+        opens = outcome.retry_at
+        if opens is None:
+            return  # no opening within a year: wait for a new commit
+        delay = max(1.0, (opens - self.ctx.reconciler.clock.now()).total_seconds())
+        log.info("%s/%s held until the deployment window opens at %s", key[1], key[2], opens)
+        self.ctx.state.after(delay, key, request)
+
+    def _auto_rollback(self, app: str, env: str, failed: SyncOutcome) -> None:
+        bad = failed.revision or ""
+        reason = failed.reason or Reason.UNKNOWN
+        try:
+            outcome = redeploy(
+                self.ctx.reconciler,
+                app,
+                env,
+                RollbackOf(bad, reason, f"failed ({reason}: {failed.message})"),
+                message=f"automatic rollback from {bad[:12]} ({reason})",
+                lock_wait=5.0,
+            )
+        except NotFoundError:
+            log.warning("%s/%s: no healthy revision to roll back to", app, env)
+            return
+        self.drift.after_sync(outcome)
+
+
+__all__ = ["Syncs"]

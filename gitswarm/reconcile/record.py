@@ -1,0 +1,330 @@
+"""Record what happened: history, app status, metrics and notifications, in one place.
+
+``Recorder.finished`` is the last step of every sync (``Reconciler.sync``'s ``finally``:
+reconcile/sync.py), whatever the outcome; the agent's drift checks record through
+``drift_detected`` / ``drift_cleared`` / ``heal_paused``. Nothing else in gitswarm writes
+an app's status, so what the CLI, the API, /metrics and the notifications say about an
+app always comes from here:
+
+    outcome                      status (sync, health, last result)     notification
+    Succeeded                    Synced (OutOfSync: orphans, drift       sync_succeeded
+                                 during the sync), Healthy, Succeeded    (when it changed
+                                                                         something)
+      a rollback (rollback_of)   OutOfSync (Git says another revision),  + rollback
+                                 Healthy, RolledBack, the bad one's
+                                 reason
+      a heal (kind heal)         as Succeeded                            + drift_healed
+    Skipped (RevisionMarkedBad)  reason and message only
+    Failed                       OutOfSync, Failed; Degraded when the    policy_violation,
+                                 reason degrades (reached the swarm)     signature_rejected
+                                                                         or sync_failed
+      window closed, held        "waiting for the deployment window"
+    Locked                       nothing: the running sync's record counts
+
+Bad input that stopped before an operation started is still recorded (a policy
+violation as the ``policy-violation`` kind). Failures are notified once per distinct
+failure (the store's fingerprints). A failure to record is logged, never raised: the
+outcome stands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from gitswarm.errors import GitswarmError, Reason
+from gitswarm.model.events import Event, EventKind
+from gitswarm.model.operation import DeployedCommit, SyncStatus
+from gitswarm.model.operation import ServiceChange as RecordedChange
+from gitswarm.notify import Notifier
+from gitswarm.plan import Plan
+from gitswarm.reconcile.outcome import SyncOutcome, SyncRequest
+from gitswarm.source.repo import RepoSource
+from gitswarm.store import Store
+
+if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
+    from gitswarm.reconcile.metrics import Metrics
+
+log = logging.getLogger("gitswarm.sync")
+
+
+def recorded_changes(plan: Plan) -> list[RecordedChange]:
+    actions = {"create": "created", "update": "changed", "remove": "removed"}
+    out: list[RecordedChange] = []
+    for change in plan.services:
+        action = actions.get(change.action, "unchanged")
+        fields = tuple(f.path for f in (change.fields or change.drift))
+        out.append(RecordedChange(change.service, action, fields))  # type: ignore[arg-type]
+    return out
+
+
+@dataclass
+class Recorder:
+    store: Store
+    source: RepoSource
+    notifier: Notifier | None = None
+    metrics: Metrics | None = None
+
+    # --- the end of every sync ---------------------------------------------------------
+
+    def finished(
+        self, req: SyncRequest, outcome: SyncOutcome, op_id: int | None, seconds: float
+    ) -> SyncOutcome:
+        """Record ``outcome`` of ``req`` (``op_id``: its started operation, if any; the
+        sync took ``seconds``). Returns it, with the operation id of a rejected one."""
+        fields = {
+            "app": req.app,
+            "env": req.env,
+            "revision": outcome.revision,
+            "result": outcome.result,
+            "reason": outcome.reason,
+            "trigger": req.trigger,
+            "kind": req.kind,
+        }
+        level = logging.INFO if outcome.ok else logging.WARNING
+        log.log(level, "%s %s: %s", req.kind, outcome.result, outcome.message, extra=fields)
+        self._count(req, outcome, op_id, seconds)
+        if outcome.reason is Reason.LOCKED:
+            return outcome  # another sync is running: its record is the one that counts
+        try:
+            if op_id is not None:
+                changes = recorded_changes(outcome.plan) if outcome.plan else []
+                message = f"{req.message}: {outcome.message}" if req.message else outcome.message
+                commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
+                self.store.finish_operation(
+                    op_id, outcome.result, outcome.reason, message, changes, commits
+                )
+            elif self._rejected(req, outcome):
+                outcome = replace(outcome, operation_id=self._record_rejected(req, outcome))
+            if not req.dry_run:
+                self._status_after(req, outcome)
+        except GitswarmError:
+            log.exception("could not record the outcome of %s/%s", req.app, req.env)
+        self._notify_outcome(req, outcome)
+        return outcome
+
+    @staticmethod
+    def _rejected(req: SyncRequest, outcome: SyncOutcome) -> bool:
+        """Bad input that stopped before an operation started."""
+        reason = outcome.reason
+        return (
+            not req.dry_run
+            and outcome.result == "Failed"
+            and reason is not None
+            and reason.stalling
+        )
+
+    def _record_rejected(self, req: SyncRequest, outcome: SyncOutcome) -> int | None:
+        """Bad input never reached the deploy step: still leave a trace in history."""
+        commit = outcome.rendered.commit if outcome.rendered is not None else None
+        try:
+            return self.store.record_operation(
+                "policy-violation" if outcome.reason is Reason.POLICY_VIOLATION else req.kind,
+                req.app,
+                req.env,
+                "Failed",
+                trigger=req.trigger,
+                actor=req.actor,
+                revision=outcome.revision,
+                author=commit.author if commit else None,
+                commit_time=dt.datetime.fromisoformat(commit.committed_at) if commit else None,
+                reason=outcome.reason,
+                message=outcome.message,
+            )
+        except GitswarmError:
+            log.exception("could not record the rejected operation")
+            return None
+
+    def _deployed_commits(
+        self, req: SyncRequest, outcome: SyncOutcome, op_id: int
+    ) -> list[DeployedCommit]:
+        """DORA's lead time (issue 16): the commits a successful deployment brought, ``git
+        log previous..revision`` (previous: what was deployed when it started). Only
+        deployments that changed something; a failure here never fails the record."""
+        plan = outcome.plan
+        if (
+            req.dry_run
+            or req.kind not in ("sync", "rollback")
+            or outcome.result != "Succeeded"
+            or outcome.revision is None
+            or plan is None
+            or plan.empty
+        ):
+            return []
+        try:
+            previous = self.store.get_operation(op_id).previous_revision
+            found = self.source.commits_between(previous, outcome.revision)
+            return [
+                DeployedCommit(c.sha, dt.datetime.fromisoformat(c.committed_at), c.subject)
+                for c in found
+            ]
+        except (GitswarmError, ValueError) as exc:
+            log.warning("could not list the commits %s brought: %s", outcome.revision[:12], exc)
+            return []
+
+    def _status_after(self, req: SyncRequest, outcome: SyncOutcome) -> None:
+        app, env = req.app, req.env
+        if outcome.result == "Succeeded":
+            undone = req.rollback_of
+            if undone is not None and outcome.revision is not None:
+                target, bad = outcome.revision[:12], undone.revision[:12]
+                self._set_status(
+                    app,
+                    env,
+                    sync="OutOfSync",  # Git still says the bad revision
+                    health="Healthy",
+                    last_result="RolledBack",
+                    operation_id=outcome.operation_id,
+                    revision=outcome.revision,
+                    reason=undone.reason,
+                    message=f"{bad} {undone.detail}; rolled back to {target}; {bad} will "
+                    "not be applied again until Git moves on",
+                    drift={c.service: c.as_dict() for c in outcome.drifted},
+                )
+                return
+            sync: SyncStatus = "Synced"
+            if (outcome.plan is not None and outcome.plan.orphans) or outcome.drifted:
+                sync = "OutOfSync"
+            self._set_status(
+                app,
+                env,
+                sync=sync,
+                health="Healthy",
+                last_result="Succeeded",
+                operation_id=outcome.operation_id,
+                revision=outcome.revision,
+                reason=None,
+                message=outcome.message,
+                drift={c.service: c.as_dict() for c in outcome.drifted},
+            )
+            return
+        if outcome.result == "Skipped":
+            self._set_status(app, env, reason=outcome.reason, message=outcome.message)
+            return
+        message = outcome.message
+        if req.hold_for_window and outcome.retry_at is not None:
+            message = f"waiting for the deployment window: opens {outcome.retry_at.isoformat()}"
+        fields: dict[str, Any] = {
+            "sync": "OutOfSync",
+            "last_result": outcome.result,
+            "operation_id": outcome.operation_id,
+            "reason": outcome.reason,
+            "message": message,
+        }
+        if outcome.reason is not None and outcome.reason.degrades:
+            fields["health"] = "Degraded"
+        self._set_status(app, env, **fields)
+
+    def _count(
+        self, req: SyncRequest, outcome: SyncOutcome, op_id: int | None, seconds: float
+    ) -> None:
+        metrics = self.metrics
+        if metrics is None or req.dry_run:
+            return
+        app, env = req.app, req.env
+        metrics.sync_operations.labels(app, env, outcome.result, outcome.reason or "").inc()
+        if outcome.result == "Succeeded":
+            metrics.last_success.labels(app, env).set(time.time())
+        plan = outcome.plan
+        if op_id is not None and plan is not None and not plan.empty:
+            metrics.sync_duration.labels(app, env).observe(seconds)  # deployed something
+        if req.rollback_of is not None:
+            metrics.rollbacks.labels(app, env, outcome.result).inc()  # issue 16: alerts
+        if req.kind == "heal" and outcome.result == "Succeeded":
+            metrics.drift_events.labels(app, env, "healed").inc()
+
+    def _notify_outcome(self, req: SyncRequest, outcome: SyncOutcome) -> None:
+        if req.dry_run or outcome.reason is Reason.LOCKED:
+            return
+        app, env, revision = req.app, req.env, outcome.revision
+        kind: EventKind
+        if outcome.result == "Succeeded":
+            if outcome.plan is not None and outcome.plan.empty:
+                return
+            self._notify("sync_succeeded", app, env, revision, outcome.message, None, always=True)
+            undone = req.rollback_of
+            if undone is not None:
+                with contextlib.suppress(GitswarmError):
+                    status = self.store.get_status(app, env)
+                    text = status.message if status is not None else outcome.message
+                    self._notify("rollback", app, env, undone.revision, text, undone.reason)
+            elif req.kind == "heal":
+                text = f"reverted: {req.reverts}"  # once per drift, as it was detected
+                self._notify("drift_healed", app, env, revision, text, None, dedupe=req.reverts)
+            return
+        if outcome.reason is Reason.POLICY_VIOLATION:
+            kind = "policy_violation"
+        elif outcome.reason is Reason.SIGNATURE_REJECTED:
+            kind = "signature_rejected"
+        elif outcome.result == "Failed":
+            kind = "sync_failed"
+        else:
+            return
+        self._notify(kind, app, env, revision, outcome.message, outcome.reason)
+
+    # --- drift (the agent's drift checks: reconcile/agent/drift.py) --------------------
+
+    def drift_detected(
+        self, app: str, env: str, revision: str, details: Mapping[str, Any], summary: str
+    ) -> None:
+        """A manual change on the swarm: status OutOfSync with the fields, a drift
+        operation in history, one notification per distinct drift."""
+        message = f"manual change on the swarm: {summary}"
+        self._set_status(app, env, sync="OutOfSync", drift=details, message=message)
+        self.store.record_operation(
+            "drift", app, env, "Succeeded", trigger="agent", revision=revision,
+            reason=Reason.DRIFT, message=message,
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.drift_events.labels(app, env, "detected").inc()
+        self._notify("drift_detected", app, env, revision, message, Reason.DRIFT, dedupe=summary)
+
+    def drift_cleared(self, app: str, env: str) -> None:
+        """The drift reported before is gone (reverted, or undone by hand)."""
+        self._set_status(app, env, drift={}, sync="Synced", reason=None, message="")
+
+    def heal_paused(self, app: str, env: str, revision: str, text: str) -> None:
+        """Self-heal stopped for drift that keeps coming back: said once, and alerted."""
+        self._set_status(app, env, reason=Reason.HEAL_LOOP, message=text)
+        self._notify("drift_detected", app, env, revision, text, Reason.HEAL_LOOP)
+
+    # --- the two writes everything above goes through ----------------------------------
+
+    def _set_status(self, app: str, env: str, **fields: Any) -> None:
+        status = self.store.set_status(app, env, **fields)
+        if self.metrics is not None:
+            self.metrics.set_state(app, env, status.sync, status.health)
+
+    def _notify(
+        self,
+        kind: EventKind,
+        app: str,
+        env: str,
+        revision: str | None,
+        message: str,
+        reason: Reason | None,
+        *,
+        dedupe: str | None = None,
+        always: bool = False,
+    ) -> None:
+        """Send ``kind`` unless the same was sent last time (``always``: even then)."""
+        if self.notifier is None:
+            return
+        event = Event(kind, app, env, revision, message, reason)
+        fingerprint = event.fingerprint + (f"|{dedupe}" if dedupe else "")
+        try:
+            fresh = self.store.record_notification(app, env, kind, fingerprint)
+        except GitswarmError:
+            fresh = True
+        if fresh or always:
+            self.notifier.send(event)
+            if self.metrics is not None:
+                self.metrics.notifications.labels("queued").inc()
+
+
+__all__ = ["Recorder", "recorded_changes"]

@@ -1,0 +1,46 @@
+"""Where the state store lives and which schema it must be at: what a command needs to
+know before it decides whether to load SQLAlchemy at all. No SQLAlchemy here.
+
+db.py opens the store with SQLAlchemy (and migrates it); quick.py reads a current local
+SQLite store with Python's sqlite3 alone, for the commands that only read (``gitswarm
+history``), since importing SQLAlchemy costs more than the whole rest of such a command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+ENV_VAR = "GITSWARM_STATE"
+FILE_NAME = "state.db"
+VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared database stays sane
+# The newest migration in migrations/versions/. Opening a store that is already there
+# reads only this, so commands like `gitswarm history` never import Alembic;
+# test_store_open checks it against Alembic's own heads.
+SCHEMA_HEAD = "0005"
+
+
+def default_location(environ: Mapping[str, str] | None = None) -> str:
+    """``$GITSWARM_STATE`` if set (a path or a URL), else ``state.db`` under
+    ``$XDG_DATA_HOME/gitswarm`` (default ``~/.local/share/gitswarm``)."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENV_VAR, "").strip()
+    if explicit:
+        return explicit
+    data_home = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else None
+    if base is None:
+        home = env.get("HOME") or str(Path.home())
+        base = Path(home) / ".local" / "share"
+    return str(base / "gitswarm" / FILE_NAME)
+
+
+def sqlite_file(location: str | None) -> Path | None:
+    """The file of a location that is a plain SQLite path (as db.resolve_url reads it);
+    None for a URL, which only SQLAlchemy opens."""
+    location = location or default_location()
+    if "://" in location:
+        return None
+    return Path(location).expanduser().resolve()

@@ -1,0 +1,90 @@
+"""Reading a local SQLite store without SQLAlchemy: ``gitswarm history`` on this machine.
+
+Importing SQLAlchemy takes longer than everything else such a command does, and SPEC.md
+section 7 wants it to start at once. So when the store is a SQLite file that already
+exists at the current schema, :func:`history` opens it with Python's sqlite3 and runs
+queries.py's query, the text ``Store.history`` runs through SQLAlchemy; the rows become
+records through the same reader. In every other case -- a PostgreSQL URL, no file yet,
+an older or newer schema (which ``Store`` migrates, or refuses by name) -- it returns
+None and the caller opens a ``Store``. It never writes: a missing store stays missing.
+
+Errors leave as ``StoreError`` naming the file, as db.py's do.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gitswarm.errors import StoreError
+from gitswarm.model.operation import Operation
+from gitswarm.store import queries
+from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, sqlite_file
+
+BUSY_TIMEOUT = 30.0  # seconds, as db.BUSY_TIMEOUT: a reader waits out a checkpoint
+
+
+def history(
+    location: str | None, app: str | None = None, env: str | None = None, limit: int = 50
+) -> list[Operation] | None:
+    """``Store(location).history(app, env, limit)`` when the store is a current local
+    SQLite file; None when only a ``Store`` can answer."""
+    query = queries.history(app, env, limit)  # bad arguments fail the same either way
+    path = sqlite_file(location)
+    if path is None or not path.is_file():
+        return None
+    with _reading(path) as conn:
+        if conn is None:
+            return None
+        rows = _run(conn, query)
+        if not rows:
+            return []
+        changes = _run(conn, queries.changes([row["id"] for row in rows]))
+        return queries.operations_from(rows, changes)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read transaction on the store at ``path``; None if its schema is not current."""
+    try:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)) as conn:
+            conn.row_factory = _as_dict
+            conn.execute("BEGIN")  # one snapshot for both queries, as Database.read
+            try:
+                if _schema(conn) != {SCHEMA_HEAD}:
+                    yield None
+                    return
+                yield conn
+            finally:
+                conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"state store sqlite:///{path}: read history: {exc} ({type(exc).__name__})"
+        ) from exc
+
+
+def _schema(conn: sqlite3.Connection) -> set[str]:
+    found = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
+    ).fetchone()
+    if found is None:
+        return set()
+    rows = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
+    return {str(row["version_num"]) for row in rows}
+
+
+def _as_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+def _run(conn: sqlite3.Connection, query: queries.Query) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {
+        name: queries.sqlite_time(value) if isinstance(value, datetime) else value
+        for name, value in query.params.items()
+    }
+    rows: list[dict[str, Any]] = conn.execute(query.sql, params).fetchall()
+    return rows
