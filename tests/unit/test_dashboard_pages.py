@@ -150,40 +150,51 @@ def test_the_application_page_shows_services_tasks_diff_drift_and_timeline(
     assert "bbbbbbb" in timeline and "by Ada" in timeline
 
 
-def test_the_sync_preview_is_a_dry_run_and_the_confirmation_queues_a_sync(
+def test_the_sync_preview_is_a_dry_run_and_the_confirmation_deploys_what_it_showed(
     rig: Rig, admin: Any
 ) -> None:
-    rig.agent.diff = lambda a, e: {
-        "services": [  # type: ignore[method-assign]
+    plan = {
+        "services": [
             {
                 "service": "web",
                 "action": "update",
-                "fields": [{"path": "Labels.version", "before": "1", "after": "2"}],
                 "drift": [],
+                "fields": [{"path": "Labels.version", "before": "1", "after": "2"}],
             }
         ]
     }
+    set_statuses(rig, web__development={"plan": plan, "head": "c" * 40})
     preview = admin.get("/ui/apps/web/envs/development/sync")
     assert "Dry run" in preview.text and "Labels.version" in preview.text
+    assert "<code>ccccccc</code>" in preview.text
+    assert f'name="revision" value="{"c" * 40}"' in preview.text
     assert rig.agent.triggers == []  # looking is not syncing
     r = admin.post(
         "/ui/apps/web/envs/development/sync",
-        data={"csrf": csrf_of(preview.text), "reason": "ship it"},
+        data={"csrf": csrf_of(preview.text), "reason": "ship it", "revision": "c" * 40},
         follow_redirects=False,
     )
     assert r.status_code == 303
     assert r.headers["location"] == "/ui/apps/web/envs/development?done=sync"
     [req] = rig.agent.triggers
-    assert (req.trigger, req.app, req.env, req.actor, req.reason) == (
+    assert (req.trigger, req.app, req.env, req.actor, req.reason, req.revision) == (
         "user",
         "web",
         "development",
         "admin-all",
         "ship it",
+        "c" * 40,
     )
     events = [(e.actor, e.action, e.target) for e in rig.store.audit_events()]
     assert ("admin-all", "sync", "web/development") in events
     assert "Sync queued" in admin.get(r.headers["location"]).text
+    bad = admin.post(
+        "/ui/apps/web/envs/development/sync",
+        data={"csrf": csrf_of(preview.text), "revision": "main..evil"},
+    )
+    assert bad.status_code == 400
+    assert "&#39;revision&#39; must be a commit id, tag or branch name" in bad.text
+    assert len(rig.agent.triggers) == 1
 
 
 def test_rollback_offers_and_takes_only_revisions_that_ran_healthy(rig: Rig, admin: Any) -> None:

@@ -374,10 +374,18 @@ def mount_dashboard(
             )
         except GitswarmError as exc:
             return problem(who, exc)
+        # The dry run is a fresh plan of Git's head; the confirmation deploys that very
+        # revision (the agent's own idea of the head may lag until its next poll).
         error = None
         diff: list[dict[str, Any]] = []
+        head = None
         try:
-            diff = views.diff_rows(await call(agent.diff, app_name, env))
+            live = await call(agent.status, app_name, env)
+            failed = live.get("error")
+            if failed:
+                error = f"{failed.get('reason')}: {failed.get('message')}"
+            diff = views.diff_rows(live.get("plan"))
+            head = live.get("head") if REVISION.match(str(live.get("head") or "")) else None
         except GitswarmError as exc:
             error = f"{exc.reason}: {exc.message}"
         return page(
@@ -388,6 +396,7 @@ def mount_dashboard(
             env=env,
             diff=diff,
             error=error,
+            head=head,
             can=_can(who.caller, env),
         )
 
@@ -417,10 +426,13 @@ def mount_dashboard(
                 if not reason:
                     raise UsageError("deploying through a closed window needs a reason")
             reason = reason or f"requested by {who.user} in the dashboard"
+            revision = fields.get("revision") or None
+            if revision is not None and (not REVISION.match(revision) or ".." in revision):
+                raise UsageError("'revision' must be a commit id, tag or branch name")
             details: dict[str, Any] = {
                 "via": "dashboard",
                 "result": "requested",
-                "revision": None,
+                "revision": revision,
                 "reason": reason,
             }
             if override:
@@ -432,6 +444,7 @@ def mount_dashboard(
                     trigger="user",
                     app=app_name,
                     env=env,
+                    revision=revision,
                     actor=who.user,
                     reason=reason,
                     override_window=reason if override else None,
