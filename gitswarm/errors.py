@@ -53,6 +53,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
 
     no error: recorded on operations and statuses
     (sync skipped)           RevisionMarkedBad                            stalling
+    (sync held: depends_on)  DependencyNotReady                           report
     (heal paused)            HealLoop                                     stalling
     (drift operation)        Drift                                        report
     (operation of a dead agent)  Interrupted                              report
@@ -117,6 +118,7 @@ class Reason(StrEnum):
     HTTP_ERROR = "HTTPError"
     # no error
     REVISION_MARKED_BAD = "RevisionMarkedBad"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"  # depends_on: held until that converges
     HEAL_LOOP = "HealLoop"
     DRIFT = "Drift"
     INTERRUPTED = "Interrupted"
@@ -173,6 +175,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.DRIFT: "report",
     Reason.INTERRUPTED: "report",
     Reason.ROLLED_BACK: "report",
+    Reason.DEPENDENCY_NOT_READY: "report",
     Reason.UNKNOWN: "failed",
 }
 

@@ -7,6 +7,10 @@ push enabled:
 - ``git http-backend`` (smart HTTP, ``http://127.0.0.1:<port>/<name>.git``) behind a small
   HTTP server running in a thread of this process.
 
+``GitServer.daemon_in_netns(netns, host)`` serves the same repositories read-only inside a
+private engine's network namespace, for containers of that engine (the agent image's
+test): they reach it at the engine's docker_gwbridge gateway address.
+
 ``stop()`` takes both down (connections are refused: "the remote is down"), ``start()``
 brings them back on the same ports, so URLs stay valid. ``GitRemote`` is one bare
 repository with its ``file://``, ``git://`` and ``http://`` URLs; ``WorkingCopy`` is a clone
@@ -22,6 +26,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ from pathlib import Path
 from harness.system import (
     HarnessError,
     free_port,
+    in_netns,
     journal,
     owned_env,
     run,
@@ -336,6 +342,11 @@ class GitServer:
             self.daemon.wait(timeout=10)
             self.daemon = None
 
+    def daemon_in_netns(self, netns: str, host: str) -> NetnsGitDaemon:
+        """A read-only ``git daemon`` for this server's repositories on ``host`` inside the
+        network namespace ``netns``; ``stop()`` it (``stop()`` of the server does not)."""
+        return NetnsGitDaemon(self, netns, host).start()
+
     def remote(self, name: str, *, branch: str = DEFAULT_BRANCH) -> GitRemote:
         """A new, empty bare repository ``<name>.git`` on this server."""
         remote = GitRemote(self, name)
@@ -343,6 +354,68 @@ class GitServer:
             raise HarnessError(f"repository {remote.path} exists already")
         make_bare(remote.path, self.env, branch=branch)
         return remote
+
+
+@dataclass
+class NetnsGitDaemon:
+    """``git daemon`` (fetch only) inside a network namespace, on ``host``:``port``."""
+
+    server: GitServer
+    netns: str
+    host: str
+    port: int = 9418
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def url(self, remote: GitRemote) -> str:
+        return f"git://{self.host}:{self.port}/{remote.name}.git"
+
+    def start(self) -> NetnsGitDaemon:
+        # Journalled with the server's marker: its command line names the repos folder.
+        journal(self.server.owner, "git", f"{self.server.root} in {self.netns}",
+                markers=[f"{self.server.root}/"])  # fmt: skip
+        log = (self.server.root / f"git-daemon-{self.netns}.log").open("ab")
+        self.process = subprocess.Popen(
+            in_netns(
+                self.netns,
+                [
+                    "git",
+                    "daemon",
+                    "--reuseaddr",
+                    "--export-all",
+                    "--informative-errors",
+                    f"--base-path={self.server.repos}",
+                    f"--listen={self.host}",
+                    f"--port={self.port}",
+                ],
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=owned_env(self.server.owner, self.server.env),
+        )
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = subprocess.run(
+                in_netns(self.netns, ["git", "ls-remote", f"git://{self.host}:{self.port}/"]),
+                capture_output=True,
+                env=self.server.env,
+                check=False,
+                timeout=10,
+            )
+            if b"Connection refused" not in probe.stderr:
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise HarnessError(f"git daemon in {self.netns} did not listen on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process.pid, grace=5.0)
+            self.process.wait(timeout=10)
+            self.process = None
 
 
 @dataclass

@@ -113,6 +113,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Run in parallel (pytest-xdist, ``--dist loadgroup``), every worker starts the labs its
+    # tests need: the 3-node cluster is the dearest, so all its tests go to one worker.
+    for item in items:
+        if "multinode" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
     if os.environ.get(EXTERNAL_ENV):
         skip = pytest.mark.skip(reason=f"needs private 3-node swarms; not with {EXTERNAL_ENV}")
         for item in items:
@@ -120,11 +125,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """In parallel runs, what a worker left behind (its ``pytest_sessionfinish`` found it)."""
+    output = getattr(node, "workeroutput", {})
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    config.stash.setdefault(LEFTOVER_OBJECTS, []).extend(output.get("leftovers", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a test or the harness left anything behind."""
+    """Fail the run when a test or the harness left anything behind.
+
+    A pytest-xdist worker cleans up and hands its findings to the controller (through
+    ``workeroutput``), which fails the run: a worker's own exit status is not the run's.
+    """
     owner = os.getpid()
     found = list(session.config.stash.get(LEFTOVER_OBJECTS, []))
     found += [f"harness: {x}" for x in system.leftovers(owner)]
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["leftovers"] = found
+        if found:
+            system.clean(owner)
+        else:
+            system.forget(owner)
+        return
     if not found:
         system.forget(owner)
         return
@@ -242,6 +267,10 @@ class Cleaner:
         client: docker.DockerClient | None = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self.swarm.client()
+            # requests reads proxy settings from os.environ on every request; pytest
+            # changes PYTEST_CURRENT_TEST meanwhile on the main thread, and iterating
+            # os.environ then fails (KeyError). A unix socket needs no proxy.
+            client.api.trust_env = False
             with self._lock:
                 self._clients.append(client)
         return client

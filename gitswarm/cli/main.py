@@ -84,6 +84,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "token",
         "API tokens kept in the state store: create (shown once), list, revoke.",
     ),
+    "bootstrap": (
+        "gitswarm.cli.ops",
+        "bootstrap",
+        "Rebuild every application of ENV on an empty swarm from Git alone, then verify.",
+    ),
     "serve": (
         "gitswarm.cli.serve",
         "serve",

@@ -1,5 +1,5 @@
-"""``gitswarm sync``, ``status``, ``diff``, ``history`` (and ``history export``) and
-``rollback`` (edge).
+"""``gitswarm sync``, ``status``, ``diff``, ``history`` (and ``history export``),
+``rollback`` and ``bootstrap`` (edge).
 
 They deploy committed revisions only: HEAD of the followed branch of ``--repo`` (a
 local clone or a URL), or ``--revision``. State lives in the store (``--state``, or
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.errors import UsageError
+from gitswarm.errors import GitswarmError, UsageError
 
 if TYPE_CHECKING:  # the modules behind these load when a command runs (cli/main.py)
     from gitswarm.model.config import RepoConfig
@@ -202,7 +202,12 @@ def exit_code(outcomes: list[SyncOutcome]) -> int:
 @click.option("--app", "app", default=None, help="Only this application (default: all).")
 @click.option("--revision", default=None, help="A commit, tag or branch (default: HEAD).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for health.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for health (always for an application others of this sync depend on).",
+)
 @click.option(
     "--lock-wait", default=0.0, show_default=True, help="Seconds to wait for a running sync."
 )
@@ -234,6 +239,7 @@ def sync(
     def run() -> None:
         if override_window and not (reason and reason.strip()):
             raise UsageError('--override-window needs --reason "why this cannot wait"')
+        from gitswarm.reconcile.ordered import sync_in_order
         from gitswarm.reconcile.sync import SyncRequest
 
         with session(repo, state, as_json=as_json) as s:
@@ -241,26 +247,34 @@ def sync(
                 apps = s.apps(env, app)
             except KeyError as exc:
                 raise _config_keyerror(exc) from None
-            outcomes = [
-                s.reconciler.sync(
+            config = s.config()
+            if revision:  # the order of the revision synced: its gitswarm.yml says it
+                with contextlib.suppress(GitswarmError):  # each sync reports (and records) it
+                    config = s.reconciler.config_at(s.source.resolve(revision))
+            # What other applications of this run wait for is waited for, --no-wait or not.
+            needed = {d for name in apps for d in config.dependencies(name, env)}
+            outcomes = sync_in_order(
+                config,
+                env,
+                apps,
+                lambda name: s.reconciler.sync(
                     SyncRequest(
                         name,
                         env,
                         revision=revision,
                         dry_run=dry_run,
-                        wait=wait,
+                        wait=wait or name in needed,
                         lock_wait=lock_wait,
                         actor=_actor(),
                         override_window=reason if override_window else None,
                     )
-                )
-                for name in apps
-            ]
+                ),
+                revision=revision,
+                converged=lambda o: o.result == "Succeeded" or (dry_run and o.ok),
+            )
             s.progress.stop()
         if as_json:
-            emit_json(
-                {"ok": all(o.ok for o in outcomes), "results": [o.as_dict() for o in outcomes]}
-            )
+            emit_json({"ok": exit_code(outcomes) == 0, "results": [o.as_dict() for o in outcomes]})
         else:
             for outcome in outcomes:
                 print_outcome(outcome)
@@ -547,8 +561,73 @@ def rollback_cmd(
     guarded(as_json, run)
 
 
+@click.command()
+@click.option("--env", "env", required=True, help="The environment to rebuild.")
+@click.option("--revision", default=None, help="A commit, tag or branch (default: HEAD).")
+@repo_option
+@state_option
+@json_option
+def bootstrap(env: str, revision: str | None, repo: str, state: str | None, as_json: bool) -> None:
+    """Rebuild every application of ENV on an empty swarm from Git alone, then verify.
+
+    One revision for every application; first a preflight (the target is a swarm
+    manager, every application renders and passes its policies, every external network,
+    volume, secret and config exists: what is missing is listed with the command that
+    creates it, and nothing is deployed); then each application in order, waiting until
+    it is healthy; then a summary of each one's sync and health (reconcile/bootstrap.py).
+    Exit 0: all Synced and Healthy; 1: a failure or something missing; 2: bad input."""
+
+    def run() -> None:
+        from gitswarm.reconcile.bootstrap import BootstrapRequest
+        from gitswarm.reconcile.bootstrap import bootstrap as run_bootstrap
+
+        with session(repo, state, as_json=as_json) as s:
+            report = run_bootstrap(
+                s.reconciler,
+                BootstrapRequest(env, revision=revision, actor=_actor(), progress=s.progress),
+            )
+            s.progress.stop()
+        if as_json:
+            emit_json(report.as_dict())
+        else:
+            _print_bootstrap(report)
+        sys.exit(report.exit_code)
+
+    guarded(as_json, run)
+
+
+def _print_bootstrap(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    click.echo(
+        f"bootstrap {report.env} at {(report.revision or '?')[:12]}: {', '.join(report.order)}"
+    )
+    for problem in report.problems:
+        click.echo(f"  {problem}")
+    for missing in report.missing:
+        click.echo(f"  {missing}")
+    if report.results:
+        table = Table(box=None, pad_edge=False)
+        for column in ("APP", "RESULT", "SYNC", "HEALTH", "REVISION", "MESSAGE"):
+            table.add_column(column)
+        for r in report.results:
+            o = r.outcome
+            result = o.result + (f" [{o.reason}]" if o.reason and o.result != "Succeeded" else "")
+            table.add_row(
+                r.app,
+                result,
+                r.status.sync if r.status else "-",
+                r.status.health if r.status else "-",
+                (o.revision or "-")[:12],
+                r.note or o.message,
+            )
+        Console(width=200).print(table)
+    click.echo(report.message)
+
+
 def register(group: click.Group) -> None:
-    for command in (sync, status, diff, history, rollback_cmd):
+    for command in (sync, status, diff, history, rollback_cmd, bootstrap):
         group.add_command(command)
 
 

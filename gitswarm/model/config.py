@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitswarm.model.order import apply_order
 from gitswarm.model.position import Path, Position
 
 ResolveImage = Literal["always", "changed", "never"]
@@ -107,6 +108,8 @@ class Application:
     source: str = "gitswarm.yml"  # the file that declared it
     # line/column of every node of its declaration, paths relative to it: ("files", 0)
     positions: Mapping[Path, Position] = field(default_factory=dict)
+    # applications of the same environments applied (and converged) before this one
+    depends_on: tuple[str, ...] = ()
 
     def stack_name(self, env: str) -> str:
         return self.stack.replace("{env}", env).replace("{app}", self.name)
@@ -137,7 +140,23 @@ class RepoConfig:
         raise KeyError(f"unknown application {name!r} (known: {known})")
 
     def apps_for(self, env: str) -> tuple[Application, ...]:
-        return tuple(a for a in self.applications if env in a.environments)
+        """The applications deployed to ``env``, in the order they are applied: each
+        after the applications it ``depends_on`` (model/order.py), otherwise in the
+        order they are declared."""
+        apps = tuple(a for a in self.applications if env in a.environments)
+        if not any(a.depends_on for a in apps):
+            return apps
+        by_name = {a.name: a for a in apps}
+        graph = {a.name: a.depends_on for a in apps}
+        return tuple(by_name[n] for n in apply_order(list(by_name), graph))
+
+    def dependencies(self, app: str, env: str) -> tuple[str, ...]:
+        """What ``app`` waits for in ``env``: the applications it depends on (directly)
+        that are deployed there (repo/depends.py makes that all of them); none if ``app``
+        is not deployed to ``env``."""
+        deployed = {a.name: a for a in self.applications if env in a.environments}
+        own = deployed.get(app)
+        return tuple(d for d in own.depends_on if d in deployed) if own else ()
 
     def sync_policy(self, app: Application, env: Environment) -> SyncPolicy:
         return app.sync.get(env.name, env.sync)

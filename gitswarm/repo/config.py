@@ -13,6 +13,7 @@ ConfigError naming file:line.
       files: [base/docker-compose.yml, "environments/{env}/docker-compose.yml"]   # the default
       environments: [development, staging, production]    # default: all
       sync: {production: {automated: false}}               # per environment, over its sync
+      depends_on: [database]           # applied after these have converged (model/order.py)
     targets:
       local: {}                        # DOCKER_HOST or the default socket (implicit)
       remote: {url: "tcp://10.0.0.5:2376", tls: {ca: ..., cert: ..., key: ...}}
@@ -64,6 +65,7 @@ from gitswarm.model.config import (
     key_suffix,
 )
 from gitswarm.model.tree import RULE_MISSING, Tree, rule_of
+from gitswarm.repo.depends import dependency_problems
 from gitswarm.repo.yamlsrc import Document, parse_yaml
 
 CONFIG_FILE = "gitswarm.yml"
@@ -475,6 +477,7 @@ def _application(
         sync=sync,
         source=doc.file,
         positions=_relative_positions(doc, prefix),
+        depends_on=tuple(data.get("depends_on", ())),
     )
 
 
@@ -589,6 +592,7 @@ def load_config(tree: Tree) -> RepoConfig:
             )
         seen[app.name] = app
     problems.extend(_stack_collisions(applications, envs))
+    problems.extend(dependency_problems(applications))
     if not applications and not problems:
         problems.append(
             doc.problem(

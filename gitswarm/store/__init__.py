@@ -11,7 +11,9 @@ Where it lives (``default_location``):
 1. ``$GITSWARM_STATE`` if set: a file path (SQLite) or a URL such as
    ``postgresql://user:pass@host/gitswarm`` (``postgres://`` and ``postgresql://`` use
    psycopg 3; ``sqlite:////abs/path.db`` also works). The CLI's ``--state`` overrides it.
-2. Otherwise ``$XDG_DATA_HOME/gitswarm/state.db``, and without ``XDG_DATA_HOME``
+2. Otherwise the one line of the file ``$GITSWARM_STATE_FILE`` names: a Docker secret
+   holding the PostgreSQL URL, so its password is in no environment or stack file.
+3. Otherwise ``$XDG_DATA_HOME/gitswarm/state.db``, and without ``XDG_DATA_HOME``
    ``~/.local/share/gitswarm/state.db``. The folder is created (mode 0700) if missing.
 
 Opening a store migrates it to the current schema (Alembic, shipped in ``migrations/``),

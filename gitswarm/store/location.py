@@ -12,7 +12,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from gitswarm.errors import ConfigError
+
 ENV_VAR = "GITSWARM_STATE"
+FILE_VAR = "GITSWARM_STATE_FILE"
+_MAX_LOCATION_FILE = 4096  # a URL, not a document
 FILE_NAME = "state.db"
 VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared database stays sane
 # The newest migration in migrations/versions/. Opening a store that is already there
@@ -22,12 +26,17 @@ SCHEMA_HEAD = "0005"
 
 
 def default_location(environ: Mapping[str, str] | None = None) -> str:
-    """``$GITSWARM_STATE`` if set (a path or a URL), else ``state.db`` under
+    """``$GITSWARM_STATE`` if set (a path or a URL); else the text of the file named by
+    ``$GITSWARM_STATE_FILE`` (a Docker secret holding a PostgreSQL URL and its password,
+    which then never appears in an environment or a stack file); else ``state.db`` under
     ``$XDG_DATA_HOME/gitswarm`` (default ``~/.local/share/gitswarm``)."""
     env = os.environ if environ is None else environ
     explicit = env.get(ENV_VAR, "").strip()
     if explicit:
         return explicit
+    from_file = env.get(FILE_VAR, "").strip()
+    if from_file:
+        return _location_from_file(Path(from_file))
     data_home = env.get("XDG_DATA_HOME", "").strip()
     # The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
     base = Path(data_home) if data_home and Path(data_home).is_absolute() else None
@@ -35,6 +44,31 @@ def default_location(environ: Mapping[str, str] | None = None) -> str:
         home = env.get("HOME") or str(Path.home())
         base = Path(home) / ".local" / "share"
     return str(base / "gitswarm" / FILE_NAME)
+
+
+def _location_from_file(path: Path) -> str:
+    """The store location written in ``path`` (``$GITSWARM_STATE_FILE``). The message of
+    an error names the file, never its content (a URL with a password)."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_LOCATION_FILE + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"${FILE_VAR}: cannot read {path}: {exc.strerror or exc}; it must name a file "
+            "holding the store's location (a PostgreSQL URL, e.g. a Docker secret)"
+        ) from None
+    if len(data) > _MAX_LOCATION_FILE:
+        raise ConfigError(
+            f"${FILE_VAR}: {path} is larger than {_MAX_LOCATION_FILE} bytes; it must hold "
+            "only the store's location (a PostgreSQL URL or a SQLite path)"
+        )
+    text = data.decode("utf-8", errors="replace").strip()
+    if not text or "\n" in text:
+        raise ConfigError(
+            f"${FILE_VAR}: {path} must hold the store's location on one line "
+            "(a PostgreSQL URL or a SQLite path)"
+        )
+    return text
 
 
 def sqlite_file(location: str | None) -> Path | None:

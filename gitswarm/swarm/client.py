@@ -46,6 +46,7 @@ from gitswarm.model.observed import (
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 
 ObjectKind = Literal["config", "secret"]
+ExternalKind = Literal["network", "volume", "secret", "config"]
 
 
 class Events(Protocol):
@@ -84,6 +85,10 @@ class Swarm(Protocol):
     def remove_service(self, service_id: str) -> None: ...
 
     def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None: ...
+
+    def check_manager(self) -> None: ...
+
+    def existing(self, kind: ExternalKind, names: Sequence[str]) -> set[str]: ...
 
     def events(self, *, since: dt.datetime | None = None) -> Events:
         """Service, config and secret events from ``since`` on (the agent's drift watch)."""
@@ -342,6 +347,46 @@ class DockerSwarm:
         return StackState(
             stack=stack, services=tuple(self.services(stack)), objects=tuple(self.objects(stack))
         )
+
+    def check_manager(self) -> None:
+        """A SwarmError saying what to do unless the target is a manager of an active swarm
+        (``gitswarm bootstrap`` on a new machine: the swarm may not exist yet)."""
+        with _translate(f"read the swarm state of {self.describe()}"):
+            info = self.api.info()
+        swarm = info.get("Swarm") or {}
+        state = swarm.get("LocalNodeState") or "inactive"
+        if state != "active":
+            raise SwarmError(
+                f"{self.describe()} is not part of a swarm (node state: {state}): run "
+                "`docker swarm init` there (or join it to the swarm as a manager) first"
+            )
+        if not swarm.get("ControlAvailable"):
+            raise SwarmError(
+                f"{self.describe()} is a swarm worker, not a manager: point the target at a "
+                "manager (stacks are deployed through managers only)"
+            )
+
+    def existing(self, kind: ExternalKind, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` exist as ``kind`` on the target (volumes: on the node the
+        target is; a volume lives on each node that runs a task using it)."""
+        wanted = set(names)
+        if not wanted:
+            return set()
+        found: set[str] = set()
+        with _translate(f"list {kind}s on {self.describe()}"):
+            if kind == "network":
+                found = {n.get("Name", "") for n in self.api.networks(names=sorted(wanted))}
+            elif kind == "volume":
+                for name in sorted(wanted):
+                    listing = self.api.volumes(filters={"name": name}) or {}
+                    found |= {v.get("Name", "") for v in listing.get("Volumes") or []}
+            else:
+                lister = self.api.secrets if kind == "secret" else self.api.configs
+                for name in sorted(wanted):
+                    found |= {
+                        o.get("Spec", {}).get("Name", "") for o in lister(filters={"name": name})
+                    }
+        return found & wanted
 
     # --- writes ------------------------------------------------------------------------
 

@@ -80,6 +80,8 @@ class FakeSwarm:
     failing_images: set[str] = field(default_factory=set)
     rollback_images: set[str] = field(default_factory=set)
     down: bool = False
+    manager: bool = True  # False: a worker, or no swarm at all (check_manager refuses)
+    external: set[tuple[str, str]] = field(default_factory=set)  # (kind, name) that exist
     cli_failure: str | None = None  # what a failing `docker stack deploy` prints on stderr
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
@@ -120,6 +122,15 @@ class FakeSwarm:
 
     def observe(self, stack: str) -> StackState:
         return StackState(stack, tuple(self.services(stack)), tuple(self.objects(stack)))
+
+    def check_manager(self) -> None:
+        self._check()
+        if not self.manager:
+            raise SwarmError("fake swarm is not a manager: run `docker swarm init` there")
+
+    def existing(self, kind: str, names: Sequence[str]) -> set[str]:
+        self._check()
+        return {name for name in names if (kind, name) in self.external}
 
     # --- events ------------------------------------------------------------------------
 
@@ -196,6 +207,9 @@ class FakeSwarm:
             if obj.kind == kind and obj.name == name:
                 key = "ConfigID" if kind == "config" else "SecretID"
                 return {key: obj.id, "Name": name}
+        if (kind, name) in self.external:  # the operator's, made outside gitswarm
+            key = "ConfigID" if kind == "config" else "SecretID"
+            return {key: f"external-{name}", "Name": name}
         raise SwarmError(f"{kind} not found: {name}")
 
     def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from gitswarm.errors import StoreError
+from gitswarm.errors import ConfigError, StoreError
 from gitswarm.store import Store, default_location, resolve_url
 from gitswarm.store.db import alembic_config
 from gitswarm.store.schema import VERSION_TABLE, metadata
@@ -65,6 +65,55 @@ def test_gitswarm_state_wins_as_a_path_or_a_url() -> None:
     assert default_location(env) == "/srv/state.db"
     env["GITSWARM_STATE"] = "postgresql://gs@db/gitswarm"
     assert default_location(env) == "postgresql://gs@db/gitswarm"
+
+
+def test_the_location_can_come_from_a_file_such_as_a_docker_secret(tmp_path: Path) -> None:
+    secret = tmp_path / "gitswarm-state-url"
+    secret.write_text("postgresql://gs:s3cret@db/gitswarm\n")
+    env = {"HOME": "/h", "GITSWARM_STATE_FILE": str(secret)}
+    assert default_location(env) == "postgresql://gs:s3cret@db/gitswarm"
+    env["GITSWARM_STATE"] = "/srv/state.db"  # the variable itself wins
+    assert default_location(env) == "/srv/state.db"
+    env["GITSWARM_STATE"] = ""  # an image's default emptied by the stack file
+    assert default_location(env) == "postgresql://gs:s3cret@db/gitswarm"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            None,
+            "$GITSWARM_STATE_FILE: cannot read {path}: No such file or directory; it must "
+            "name a file holding the store's location (a PostgreSQL URL, e.g. a Docker secret)",
+        ),
+        (
+            "",
+            "$GITSWARM_STATE_FILE: {path} must hold the store's location on one line "
+            "(a PostgreSQL URL or a SQLite path)",
+        ),
+        (
+            "postgresql://a:pw@db/x\nmore",
+            "$GITSWARM_STATE_FILE: {path} must hold the store's "
+            "location on one line (a PostgreSQL URL or a SQLite path)",
+        ),
+        (
+            "x" * 5000,
+            "$GITSWARM_STATE_FILE: {path} is larger than 4096 bytes; it must hold "
+            "only the store's location (a PostgreSQL URL or a SQLite path)",
+        ),
+    ],
+    ids=["missing", "empty", "two-lines", "too-large"],
+)
+def test_a_bad_state_file_is_a_config_error_that_never_quotes_it(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "state-url"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        default_location({"HOME": "/h", "GITSWARM_STATE_FILE": str(path)})
+    assert caught.value.message == message.format(path=path)
+    assert "pw@" not in str(caught.value)
 
 
 def test_store_opens_the_default_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -199,7 +199,14 @@ class Agent(AgentView):
         """Fire due timers and take the tasks ready to run (state.lock held)."""
         queue = self.state.queue
         queue.fire_due(self.ctx.monotonic(), self._next_poll, self.settings.drift_interval)
-        return queue.take_ready()
+        return queue.take_ready(self._after)
+
+    def _after(self, key: Key) -> tuple[Key, ...]:
+        """What a task waits for: a sync, the syncs of its app's depends_on."""
+        config = self.state.config
+        if key[0] != "sync" or config is None:
+            return ()
+        return tuple(("sync", dep, key[2]) for dep in config.dependencies(key[1], key[2]))
 
     def _dispatch(self) -> None:
         state, settings = self.state, self.settings

@@ -15,6 +15,8 @@ The rules:
 - **Coalescing**: one pending request per key. ``put`` replaces an older pending one (the
   last commit wins; a burst of webhooks is one reconcile); ``offer`` keeps it (a drift
   check an event queued stays a live one when the periodic round comes by).
+- **Order** (``depends_on``): a sync stays pending while a sync of one of its app's
+  dependencies is pending or running (``take_ready(after=...)``).
 - **One task per slot**: a slot is an app x env (or the key itself for git and
   drift-all); a sync and a drift check of one app x env never run at once: the second
   stays pending until ``done`` frees the slot.
@@ -102,13 +104,19 @@ class WorkQueue:
         """Queue ``request`` unless one of the same key is pending already."""
         self.pending.setdefault(key, request)
 
-    def take_ready(self) -> list[tuple[Key, TriggerRequest]]:
+    def take_ready(
+        self, after: Callable[[Key], tuple[Key, ...]] = lambda _k: ()
+    ) -> list[tuple[Key, TriggerRequest]]:
         """Every pending task whose slot is free, in priority order; their slots are
-        taken until ``done``. Tasks of a busy slot stay pending."""
+        taken until ``done``. Tasks of a busy slot stay pending, and so does a task while
+        one that ``after(key)`` names (the syncs of an app's ``depends_on``) is pending or
+        running."""
         ready = []
         for key in sorted(self.pending, key=lambda k: (k not in self.urgent, priority(k))):
             slot = slot_of(key)
             if slot in self.running:
+                continue
+            if any(k in self.pending or slot_of(k) in self.running for k in after(key)):
                 continue
             self.running.add(slot)
             self.urgent.discard(key)

@@ -9,6 +9,10 @@ its outcome.
                            again and the bad one marked, so it is not re-applied
       anything else        waits for a new commit (bad input is stalling)
 
+``depends_on``: a sync whose dependencies have not converged is held (status
+``DependencyNotReady``, nothing applied); a dependency that converges queues the syncs
+of its held dependents again (reconcile/ordered.py).
+
 Triggered by the git task (gitpoll.py) for every automated app at a new head, and by the
 API (a revision may be named, like ``gitswarm sync --revision``).
 """
@@ -21,6 +25,7 @@ from gitswarm.errors import NotFoundError, Reason
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.drift import Drift
+from gitswarm.reconcile.ordered import held_dependents, unready_dependencies, waiting_message
 from gitswarm.reconcile.rollback import redeploy
 from gitswarm.reconcile.sync import RollbackOf, SyncOutcome, SyncRequest
 
@@ -34,6 +39,8 @@ class Syncs:
     def sync(self, app: str, env: str, request: TriggerRequest) -> None:
         ctx = self.ctx
         revision = request.revision or ctx.state.head
+        if self._held_for_dependencies(app, env):
+            return
         policy = ctx.policy(app, env)
         ctx.state.count_sync()
         outcome = ctx.reconciler.sync(  # recorded (status, history, metrics, notification)
@@ -51,6 +58,8 @@ class Syncs:
             )
         )
         self.drift.after_sync(outcome)
+        if outcome.result == "Succeeded":
+            self._release_dependents(app, env)
         key = ("sync", app, env)
         if not outcome.retryable:
             ctx.state.reset_backoff(key)
@@ -66,6 +75,31 @@ class Syncs:
             and outcome.revision
         ):
             self._auto_rollback(app, env, outcome)
+
+    def _held_for_dependencies(self, app: str, env: str) -> bool:
+        """depends_on: not applied while a dependency has not converged; the status says
+        what it waits for, and the dependency's next success queues it again."""
+        config, store = self.ctx.state.config, self.ctx.store
+        if config is None:
+            return False
+        unready = unready_dependencies(config, app, env, lambda d: store.get_status(d, env))
+        if not unready:
+            return False
+        message = waiting_message(unready, lambda d: store.get_status(d, env))
+        log.info("%s/%s: %s", app, env, message)
+        store.set_status(app, env, reason=Reason.DEPENDENCY_NOT_READY, message=message)
+        return True
+
+    def _release_dependents(self, app: str, env: str) -> None:
+        config, store = self.ctx.state.config, self.ctx.store
+        if config is None:
+            return
+        for name in held_dependents(config, app, env, lambda o: store.get_status(o, env)):
+            request = TriggerRequest(
+                "agent", app=name, env=env, revision=self.ctx.state.head,
+                reason=f"{app} converged",
+            )  # fmt: skip
+            self.ctx.state.put(("sync", name, env), request)
 
     def _retry_later(
         self, key: tuple[str, ...], request: TriggerRequest, outcome: SyncOutcome
