@@ -240,7 +240,8 @@ def test_the_dashboard_in_a_browser(
                     watcher.locator(f'#cell-{APP}--development [data-op="{newest}"]')
                 ).to_be_attached(timeout=10_000)
                 timings["terminal sync on the page"] = time.monotonic() - started
-                assert terminal.wait(120) == 0
+                _, err = terminal.communicate(timeout=120)  # closes its pipes too
+                assert terminal.returncode == 0, err
                 assert watcher.evaluate("window.__notReloaded") is True
 
                 # A manual scale is drift, on the overview and on the app page.
