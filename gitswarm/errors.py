@@ -40,7 +40,8 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── LockedError      Locked                                       transient
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
-        ├── PromotionError   PromotionFailed                              failed
+        ├── PromotionError   PromotionFailed | GateFailed                 failed
+        ├── RegistryError    RegistryFailed                               transient
         └── SandboxError     SandboxFailed                                transient
 
     at the HTTP edge (api/errors.py)
@@ -56,9 +57,13 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     (sync held: depends_on)  DependencyNotReady                           report
     (heal paused)            HealLoop                                     stalling
     (drift operation)        Drift                                        report
+    (drift undone)           DriftResolved                                report
     (operation of a dead agent)  Interrupted                              report
     (rolled back by hand)    RolledBack                                   report
     (a sync that crashed)    Unknown                                      failed
+    (promotion waits)        ApprovalRequired                             report
+    (automation held back)   HoldActive                                   report
+    (pending, ended)         PromotionExpired | PromotionRejected         report
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -108,6 +113,8 @@ class Reason(StrEnum):
     STORE_FAILED = "StoreFailed"
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
+    GATE_FAILED = "GateFailed"
+    REGISTRY_FAILED = "RegistryFailed"
     SANDBOX_FAILED = "SandboxFailed"
     # the HTTP edge
     UNAUTHORIZED = "Unauthorized"
@@ -121,9 +128,15 @@ class Reason(StrEnum):
     DEPENDENCY_NOT_READY = "DependencyNotReady"  # depends_on: held until that converges
     HEAL_LOOP = "HealLoop"
     DRIFT = "Drift"
+    DRIFT_RESOLVED = "DriftResolved"  # the drift check sees Git and the swarm agree again
     INTERRUPTED = "Interrupted"
     ROLLED_BACK = "RolledBack"
     UNKNOWN = "Unknown"
+    # promotion (promote/): what became of a promotion, no error
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    HOLD_ACTIVE = "HoldActive"
+    PROMOTION_EXPIRED = "PromotionExpired"
+    PROMOTION_REJECTED = "PromotionRejected"
 
     @property
     def verdict(self) -> Verdict:
@@ -169,14 +182,21 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.STORE_FAILED: "transient",
     Reason.NOT_FOUND: "failed",
     Reason.PROMOTION_FAILED: "failed",
+    Reason.GATE_FAILED: "failed",
+    Reason.REGISTRY_FAILED: "transient",
     Reason.SANDBOX_FAILED: "transient",
     Reason.INTERNAL_ERROR: "failed",
     Reason.HTTP_ERROR: "failed",
     Reason.DRIFT: "report",
+    Reason.DRIFT_RESOLVED: "report",
     Reason.INTERRUPTED: "report",
     Reason.ROLLED_BACK: "report",
     Reason.DEPENDENCY_NOT_READY: "report",
     Reason.UNKNOWN: "failed",
+    Reason.APPROVAL_REQUIRED: "report",
+    Reason.HOLD_ACTIVE: "report",
+    Reason.PROMOTION_EXPIRED: "report",
+    Reason.PROMOTION_REJECTED: "report",
 }
 
 
@@ -350,6 +370,19 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = Reason.PROMOTION_FAILED
+
+    GATE_FAILED = Reason.GATE_FAILED
+    APPROVAL_REQUIRED = Reason.APPROVAL_REQUIRED
+    HOLD_ACTIVE = Reason.HOLD_ACTIVE
+    EXPIRED = Reason.PROMOTION_EXPIRED
+    REJECTED = Reason.PROMOTION_REJECTED
+
+
+class RegistryError(OperationError):
+    """A container registry could not list a repository's tags (down, refused, rate
+    limiting): the image automation tries again on its next round."""
+
+    reason = Reason.REGISTRY_FAILED
 
 
 class SandboxError(OperationError):

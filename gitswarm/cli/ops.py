@@ -83,10 +83,10 @@ class Session:
     progress: Progress
 
     def config(self) -> RepoConfig:
-        from gitswarm.repo import load_config
-        from gitswarm.source.tree import GitTree
-
-        return load_config(GitTree(self.source.git_dir, self.source.head()))
+        """The settings at the head, read once: the syncs and renders after this reuse
+        them (Reconciler.config_at; reading gitswarm.yml and applications/*.yml was a
+        fifth of ``gitswarm status``, done twice)."""
+        return self.reconciler.config_at(self.source.head())
 
     def apps(self, env: str, app: str | None) -> list[str]:
         config = self.config()
@@ -310,8 +310,13 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
             if not pairs:
                 raise UsageError("no application matches --env/--app")
             results = [live_status(s.reconciler, a, e) for a, e in pairs]
+            holds = {(a, e): s.store.holds(a, e) for a, e in pairs}
         if as_json:
-            emit_json({"ok": True, "statuses": [r.as_dict() for r in results]})
+            rows = [
+                {**r.as_dict(), "holds": [h.as_dict() for h in holds[(r.app, r.env)]]}
+                for r in results
+            ]
+            emit_json({"ok": True, "statuses": rows})
             return
         table = Table(box=None, pad_edge=False)
         for column in ("APP", "ENV", "SYNC", "HEALTH", "HEAD", "DEPLOYED", "LAST", "MESSAGE"):
@@ -334,6 +339,13 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
                     f"{x['field']}: {x['before']!r} -> {x['after']!r}" for x in d["drift"]
                 )
                 click.echo(f"drift {r.app}/{r.env} {d['service']}: {fields or d['note']}")
+            for held in holds[(r.app, r.env)]:
+                images = ", ".join(f"{k}:{v}" for k, v in sorted(held.images.items()))
+                click.echo(
+                    f"hold {held.id} {r.app}/{r.env}: automation keeps "
+                    f"{images or 'its revision'} rolled back (gitswarm hold release "
+                    f"{held.id} --reason ...)"
+                )
             for orphan in r.orphans:
                 click.echo(
                     f"orphan {r.app}/{r.env} {orphan}: deployed by gitswarm, "

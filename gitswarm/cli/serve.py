@@ -31,6 +31,10 @@ repository.
     retention:                    # history that lasts (0, the default: keep everything)
       operations_days: 365        # prune operations older than this (changes, commits too)
       audit_days: 0               # the audit trail is kept unless this is set
+    promotion:                    # the operator's side of promotion: promote/operator.py
+      commands: {perf-test: {argv: [/opt/ci/perf-test.sh, "{to}"], timeout: 10m}}
+      registries: {ghcr.io: {username: ci, password_env: GHCR_TOKEN}}
+      interval: 30                # image automation, auto-promotion, holds, expiry
 
 ``verify:`` has the shape of an environment's ``verify:`` in gitswarm.yml (mode gpg or
 ssh; ``keys``: public key files; ``allowed_signers``: an ssh-keygen allowed signers file;
@@ -52,8 +56,13 @@ to another project's keys.
 points at, nor per app × environment the newest successful deploy of each of the last
 two revisions (what `rollback --previous` needs).
 
+``promotion:`` is the operator's: the argv of every ``command`` gate gitswarm.yml may
+name (a pusher never chooses what runs on this host), registry credentials and
+endpoints for image automation, and how often its round runs.
+
 Event kinds: sync_succeeded, sync_failed, drift_detected, drift_healed, rollback,
-signature_rejected, policy_violation, promotion_pending, promotion_committed.
+signature_rejected, policy_violation, promotion_pending, promotion_committed,
+promotion_rejected, promotion_expired, promotion_failed.
 """
 
 from __future__ import annotations
@@ -77,9 +86,12 @@ from ruamel.yaml.error import YAMLError
 from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
 from gitswarm.cli.output import guarded
 from gitswarm.errors import ConfigError, SecretError, UsageError
+from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
+from gitswarm.promote.operator import OperatorSettings, operator_settings
+from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.retention import RetentionSettings, start_retention
@@ -117,6 +129,7 @@ class ServeConfig:
     identities: Mapping[str, Path] = field(default_factory=dict)
     project: str | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    promotion: OperatorSettings = field(default_factory=OperatorSettings)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -182,6 +195,8 @@ def load_serve_config(
         elif key == "retention":
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _retention(value, where, path, file_lines)
+        elif key == "promotion":
+            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion")
         elif key == "project":
             message = check_name("project", str(value)) if isinstance(value, str) else None
             if not isinstance(value, str) or message:
@@ -203,7 +218,7 @@ def load_serve_config(
 
 _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
-    "verify", "identities", "project", "retention",
+    "verify", "identities", "project", "retention", "promotion",
 )  # fmt: skip
 
 
@@ -430,7 +445,8 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         config.api, audit=store.audit, deliveries=store, accounts=store
     )
     api_settings = replace(api_settings, host=host, port=port)
-    app = create_app(agent, api_settings, metrics, records=store)
+    promotions = promotion_side(reconciler, agent, config.promotion, stop)
+    app = create_app(agent, api_settings, metrics, promotions, records=store)
     handle = serve_in_thread(app, host, port)
     log = logging.getLogger("gitswarm.serve")
     log.info(
@@ -450,6 +466,36 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         notifier.close()
         store.close()
     return 0
+
+
+def promotion_side(
+    reconciler: Reconciler, agent: Agent, settings: OperatorSettings, stop: threading.Event
+) -> PromotionService:
+    """The promotion service the API offers, and the automation round beside the loop
+    (started at once; it does nothing while another agent holds its store lock). A
+    commit it makes is deployed by a trigger, without waiting for the next poll."""
+    from gitswarm.promote.automation import Automation, start_automation
+    from gitswarm.promote.pipeline import Promoter
+    from gitswarm.promote.registry import RegistryClient
+
+    promoter = Promoter(reconciler, commands=settings.commands)
+    service = PromotionService(promoter)
+    if settings.automation:
+        automation = Automation(
+            promoter, RegistryClient(settings.registries), holder=agent.holder, lock=service.lock
+        )
+
+        def deploy(actions: list[Any]) -> None:
+            for action in actions:
+                if action.kind == "committed":
+                    agent.trigger(
+                        TriggerRequest(
+                            trigger="agent", app=action.app, env=action.env, reason=action.message
+                        )
+                    )
+
+        start_automation(automation, stop, every=settings.interval, on_actions=deploy)
+    return service
 
 
 @click.command()

@@ -30,9 +30,15 @@ The definitions, exactly (docs/dora.md says the same in prose):
   at the next healthy state: the next sync, rollback or heal of the same app × env that
   Succeeded (for a deployment found bad later: its remedy or after). Median (the level)
   and mean (the seed's "mean time to recovery").
-- *Drift incidents*: a drift record opens an incident of its app × env (further drift
-  records belong to it) and the next successful sync, rollback or heal closes it; those
-  lasting longer than ``drift_threshold`` count. One still open lasts until ``until``.
+- *Drift incidents*: a drift record opens a drift of its app × env (further drift
+  records belong to it); each names the services drifted at that moment. It ends at
+  the first of: the drift record saying Git and the swarm agree again (reason
+  DriftResolved: undone by hand or otherwise), a successful heal (it redeploys every
+  drifted service), or the successful sync or rollback after which no drifted service
+  is left (each one redeploys or removes the services it changed). A drift record that
+  names no services (written before gitswarm recorded them) ends at the next
+  successful sync, rollback or heal. Those lasting longer than ``drift_threshold``
+  count; one still open lasts until ``until``.
 - *Traceability*: of the swarm changes gitswarm made (successful deployments and heals
   that changed something, failed deployments), the share recorded with a commit
   (revision and commit time), an operation (by construction) and an actor (the user, or
@@ -64,6 +70,9 @@ DEPLOYMENT_KINDS = frozenset({"sync", "rollback"})
 HEALTHY_KINDS = frozenset({"sync", "rollback", "heal"})
 # Failed after reaching the swarm (the reasons whose verdict is deploy-failure).
 DEPLOY_FAILURE_REASONS = frozenset(r.value for r in Reason.with_verdict("deploy-failure"))
+# The reason of the drift record written when the drift check finds Git and the swarm
+# agreeing again (undone by hand, or by a deploy): the drift's exact end.
+DRIFT_RESOLVED = Reason.DRIFT_RESOLVED.value
 FIX_MARKER = re.compile(r'^(?:(?:fix|hotfix|revert)(?:\([^)]*\))?!?:|hotfix\b|revert ")', re.I)
 FAILURE_WINDOW = timedelta(hours=1)
 DRIFT_THRESHOLD = timedelta(seconds=60)
@@ -205,6 +214,7 @@ class DriftIncident:
     started: datetime
     ended: datetime | None
     operation_id: int  # the first drift record
+    ended_by: int | None = None  # the operation that ended it
 
     def seconds(self, until: datetime) -> float:
         return ((self.ended or until) - self.started).total_seconds()
@@ -212,14 +222,27 @@ class DriftIncident:
 
 def _drift_incidents(app: str, ops: Sequence[Operation]) -> list[DriftIncident]:
     out: list[DriftIncident] = []
-    open_at: tuple[datetime, int] | None = None
+    open_at: tuple[datetime, int] | None = None  # (began, the first drift record)
+    # The services still drifted; None: the record did not name them (written before
+    # gitswarm recorded them), so any healthy state ends the drift, as then.
+    drifted: frozenset[str] | None = None
     for op in ops:
+        ended: datetime | None = None
         if op.kind == "drift":
-            if open_at is None:
+            if op.reason == DRIFT_RESOLVED:
+                ended = op.started_at
+            elif open_at is None:
                 open_at = (op.started_at, op.id)
-        elif open_at is not None and op.kind in HEALTHY_KINDS and op.result == "Succeeded":
-            out.append(DriftIncident(app, open_at[0], _when(op), open_at[1]))
-            open_at = None
+            if op.reason != DRIFT_RESOLVED:
+                drifted = _changed(op) or None  # each record names all that drifts now
+        elif op.kind in HEALTHY_KINDS and op.result == "Succeeded":
+            if drifted is not None and op.kind != "heal":  # a heal redeploys them all
+                drifted -= _changed(op)  # redeployed from Git, or removed
+            if drifted is None or not drifted or op.kind == "heal":
+                ended = _when(op)
+        if open_at is not None and ended is not None:
+            out.append(DriftIncident(app, open_at[0], ended, open_at[1], op.id))
+            open_at, drifted = None, None
     if open_at is not None:
         out.append(DriftIncident(app, open_at[0], None, open_at[1]))
     return out
@@ -392,6 +415,7 @@ class DoraReport:
                         "ended": d.ended.isoformat() if d.ended else None,
                         "seconds": d.seconds(until),
                         "operation_id": d.operation_id,
+                        "ended_by": d.ended_by,
                     }
                     for d in drift[:LIST_LIMIT]
                 ],

@@ -58,9 +58,9 @@ defines an object ``{msg: true}`` rather than a set; one failing statement can c
 back as the same error several times (reported once here); ``regoNodeTypeName`` needs a
 buffer one byte longer than regopy gives it.
 
-regopy (rego-cpp, ~20 MB) is imported inside the functions that run the engine: the CLI
-and the agent hold only the port here and evaluate in the sandbox's child, which loads
-regopy before it says it is ready (sandbox/worker.py).
+regopy (rego-cpp, ~10 MB of RSS) is imported inside the functions that run the engine:
+the CLI and the agent hold only the port here and evaluate in the sandbox's child, which
+loads regopy before it says it is ready (sandbox/worker.py).
 
 Why one file (over 450 lines): it is everything that touches regopy -- compiling, the
 built-in allow-list read from the compiled plan, the evaluation, and parsing rego-cpp's

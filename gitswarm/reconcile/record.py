@@ -33,7 +33,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -187,8 +187,10 @@ class Recorder:
                     drift={c.service: c.as_dict() for c in outcome.drifted},
                 )
                 return
+            drift = {**self._drift_left(app, env, outcome.plan)}
+            drift.update({c.service: c.as_dict() for c in outcome.drifted})
             sync: SyncStatus = "Synced"
-            if (outcome.plan is not None and outcome.plan.orphans) or outcome.drifted:
+            if (outcome.plan is not None and outcome.plan.orphans) or drift:
                 sync = "OutOfSync"
             self._set_status(
                 app,
@@ -200,7 +202,7 @@ class Recorder:
                 revision=outcome.revision,
                 reason=None,
                 message=outcome.message,
-                drift={c.service: c.as_dict() for c in outcome.drifted},
+                drift=drift,
             )
             return
         if outcome.result == "Skipped":
@@ -219,6 +221,17 @@ class Recorder:
         if outcome.reason is not None and outcome.reason.degrades:
             fields["health"] = "Degraded"
         self._set_status(app, env, **fields)
+
+    def _drift_left(self, app: str, env: str, plan: Plan | None) -> Mapping[str, Any]:
+        """The drift reported before of the services this sync neither deployed nor
+        removed (a sync without self-heal leaves a drifted service as it is): still
+        there, so the status keeps it, and the drift check says when it is undone
+        (DORA's drift end, issue 16)."""
+        status = self.store.get_status(app, env)
+        if status is None or not status.drift:
+            return {}
+        touched = set(plan.to_deploy) | {c.service for c in plan.to_remove} if plan else set()
+        return {service: d for service, d in status.drift.items() if service not in touched}
 
     def _count(
         self, req: SyncRequest, outcome: SyncOutcome, op_id: int | None, seconds: float
@@ -276,17 +289,37 @@ class Recorder:
         operation in history, one notification per distinct drift."""
         message = f"manual change on the swarm: {summary}"
         self._set_status(app, env, sync="OutOfSync", drift=details, message=message)
+        # The services that drift now, each with the fields: DORA follows the drift
+        # until each is redeployed from Git, or until it is resolved (issue 16).
+        changes = [
+            RecordedChange(
+                service,
+                "removed" if detail.get("note") == "missing" else "changed",
+                tuple(str(d.get("path", d.get("field", ""))) for d in detail.get("drift", ())),
+            )
+            for service, detail in sorted(details.items())
+        ]
         self.store.record_operation(
             "drift", app, env, "Succeeded", trigger="agent", revision=revision,
-            reason=Reason.DRIFT, message=message,
+            reason=Reason.DRIFT, message=message, changes=changes,
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.drift_events.labels(app, env, "detected").inc()
         self._notify("drift_detected", app, env, revision, message, Reason.DRIFT, dedupe=summary)
 
-    def drift_cleared(self, app: str, env: str) -> None:
-        """The drift reported before is gone (reverted, or undone by hand)."""
+    def drift_cleared(
+        self, app: str, env: str, revision: str | None = None, services: Sequence[str] = ()
+    ) -> None:
+        """The drift reported before is gone (undone by hand, or by anything that is not
+        a gitswarm deploy, which clears it itself): status Synced, and a DriftResolved
+        operation in history, where DORA sees the drift end (issue 16)."""
         self._set_status(app, env, drift={}, sync="Synced", reason=None, message="")
+        named = ", ".join(services) or "the drifted services"
+        self.store.record_operation(
+            "drift", app, env, "Succeeded", trigger="agent", revision=revision,
+            reason=Reason.DRIFT_RESOLVED,
+            message=f"the swarm matches Git again: {named} no longer drifted",
+        )  # fmt: skip
 
     def heal_paused(self, app: str, env: str, revision: str, text: str) -> None:
         """Self-heal stopped for drift that keeps coming back: said once, and alerted."""

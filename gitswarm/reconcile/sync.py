@@ -70,8 +70,7 @@ from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
 from gitswarm.source.verify import Verifier
-from gitswarm.store import Lease, Store
-from gitswarm.store.locks import sync_lock
+from gitswarm.store import Lease, Store, sync_lock
 from gitswarm.swarm.client import Swarm
 
 if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
@@ -80,8 +79,7 @@ if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
 log = logging.getLogger("gitswarm.sync")
 
 
-# The sync lock's lease: short, so a holder that dies (kill -9) frees it within
-# seconds; renewed in the background while the sync runs.
+# The sync lock's lease: short, so a dead holder frees it soon; renewed while syncing.
 SYNC_LEASE = 30.0
 
 

@@ -45,6 +45,12 @@ def _stored(reason: Reason | None) -> str | None:
     return None if reason is None else str(reason)
 
 
+def changed_count(changes: Sequence[ServiceChange]) -> int:
+    """The services ``changes`` created, changed or removed: the ``changed`` column
+    (migration 0007), which `gitswarm dora` filters on instead of probing the changes."""
+    return sum(1 for change in changes if change.action != "unchanged")
+
+
 def _changes_rows(op_id: int, changes: Sequence[ServiceChange]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     rows = []
@@ -204,6 +210,7 @@ class OperationsMixin:
                     reason=_stored(reason),
                     message=message,
                     finished_at=self._db.now(),
+                    changed=changed_count(changes),
                 )
             ).rowcount
             if updated == 0:
@@ -272,6 +279,7 @@ class OperationsMixin:
                     reason=_stored(reason),
                     message=message,
                     dry_run=dry_run,
+                    changed=changed_count(changes),
                 )
                 .returning(operations.c.id)
             ).scalar_one()

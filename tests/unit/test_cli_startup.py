@@ -93,7 +93,7 @@ def test_policies_are_evaluated_in_the_sandbox_child_and_regopy_stays_out_of_the
     tmp_path: Path,
 ) -> None:
     """The example repository has policies/*.rego: validate evaluates them (in the Rego
-    sandbox's child), and the command's own process never loads rego-cpp (~20 MB)."""
+    sandbox's child), and the command's own process never loads rego-cpp (~10 MB)."""
     repo = tmp_path / "repo"
     assert CliRunner().invoke(cli, ["init", str(repo), "--no-git"]).exit_code == 0
     assert list((repo / "policies").glob("*.rego"))

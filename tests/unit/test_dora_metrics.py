@@ -254,6 +254,67 @@ def test_failures_in_a_row_are_one_incident_until_healthy() -> None:
     ]
 
 
+WEB = (ServiceChange("web", "changed", ("replicas",)),)
+DB = (ServiceChange("db", "changed", ("image",)),)
+
+# Drift as the agent records it: each drift record names the services drifted then; a
+# DriftResolved record says Git and the swarm agree again. Hand-computed ends below.
+DRIFT_HISTORY = [
+    op(1, "sync", "Succeeded", "06-02 09:00", "06-02 09:01", changes=CHANGED),
+    # A: web drifts at 10:00; a sync of db at 10:06 leaves web drifted (it is seen again
+    # at 10:10); undone by hand, resolved at 10:20: 1200 s, ended by op 5
+    op(2, "drift", "Succeeded", "06-02 10:00", reason="Drift", changes=WEB),
+    op(3, "sync", "Succeeded", "06-02 10:05", "06-02 10:06", changes=DB),
+    op(4, "drift", "Succeeded", "06-02 10:10", reason="Drift", changes=WEB),
+    op(5, "drift", "Succeeded", "06-02 10:20", reason="DriftResolved"),
+    # B: web and db drift at 09:00; a sync redeploys web (09:03), a no-op sync changes
+    # nothing, a sync removes db at 09:41: none left, 2460 s, ended by op 9
+    op(6, "drift", "Succeeded", "06-03 09:00", reason="Drift", changes=WEB + DB),
+    op(7, "sync", "Succeeded", "06-03 09:02", "06-03 09:03", changes=CHANGED),
+    op(8, "sync", "Succeeded", "06-03 09:30", "06-03 09:31", changes=UNCHANGED),
+    op(9, "sync", "Succeeded", "06-03 09:40", "06-03 09:41",
+       changes=(ServiceChange("db", "removed"),)),
+    # C: a failed heal ends nothing; the heal that succeeds at 12:01:30 does: 90 s
+    op(10, "drift", "Succeeded", "06-04 12:00", reason="Drift", changes=WEB),
+    op(11, "heal", "Failed", "06-04 12:00:10", "06-04 12:00:40", reason="HealthTimeout"),
+    op(12, "heal", "Succeeded", "06-04 12:01", "06-04 12:01:30", changes=WEB),
+    # D: resolved after 30 s: not an incident; a second DriftResolved ends nothing
+    op(13, "drift", "Succeeded", "06-05 08:00", reason="Drift", changes=WEB),
+    op(14, "drift", "Succeeded", "06-05 08:00:30", reason="DriftResolved"),
+    op(15, "drift", "Succeeded", "06-05 09:00", reason="DriftResolved"),
+    # E: a drift record naming no services (written before they were recorded) ends at
+    # the next healthy state, even a no-op sync: 10:00 -> 10:05, 300 s
+    op(16, "drift", "Succeeded", "06-06 10:00", reason="Drift"),
+    op(17, "sync", "Succeeded", "06-06 10:04", "06-06 10:05", changes=UNCHANGED),
+]  # fmt: skip
+
+
+def test_a_drift_ends_exactly_when_the_store_says_it_was_undone() -> None:
+    drift = compute(DRIFT_HISTORY, "prod", WINDOW).as_dict()["drift"]
+    assert (drift["episodes"], drift["incidents"], drift["open"]) == (5, 4, 0)
+    assert [(d["operation_id"], d["seconds"], d["ended_by"]) for d in drift["list"]] == [
+        (2, 1200, 5),
+        (6, 2460, 9),
+        (10, 90, 12),
+        (16, 300, 17),
+    ]
+    assert drift["longest_seconds"] == 2460
+
+
+def test_a_drift_of_services_no_deploy_touched_stays_open() -> None:
+    history = [
+        op(1, "drift", "Succeeded", "06-14 10:00", reason="Drift", changes=WEB),
+        op(2, "sync", "Succeeded", "06-14 11:00", "06-14 11:01", changes=DB),
+        op(3, "rollback", "Succeeded", "06-14 12:00", "06-14 12:01", changes=DB),
+    ]
+    drift = compute(history, "prod", WINDOW).as_dict()["drift"]
+    assert (drift["episodes"], drift["open"]) == (1, 1)
+    assert drift["list"] == [
+        {"app": "web", "started": "2025-06-14T10:00:00+00:00", "ended": None,
+         "seconds": 14 * 3600, "operation_id": 1, "ended_by": None},
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("days", "bucket"),
     [

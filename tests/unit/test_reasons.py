@@ -82,6 +82,7 @@ def test_only_transient_reasons_are_retried() -> None:
         Reason.LOCKED,
         Reason.STORE_FAILED,
         Reason.SANDBOX_FAILED,
+        Reason.REGISTRY_FAILED,
     }
     assert errors.SwarmError("x").retryable and errors.LockedError("x").retryable
     assert not errors.DeployRejected("x").retryable

@@ -131,6 +131,56 @@ def test_a_store_from_the_oldest_migration_keeps_every_record(store_url: str) ->
     assert after == {**before, "operations": 4}
 
 
+def _changed_column(engine: sa.Engine) -> dict[int, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, changed FROM operations ORDER BY id"))
+        return {op_id: changed for op_id, changed in rows}
+
+
+def test_the_upgrade_to_0007_counts_what_each_old_operation_changed(store_url: str) -> None:
+    """Migration 0007 keeps on each operation how many services it changed (what `dora`
+    filters on); an old history gets it from its recorded changes, so DORA reads it the
+    same after the upgrade."""
+    engine = sa.create_engine(resolve_url(store_url))
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0004")
+            old = sa.MetaData()
+            old.reflect(conn)
+            # ids as the database hands them out (1, 2, 3)
+            fresh = [{k: v for k, v in row.items() if k != "id"} for row in OLD_ROWS["operations"]]
+            conn.execute(sa.insert(old.tables["operations"]), fresh)
+            conn.execute(
+                sa.insert(old.tables["operation_changes"]),
+                [
+                    *OLD_ROWS["operation_changes"],  # op 1: web changed, db unchanged
+                    {"operation_id": 3, "service": "web", "action": "changed",
+                     "fields": ["replicas"]},
+                    {"operation_id": 3, "service": "db", "action": "removed", "fields": []},
+                ],
+            )  # fmt: skip
+        with Store(store_url) as store:  # migrates 0004 -> head
+            report = store.dora("prod", since=T0 - timedelta(days=1), until=T0 + timedelta(days=1))
+            new = store.record_operation(
+                "drift", "web", "prod", "Succeeded", trigger="agent", reason="Drift",
+                changes=[ServiceChange("web", "changed", ("replicas",)),
+                         ServiceChange("db", "unchanged")],
+            )  # fmt: skip
+            later = store.start_operation("sync", "web", "prod", holder="h", trigger="cli")
+            store.finish_operation(
+                later,
+                "Succeeded",
+                changes=[ServiceChange("web", "created"), ServiceChange("db", "removed")],
+            )
+        assert _changed_column(engine) == {1: 1, 2: 0, 3: 2, new: 1, later: 2}
+    finally:
+        engine.dispose()
+    assert (report.deployments, report.failed_deployments) == (1, 1)
+    assert [d.operation_id for d in report.drift] == [3]
+
+
 # --- retention --------------------------------------------------------------------------
 
 

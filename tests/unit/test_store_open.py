@@ -28,6 +28,7 @@ TABLES = {
     "bad_revisions",
     "promotions",
     "promotion_decisions",
+    "promotion_holds",
     "notifications",
     "audit_events",
     "webhook_deliveries",

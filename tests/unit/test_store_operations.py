@@ -305,3 +305,25 @@ def test_an_agent_killed_mid_sync_leaves_an_operation_marked_interrupted(
             time.sleep(0.05)
         assert marked == [op.id]
         assert store.get_operation(op.id).result == "Interrupted"
+
+
+def test_sqlite_times_read_back_aware_whatever_text_holds_them(tmp_path: os.PathLike[str]) -> None:
+    """SQLite keeps times as naive UTC text; the store's fast reading of its own format
+    and the generic path for any other (a row written by another tool) agree."""
+    import sqlite3
+
+    location = os.path.join(tmp_path, "state.db")
+    with Store(location) as store:
+        first = store.record_operation("drift", "web", "prod", "Succeeded", trigger="agent")
+    with sqlite3.connect(location) as db:
+        db.execute(
+            "UPDATE operations SET finished_at = '2025-06-01 12:00:05' WHERE id = ?", (first,)
+        )
+        db.execute(
+            "UPDATE operations SET started_at = '2025-06-01 12:00:00.250000' WHERE id = ?",
+            (first,),
+        )
+    with Store(location) as store:
+        got = store.get_operation(first)
+    assert got.started_at == datetime(2025, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    assert got.finished_at == datetime(2025, 6, 1, 12, 0, 5, tzinfo=UTC)

@@ -110,7 +110,7 @@ class Drift:
         recorder = ctx.reconciler.recorder  # every status and notification goes there
         if not drifted:
             if status is not None and status.drift:
-                recorder.drift_cleared(app, env)
+                recorder.drift_cleared(app, env, rendered.revision, sorted(status.drift))
             ctx.state.heal_settled(app, env)
             return
         details = {c.service: c.as_dict() for c in drifted}

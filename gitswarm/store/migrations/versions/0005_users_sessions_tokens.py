@@ -1,7 +1,7 @@
 """Dashboard users, browser sessions and store-kept API tokens (issue 15).
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-15
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: tuple[str, ...] | None = None
 depends_on: tuple[str, ...] | None = None
 
