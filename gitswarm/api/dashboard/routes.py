@@ -16,6 +16,10 @@ Every page asks ``access.permits`` for the buttons it shows and every form post 
 carries the session's CSRF token; a post without it is refused (403, audited) before
 anything else. Pages are rendered by Jinja2 with autoescaping; no page shows a secret
 value (the agent's data holds none: names of secrets, never their content).
+
+Why one file: each route is a few lines of one shape (authorize, read the agent's view,
+render a template), and the table above is the dashboard's map; split by page, the one
+``permits``/``enforce`` pattern would be repeated across files instead of read once.
 """
 
 from __future__ import annotations
