@@ -44,6 +44,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
         ├── PromotionError   PromotionFailed | GateFailed                 failed
+        │                    | GateNotAllowed                             stalling
         ├── RegistryError    RegistryFailed                               transient
         └── SandboxError     SandboxFailed                                transient
 
@@ -124,6 +125,9 @@ class Reason(StrEnum):
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
     GATE_FAILED = "GateFailed"
+    # a gate the operator's config refuses: an http URL outside promotion.http_allow, a
+    # command not in promotion.commands; nothing was sent or run
+    GATE_NOT_ALLOWED = "GateNotAllowed"
     REGISTRY_FAILED = "RegistryFailed"
     SANDBOX_FAILED = "SandboxFailed"
     # the HTTP edge
@@ -383,6 +387,7 @@ class PromotionError(OperationError):
     reason = Reason.PROMOTION_FAILED
 
     GATE_FAILED = Reason.GATE_FAILED
+    GATE_NOT_ALLOWED = Reason.GATE_NOT_ALLOWED
     APPROVAL_REQUIRED = Reason.APPROVAL_REQUIRED
     HOLD_ACTIVE = Reason.HOLD_ACTIVE
     EXPIRED = Reason.PROMOTION_EXPIRED

@@ -88,7 +88,12 @@ def _promoter(
         source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
     )
     try:
-        yield Promoter(reconciler, commands=operator.commands, progress=progress)
+        yield Promoter(
+            reconciler,
+            commands=operator.commands,
+            http_allow=operator.http_allow,
+            progress=progress,
+        )
     finally:
         pool.close()
         verifier.close()

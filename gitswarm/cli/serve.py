@@ -223,7 +223,7 @@ def load_serve_config(
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _retention(value, where, path, file_lines)
         elif key == "promotion":
-            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion")
+            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion", str(path))
         elif key == "project":
             message = check_name("project", str(value)) if isinstance(value, str) else None
             if not isinstance(value, str) or message:
@@ -499,7 +499,7 @@ def promotion_side(
     from gitswarm.promote.pipeline import Promoter
     from gitswarm.promote.registry import RegistryClient
 
-    promoter = Promoter(reconciler, commands=settings.commands)
+    promoter = Promoter(reconciler, commands=settings.commands, http_allow=settings.http_allow)
     service = PromotionService(promoter)
     if settings.automation:
         automation = Automation(
