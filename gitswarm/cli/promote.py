@@ -5,8 +5,12 @@ sync` does. The command gates a promotion may run come from the operator's confi
 (``--config``, the agent's config file: its ``promotion:`` section), never from the
 repository (promote/operator.py says why). Whoever runs these commands holds the store
 and the right to push: they act as ``$GITSWARM_ACTOR`` (default: the login name),
-recorded in the audit trail; the rules of promotion (distinct approvers, never the
-requester) apply to them as to the API, where roles are enforced per token.
+recorded in the audit trail. ``approve`` and ``reject`` act as that user of the store
+(`gitswarm user add`): api/access.py's one ``authorize`` decides, as for the API and
+the dashboard (the approver role in the target environment, never the requester), and
+a refusal is audited and exits 2 (Forbidden). That keeps an approval from being made
+by someone who simply names another user; it does not make the store a boundary:
+whoever can write the store directly can add a user, so store access is admin's.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.errors import UsageError
+from gitswarm.errors import Reason, UsageError
 
 if TYPE_CHECKING:
     from gitswarm.promote.pipeline import Promoter, PromotionOutcome
 
+Decision = Literal["approve", "reject"]
 REPO_HELP = "The GitOps repository: a local clone (default: the current folder) or a Git URL."
 STATE_HELP = "The state store: a SQLite path or a PostgreSQL URL (default: $GITSWARM_STATE)."
 CONFIG_HELP = "The agent's config file: its promotion.commands are what command gates run."
@@ -49,6 +54,25 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _actor() -> str:
     return os.environ.get("GITSWARM_ACTOR") or getpass.getuser()
+
+
+def _authorize_decision(promoter: Promoter, promotion_id: int, action: Decision) -> str:
+    """The acting user, once access.authorize lets it ``action`` the promotion; else a
+    UsageError (Forbidden, exit 2), audited."""
+    from gitswarm.api.access import authorize, cli_caller
+    from gitswarm.api.errors import Forbidden
+
+    actor = _actor()
+    store = promoter.store
+    promotion = store.get_promotion(promotion_id)
+    try:
+        caller = cli_caller(actor, store)
+        authorize(caller, action, promotion.to_env, requester=promotion.requested_by)
+    except Forbidden as exc:
+        details = {"via": "cli", "result": "forbidden", "promotion": promotion_id}
+        store.audit(actor, action, f"{promotion.app}/{promotion.to_env}", details)
+        raise UsageError(exc.message, reason=Reason.FORBIDDEN) from None
+    return actor
 
 
 class _Progress:
@@ -204,7 +228,8 @@ def approve(
 
     def run() -> None:
         with _promoter(repo, state, config_path, as_json=as_json) as promoter:
-            outcome = promoter.approve(promotion_id, _actor(), comment)
+            actor = _authorize_decision(promoter, promotion_id, "approve")
+            outcome = promoter.approve(promotion_id, actor, comment)
         _finish(outcome, as_json)
 
     guarded(as_json, run)
@@ -226,7 +251,8 @@ def reject(
 
     def run() -> None:
         with _promoter(repo, state, config_path, as_json=as_json) as promoter:
-            outcome = promoter.reject(promotion_id, _actor(), reason)
+            actor = _authorize_decision(promoter, promotion_id, "reject")
+            outcome = promoter.reject(promotion_id, actor, reason)
         _finish(outcome, as_json)
 
     guarded(as_json, run)
