@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -30,7 +31,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import docker
+import docker.constants
 import docker.errors
+import docker.transport
+import docker.transport.unixconn
 import requests.exceptions
 
 from gitswarm.errors import DeployRejected, SwarmError
@@ -349,6 +353,62 @@ class _APIClient(docker.APIClient):  # type: ignore[misc]
     def trust_env(self, _value: bool) -> None:
         return
 
+    def __init__(self, *, base_url: str, timeout: int, tls: Any) -> None:
+        # docker-py asks the engine for its API version inside its constructor, over a
+        # unix connection that leaks its socket when connect() fails (a missing or dead
+        # socket: a ResourceWarning, an fd until the GC runs). So: construct with a
+        # version (no request yet), put a unix adapter that closes on failure in place,
+        # then ask for the version, closing everything if that fails.
+        super().__init__(
+            base_url=base_url,
+            version=docker.constants.DEFAULT_DOCKER_API_VERSION,
+            timeout=timeout,
+            tls=tls,
+        )
+        old = self.adapters.get("http+docker://")
+        if isinstance(old, docker.transport.UnixHTTPAdapter):
+            adapter = _UnixAdapter(
+                "http+unix://" + old.socket_path, timeout, max_pool_size=old.max_pool_size
+            )
+            self._custom_adapter = adapter  # docker-py's fallback for this URL scheme
+            self.mount("http+docker://", adapter)
+            old.close()
+        try:
+            self._version = str(self.version(api_version=False)["ApiVersion"])
+        except BaseException:
+            self.close()
+            raise
+
+
+class _UnixConnection(docker.transport.unixconn.UnixHTTPConnection):  # type: ignore[misc]
+    """docker-py's unix connection, closing its socket when connect() fails."""
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.unix_socket)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixPool(docker.transport.unixconn.UnixHTTPConnectionPool):  # type: ignore[misc]
+    def _new_conn(self) -> _UnixConnection:
+        return _UnixConnection(self.base_url, self.socket_path, self.timeout)
+
+
+class _UnixAdapter(docker.transport.UnixHTTPAdapter):  # type: ignore[misc]
+    def get_connection(self, url: str, proxies: Any = None) -> _UnixPool:
+        with self.pools.lock:
+            pool = self.pools.get(url)
+            if pool:
+                return pool  # type: ignore[no-any-return]
+            pool = _UnixPool(url, self.socket_path, self.timeout, maxsize=self.max_pool_size)
+            self.pools[url] = pool
+        return pool
+
 
 class DockerSwarm:
     """A real swarm manager, reached at ``target`` (None: DOCKER_HOST or the default).
@@ -378,7 +438,6 @@ class DockerSwarm:
         try:
             self.api = _APIClient(
                 base_url=self._host or "unix:///var/run/docker.sock",
-                version="auto",
                 timeout=int(timeout),
                 tls=tls,
             )
