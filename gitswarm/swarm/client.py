@@ -24,9 +24,10 @@ import re
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -335,6 +336,51 @@ def docker_cli() -> str:
     return cli
 
 
+DEPLOY_PREFIX = "gitswarm-deploy-"
+_DEPLOY_DIR = re.compile(re.escape(DEPLOY_PREFIX) + r"(\d+)-[^/]+$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (someone else's counts: it is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_deploy_leftovers(
+    root: Path | None = None, alive: Callable[[int], bool] = pid_alive
+) -> list[Path]:
+    """Remove the deploy folders (``deploy``) of processes that no longer run: what a
+    ``kill -9`` mid-deploy leaves in the temp dir. Only this user's own folders, never
+    through a link, never one of a live process. Returns what was removed."""
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        found = _DEPLOY_DIR.match(entry.name)
+        if found is None or int(found.group(1)) == os.getpid():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            continue
+        if alive(int(found.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
 class _APIClient(docker.APIClient):  # type: ignore[misc]
     """docker-py's client, blind to the process environment's HTTP settings.
 
@@ -627,9 +673,11 @@ class DockerSwarm:
         """``docker stack deploy`` of a rendered file from a private temp dir.
 
         The file holds no secret value (secrets are external objects created before), and
-        the folder (mode 0700) is removed whatever happens."""
+        the folder (mode 0700) is removed whatever happens; one whose process was killed
+        (kill -9) names that process, and the agent removes it when it starts
+        (``clean_deploy_leftovers``)."""
         self.writes += 1
-        workdir = Path(tempfile.mkdtemp(prefix="gitswarm-deploy-"))
+        workdir = Path(tempfile.mkdtemp(prefix=f"{DEPLOY_PREFIX}{os.getpid()}-"))
         try:
             stack_file = workdir / "stack.yml"
             stack_file.write_text(compose_yaml)
