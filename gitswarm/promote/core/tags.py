@@ -34,6 +34,8 @@ from typing import Any, Literal
 import regex
 import semantic_version
 
+from gitswarm.errors import UsageError
+
 PolicyKind = Literal["semver", "numerical", "alphabetical"]
 Order = Literal["asc", "desc"]
 
@@ -103,6 +105,18 @@ def parse_image_arg(text: str) -> ImageRef:
     if not TAG.match(ref.tag):
         raise ValueError(f"--image {text!r}: {ref.tag!r} is not a valid tag")
     return ref
+
+
+def parse_image_args(texts: Iterable[str]) -> tuple[ImageRef, ...]:
+    """Each ``--image`` (CLI) or ``images`` entry (API) as parse_image_arg reads it; a
+    UsageError (exit 2, 400) naming the first that is wrong."""
+    refs = []
+    for text in texts:
+        try:
+            refs.append(parse_image_arg(text))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return tuple(refs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,5 +256,6 @@ __all__ = [
     "expand",
     "parse_image",
     "parse_image_arg",
+    "parse_image_args",
     "semver",
 ]
