@@ -17,21 +17,11 @@ import sqlalchemy as sa
 
 from gitswarm.model.operation import Baseline
 from gitswarm.store.db import Database
-from gitswarm.store.schema import baselines
+from gitswarm.store.schema import baselines, from_row
 
 
 def _baseline(row: sa.RowMapping) -> Baseline:
-    return Baseline(
-        app=row["app"],
-        env=row["env"],
-        service=row["service"],
-        spec=row["spec"],
-        rendered=row["rendered"],
-        version=row["version"],
-        spec_hash=row["spec_hash"],
-        revision=row["revision"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(Baseline, row)
 
 
 class BaselinesMixin:

@@ -13,25 +13,11 @@ import sqlalchemy as sa
 from gitswarm.errors import NotFoundError
 from gitswarm.model.promotion import Hold
 from gitswarm.store.db import Database
-from gitswarm.store.schema import promotion_holds
+from gitswarm.store.schema import from_row, promotion_holds
 
 
 def _hold(row: sa.RowMapping) -> Hold:
-    return Hold(
-        id=row["id"],
-        app=row["app"],
-        env=row["env"],
-        reason=row["reason"],
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        images=dict(row["images"]),
-        operation_id=row["operation_id"],
-        from_revision=row["from_revision"],
-        to_revision=row["to_revision"],
-        released_at=row["released_at"],
-        released_by=row["released_by"],
-        release_reason=row["release_reason"],
-    )
+    return from_row(Hold, row)
 
 
 class HoldsMixin:
