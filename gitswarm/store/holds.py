@@ -16,10 +16,6 @@ from gitswarm.store.db import Database
 from gitswarm.store.schema import from_row, promotion_holds
 
 
-def _hold(row: sa.RowMapping) -> Hold:
-    return from_row(Hold, row)
-
-
 class HoldsMixin:
     _db: Database
 
@@ -49,7 +45,7 @@ class HoldsMixin:
                     .first()
                 )
                 if row is not None:
-                    return _hold(row), False
+                    return from_row(Hold, row), False
             values: dict[str, Any] = {
                 "app": app,
                 "env": env,
@@ -71,7 +67,7 @@ class HoldsMixin:
                 .mappings()
                 .one()
             )
-            return _hold(row), True
+            return from_row(Hold, row), True
 
     def holds(
         self, app: str | None = None, env: str | None = None, *, active: bool | None = True
@@ -87,7 +83,7 @@ class HoldsMixin:
         elif active is False:
             query = query.where(promotion_holds.c.released_at.is_not(None))
         with self._db.read("read holds") as conn:
-            return [_hold(r) for r in conn.execute(query).mappings()]
+            return [from_row(Hold, r) for r in conn.execute(query).mappings()]
 
     def hold_of_operation(self, operation_id: int) -> Hold | None:
         """The hold made for the rollback ``operation_id``, if one was."""
@@ -99,7 +95,7 @@ class HoldsMixin:
                 .mappings()
                 .first()
             )
-        return None if row is None else _hold(row)
+        return None if row is None else from_row(Hold, row)
 
     def get_hold(self, hold_id: int) -> Hold:
         with self._db.read(f"read hold {hold_id}") as conn:
@@ -110,7 +106,7 @@ class HoldsMixin:
             )
         if row is None:
             raise NotFoundError(f"hold {hold_id} does not exist")
-        return _hold(row)
+        return from_row(Hold, row)
 
     def release_hold(self, hold_id: int, by: str, reason: str) -> bool:
         """Release an active hold; False when it was already released."""
