@@ -74,7 +74,7 @@ def test_failing_http_and_command_gates_stop_the_promotion_and_commit_nothing(
     assert "| p95 latency 2300ms > 500ms" in result.output
     assert example.remote_git("rev-parse", "HEAD") == head
     failed = example.cli.json("promotions", "--all")["promotions"]
-    assert [p["status"] for p in failed] == ["failed", "failed"]
+    assert [p["status"] for p in failed] == ["failed", "failed", "failed"]
 
     # Without the operator's definition the name runs nothing and fails.
     result = example.run("promote", "--from", "development", "--to", "staging")
