@@ -44,7 +44,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
         ├── PromotionError   PromotionFailed | GateFailed                 failed
-        │                    | GateNotAllowed                             stalling
+        │   └── GateNotAllowed  GateNotAllowed                            stalling
         ├── RegistryError    RegistryFailed                               transient
         └── SandboxError     SandboxFailed                                transient
 
@@ -392,6 +392,14 @@ class PromotionError(OperationError):
     HOLD_ACTIVE = Reason.HOLD_ACTIVE
     EXPIRED = Reason.PROMOTION_EXPIRED
     REJECTED = Reason.PROMOTION_REJECTED
+
+
+class GateNotAllowed(PromotionError):
+    """A gate the operator's config does not allow: an ``http`` gate's URL (or a redirect)
+    outside ``promotion.http_allow``, or at an address never reached (promote/egress.py).
+    Nothing was sent; the commit or the operator's config must change."""
+
+    reason = Reason.GATE_NOT_ALLOWED
 
 
 class RegistryError(OperationError):

@@ -48,7 +48,7 @@ import certifi
 import httpcore
 import httpx
 
-from gitswarm.errors import ConfigError
+from gitswarm.errors import ConfigError, GateNotAllowed
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -71,10 +71,6 @@ NEVER: tuple[tuple[Network, str], ...] = (
     (ipaddress.ip_network("ff00::/8"), "multicast"),
     (ipaddress.ip_network("255.255.255.255/32"), "broadcast"),
 )
-
-
-class GateRefused(Exception):
-    """A URL the operator's allow-list does not let a gate reach; nothing was sent."""
 
 
 def address(text: str) -> Address:
@@ -222,7 +218,7 @@ class Egress:
     deadline: float = math.inf  # time.monotonic() when the attempt's time is up
 
     def check(self, url: httpx.URL) -> None:
-        """GateRefused unless the operator lets a gate GET ``url``; then its host's
+        """GateNotAllowed unless the operator lets a gate GET ``url``; then its host's
         addresses are pinned for the connection."""
         host, port = _host(url), _port(url)
         found: list[Address] = []
@@ -230,10 +226,10 @@ class Egress:
             try:
                 found = [address(a) for a in self.resolve(host, port)]
             except (OSError, UnicodeError, ValueError) as exc:
-                raise GateRefused(f"{url}: {host} does not resolve ({exc})") from None
+                raise GateNotAllowed(f"{url}: {host} does not resolve ({exc})") from None
         refused = self.allow.refusal(url, found)
         if refused is not None:
-            raise GateRefused(refused)
+            raise GateNotAllowed(refused)
         self.pins[(host, port)] = tuple(str(a) for a in found)
 
 
@@ -356,7 +352,6 @@ __all__ = [
     "SETTING",
     "AllowEntry",
     "Egress",
-    "GateRefused",
     "HttpAllow",
     "PinnedBackend",
     "PinnedTransport",

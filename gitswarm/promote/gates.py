@@ -38,12 +38,11 @@ from typing import Any
 
 import httpx
 
-from gitswarm.errors import ConfigError
+from gitswarm.errors import ConfigError, GateNotAllowed
 from gitswarm.promote.core.message import GateResult, one_line
 from gitswarm.promote.core.settings import HttpGate, parse_duration
 from gitswarm.promote.egress import (
     Egress,
-    GateRefused,
     HttpAllow,
     PinnedBackend,
     PinnedTransport,
@@ -239,7 +238,7 @@ def run_http(
                         break
                     url = url.join(location)
                     hops.append(f"{said} -> {one_line(str(url), 160)}")
-            except GateRefused as exc:
+            except GateNotAllowed as exc:
                 where = f"{gate.where}: " if gate.where else ""
                 how = f" (redirected: {'; '.join(hops)})" if hops else ""
                 why = f"{where}gate {gate.name}{how}: {exc}"

@@ -6,6 +6,8 @@ refused address (a listening socket that no one connects to)."""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -303,3 +305,33 @@ def test_a_refused_gate_stops_the_promotion_as_gate_not_allowed(tmp_path: Path, 
         assert rig.head() == head and not trap.reached()
     finally:
         rig.store.close()
+
+
+def test_a_pinned_https_connection_still_verifies_the_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    handler = type("Handler", (Answers,), {"routes": {"/": (200, {})}, "seen": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    port = httpd.server_address[1]
+    try:
+        result = run_http(
+            gate(f"https://localhost:{port}/"),
+            allow(f"localhost:{port}"),
+            resolve=lambda _h, _p: ["127.0.0.1"],
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    # A self-signed certificate is not trusted: the pinned address changes nothing there.
+    assert not result.passed and not result.refused
+    assert "CERTIFICATE_VERIFY_FAILED" in result.output and handler.seen == []
