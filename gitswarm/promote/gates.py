@@ -21,7 +21,8 @@ commit) and its output (shown and stored on failure, never committed).
   Its program is an absolute path or a bare name on PATH, and it runs in an empty folder
   of its own: nothing of a checkout of the GitOps repository (where `gitswarm promote`
   may be run) is what runs or where it runs. A gate naming a command the operator did
-  not define runs nothing and fails as GateNotAllowed.
+  not define runs nothing and fails as GateNotAllowed, and so does one whose images are
+  not plain references (a repository that starts with '-' would pass for an option).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import httpx
 from gitswarm.errors import ConfigError, GateNotAllowed
 from gitswarm.promote.core.message import GateResult, one_line
 from gitswarm.promote.core.settings import HttpGate, parse_duration
+from gitswarm.promote.core.tags import REPOSITORY, TAG
 from gitswarm.promote.egress import (
     Egress,
     HttpAllow,
@@ -137,6 +139,17 @@ class GateFacts:
 
 def run_command(command: GateCommand, facts: GateFacts) -> GateResult:
     name = f"command-{command.name}"
+    for repository, tag in sorted(facts.images.items()):
+        # They come from the commit: a plain reference only, so that none can pass for
+        # an option of the operator's program ("--output=/etc/x").
+        if not REPOSITORY.match(repository) or not TAG.match(tag):
+            return GateResult(
+                name,
+                False,
+                f"refused: {one_line(repository, 80)}:{one_line(tag, 80)} is not a plain "
+                "image reference; nothing run",
+                refused=True,
+            )
     values = facts.values()
     argv: list[str] = []
     for arg in command.argv:

@@ -33,7 +33,7 @@ def mock(transport: httpx.MockTransport) -> Callable[[float, Egress], httpx.Clie
     return lambda _timeout, _egress: httpx.Client(transport=transport)
 
 
-FACTS = GateFacts("web", "staging", "prod", "abc", {"reg.io/web": "1.1.0; rm -rf /"})
+FACTS = GateFacts("web", "staging", "prod", "abc", {"reg.io/web": "1.1.0", "reg.io/api": "2"})
 
 
 def test_a_command_gets_values_as_separate_arguments_and_a_bare_environment(
@@ -45,7 +45,7 @@ def test_a_command_gets_values_as_separate_arguments_and_a_bare_environment(
     result = run_command(command, FACTS)
     assert result.passed, result.output
     argv, names = __import__("json").loads(result.output)
-    assert argv == ["prod", "reg.io/web:1.1.0; rm -rf /"]
+    assert argv == ["prod", "reg.io/api:2", "reg.io/web:1.1.0"]
     assert "GITSWARM_AGE_KEY_PRODUCTION" not in names
     assert "GITSWARM_PROMOTION_TO" in names
 
@@ -147,3 +147,21 @@ def test_an_operator_command_must_name_its_program_absolutely_or_on_path() -> No
     with pytest.raises(ConfigError, match=r"cannot hold a placeholder"):
         commands_from_mapping({"perf": {"argv": ["{app}"]}})
     assert commands_from_mapping({"perf": {"argv": ["make", "perf"]}})["perf"].argv[0] == "make"
+
+
+@pytest.mark.parametrize(
+    ("repository", "tag"),
+    [("--output=/tmp/x", "1"), ("reg.io/web", "1.1.0; rm -rf /"), ("reg.io/Web", "1")],
+)
+def test_images_that_are_not_plain_references_run_nothing(
+    tmp_path: Path, repository: str, tag: str
+) -> None:
+    marker = tmp_path / "ran"
+    command = GateCommand("scan", (sys.executable, "-c", f"open({str(marker)!r}, 'w')", "{images}"))
+    facts = GateFacts("web", "staging", "prod", "abc", {repository: tag})
+    result = run_command(command, facts)
+    assert (result.passed, result.refused) == (False, True)
+    assert result.summary == (
+        f"refused: {repository}:{tag} is not a plain image reference; nothing run"
+    )
+    assert not marker.exists()

@@ -43,6 +43,12 @@ MATCH_TIMEOUT = 0.05  # seconds for one pattern against one tag
 
 # A Docker tag: https://github.com/distribution/reference (at most 128 characters).
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Docker's reference grammar for a repository: [domain[:port]/]component(/component)*.
+_DOMAIN_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY = re.compile(
+    rf"^(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$"
+)
 _SEMVER = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
@@ -249,6 +255,7 @@ def semver(text: str) -> semantic_version.Version | None:
 
 
 __all__ = [
+    "REPOSITORY",
     "TAG",
     "ImagePolicy",
     "ImageRef",
