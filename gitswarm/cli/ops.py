@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -101,7 +101,11 @@ class Session:
 
 
 @contextlib.contextmanager
-def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
+def session(
+    repo: str, state: str | None, *, as_json: bool, reads_only: bool = False
+) -> Iterator[Session]:
+    """``reads_only``: the command only reads the store (``status``): a current local
+    SQLite store is then read through store/quick.py, without importing SQLAlchemy."""
     from gitswarm.sandbox.rego import RegoSandbox
 
     with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
@@ -110,13 +114,21 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
         from gitswarm.reconcile.sync import Reconciler
         from gitswarm.source.repo import RepoSource
         from gitswarm.source.verify import Verifier
-        from gitswarm.store import Store
+        from gitswarm.store import quick
         from gitswarm.swarm.pool import SwarmPool
 
         source = RepoSource.open(repo)
         if source.remote is not None:
             source.fetch()
-        store = Store(state)
+        reads = quick.reads(state) if reads_only else None
+        if reads is not None:
+            # LocalReads has the reads status makes through the Reconciler (get_status,
+            # all_statuses, baselines) and nothing else: a write would fail loudly.
+            store = cast("Store", reads)
+        else:
+            from gitswarm.store import Store
+
+            store = Store(state)
         progress = Progress(enabled=not as_json)
         pool, verifier = SwarmPool(), Verifier()
         reconciler = Reconciler(
@@ -298,7 +310,7 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
 
         from gitswarm.reconcile.status import live_status
 
-        with session(repo, state, as_json=as_json) as s:
+        with session(repo, state, as_json=as_json, reads_only=True) as s:
             config = s.config()
             pairs = [
                 (a.name, e.name)

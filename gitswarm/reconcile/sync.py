@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitswarm import store as stores  # lazy: SQLAlchemy loads on the first sync_lock
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
 from gitswarm.model.config import (
@@ -35,9 +36,7 @@ from gitswarm.model.config import (
     VerifySettings,
 )
 from gitswarm.model.observed import StackState
-from gitswarm.model.operation import (
-    Baseline,
-)
+from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
@@ -70,11 +69,11 @@ from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
 from gitswarm.source.verify import Verifier
-from gitswarm.store import Lease, Store, sync_lock
 from gitswarm.swarm.client import Swarm
 
-if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
+if TYPE_CHECKING:  # metrics: the agent's only; Store: status reads through store/quick.py
     from gitswarm.reconcile.metrics import Metrics
+    from gitswarm.store import Lease, Store
 
 log = logging.getLogger("gitswarm.sync")
 
@@ -302,7 +301,7 @@ class Reconciler:
         try:
             with (
                 self.store.lock(
-                    sync_lock(req.app, req.env),
+                    stores.sync_lock(req.app, req.env),
                     self.holder,
                     ttl_seconds=SYNC_LEASE,
                     wait=req.lock_wait,

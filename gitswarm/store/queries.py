@@ -1,11 +1,14 @@
-"""The history listing's queries, as SQL text, and the one way their rows become
-``Operation`` records. No SQLAlchemy here.
+"""The queries of the read-only commands, as SQL text, and the one way their rows become
+records. No SQLAlchemy here.
 
-operations.py runs them through SQLAlchemy (``Store.history``, on SQLite and
-PostgreSQL); quick.py runs the very same text through Python's sqlite3 for ``gitswarm
-history`` on a local store, which then never imports SQLAlchemy (its import alone takes
-longer than the rest of the command). One query, two drivers: the two cannot drift apart,
-and tests/unit/test_store_quick.py checks that both return the same records.
+The history listing (``Operation`` records), the statuses (``AppStatus``) and an app's
+baselines (``Baseline``): operations.py, status.py and baselines.py run them through
+SQLAlchemy (``Store.history``, ``get_status``, ``all_statuses``, ``baselines``, on SQLite
+and PostgreSQL); quick.py runs the very same text through Python's sqlite3 for
+``gitswarm history`` and ``status`` on a local store, which then never import SQLAlchemy
+(its import alone takes longer than the rest of ``history``). One query, two drivers:
+the two cannot drift apart, and tests/unit/test_store_quick.py checks that both return
+the same records.
 
 Values are always bound (``:name``, which both drivers take), never put into the text;
 the text is built only from this module's fixed fragments. Rows come back as each driver
@@ -24,6 +27,8 @@ from typing import Any, TypeVar
 
 from gitswarm.model.operation import (
     OPERATION_KINDS,
+    AppStatus,
+    Baseline,
     DeployedCommit,
     Operation,
     OperationKind,
@@ -128,6 +133,96 @@ def changes(ids: Sequence[int]) -> Query:
         "ORDER BY operation_id, service",
         dict(zip(names, ids, strict=True)),
     )
+
+
+STATUS_COLUMNS = (
+    "app",
+    "env",
+    "sync",
+    "health",
+    "updated_at",
+    "last_result",
+    "operation_id",
+    "revision",
+    "reason",
+    "message",
+    "drift",
+)
+BASELINE_COLUMNS = (
+    "app",
+    "env",
+    "service",
+    "spec",
+    "rendered",
+    "version",
+    "spec_hash",
+    "revision",
+    "updated_at",
+)
+
+
+def statuses(app: str | None = None, env: str | None = None) -> Query:
+    """The stored statuses (of ``app`` in ``env`` when both are given), by app then
+    environment name."""
+    sql = f"SELECT {', '.join(STATUS_COLUMNS)} FROM app_status"  # noqa: S608 - fixed text
+    params: dict[str, object] = {}
+    if app is not None and env is not None:
+        sql += " WHERE app = :app AND env = :env"
+        params = {"app": app, "env": env}
+    elif app is not None or env is not None:
+        raise ValueError("statuses: give both app and env, or neither")
+    return Query(sql + " ORDER BY app, env", params)
+
+
+def baselines(app: str, env: str) -> Query:
+    """The baselines of every service of ``app`` in ``env``, by service name."""
+    return Query(
+        f"SELECT {', '.join(BASELINE_COLUMNS)} FROM baselines "  # noqa: S608 - fixed text
+        "WHERE app = :app AND env = :env ORDER BY service",
+        {"app": app, "env": env},
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def statuses_from(rows: Iterable[Mapping[Any, Any]]) -> list[AppStatus]:
+    """``AppStatus`` records of status rows."""
+    return [
+        AppStatus(
+            app=row["app"],
+            env=row["env"],
+            sync=row["sync"],
+            health=row["health"],
+            updated_at=_required_time(row["updated_at"]),
+            last_result=row["last_result"],
+            operation_id=row["operation_id"],
+            revision=row["revision"],
+            reason=row["reason"],
+            message=row["message"],
+            drift=dict(_json(row["drift"])),
+        )
+        for row in rows
+    ]
+
+
+def baselines_from(rows: Iterable[Mapping[Any, Any]]) -> dict[str, Baseline]:
+    """``Baseline`` records of baseline rows, by service name."""
+    return {
+        row["service"]: Baseline(
+            app=row["app"],
+            env=row["env"],
+            service=row["service"],
+            spec=_json(row["spec"]),
+            rendered=_json(row["rendered"]),
+            version=row["version"],
+            spec_hash=row["spec_hash"],
+            revision=row["revision"],
+            updated_at=_required_time(row["updated_at"]),
+        )
+        for row in rows
+    }
 
 
 def sqlite_time(value: datetime) -> str:

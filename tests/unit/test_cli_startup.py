@@ -115,3 +115,21 @@ def test_status_loads_the_store_and_docker_but_not_the_web_metrics_or_rego(
     loaded = _imported_by(args)
     assert {"sqlalchemy", "docker"} <= loaded
     assert not loaded & {"prometheus_client", "fastapi", "uvicorn", "regopy", "apprise"}
+
+
+def test_status_of_a_local_store_loads_no_sqlalchemy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A current local store is read through store/quick.py (sqlite3): status's import of
+    SQLAlchemy was a third of the command; what it shows is unchanged
+    (tests/unit/test_store_quick.py: the same queries, the same records)."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(cli, ["init", str(repo)]).exit_code == 0
+    state = tmp_path / "s.db"
+    with Store(str(state)) as store:
+        store.set_status("medianest", "development", sync="Synced", health="Healthy")
+    args = ["status", "--env", "development", "--repo", str(repo), "--state", str(state)]
+    loaded = _imported_by([*args, "--json"])
+    assert not loaded & {"sqlalchemy", "alembic", "prometheus_client", "fastapi", "regopy"}
