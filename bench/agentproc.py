@@ -9,7 +9,8 @@ measuring points are added, all here in bench/:
   ``docker stack deploy`` and count writes (``DockerSwarm.writes``) and HTTP requests
   to the engine by method;
 - the reconciler reports when each sync/heal/rollback starts and ends, with its result;
-- the store reports drift records; the source reports each poll of the remote; the
+- the store reports drift records and the apps a commit left unchanged (not synced);
+  the source reports each poll of the remote; the
   agent reports each trigger (webhook or API).
 
 Protocol: the first argument is a JSON config. One JSON object per line on stdout:
@@ -143,6 +144,13 @@ class TimedStore(Store):
         kind, app, env = args[:3]
         emit("op-start", kind=kind, app=app, env=env, revision=kwargs.get("revision"))
         return op_id
+
+    def advance_revisions(self, moves: Any, revision: str, message: str) -> set[tuple[str, str]]:
+        moved = super().advance_revisions(moves, revision, message)
+        now = time.monotonic()
+        for app, env in sorted(moved):  # apps whose inputs did not change: not synced
+            emit("unchanged", app=app, env=env, revision=revision, end=now)
+        return moved
 
 
 class TimedSource(RepoSource):

@@ -15,16 +15,21 @@ Sizes grow in one agent: 20 stacks are pushed and deployed, measured, then 30 mo
 Each stack has 5 services with ``replicas: 0`` (full specs, no tasks: 500 of them fit
 on a 2-core machine; a drift round never looks at tasks).
 
-Also measured per size: a commit that changes no stack (a README): the agent re-syncs
-every app at the new revision (render, validate, plan: nothing to deploy) — the cost
-of a commit to one app in a repository of many; and the first drift round after it,
-which renders every app once more for the drift cache.
+Also measured per size: a commit that changes no stack (a README): since issue 18 the
+agent checks each app's inputs (the files and settings its last render read) and moves
+the unchanged ones to the new revision without rendering them — the cost of a commit
+to one app in a repository of many; the first drift round after it (served by the
+renders the agent keeps); and a commit that changes one app (only it is rendered).
 """
 
 from __future__ import annotations
 
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.agent import AgentProcess, Event
@@ -32,7 +37,7 @@ from bench.gitops import many_stacks, stack_file
 from bench.lab import BenchLab
 from bench.latency import agent_settings
 from bench.observe import Observer
-from bench.report import Sample, Section, Target, fmt
+from bench.report import Sample, Section, Target, fmt, ratio
 from harness.gitserve import WorkingCopy
 
 PER_STACK = 5
@@ -40,18 +45,23 @@ DEPLOY_TIMEOUT = 1800.0
 
 
 def _synced(agent: AgentProcess, sha: str, count: int, since: int) -> list[Event]:
-    """Wait until ``count`` apps have a successful sync at ``sha``."""
+    """Wait until ``count`` apps are at ``sha``: a successful sync there, or moved there
+    without one (their inputs unchanged: the "unchanged" event)."""
     done: set[str] = set()
     deadline = time.monotonic() + DEPLOY_TIMEOUT
     events: list[Event] = []
     while len(done) < count:
         left = deadline - time.monotonic()
         event = agent.wait(
-            lambda e: e["event"] == "sync" and e["revision"] == sha and e["app"] not in done,
+            lambda e: (
+                e["event"] in ("sync", "unchanged")
+                and e["revision"] == sha
+                and e["app"] not in done
+            ),
             left,
             since=since,
         )
-        if event["result"] != "Succeeded":
+        if event["event"] == "sync" and event["result"] != "Succeeded":
             raise RuntimeError(f"sync of {event['app']} failed: {event['message']}")
         done.add(event["app"])
         events.append(event)
@@ -78,7 +88,7 @@ def _commit_cost(
     _synced(agent, sha, apps, since=mark)
     agent.command("idle", quiet=0.2)
     events = agent.after(mark)
-    last = max(e["end"] for e in events if e["event"] == "sync")
+    last = max(e["end"] for e in events if e["event"] in ("sync", "unchanged"))
     after = agent.command("stats")
     cost = {
         "wall": last - pushed,
@@ -87,6 +97,46 @@ def _commit_cost(
         "renders": after["renders"] - before["renders"],
     }
     return cost, events, pushed
+
+
+def _floor_deploy(lab: BenchLab, size: int) -> float:
+    """The floor of a one-app commit: a bare ``docker stack deploy`` of the same change
+    (svc0 busybox:1 -> busybox:2 in a 5-service stack beside the others), until it
+    returns (replicas 0: the spec update is all there is to converge)."""
+    stack = f"floor{size}"
+    folder = lab.folder(f"noop-floor-{size}")
+    times = []
+    for tag in ("1", "2", "1", "2"):
+        _, text = stack_file(stack, PER_STACK, tag=tag)
+        path = folder / "stack.yml"
+        path.write_text(text)
+        started = time.monotonic()
+        lab.docker("stack", "deploy", "-c", str(path), stack)
+        times.append(time.monotonic() - started)
+    lab.docker("stack", "rm", stack)
+    return statistics.median(times[1:])  # the first one creates the stack
+
+
+def _cli_seconds(args: Sequence[str], runs: int = 5) -> float:
+    """Median wall time of a command (the CLI's start-up included)."""
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run(args, check=True, capture_output=True)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+def _status_cost(state: Path, repo: Path) -> dict[str, float]:
+    """``gitswarm status`` over every app of the agent's store (``repo``: a clone of the
+    GitOps repository, as a user runs it), against ``python -c pass``."""
+    exe = str(Path(sys.executable).with_name("gitswarm"))
+    where = ["--state", str(state), "--repo", str(repo)]
+    return {
+        "status": _cli_seconds([exe, "status", *where]),
+        "status_json": _cli_seconds([exe, "status", "--json", *where]),
+        "python": _cli_seconds([sys.executable, "-c", "pass"]),
+    }
 
 
 def measure(
@@ -115,11 +165,11 @@ def measure(
             print(f"  {size} stacks deployed and idle after {deployed:.0f} s", flush=True)
 
             versions = observer.versions()
-            # A commit that changes no stack: every app is synced again (nothing to deploy).
+            # A commit that changes no stack: no app's inputs change (nothing rendered).
             commit, _, _ = _commit_cost(
                 agent, wc, {"README.md": f"{size} stacks\n"}, f"docs for {size}", size
             )
-            # The first drift round after it renders every app once; then steady rounds.
+            # The first drift round after it (the kept renders serve it); then steady rounds.
             first = agent.command("round")
             mark = agent.mark()
             steady = [agent.command("round") for _ in range(rounds)]
@@ -141,6 +191,8 @@ def measure(
             one["changed"] = sorted(
                 name for name, v in observer.versions().items() if versions.get(name) != v
             )
+            one["floor"] = _floor_deploy(lab, size)
+            status = _status_cost(lab.folder("agent-noop") / "state.db", wc.path)
             stats = agent.command("stats")
             out.append(
                 {
@@ -154,6 +206,7 @@ def measure(
                     "polls": len(polls),
                     "changed": changed,
                     "one": one,
+                    "status": status,
                     "rss": stats["VmRSS"],
                     "peak": stats["VmHWM"],
                     "children": stats.get("children", 0.0),
@@ -211,29 +264,77 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False)
                 f"{fmt(commit['wall'])}, CPU {fmt(commit['cpu'])}, {commit['writes']} writes",
                 f"{fmt(first['wall'])}, {first['renders']} renders",
                 fmt(one["deploy"]),
-                fmt(one["synced"]),
+                f"{fmt(one['synced'])} (floor {fmt(one['floor'])}, "
+                f"+{fmt(one['synced'] - one['floor'])})",
+                f"{one['renders']}",
                 f"{one['writes']} / {len(one['changed'])}",
             )
         )
     section.tables.append(
         (
-            "A commit in a repository of N apps: every app is synced at the new revision "
-            "(each renders, validates and plans). 'no stack changed': a README commit, from "
-            "the push to the last sync's end; then the first drift round after it (renders "
-            "every app again for the drift cache). 'one service changed': svc0 of the last "
+            "A commit in a repository of N apps: apps whose inputs changed are synced "
+            "(render, validate, plan), the others move to the new revision unrendered. 'no "
+            "stack changed': a README commit, from the push until every app is at it; then "
+            "the first drift round after it. 'one service changed': svc0 of the last "
             "app in the queue (nNNN) gets busybox:2 — from the push to that app's deploy "
-            "start and sync end; writes / services whose Version.Index moved.",
+            "start and sync end, against the floor (a bare `docker stack deploy` of the same "
+            "change to a 5-service stack on the same swarm); renders: apps rendered for that "
+            "commit; writes / services whose Version.Index moved.",
             (
                 "apps",
                 "no stack changed",
                 "1st drift round after",
                 "1 changed -> deploy",
                 "-> synced",
+                "renders",
                 "writes / changed",
             ),
             rows,
         )
     )
+    status_rows: list[tuple[str, ...]] = [
+        (
+            str(r["stacks"]),
+            fmt(r["status"]["status"]),
+            fmt(r["status"]["status_json"]),
+            fmt(r["status"]["python"]),
+            ratio(r["status"]["status"], r["status"]["python"]),
+        )
+        for r in results
+    ]
+    section.tables.append(
+        (
+            "`gitswarm status` over every app of the agent's store (SQLite), a process "
+            "started each time, median of 5; the floor is `python -c pass`.",
+            ("apps", "status", "status --json", "python -c pass", "ratio"),
+            status_rows,
+        )
+    )
+    if len(results) > 1:
+        small, big = results[0], results[-1]
+
+        def cpu_of(r: dict[str, Any]) -> float:
+            return Sample.of(s["cpu"] for s in r["steady"]).median
+
+        def wall_of(r: dict[str, Any]) -> float:
+            return Sample.of(s["wall"] for s in r["steady"]).median
+
+        growth = [
+            ("no-op round CPU", cpu_of(small), cpu_of(big)),
+            ("no-op round wall", wall_of(small), wall_of(big)),
+            ("agent peak RSS (MB)", small["peak"], big["peak"]),
+            ("README commit (all apps synced)", small["commit"]["wall"], big["commit"]["wall"]),
+            ("1 changed -> synced", small["one"]["synced"], big["one"]["synced"]),
+            ("gitswarm status", small["status"]["status"], big["status"]["status"]),
+        ]
+        section.tables.append(
+            (
+                f"Growth from {small['stacks']} to {big['stacks']} apps "
+                f"({big['stacks'] / small['stacks']:.0f}x the apps).",
+                ("figure", str(small["stacks"]), str(big["stacks"]), "growth"),
+                [(name, fmt(a), fmt(b), ratio(b, a)) for name, a, b in growth],
+            )
+        )
     for r in results:
         section.notes.append(
             f"{r['stacks']} stacks: deployed (from the push to the agent idle) in "
@@ -286,6 +387,38 @@ def run(lab: BenchLab, sizes: Sequence[int], rounds: int, *, rego: bool = False)
             ),
             Target("agent memory (peak RSS)", "< 150 MB", f"{peak:.0f} MB", peak < 150),
         ]
+        one = big["one"]
+        status = big["status"]["status"]
+        big_cpu = Sample.of(s["cpu"] for s in big["steady"]).median
+        if big["stacks"] >= 1000:
+            section.targets += [
+                Target(
+                    f"no-op round CPU, {big['stacks']} apps x {PER_STACK}",
+                    "< 1 s",
+                    fmt(big_cpu),
+                    big_cpu < 1.0,
+                ),
+                Target(
+                    f"agent memory at {big['stacks']} apps", "< 200 MB", f"{big['peak']:.0f} MB",
+                    big["peak"] < 200,
+                ),
+            ]  # fmt: skip
+        section.targets += [
+            Target(
+                f"a commit to one app of {big['stacks']}: apps rendered",
+                "only those whose inputs changed (1)",
+                str(one["renders"]),
+                one["renders"] == 1,
+            ),
+            Target(
+                f"a commit to one app of {big['stacks']}: synced",
+                "within 1 s of the floor",
+                f"+{fmt(one['synced'] - one['floor'])}",
+                one["synced"] - one["floor"] <= 1.0,
+            ),
+            Target(f"gitswarm status over {big['stacks']} apps", "< 1 s", fmt(status),
+                   status < 1.0),
+        ]  # fmt: skip
     section.data = {"sizes": results}
     section.seconds = time.monotonic() - started
     return section

@@ -20,7 +20,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     GitswarmError            Error                                        failed
     ├── InputError           InvalidInput                                 stalling  (exit 2)
     │   ├── UsageError       UsageError                                   stalling
-    │   ├── ConfigError      ConfigInvalid                                stalling
+    │   ├── ConfigError      ConfigInvalid | TargetNotAllowed             stalling
     │   ├── RenderError      RenderFailed                                 stalling
     │   │   ├── YamlError    YamlInvalid                                  stalling
     │   │   ├── InterpolationError  VariableUnset                         stalling
@@ -28,6 +28,9 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     │   ├── ValidationError  ValidationFailed                             stalling
     │   ├── SecretError      SecretDecryptFailed | SecretKeyMissing       stalling
     │   │                    | SecretKeyInvalid                           stalling
+    │   │                    | SecretProviderRefused                      stalling
+    │   │                    | SecretProviderMissing                      stalling
+    │   │                    | SecretProviderFailed                       transient
     │   ├── PolicyError      PolicyViolation                              stalling
     │   ├── SignatureError   SignatureRejected | SignatureSetupFailed     stalling
     │   ├── DeployRejected   DeployRejected                               stalling
@@ -40,7 +43,8 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── LockedError      Locked                                       transient
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
-        ├── PromotionError   PromotionFailed                              failed
+        ├── PromotionError   PromotionFailed | GateFailed                 failed
+        ├── RegistryError    RegistryFailed                               transient
         └── SandboxError     SandboxFailed                                transient
 
     at the HTTP edge (api/errors.py)
@@ -60,6 +64,9 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
     (operation of a dead agent)  Interrupted                              report
     (rolled back by hand)    RolledBack                                   report
     (a sync that crashed)    Unknown                                      failed
+    (promotion waits)        ApprovalRequired                             report
+    (automation held back)   HoldActive                                   report
+    (pending, ended)         PromotionExpired | PromotionRejected         report
 
 Errors that come from reading the repository carry ``problems``: each names the file,
 the line and column where known, the rule, and what to do.
@@ -84,6 +91,7 @@ class Reason(StrEnum):
     INVALID_INPUT = "InvalidInput"
     USAGE = "UsageError"
     CONFIG_INVALID = "ConfigInvalid"
+    TARGET_NOT_ALLOWED = "TargetNotAllowed"  # a commit moved an environment's target
     RENDER_FAILED = "RenderFailed"
     YAML_INVALID = "YamlInvalid"
     VARIABLE_UNSET = "VariableUnset"
@@ -92,6 +100,12 @@ class Reason(StrEnum):
     SECRET_DECRYPT_FAILED = "SecretDecryptFailed"  # noqa: S105 - a reason, no secret
     SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason, no secret
     SECRET_KEY_INVALID = "SecretKeyInvalid"  # noqa: S105 - a reason, no secret
+    # the operator's secret providers (source/providers.py): a provider not defined or
+    # not allowed for the environment; a value not resolved before render (internal);
+    # the provider's command failed or timed out (its store may be down: retried)
+    SECRET_PROVIDER_REFUSED = "SecretProviderRefused"  # noqa: S105 - a reason, no secret
+    SECRET_PROVIDER_MISSING = "SecretProviderMissing"  # noqa: S105 - a reason, no secret
+    SECRET_PROVIDER_FAILED = "SecretProviderFailed"  # noqa: S105 - a reason, no secret
     POLICY_VIOLATION = "PolicyViolation"
     SIGNATURE_REJECTED = "SignatureRejected"
     SIGNATURE_SETUP_FAILED = "SignatureSetupFailed"
@@ -109,6 +123,8 @@ class Reason(StrEnum):
     STORE_FAILED = "StoreFailed"
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
+    GATE_FAILED = "GateFailed"
+    REGISTRY_FAILED = "RegistryFailed"
     SANDBOX_FAILED = "SandboxFailed"
     # the HTTP edge
     UNAUTHORIZED = "Unauthorized"
@@ -126,6 +142,11 @@ class Reason(StrEnum):
     INTERRUPTED = "Interrupted"
     ROLLED_BACK = "RolledBack"
     UNKNOWN = "Unknown"
+    # promotion (promote/): what became of a promotion, no error
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    HOLD_ACTIVE = "HoldActive"
+    PROMOTION_EXPIRED = "PromotionExpired"
+    PROMOTION_REJECTED = "PromotionRejected"
 
     @property
     def verdict(self) -> Verdict:
@@ -163,6 +184,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.OPERATION_FAILED: "failed",
     Reason.GIT_FAILED: "transient",
     Reason.SWARM_FAILED: "transient",
+    Reason.SECRET_PROVIDER_FAILED: "transient",
     Reason.HEALTH_TIMEOUT: "deploy-failure",
     Reason.SWARM_ROLLED_BACK: "deploy-failure",
     Reason.TASKS_FAILING: "deploy-failure",
@@ -171,6 +193,8 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.STORE_FAILED: "transient",
     Reason.NOT_FOUND: "failed",
     Reason.PROMOTION_FAILED: "failed",
+    Reason.GATE_FAILED: "failed",
+    Reason.REGISTRY_FAILED: "transient",
     Reason.SANDBOX_FAILED: "transient",
     Reason.INTERNAL_ERROR: "failed",
     Reason.HTTP_ERROR: "failed",
@@ -180,6 +204,10 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.ROLLED_BACK: "report",
     Reason.DEPENDENCY_NOT_READY: "report",
     Reason.UNKNOWN: "failed",
+    Reason.APPROVAL_REQUIRED: "report",
+    Reason.HOLD_ACTIVE: "report",
+    Reason.PROMOTION_EXPIRED: "report",
+    Reason.PROMOTION_REJECTED: "report",
 }
 
 
@@ -353,6 +381,19 @@ class NotFoundError(OperationError):
 
 class PromotionError(OperationError):
     reason = Reason.PROMOTION_FAILED
+
+    GATE_FAILED = Reason.GATE_FAILED
+    APPROVAL_REQUIRED = Reason.APPROVAL_REQUIRED
+    HOLD_ACTIVE = Reason.HOLD_ACTIVE
+    EXPIRED = Reason.PROMOTION_EXPIRED
+    REJECTED = Reason.PROMOTION_REJECTED
+
+
+class RegistryError(OperationError):
+    """A container registry could not list a repository's tags (down, refused, rate
+    limiting): the image automation tries again on its next round."""
+
+    reason = Reason.REGISTRY_FAILED
 
 
 class SandboxError(OperationError):

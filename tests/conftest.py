@@ -89,7 +89,12 @@ def swarm_objects(client: docker.DockerClient) -> set[str]:
             found.add(f"stack {stack}")
     found |= {f"config {c.name} ({c.id[:12]})" for c in client.configs.list()}
     found |= {f"secret {s.name} ({s.id[:12]})" for s in client.secrets.list()}
-    found |= {f"network {n.name} ({n.id[:12]})" for n in client.networks.list()}
+    # bridge/host/none are each engine's own: a restarted node may make them anew (new id).
+    found |= {
+        f"network {n.name} ({n.id[:12]})"
+        for n in client.networks.list()
+        if n.name not in ("bridge", "host", "none")
+    }
     found |= {f"volume {v.name}" for v in client.volumes.list()}
     return found
 

@@ -1,6 +1,7 @@
 """``create_app``: the agent's HTTP side in one ASGI application. Called by `gitswarm serve`.
 
     /api/v1/...              JSON API (v1.py), bearer tokens (auth.py)
+    /api/v1/promotions, holds  promotion and approvals (promotions.py), when given
     /webhooks/{provider}     push webhooks (webhook_routes.py), signatures
     /healthz /readyz         probes: the process is alive / the agent is ready
     /metrics                 Prometheus text of the agent's own registry
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import gitswarm
+from gitswarm.api import promotions as promotion_routes
 from gitswarm.api import v1, webhook_routes
 from gitswarm.api.errors import (
     LastResort,
@@ -29,13 +31,17 @@ from gitswarm.api.errors import (
 )
 from gitswarm.api.plumbing import call
 from gitswarm.api.port import AgentPort
+from gitswarm.api.promotions import PromotionsPort
 from gitswarm.api.settings import ApiSettings
 from gitswarm.errors import GitswarmError
 from gitswarm.reconcile.metrics import Metrics
 
 
 def create_app(
-    agent: AgentPort, settings: ApiSettings | None = None, metrics: Metrics | None = None
+    agent: AgentPort,
+    settings: ApiSettings | None = None,
+    metrics: Metrics | None = None,
+    promotions: PromotionsPort | None = None,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     metrics = metrics or Metrics()
@@ -59,8 +65,11 @@ def create_app(
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_middleware(LastResort)  # inside Starlette's ServerErrorMiddleware: it never re-raises
-    app.include_router(v1.build_router(agent, settings))
+    holds = promotions.holds_by_pair if promotions is not None else None
+    app.include_router(v1.build_router(agent, settings, holds))
     app.include_router(webhook_routes.build_router(agent, settings, metrics))
+    if promotions is not None:
+        app.include_router(promotion_routes.build_router(promotions, settings))
 
     @app.get("/healthz", tags=["probes"], summary="The process is alive")
     async def healthz() -> JSONResponse:

@@ -11,7 +11,7 @@ happens (503) — an action that cannot be accounted for is not taken.
 # run time, and they name aliases local to build_router (Who, AppName, EnvName).
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -64,7 +64,11 @@ SYNC_BODY = {
 }
 
 
-def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
+# (app, env) -> the active holds after a rollback (promote/service.py), when promotion is on.
+Holds = Callable[[], Mapping[tuple[str, str], list[dict[str, Any]]]]
+
+
+def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = None) -> APIRouter:
     authenticator = Authenticator(settings)
     bearer = HTTPBearer(auto_error=False, description="A token configured in api.tokens")
 
@@ -105,13 +109,22 @@ def build_router(agent: AgentPort, settings: ApiSettings) -> APIRouter:
             and app in (None, row.get("app"))
             and env in (None, row.get("env"))
         ]
+        if holds is not None:
+            held = await call(holds)
+            rows = [
+                {**row, "holds": held.get((str(row.get("app")), str(row.get("env"))), [])}
+                for row in rows
+            ]
         return ok_response({"statuses": rows})
 
     @router.get("/apps/{app}/envs/{env}", summary="One application in one environment")
     async def status(who: Who, app: AppName, env: EnvName) -> JSONResponse:
         require(who, "viewer", env)
         pair(app, env)
-        return ok_response({"status": await call(agent.status, app, env)})
+        row = await call(agent.status, app, env)
+        if holds is not None:
+            row = {**row, "holds": (await call(holds)).get((app, env), [])}
+        return ok_response({"status": row})
 
     @router.get("/apps/{app}/envs/{env}/diff", summary="A fresh plan: desired vs deployed, drift")
     async def diff(who: Who, app: AppName, env: EnvName) -> JSONResponse:

@@ -74,6 +74,31 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rollback_cmd",
         "Return ENV to a past revision with a Git commit, push it and sync it.",
     ),
+    "promote": (
+        "gitswarm.cli.promote",
+        "promote",
+        "Promote the image tags deployed and healthy in one environment to the next.",
+    ),
+    "approve": (
+        "gitswarm.cli.promote",
+        "approve",
+        "Approve a pending promotion; the last approval it needs commits it.",
+    ),
+    "reject": (
+        "gitswarm.cli.promote",
+        "reject",
+        "Reject a pending promotion: it ends, nothing is committed.",
+    ),
+    "promotions": (
+        "gitswarm.cli.promote",
+        "promotions",
+        "Promotions waiting for approval, oldest first (--all: every one, newest first).",
+    ),
+    "hold": (
+        "gitswarm.cli.promote",
+        "hold",
+        "Holds after a rollback: what keeps automation from re-applying a rolled-back tag.",
+    ),
     "bootstrap": (
         "gitswarm.cli.ops",
         "bootstrap",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from gitswarm.cli.operator import config_option
 from gitswarm.cli.output import emit_json, guarded
 from gitswarm.errors import GitswarmError, UsageError
 
@@ -111,26 +112,28 @@ def session(
     with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
         if "://" not in repo and any(Path(repo, "policies").glob("*.rego")):
             rego.prestart()  # the child's start-up overlaps the imports below (2+ cores)
+        from gitswarm.cli.operator import operator
         from gitswarm.reconcile.sync import Reconciler
         from gitswarm.source.repo import RepoSource
         from gitswarm.source.verify import Verifier
         from gitswarm.store import quick
         from gitswarm.swarm.pool import SwarmPool
 
+        settings = operator()  # the agent config's targets: and providers: (--config)
         source = RepoSource.open(repo)
         if source.remote is not None:
             source.fetch()
         reads = quick.reads(state) if reads_only else None
         if reads is not None:
-            # LocalReads has the reads status makes through the Reconciler (get_status,
-            # all_statuses, baselines) and nothing else: a write would fail loudly.
+            # LocalReads has the reads status makes (get_status, all_statuses,
+            # baselines, holds) and nothing else: a write would fail loudly.
             store = cast("Store", reads)
         else:
             from gitswarm.store import Store
 
             store = Store(state)
         progress = Progress(enabled=not as_json)
-        pool, verifier = SwarmPool(), Verifier()
+        pool, verifier = SwarmPool(targets=settings.targets), Verifier()
         reconciler = Reconciler(
             source=source,
             store=store,
@@ -138,6 +141,7 @@ def session(
             progress=progress,
             verifier=verifier,
             rego=rego,
+            providers=settings.providers,
         )
         try:
             yield Session(source, store, reconciler, progress)
@@ -232,6 +236,7 @@ def exit_code(outcomes: list[SyncOutcome]) -> int:
 @click.option("--reason", default=None, help="Why the window is overridden (recorded).")
 @repo_option
 @state_option
+@config_option
 @json_option
 def sync(
     env: str,
@@ -300,6 +305,7 @@ def sync(
 @click.option("--app", "app", default=None, help="Only this application.")
 @repo_option
 @state_option
+@config_option
 @json_option
 def status(env: str | None, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
     """Applications × environments: revision, sync, health, last operation, drift."""
@@ -322,8 +328,13 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
             if not pairs:
                 raise UsageError("no application matches --env/--app")
             results = [live_status(s.reconciler, a, e) for a, e in pairs]
+            holds = {(a, e): s.store.holds(a, e) for a, e in pairs}
         if as_json:
-            emit_json({"ok": True, "statuses": [r.as_dict() for r in results]})
+            rows = [
+                {**r.as_dict(), "holds": [h.as_dict() for h in holds[(r.app, r.env)]]}
+                for r in results
+            ]
+            emit_json({"ok": True, "statuses": rows})
             return
         table = Table(box=None, pad_edge=False)
         for column in ("APP", "ENV", "SYNC", "HEALTH", "HEAD", "DEPLOYED", "LAST", "MESSAGE"):
@@ -346,6 +357,13 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
                     f"{x['field']}: {x['before']!r} -> {x['after']!r}" for x in d["drift"]
                 )
                 click.echo(f"drift {r.app}/{r.env} {d['service']}: {fields or d['note']}")
+            for held in holds[(r.app, r.env)]:
+                images = ", ".join(f"{k}:{v}" for k, v in sorted(held.images.items()))
+                click.echo(
+                    f"hold {held.id} {r.app}/{r.env}: automation keeps "
+                    f"{images or 'its revision'} rolled back (gitswarm hold release "
+                    f"{held.id} --reason ...)"
+                )
             for orphan in r.orphans:
                 click.echo(
                     f"orphan {r.app}/{r.env} {orphan}: deployed by gitswarm, "
@@ -360,6 +378,7 @@ def status(env: str | None, app: str | None, repo: str, state: str | None, as_js
 @click.option("--app", "app", default=None)
 @repo_option
 @state_option
+@config_option
 @json_option
 def diff(env: str, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
     """What a sync of ENV would change, per service, and what drifted."""
@@ -534,6 +553,7 @@ history.add_command(export)
 @click.option("--reason", default="", help="Why; goes into the commit message and history.")
 @repo_option
 @state_option
+@config_option
 @json_option
 def rollback_cmd(
     env: str,

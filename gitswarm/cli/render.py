@@ -114,6 +114,8 @@ def validate(
     warnings and a closed deployment window are shown but are not problems."""
 
     def run() -> None:
+        from gitswarm.promote.core.settings import promotion_settings
+
         flags = identity_option(env_name, identity)
         tree = open_tree(repo, revision)
         try:
@@ -135,6 +137,10 @@ def validate(
             warnings: list[Problem] = []
             results: list[dict[str, Any]] = []
             for env in envs:
+                try:  # the promotion: block (promote/core/settings.py), file:line
+                    promotion_settings(config, env)
+                except ConfigError as exc:
+                    problems.extend(exc.problems or [Problem(exc.message, rule="promotion")])
                 for app in config.apps_for(env):
                     try:
                         environment = config.environment(env)

@@ -28,9 +28,19 @@ repository.
     identities:                   # age identities per environment (see below)
       production: /etc/gitswarm/keys/production.key
     project: medianest            # GITSWARM_PROJECT: whose keys dir is read (see below)
+    targets:                      # where each target is, its credentials, its pins
+      production: {url: "tcp://10.0.0.5:2376", tls: {ca: ..., cert: ..., key: ...},
+                   environments: [production]}           # (swarm/targets.py)
+    providers:                    # external secret commands (source/providers.py)
+      vault: {argv: [vault, kv, get, "-field=value", "secret/{env}/{key}"],
+              environments: [production], pass_env: [VAULT_ADDR, VAULT_TOKEN]}
     retention:                    # history that lasts (0, the default: keep everything)
       operations_days: 365        # prune operations older than this (changes, commits too)
       audit_days: 0               # the audit trail is kept unless this is set
+    promotion:                    # the operator's side of promotion: promote/operator.py
+      commands: {perf-test: {argv: [/opt/ci/perf-test.sh, "{to}"], timeout: 10m}}
+      registries: {ghcr.io: {username: ci, password_env: GHCR_TOKEN}}
+      interval: 30                # image automation, auto-promotion, holds, expiry
 
 ``verify:`` has the shape of an environment's ``verify:`` in gitswarm.yml (mode gpg or
 ssh; ``keys``: public key files; ``allowed_signers``: an ssh-keygen allowed signers file;
@@ -48,12 +58,22 @@ names that <project>: without it, the project of the revision deployed last (or,
 any, of the first commit rendered). A commit renaming its project never moves the agent
 to another project's keys.
 
+``targets:`` and ``providers:`` are the operator's and never the repository's: a commit
+only names a target or a provider. The CLI's commands read the same two settings from
+the same file (``--config`` or ``$GITSWARM_CONFIG``, cli/operator.py), and
+``gitswarm serve`` reads ``$GITSWARM_CONFIG`` when ``--config`` is not given.
+
 ``retention:`` prunes every six hours; it never removes the operation an app's status
 points at, nor per app × environment the newest successful deploy of each of the last
 two revisions (what `rollback --previous` needs).
 
+``promotion:`` is the operator's: the argv of every ``command`` gate gitswarm.yml may
+name (a pusher never chooses what runs on this host), registry credentials and
+endpoints for image automation, and how often its round runs.
+
 Event kinds: sync_succeeded, sync_failed, drift_detected, drift_healed, rollback,
-signature_rejected, policy_violation, promotion_pending, promotion_committed.
+signature_rejected, policy_violation, promotion_pending, promotion_committed,
+promotion_rejected, promotion_expired, promotion_failed.
 """
 
 from __future__ import annotations
@@ -75,21 +95,28 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
+from gitswarm.cli.operator import config_path as config_path_of
+from gitswarm.cli.operator import plain
 from gitswarm.cli.output import guarded
 from gitswarm.errors import ConfigError, SecretError, UsageError
+from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
+from gitswarm.promote.operator import OperatorSettings, operator_settings
+from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.retention import RetentionSettings, start_retention
 from gitswarm.reconcile.sync import Reconciler
 from gitswarm.repo.config import check_name, verify_rule_problems
 from gitswarm.source.keys import keys_dir, read_identity_file
+from gitswarm.source.providers import ProviderSet, parse_providers
 from gitswarm.source.repo import RepoSource
 from gitswarm.source.verify import Verifier
 from gitswarm.store import Store
 from gitswarm.swarm.pool import SwarmPool
+from gitswarm.swarm.targets import TargetTable, parse_targets
 
 ENV_VARS = {
     "repo": "GITSWARM_REPO",
@@ -117,6 +144,9 @@ class ServeConfig:
     identities: Mapping[str, Path] = field(default_factory=dict)
     project: str | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    promotion: OperatorSettings = field(default_factory=OperatorSettings)
+    targets: TargetTable = field(default_factory=TargetTable)
+    providers: ProviderSet = field(default_factory=ProviderSet)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -179,9 +209,21 @@ def load_serve_config(
         elif key == "identities":
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)
+        elif key == "targets":
+            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            config_kwargs[key] = parse_targets(
+                value, where, keys_dir=keys_dir(environ), lines=file_lines, path=path
+            )
+        elif key == "providers":
+            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            config_kwargs[key] = parse_providers(
+                value, where, environ=environ, lines=file_lines, path=path
+            )
         elif key == "retention":
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _retention(value, where, path, file_lines)
+        elif key == "promotion":
+            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion")
         elif key == "project":
             message = check_name("project", str(value)) if isinstance(value, str) else None
             if not isinstance(value, str) or message:
@@ -203,22 +245,11 @@ def load_serve_config(
 
 _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
-    "verify", "identities", "project", "retention",
+    "verify", "identities", "project", "retention", "promotion", "targets", "providers",
 )  # fmt: skip
 
 
-def _plain(value: Any) -> Any:
-    """ruamel's round-trip nodes as plain dicts, lists and scalars."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    for kind in (int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
+_plain = plain
 
 
 def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
@@ -410,12 +441,17 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     reconciler = Reconciler(
         source=source,
         store=store,
-        swarm_for=SwarmPool(),  # closed by agent.stop()
+        swarm_for=SwarmPool(targets=config.targets),  # closed by agent.stop()
+        providers=config.providers,
         verifier=verifier,
         notifier=notifier,
         pinned_verify=config.verify,
         identities=config.identities,
         project=config.project,
+        # A sync of an agent that died (kill -9) holds its app's lock no longer than the
+        # agent's own lease, twice over: its successor finishes the sync within seconds
+        # of taking over, not after a fixed 30 s (the default lease_ttl keeps 30 s).
+        sync_lease=2 * config.agent.lease_ttl,
     )
     agent = Agent(
         source=source,
@@ -430,7 +466,8 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         config.api, audit=store.audit, deliveries=store
     )
     api_settings = replace(api_settings, host=host, port=port)
-    app = create_app(agent, api_settings, metrics)
+    promotions = promotion_side(reconciler, agent, config.promotion, stop)
+    app = create_app(agent, api_settings, metrics, promotions)
     handle = serve_in_thread(app, host, port)
     log = logging.getLogger("gitswarm.serve")
     log.info(
@@ -452,13 +489,43 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     return 0
 
 
+def promotion_side(
+    reconciler: Reconciler, agent: Agent, settings: OperatorSettings, stop: threading.Event
+) -> PromotionService:
+    """The promotion service the API offers, and the automation round beside the loop
+    (started at once; it does nothing while another agent holds its store lock). A
+    commit it makes is deployed by a trigger, without waiting for the next poll."""
+    from gitswarm.promote.automation import Automation, start_automation
+    from gitswarm.promote.pipeline import Promoter
+    from gitswarm.promote.registry import RegistryClient
+
+    promoter = Promoter(reconciler, commands=settings.commands)
+    service = PromotionService(promoter)
+    if settings.automation:
+        automation = Automation(
+            promoter, RegistryClient(settings.registries), holder=agent.holder, lock=service.lock
+        )
+
+        def deploy(actions: list[Any]) -> None:
+            for action in actions:
+                if action.kind == "committed":
+                    agent.trigger(
+                        TriggerRequest(
+                            trigger="agent", app=action.app, env=action.env, reason=action.message
+                        )
+                    )
+
+        start_automation(automation, stop, every=settings.interval, on_actions=deploy)
+    return service
+
+
 @click.command()
 @click.option(
     "--config",
-    "config_path",
+    "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The agent's YAML config file.",
+    help="The agent's YAML config file (default: $GITSWARM_CONFIG).",
 )
 @click.option("--repo", default=None, help="The GitOps repository (URL or path).")
 @click.option("--branch", default=None)
@@ -467,7 +534,7 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
 @click.option("--poll-interval", "poll_interval", type=float, default=None)
 @click.option("--log-format", "log_format", type=click.Choice(["text", "json"]), default=None)
 def serve(
-    config_path: Path | None,
+    config_file: Path | None,
     repo: str | None,
     branch: str | None,
     state: str | None,
@@ -486,7 +553,7 @@ def serve(
             "poll_interval": poll_interval,
             "log_format": log_format,
         }
-        config = load_serve_config(config_path, flags, os.environ)
+        config = load_serve_config(config_path_of(config_file, os.environ), flags, os.environ)
         setup_logging(config.log_format, config.log_level)
         stop = threading.Event()
 

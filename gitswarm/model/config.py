@@ -30,14 +30,31 @@ class SyncPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A Docker endpoint. ``url`` None means DOCKER_HOST or the default socket."""
+    """A Docker endpoint, by name.
+
+    The repository only *names* a target (``environments.<env>.target``): a commit gets
+    ``Target(name)`` and nothing else. Where the endpoint is and the credentials that
+    reach it are the operator's (the agent config's ``targets:``, read by
+    swarm/targets.py), because whoever can push must choose neither a host file to read
+    nor a Docker engine to hand the environment's secrets to.
+
+    ``url`` None means DOCKER_HOST or the default socket (the implicit ``local``).
+    ``environments``: the environments that may deploy here (empty: any environment
+    that no other target claims)."""
 
     name: str
     url: str | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    tls_verify: bool = True
+    ssh_identity: str | None = None
+    ssh_known_hosts: str | None = None
+    ssh_socket: str = "/var/run/docker.sock"  # the engine's socket on the ssh host
+    environments: tuple[str, ...] = ()
+
+    @property
+    def scheme(self) -> str:
+        return (self.url or "unix://").split("://", 1)[0].lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,9 @@ EventKind = Literal[
     "policy_violation",
     "promotion_pending",
     "promotion_committed",
+    "promotion_rejected",
+    "promotion_expired",
+    "promotion_failed",
 ]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 

@@ -118,6 +118,9 @@ class TaskState:
     image: str = ""
     exit_code: int | None = None
     spec_digest: str = ""  # of the task template it was created from
+    # IDs of the configs and secrets its container mounts (from its own spec: a task of
+    # an older service version may still use an object the service no longer names)
+    object_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

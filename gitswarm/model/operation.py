@@ -22,7 +22,7 @@ OperationResult = Literal["Running", "Succeeded", "Failed", "RolledBack", "Inter
 ChangeAction = Literal["created", "changed", "removed", "unchanged"]
 SyncStatus = Literal["Synced", "OutOfSync", "Unknown"]
 HealthStatus = Literal["Healthy", "Progressing", "Degraded", "Missing", "Unknown"]
-PromotionStatus = Literal["pending", "approved", "rejected", "committed", "failed"]
+PromotionStatus = Literal["pending", "approved", "rejected", "committed", "failed", "expired"]
 DecisionKind = Literal["approve", "reject"]
 
 OPERATION_KINDS: tuple[OperationKind, ...] = get_args(OperationKind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -78,3 +79,37 @@ class DesiredStack:
     def service_name(self, service: str) -> str:
         """The Swarm service name of a compose service."""
         return f"{self.stack}_{service}"
+
+
+# The key a compose file passes to an external secret provider (source/providers.py),
+# as one argv element of the operator's command: it must not look like an option, climb
+# out of a path (``..``) or carry anything a shell or URL parser would read specially.
+PROVIDER_FIELD = "x-gitswarm-provider"
+PROVIDER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+LABEL_PROVIDER = "io.gitswarm.provider"  # on a secret whose value came from a provider
+
+
+def provider_key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be passed to a provider, or None."""
+    if not isinstance(key, str) or not PROVIDER_KEY.match(key):
+        return (
+            "a provider key is 1-200 letters, digits, '.', '_', '-' and '/', starting with a "
+            "letter or digit"
+        )
+    parts = key.split("/")
+    if ".." in parts or "" in parts or "." in parts:
+        return "a provider key has no empty, '.' or '..' path segments"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRef:
+    """A secret whose value an operator-defined provider gives: ``provider`` (its name
+    in the agent config) and ``key`` (passed to it); where the compose file says so."""
+
+    provider: str
+    key: str
+    secret: str  # the secret's name in the compose file
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None

@@ -20,8 +20,16 @@ from gitswarm.model.config import Environment
 from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult, WindowState
 from gitswarm.model.stack import DesiredStack, SourceLocation
 from gitswarm.policy import rules as builtin
+from gitswarm.policy.certs import certificates
 from gitswarm.policy.rego import RegoEvaluator, RegoOutcome, input_document
-from gitswarm.policy.settings import CONFIG_FILE, REGO, RULES, PolicySettings, settings_for
+from gitswarm.policy.settings import (
+    CLOCK_RULES,
+    CONFIG_FILE,
+    REGO,
+    RULES,
+    PolicySettings,
+    settings_for,
+)
 from gitswarm.policy.windows import WindowSettings, evaluate_windows
 
 
@@ -50,19 +58,28 @@ def evaluate(
     context: Mapping[str, Any] | None = None,
     override_window: str | None = None,
     rego: RegoEvaluator | None = None,
+    secret_created: Mapping[str, datetime] | None = None,
 ) -> PolicyReport:
     """Run every enabled rule. Raises ConfigError for a bad ``policies:`` block, UsageError
     for an override without a reason; policy failures are results in the report.
 
     ``rego`` evaluates ``rego_sources``: gitswarm/sandbox's RegoSandbox (a bounded child
     process) for real use, policy.rego.evaluate_rego (this process) in tests. There is no
-    default, so no caller runs a commit's policies unbounded by accident."""
+    default, so no caller runs a commit's policies unbounded by accident.
+
+    ``secret_created``: when each secret version (by Swarm name) first appeared on the
+    target -- its value is content-addressed, so that is when the value last changed. The
+    agent reads it from the swarm; without it (``policy check``) ``secret_max_age`` has
+    nothing to judge and is skipped."""
     if now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
     if override_window is not None and not override_window.strip():
         raise UsageError("overriding a deployment window needs a reason")
     settings = settings_for(env)
     results = _builtin_results(desired, settings)
+    results += _certificate_results(desired, settings, now)
+    if secret_created is not None:
+        results += _secret_age_results(desired, settings, now, secret_created)
 
     window: WindowState | None = None
     window_mode = settings.mode(WINDOW_RULE)
@@ -95,11 +112,74 @@ def _builtin_results(desired: DesiredStack, settings: PolicySettings) -> list[Po
     results = []
     for name in RULES:
         rule = settings.rule(name)
-        if rule.mode == "off" or name == WINDOW_RULE:
-            continue  # windows depend on the clock, not on the stack: see evaluate()
+        if rule.mode == "off" or name in CLOCK_RULES:
+            continue  # these depend on the clock, not on the stack alone: see evaluate()
         for finding in builtin.run(name, desired, settings):
             exempt = rule.exempt.get(finding.service) if finding.service else None
             results.append(_result(desired, name, rule.mode, finding, exempt))
+    return results
+
+
+def _certificate_results(
+    desired: DesiredStack, settings: PolicySettings, now: datetime
+) -> list[PolicyResult]:
+    """``certificate_expiry``: a certificate in a config or secret that expires within
+    ``days`` (or has expired). Its subject and date only: never the object's content."""
+    rule = settings.rule("certificate_expiry")
+    if rule.mode == "off":
+        return []
+    days = settings.certificates.days
+    results = []
+    for cert in certificates(desired):
+        left = cert.not_after - now
+        if left.total_seconds() > days * 86400:
+            continue
+        when = cert.not_after.strftime("%Y-%m-%d %H:%M UTC")
+        state = (
+            f"expired on {when}"
+            if left.total_seconds() <= 0
+            else f"expires on {when}, in {max(0, left.days)} days (within {days})"
+        )
+        where = f" (certificate {cert.index + 1} of the bundle)" if cert.index else ""
+        finding = builtin.Finding(
+            None,
+            f"{cert.kind} {cert.key}: certificate {cert.subject!r}{where} {state}; renew it "
+            "and commit the new file (or update it at its provider)",
+            (f"{cert.kind}s", cert.key),
+        )
+        results.append(_result(desired, "certificate_expiry", rule.mode, finding, None))
+    return results
+
+
+def _secret_age_results(
+    desired: DesiredStack,
+    settings: PolicySettings,
+    now: datetime,
+    created: Mapping[str, datetime],
+) -> list[PolicyResult]:
+    """``secret_max_age``: a secret whose value has not changed for longer than
+    ``max_age`` (the seed's ``rotation: 90_days``)."""
+    rule = settings.rule("secret_max_age")
+    if rule.mode == "off" or not settings.secret_age.max_age_days:
+        return []
+    limit = settings.secret_age.max_age_days
+    results = []
+    for material in desired.objects:
+        since = created.get(material.name) if material.kind == "secret" else None
+        if since is None:
+            continue  # a new value: it appears with this deployment
+        age = now - since
+        if age.total_seconds() <= limit * 86400:
+            continue
+        finding = builtin.Finding(
+            None,
+            f"secret {material.key}: its value has not changed since "
+            f"{since.strftime('%Y-%m-%d')} ({age.days} days, more than max_age {limit}d); "
+            "rotate it: a new value (`gitswarm secret encrypt`, or at its provider) deploys "
+            "as a new secret version",
+            ("secrets", material.key),
+        )
+        results.append(_result(desired, "secret_max_age", rule.mode, finding, None))
     return results
 
 

@@ -43,6 +43,8 @@ recorded, never blocks) or ``off``; short form ``rule: MODE``, long form a mappi
             allow: ["Mon-Thu 09:00-16:00", {schedule: "0 9 * * 5", duration: 3h}]
             deny:
               - {name: year-end freeze, from: 2025-12-20, until: 2026-01-06}
+          certificate_expiry: {mode: warn, days: 30}   # X.509 in configs/secrets
+          secret_max_age: {mode: warn, max_age: 90d}   # a value unchanged for longer
           rego:                            # policies/*.rego
             mode: enforce                  # mode of their `deny` rules; `warn` rules warn
             params: {team_registry: "127.0.0.1:5000"}   # data.gitswarm.params in Rego
@@ -100,10 +102,20 @@ RULES: tuple[str, ...] = (
     "update_config_rollback",
     "host_ports_stop_first",
     "deployment_windows",
+    "certificate_expiry",
+    "secret_max_age",
 )
 REGO = "rego"
+# Rules that depend on the clock (and what the swarm knows), not on the stack alone:
+# gate.py runs them beside the others.
+CLOCK_RULES = ("deployment_windows", "certificate_expiry", "secret_max_age")
 # Rules that check nothing until given parameters: off unless configured.
-NEEDS_PARAMETERS = ("required_labels", "allowed_registries", "deployment_windows")
+NEEDS_PARAMETERS = (
+    "required_labels",
+    "allowed_registries",
+    "deployment_windows",
+    "secret_max_age",
+)
 
 DEFAULT_DANGEROUS_CAPABILITIES = frozenset(
     {
@@ -203,6 +215,16 @@ class AllowedRegistries:
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateExpiry:
+    days: int = 30  # report a certificate this many days before it expires
+
+
+@dataclass(frozen=True, slots=True)
+class SecretAge:
+    max_age_days: int = 0  # a secret's value unchanged longer than this is reported
+
+
+@dataclass(frozen=True, slots=True)
 class RegoSettings:
     params: Mapping[str, Any] = field(default_factory=dict)  # data.gitswarm.params
 
@@ -219,6 +241,8 @@ class PolicySettings:
     registries: AllowedRegistries = field(default_factory=AllowedRegistries)
     windows: WindowSettings = field(default_factory=WindowSettings)
     rego: RegoSettings = field(default_factory=RegoSettings)
+    certificates: CertificateExpiry = field(default_factory=CertificateExpiry)
+    secret_age: SecretAge = field(default_factory=SecretAge)
 
     def rule(self, name: str) -> RuleSettings:
         return self.rules[name]
@@ -333,6 +357,8 @@ _PARAMETERS: dict[str, tuple[str, ...]] = {
     "update_config_rollback": (),
     "host_ports_stop_first": (),
     "deployment_windows": ("timezone", "allow", "deny"),
+    "certificate_expiry": ("days",),
+    "secret_max_age": ("max_age",),
     REGO: ("params",),
 }
 
@@ -387,6 +413,8 @@ def parse_settings(
         ),
         windows=_windows(p, params.get("deployment_windows") or {}, rules["deployment_windows"]),
         rego=_rego(p, params.get(REGO) or {}),
+        certificates=_certificates(p, params.get("certificate_expiry") or {}),
+        secret_age=_secret_age(p, params.get("secret_max_age") or {}, rules["secret_max_age"]),
     )
     collect(p.problems, ConfigError, "invalid policy settings")
     return settings
@@ -509,6 +537,37 @@ def _images(p: _Parser, params: Mapping[str, Any]) -> ImagePinning:
             for t in p.strings(params["floating_tags"], ["no_latest_tag", "floating_tags"])
         )
     return ImagePinning(require=require, floating_tags=floating | {"latest"})
+
+
+def _days(p: _Parser, value: object, path: Sequence[str | int]) -> int | None:
+    """A number of days: 30, or "30d" / "30_days" (the seed's ``rotation: 30_days``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        days = value
+    elif isinstance(value, str) and (match := re.fullmatch(r"(\d+)\s*(d|days?|_days)?", value)):
+        days = int(match.group(1))
+    else:
+        p.error(path, f"must be a number of days (30, 30d or 30_days), not {value!r}")
+        return None
+    if not 0 < days <= 3650:
+        p.error(path, f"must be from 1 to 3650 days, not {days}")
+        return None
+    return days
+
+
+def _certificates(p: _Parser, params: Mapping[str, Any]) -> CertificateExpiry:
+    if "days" not in params:
+        return CertificateExpiry()
+    days = _days(p, params["days"], ["certificate_expiry", "days"])
+    return CertificateExpiry(days=days) if days is not None else CertificateExpiry()
+
+
+def _secret_age(p: _Parser, params: Mapping[str, Any], rule: RuleSettings) -> SecretAge:
+    if "max_age" not in params:
+        if rule.mode != "off":
+            p.error(["secret_max_age"], "needs the age: {mode: warn, max_age: 90d}")
+        return SecretAge()
+    days = _days(p, params["max_age"], ["secret_max_age", "max_age"])
+    return SecretAge(max_age_days=days or 0)
 
 
 def _registries(p: _Parser, params: Mapping[str, Any], rule: RuleSettings) -> AllowedRegistries:

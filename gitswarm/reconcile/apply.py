@@ -8,8 +8,11 @@ Steps of the sync pipeline (reconcile/sync.py calls them in order):
    or the timeout passes;
 3. ``read_applied``: right after the deploy returns, what gitswarm applied to each
    service (plan/applied.py), the drift reference — never the state after the wait;
-4. ``collect_garbage``: remove old owned config/secret versions no service uses,
-   keeping the newest ``keep`` per name for rollbacks.
+4. ``collect_garbage``: remove old owned config/secret versions no service and no live
+   task uses, keeping the newest ``keep`` per name for rollbacks -- except a provider's
+   secrets (source/providers.py): a rollback asks the provider again and gets today's
+   value, so an old version could never be used again, and keeping it would only keep a
+   stale (perhaps revoked) secret value on the swarm.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from typing import Any
 from gitswarm.errors import HealthError, Reason
 from gitswarm.health import Verdict, assess
 from gitswarm.model.config import ResolveImage
-from gitswarm.model.observed import ObjectState, ServiceState
+from gitswarm.model.observed import ObjectState, ServiceState, StackState
 from gitswarm.model.stack import (
     LABEL_APP,
     LABEL_ENV,
     LABEL_OBJECT_KEY,
+    LABEL_PROVIDER,
     DesiredStack,
 )
 from gitswarm.plan import Plan, applied_spec
@@ -131,6 +135,10 @@ def read_applied(
     }
 
 
+# Task states after which a task's container no longer runs (swarmkit's terminal states).
+_DONE = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
+
+
 def _referenced(services: Iterable[ServiceState]) -> set[str]:
     """IDs of configs and secrets that services use."""
     used: set[str] = set()
@@ -149,30 +157,69 @@ def collect_garbage(
     *,
     keep: int,
     progress: Progress = _quiet,
+    clock: Clock | None = None,
+    settle: float = 30.0,
+    observed: StackState | None = None,
 ) -> list[str]:
     """Remove owned config/secret versions of this app and environment that no service
-    uses, keeping the ``keep`` newest unused versions of each name for rollbacks.
-    Returns the names removed. An object still in use is skipped, never forced."""
-    state = swarm.observe(desired.stack)
-    in_use = _referenced(state.services)
+    and no live task uses, keeping the ``keep`` newest unused versions of each name for
+    rollbacks (none for a provider's secrets). Returns the names removed. An object still
+    in use is skipped, never forced; one that only stopping tasks still mount (an update
+    that just replaced them) is removed once they are gone, waiting up to ``settle``
+    seconds -- else it would stay until the next deploy of this stack. ``observed``: the
+    stack as just read, when nothing was written since (no first re-read)."""
+    clock = clock or Clock()
+    deadline = clock.monotonic() + settle
+    removed: list[str] = []
+    while True:
+        state = observed if observed is not None else swarm.observe(desired.stack)
+        observed = None
+        used_by_services = _referenced(state.services)
+        tasks = swarm.tasks([s.id for s in state.services])
+        held: set[str] = set()  # by tasks that still run (old ones stopping, too)
+        stopping: set[str] = set()
+        for task in tasks:
+            if task.state not in _DONE or task.desired_state == "running":
+                held.update(task.object_ids)
+                if task.desired_state != "running":
+                    stopping.update(task.object_ids)
+        in_use = used_by_services | held
+        waiting = False
+        for obj in _spare(state.objects, desired, used_by_services, keep):
+            if obj.id in in_use:
+                waiting = waiting or (obj.id in stopping and obj.id not in used_by_services)
+                continue
+            if swarm.remove_object(obj.kind, obj.id):
+                progress(f"removed old {obj.kind} {obj.name}")
+                removed.append(obj.name)
+        if not waiting or clock.monotonic() >= deadline:
+            return removed
+        progress("waiting for stopping tasks to let go of old config/secret versions")
+        clock.sleep(0.5)
+
+
+def _spare(
+    objects: Iterable[ObjectState], desired: DesiredStack, used: set[str], keep: int
+) -> list[ObjectState]:
+    """The owned versions of this app and environment beyond what may be kept: not the
+    current ones, not used by a service, past the ``keep`` newest of each name."""
     current = {obj.name for obj in desired.objects}
     groups: dict[tuple[str, str], list[ObjectState]] = defaultdict(list)
-    for obj in state.objects:
+    for obj in objects:
         if not obj.owned:
             continue
         if obj.labels.get(LABEL_APP) != desired.app or obj.labels.get(LABEL_ENV) != desired.env:
             continue
         groups[(obj.kind, obj.labels.get(LABEL_OBJECT_KEY, obj.name))].append(obj)
-    removed: list[str] = []
+    out: list[ObjectState] = []
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     for versions in groups.values():
         spare = sorted(
-            (o for o in versions if o.id not in in_use and o.name not in current),
+            (o for o in versions if o.id not in used and o.name not in current),
             key=lambda o: o.created_at or epoch,
             reverse=True,
         )
-        for obj in spare[keep:]:
-            if swarm.remove_object(obj.kind, obj.id):
-                progress(f"removed old {obj.kind} {obj.name}")
-                removed.append(obj.name)
-    return removed
+        # a provider is asked again on rollback: its old values are of no use
+        spare_keep = 0 if any(o.labels.get(LABEL_PROVIDER) for o in versions) else keep
+        out += spare[spare_keep:]
+    return out

@@ -7,7 +7,17 @@ reason: bounded sets, never revisions or messages.
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gitswarm.reconcile.journal import Journal
 
 SYNC_STATES = ("Synced", "OutOfSync", "Unknown")
 HEALTH_STATES = ("Healthy", "Progressing", "Degraded", "Missing", "Unknown")
@@ -65,6 +75,12 @@ class Metrics:
             ["fetched"],
             registry=r,
         )
+        self.syncs_skipped = Counter(
+            "gitswarm_syncs_skipped_total",
+            "App syncs not run at a new revision: the files and settings the app's render "
+            "reads are the same as at its deployed revision (nothing rendered or deployed).",
+            registry=r,
+        )
         self.webhook_requests = Counter(
             "gitswarm_webhook_requests_total",
             "Webhook requests by provider and result.",
@@ -92,9 +108,57 @@ class Metrics:
             "1 while this agent holds the agent lease (the active one), 0 on standby.",
             registry=r,
         )
+        # issue 17: the earliest end of validity of the X.509 certificates in each config
+        # or secret (object: "configs.<key>" / "secrets.<key>", the compose name: stable
+        # across versions), of the revision deployed last.
+        self.certificate_expiry = Gauge(
+            "gitswarm_certificate_expiry_timestamp_seconds",
+            "Unix time at which the first certificate in a config or secret expires.",
+            ["app", "env", "object"],
+            registry=r,
+        )
+        self._certificates: dict[tuple[str, str], set[str]] = {}
+        self._certificates_lock = threading.Lock()
+        self._journal = _JournalCollector()
+        r.register(self._journal)
+
+    def set_certificates(self, app: str, env: str, expiries: Mapping[str, dt.datetime]) -> None:
+        """The certificates of ``app`` in ``env`` now; series of objects gone are removed."""
+        with self._certificates_lock:
+            before = self._certificates.get((app, env), set())
+            for gone in before - set(expiries):
+                self.certificate_expiry.remove(app, env, gone)
+            for name, when in expiries.items():
+                self.certificate_expiry.labels(app, env, name).set(when.timestamp())
+            self._certificates[(app, env)] = set(expiries)
+
+    def watch_journal(self, journal: Journal) -> None:
+        """Serve the store's refused writes from ``journal`` (the agent's Reconciler's)."""
+        self._journal.journal = journal
 
     def set_state(self, app: str, env: str, sync: str, health: str) -> None:
         for state in SYNC_STATES:
             self.sync_state.labels(app, env, state).set(1 if state == sync else 0)
         for state in HEALTH_STATES:
             self.health_state.labels(app, env, state).set(1 if state == health else 0)
+
+
+class _JournalCollector(Collector):
+    """Read at each scrape from the journal (reconcile/journal.py), which counts itself."""
+
+    def __init__(self) -> None:
+        self.journal: Journal | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        journal = self.journal
+        backlog = journal.backlog() if journal is not None else None
+        yield CounterMetricFamily(
+            "gitswarm_store_write_failures",
+            "Writes the state store refused (locked, disk full, down); each is kept and retried.",
+            value=journal.failures if journal is not None else 0,
+        )
+        yield GaugeMetricFamily(
+            "gitswarm_store_unwritten_records",
+            "Records the state store refused that wait, in memory, to be written.",
+            value=backlog.count if backlog is not None else 0,
+        )

@@ -7,7 +7,7 @@ cli/, the agent (reconcile/agent/) and the recorder (record.py) exchange with
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitswarm.errors import Reason
@@ -17,6 +17,7 @@ from gitswarm.model.operation import OperationKind, OperationResult, Trigger
 from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import Plan, ServiceChange
+from gitswarm.render.inputs import Inputs
 from gitswarm.source.repo import CommitInfo
 
 
@@ -113,6 +114,23 @@ class Rendered:
     env: Environment
     desired: DesiredStack
     policy: PolicyReport | None
+    # What the render read (render/inputs.py) and their digest with the settings that
+    # matter to it (Reconciler.input_digest): a revision with the same digest renders
+    # the same stack. None: never the same (a working tree; Rego that reads the commit).
+    inputs: Inputs | None = field(default=None, repr=False, compare=False)
+    digest: str | None = None
+
+    def moved_to(self, revision: str, commit: CommitInfo, config: RepoConfig) -> Rendered:
+        """This render, as that of ``revision`` whose inputs are the same (its digest)."""
+        return replace(
+            self,
+            revision=revision,
+            commit=commit,
+            config=config,
+            app=config.application(self.app.name),
+            env=config.environment(self.env.name),
+            desired=replace(self.desired, revision=revision),
+        )
 
 
 def drift_summary(drifted: tuple[ServiceChange, ...]) -> str:

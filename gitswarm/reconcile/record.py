@@ -23,8 +23,10 @@ app always comes from here:
 
 Bad input that stopped before an operation started is still recorded (a policy
 violation as the ``policy-violation`` kind). Failures are notified once per distinct
-failure (the store's fingerprints). A failure to record is logged, never raised: the
-outcome stands.
+failure (the store's fingerprints). Every write goes through the Reconciler's journal
+(journal.py): a write the store refuses (locked, disk full, down) never raises and is
+never lost — it is said loudly, kept in order and written again until the store takes
+it; the outcome stands meanwhile.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import GitswarmError, Reason
@@ -43,6 +45,7 @@ from gitswarm.model.operation import DeployedCommit, SyncStatus
 from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan
+from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
 
@@ -69,6 +72,8 @@ class Recorder:
     source: RepoSource
     notifier: Notifier | None = None
     metrics: Metrics | None = None
+    # The Reconciler's (one per process): writes the store refused wait there, in order.
+    journal: Journal = field(default_factory=Journal)
 
     # --- the end of every sync ---------------------------------------------------------
 
@@ -91,20 +96,31 @@ class Recorder:
         self._count(req, outcome, op_id, seconds)
         if outcome.reason is Reason.LOCKED:
             return outcome  # another sync is running: its record is the one that counts
-        try:
-            if op_id is not None:
-                changes = recorded_changes(outcome.plan) if outcome.plan else []
-                message = f"{req.message}: {outcome.message}" if req.message else outcome.message
-                commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
-                self.store.finish_operation(
-                    op_id, outcome.result, outcome.reason, message, changes, commits
-                )
-            elif self._rejected(req, outcome):
-                outcome = replace(outcome, operation_id=self._record_rejected(req, outcome))
-            if not req.dry_run:
-                self._status_after(req, outcome)
-        except GitswarmError:
-            log.exception("could not record the outcome of %s/%s", req.app, req.env)
+        what = f"{req.kind} of {req.app}/{req.env} at {(outcome.revision or '-')[:12]}"
+        if op_id is not None:
+            changes = recorded_changes(outcome.plan) if outcome.plan else []
+            message = f"{req.message}: {outcome.message}" if req.message else outcome.message
+            commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
+            result, reason = outcome.result, outcome.reason
+            self.journal.write(
+                f"the end of operation {op_id} ({what}: {result})",
+                lambda: self.store.finish_operation(
+                    op_id, result, reason, message, changes, commits
+                ),
+            )
+        rejected: list[int] = []  # its id, once written (now or by the journal later)
+        if op_id is None and self._rejected(req, outcome):
+            rejected = self._record_rejected(req, outcome, what)
+            if rejected:
+                outcome = replace(outcome, operation_id=rejected[0])
+        if not req.dry_run:
+            final = outcome
+
+            def status() -> None:
+                late = final.operation_id is None and rejected
+                self._status_after(req, replace(final, operation_id=rejected[0]) if late else final)
+
+            self.journal.write(f"the status after the {what} ({outcome.result})", status)
         self._notify_outcome(req, outcome)
         return outcome
 
@@ -119,26 +135,31 @@ class Recorder:
             and reason.stalling
         )
 
-    def _record_rejected(self, req: SyncRequest, outcome: SyncOutcome) -> int | None:
-        """Bad input never reached the deploy step: still leave a trace in history."""
+    def _record_rejected(self, req: SyncRequest, outcome: SyncOutcome, what: str) -> list[int]:
+        """Bad input never reached the deploy step: still leave a trace in history.
+        Returns a list that holds its id once written (at once, or by the journal)."""
         commit = outcome.rendered.commit if outcome.rendered is not None else None
-        try:
-            return self.store.record_operation(
-                "policy-violation" if outcome.reason is Reason.POLICY_VIOLATION else req.kind,
-                req.app,
-                req.env,
-                "Failed",
-                trigger=req.trigger,
-                actor=req.actor,
-                revision=outcome.revision,
-                author=commit.author if commit else None,
-                commit_time=dt.datetime.fromisoformat(commit.committed_at) if commit else None,
-                reason=outcome.reason,
-                message=outcome.message,
+        written: list[int] = []
+
+        def write() -> None:
+            written.append(
+                self.store.record_operation(
+                    "policy-violation" if outcome.reason is Reason.POLICY_VIOLATION else req.kind,
+                    req.app,
+                    req.env,
+                    "Failed",
+                    trigger=req.trigger,
+                    actor=req.actor,
+                    revision=outcome.revision,
+                    author=commit.author if commit else None,
+                    commit_time=dt.datetime.fromisoformat(commit.committed_at) if commit else None,
+                    reason=outcome.reason,
+                    message=outcome.message,
+                )
             )
-        except GitswarmError:
-            log.exception("could not record the rejected operation")
-            return None
+
+        self.journal.write(f"the rejected {what}", write)
+        return written
 
     def _deployed_commits(
         self, req: SyncRequest, outcome: SyncOutcome, op_id: int
@@ -173,7 +194,7 @@ class Recorder:
             undone = req.rollback_of
             if undone is not None and outcome.revision is not None:
                 target, bad = outcome.revision[:12], undone.revision[:12]
-                self._set_status(
+                self._write_status(
                     app,
                     env,
                     sync="OutOfSync",  # Git still says the bad revision
@@ -192,7 +213,7 @@ class Recorder:
             sync: SyncStatus = "Synced"
             if (outcome.plan is not None and outcome.plan.orphans) or drift:
                 sync = "OutOfSync"
-            self._set_status(
+            self._write_status(
                 app,
                 env,
                 sync=sync,
@@ -206,7 +227,7 @@ class Recorder:
             )
             return
         if outcome.result == "Skipped":
-            self._set_status(app, env, reason=outcome.reason, message=outcome.message)
+            self._write_status(app, env, reason=outcome.reason, message=outcome.message)
             return
         message = outcome.message
         if req.hold_for_window and outcome.retry_at is not None:
@@ -220,7 +241,7 @@ class Recorder:
         }
         if outcome.reason is not None and outcome.reason.degrades:
             fields["health"] = "Degraded"
-        self._set_status(app, env, **fields)
+        self._write_status(app, env, **fields)
 
     def _drift_left(self, app: str, env: str, plan: Plan | None) -> Mapping[str, Any]:
         """The drift reported before of the services this sync neither deployed nor
@@ -280,6 +301,26 @@ class Recorder:
             return
         self._notify(kind, app, env, revision, outcome.message, outcome.reason)
 
+    # --- a commit that leaves apps as they were (reconcile/agent/gitpoll.py) ----------
+
+    def unchanged(self, moves: list[tuple[str, str, str]], revision: str) -> set[tuple[str, str]]:
+        """Each (app, env, deployed revision) renders the same at ``revision``: its status
+        moves there (Synced, Healthy: nothing to render, nothing to deploy), with no
+        operation in history. Returns the (app, env) moved; the others are synced as usual
+        (so is every app while the store refuses writes: nothing here waits in the
+        journal, whose older records must land first)."""
+        message = f"inputs unchanged at {revision[:12]}: nothing to render or deploy"
+        if self.journal.backlog() is not None:
+            return set()
+        try:
+            moved = self.store.advance_revisions(moves, revision, message)
+        except GitswarmError as exc:
+            log.warning("could not move %d statuses to %s: %s", len(moves), revision[:12], exc)
+            return set()
+        if self.metrics is not None and moved:
+            self.metrics.syncs_skipped.inc(len(moved))
+        return moved
+
     # --- drift (the agent's drift checks: reconcile/agent/drift.py) --------------------
 
     def drift_detected(
@@ -299,9 +340,12 @@ class Recorder:
             )
             for service, detail in sorted(details.items())
         ]
-        self.store.record_operation(
-            "drift", app, env, "Succeeded", trigger="agent", revision=revision,
-            reason=Reason.DRIFT, message=message, changes=changes,
+        self.journal.write(
+            f"the drift of {app}/{env} ({summary})",
+            lambda: self.store.record_operation(
+                "drift", app, env, "Succeeded", trigger="agent", revision=revision,
+                reason=Reason.DRIFT, message=message, changes=changes,
+            ),
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.drift_events.labels(app, env, "detected").inc()
@@ -315,10 +359,13 @@ class Recorder:
         operation in history, where DORA sees the drift end (issue 16)."""
         self._set_status(app, env, drift={}, sync="Synced", reason=None, message="")
         named = ", ".join(services) or "the drifted services"
-        self.store.record_operation(
-            "drift", app, env, "Succeeded", trigger="agent", revision=revision,
-            reason=Reason.DRIFT_RESOLVED,
-            message=f"the swarm matches Git again: {named} no longer drifted",
+        self.journal.write(
+            f"the end of the drift of {app}/{env}",
+            lambda: self.store.record_operation(
+                "drift", app, env, "Succeeded", trigger="agent", revision=revision,
+                reason=Reason.DRIFT_RESOLVED,
+                message=f"the swarm matches Git again: {named} no longer drifted",
+            ),
         )  # fmt: skip
 
     def heal_paused(self, app: str, env: str, revision: str, text: str) -> None:
@@ -329,6 +376,13 @@ class Recorder:
     # --- the two writes everything above goes through ----------------------------------
 
     def _set_status(self, app: str, env: str, **fields: Any) -> None:
+        """A status write through the journal (``_status_after`` runs inside one: it
+        calls ``_write_status``)."""
+        self.journal.write(
+            f"the status of {app}/{env}", lambda: self._write_status(app, env, **fields)
+        )
+
+    def _write_status(self, app: str, env: str, **fields: Any) -> None:
         status = self.store.set_status(app, env, **fields)
         if self.metrics is not None:
             self.metrics.set_state(app, env, status.sync, status.health)

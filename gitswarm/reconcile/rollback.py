@@ -143,7 +143,13 @@ def rollback(r: Reconciler, req: RollbackRequest) -> SyncOutcome:
             + (f"Requested by: {req.actor}\n" if req.actor else "")
         )
         commit = wc.commit(message)  # None: Git already equals the target; just sync it
-        new_head = head if commit is None else push_commit(r.source, wc)
+        hold = None if commit is None else _hold(r, req, head, target, commit, why)
+        try:
+            new_head = head if commit is None else push_commit(r.source, wc)
+        except GitswarmError:
+            if hold is not None:
+                r.store.release_hold(hold, "gitswarm", "the rollback commit was not pushed")
+            raise
     if r.source.remote is not None:
         r.source.fetch()
     outcome = r.sync(
@@ -159,6 +165,40 @@ def rollback(r: Reconciler, req: RollbackRequest) -> SyncOutcome:
         )
     )
     return replace(outcome, message=f"{outcome.message} (rollback commit {new_head[:12]})")
+
+
+def _tags(r: Reconciler, app: str, env: str, revision: str) -> dict[str, str]:
+    """repository -> tag of each service's image at ``revision``."""
+    out: dict[str, str] = {}
+    for spec in r.render(app, env, revision).desired.services.values():
+        image = str(spec.get("image") or "").partition("@")[0]
+        slash, colon = image.rfind("/"), image.rfind(":")
+        if colon > slash:
+            out.setdefault(image[:colon], image[colon + 1 :])
+    return out
+
+
+def _hold(
+    r: Reconciler, req: RollbackRequest, head: str, target: str, commit: str, why: str
+) -> int | None:
+    """A rollback wins over automation (SPEC 4): the hold is written before the rollback
+    commit is pushed, so no automation round can see the commit without it. It holds
+    the tags the rollback takes away; promote/ releases it (a newer tag, a person)."""
+    try:
+        before = _tags(r, req.app, req.env, head)
+        after = _tags(r, req.app, req.env, target)
+    except GitswarmError:
+        before, after = {}, {}
+    hold, _ = r.store.create_hold(
+        req.app,
+        req.env,
+        reason=f"rolled back by {req.actor or req.trigger} to {target[:12]}: {why}"[:500],
+        created_by=req.actor or req.trigger,
+        images={repo: tag for repo, tag in before.items() if after.get(repo) != tag},
+        from_revision=head,
+        to_revision=commit,
+    )
+    return hold.id
 
 
 def _target(r: Reconciler, req: RollbackRequest, head: str) -> str:

@@ -23,24 +23,15 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitswarm import store as stores  # lazy: SQLAlchemy loads on the first sync_lock
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
-from gitswarm.model.config import (
-    Environment,
-    RepoConfig,
-    SyncPolicy,
-    Target,
-    VerifySettings,
-)
-from gitswarm.model.observed import StackState
-from gitswarm.model.operation import Baseline
-from gitswarm.model.stack import DesiredStack
+from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, VerifySettings
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, ServiceChange, deployable_compose, make_plan
+from gitswarm.plan import Plan, deployable_compose, make_plan
 from gitswarm.policy import raise_for_violations
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
@@ -51,25 +42,25 @@ from gitswarm.reconcile.apply import (
     read_applied,
     wait_converged,
 )
-from gitswarm.reconcile.outcome import (
-    Rendered,
-    RollbackOf,
-    SyncOutcome,
-    SyncRequest,
-    drift_summary,
-)
+from gitswarm.reconcile.baselines import save_baselines
+from gitswarm.reconcile.journal import Journal
+from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
-from gitswarm.reconcile.rendering import StackRenderer
+from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
+from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
+from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
+from gitswarm.source.providers import ProviderSet
 from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
 from gitswarm.source.verify import Verifier
 from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.targets import TargetTable
 
 if TYPE_CHECKING:  # metrics: the agent's only; Store: status reads through store/quick.py
     from gitswarm.reconcile.metrics import Metrics
@@ -129,8 +120,17 @@ class Reconciler:
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    # The operator's targets (swarm/targets.py): which endpoint a target name means, and
+    # which environments may deploy to it. None: those of ``swarm_for`` (a SwarmPool).
+    targets: TargetTable | None = None
+    # The operator's secret providers (source/providers.py); none unless configured.
+    providers: ProviderSet = field(default_factory=ProviderSet)
     # Evaluates policies/*.rego: in bounded child processes (started on first use).
     rego: RegoEvaluator = field(default_factory=RegoSandbox)
+    # How long a sync whose process died keeps others out (serve: 2 x lease_ttl).
+    sync_lease: float = SYNC_LEASE
+    # Records the store refused, kept in order until it takes them (journal.py).
+    journal: Journal = field(default_factory=Journal)
     # The settings of the last few revisions: load_config is a pure function of the
     # commit, and a commit syncs every app x env at one revision. Read once per revision,
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
@@ -143,7 +143,7 @@ class Reconciler:
     @property
     def recorder(self) -> Recorder:
         """Where every outcome is written (history, status, metrics, notifications)."""
-        return Recorder(self.store, self.source, self.notifier, self.metrics)
+        return Recorder(self.store, self.source, self.notifier, self.metrics, self.journal)
 
     # --- the first half: from Git to a validated desired stack (no Docker) -------------
 
@@ -219,15 +219,27 @@ class Reconciler:
             app = config.application(app_name)
         except KeyError as exc:
             raise UsageError(f"{exc.args[0]} (in gitswarm.yml at {rev[:12]})") from None
+        self.check_target(env)  # a commit cannot move an environment to another swarm
         if verify:
             self._verify(rev, app.name, env)  # verify
         self.progress(f"render {app.name}/{env.name} at {rev[:12]}")
-        renderer = self.renderer(tree, config, commit)
+        recording = RecordingTree(tree)  # what it reads: the inputs of this app's render
+        renderer = self.renderer(recording, config, commit)
         desired = renderer.render(app.name, env)  # render
         report = renderer.evaluate(  # validate
-            desired, env, now=self.clock.now(), override_window=override_window
+            desired,
+            env,
+            now=self.clock.now(),
+            override_window=override_window,
+            secret_created=secret_created(self.swarm_for, env, desired),
         )
-        return Rendered(rev, commit, config, app, env, desired, report)
+        inputs, commit_read = recording.inputs(), reads_commit(renderer.rego())
+        digest = None if commit_read else input_digest(inputs, tree, config, app, env)
+        return Rendered(rev, commit, config, app, env, desired, report, inputs, digest)
+
+    def check_target(self, env: Environment) -> None:
+        """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
+        check_target(target_table(self.targets, self.swarm_for), env)
 
     def renderer(
         self, tree: Tree, config: RepoConfig, commit: CommitInfo | None = None
@@ -240,6 +252,7 @@ class Reconciler:
             lambda env: self.load_identity(config, env),
             (lambda _sha: commit) if commit is not None else self.source.commit_info,
             self.rego,
+            lambda env, refs: self.providers.resolve(env.name, refs),
         )
 
     def config_at(self, revision: str, tree: GitTree | None = None) -> RepoConfig:
@@ -303,10 +316,10 @@ class Reconciler:
                 self.store.lock(
                     stores.sync_lock(req.app, req.env),
                     self.holder,
-                    ttl_seconds=SYNC_LEASE,
+                    ttl_seconds=self.sync_lease,
                     wait=req.lock_wait,
                 ) as lease,
-                kept_alive(lease),
+                kept_alive(lease, self.sync_lease / 3),
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
@@ -394,6 +407,9 @@ class Reconciler:
         if req.dry_run:
             return replace(base, result="Succeeded", message="dry run: nothing was changed")
         if plan.empty:
+            # Finish a GC a kill -9 cut short (from what was observed: no extra read).
+            keep = policy.keep_versions
+            collect_garbage(swarm, r.desired, keep=keep, progress=self.progress, observed=observed)
             return replace(base, result="Succeeded", message="already in sync: nothing to do")
         since = self.clock.now()
         compose = to_yaml(replace(r.desired, compose=deployable_compose(r.desired, plan.to_deploy)))
@@ -418,47 +434,16 @@ class Reconciler:
                 clock=self.clock,
                 progress=self.progress,
             )
-        drifted = self._save_baselines(swarm, r.desired, plan, applied)  # record
-        collect_garbage(swarm, r.desired, keep=policy.keep_versions, progress=self.progress)
+        drifted = save_baselines(self.store, swarm, r.desired, plan, applied)  # record
+        collect_garbage(
+            swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock
+        )
         deployed = ", ".join(plan.to_deploy) or "none"
         removed = ", ".join(c.service for c in plan.to_remove) or "none"
         message = f"deployed: {deployed}; removed: {removed}"
         if drifted:
             message += "; changed on the swarm during the sync: " + drift_summary(drifted)
         return replace(base, result="Succeeded", verdict=verdict, message=message, drifted=drifted)
-
-    def _save_baselines(
-        self,
-        swarm: Swarm,
-        desired: DesiredStack,
-        plan: Plan,
-        applied: Mapping[str, Mapping[str, Any]],
-    ) -> tuple[ServiceChange, ...]:
-        """Record what was applied as each deployed service's baseline, and return the
-        drift of those services now (a manual change made while they converged)."""
-        live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
-        saved: dict[str, Baseline] = {}
-        for service in live:
-            name = service.compose_name
-            spec = applied[name]
-            saved[name] = self.store.save_baseline(
-                desired.app,
-                desired.env,
-                name,
-                spec=spec,
-                rendered=desired.services.get(name, {}),
-                # The version says "nothing wrote since": true only if the spec is still
-                # the applied one (0 never matches, so the spec is compared).
-                version=service.version if service.spec == spec else 0,
-                spec_hash=desired.service_hashes.get(name, service.spec_hash or ""),
-                revision=desired.revision,
-            )
-        for change in plan.to_remove:
-            self.store.delete_baseline(desired.app, desired.env, change.service)
-        now = make_plan(
-            desired, StackState(desired.stack, tuple(live)), saved, prune=False, heal=False
-        )
-        return tuple(c for c in now.drifted if c.service in saved)
 
 
 def _window_opens(rendered: Rendered | None) -> dt.datetime | None:

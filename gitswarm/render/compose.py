@@ -41,6 +41,7 @@ from typing import Any
 
 from gitswarm.errors import GitswarmError, Problem, YamlError
 from gitswarm.model.position import Path, SourceLocation, nearest
+from gitswarm.model.stack import PROVIDER_FIELD
 from gitswarm.model.tree import join_path, rule_of
 from gitswarm.render import composetypes as ct
 from gitswarm.render.envfile import parse_env_file
@@ -323,15 +324,25 @@ class _Loader:
                             RULE_LOAD,
                         )
                     )
-            elif not obj["file"]:
+            elif not obj["file"] and not (
+                section == "secrets" and PROVIDER_FIELD in (obj["__extras__"] or {})
+            ):
                 raise _LoadProblem(
                     doc.problem(
                         where,
                         f"{noun} {name} needs `file:` (a file in this repository) or "
-                        "`external: true` (an object that already exists)",
+                        "`external: true` (an object that already exists)"
+                        + (
+                            f", or `{PROVIDER_FIELD}: {{name: PROVIDER, key: KEY}}` (a value "
+                            "from the operator's secret provider)"
+                            if section == "secrets"
+                            else ""
+                        ),
                         RULE_LOAD,
                     )
                 )
+            elif not obj["file"]:
+                pass  # a provider's secret: render/stack.py checks the reference
             else:
                 obj["file"] = self.resolve(doc, (*where, "file"), obj["file"])
         elif external["external"]:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,7 @@ from gitswarm.errors import (
     InterpolationError,
     PathError,
     Problem,
+    Reason,
     RenderError,
     SecretError,
     UsageError,
@@ -69,13 +70,17 @@ from gitswarm.model.stack import (
     LABEL_ENV,
     LABEL_OBJECT_KEY,
     LABEL_OWNER,
+    LABEL_PROVIDER,
     LABEL_REVISION,
     LABEL_SPEC_HASH,
     LABEL_STACK,
     OWNER_VALUE,
+    PROVIDER_FIELD,
     DesiredStack,
     ObjectMaterial,
+    ProviderRef,
     SourceMap,
+    provider_key_problem,
 )
 from gitswarm.model.tree import (
     RULE_MISSING,
@@ -131,6 +136,25 @@ _ERROR_BY_RULE: dict[str, type[InputError]] = {
     RULE_TOO_LARGE: RenderError,
     RULE_SECRET: SecretError,
 }
+
+
+# What the name of a provider secret ends in when its value is not at hand (the CLI's
+# pre-commit commands never run the operator's providers): never deployed.
+UNRESOLVED = "unresolved"
+# Provider values by (provider, key); None: not available here (placeholders).
+Provided = Mapping[tuple[str, str], bytes]
+
+
+class ProviderValuesNeeded(SecretError):
+    """The render needs these provider values first (reconcile/rendering.py resolves them
+    and renders again); only raised when nothing else is wrong with the stack."""
+
+    reason = Reason.SECRET_PROVIDER_MISSING
+
+    def __init__(self, refs: Sequence[ProviderRef]) -> None:
+        names = ", ".join(f"{r.secret} ({r.provider}:{r.key})" for r in refs)
+        super().__init__(f"the values of provider secrets {names} were not resolved")
+        self.refs = tuple(refs)
 
 
 @dataclass(frozen=True)
@@ -435,6 +459,8 @@ def _objects(
     identity: Identity | None,
     problems: list[Problem],
     no_identity: str | None = None,
+    provided: Provided | None = None,
+    needed: list[ProviderRef] | None = None,
 ) -> list[ObjectMaterial]:
     materials: list[ObjectMaterial] = []
     seen: dict[tuple[str, str], ObjectMaterial] = {}
@@ -444,6 +470,17 @@ def _objects(
             obj = merged.sections[kind][key]
             where = (kind, key)
             if obj["external"]["external"]:
+                continue
+            extras = obj.get("__extras__") or {}
+            if kind == "secrets" and PROVIDER_FIELD in extras:
+                material = _provider_secret(
+                    merged, context, key, obj, identity, problems, no_identity, provided, needed
+                )
+                if material is not None:  # one object per name, without case (below)
+                    found = seen.setdefault(("secret", material.name.lower()), material)
+                    if found is material:
+                        materials.append(material)
+                    merged.sections[kind][key]["name"] = found.name
                 continue
             if obj["driver"] or obj["template_driver"] or obj["driver_opts"]:
                 problems.append(
@@ -571,6 +608,134 @@ def _objects(
     return materials
 
 
+def _provider_secret(
+    merged: Merged,
+    context: _Context,
+    key: str,
+    obj: dict[str, Any],
+    identity: Identity | None,
+    problems: list[Problem],
+    no_identity: str | None,
+    provided: Provided | None,
+    needed: list[ProviderRef] | None,
+) -> ObjectMaterial | None:
+    """A secret whose value the operator's provider gives (source/providers.py): the
+    reference checked here, the value passed in (``provided``), the name a keyed hash of
+    it like any secret's. ``provided`` None: not at hand (a placeholder name)."""
+    where = ("secrets", key, PROVIDER_FIELD)
+    spec = (obj.get("__extras__") or {})[PROVIDER_FIELD]
+    usage = f"write `{PROVIDER_FIELD}: {{name: PROVIDER, key: KEY}}`"
+    if obj["file"]:
+        problems.append(
+            merged.problem(
+                where,
+                f"secret {key}: give either file: or {PROVIDER_FIELD}:, not both",
+                RULE_SECRET,
+            )
+        )
+        return None
+    if isinstance(spec, dict) and set(spec) > {"name", "key"}:
+        extra = ", ".join(sorted(str(k) for k in set(spec) - {"name", "key"}))
+        problems.append(
+            merged.problem(
+                where,
+                f"secret {key}: {PROVIDER_FIELD} takes only name and key, not {extra}: what a "
+                "provider runs is the operator's, in the agent config's providers:; "
+                f"{usage}",
+                RULE_SECRET,
+            )
+        )
+        return None
+    if not isinstance(spec, dict) or set(spec) != {"name", "key"}:
+        problems.append(merged.problem(where, f"secret {key}: {usage}", RULE_SECRET))
+        return None
+    provider, item = spec["name"], spec["key"]
+    name_problem = check_name("provider", provider) if isinstance(provider, str) else usage
+    key_problem = provider_key_problem(item)
+    if name_problem or key_problem:
+        problems.append(
+            merged.problem(
+                (*where, "name" if name_problem else "key"),
+                f"secret {key}: {name_problem or key_problem} (not {item!r})",
+                RULE_SECRET,
+            )
+        )
+        return None
+    located = merged.locate(where)
+    ref = ProviderRef(
+        provider,
+        item,
+        key,
+        file=located.file if located else None,
+        line=located.line if located else None,
+        column=located.column if located else None,
+    )
+    labels = {
+        **(obj["labels"] or {}),
+        LABEL_OWNER: OWNER_VALUE,
+        LABEL_APP: context.app.name,
+        LABEL_ENV: context.env.name,
+        LABEL_OBJECT_KEY: key,
+        LABEL_STACK: context.stack,
+        LABEL_PROVIDER: provider,
+    }
+    data = b""
+    if provided is None:
+        digest = UNRESOLVED
+    elif (provider, item) not in provided:
+        if needed is not None:
+            needed.append(ref)
+        return None
+    else:
+        data = provided[(provider, item)]
+        if identity is None:
+            why = no_identity or f"no age identity for environment {context.env.name!r}"
+            problems.append(
+                merged.problem(
+                    where,
+                    f"secret {key}: a provider secret is named by a hash of its value keyed "
+                    f"with the environment's age identity, so that names reveal nothing; {why}. "
+                    f"Create one with `gitswarm secret keygen --env {context.env.name}`",
+                    RULE_SECRET,
+                )
+            )
+            return None
+        if not 0 < len(data) < MAX_OBJECT_DATA_BYTES:
+            problems.append(
+                merged.problem(
+                    where,
+                    f"secret {key}: provider {provider!r} gave {len(data)} bytes; Swarm needs "
+                    f"more than 0 and less than {MAX_OBJECT_DATA_BYTES}",
+                    RULE_OBJECT,
+                )
+            )
+            return None
+        digest = keyed_digest(identity.name_key(), data)
+    name = object_name(context.stack, key, digest[:DIGEST_CHARS])
+    if name is None:
+        problems.append(
+            merged.problem(
+                ("secrets", key),
+                f"secret {key}: stack name {context.stack!r} leaves no room for a valid Swarm "
+                "object name (64 characters); shorten the stack name",
+                RULE_NAME,
+            )
+        )
+        return None
+    declared = zero(ct.FILE_OBJECT)
+    declared["name"] = name
+    declared["external"] = {"name": "", "external": True}
+    merged.sections["secrets"][key] = declared
+    return ObjectMaterial(
+        kind="secret",
+        key=key,
+        name=name,
+        data=data,
+        source=f"{PROVIDER_FIELD} {provider}:{item}",
+        labels=labels,
+    )
+
+
 def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -630,10 +795,13 @@ def render_stack(
     identity: Identity | None,
     *,
     no_identity: str | None = None,
+    provided: Provided | None = None,
 ) -> DesiredStack:
     """The exact stack ``app_name`` deploys to ``env_name`` at the Tree's revision.
     ``identity`` is the environment's own (None: there is none, ``no_identity`` says why,
-    for the problem of each secret that needs one).
+    for the problem of each secret that needs one). ``provided``: the values of the
+    provider secrets (reconcile/rendering.py resolves what ProviderValuesNeeded names);
+    None names them as placeholders, for commands that never deploy.
 
     Raises an InputError (RenderError, ValidationError, SecretError, ...) listing every
     problem with file:line when the input is bad; nothing partial is returned."""
@@ -656,8 +824,11 @@ def render_stack(
     problems.extend(swarm_spec_problems(merged))  # what `docker stack deploy` would refuse
     _check_shared_stack(tree, merged, context, problems)
     _check_references(merged, context, problems)
-    materials = _objects(tree, merged, context, identity, problems, no_identity)
+    needed: list[ProviderRef] = []
+    materials = _objects(tree, merged, context, identity, problems, no_identity, provided, needed)
     _fail(problems, f"cannot render {label}")
+    if needed:
+        raise ProviderValuesNeeded(needed)
 
     compose = merged.to_data()
     service_hashes = _label_services(compose, context, tree.revision)

@@ -14,12 +14,19 @@ ConfigError naming file:line.
       environments: [development, staging, production]    # default: all
       sync: {production: {automated: false}}               # per environment, over its sync
       depends_on: [database]           # applied after these have converged (model/order.py)
-    targets:
-      local: {}                        # DOCKER_HOST or the default socket (implicit)
-      remote: {url: "tcp://10.0.0.5:2376", tls: {ca: ..., cert: ..., key: ...}}
+    targets:                           # names only (optional; `local` is implicit)
+      local: {}                        # DOCKER_HOST or the default socket
+      production-swarm: {}             # url and credentials: the agent config's targets:
     environments:                      # in promotion order
       development: {target: local, branch: main, sync: {...}, secrets: {...},
                     verify: {...}, policies: {...}, promotion: {...}}
+
+``targets`` only declares the names environments may use (a typo is a reference error
+here). Where a target is and the credentials that reach it (``url``, TLS files, ssh
+identity and known_hosts) are the operator's, in the agent config (swarm/targets.py):
+whoever can push could otherwise make the agent read any file of its host as a
+certificate, or send an environment's secrets to an engine of their own. The retired
+``url``/``tls`` keys are refused with a message that says where they live now.
 
 ``secrets`` holds only ``recipients`` (public age keys). Which identity decrypts is the
 operator's choice, never the repository's (source/keys.py); the retired
@@ -151,7 +158,6 @@ _PATTERN_HELP = {
     "^([a-zA-Z0-9_-]|\\{env\\}|\\{app\\})+$": (
         "a stack name uses letters, digits, '-' and '_', and the placeholders {env} and {app}"
     ),
-    "^(unix|tcp|ssh)://[^\\s]+$": "a target url is unix://PATH, tcp://HOST:PORT or ssh://USER@HOST",
 }
 
 
@@ -170,6 +176,8 @@ def _describe(doc: Document, error: SchemaViolation) -> list[Problem]:
                 out.append(
                     doc.problem((*path, key), _identity_file_message(doc, str(path[1])), RULE)
                 )
+            elif len(path) == 2 and path[0] == "targets":
+                out.append(doc.problem((*path, key), _target_key_message(str(path[1]), key), RULE))
             elif key not in known:
                 allowed = ", ".join(sorted(known))
                 out.append(
@@ -216,6 +224,19 @@ def _identity_file_message(doc: Document, env: str) -> str:
         f"{env}.key}}` in gitswarm serve --config), GITSWARM_AGE_KEY_FILE_{suffix} or "
         f"GITSWARM_AGE_KEY_{suffix}, or $GITSWARM_KEYS_DIR/{project or '<project>'}/{env}.key "
         "(see README, 'Secrets')"
+    )
+
+
+def _target_key_message(target: str, key: str) -> str:
+    return (
+        f"targets.{target}.{key}: gitswarm.yml only names targets; where a target is and "
+        "the credentials that reach it (url, tls ca/cert/key, ssh identity and known_hosts) "
+        "are the operator's, since whoever can push could otherwise make the agent read any "
+        "file of its host or hand this environment's secrets to an engine of their choosing. "
+        f"Remove {key!r} here (keep `{target}: {{}}`) and define the target in the agent "
+        f"config: `targets: {{{target}: {{url: ..., tls: {{ca: ..., cert: ..., key: ...}}}}}}` "
+        "in `gitswarm serve --config FILE` (the CLI reads the same file from --config or "
+        "$GITSWARM_CONFIG; see README, 'Targets')"
     )
 
 
@@ -347,9 +368,11 @@ def _shared_key_names(doc: Document, envs: Sequence[Environment]) -> list[Proble
 
 
 def _endpoint(target: Target) -> str:
-    """What a target's settings say about which swarm it is: two entries with one URL
-    (or none: DOCKER_HOST) are the same. Aliases of one host are beyond this check."""
-    return (target.url or "local").rstrip("/").lower()
+    """Which swarm a target is, as far as the repository can tell: its name (the
+    endpoint is the operator's; two names the operator points at one swarm are beyond
+    this check, and render/stack.py refuses cross-environment references by name on any
+    target anyway)."""
+    return target.name
 
 
 def _stack_collisions(
@@ -500,17 +523,8 @@ def load_config(tree: Tree) -> RepoConfig:
         _raise(problems)
 
     targets: dict[str, Target] = {"local": Target("local")}
-    for name, spec in (data.get("targets") or {}).items():
-        spec = spec or {}
-        tls = spec.get("tls") or {}
-        targets[name] = Target(
-            name=name,
-            url=spec.get("url"),
-            tls_ca=tls.get("ca"),
-            tls_cert=tls.get("cert"),
-            tls_key=tls.get("key"),
-            tls_verify=tls.get("verify", True),
-        )
+    for name in data.get("targets") or {}:
+        targets[name] = Target(name=name)
 
     environments: list[Environment] = []
     for order, (name, spec) in enumerate(data["environments"].items()):

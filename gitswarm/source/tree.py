@@ -253,6 +253,12 @@ class GitTree:
             raise _too_large(shown, size, limit)
         return self._blob(entry.oid, size)
 
+    def entry_id(self, path: str) -> str:
+        """What ``read(path)`` gives, named without reading it (render/inputs.py): the
+        resolved entry's mode, kind and object id; equal ids, equal bytes."""
+        entry = self._entries.get(self._resolve(path))
+        return "missing" if entry is None else f"{entry.mode} {entry.kind} {entry.oid}"
+
     def exists(self, path: str) -> bool:
         try:
             rel = normalize_path(path)

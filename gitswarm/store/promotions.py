@@ -129,6 +129,14 @@ class PromotionsMixin:
         with self._db.read("read pending promotions") as conn:
             return _load(conn, query)
 
+    def promotions(self, app: str | None = None, limit: int = 200) -> list[Promotion]:
+        """Every promotion (any status), newest first."""
+        query = sa.select(promotions).order_by(promotions.c.id.desc()).limit(limit)
+        if app is not None:
+            query = query.where(promotions.c.app == app)
+        with self._db.read("read promotions") as conn:
+            return _load(conn, query)
+
     def decide_promotion(
         self, promotion_id: int, user: str, decision: DecisionKind, comment: str = ""
     ) -> Promotion:

@@ -1,9 +1,10 @@
 """The queries of the read-only commands, as SQL text, and the one way their rows become
 records. No SQLAlchemy here.
 
-The history listing (``Operation`` records), the statuses (``AppStatus``) and an app's
-baselines (``Baseline``): operations.py, status.py and baselines.py run them through
-SQLAlchemy (``Store.history``, ``get_status``, ``all_statuses``, ``baselines``, on SQLite
+The history listing (``Operation`` records), the statuses (``AppStatus``), an app's
+baselines (``Baseline``) and holds (``Hold``): operations.py, status.py, baselines.py and
+holds.py run them through SQLAlchemy (``Store.history``, ``get_status``,
+``all_statuses``, ``baselines``, ``holds``, on SQLite
 and PostgreSQL); quick.py runs the very same text through Python's sqlite3 for
 ``gitswarm history`` and ``status`` on a local store, which then never import SQLAlchemy
 (its import alone takes longer than the rest of ``history``). One query, two drivers:
@@ -34,6 +35,7 @@ from gitswarm.model.operation import (
     OperationKind,
     ServiceChange,
 )
+from gitswarm.model.promotion import Hold
 
 T = TypeVar("T", bound=str)
 
@@ -181,6 +183,65 @@ def baselines(app: str, env: str) -> Query:
         "WHERE app = :app AND env = :env ORDER BY service",
         {"app": app, "env": env},
     )
+
+
+HOLD_COLUMNS = (
+    "id",
+    "app",
+    "env",
+    "reason",
+    "created_at",
+    "created_by",
+    "images",
+    "operation_id",
+    "from_revision",
+    "to_revision",
+    "released_at",
+    "released_by",
+    "release_reason",
+)
+
+
+def holds(app: str | None = None, env: str | None = None, active: bool | None = True) -> Query:
+    """Holds after a rollback, newest first (``active=None``: released ones too)."""
+    where: list[str] = []
+    params: dict[str, object] = {}
+    if app is not None:
+        where.append("app = :app")
+        params["app"] = app
+    if env is not None:
+        where.append("env = :env")
+        params["env"] = env
+    if active is True:
+        where.append("released_at IS NULL")
+    elif active is False:
+        where.append("released_at IS NOT NULL")
+    sql = f"SELECT {', '.join(HOLD_COLUMNS)} FROM promotion_holds"  # noqa: S608 - fixed text
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return Query(sql + " ORDER BY id DESC", params)
+
+
+def holds_from(rows: Iterable[Mapping[Any, Any]]) -> list[Hold]:
+    """``Hold`` records of hold rows."""
+    return [
+        Hold(
+            id=row["id"],
+            app=row["app"],
+            env=row["env"],
+            reason=row["reason"],
+            created_at=_required_time(row["created_at"]),
+            created_by=row["created_by"],
+            images=dict(_json(row["images"])),
+            operation_id=row["operation_id"],
+            from_revision=row["from_revision"],
+            to_revision=row["to_revision"],
+            released_at=_time(row["released_at"]),
+            released_by=row["released_by"],
+            release_reason=row["release_reason"],
+        )
+        for row in rows
+    ]
 
 
 def _json(value: Any) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 
 from gitswarm.errors import StoreError
 from gitswarm.model.operation import AppStatus, Baseline, Operation
+from gitswarm.model.promotion import Hold
 from gitswarm.store import queries
 from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, sqlite_file
 
@@ -50,7 +51,8 @@ def history(
 
 
 class LocalReads:
-    """The reads ``gitswarm status`` makes, as ``Store``'s methods of the same names, of
+    """The reads ``gitswarm status`` makes (get_status, all_statuses, baselines, holds),
+    as ``Store``'s methods of the same names, of
     the local store at ``path`` (current schema): each its own read transaction."""
 
     def __init__(self, path: Path) -> None:
@@ -65,6 +67,11 @@ class LocalReads:
 
     def baselines(self, app: str, env: str) -> dict[str, Baseline]:
         return queries.baselines_from(self._rows(queries.baselines(app, env), "read baselines"))
+
+    def holds(
+        self, app: str | None = None, env: str | None = None, *, active: bool | None = True
+    ) -> list[Hold]:
+        return queries.holds_from(self._rows(queries.holds(app, env, active), "read holds"))
 
     def close(self) -> None:
         """Nothing is held open between reads."""

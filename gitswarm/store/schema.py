@@ -232,6 +232,26 @@ promotion_decisions = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 
+promotion_holds = sa.Table(
+    "promotion_holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    _name("app", nullable=False),
+    _name("env", nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("images", sa.JSON, nullable=False),  # repository -> the tag rolled back
+    # The rollback it came from: one hold per rollback, however often it is seen.
+    sa.Column("operation_id", sa.Integer, unique=True),
+    _name("from_revision"),
+    _name("to_revision"),
+    _name("created_by", nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("released_at", UTCDateTime),
+    _name("released_by"),
+    sa.Column("release_reason", sa.Text, nullable=False),
+    sa.Index(None, "app", "env"),
+)
+
 notifications = sa.Table(
     "notifications",
     metadata,

@@ -12,7 +12,7 @@ revision bad so the loop does not re-apply it until Git moves on.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -115,6 +115,34 @@ class StatusMixin:
         """Every known app × environment, by app then environment name."""
         with self._db.read("read statuses") as conn:
             return queries.statuses_from(run(conn, queries.statuses()))
+
+    def advance_revisions(
+        self, moves: Sequence[tuple[str, str, str]], revision: str, message: str
+    ) -> set[tuple[str, str]]:
+        """Move each (app, env, from revision) to ``revision`` — a commit that leaves its
+        inputs as they were — in one transaction, where the status still says Synced
+        after a success at that revision (a sync or drift that wrote since wins). Returns
+        the (app, env) moved."""
+        moved: set[tuple[str, str]] = set()
+        if not moves:
+            return moved
+        now = self._db.now()
+        with self._db.write(f"advance {len(moves)} statuses to {revision[:12]}") as conn:
+            for app, env, before in moves:
+                done = conn.execute(
+                    sa.update(app_status)
+                    .where(
+                        app_status.c.app == app,
+                        app_status.c.env == env,
+                        app_status.c.revision == before,
+                        app_status.c.sync == "Synced",
+                        app_status.c.last_result == "Succeeded",
+                    )
+                    .values(revision=revision, message=message, updated_at=now)
+                ).rowcount
+                if done == 1:
+                    moved.add((app, env))
+        return moved
 
     def delete_status(self, app: str, env: str) -> bool:
         """Forget an app × environment that left Git; False if there was none."""

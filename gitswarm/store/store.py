@@ -1,7 +1,7 @@
 """``Store``: the one object the rest of gitswarm talks to for recorded state.
 
 Each group of records lives in its own module (operations, locks, status and bad
-revisions, baselines, promotions, notifications, audit, webhook deliveries, export and
+revisions, baselines, promotions, holds, notifications, audit, webhook deliveries, export and
 retention, DORA); ``Store`` puts them behind one connection pool. Open one per process
 (the agent, a CLI command) and pass it in; it is safe to share between threads.
 """
@@ -16,6 +16,7 @@ from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
 from gitswarm.store.deliveries import DeliveriesMixin
 from gitswarm.store.dora import DoraMixin
 from gitswarm.store.history import HistoryMixin
+from gitswarm.store.holds import HoldsMixin
 from gitswarm.store.locks import LocksMixin
 from gitswarm.store.notifications import NotificationsMixin
 from gitswarm.store.operations import OperationsMixin
@@ -29,6 +30,7 @@ class Store(
     StatusMixin,
     BaselinesMixin,
     PromotionsMixin,
+    HoldsMixin,
     NotificationsMixin,
     AuditMixin,
     DeliveriesMixin,

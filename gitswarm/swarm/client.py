@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -162,6 +163,16 @@ def _task_state(raw: Mapping[str, Any]) -> TaskState:
         image=raw.get("Spec", {}).get("ContainerSpec", {}).get("Image", ""),
         exit_code=int(exit_code) if exit_code is not None else None,
         spec_digest=spec_digest(raw.get("Spec", {})),
+        object_ids=_object_ids(raw.get("Spec", {}).get("ContainerSpec", {})),
+    )
+
+
+def _object_ids(container: Mapping[str, Any]) -> tuple[str, ...]:
+    refs = (container.get("Configs") or []) + (container.get("Secrets") or [])
+    return tuple(
+        str(r.get("ConfigID") or r.get("SecretID"))
+        for r in refs
+        if r.get("ConfigID") or r.get("SecretID")
     )
 
 
@@ -188,6 +199,60 @@ def _translate(action: str) -> Iterator[None]:
         raise SwarmError(f"{action}: Docker engine unreachable ({exc})") from exc
     except OSError as exc:
         raise SwarmError(f"{action}: Docker engine unreachable ({exc})") from exc
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (urllib3 and requests wrap the socket's error deeply)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 30:
+        item = todo.pop()
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        more = [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+        todo += [m for m in more if isinstance(m, BaseException)]
+    return seen
+
+
+def connection_problem(target: Target, host: str | None, exc: BaseException) -> str:
+    """What went wrong reaching ``target`` and what to check, in words: the message every
+    sync of every environment on that target gets while it lasts."""
+    where = target.url or host or "DOCKER_HOST or the default Docker socket"
+    head = f"target {target.name!r} ({where})"
+    chain = _chain(exc)
+    text = " ".join(str(e) for e in chain)
+    lowered = text.lower()
+    ssl_error = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
+    if ssl_error is not None or "ssl" in lowered or "certificate" in lowered:
+        detail = getattr(ssl_error, "reason", None) or str(ssl_error or text)[:200]
+        if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
+            hint = (
+                f"the engine's certificate is not signed by targets.{target.name}.tls.ca or "
+                "does not name the host of the url; check that ca is the CA of the engine's "
+                "--tlscert and that its certificate lists this host"
+            )
+        else:
+            hint = (
+                f"the engine refused the client certificate; check that targets.{target.name}"
+                ".tls.cert and .key are a client certificate and its key, signed by the CA "
+                "the engine trusts (dockerd --tlsverify --tlscacert), and not expired"
+            )
+        return f"{head}: the TLS handshake failed ({detail}); {hint}"
+    if "connection refused" in lowered or "no such file" in lowered:
+        what = "connection refused" if "refused" in lowered else "no socket there"
+        return (
+            f"{head}: cannot connect ({what}); check that the engine runs and listens at "
+            f"that address (targets.{target.name}.url in the agent config)"
+        )
+    if "timed out" in lowered or "timeout" in lowered:
+        return (
+            f"{head}: no answer (timed out); check targets.{target.name}.url and that the "
+            "network lets the agent reach it"
+        )
+    if "permission denied" in lowered:
+        return f"{head}: permission denied on the socket; the agent's user needs access to it"
+    return f"{head}: Docker engine unreachable ({text[:300]})"
 
 
 # What `docker stack deploy` prints beside its error (CLI 20.10 to 28): progress, notices
@@ -266,53 +331,91 @@ def docker_cli() -> str:
     return cli
 
 
-class DockerSwarm:
-    """A real swarm manager, reached at ``target`` (None: DOCKER_HOST or the default)."""
+class _APIClient(docker.APIClient):  # type: ignore[misc]
+    """docker-py's client, blind to the process environment's HTTP settings.
 
-    def __init__(self, target: Target | None = None, *, timeout: float = 30.0) -> None:
+    requests lets ``$REQUESTS_CA_BUNDLE`` / ``$CURL_CA_BUNDLE`` replace the CA a client
+    was given (psf/requests#3829): the engine's certificate would be checked against the
+    system's CAs instead of the operator's, and fail. Proxies from the environment never
+    apply to a Docker engine either, and over a socket requests would look them up in
+    ``os.environ`` on every request, racing any thread that sets a variable. requests sets
+    ``trust_env`` in its constructor, before docker-py's first request; this keeps it off."""
+
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, _value: bool) -> None:
+        return
+
+
+class DockerSwarm:
+    """A real swarm manager, reached at ``target`` (None: DOCKER_HOST or the default).
+
+    ``target`` is the operator's definition (swarm/targets.py); ``host`` overrides its
+    url (an ssh target is reached at the local end of its tunnel, swarm/tunnel.py). TLS
+    is always verified: the engine's certificate against the operator's CA. A failed
+    connection says which target, what went wrong and what to check."""
+
+    def __init__(
+        self, target: Target | None = None, *, timeout: float = 30.0, host: str | None = None
+    ) -> None:
         self.target = target or Target(name="local")
         self.writes = 0
-        self._host = self.target.url or os.environ.get("DOCKER_HOST") or None
+        if self.target.scheme == "ssh" and host is None:
+            raise SwarmError(
+                f"target {self.target.name!r} ({self.target.url}) is reached through its ssh "
+                "tunnel: connect through SwarmPool"
+            )
+        self._host = host or self.target.url or os.environ.get("DOCKER_HOST") or None
         tls: docker.tls.TLSConfig | bool = False
-        if self.target.tls_cert or self.target.tls_ca:
-            cert = (
-                (self.target.tls_cert, self.target.tls_key)
-                if self.target.tls_cert and self.target.tls_key
-                else None
-            )
-            tls = docker.tls.TLSConfig(
-                client_cert=cert,
-                ca_cert=self.target.tls_ca,
-                verify=self.target.tls_verify,
-            )
-        with _translate(f"connect to {self.describe()}"):
-            self.api = docker.APIClient(
+        if self.target.scheme == "tcp":
+            cert = None
+            if self.target.tls_cert and self.target.tls_key:
+                cert = (self.target.tls_cert, self.target.tls_key)
+            tls = docker.tls.TLSConfig(client_cert=cert, ca_cert=self.target.tls_ca, verify=True)
+        try:
+            self.api = _APIClient(
                 base_url=self._host or "unix:///var/run/docker.sock",
                 version="auto",
                 timeout=int(timeout),
                 tls=tls,
-                use_ssh_client=bool(self._host and self._host.startswith("ssh://")),
             )
-        if not (self._host or "").startswith(("tcp://", "http://", "https://")):
-            # requests looks up proxies in os.environ on every request; over a socket they
-            # never apply, and iterating os.environ while another thread sets a variable
-            # raises KeyError mid-request.
-            self.api.trust_env = False
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.RequestException,
+            OSError,
+        ) as exc:
+            raise SwarmError(connection_problem(self.target, self._host, exc)) from exc
 
     def describe(self) -> str:
-        return f"target {self.target.name!r} ({self._host or 'default Docker socket'})"
+        where = self.target.url or self._host or "default Docker socket"
+        return f"target {self.target.name!r} ({where})"
 
     def close(self) -> None:
         self.api.close()
 
+    @contextlib.contextmanager
+    def _translating(self, action: str) -> Iterator[None]:
+        """``_translate``, with a lost connection told as a problem of this target."""
+        try:
+            yield
+        except (requests.exceptions.ConnectionError, ConnectionError) as exc:
+            problem = connection_problem(self.target, self._host, exc)
+            raise SwarmError(f"{action}: {problem}") from exc
+        except (requests.exceptions.RequestException, docker.errors.DockerException, OSError):
+            with _translate(action):
+                raise
+
     # --- reads -------------------------------------------------------------------------
 
     def ping(self) -> None:
-        with _translate(f"ping {self.describe()}"):
+        with self._translating(f"ping {self.describe()}"):
             self.api.ping()
 
     def services(self, stack: str) -> list[ServiceState]:
-        with _translate(f"list services of stack {stack}"):
+        with self._translating(f"list services of stack {stack}"):
             raw = self.api.services(filters={"label": f"{LABEL_STACK}={stack}"})
         return [_service_state(s) for s in raw]
 
@@ -320,7 +423,7 @@ class DockerSwarm:
         """Every stack's services in one call, by stack name: the agent's drift round
         reads them once for all its apps (the engine scans every service for each filtered
         listing, so one listing per stack costs as many scans as there are stacks)."""
-        with _translate("list the services of every stack"):
+        with self._translating("list the services of every stack"):
             raw = self.api.services(filters={"label": LABEL_STACK})
         by_stack: dict[str, list[ServiceState]] = {}
         for service in map(_service_state, raw):
@@ -330,13 +433,13 @@ class DockerSwarm:
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         if not service_ids:
             return []
-        with _translate("list tasks"):
+        with self._translating("list tasks"):
             raw = self.api.tasks(filters={"service": list(service_ids)})
         return [_task_state(t) for t in raw]
 
     def objects(self, stack: str) -> list[ObjectState]:
         flt = {"label": f"{LABEL_STACK}={stack}"}
-        with _translate(f"list configs and secrets of stack {stack}"):
+        with self._translating(f"list configs and secrets of stack {stack}"):
             configs = self.api.configs(filters=flt)
             secrets = self.api.secrets(filters=flt)
         return [_object_state("config", c) for c in configs] + [
@@ -411,7 +514,7 @@ class DockerSwarm:
         return str(created["ID"])
 
     def _object_id(self, kind: ObjectKind, name: str) -> str:
-        with _translate(f"find {kind} {name}"):
+        with self._translating(f"find {kind} {name}"):
             found = (self.api.configs if kind == "config" else self.api.secrets)(
                 filters={"name": name}
             )
@@ -453,9 +556,8 @@ class DockerSwarm:
         args: list[str] = []
         if self._host:
             args += ["--host", self._host]
-        if self.target.tls_ca or self.target.tls_cert:
-            if self.target.tls_verify:
-                args.append("--tlsverify")
+        if self.target.scheme == "tcp":
+            args.append("--tlsverify")
             if self.target.tls_ca:
                 args += ["--tlscacert", self.target.tls_ca]
             if self.target.tls_cert and self.target.tls_key:
@@ -500,7 +602,7 @@ class DockerSwarm:
     ) -> EventStream:
         """Service, config and secret events, decoded (used by the agent's drift watch).
         Iterate it; ``close()`` it from another thread to stop waiting."""
-        with _translate("subscribe to events"):
+        with self._translating("subscribe to events"):
             stream = self.api.events(
                 since=since,
                 until=until,

@@ -306,6 +306,11 @@ class FakeSwarm:
                 created_at=_now(),
                 image=image,
                 spec_digest=spec_digest(template),
+                object_ids=tuple(
+                    str(r.get("ConfigID") or r.get("SecretID"))
+                    for r in (template["ContainerSpec"].get("Configs") or [])
+                    + (template["ContainerSpec"].get("Secrets") or [])
+                ),
             )
             for i in range(svc.replicas or 0)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -59,6 +60,13 @@ class AgentRig:
     agent: Agent | None = None
     handle: ServerHandle | None = None
     store: Store | None = None
+    # Fault tests: the remote's URL as the agent sees it (a proxy), a slow notification
+    # target, the store's own clock, and where the store lives.
+    url: str | None = None
+    receiver_delay: float = 0.0
+    store_clock: Callable[[], dt.datetime] | None = None
+    state: Path | None = None
+    busy_timeout: float | None = None  # the SQLite store's (30 s unless a test shortens it)
 
     # --- the repository ----------------------------------------------------------------
 
@@ -88,9 +96,15 @@ class AgentRig:
     # --- the agent ---------------------------------------------------------------------
 
     def start(self, clock: Clock | None = None, **settings: Any) -> Agent:
-        self.receiver = Receiver()
-        self.store = Store(str(self.tmp / "state.db"))
-        source = RepoSource.open(self.remote.url, cache=self.tmp / "cache")
+        self.receiver = Receiver(delay=self.receiver_delay)
+        state = str(self.state or self.tmp / "state.db")
+        options: dict[str, Any] = {}
+        if self.store_clock is not None:
+            options["clock"] = self.store_clock
+        if self.busy_timeout is not None:
+            options["busy_timeout"] = self.busy_timeout
+        self.store = Store(state, **options)
+        source = RepoSource.open(self.url or self.remote.url, cache=self.tmp / "cache")
         notifier = Notifier(
             {"sync_failed": [self.receiver.url], "rollback": [self.receiver.url],
              "drift_detected": [self.receiver.url], "signature_rejected": [self.receiver.url]}

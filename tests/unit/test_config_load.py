@@ -22,9 +22,7 @@ application:
   name: web
   stack: "shop-{{env}}"
 targets:
-  remote:
-    url: tcp://10.0.0.5:2376
-    tls: {{ca: /etc/ca.pem, cert: /etc/cert.pem, key: /etc/key.pem}}
+  remote: {{}}
 environments:
   dev:
     sync: {{prune: true, self_heal: true}}
@@ -63,7 +61,7 @@ def test_a_full_configuration() -> None:
     assert dev.target.name == "local" and dev.target.url is None
     assert dev.sync.prune and dev.sync.self_heal and dev.sync.automated
     assert dev.secrets.recipients == (RECIPIENT,)
-    assert prod.target.url == "tcp://10.0.0.5:2376" and prod.target.tls_ca == "/etc/ca.pem"
+    assert prod.target.name == "remote" and prod.target.url is None  # the operator's
     assert prod.branch == "release"
     assert prod.sync.automated is False and prod.sync.health_timeout == 60.0
     assert prod.sync.resolve_image == "always"
@@ -71,7 +69,7 @@ def test_a_full_configuration() -> None:
     assert prod.policies["allowed_registries"] == {"mode": "warn", "registries": ["ghcr.io"]}
     assert prod.promotion == {"from": "dev", "approvals": 2}
     assert prod.source == "gitswarm.yml"
-    assert prod.positions[("policies", "no_latest_tag")] == (19, 7)
+    assert prod.positions[("policies", "no_latest_tag")] == (17, 7)
     (app,) = config.applications
     assert app.name == "web" and app.stack_name("prod") == "shop-prod"
     assert app.files == ("base/docker-compose.yml", "environments/{env}/docker-compose.yml")
@@ -198,3 +196,32 @@ def test_loads_from_a_real_commit(tmp_path: Path) -> None:
     make_git_repo(tmp_path / "r", {"gitswarm.yml": GOOD})
     config = load_config(GitTree(tmp_path / "r", "main"))
     assert [e.name for e in config.environments] == ["dev", "prod"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "key", "line"),
+    [
+        ("\n    url: tcp://10.0.0.5:2376", "url", 5),
+        ("\n    tls: {ca: /etc/ca.pem, cert: /etc/cert.pem, key: /etc/key.pem}", "tls", 5),
+        ("\n    url: tcp://10.0.0.5:2376\n    tls:\n      cert: /etc/x", "tls", 6),
+    ],
+)
+def test_target_endpoints_and_credentials_are_refused_where_they_are_written(
+    spec: str, key: str, line: int
+) -> None:
+    """A pusher must not choose which host file the agent reads as a certificate, nor
+    which engine gets the environment's secrets (issue 17): the retired url/tls keys are
+    refused at their line, saying where they live now."""
+    text = (
+        "project: shop\napplication: {name: web}\ntargets:\n  prod:"
+        + spec
+        + "\nenvironments:\n  prod: {target: prod}\n"
+    )
+    problems = _problems({"gitswarm.yml": text})
+    assert len(problems) >= 1
+    first = next(p for p in problems if f"targets.prod.{key}" in p)
+    assert first.startswith(f"gitswarm.yml:{line}:")
+    assert "gitswarm.yml only names targets" in first
+    config = "`targets: {prod: {url: ..., tls: {ca: ..., cert: ..., key: ...}}}`"
+    assert f"in the agent config: {config}" in first
+    assert "$GITSWARM_CONFIG" in first and first.endswith("[config-schema]")

@@ -16,6 +16,7 @@ from gitswarm.model.config import Target
 from gitswarm.swarm import pool as pool_module
 from gitswarm.swarm.fake import FakeSwarm
 from gitswarm.swarm.pool import SwarmPool
+from gitswarm.swarm.targets import TargetTable
 from tests.gitops import GitOpsRepo
 
 
@@ -37,7 +38,8 @@ class _Closing(FakeSwarm):
 
 
 def test_a_pool_keeps_one_client_per_target_and_closes_them_all() -> None:
-    pool = SwarmPool(_Closing)  # type: ignore[arg-type]
+    table = TargetTable({"a": Target("a"), "b": Target("b")})
+    pool = SwarmPool(_Closing, targets=table)
     a, b = Target("a"), Target("b")
     first = pool(a)
     assert pool(a) is first
@@ -55,8 +57,8 @@ def test_each_cli_session_makes_and_closes_its_own_pool_and_verifier(
     made: list[Any] = []
 
     class RecordingPool(SwarmPool):
-        def __init__(self) -> None:
-            super().__init__(_Closing)  # type: ignore[arg-type]
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(_Closing, **kwargs)
             self.closed = False
             made.append(self)
 

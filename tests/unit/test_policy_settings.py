@@ -21,12 +21,11 @@ def problems(raw: Any) -> list[str]:
 def test_defaults_warn_except_rules_that_need_parameters_and_rego_enforces() -> None:
     modes = parse_settings({}).modes
     assert modes.pop("rego") == "enforce"
-    for name in ("required_labels", "allowed_registries", "deployment_windows"):
+    needing = ("required_labels", "allowed_registries", "deployment_windows", "secret_max_age")
+    for name in needing:
         assert modes.pop(name) == "off"
-    assert set(modes.values()) == {"warn"}
-    assert set(modes) | {"required_labels", "allowed_registries", "deployment_windows"} == set(
-        RULES
-    )
+    assert set(modes.values()) == {"warn"}  # certificate_expiry among them: warn by default
+    assert set(modes) | set(needing) == set(RULES)
 
 
 def test_default_mode_can_be_changed() -> None:

@@ -82,8 +82,13 @@ def test_only_transient_reasons_are_retried() -> None:
         Reason.LOCKED,
         Reason.STORE_FAILED,
         Reason.SANDBOX_FAILED,
+        Reason.REGISTRY_FAILED,
+        Reason.SECRET_PROVIDER_FAILED,  # the operator's secret store down or slow: try again
     }
     assert errors.SwarmError("x").retryable and errors.LockedError("x").retryable
+    assert errors.SecretError("x", reason=Reason.SECRET_PROVIDER_FAILED).retryable
+    assert not errors.SecretError("x", reason=Reason.SECRET_PROVIDER_REFUSED).retryable
+    assert not errors.ConfigError("x", reason=Reason.TARGET_NOT_ALLOWED).retryable
     assert not errors.DeployRejected("x").retryable
     assert not errors.HealthError("x", reason=Reason.TASKS_FAILING).retryable
     assert not errors.SecretError("x", reason=Reason.SECRET_KEY_MISSING).retryable

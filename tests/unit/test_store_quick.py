@@ -118,6 +118,11 @@ def _fill_statuses(path: Path) -> None:
                 revision="a" * 40,
                 rendered={"image": f"{service}:1"},
             )
+        hold, _ = store.create_hold(
+            "web", "prod", reason="rolled back", created_by="ann", images={"web": "1"}
+        )
+        store.create_hold("web", "prod", reason="again", created_by="bob", operation_id=None)
+        store.release_hold(hold.id, by="ann", reason="fixed")
 
 
 def test_the_quick_reads_of_status_are_the_store_s_own(tmp_path: Path) -> None:
@@ -131,6 +136,10 @@ def test_the_quick_reads_of_status_are_the_store_s_own(tmp_path: Path) -> None:
         for app, env in (("web", "prod"), ("api", "dev"), ("web", "dev")):
             assert reads.get_status(app, env) == store.get_status(app, env)
             assert reads.baselines(app, env) == store.baselines(app, env)
+            for active in (True, False, None):
+                assert reads.holds(app, env, active=active) == store.holds(app, env, active=active)
+        assert reads.holds(active=None) == store.holds(active=None)
+        assert len(store.holds(active=None)) == 2 and len(store.holds()) == 1
         assert list(reads.baselines("web", "prod")) == ["db", "web"]
         status = reads.get_status("web", "prod")
         assert status is not None and status.updated_at.tzinfo is not None

@@ -2,7 +2,8 @@
 
     lease thread      leader.py: take or renew the lease
     dispatch thread   fire due timers, hand ready tasks to the worker pool (leader only)
-    worker pool       one task each: git (gitpoll.py), sync (syncs.py), drift (drift.py)
+    worker pool       one task each: git (gitpoll.py), sync (syncs.py), drift (drift.py),
+                      record (the records the store refused: reconcile/journal.py)
     event threads     events.py, one per target, while leader
     API threads       view.py (``Agent`` is an ``AgentView``)
 
@@ -89,6 +90,7 @@ class Agent(AgentView):
         self.events = EventWatch(self.ctx, self._stop, self.drift.check_all)
         self.leadership = Leadership(self.ctx, self._elected)
         self.ctx.metrics.leader.set_function(lambda: 1.0 if self.state.leader else 0.0)
+        self.ctx.metrics.watch_journal(reconciler.journal)
 
     # --- what the edges and tests use -------------------------------------------------
 
@@ -155,11 +157,23 @@ class Agent(AgentView):
         self._pool.shutdown(wait=False, cancel_futures=True)
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - self.ctx.monotonic()))
+        self._last_records()
         self.leadership.release()
         for pool in (self.ctx.swarm_for, self.reconciler.swarm_for):
             close = getattr(pool, "close", None)
             if callable(close):
                 close()
+
+    def _last_records(self) -> None:
+        """One last try at the records the store refused; what is left is said."""
+        journal = self.reconciler.journal
+        if journal.backlog() is None:
+            return
+        with contextlib.suppress(Exception):
+            journal.flush()
+        left = journal.backlog()
+        if left is not None:
+            log.error("stopping with records never written to the store: %s", left.detail)
 
     def wait_leader(self, timeout: float) -> bool:
         deadline = self.ctx.monotonic() + timeout
@@ -199,6 +213,8 @@ class Agent(AgentView):
         """Fire due timers and take the tasks ready to run (state.lock held)."""
         queue = self.state.queue
         queue.fire_due(self.ctx.monotonic(), self._next_poll, self.settings.drift_interval)
+        if self.reconciler.journal.due():  # records the store refused: try again
+            queue.offer(("record",), TriggerRequest("agent"))
         return queue.take_ready(self._after)
 
     def _after(self, key: Key) -> tuple[Key, ...]:
@@ -246,6 +262,8 @@ class Agent(AgentView):
                 self.drift.check(key[1], key[2], request)
             elif key[0] == "drift-all":
                 self.drift.check_all()
+            elif key[0] == "record":
+                self.reconciler.journal.flush()  # its own backoff: journal.due()
         except GitswarmError as exc:
             log.warning("%s failed: [%s] %s", "/".join(key), exc.reason, exc.message)
         except Exception:

@@ -4,6 +4,8 @@
     drift-all   the periodic round (``drift_interval``, and after the event stream was
                 down): one listing of every stack's services per target, then a drift
                 check of every app
+                (and a sync of each automated app whose secrets come from a provider:
+                a value rotated at the provider deploys as a new secret version)
     drift       one app x env: its deployed revision's render (cached: the render of the
                 revision deployed last, kept from the sync that deployed it) planned
                 against the live services and the baselines (what was applied)
@@ -27,11 +29,14 @@ from gitswarm.errors import GitswarmError
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import Target
 from gitswarm.model.observed import ServiceState, StackState
+from gitswarm.model.stack import LABEL_PROVIDER
 from gitswarm.plan import make_plan
+from gitswarm.policy.certs import earliest_expiry
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.sync import Rendered, SyncOutcome, SyncRequest
 
 ROUND = "drift round"  # the reason of the periodic drift checks of every app
+PROVIDER_REFRESH = "provider secrets refresh"  # a round's re-sync of provider secrets
 
 
 class Drift:
@@ -60,6 +65,22 @@ class Drift:
             [("drift", app.name, env.name) for env in envs for app in config.apps_for(env.name)],
             TriggerRequest("agent", reason=ROUND),
         )
+        self._refresh_provider_secrets()
+
+    def _refresh_provider_secrets(self) -> None:
+        """A provider's value changes outside Git (a rotation in Vault): every round
+        re-syncs the automated apps whose deployed render took a value from a provider, so
+        a new value rolls out as a new secret version (a no-op when nothing changed)."""
+        ctx = self.ctx
+        keys = [
+            ("sync", app, env)
+            for app, env, rendered in ctx.state.renders()
+            if any(o.labels.get(LABEL_PROVIDER) for o in rendered.desired.objects)
+            and ctx.policy(app, env).automated
+            and ctx.settings.watches(env)
+        ]
+        if keys:
+            ctx.state.offer_all(keys, TriggerRequest("agent", reason=PROVIDER_REFRESH))
 
     def after_sync(self, outcome: SyncOutcome) -> None:
         """A revision just deployed: its render serves the drift checks that follow. A
@@ -69,6 +90,8 @@ class Drift:
         if outcome.result != "Succeeded" or rendered is None or outcome.revision is None:
             return
         self.ctx.state.remember_render(outcome.app, outcome.env, outcome.revision, rendered)
+        expiries = earliest_expiry(rendered.desired)  # in memory, from the deployed render
+        self.ctx.metrics.set_certificates(outcome.app, outcome.env, expiries)
         if outcome.drifted:
             self.ctx.state.put(
                 ("drift", outcome.app, outcome.env),

@@ -6,28 +6,43 @@ and the API (api/), and once when an agent becomes leader. A poll with nothing n
 one ``git ls-remote`` and nothing else: no fetch, no render, no Docker call. A remote that
 is down keeps the last known state (shown with every status: view.py), never fails a
 deployment. The syncs of apps whose files the commit touched go first (queue.py).
+
+Apps whose inputs did not change are not synced at all (issue 18): an app deployed and
+Synced at revision D, whose render at D read files and settings (render/inputs.py,
+reconcile/rendering.py) that are the same at the new head, renders the same stack there.
+Its status moves to the head in one write for all such apps (Recorder.unchanged) and
+its cached render serves the drift checks: no render, no Docker call. Every other app
+— its inputs changed, or its render is not cached (a new agent), or its status is not
+a success at D (failed, drifted, rolled back), or its environment checks signatures,
+or a policy reads the commit — syncs as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from gitswarm.errors import GitswarmError
 from gitswarm.model.agent import TriggerRequest
+from gitswarm.model.config import RepoConfig
 from gitswarm.reconcile.agent.context import AgentContext
+from gitswarm.reconcile.agent.queue import Key
+from gitswarm.reconcile.outcome import Rendered
+from gitswarm.reconcile.rendering import DigestMemo, input_digest
 from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 
 log = logging.getLogger("gitswarm.agent")
 
+Work = tuple[Key, TriggerRequest, bool]  # a sync to queue: key, request, urgent
+
 
 class GitPoll:
     def __init__(self, ctx: AgentContext) -> None:
         self.source, self.settings, self.state = ctx.source, ctx.settings, ctx.state
-        self.metrics = ctx.metrics
+        self.metrics, self.store, self.reconciler = ctx.metrics, ctx.store, ctx.reconciler
 
     def check(self, request: TriggerRequest) -> None:
         try:
@@ -56,7 +71,7 @@ class GitPoll:
                 return
             config = known
         self.state.set_config(config)
-        syncs = [
+        syncs: list[Work] = [
             (
                 ("sync", app.name, env.name),
                 replace(request, app=app.name, env=env.name, revision=head),
@@ -67,7 +82,72 @@ class GitPoll:
             for app in config.apps_for(env.name)
             if config.sync_policy(app, env).automated
         ]
-        self.state.put_all(syncs)
+        self.state.put_all(self._changed(head, config, syncs))
+
+    def _changed(self, head: str, config: RepoConfig, syncs: list[Work]) -> list[Work]:
+        """The syncs to run: those of apps whose inputs at ``head`` are not the same as
+        at their deployed revision (the module docstring); the others move on at once."""
+        if not syncs:
+            return syncs
+        try:
+            statuses = {(s.app, s.env): s for s in self.store.all_statuses()}
+            tree = GitTree(self.source.git_dir, head)
+        except GitswarmError:
+            return syncs
+        memo = DigestMemo()  # apps share files and settings: each answered once
+        same: dict[tuple[str, str], tuple[Work, str, Rendered]] = {}
+        for work in syncs:
+            _, app, env = work[0]
+            status = statuses.get((app, env))
+            if status is None or not status.revision or status.drift:
+                continue
+            if (status.sync, status.health, status.last_result) != (
+                "Synced",
+                "Healthy",
+                "Succeeded",
+            ):
+                continue
+            cached = self.state.render_of(app, env, status.revision)
+            if cached is None or self.state.busy(app, env):
+                continue
+            if unchanged_at(cached, tree, config, memo, self.reconciler.pinned_verify):
+                same[(app, env)] = (work, status.revision, cached)
+        if not same:
+            return syncs
+        moves = [(app, env, before) for (app, env), (_, before, _) in same.items()]
+        moved = self.reconciler.recorder.unchanged(moves, head)
+        if not moved:
+            return syncs
+        commit = self.source.commit_info(head)
+        for key in moved:
+            cached = same[key][2]
+            self.state.remember_render(*key, head, cached.moved_to(head, commit, config))
+        log.info(
+            "%s: %d of %d app syncs skipped, their inputs unchanged", head[:12], len(moved),
+            len(syncs),
+        )  # fmt: skip
+        return [work for work in syncs if work[0][1:] not in moved]
+
+
+def unchanged_at(
+    rendered: Rendered,
+    tree: GitTree,
+    config: RepoConfig,
+    memo: DigestMemo,
+    pinned_verify: Mapping[str, object],
+) -> bool:
+    """Whether ``rendered`` is also the render at ``tree``'s revision (settings
+    ``config``): the same inputs, and no signature to check for a new commit."""
+    name = rendered.env.name
+    if rendered.digest is None or rendered.inputs is None or name in pinned_verify:
+        return False
+    try:
+        app, env = config.application(rendered.app.name), config.environment(name)
+    except KeyError:
+        return False
+    if env.verify is not None:
+        return False
+    return input_digest(rendered.inputs, tree, config, app, env, memo) == rendered.digest
 
 
 def touches(changed: set[str], files: Sequence[str], env_path: str) -> bool:
@@ -77,4 +157,4 @@ def touches(changed: set[str], files: Sequence[str], env_path: str) -> bool:
     return any(f in files or f.startswith(shared) for f in changed)
 
 
-__all__ = ["GitPoll", "touches"]
+__all__ = ["GitPoll", "touches", "unchanged_at"]

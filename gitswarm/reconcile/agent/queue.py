@@ -8,6 +8,7 @@ Every trigger becomes a *key* naming one piece of work:
     ("sync", app, env)      one Reconciler.sync                           syncs.py
     ("drift", app, env)     one drift check, and self-heal                drift.py
     ("drift-all",)          queue a drift check of every app              drift.py
+    ("record",)             write the records the store refused           journal.py
     ("poll",) ("drift-tick",)  timers only: each queues git / drift-all and re-arms
 
 The rules:
@@ -20,7 +21,8 @@ The rules:
 - **One task per slot**: a slot is an app x env (or the key itself for git and
   drift-all); a sync and a drift check of one app x env never run at once: the second
   stays pending until ``done`` frees the slot.
-- **Priority**: git first, then syncs (those of the apps the last commit touched first:
+- **Priority**: records the store refused first (they are older than anything a
+  sync would write), then git, then syncs (those of the apps the last commit touched first:
   with many apps, the one that changed must not wait behind the no-op syncs), then drift.
 - **Timers**: ``schedule`` at a monotonic time; ``fire_due`` moves due ones into pending.
 - **Backoff**: a transient failure retries after 2, 4, 8 ... 60 s (``backoff``); a failing
@@ -40,7 +42,7 @@ from gitswarm.model.agent import TriggerRequest
 
 Key = tuple[str, ...]
 
-PRIORITY = {"git": 0, "sync": 1, "drift": 2, "drift-all": 3}
+PRIORITY = {"record": -1, "git": 0, "sync": 1, "drift": 2, "drift-all": 3}
 RETRY_FIRST = 2.0  # seconds before the first retry of a transient failure ...
 RETRY_MAX = 60.0  # ... doubling up to this
 POLL_BACKOFF_STEPS = 6  # a failing remote: the poll interval doubles at most this often

@@ -71,7 +71,7 @@ class AgentState:
         self._guard = HealGuard(settings.heal_limit, settings.heal_window)
         self._leader = False
         self._source = SourceState()
-        self._rendered: dict[tuple[str, str, str], Rendered] = {}
+        self._rendered: dict[tuple[str, str], tuple[str, Rendered]] = {}  # revision, render
         self._heal_alerted: set[AppEnv] = set()
         self._listings: dict[Target, dict[str, list[ServiceState]]] = {}
         self._streams: set[Events] = set()
@@ -187,13 +187,24 @@ class AgentState:
 
     def render_of(self, app: str, env: str, revision: str) -> Rendered | None:
         with self.lock:
-            return self._rendered.get((app, env, revision))
+            known = self._rendered.get((app, env))
+        return known[1] if known is not None and known[0] == revision else None
+
+    def renders(self) -> list[tuple[str, str, Rendered]]:
+        """(app, env, render) of the revision deployed last, for each app x env."""
+        with self.lock:
+            return [(app, env, r) for (app, env), (_rev, r) in self._rendered.items()]
 
     def remember_render(self, app: str, env: str, revision: str, rendered: Rendered) -> None:
         """One render per app x env: that of the revision deployed last."""
         with self.lock:
-            self._rendered = {k: v for k, v in self._rendered.items() if k[:2] != (app, env)}
-            self._rendered[(app, env, revision)] = rendered
+            self._rendered[(app, env)] = (revision, rendered)
+
+    def busy(self, app: str, env: str) -> bool:
+        """A sync or drift check of ``app`` in ``env`` runs, or a sync of it waits."""
+        with self.lock:
+            queue = self.queue
+            return (app, env) in queue.running or ("sync", app, env) in queue.pending
 
     def admit_heal(self, app: str, env: str) -> bool:
         with self.lock:

@@ -119,7 +119,12 @@ class AgentView:
         checks: dict[str, Any] = {}
         try:
             holder = ctx.store.lock_holder(AGENT_LOCK)
-            checks["store"] = {"ok": True, "detail": ctx.store.location}
+            backlog = ctx.reconciler.journal.backlog()  # records it refused, still waiting
+            checks["store"] = (
+                {"ok": True, "detail": ctx.store.location}
+                if backlog is None
+                else {"ok": False, "detail": f"{ctx.store.location}: {backlog.detail}"}
+            )
         except GitswarmError as exc:
             holder = None
             checks["store"] = {"ok": False, "detail": exc.message}

@@ -1,0 +1,221 @@
+"""Running a promotion's gates (edge): HTTP checks, the operator's commands, and the
+verdicts the pipeline computed (soak, policy, window). Called by promote/pipeline.py,
+once when a promotion is requested and again just before its commit.
+
+Each gate gives a ``GateResult`` (core/message.py) with a one-line summary (goes into the
+commit) and its output (shown and stored on failure, never committed).
+
+- ``http``: one GET, no redirects followed, no credentials, no proxy from the environment,
+  bounded by its timeout, retried ``retries`` times ``interval`` seconds apart. What is
+  recorded is the status line, never the body: the URL comes from gitswarm.yml, and
+  whoever can push must not be able to read what the agent's network answers.
+- ``command``: an operator-defined command (``promotion.commands`` of the agent's or the
+  CLI's config, never gitswarm.yml): its argv run without a shell, placeholders
+  ``{app} {from} {to} {revision} {images}`` filled in as separate arguments, an
+  environment of only PATH, HOME, LANG and ``GITSWARM_PROMOTION_*``, its own process
+  group killed at the timeout; exit 0 passes. The last 4 KiB of its output are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from gitswarm.errors import ConfigError
+from gitswarm.promote.core.message import GateResult, one_line
+from gitswarm.promote.core.settings import HttpGate, parse_duration
+
+OUTPUT_LIMIT = 4096
+MAX_COMMAND_TIMEOUT = 3600.0
+PLACEHOLDERS = ("app", "from", "to", "revision", "images")
+
+
+@dataclass(frozen=True, slots=True)
+class GateCommand:
+    """An operator's command a ``command:`` gate may name."""
+
+    name: str
+    argv: tuple[str, ...]
+    timeout: float = 300.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def commands_from_mapping(data: Any, where: str = "promotion.commands") -> dict[str, GateCommand]:
+    """``promotion.commands`` of the operator's config::
+
+    commands:
+      perf-test: {argv: [/opt/ci/perf-test.sh, "{to}"], timeout: 10m}
+      security-scan: {argv: [/usr/local/bin/scan, "{images}"], timeout: 300,
+                      env: {SCAN_LEVEL: high}}
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must map command names to {{argv: [...], timeout: ...}}")
+    out: dict[str, GateCommand] = {}
+    for name, spec in data.items():
+        at = f"{where}.{name}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{at} must be a mapping with argv: [...]")
+        unknown = sorted(set(spec) - {"argv", "timeout", "env"})
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {unknown[0]!r} (known: argv, env, timeout)")
+        argv = spec.get("argv")
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(a, str) and "\x00" not in a for a in argv)
+        ):
+            raise ConfigError(f"{at}.argv must be a non-empty list of strings (no shell)")
+        try:
+            timeout = parse_duration(spec.get("timeout", 300)).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(f"{at}.timeout: {exc}") from None
+        if not 0 < timeout <= MAX_COMMAND_TIMEOUT:
+            raise ConfigError(f"{at}.timeout must be more than 0 and at most 1h")
+        env = spec.get("env") or {}
+        if not isinstance(env, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ConfigError(f"{at}.env must map names to strings")
+        out[str(name)] = GateCommand(str(name), tuple(argv), timeout, dict(env))
+    return out
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """What the commands' placeholders and variables say."""
+
+    app: str
+    source: str
+    target: str
+    revision: str | None
+    images: Mapping[str, str]  # repository -> new tag
+
+    def values(self) -> dict[str, str]:
+        return {
+            "app": self.app,
+            "from": self.source,
+            "to": self.target,
+            "revision": self.revision or "",
+            "images": " ".join(f"{r}:{t}" for r, t in sorted(self.images.items())),
+        }
+
+
+def run_command(command: GateCommand, facts: GateFacts) -> GateResult:
+    name = f"command-{command.name}"
+    values = facts.values()
+    argv: list[str] = []
+    for arg in command.argv:
+        if arg == "{images}":
+            argv += [f"{r}:{t}" for r, t in sorted(facts.images.items())]
+            continue
+        for key in PLACEHOLDERS:
+            arg = arg.replace("{" + key + "}", values[key])
+        argv.append(arg)
+    env = {k: v for k in ("PATH", "HOME", "LANG") if (v := os.environ.get(k)) is not None}
+    env |= dict(command.env)
+    env |= {f"GITSWARM_PROMOTION_{k.upper()}": v for k, v in values.items()}
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own process group: killed whole at the timeout
+            )
+        except OSError as exc:
+            return GateResult(
+                name, False, f"could not run {argv[0]}: {exc.strerror}", str(exc), 0.0
+            )
+        try:
+            code = proc.wait(timeout=command.timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+        out.seek(0, os.SEEK_END)
+        size = out.tell()
+        out.seek(max(0, size - OUTPUT_LIMIT))
+        output = out.read().decode("utf-8", errors="replace")
+        if size > OUTPUT_LIMIT:
+            output = "…" + output
+    seconds = time.monotonic() - started
+    if code is None:
+        return GateResult(name, False, f"timed out after {command.timeout:g}s", output, seconds)
+    if code != 0:
+        return GateResult(name, False, f"exit {code}", output, seconds)
+    return GateResult(name, True, f"exit 0 in {seconds:.1f}s", output, seconds)
+
+
+HttpClient = Callable[[float], httpx.Client]
+
+
+def default_client(timeout: float) -> httpx.Client:
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+
+
+def run_http(
+    gate: HttpGate,
+    client: HttpClient = default_client,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GateResult:
+    started = time.monotonic()
+    tries: list[str] = []
+    with client(gate.timeout) as http:
+        for attempt in range(gate.retries + 1):
+            if attempt:
+                sleep(gate.interval)
+            try:
+                with http.stream("GET", gate.url) as response:
+                    status = response.status_code
+                    said = f"{status} {response.reason_phrase}".strip()
+            except httpx.HTTPError as exc:
+                tries.append(f"try {attempt + 1}: {type(exc).__name__}: {one_line(str(exc), 160)}")
+                continue
+            if status == gate.status:
+                seconds = time.monotonic() - started
+                return GateResult(
+                    gate.name,
+                    True,
+                    f"GET {gate.url}: {said}" + (f" after {attempt + 1} tries" if attempt else ""),
+                    "\n".join([*tries, f"try {attempt + 1}: {said}"]),
+                    seconds,
+                )
+            tries.append(f"try {attempt + 1}: {said} (expected {gate.status})")
+    seconds = time.monotonic() - started
+    last = tries[-1].split(": ", 1)[1] if tries else "no answer"
+    return GateResult(
+        gate.name,
+        False,
+        f"GET {gate.url}: {last}; {len(tries)} tr{'y' if len(tries) == 1 else 'ies'}",
+        "\n".join(tries),
+        seconds,
+    )
+
+
+def missing_commands(names: Sequence[str], commands: Mapping[str, GateCommand]) -> list[str]:
+    return [n for n in names if n not in commands]
+
+
+__all__ = [
+    "GateCommand",
+    "GateFacts",
+    "commands_from_mapping",
+    "missing_commands",
+    "run_command",
+    "run_http",
+]

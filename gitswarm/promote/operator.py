@@ -1,0 +1,96 @@
+"""The operator's promotion settings: what only the agent's host may decide (edge).
+
+``promotion:`` of the agent's config file (`gitswarm serve --config`, and
+`gitswarm promote/approve --config` for the CLI)::
+
+    promotion:
+      automation: true            # image automation, auto-promotion, holds, expiry
+      interval: 30                # seconds between two automation rounds
+      commands:                   # what `command:` gates in gitswarm.yml may name
+        perf-test: {argv: [/opt/ci/perf-test.sh, "{to}", "{images}"], timeout: 10m}
+      registries:                 # credentials and endpoints, by registry host
+        ghcr.io: {username: ci, password_env: GHCR_TOKEN}
+        "127.0.0.1:5000": {endpoint: "http://10.0.0.5:5000"}
+
+**Trust model of gates.** gitswarm.yml is written by whoever can push to the GitOps
+repository; the agent's config is written by the operator of the agent's host. A
+pusher can already change what the swarm runs (through the target's checks), but a
+``command`` gate runs *on the agent's host*: an argv from gitswarm.yml would let every
+pusher run code there, with the agent's Docker socket and age identities in reach. So
+gitswarm.yml only *names* commands; the argv, timeout and environment of each are
+here, and a name the operator did not define fails its gate (nothing is run). Values a
+commit controls (app, environment names, tags) reach a command only as separate argv
+elements or ``GITSWARM_PROMOTION_*`` variables, never through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from gitswarm.errors import ConfigError
+from gitswarm.promote.gates import GateCommand, commands_from_mapping
+from gitswarm.promote.registry import RegistryAuth, registries_from_mapping
+
+KEYS = ("automation", "interval", "commands", "registries")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    commands: Mapping[str, GateCommand] = field(default_factory=dict)
+    registries: Mapping[str, RegistryAuth] = field(default_factory=dict)
+    automation: bool = True
+    interval: float = 30.0
+
+
+def operator_settings(
+    data: Any, environ: Mapping[str, str] | None = None, where: str = "promotion"
+) -> OperatorSettings:
+    """``promotion:`` of the agent's config as OperatorSettings; ConfigError naming the
+    key when it is wrong."""
+    environ = os.environ if environ is None else environ
+    if data is None:
+        return OperatorSettings()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping with {', '.join(KEYS)}")
+    unknown = sorted(str(k) for k in data if k not in KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(KEYS)})")
+    automation = data.get("automation", True)
+    if not isinstance(automation, bool):
+        raise ConfigError(f"{where}.automation must be true or false")
+    interval = data.get("interval", 30)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 1:
+        raise ConfigError(f"{where}.interval must be a number of seconds, at least 1")
+    return OperatorSettings(
+        commands=commands_from_mapping(data.get("commands"), f"{where}.commands"),
+        registries=registries_from_mapping(data.get("registries"), environ, f"{where}.registries"),
+        automation=automation,
+        interval=float(interval),
+    )
+
+
+def load_operator_settings(
+    path: Path | None, environ: Mapping[str, str] | None = None
+) -> OperatorSettings:
+    """The ``promotion:`` section of the agent's config file at ``path`` (None: none)."""
+    if path is None:
+        return OperatorSettings()
+    try:
+        loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the agent config: {exc}") from None
+    if loaded is None:
+        return OperatorSettings()
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"{path}:1: the agent config must be a mapping of settings")
+    return operator_settings(loaded.get("promotion"), environ, f"{path}: promotion")
+
+
+__all__ = ["OperatorSettings", "load_operator_settings", "operator_settings"]

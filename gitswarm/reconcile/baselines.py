@@ -1,0 +1,52 @@
+"""Record what a sync applied as each deployed service's baseline (reconcile/sync.py
+calls it after the deploy and the wait): the reference that drift is judged against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gitswarm.model.observed import StackState
+from gitswarm.model.operation import Baseline
+from gitswarm.model.stack import DesiredStack
+from gitswarm.plan import Plan, ServiceChange, make_plan
+from gitswarm.swarm.client import Swarm
+
+if TYPE_CHECKING:  # SQLAlchemy: status imports this module and reads without it
+    from gitswarm.store import Store
+
+
+def save_baselines(
+    store: Store,
+    swarm: Swarm,
+    desired: DesiredStack,
+    plan: Plan,
+    applied: Mapping[str, Mapping[str, Any]],
+) -> tuple[ServiceChange, ...]:
+    """Record what was applied as each deployed service's baseline, and return the
+    drift of those services now (a manual change made while they converged)."""
+    live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
+    saved: dict[str, Baseline] = {}
+    for service in live:
+        name = service.compose_name
+        spec = applied[name]
+        saved[name] = store.save_baseline(
+            desired.app,
+            desired.env,
+            name,
+            spec=spec,
+            rendered=desired.services.get(name, {}),
+            # The version says "nothing wrote since": true only if the spec is still
+            # the applied one (0 never matches, so the spec is compared).
+            version=service.version if service.spec == spec else 0,
+            spec_hash=desired.service_hashes.get(name, service.spec_hash or ""),
+            revision=desired.revision,
+        )
+    for change in plan.to_remove:
+        store.delete_baseline(desired.app, desired.env, change.service)
+    now = make_plan(desired, StackState(desired.stack, tuple(live)), saved, prune=False, heal=False)
+    return tuple(c for c in now.drifted if c.service in saved)
+
+
+__all__ = ["save_baselines"]

@@ -1,0 +1,222 @@
+"""Faults around a running agent (in this process, on the real swarm and a real Git
+server): the Git remote answering garbage or slowly, a notification target that hangs,
+the state store's disk full or its database locked, the clock jumping. In every case
+the agent says so (history, status, /readyz, logs), keeps what it had recorded, and
+recovers by itself once the fault is gone."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from gitswarm.reconcile.apply import Clock
+from harness.gitserve import GitRemote
+from tests.conftest import SwarmUnderTest
+from tests.gitops import service
+from tests.integration.agent_rig import AgentRig, running_rig, wait_for
+from tests.integration.faults import FlakyRemote
+from tests.integration.swarm_helpers import image_of
+
+pytestmark = [pytest.mark.swarm, pytest.mark.faults]
+
+
+@pytest.fixture(autouse=True)
+def _agent_env(swarm: SwarmUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+
+
+def test_git_remote_returning_garbage_then_slow_degrades_and_recovers(
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    docker_client: docker.DockerClient,
+    registry: str,
+) -> None:
+    remote = FlakyRemote(git_remote.url)
+    rig = AgentRig(git_remote, tmp_path, stack_name, url=remote.url)
+    first = rig.push({"web": service()}, "first")
+    try:
+        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0, git_backoff_max=1.0):
+            agent = rig.agent
+            assert agent is not None
+            wait_for(rig.deployed(first), 60)
+            remote.mode = "garbage"
+            second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+            wait_for(lambda: not agent.readiness().checks["git"]["ok"], 20)
+            assert agent.state.source.error is not None
+            assert agent.metrics.git_fetch_errors._value.get() >= 1
+            (shown,) = [s for s in agent.statuses() if s["app"] == "app"]
+            assert shown["source"]["ok"] is False and shown["source"]["error"]
+            assert rig.status().revision == first  # nothing changed on garbage
+            assert "busybox:1" in image_of(docker_client, f"{stack_name}_web")
+            remote.mode, remote.delay = "slow", 1.0  # every answer held 1 s
+            took = wait_for(rig.deployed(second), 90)
+            assert "busybox:2" in image_of(docker_client, f"{stack_name}_web")
+            remote.mode = "pass"
+            wait_for(lambda: agent.readiness().ready, 20)
+            print(f"FAULT git garbage->slow: deployed through the slow remote in {took:.1f}s")
+    finally:
+        remote.close()
+
+
+def test_a_hanging_notification_target_does_not_hold_the_agent(
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    docker_client: docker.DockerClient,
+    registry: str,
+) -> None:
+    rig = AgentRig(git_remote, tmp_path, stack_name, receiver_delay=600.0)  # never answers
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
+        assert rig.agent is not None and rig.receiver is not None
+        wait_for(rig.deployed(first), 60)
+        rig.push({"web": service("${NOT_SET}")}, "bad: a missing variable")  # sync_failed
+        wait_for(lambda: len(rig.receiver.received) >= 1, 30)  # type: ignore[union-attr]
+        # The target holds that request; the next commit deploys all the same.
+        good = rig.push({"web": service(f"{registry}/busybox:2")}, "good")
+        took = wait_for(rig.deployed(good), 60)
+        rig.push({"web": service("${NOT_SET_EITHER}")}, "bad again")
+        wait_for(lambda: len(rig.receiver.received) >= 2, 60)  # type: ignore[union-attr]
+        assert rig.agent.readiness().ready
+        started = time.monotonic()
+    stopped = time.monotonic() - started
+    assert stopped < 20, f"stopping the agent took {stopped:.1f}s (waited on the target?)"
+    print(f"FAULT hanging notification: next deploy in {took:.1f}s, stop in {stopped:.1f}s")
+
+
+@contextlib.contextmanager
+def tiny_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "gitswarm-faults", str(folder)],
+                   check=True)  # fmt: skip
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler
+
+
+def test_store_disk_full_fails_loudly_loses_nothing_and_recovers(
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    docker_client: docker.DockerClient,
+    registry: str,
+) -> None:
+    with tiny_disk(tmp_path / "disk") as disk:
+        rig = AgentRig(git_remote, tmp_path, stack_name, state=disk / "state.db")
+        first = rig.push({"web": service()}, "first")
+        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
+            agent = rig.agent
+            assert agent is not None
+            wait_for(rig.deployed(first), 60)
+            acknowledged = [(o.id, o.result) for o in rig.operations()]
+            filler = fill(disk)
+            second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+            time.sleep(6)  # several polls and sync attempts against the full disk
+            assert rig.status().revision == first
+            filler.unlink()
+            took = wait_for(rig.deployed(second), 90)
+            ops = {o.id: o.result for o in rig.operations()}
+            assert all(ops.get(i) == r for i, r in acknowledged), (acknowledged, ops)
+            assert "busybox:2" in image_of(docker_client, f"{stack_name}_web")
+            print(f"FAULT disk full: recovered {took:.1f}s after space came back")
+
+
+def test_store_locked_by_another_writer_fails_loudly_loses_nothing_and_recovers(
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    docker_client: docker.DockerClient,
+    registry: str,
+) -> None:
+    """Another writer (a backup tool, a stuck CLI) holds the SQLite file past the busy
+    timeout (2 s here, 30 s by default: the same path, sooner): every write of the agent
+    is refused for a while. It says so (ERROR logs, /readyz, the metrics), keeps what it
+    could not write and writes it once the lock is gone, then deploys the new commit."""
+    rig = AgentRig(git_remote, tmp_path, stack_name, busy_timeout=2.0)
+    first = rig.push({"web": service()}, "first")
+    # The lease outlives the lock: the leader keeps acting and meets the refusals.
+    with running_rig(rig, poll_interval=0.5, poll_jitter=0.0, lease_ttl=30.0):
+        agent = rig.agent
+        assert agent is not None
+        wait_for(rig.deployed(first), 60)
+        acknowledged = [(o.id, o.result) for o in rig.operations()]
+        locker = sqlite3.connect(
+            tmp_path / "state.db", isolation_level=None, timeout=1, check_same_thread=False
+        )
+        locker.execute("BEGIN EXCLUSIVE")
+        released = threading.Timer(10.0, locker.rollback)  # 5 busy timeouts
+        released.start()
+        try:
+            second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+            wait_for(lambda: not agent.readiness().checks["store"]["ok"], 20)
+            failures = agent.metrics.registry.get_sample_value(
+                "gitswarm_store_write_failures_total", {}
+            )
+            assert failures is not None and failures >= 1
+            took = wait_for(rig.deployed(second), 60)
+        finally:
+            released.join()
+            locker.close()
+        wait_for(lambda: agent.readiness().checks["store"]["ok"], 20)
+        assert agent.reconciler.journal.backlog() is None
+        ops = {o.id: o.result for o in rig.operations()}
+        assert all(ops.get(i) == r for i, r in acknowledged), (acknowledged, ops)
+        assert "Running" not in ops.values(), ops
+        assert "busybox:2" in image_of(docker_client, f"{stack_name}_web")
+        print(f"FAULT store locked 10s: refused writes kept, deployed {took:.1f}s after the push")
+
+
+class JumpingClock:
+    """The wall clock plus an offset a test moves (the host clock jumping, NTP stepping)."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+
+def test_clock_jumping_forward_and_back_keeps_leadership_and_syncs(
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    docker_client: docker.DockerClient,
+    registry: str,
+) -> None:
+    clock = JumpingClock()
+    rig = AgentRig(git_remote, tmp_path, stack_name, store_clock=clock.now)
+    first = rig.push({"web": service()}, "first")
+    with running_rig(rig, Clock(now=clock.now), poll_interval=0.5, poll_jitter=0.0, lease_ttl=2.0):
+        agent = rig.agent
+        assert agent is not None
+        wait_for(rig.deployed(first), 60)
+        for jump, image in ((dt.timedelta(hours=2), "2"), (dt.timedelta(hours=-2), "1")):
+            clock.offset += jump
+            sha = rig.push({"web": service(f"{registry}/busybox:{image}")}, f"after {jump}")
+            took = wait_for(rig.deployed(sha), 60)
+            assert agent.wait_leader(2 * 2.0), f"no leader {2 * 2.0}s after a jump of {jump}"
+            assert f"busybox:{image}" in image_of(docker_client, f"{stack_name}_web")
+            print(f"FAULT clock jump {jump}: deployed in {took:.1f}s")
+        results = [o.result for o in rig.operations("sync")]
+        assert "Interrupted" not in results and "Running" not in results, results

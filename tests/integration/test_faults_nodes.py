@@ -1,0 +1,139 @@
+"""Faults of the swarm itself, on the private 3-node cluster: a worker's dockerd stops in
+the middle of a rolling update, and the manager leader goes away during a sync. The
+agent (in this process, following a real Git server) reports what Swarm did, and the
+status it records is what the cluster really runs once the dust settles."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness import cluster as clustermod
+from harness.gitserve import GitRemote
+from harness.images import IMAGES
+from harness.system import HarnessError
+from tests.conftest import client_of
+from tests.gitops import service
+from tests.integration.agent_rig import AgentRig, running_rig, wait_for
+from tests.integration.swarm_helpers import image_of
+
+pytestmark = [pytest.mark.swarm, pytest.mark.multinode, pytest.mark.faults]
+
+V1, V2 = IMAGES[0].ref, IMAGES[1].ref  # busybox:1, busybox:2 from every node's registry
+
+
+def rolling(image: str) -> dict[str, object]:
+    """Three replicas, updated one at a time, 2 s apart: a rollout of several seconds."""
+    return service(
+        image,
+        deploy={
+            "replicas": 3,
+            "update_config": {"parallelism": 1, "delay": "2s", "monitor": "1s",
+                              "order": "stop-first", "failure_action": "rollback"},
+        },
+    )  # fmt: skip
+
+
+def running_images(client: docker.DockerClient, name: str) -> list[str]:
+    tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
+    return sorted(
+        t["Spec"]["ContainerSpec"]["Image"].split("@")[0]
+        for t in tasks
+        if t["Status"]["State"] == "running"
+    )
+
+
+def test_a_worker_lost_during_a_rolling_update_is_reported_and_the_status_is_true(
+    cluster: clustermod.Cluster,
+    cluster_client: docker.DockerClient,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    cluster_stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", cluster.manager_host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    stack, name = cluster_stack_name, f"{cluster_stack_name}_web"
+    rig = AgentRig(git_remote, tmp_path, stack)
+    rig.sync["health_timeout"] = 90
+    first = rig.push({"web": rolling(V1)}, "three replicas")
+    try:
+        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
+            wait_for(rig.deployed(first), 120)
+            second = rig.push({"web": rolling(V2)}, "rolling update to busybox:2")
+            wait_for(lambda: any(o.result == "Running" and o.revision == second
+                                 for o in rig.operations("sync")), 30)  # fmt: skip
+            cluster.stop_node(3)  # a worker goes away mid-rollout
+            lost = time.monotonic()
+            wait_for(lambda: any(o.revision == second and o.result != "Running"
+                                 for o in rig.operations("sync")), 150)  # fmt: skip
+            (op,) = [o for o in rig.operations("sync") if o.revision == second]
+            status = rig.status()
+            live = running_images(cluster_client, name)
+            if op.result == "Succeeded":  # Swarm rescheduled node 3's task: 3 on 2 nodes
+                assert live == [V2] * 3, live
+                assert status.revision == second and status.health == "Healthy"
+            else:  # Swarm gave up (rolled back / timed out): said so, and degraded
+                assert op.reason, op
+                assert status.health == "Degraded" and status.last_result != "Succeeded"
+            assert cluster.nodes_state()["n3"] == "down"
+            print(f"FAULT worker lost mid-rollout: {op.result} {op.reason or ''} "
+                  f"{time.monotonic() - lost:.1f}s after the loss; running {live}")  # fmt: skip
+    finally:
+        cluster.start_node(3)
+
+
+def test_the_manager_leader_lost_during_a_sync_fails_loudly_and_recovers(
+    cluster: clustermod.Cluster,
+    cluster_client: docker.DockerClient,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    cluster_stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nodes 2 and 3 promoted, node 1 (the leader) stops during a sync that talks to
+    node 2: a new leader is elected; the agent's sync fails with a retryable reason while
+    there is none, and the retried sync converges and records the truth."""
+    ids = cluster.node_ids()  # node id -> index
+    others = [nid for nid, i in ids.items() if i != 1]
+    cluster.docker(1, "node", "promote", *others)
+    monkeypatch.setenv("DOCKER_HOST", cluster.node_host(2))
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    stack, name = cluster_stack_name, f"{cluster_stack_name}_web"
+    rig = AgentRig(git_remote, tmp_path, stack)
+    first = rig.push({"web": rolling(V1)}, "three replicas")
+    try:
+        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
+            wait_for(rig.deployed(first), 120)
+            second = rig.push({"web": rolling(V2)}, "update while the leader dies")
+            wait_for(lambda: any(o.result == "Running" and o.revision == second
+                                 for o in rig.operations("sync")), 30)  # fmt: skip
+            cluster.stop_node(1)
+            took = wait_for(rig.deployed(second), 180)
+            results = [(o.result, o.reason) for o in rig.operations("sync") if o.revision == second]
+            with client_of(cluster.node_host(2)) as client:
+                assert running_images(client, name) == [V2] * 3
+                assert "busybox:2" in image_of(client, name)
+            assert ("Succeeded", None) in results, results
+            print(f"FAULT leader lost: {results}; healthy {took:.1f}s after the loss")
+    finally:
+        cluster.start_node(1)
+        cluster.wait_nodes_ready(120)
+        demote_when_led(cluster, others)
+
+
+def demote_when_led(cluster: clustermod.Cluster, nodes: list[str], timeout: float = 90) -> None:
+    """Make ``nodes`` workers again, once the managers (node 1 back among them) have a
+    leader: raft refuses while an election runs ("node lost leader status")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cluster.docker(1, "node", "demote", *nodes)
+            return
+        except HarnessError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)

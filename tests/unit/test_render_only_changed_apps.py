@@ -1,0 +1,258 @@
+"""A commit renders only the apps whose inputs changed (issue 18): each render notes the
+files it read (render/inputs.py) — compose files and their shared bases, .env, config
+files, policies — and the settings it was given; an app whose inputs are the same at the
+new head is not synced (no render, no Docker call, no operation) and its status moves to
+the head. On the fake swarm with a real Git repository; bench/noop.py measures the same
+at 1,000 apps on a real swarm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gitswarm.model.agent import TriggerRequest
+from gitswarm.model.config import Application, Environment, RepoConfig, Target
+from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.metrics import Metrics
+from gitswarm.reconcile.rendering import settings_digest
+from gitswarm.reconcile.sync import Reconciler, Rendered
+from gitswarm.render.inputs import RecordingTree
+from gitswarm.source.repo import RepoSource
+from gitswarm.source.tree import GitTree
+from gitswarm.store import Store
+from gitswarm.swarm.fake import FakeSwarm
+from tests.gitops import GitOpsRepo, _dump, service
+
+IMAGE = "127.0.0.1:5000/busybox:1"
+APPS = ("app", "other", "third")
+
+
+@dataclass
+class CountingReconciler(Reconciler):
+    rendered: list[str] = field(default_factory=list)
+
+    def render(self, app_name: str, env_name: str, revision: str | None, **kw: object) -> Rendered:
+        self.rendered.append(app_name)
+        return super().render(app_name, env_name, revision, **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class Rig:
+    repo: GitOpsRepo
+    swarm: FakeSwarm
+    store: Store
+    agent: Agent
+    reconciler: CountingReconciler
+    metrics: Metrics
+
+    def commit(self, message: str, files: dict[str, str]) -> list[str]:
+        """Commit ``files``, let the agent see it; the apps it rendered, in order."""
+        for path, text in files.items():
+            self.repo.write(path, text)
+        head = self.repo.commit(message)
+        self.reconciler.rendered.clear()
+        self.agent.enqueue(("git",), TriggerRequest("poll"))
+        self.agent.run_pending()
+        for app in APPS:
+            status = self.store.get_status(app, "dev")
+            assert status is not None and status.revision == head, (app, status)
+            assert (status.sync, status.health) == ("Synced", "Healthy"), (app, status)
+        return sorted(self.reconciler.rendered)
+
+    def operations(self, app: str) -> int:
+        return len(self.store.history(app=app, env="dev", limit=100))
+
+
+def app_file(name: str, *files: str) -> str:
+    return _dump({"stack": f"st-{name}", "files": list(files)})
+
+
+@pytest.fixture()
+def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Rig]]:
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    stores: list[Store] = []
+
+    def build(**env_extra: object) -> Rig:
+        repo = GitOpsRepo(tmp_path / "repo", "st-app")
+        if env_extra:
+            repo.write_settings(**env_extra)
+        repo.compose({"web": service(IMAGE)})
+        repo.write("environments/dev/.env", "LEVEL=info\n")
+        # other and third share base/shared.yml; third also has a config file
+        repo.write("base/shared.yml", _dump({"services": {"db": service(IMAGE)}}))
+        repo.write(
+            "applications/other.yml", app_file("other", "base/shared.yml", "stacks/other.yml")
+        )
+        repo.write("stacks/other.yml", _dump({"services": {"api": service(IMAGE)}}))
+        repo.write(
+            "applications/third.yml", app_file("third", "base/shared.yml", "stacks/third.yml")
+        )
+        repo.write(
+            "stacks/third.yml",
+            _dump(
+                {
+                    "services": {
+                        "job": service(IMAGE, configs=[{"source": "c", "target": "/etc/c"}])
+                    },
+                    "configs": {"c": {"file": "./third.conf"}},
+                }
+            ),
+        )
+        repo.write("base/third.conf", "v1\n")  # relative to the first file
+        repo.commit("three apps")
+        swarm = FakeSwarm()
+        store = Store(str(tmp_path / "state.db"))
+        stores.append(store)
+        source = RepoSource.open(str(repo.path))
+        metrics = Metrics()
+        reconciler = CountingReconciler(source, store, lambda _t: swarm)
+        agent = Agent(
+            source=source,
+            store=store,
+            reconciler=reconciler,
+            settings=AgentSettings(events=False, poll_interval=300, drift_interval=300),
+            metrics=metrics,
+        )
+        rig = Rig(repo, swarm, store, agent, reconciler, metrics)
+        agent.enqueue(("git",), TriggerRequest("poll"))
+        agent.run_pending()
+        assert sorted(reconciler.rendered) == sorted(APPS)  # the first commit: all of them
+        return rig
+
+    yield build
+    for store in stores:
+        store.close()
+
+
+def test_a_commit_to_one_app_renders_and_deploys_only_that_app(make: Callable[..., Rig]) -> None:
+    rig = make()
+    ops = {app: rig.operations(app) for app in APPS}
+    writes = rig.swarm.writes
+    changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
+    assert rig.commit("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
+    assert rig.swarm.writes > writes  # other deployed
+    assert [s.image for s in rig.swarm.services("st-other") if s.compose_name == "api"] == [
+        "127.0.0.1:5000/busybox:2"
+    ]
+    assert rig.operations("other") == ops["other"] + 1
+    assert rig.operations("app") == ops["app"] and rig.operations("third") == ops["third"]
+    skipped = rig.metrics.registry.get_sample_value("gitswarm_syncs_skipped_total", {})
+    assert skipped == 2
+    status = rig.store.get_status("third", "dev")
+    assert status is not None and "inputs unchanged" in status.message
+
+
+def test_a_commit_outside_every_app_renders_nothing_and_writes_nothing(
+    make: Callable[..., Rig],
+) -> None:
+    rig = make()
+    writes = rig.swarm.writes
+    assert rig.commit("docs", {"README.md": "hello\n"}) == []
+    assert rig.commit("docs again", {"README.md": "hello again\n"}) == []  # from the moved ones
+    assert rig.swarm.writes == writes
+    # The drift round after it uses the renders it kept: nothing is rendered again.
+    rig.agent.enqueue(("drift-all",), TriggerRequest("agent"))
+    rig.agent.run_pending()
+    assert rig.reconciler.rendered == []
+
+
+@pytest.mark.parametrize(
+    ("files", "rendered"),
+    [
+        ({"base/shared.yml": _dump({"services": {"db": service(IMAGE, user="1000")}})},
+         ["other", "third"]),  # a shared base: every app that uses it
+        ({"base/third.conf": "v2\n"}, ["third"]),  # a config file
+        ({"environments/dev/.env": "LEVEL=debug\n"}, list(APPS)),  # the environment's .env
+        ({"applications/other.yml": app_file("other", "stacks/other.yml")}, ["other"]),
+        ({"policies/extra.rego": "package extra\n\nimport rego.v1\n\ndeny := set()\n"},
+         list(APPS)),  # policies: inputs of every app
+    ],
+    ids=["shared-base", "config-file", "env-file", "app-definition", "policies"],
+)  # fmt: skip
+def test_each_kind_of_input_re_renders_the_apps_that_read_it(
+    make: Callable[..., Rig], files: dict[str, str], rendered: list[str]
+) -> None:
+    rig = make()
+    assert rig.commit("change", files) == sorted(rendered)
+    assert rig.commit("docs", {"README.md": "x\n"}) == []  # and then they are skipped again
+
+
+def test_gitswarm_yml_is_an_input_of_every_app(make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.repo.sync = {"prune": False, "health_timeout": 60}
+    rig.repo.write_settings()
+    assert rig.commit("settings", {}) == sorted(APPS)
+
+
+def test_a_policy_that_reads_the_commit_makes_every_commit_an_input(
+    make: Callable[..., Rig],
+) -> None:
+    rig = make()
+    rego = (
+        "package commits\n\nimport rego.v1\n\n"
+        'deny contains "no WIP" if contains(input.commit.message, "WIP")\n'
+    )
+    assert rig.commit("a policy", {"policies/commits.rego": rego}) == sorted(APPS)
+    assert rig.commit("docs", {"README.md": "x\n"}) == sorted(APPS)  # its verdict may change
+
+
+def test_an_app_whose_last_sync_failed_is_synced_again(make: Callable[..., Rig]) -> None:
+    rig = make()
+    rig.store.set_status("third", "dev", last_result="Failed", sync="OutOfSync")
+    assert rig.commit("docs", {"README.md": "x\n"}) == ["third"]
+
+
+def test_an_environment_whose_commits_the_agent_verifies_renders_every_commit(
+    make: Callable[..., Rig],
+) -> None:
+    """No skip where each new commit must be checked (the agent's pinned verify)."""
+    rig = make()
+    rig.reconciler.pinned_verify = {"dev": None}  # type: ignore[dict-item]
+    assert rig.commit("docs", {"README.md": "x\n"}) == sorted(APPS)
+
+
+# --- the digest itself ---------------------------------------------------------------------
+
+
+def _config(b_files: tuple[str, ...], b_stack: str) -> RepoConfig:
+    env = Environment("dev", 0, Target("local"), "environments/dev")
+    apps = (
+        Application("a", "shared", ("a.yml",), ("dev",)),
+        Application("b", b_stack, b_files, ("dev",)),
+    )
+    return RepoConfig("p", (env,), apps)
+
+
+def test_another_app_s_files_are_an_input_only_where_it_shares_the_stack() -> None:
+    """Apps deploying to one stack check each other's services (render/stack.py)."""
+
+    def digest(files: tuple[str, ...], stack: str) -> str:
+        config = _config(files, stack)
+        return settings_digest(config, config.application("a"), config.environment("dev"))
+
+    assert digest(("b.yml",), "shared") != digest(("b2.yml",), "shared")
+    assert digest(("b.yml",), "own") == digest(("b2.yml",), "own")
+    assert digest(("b.yml",), "own") != digest(("b.yml",), "other")  # stack names count
+
+
+def test_the_same_content_at_two_commits_is_the_same_input(tmp_path: Path) -> None:
+    repo = GitOpsRepo(tmp_path / "repo", "s")
+    repo.write("base/a.yml", "x: 1\n")
+    repo.write("base/b.yml", "y: 1\n")
+    (repo.path / "base/link.yml").symlink_to("a.yml")
+    first = repo.commit("one")
+    repo.write("README.md", "docs\n")
+    same = repo.commit("two")
+    (repo.path / "base/link.yml").unlink()
+    (repo.path / "base/link.yml").symlink_to("b.yml")
+    moved = repo.commit("three")
+    recording = RecordingTree(GitTree(repo.path, first))
+    recording.read("base/link.yml", limit=100)
+    recording.exists("base/none.yml")
+    recording.listdir("base")
+    inputs = recording.inputs()
+    at = {rev: inputs.digest(GitTree(repo.path, rev)) for rev in (first, same, moved)}
+    assert at[first] == at[same] != at[moved]
