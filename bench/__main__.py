@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cli, dora, drift, latency, noop, scale
+from bench import cli, dashboard, dora, drift, latency, noop, scale
 from bench.lab import BenchLab
 from bench.report import Machine, Section, loadavg
 
-BENCHMARKS = ("latency", "drift", "noop", "scale", "cli", "dora")
+BENCHMARKS = ("latency", "drift", "noop", "scale", "cli", "dora", "dashboard")
 NEEDS_LAB = frozenset({"latency", "drift", "noop"})
 
 
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
             "cli": lambda: cli.run(runs=5 if args.quick else 11),
             "dora": lambda: dora.run(args.operations, runs=3 if args.quick else 5),
+            "dashboard": lambda: dashboard.run(runs=5 if args.quick else 15),
         }
         for name in chosen:
             section = plan[name]()

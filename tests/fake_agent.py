@@ -103,6 +103,26 @@ class FakeAgent:
         self.status(app, env)
         return {"app": app, "env": env, "services": [], "in_sync": True}
 
+    def tasks(self, app: str, env: str) -> list[dict[str, Any]]:
+        self._maybe_fail("tasks")
+        self.status(app, env)
+        return [
+            {
+                "service": "web",
+                "id": "t1",
+                "slot": 1,
+                "node": "n1",
+                "state": "running",
+                "desired": "running",
+                "error": "",
+                "message": "started",
+                "image": "img:1",
+                "current": True,
+                "created_at": None,
+                "updated_at": None,
+            }
+        ]
+
     def trigger(self, request: TriggerRequest) -> dict[str, Any]:
         self._maybe_fail("trigger")
         with self._lock:

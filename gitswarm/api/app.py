@@ -1,14 +1,17 @@
 """``create_app``: the agent's HTTP side in one ASGI application. Called by `gitswarm serve`.
 
     /api/v1/...              JSON API (v1.py), bearer tokens (auth.py)
+    /ui/...                  the web dashboard (dashboard/), signed-in users (sessions.py)
     /api/v1/promotions, holds  promotion and approvals (promotions.py), when given
     /webhooks/{provider}     push webhooks (webhook_routes.py), signatures
     /healthz /readyz         probes: the process is alive / the agent is ready
     /metrics                 Prometheus text of the agent's own registry
     /openapi.json            the schema of all of the above
 
-The application holds no state of its own: it reads the agent through ``AgentPort`` and
-the metrics through the agent's ``Metrics``, both passed in (one agent, one registry).
+The application holds no state of its own: it reads the agent through ``AgentPort``, the
+metrics through the agent's ``Metrics`` and the dashboard's records (newest operations,
+pending promotions) through ``Records`` (the store), all passed in; the dashboard's
+sign-in throttle is the one piece of memory it owns (sessions.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 import gitswarm
 from gitswarm.api import promotions as promotion_routes
 from gitswarm.api import v1, webhook_routes
+from gitswarm.api.dashboard import Records, mount_dashboard
 from gitswarm.api.errors import (
     LastResort,
     on_gitswarm_error,
@@ -42,6 +46,7 @@ def create_app(
     settings: ApiSettings | None = None,
     metrics: Metrics | None = None,
     promotions: PromotionsPort | None = None,
+    records: Records | None = None,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     metrics = metrics or Metrics()
@@ -68,6 +73,7 @@ def create_app(
     holds = promotions.holds_by_pair if promotions is not None else None
     app.include_router(v1.build_router(agent, settings, holds))
     app.include_router(webhook_routes.build_router(agent, settings, metrics))
+    mount_dashboard(app, agent, settings, metrics, records)
     if promotions is not None:
         app.include_router(promotion_routes.build_router(promotions, settings))
 

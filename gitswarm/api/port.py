@@ -45,6 +45,11 @@ class AgentPort(Protocol):
         """A fresh plan (desired vs deployed, drift) for one app × environment."""
         ...
 
+    def tasks(self, app: str, env: str) -> list[dict[str, Any]]:
+        """The tasks of one app × environment's services: service, slot, node, state,
+        desired state, error, times (reconcile/tasks.py); for the dashboard."""
+        ...
+
     def trigger(self, request: TriggerRequest) -> dict[str, Any]:
         """Queue a reconcile; returns at once with what was queued."""
         ...

@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from gitswarm.api.deliveries import DeliveryLog, MemoryDeliveries
 from gitswarm.api.webhooks import TOLERANCE
 from gitswarm.errors import ConfigError, Problem
 from gitswarm.repo.config import NAME_PATTERN
+
+if TYPE_CHECKING:
+    from gitswarm.api.accounts import Accounts
 
 log = logging.getLogger("gitswarm.api")
 
@@ -165,6 +168,15 @@ class ApiSettings:
     # Deliveries already acted on (replays are refused): the state store in `serve`.
     deliveries: DeliveryLog = field(default_factory=MemoryDeliveries, compare=False, repr=False)
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
+    # Users, sessions and store-kept tokens (the state store in `serve`); None: no
+    # dashboard sign-in, and only the configured tokens.
+    accounts: Accounts | None = field(default=None, compare=False, repr=False)
+    session_ttl: int = 8 * 3600  # seconds a dashboard session lasts after sign-in
+    secure_cookies: bool = False  # Secure cookies even when the request looks like HTTP
+    login_failures: int = 5  # failed sign-ins per user and per address ...
+    login_window: int = 300  # ... within this many seconds, then refused (Argo CD's)
+    sse_interval: float = 0.5  # seconds between the dashboard's looks at the store
+    sse_lifetime: float = 300.0  # a live stream ends then; the browser reconnects at once
 
     def __post_init__(self) -> None:
         tokens = {normalise_token_hash(k): v for k, v in self.tokens.items()}
@@ -180,6 +192,14 @@ class ApiSettings:
             raise ConfigError("api history_limit must be between 1 and max_history_limit")
         if not 1 <= self.webhook_tolerance <= 3600:
             raise ConfigError("api webhook_tolerance must be between 1 and 3600 seconds")
+        if not 60 <= self.session_ttl <= 30 * 86400:
+            raise ConfigError("api session_ttl must be between 60 seconds and 30 days")
+        if self.login_failures < 1 or self.login_window < 1:
+            raise ConfigError("api login_failures and login_window must be positive")
+        if not 0.05 <= self.sse_interval <= 60:
+            raise ConfigError("api sse_interval must be between 0.05 and 60 seconds")
+        if not 0.1 <= self.sse_lifetime <= 86400:
+            raise ConfigError("api sse_lifetime must be between 0.1 seconds and a day")
 
 
 _SCALARS: dict[str, type] = {
@@ -190,8 +210,12 @@ _SCALARS: dict[str, type] = {
     "history_limit": int,
     "max_history_limit": int,
     "webhook_tolerance": int,
+    "session_ttl": int,
+    "secure_cookies": bool,
+    "login_failures": int,
+    "login_window": int,
 }
-_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
 
 
 def settings_from_mapping(
@@ -200,6 +224,7 @@ def settings_from_mapping(
     audit: AuditSink | None = None,
     deliveries: DeliveryLog | None = None,
     environ: Mapping[str, str] | None = None,
+    accounts: Accounts | None = None,
 ) -> ApiSettings:
     """ApiSettings from the ``api:`` section of the serve config file.
 
@@ -212,6 +237,10 @@ def settings_from_mapping(
         history_limit: 50
         max_history_limit: 1000
         webhook_tolerance: 300        # generic webhooks: seconds t= may be off the clock
+        session_ttl: 28800            # dashboard sessions last 8 hours
+        secure_cookies: false         # true: Secure cookies even if no TLS is seen
+        login_failures: 5             # sign-ins refused after 5 failures per user or
+        login_window: 300             #   per address within 300 seconds
         tokens:                       # SHA-256 of each token: `gitswarm.api.hash_token`
           "sha256:9f86d081...":       #   or `printf %s "$TOKEN" | sha256sum`
             user: alice
@@ -241,6 +270,8 @@ def settings_from_mapping(
         kwargs["audit"] = audit
     if deliveries is not None:
         kwargs["deliveries"] = deliveries
+    if accounts is not None:
+        kwargs["accounts"] = accounts
     return ApiSettings(**kwargs)
 
 

@@ -20,13 +20,14 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
+from gitswarm.api.access import enforce
 from gitswarm.api.auth import Authenticator, Caller
-from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
+from gitswarm.api.errors import error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
-from gitswarm.api.settings import ApiSettings, Role
+from gitswarm.api.settings import ApiSettings
 from gitswarm.dora.window import parse_duration, parse_since
-from gitswarm.errors import GitswarmError, NotFoundError, UsageError
+from gitswarm.errors import NotFoundError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
 
 log = logging.getLogger("gitswarm.api")
@@ -86,10 +87,9 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
             raise NotFoundError(f"no application {app!r} in environment {env!r}")
         return f"{app}/{env}"
 
-    def require(who: Caller, role: Role, env: str | None) -> None:
-        if who.anonymous and role != "viewer":
-            raise Unauthorized(f"acting as {role} needs a bearer token")
-        who.require(role, env)
+    async def require(who: Caller, env: str | None, target: str) -> None:
+        """access.py's one decision (pages ask it too); a refusal is audited."""
+        await enforce(who, "view", env, target=target, audit=settings.audit, via="api")
 
     router = APIRouter(prefix="/api/v1", tags=["api"], responses=READ_ERRORS)
 
@@ -100,7 +100,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
         env: Annotated[str | None, Query(max_length=40)] = None,
     ) -> JSONResponse:
         if env is not None:
-            require(who, "viewer", env)
+            await require(who, env, f"status of {env}")
         rows = await call(agent.statuses)
         rows = [
             row
@@ -119,7 +119,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
 
     @router.get("/apps/{app}/envs/{env}", summary="One application in one environment")
     async def status(who: Who, app: AppName, env: EnvName) -> JSONResponse:
-        require(who, "viewer", env)
+        await require(who, env, f"{app}/{env}")
         pair(app, env)
         row = await call(agent.status, app, env)
         if holds is not None:
@@ -128,7 +128,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
 
     @router.get("/apps/{app}/envs/{env}/diff", summary="A fresh plan: desired vs deployed, drift")
     async def diff(who: Who, app: AppName, env: EnvName) -> JSONResponse:
-        require(who, "viewer", env)
+        await require(who, env, f"{app}/{env}")
         pair(app, env)
         return ok_response({"diff": await call(agent.diff, app, env)})
 
@@ -140,7 +140,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
         limit: Annotated[int, Query(ge=1, le=settings.max_history_limit)] = settings.history_limit,
     ) -> JSONResponse:
         if env is not None:
-            require(who, "viewer", env)
+            await require(who, env, f"history of {env}")
         ops = await call(agent.history, app, env, limit)
         visible = [op for op in ops if who.visible(str(op.get("env")))]
         return ok_response({"operations": visible})
@@ -159,7 +159,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
         failure_window: Annotated[str, Query(max_length=12)] = "1h",
         drift_threshold: Annotated[str, Query(max_length=12)] = "60s",
     ) -> JSONResponse:
-        require(who, "viewer", env)
+        await require(who, env, f"dora {env}")
         if not NAME_PATTERN.match(env) or (app is not None and not NAME_PATTERN.match(app)):
             raise NotFoundError(f"no application {app!r} in environment {env!r}")
         now = datetime.now(UTC)
@@ -176,7 +176,7 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
     async def operation(who: Who, op_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> JSONResponse:
         op = await call(agent.operation, op_id)
         env = op.get("env")
-        require(who, "viewer", env if isinstance(env, str) else None)
+        await require(who, env if isinstance(env, str) else None, f"operation {op_id}")
         return ok_response({"operation": op})
 
     @router.post(
@@ -188,26 +188,29 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
     )
     async def sync(who: Who, app: AppName, env: EnvName, request: Request) -> JSONResponse:
         target = pair(app, env)
-        try:
-            require(who, "deployer", env)
-        except Forbidden:
-            await _audit_refusal(settings, who.user, "sync", target)
-            raise
+        await enforce(who, "sync", env, target=target, audit=settings.audit, via="api")
         options = _sync_options(await read_body(request, settings.max_body_bytes))
         override = options.get("override_window") == "true"
         if override:
-            try:
-                require(who, "admin", env)
-            except Forbidden:
-                await _audit_refusal(settings, who.user, "override-deployment-window", target)
-                raise
+            await enforce(
+                who,
+                "override-window",
+                env,
+                target=target,
+                audit=settings.audit,
+                via="api",
+                audit_action="override-deployment-window",
+            )
             if not options.get("reason"):
                 raise UsageError("override_window needs a 'reason': it goes into the audit trail")
         revision = options.get("revision")
         reason = options.get("reason") or f"requested by {who.user} through the API"
         details: dict[str, Any] = {
-            "via": "api", "result": "requested", "revision": revision, "reason": reason
-        }  # fmt: skip
+            "via": "api",
+            "result": "requested",
+            "revision": revision,
+            "reason": reason,
+        }
         if override:
             details["override_window"] = True
         await call(settings.audit, who.user, "sync", target, details)
@@ -256,11 +259,3 @@ def _sync_options(body: bytes) -> Mapping[str, str]:
             raise UsageError(f"'reason' must be a string of at most {MAX_REASON} characters")
         out["reason"] = reason
     return out
-
-
-async def _audit_refusal(settings: ApiSettings, user: str, action: str, target: str) -> None:
-    """A refused action is audited too; if that fails the refusal still stands."""
-    try:
-        await call(settings.audit, user, action, target, {"via": "api", "result": "forbidden"})
-    except GitswarmError as exc:
-        log.warning("could not audit a refused %s of %s by %s: %s", action, target, user, exc)

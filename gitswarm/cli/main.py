@@ -74,6 +74,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rollback_cmd",
         "Return ENV to a past revision with a Git commit, push it and sync it.",
     ),
+    "user": (
+        "gitswarm.cli.accounts",
+        "user",
+        "Dashboard users: add, change the password of, remove and list them.",
+    ),
+    "token": (
+        "gitswarm.cli.accounts",
+        "token",
+        "API tokens kept in the state store: create (shown once), list, revoke.",
+    ),
     "promote": (
         "gitswarm.cli.promote",
         "promote",

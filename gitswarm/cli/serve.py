@@ -463,11 +463,11 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     )
     host, port = config.host_port
     api_settings: ApiSettings = settings_from_mapping(
-        config.api, audit=store.audit, deliveries=store
+        config.api, audit=store.audit, deliveries=store, accounts=store
     )
     api_settings = replace(api_settings, host=host, port=port)
     promotions = promotion_side(reconciler, agent, config.promotion, stop)
-    app = create_app(agent, api_settings, metrics, promotions)
+    app = create_app(agent, api_settings, metrics, promotions, records=store)
     handle = serve_in_thread(app, host, port)
     log = logging.getLogger("gitswarm.serve")
     log.info(

@@ -103,6 +103,13 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.login_failures = Counter(
+            "gitswarm_login_failures_total",
+            "Failed dashboard sign-ins: bad_credentials (unknown user or wrong password), "
+            "throttled (refused after too many failures).",
+            ["reason"],
+            registry=r,
+        )
         self.leader = Gauge(
             "gitswarm_agent_leader",
             "1 while this agent holds the agent lease (the active one), 0 on standby.",

@@ -286,3 +286,43 @@ webhook_deliveries = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Index(None, "received_at"),
 )
+
+# Dashboard users (migration 0005): an argon2id hash of the password, never the password;
+# ``bindings``: [{"role": "deployer", "envs": ["development"]}, ...].
+users = sa.Table(
+    "users",
+    metadata,
+    _name("name", primary_key=True),
+    _name("password_hash", nullable=False),
+    sa.Column("bindings", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Signed-in browsers: the SHA-256 of the session cookie's random value, never the value.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    _name("token_hash", primary_key=True),
+    _name("username", nullable=False),
+    _name("csrf", nullable=False),
+    _name("address", nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index(None, "username"),
+    sa.Index(None, "expires_at"),
+)
+
+# API tokens made by `gitswarm token create`: the SHA-256 of the token, shown once.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    _name("token_hash", nullable=False, unique=True),
+    _name("username", nullable=False),
+    sa.Column("bindings", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    _name("created_by", nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("description", sa.Text, nullable=False),
+)

@@ -2,14 +2,16 @@
 
 Each group of records lives in its own module (operations, locks, status and bad
 revisions, baselines, promotions, holds, notifications, audit, webhook deliveries, export and
-retention, DORA); ``Store`` puts them behind one connection pool. Open one per process
-(the agent, a CLI command) and pass it in; it is safe to share between threads.
+retention, DORA, users and sessions, the dashboard's overview); ``Store`` puts them
+behind one connection pool. Open one per process (the agent, a CLI command) and pass it
+in; it is safe to share between threads.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
 
+from gitswarm.store.accounts import AccountsMixin
 from gitswarm.store.audit import AuditMixin
 from gitswarm.store.baselines import BaselinesMixin
 from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
@@ -20,6 +22,7 @@ from gitswarm.store.holds import HoldsMixin
 from gitswarm.store.locks import LocksMixin
 from gitswarm.store.notifications import NotificationsMixin
 from gitswarm.store.operations import OperationsMixin
+from gitswarm.store.overview import OverviewMixin
 from gitswarm.store.promotions import PromotionsMixin
 from gitswarm.store.status import StatusMixin
 
@@ -36,6 +39,8 @@ class Store(
     DeliveriesMixin,
     HistoryMixin,
     DoraMixin,
+    AccountsMixin,
+    OverviewMixin,
 ):
     """The state store at ``location`` (a SQLite path or a database URL; None: the
     default location), opened and migrated to the current schema."""

@@ -19,6 +19,7 @@ from gitswarm.model.agent import Readiness, TriggerRequest
 from gitswarm.model.config import Target
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.status import live_status
+from gitswarm.reconcile.tasks import stack_tasks
 from gitswarm.store import AGENT_LOCK
 
 
@@ -153,6 +154,15 @@ class AgentView:
             return self.ctx.source.branch_ref()
         except GitswarmError:
             return self.ctx.source.ref()  # the remote is down: compare with what we know
+
+    def tasks(self, app: str, env: str) -> list[dict[str, Any]]:
+        """The tasks of an app × env's stack, for the dashboard (reconcile/tasks.py)."""
+        self._known(app, env)
+        config = self.ctx.state.config
+        if config is None:
+            return []
+        stack = config.application(app).stack_name(env)
+        return stack_tasks(self.ctx.swarm_for(config.environment(env).target), stack)
 
     def _first_target(self) -> Target:
         config = self.ctx.state.config

@@ -1,0 +1,203 @@
+"""Dashboard users, browser sessions and API tokens (issue 15). I/O edge.
+
+api/ signs people in against ``get_user`` and keeps their sessions here (so a session
+survives an agent restart and is shared by agents on one PostgreSQL); cli/ manages users
+(`gitswarm user add/passwd/remove`) and tokens (`gitswarm token create`). Callers hash
+first: the store sees argon2 hashes of passwords and SHA-256 digests of session and
+token values, never the values. Removing a user or changing its password ends its
+sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from gitswarm.errors import NotFoundError, UsageError
+from gitswarm.model.account import ApiToken, RoleBinding, Session, User
+from gitswarm.store.db import Database
+from gitswarm.store.queries import aware
+from gitswarm.store.schema import api_tokens, sessions, users
+
+
+def _bindings(data: Any) -> tuple[RoleBinding, ...]:
+    return tuple(
+        RoleBinding(str(b["role"]), tuple(str(e) for e in b.get("envs", ["*"]))) for b in data
+    )
+
+
+def _user(row: sa.RowMapping) -> User:
+    return User(
+        name=row["name"],
+        password_hash=row["password_hash"],
+        bindings=_bindings(row["bindings"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _token(row: sa.RowMapping) -> ApiToken:
+    return ApiToken(
+        id=row["id"],
+        token_hash=row["token_hash"],
+        user=row["username"],
+        bindings=_bindings(row["bindings"]),
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        expires_at=row["expires_at"],
+        description=row["description"],
+    )
+
+
+class AccountsMixin:
+    _db: Database
+
+    # --- users -------------------------------------------------------------------------
+
+    def add_user(self, name: str, password_hash: str, bindings: Sequence[RoleBinding]) -> User:
+        """A new user; UsageError if the name is taken."""
+        now = self._db.now()
+        with self._db.write(f"add user {name}") as conn:
+            taken = conn.execute(sa.select(users.c.name).where(users.c.name == name)).first()
+            if taken is not None:
+                raise UsageError(
+                    f"user {name!r} already exists; change the password with `gitswarm user "
+                    f"passwd {name}` or remove it first"
+                )
+            conn.execute(
+                sa.insert(users).values(
+                    name=name,
+                    password_hash=password_hash,
+                    bindings=[b.as_dict() for b in bindings],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return User(name, password_hash, tuple(bindings), now, now)
+
+    def get_user(self, name: str) -> User | None:
+        with self._db.read("read a user") as conn:
+            row = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
+        return _user(row) if row is not None else None
+
+    def list_users(self) -> list[User]:
+        with self._db.read("list users") as conn:
+            rows = conn.execute(sa.select(users).order_by(users.c.name)).mappings().all()
+        return [_user(r) for r in rows]
+
+    def set_password(self, name: str, password_hash: str) -> None:
+        """Replace a user's password hash and end every session of that user."""
+        with self._db.write(f"set the password of {name}") as conn:
+            done = conn.execute(
+                sa.update(users)
+                .where(users.c.name == name)
+                .values(password_hash=password_hash, updated_at=self._db.now())
+            ).rowcount
+            if done != 1:
+                raise NotFoundError(f"no user {name!r}; add it with `gitswarm user add {name}`")
+            conn.execute(sa.delete(sessions).where(sessions.c.username == name))
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user and its sessions (its API tokens stay until revoked)."""
+        with self._db.write(f"remove user {name}") as conn:
+            if conn.execute(sa.delete(users).where(users.c.name == name)).rowcount != 1:
+                raise NotFoundError(f"no user {name!r}")
+            conn.execute(sa.delete(sessions).where(sessions.c.username == name))
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def create_session(
+        self, token_hash: str, user: str, csrf: str, expires_at: datetime, address: str = ""
+    ) -> Session:
+        now = self._db.now()
+        expires = aware(expires_at, "expires_at") or now
+        with self._db.write("create a session") as conn:
+            conn.execute(sa.delete(sessions).where(sessions.c.expires_at < now))
+            conn.execute(
+                sa.insert(sessions).values(
+                    token_hash=token_hash,
+                    username=user,
+                    csrf=csrf,
+                    address=address[:100],
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
+        return Session(token_hash, user, csrf, now, expires, address[:100])
+
+    def get_session(self, token_hash: str) -> Session | None:
+        """The live session of that digest; None if unknown or expired."""
+        query = sa.select(sessions).where(
+            sessions.c.token_hash == token_hash, sessions.c.expires_at > self._db.now()
+        )
+        with self._db.read("read a session") as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        return Session(
+            token_hash=row["token_hash"],
+            user=row["username"],
+            csrf=row["csrf"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            address=row["address"],
+        )
+
+    def delete_session(self, token_hash: str) -> None:
+        with self._db.write("end a session") as conn:
+            conn.execute(sa.delete(sessions).where(sessions.c.token_hash == token_hash))
+
+    # --- API tokens --------------------------------------------------------------------
+
+    def add_token(
+        self,
+        token_hash: str,
+        user: str,
+        bindings: Sequence[RoleBinding],
+        *,
+        created_by: str,
+        expires_at: datetime | None = None,
+        description: str = "",
+    ) -> ApiToken:
+        now = self._db.now()
+        with self._db.write(f"create a token for {user}") as conn:
+            token_id: int = conn.execute(
+                sa.insert(api_tokens)
+                .values(
+                    token_hash=token_hash,
+                    username=user,
+                    bindings=[b.as_dict() for b in bindings],
+                    created_at=now,
+                    created_by=created_by,
+                    expires_at=aware(expires_at, "expires_at"),
+                    description=description,
+                )
+                .returning(api_tokens.c.id)
+            ).scalar_one()
+        return ApiToken(
+            token_id, token_hash, user, tuple(bindings), now, created_by, expires_at, description
+        )
+
+    def get_token(self, token_hash: str) -> ApiToken | None:
+        """The token of that digest; None if unknown or expired."""
+        now = self._db.now()
+        query = sa.select(api_tokens).where(
+            api_tokens.c.token_hash == token_hash,
+            sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
+        )
+        with self._db.read("read a token") as conn:
+            row = conn.execute(query).mappings().first()
+        return _token(row) if row is not None else None
+
+    def list_tokens(self) -> list[ApiToken]:
+        with self._db.read("list tokens") as conn:
+            rows = conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)).mappings().all()
+        return [_token(r) for r in rows]
+
+    def revoke_token(self, token_id: int) -> None:
+        with self._db.write(f"revoke token {token_id}") as conn:
+            if conn.execute(sa.delete(api_tokens).where(api_tokens.c.id == token_id)).rowcount != 1:
+                raise NotFoundError(f"no token {token_id}; `gitswarm token list` shows them")
