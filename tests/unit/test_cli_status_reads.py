@@ -39,7 +39,7 @@ def test_status_reads_the_settings_of_the_head_once(
     for where in ("gitswarm.reconcile.sync.load_config", "gitswarm.repo.load_config"):
         monkeypatch.setattr(where, counting)
     fake: Any = ClosingFake()
-    monkeypatch.setattr("gitswarm.swarm.pool.SwarmPool", lambda: SwarmPool(lambda _t: fake))
+    monkeypatch.setattr("gitswarm.swarm.pool.SwarmPool", lambda **_kw: SwarmPool(lambda _t: fake))
     args = ["status", "--env", "development", "--repo", str(repo), "--state", f"{tmp_path}/s.db"]
     result = CliRunner().invoke(cli, [*args, "--json"])
     statuses = cast(list[dict[str, Any]], json.loads(result.output)["statuses"])

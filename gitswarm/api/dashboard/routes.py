@@ -16,6 +16,10 @@ Every page asks ``access.permits`` for the buttons it shows and every form post 
 carries the session's CSRF token; a post without it is refused (403, audited) before
 anything else. Pages are rendered by Jinja2 with autoescaping; no page shows a secret
 value (the agent's data holds none: names of secrets, never their content).
+
+Why one file: each route is a few lines of one shape (authorize, read the agent's view,
+render a template), and the table above is the dashboard's map; split by page, the one
+``permits``/``enforce`` pattern would be repeated across files instead of read once.
 """
 
 from __future__ import annotations
@@ -162,6 +166,21 @@ def mount_dashboard(
         if settings.anonymous_read:
             return Who(Caller((ANONYMOUS,), anonymous=True, via="anonymous"))
         return None
+
+    async def visible_operation(who: Who, op_id: int) -> dict[str, Any]:
+        """Operation ``op_id``, once ``who`` may view its environment (403, audited)."""
+        if not 1 <= op_id < 2**63:
+            raise NotFoundError(f"operation {op_id} does not exist")
+        op = await call(agent.operation, op_id)
+        await enforce(
+            who.caller,
+            "view",
+            str(op.get("env")),
+            target=f"operation {op_id}",
+            audit=settings.audit,
+            via="dashboard",
+        )
+        return op
 
     def to_login(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -512,17 +531,7 @@ def mount_dashboard(
         if who is None:
             return to_login(request)
         try:
-            if not 1 <= op_id < 2**63:
-                raise NotFoundError(f"operation {op_id} does not exist")
-            op = await call(agent.operation, op_id)
-            await enforce(
-                who.caller,
-                "view",
-                str(op.get("env")),
-                target=f"operation {op_id}",
-                audit=settings.audit,
-                via="dashboard",
-            )
+            op = await visible_operation(who, op_id)
         except GitswarmError as exc:
             return problem(who, exc)
         return page("operation.html", who=who, nav="overview", op=_with_commits(op))
@@ -613,17 +622,7 @@ def mount_dashboard(
                     via="dashboard",
                 )
             elif op:
-                if not 1 <= op < 2**63:
-                    raise NotFoundError(f"operation {op} does not exist")
-                found = await call(agent.operation, op)
-                await enforce(
-                    who.caller,
-                    "view",
-                    str(found.get("env")),
-                    target=f"operation {op}",
-                    audit=settings.audit,
-                    via="dashboard",
-                )
+                await visible_operation(who, op)
         except GitswarmError as exc:
             return Response(exc.message, http_status(exc), headers=HEADERS)
         stream = live.stream(
