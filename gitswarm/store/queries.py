@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 
 from gitswarm.model.operation import (
     OPERATION_KINDS,
+    AgentSource,
     AppStatus,
     Baseline,
     DeployedCommit,
+    LockInfo,
     Operation,
     OperationKind,
     ServiceChange,
@@ -284,6 +286,56 @@ def baselines_from(rows: Iterable[Mapping[Any, Any]]) -> dict[str, Baseline]:
         )
         for row in rows
     }
+
+
+def lock_holder(name: str, now: datetime) -> Query:
+    """The live lease on lock ``name`` at ``now`` (none when it ran out)."""
+    return Query(
+        "SELECT name, holder, acquired_at, expires_at FROM locks "
+        "WHERE name = :name AND expires_at > :now",
+        {"name": name, "now": aware(now, "now")},
+        frozenset({"now"}),
+    )
+
+
+def locks_from(rows: Iterable[Mapping[Any, Any]]) -> list[LockInfo]:
+    """``LockInfo`` records of lock rows."""
+    return [
+        LockInfo(
+            name=row["name"],
+            holder=row["holder"],
+            acquired_at=_required_time(row["acquired_at"]),
+            expires_at=_required_time(row["expires_at"]),
+        )
+        for row in rows
+    ]
+
+
+AGENT_SOURCE_COLUMNS = ("name", "holder", "head", "apps", "polled_at", "error", "updated_at")
+
+
+def agent_source(name: str) -> Query:
+    """What the agent holding lock ``name`` last recorded of Git (store/source.py)."""
+    return Query(
+        f"SELECT {', '.join(AGENT_SOURCE_COLUMNS)} FROM agent_source "  # noqa: S608
+        "WHERE name = :name",
+        {"name": name},
+    )
+
+
+def agent_sources_from(rows: Iterable[Mapping[Any, Any]]) -> list[AgentSource]:
+    """``AgentSource`` records of agent_source rows."""
+    return [
+        AgentSource(
+            holder=row["holder"],
+            updated_at=_required_time(row["updated_at"]),
+            head=row["head"],
+            apps=tuple((str(a), str(e), str(s)) for a, e, s in _json(row["apps"])),
+            polled_at=_time(row["polled_at"]),
+            error=row["error"],
+        )
+        for row in rows
+    ]
 
 
 def sqlite_time(value: datetime) -> str:

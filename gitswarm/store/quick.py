@@ -5,7 +5,8 @@ Importing SQLAlchemy takes longer than everything else ``history`` does, and SPE
 section 7 wants such commands to start at once. So when the store is a SQLite file that
 already exists at the current schema, :func:`history` and :func:`reads` open it with
 Python's sqlite3 and run queries.py's queries, the text ``Store.history``,
-``get_status``, ``all_statuses`` and ``baselines`` run through SQLAlchemy; the rows
+``get_status``, ``all_statuses``, ``baselines``, ``holds``, ``lock_holder`` and
+``agent_source`` run through SQLAlchemy; the rows
 become records through the same readers. In every other case -- a PostgreSQL URL, no file yet,
 an older or newer schema (which ``Store`` migrates, or refuses by name) -- it returns
 None and the caller opens a ``Store``. It never writes: a missing store stays missing.
@@ -18,12 +19,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gitswarm.errors import StoreError
-from gitswarm.model.operation import AppStatus, Baseline, Operation
+from gitswarm.model.operation import AgentSource, AppStatus, Baseline, LockInfo, Operation
 from gitswarm.model.promotion import Hold
 from gitswarm.store import queries
 from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, sqlite_file
@@ -51,9 +52,10 @@ def history(
 
 
 class LocalReads:
-    """The reads ``gitswarm status`` makes (get_status, all_statuses, baselines, holds),
-    as ``Store``'s methods of the same names, of
-    the local store at ``path`` (current schema): each its own read transaction."""
+    """The reads ``gitswarm status`` makes (model/reads.py's ``StatusReads``: statuses,
+    baselines, holds, the agent's lease and what it saw of Git), as ``Store``'s methods
+    of the same names, of the local store at ``path`` (current schema): each its own
+    read transaction."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -72,6 +74,17 @@ class LocalReads:
         self, app: str | None = None, env: str | None = None, *, active: bool | None = True
     ) -> list[Hold]:
         return queries.holds_from(self._rows(queries.holds(app, env, active), "read holds"))
+
+    def lock_holder(self, name: str) -> LockInfo | None:
+        now = datetime.now(UTC)  # the store's clock (db.utcnow) on this machine
+        found = queries.locks_from(self._rows(queries.lock_holder(name, now), "read lock"))
+        return found[0] if found else None
+
+    def agent_source(self, name: str) -> AgentSource | None:
+        found = queries.agent_sources_from(
+            self._rows(queries.agent_source(name), "read the agent's source")
+        )
+        return found[0] if found else None
 
     def close(self) -> None:
         """Nothing is held open between reads."""
