@@ -111,11 +111,13 @@ class Session:
 
 @contextlib.contextmanager
 def pipeline(
-    repo: str, open_store: Callable[[], S], *, as_json: bool
+    repo: str, open_store: Callable[[], S], *, as_json: bool, reads_only: bool = False
 ) -> Iterator[tuple[RepoSource, Reconciler[S], Progress]]:
     """The repository (fetched when it is a URL), a Reconciler over the store
-    ``open_store`` opens (after the repository opened), and the progress display."""
+    ``open_store`` opens (after the repository opened), and the progress display.
+    ``reads_only``: the command reads the swarm and never writes to it (``status``)."""
     from gitswarm.sandbox.rego import RegoSandbox
+    from gitswarm.swarm.engine import reads_client
 
     with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
         if "://" not in repo and any(Path(repo, "policies").glob("*.rego")):
@@ -126,13 +128,16 @@ def pipeline(
         from gitswarm.source.verify import Verifier
         from gitswarm.swarm.pool import SwarmPool
 
+        # status only reads the swarm: over a unix socket with the standard library
+        # (swarm/engine.py), without importing docker-py and requests
+        factory: dict[str, Any] = {"factory": reads_client} if reads_only else {}
         settings = operator()  # the agent config's targets: and providers: (--config)
         source = RepoSource.open(repo)
         if source.remote is not None:
             source.fetch()
         store = open_store()
         progress = Progress(enabled=not as_json)
-        pool, verifier = SwarmPool(targets=settings.targets), Verifier()
+        pool, verifier = SwarmPool(**factory, targets=settings.targets), Verifier()
         reconciler = Reconciler(
             source=source,
             store=store,
@@ -395,7 +400,11 @@ def _live_status(
 ) -> None:
     from gitswarm.reconcile.status import live_status
 
-    with pipeline(repo, lambda: reads, as_json=as_json) as (source, reconciler, _):
+    with pipeline(repo, lambda: reads, as_json=as_json, reads_only=True) as (
+        source,
+        reconciler,
+        _,
+    ):
         config = reconciler.config_at(source.head())
         pairs = [
             (a.name, e.name)

@@ -11,7 +11,7 @@ from gitswarm.model.observed import StackState
 from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import Plan, ServiceChange, make_plan
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.port import Swarm
 
 if TYPE_CHECKING:  # SQLAlchemy: status imports this module and reads without it
     from gitswarm.store import Store

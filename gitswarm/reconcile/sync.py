@@ -60,7 +60,7 @@ from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
 from gitswarm.source.verify import Verifier
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.port import Swarm
 from gitswarm.swarm.targets import TargetTable
 
 if TYPE_CHECKING:  # metrics: the agent's only; Store: status reads through store/quick.py

@@ -1,7 +1,8 @@
 """``gitswarm status`` while an agent runs reads what the agent recorded (issues 13, 18):
 a manual ``docker service scale`` on the real swarm shows as drift there within
 seconds, through the agent's Docker events, with no render and no Docker call of the
-command's own; ``--live`` reads the swarm itself and agrees."""
+command's own; ``--live`` reads the swarm itself and agrees. Its reads go through
+swarm/engine.py's standard-library client, which reads what docker-py reads."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from gitswarm.model.config import Target
+from gitswarm.swarm.client import DockerSwarm
+from gitswarm.swarm.engine import EngineReads, socket_path
 from tests.conftest import SwarmUnderTest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
@@ -42,7 +46,11 @@ def test_a_manual_scale_shows_as_drift_in_status_from_the_store_within_seconds(
     rig: AgentRig, swarm: SwarmUnderTest
 ) -> None:
     rig.sync["self_heal"] = False
-    first = rig.push({"web": service(), "api": service()}, "first")
+    rig.wc = rig.remote.clone()
+    web = service(configs=[{"source": "conf", "target": "/etc/app.conf"}])
+    files = rig.files({"web": web, "api": service()}, configs={"conf": {"file": "./app.conf"}})
+    first = rig.wc.commit("first", files={**files, "base/app.conf": "x = 1\n"})
+    rig.wc.push()
     with running_rig(rig):
         wait_for(rig.deployed(first), 60)
         assert rig.agent is not None
@@ -83,3 +91,19 @@ def test_a_manual_scale_shows_as_drift_in_status_from_the_store_within_seconds(
         [seen] = live["statuses"]
         assert seen["sync"] == "OutOfSync"
         assert [d["service"] for d in seen["drift"]] == ["web"]
+
+        # What status --live read: the standard library's client sees what docker-py sees.
+        target = Target("local")
+        path = socket_path(target)
+        assert path is not None
+        reads, docker_py = EngineReads(target, path), DockerSwarm(target)
+        try:
+            observed = reads.observe(rig.stack)
+            assert observed == docker_py.observe(rig.stack)
+            assert sorted(o.kind for o in observed.objects) == ["config"]
+            ids = [svc.id for svc in observed.services]
+            assert len(ids) == 2 and reads.tasks(ids) == docker_py.tasks(ids)
+            assert reads.services_by_stack()[rig.stack] == docker_py.services_by_stack()[rig.stack]
+        finally:
+            reads.close()
+            docker_py.close()
