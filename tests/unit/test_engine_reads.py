@@ -5,9 +5,11 @@ tests/integration/test_status_from_the_agent.py's, on the real swarm.)"""
 
 from __future__ import annotations
 
+import gc
 import json
 import socketserver
 import threading
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -70,10 +72,18 @@ def test_an_absent_engine_is_worded_as_docker_py_words_it(tmp_path: Path) -> Non
     target = Target("local", url=f"unix://{tmp_path}/gone.sock")
     with pytest.raises(SwarmError) as ours:
         reads_client(target)
-    with pytest.raises(SwarmError) as theirs:
-        DockerSwarm(target)
-    assert ours.value.message == theirs.value.message
-    assert "cannot connect (no socket there)" in ours.value.message
+    theirs = ""
+    with warnings.catch_warnings():
+        # docker-py leaves the socket of a failed connect to the garbage collector (its
+        # UnixHTTPConnection.connect never closes it); ours closes it (engine.py).
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            DockerSwarm(target)
+        except SwarmError as exc:
+            theirs = exc.message
+        gc.collect()
+    assert ours.value.message == theirs
+    assert "cannot connect (no socket there)" in theirs
 
 
 def test_the_engines_error_is_passed_on_with_what_was_asked(
