@@ -16,7 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from gitswarm.model.operation import Baseline
+from gitswarm.store import queries
 from gitswarm.store.db import Database
+from gitswarm.store.operations import run
 from gitswarm.store.schema import baselines, from_row
 
 
@@ -65,12 +67,7 @@ class BaselinesMixin:
     def baselines(self, app: str, env: str) -> dict[str, Baseline]:
         """The baselines of every service of ``app`` in ``env``, by service name."""
         with self._db.read(f"read baselines of {app}/{env}") as conn:
-            rows = conn.execute(
-                sa.select(baselines)
-                .where(baselines.c.app == app, baselines.c.env == env)
-                .order_by(baselines.c.service)
-            ).mappings()
-            return {row["service"]: from_row(Baseline, row) for row in rows}
+            return queries.baselines_from(run(conn, queries.baselines(app, env)))
 
     def delete_baseline(self, app: str, env: str, service: str | None = None) -> int:
         """Forget one service's baseline (pruned), or all of ``app`` in ``env`` with None;

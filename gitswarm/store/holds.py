@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from gitswarm.errors import NotFoundError
 from gitswarm.model.promotion import Hold
+from gitswarm.store import queries
 from gitswarm.store.db import Database
+from gitswarm.store.operations import run
 from gitswarm.store.schema import from_row, promotion_holds
 
 
@@ -73,17 +75,8 @@ class HoldsMixin:
         self, app: str | None = None, env: str | None = None, *, active: bool | None = True
     ) -> list[Hold]:
         """Holds, newest first (``active=None``: released ones too)."""
-        query = sa.select(promotion_holds).order_by(promotion_holds.c.id.desc())
-        if app is not None:
-            query = query.where(promotion_holds.c.app == app)
-        if env is not None:
-            query = query.where(promotion_holds.c.env == env)
-        if active is True:
-            query = query.where(promotion_holds.c.released_at.is_(None))
-        elif active is False:
-            query = query.where(promotion_holds.c.released_at.is_not(None))
         with self._db.read("read holds") as conn:
-            return [from_row(Hold, r) for r in conn.execute(query).mappings()]
+            return queries.holds_from(run(conn, queries.holds(app, env, active)))
 
     def hold_of_operation(self, operation_id: int) -> Hold | None:
         """The hold made for the rollback ``operation_id``, if one was."""

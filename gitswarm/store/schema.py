@@ -199,6 +199,21 @@ app_status = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# What the active agent last saw of Git (migration 0008): its head, the apps x
+# environments it watches there ([[app, env, stack], ...]), its last poll and that poll's
+# error. One row per lock name, rewritten after each poll; `gitswarm status` reads it.
+agent_source = sa.Table(
+    "agent_source",
+    metadata,
+    _name("name", primary_key=True),
+    _name("holder", nullable=False),
+    _name("head"),
+    sa.Column("apps", sa.JSON, nullable=False),
+    sa.Column("polled_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 bad_revisions = sa.Table(
     "bad_revisions",
     metadata,

@@ -1,5 +1,7 @@
 """The git task: ask the remote for the followed branch's head; when it moved, queue a
-sync of every automated app x env at that head.
+sync of every automated app x env at that head. After each poll it records what it saw
+(the head, the apps x environments watched there, or the poll's error) in the store, for
+``gitswarm status`` to read (store/source.py).
 
 Triggered by the poll timer (jittered, backing off while the remote fails), by webhooks
 and the API (api/), and once when an agent becomes leader. A poll with nothing new costs
@@ -11,7 +13,8 @@ Apps whose inputs did not change are not synced at all (issue 18): an app deploy
 Synced at revision D, whose render at D read files and settings (render/inputs.py,
 reconcile/rendering.py) that are the same at the new head, renders the same stack there.
 Its status moves to the head in one write for all such apps (Recorder.unchanged) and
-its cached render serves the drift checks: no render, no Docker call. Every other app
+its cached render serves the drift checks: no render, no Docker call (an app without
+automated sync moves too: its deployed revision renders what Git says). Every other app
 — its inputs changed, or its render is not cached (a new agent), or its status is not
 a success at D (failed, drifted, rolled back), or its environment checks signatures,
 or a policy reads the commit — syncs as before.
@@ -33,6 +36,7 @@ from gitswarm.reconcile.outcome import Rendered
 from gitswarm.reconcile.rendering import DigestMemo, input_digest
 from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
+from gitswarm.store import AGENT_LOCK
 
 log = logging.getLogger("gitswarm.agent")
 
@@ -43,6 +47,7 @@ class GitPoll:
     def __init__(self, ctx: AgentContext) -> None:
         self.source, self.settings, self.state = ctx.source, ctx.settings, ctx.state
         self.metrics, self.store, self.reconciler = ctx.metrics, ctx.store, ctx.reconciler
+        self.holder = ctx.holder
 
     def check(self, request: TriggerRequest) -> None:
         try:
@@ -51,10 +56,12 @@ class GitPoll:
             self.state.fetch_failed(exc)
             self.metrics.git_fetch_errors.inc()
             log.warning("git remote unreachable (%s); keeping the last state", exc.message)
+            self._record(None, error=exc.message)
             return
         self.metrics.git_polls.labels("yes" if fetched else "no").inc()
         previous = self.state.fetched(head)
         if head == previous:
+            self._record(head)
             return  # nothing new: no render, no Docker call
         changed: set[str] | None = None  # None: unknown, every app may be touched
         if previous is not None:
@@ -68,10 +75,13 @@ class GitPoll:
             log.warning("gitswarm.yml at %s is invalid: %s", head[:12], exc.message)
             known = self.state.config
             if known is None:
+                self._record(head, apps=())
                 return
             config = known
         self.state.set_config(config)
-        syncs: list[Work] = [
+        # Every watched app x env: the automated ones sync; every one whose inputs are the
+        # same at the head moves there (so a manual-sync app stays Synced in the store).
+        works: list[Work] = [
             (
                 ("sync", app.name, env.name),
                 replace(request, app=app.name, env=env.name, revision=head),
@@ -80,9 +90,35 @@ class GitPoll:
             for env in config.environments
             if self.settings.watches(env.name)
             for app in config.apps_for(env.name)
-            if config.sync_policy(app, env).automated
         ]
-        self.state.put_all(self._changed(head, config, syncs))
+        automated = {
+            (app.name, env.name)
+            for env in config.environments
+            for app in config.apps_for(env.name)
+            if config.sync_policy(app, env).automated
+        }
+        syncs = [work for work in self._changed(head, config, works) if work[0][1:] in automated]
+        # Recorded before the syncs are queued: status shows the head, and until each
+        # sync ends, an app whose deployed revision is not there yet (cli/ops.py).
+        self._record(
+            head,
+            apps=[(a, e, config.application(a).stack_name(e)) for _, a, e in (w[0] for w in works)],
+        )
+        self.state.put_all(syncs)
+
+    def _record(
+        self,
+        head: str | None,
+        *,
+        apps: Sequence[tuple[str, str, str]] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """What this poll saw, for ``gitswarm status`` (store/source.py). A store that
+        refuses it costs the status its freshness, never the poll."""
+        try:
+            self.store.record_source(AGENT_LOCK, self.holder, head=head, apps=apps, error=error)
+        except GitswarmError as exc:
+            log.warning("could not record the poll of %s: %s", (head or "?")[:12], exc.message)
 
     def _changed(self, head: str, config: RepoConfig, syncs: list[Work]) -> list[Work]:
         """The syncs to run: those of apps whose inputs at ``head`` are not the same as
