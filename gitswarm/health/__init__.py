@@ -1,5 +1,5 @@
 """Convergence and drift verdicts from observed state (pure). Called by reconcile/."""
 
-from gitswarm.health.converge import ServiceProgress, Verdict, assess
+from gitswarm.health.converge import RECENT, ServiceProgress, Verdict, app_health, assess
 
-__all__ = ["ServiceProgress", "Verdict", "assess"]
+__all__ = ["RECENT", "ServiceProgress", "Verdict", "app_health", "assess"]

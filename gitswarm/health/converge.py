@@ -13,12 +13,15 @@ from typing import Any, Literal
 
 from gitswarm.errors import Reason
 from gitswarm.model.observed import ServiceState, TaskState
+from gitswarm.model.operation import HealthStatus
 
 State = Literal["converged", "progressing", "failed"]
 FAILED_TASK_STATES = frozenset({"failed", "rejected", "orphaned"})
 # Clocks of the swarm and of gitswarm differ a little; an update that started just
 # before our deploy call returned is still ours.
 _SLACK = dt.timedelta(seconds=2)
+# An app's health counts the task failures of this long (app_health).
+RECENT = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +238,27 @@ def assess(
         return Verdict("converged", progress)
     waiting = "; ".join(f"{p.service}: {p.message}" for p in progress if p.state != "converged")
     return Verdict("progressing", progress, None, waiting)
+
+
+def app_health(
+    ours: Sequence[ServiceState],
+    desired: int,
+    tasks: Sequence[TaskState],
+    *,
+    now: dt.datetime,
+) -> tuple[HealthStatus, Verdict]:
+    """An app's health now, from its services on the swarm (``desired``: how many its
+    render has) and their tasks: Missing, Healthy, Degraded or Progressing. ``status
+    --live`` (reconcile/status.py) and the agent's drift round (reconcile/agent/health.py)
+    both say it this way, so they agree."""
+    verdict = assess(ours, tasks, since=now - RECENT)
+    health: HealthStatus
+    if len(ours) < desired:
+        health = "Missing"
+    elif verdict.state == "converged":
+        health = "Healthy"
+    elif verdict.state == "failed":
+        health = "Degraded"
+    else:
+        health = "Progressing"
+    return health, verdict

@@ -2,7 +2,8 @@
 
 ``Recorder.finished`` is the last step of every sync (``Reconciler.sync``'s ``finally``:
 reconcile/sync.py), whatever the outcome; the agent's drift checks record through
-``drift_detected`` / ``drift_cleared`` / ``heal_paused``. Nothing else in gitswarm writes
+``drift_detected`` / ``drift_cleared`` / ``heal_paused``, and the drift round's health
+check through ``health_changed`` (agent/health.py). Nothing else in gitswarm writes
 an app's status, so what the CLI, the API, /metrics and the notifications say about an
 app always comes from here:
 
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import GitswarmError, Reason
 from gitswarm.model.events import Event, EventKind
-from gitswarm.model.operation import DeployedCommit, SyncStatus
+from gitswarm.model.operation import DeployedCommit, HealthStatus, SyncStatus
 from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan
@@ -372,6 +373,17 @@ class Recorder:
         """Self-heal stopped for drift that keeps coming back: said once, and alerted."""
         self._set_status(app, env, reason=Reason.HEAL_LOOP, message=text)
         self._notify("drift_detected", app, env, revision, text, Reason.HEAL_LOOP)
+
+    def health_changed(
+        self, app: str, env: str, was: HealthStatus, health: HealthStatus, detail: str
+    ) -> None:
+        """The drift round saw a deployed app's health change with no sync (a task died,
+        or runs again): the status says it (health only; the last sync's result and
+        message stay)."""
+        level = logging.INFO if health == "Healthy" else logging.WARNING
+        fields = {"app": app, "env": env, "health": health}
+        log.log(level, "health %s -> %s: %s", was, health, detail or "-", extra=fields)
+        self._set_status(app, env, health=health)
 
     # --- the two writes everything above goes through ----------------------------------
 

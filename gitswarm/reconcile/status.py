@@ -8,18 +8,16 @@ revision and the last operation. Called by ``gitswarm status`` / ``diff`` and th
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TypeVar
 
 from gitswarm.errors import GitswarmError
-from gitswarm.health import assess
-from gitswarm.model.operation import HealthStatus, SyncStatus
+from gitswarm.health import app_health
+from gitswarm.model.operation import SyncStatus
 from gitswarm.model.reads import StatusReads
 from gitswarm.plan import make_plan
 from gitswarm.reconcile.recorded import StatusRow
 from gitswarm.reconcile.sync import Reconciler, Rendered
 
-RECENT = dt.timedelta(minutes=5)
 Reads = TypeVar("Reads", bound=StatusReads)  # a Store, or the CLI's quick reads
 
 
@@ -70,16 +68,7 @@ def live_status(
             exc.message,
             error=exc,
         )
-    verdict = assess(ours, tasks, since=r.clock.now() - RECENT)
-    health: HealthStatus
-    if len(ours) < len(desired.services):
-        health = "Missing"
-    elif verdict.state == "converged":
-        health = "Healthy"
-    elif verdict.state == "failed":
-        health = "Degraded"
-    else:
-        health = "Progressing"
+    health, verdict = app_health(ours, len(desired.services), tasks, now=r.clock.now())
     sync: SyncStatus = "Synced" if plan.in_sync and not plan.to_deploy else "OutOfSync"
     services = tuple(
         {

@@ -367,6 +367,12 @@ class DockerSwarm:
             raw = self.api.tasks(filters={"service": list(service_ids)})
         return [_task_state(t) for t in raw]
 
+    def all_tasks(self) -> list[TaskState]:
+        # Unfiltered: the engine resolves each value of a service filter by itself.
+        with self._translating("list every task"):
+            raw = self.api.tasks()
+        return [_task_state(t) for t in raw]
+
     def objects(self, stack: str) -> list[ObjectState]:
         flt = {"label": f"{LABEL_STACK}={stack}"}
         with self._translating(f"list configs and secrets of stack {stack}"):

@@ -149,6 +149,9 @@ class EngineReads:
         raw = self._get("list tasks", "/tasks", {"service": list(service_ids)})
         return [task_state(t) for t in raw]
 
+    def all_tasks(self) -> list[TaskState]:
+        return [task_state(t) for t in self._get("list every task", "/tasks")]
+
     def objects(self, stack: str) -> list[ObjectState]:
         flt = {"label": [f"{LABEL_STACK}={stack}"]}
         action = f"list configs and secrets of stack {stack}"

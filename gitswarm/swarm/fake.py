@@ -83,6 +83,7 @@ class FakeSwarm:
     manager: bool = True  # False: a worker, or no swarm at all (check_manager refuses)
     external: set[tuple[str, str]] = field(default_factory=set)  # (kind, name) that exist
     cli_failure: str | None = None  # what a failing `docker stack deploy` prints on stderr
+    task_reads: int = 0  # all_tasks calls (the drift round's one read per target)
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
     _objects: dict[str, ObjectState] = field(default_factory=dict)
@@ -115,6 +116,11 @@ class FakeSwarm:
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         self._check()
         return [t for sid in service_ids for t in self._tasks.get(sid, [])]
+
+    def all_tasks(self) -> list[TaskState]:
+        self._check()
+        self.task_reads += 1
+        return [t for tasks in self._tasks.values() for t in tasks]
 
     def objects(self, stack: str) -> list[ObjectState]:
         self._check()
@@ -344,6 +350,38 @@ class FakeSwarm:
         )
         self._start_tasks(self._services[svc.id])
         self._emit("service", "update", full_name)
+
+    def crash_tasks(self, full_name: str) -> None:
+        """The service's tasks die and each replacement fails too (a crash loop). Swarm
+        emits no event for a task's state on the manager's stream, so neither does this."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        tasks = []
+        for task in self._tasks.get(svc.id, []):
+            if task.desired_state != "running":
+                tasks.append(task)
+                continue
+            dead = replace(task, desired_state="shutdown", state="failed", exit_code=1)
+            tasks.append(replace(dead, error="task: non-zero exit (1)"))
+            for _ in range(2):
+                tasks.append(replace(dead, id=self._new_id("t"), error="task: non-zero exit (1)"))
+            tasks.append(replace(task, id=self._new_id("t"), state="starting", created_at=_now()))
+        self._tasks[svc.id] = tasks
+        self.log.append(f"tasks {svc.name}: crashing")
+
+    def recover_tasks(self, full_name: str) -> None:
+        """The next replacement of each slot runs (no event either)."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        tasks = []
+        for task in self._tasks.get(svc.id, []):
+            if task.desired_state == "running" and task.state != "running":
+                tasks.append(replace(task, desired_state="shutdown", state="shutdown"))
+                tasks.append(
+                    replace(task, id=self._new_id("t"), state="running", created_at=_now())
+                )
+            else:
+                tasks.append(task)
+        self._tasks[svc.id] = tasks
+        self.log.append(f"tasks {svc.name}: running again")
 
     def remove(self, full_name: str) -> None:
         """``docker service rm NAME``."""

@@ -363,3 +363,101 @@ def test_the_quick_reads_of_the_lease_and_the_source_are_the_stores(tmp_path: Pa
         assert reads.lock_holder(AGENT_LOCK) == store.lock_holder(AGENT_LOCK) is not None
         assert reads.agent_source(AGENT_LOCK) == store.agent_source(AGENT_LOCK) is not None
         assert reads.lock_holder("other") is None and reads.agent_source("other") is None
+
+
+# --- the drift round re-assesses health (a task that dies after the sync sends no event) --
+
+
+def _round(rig: Rig) -> None:
+    rig.agent.enqueue(("drift-all",), TriggerRequest("agent", reason="drift round"))
+    rig.agent.run_pending()
+
+
+def _count_status_writes(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    writes: list[dict[str, Any]] = []
+    set_status = rig.store.set_status
+
+    def counting(app: str, env: str, **fields: Any) -> Any:
+        writes.append({"app": app, "env": env, **fields})
+        return set_status(app, env, **fields)
+
+    monkeypatch.setattr(rig.store, "set_status", counting)
+    return writes
+
+
+def test_a_task_that_dies_after_the_sync_shows_degraded_after_the_next_round_and_healthy_again(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make()
+    rig.hold_lease()
+    rig.poll()
+    assert rig.json()["statuses"][0]["health"] == "Healthy"
+    writes = _count_status_writes(rig, monkeypatch)
+    docker_writes = rig.swarm.writes
+
+    rig.swarm.crash_tasks("shop_web")  # no event: only the round can see it
+    reads = rig.swarm.task_reads
+    _round(rig)
+    assert rig.swarm.task_reads == reads + 1  # one read of every task for the target
+    [row] = rig.json()["statuses"]
+    assert row["health"] == "Degraded"
+    assert (row["sync"], row["last_result"]) == ("Synced", "Succeeded")  # the sync's stand
+    assert writes == [{"app": "app", "env": "dev", "health": "Degraded"}]
+    assert rig.json("--live")["statuses"][0]["health"] == "Degraded"  # as status --live
+
+    rig.swarm.recover_tasks("shop_web")
+    _round(rig)
+    assert rig.json()["statuses"][0]["health"] == "Healthy"
+    assert rig.json("--live")["statuses"][0]["health"] == "Healthy"
+    assert writes[1:] == [{"app": "app", "env": "dev", "health": "Healthy"}]
+    assert rig.swarm.writes == docker_writes  # the round never writes to Docker
+
+
+def test_a_quiet_round_writes_nothing_to_the_store(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make()
+    rig.hold_lease()
+    rig.poll()
+    _round(rig)  # the first round assesses the deployed app: Healthy, as recorded
+    writes = _count_status_writes(rig, monkeypatch)
+    record_operation = rig.store.record_operation
+    operations: list[object] = []
+    monkeypatch.setattr(
+        rig.store,
+        "record_operation",
+        lambda *a, **kw: operations.append(a) or record_operation(*a, **kw),
+    )
+    reads = rig.swarm.task_reads
+    for _ in range(3):
+        _round(rig)
+    assert writes == [] and operations == []
+    assert rig.swarm.task_reads == reads + 3
+    assert rig.json()["statuses"][0]["health"] == "Healthy"
+
+
+def test_the_round_leaves_an_app_alone_while_a_sync_of_it_runs(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make()
+    rig.hold_lease()
+    rig.poll()
+    rig.swarm.crash_tasks("shop_web")
+    during: list[list[dict[str, Any]]] = []
+    writes = _count_status_writes(rig, monkeypatch)
+    deploy = rig.swarm.deploy
+
+    def deploy_with_a_round(stack: str, compose_yaml: str, **kw: Any) -> None:
+        before = len(writes)
+        rig.agent.drift.check_all()  # the round, while this sync runs
+        during.append(writes[before:])
+        deploy(stack, compose_yaml, **kw)
+
+    monkeypatch.setattr(rig.swarm, "deploy", deploy_with_a_round)
+    rig.repo.compose({"web": service(IMAGE, environment={"MODE": "new"})})
+    rig.repo.commit("second")
+    rig.poll()  # the sync deploys the new head; the round runs inside it
+    assert during == [[]]  # the sync owns the app's health: the round wrote nothing
+    [row] = rig.json()["statuses"]
+    assert (row["health"], row["last_result"]) == ("Healthy", "Succeeded")  # the sync's record
+    assert all("health" not in w or w.get("last_result") for w in writes)

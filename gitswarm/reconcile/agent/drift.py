@@ -3,7 +3,9 @@
 
     drift-all   the periodic round (``drift_interval``, and after the event stream was
                 down): one listing of every stack's services per target, then a drift
-                check of every app
+                check of every app; with one read of every task per target, each
+                deployed app's health is re-assessed (health.py: a task that dies
+                after a sync sends no event)
                 (and a sync of each automated app whose secrets come from a provider:
                 a value rotated at the provider deploys as a new secret version)
     drift       one app x env: its deployed revision's render (cached: the render of the
@@ -33,6 +35,7 @@ from gitswarm.model.stack import LABEL_PROVIDER
 from gitswarm.plan import make_plan
 from gitswarm.policy.certs import earliest_expiry
 from gitswarm.reconcile.agent.context import AgentContext
+from gitswarm.reconcile.agent.health import HealthRound
 from gitswarm.reconcile.sync import Rendered, SyncOutcome, SyncRequest
 
 ROUND = "drift round"  # the reason of the periodic drift checks of every app
@@ -42,6 +45,7 @@ PROVIDER_REFRESH = "provider secrets refresh"  # a round's re-sync of provider s
 class Drift:
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
+        self.health = HealthRound(ctx)
 
     def check_all(self) -> None:
         """The round: queue a drift check of every app x env this agent deploys."""
@@ -60,6 +64,7 @@ class Drift:
                 with contextlib.suppress(GitswarmError):  # then each app reads live
                     listings[env.target] = ctx.swarm_for(env.target).services_by_stack()
         ctx.state.set_listings(listings)
+        self.health.check(listings)  # one read of every task per target (health.py)
         # offer: a check already pending (an event's) must stay a live one
         ctx.state.offer_all(
             [("drift", app.name, env.name) for env in envs for app in config.apps_for(env.name)],
