@@ -107,3 +107,47 @@ def test_a_manual_scale_shows_as_drift_in_status_from_the_store_within_seconds(
         finally:
             reads.close()
             docker_py.close()
+
+
+def test_a_killed_task_shows_in_status_from_the_store_within_a_drift_round(
+    rig: AgentRig, swarm: SwarmUnderTest
+) -> None:
+    """Swarm sends no event on the manager's stream when a task dies: the agent's drift
+    round reads the tasks and records the health; ``status`` shows it from the store,
+    and shows Healthy again once Swarm's replacement runs."""
+    rig.sync["self_heal"] = False
+    web = service()
+    # Swarm waits this long before it starts the dead task's replacement.
+    web["deploy"]["restart_policy"] = {"condition": "any", "delay": "12s"}
+    first = rig.push({"web": web}, "first")
+    period = 1.0
+    with running_rig(rig, drift_interval=period):
+        wait_for(rig.deployed(first), 60)
+        [row] = _json(rig)["statuses"]
+        assert (row["health"], row["last_result"]) == ("Healthy", "Succeeded")
+        docker = ["docker", "-H", swarm.docker_host]
+        label = f"label=com.docker.swarm.service.name={rig.stack}_web"
+        ps = subprocess.run(
+            [*docker, "ps", "-q", "--filter", label], check=True, capture_output=True, text=True
+        )
+        [container] = ps.stdout.split()
+        subprocess.run([*docker, "kill", container], check=True, capture_output=True)
+        started = time.monotonic()
+        while True:
+            [row] = _json(rig)["statuses"]
+            if row["health"] != "Healthy":
+                break
+            assert time.monotonic() - started < period + 8, f"still Healthy: {row}"
+            time.sleep(0.2)
+        assert row["health"] in ("Progressing", "Degraded"), row
+        assert (row["sync"], row["last_result"], row["deployed"]) == (
+            "Synced", "Succeeded", first,
+        )  # fmt: skip
+        live = _json(rig, "--live")
+        assert live["source"] == "live" and live["statuses"][0]["health"] == row["health"]
+        assert _json(rig)["source"] == "agent"
+
+        # The replacement starts after the restart delay and turns healthy.
+        wait_for(lambda: _json(rig)["statuses"][0]["health"] == "Healthy", 40, 0.5)
+        [row] = _json(rig)["statuses"]
+        assert (row["sync"], row["last_result"]) == ("Synced", "Succeeded")
