@@ -13,7 +13,7 @@ after shows whether anything at all was written.
 
 Sizes grow in one agent: 20 stacks are pushed and deployed, measured, then 30 more, ...
 Each stack has 5 services with ``replicas: 0`` (full specs, no tasks: 500 of them fit
-on a 2-core machine; a drift round never looks at tasks).
+on a 2-core machine; a drift round's one read of every task per target finds none).
 
 Also measured per size: a commit that changes no stack (a README): since issue 18 the
 agent checks each app's inputs (the files and settings its last render read) and moves
