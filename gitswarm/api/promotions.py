@@ -28,7 +28,7 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
-from gitswarm.api.access import Action, authorize, enforce
+from gitswarm.api.access import Action, enforce
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
@@ -126,7 +126,7 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     @router.get("/promotions/{promotion_id}", summary="One promotion")
     async def one(who: Who, promotion_id: Id) -> JSONResponse:
         row = await call(service.get, promotion_id)
-        authorize(who, "view", str(row["to"]))
+        await guarded(who, "view", str(row["to"]), f"promotion {promotion_id}")
         return ok_response({"promotion": row})
 
     async def decide(

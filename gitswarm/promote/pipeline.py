@@ -339,6 +339,7 @@ class Promoter:
                 base,
                 result="DryRun",
                 edits=diffs,
+                needed=settings.approvals if req.automation is None else 0,
                 message=f"dry run: nothing committed; {verdict}",
                 exit_code=1 if failed else 0,
                 reason=PromotionError.GATE_FAILED if failed else None,
