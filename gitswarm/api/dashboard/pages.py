@@ -205,12 +205,17 @@ class Pages:
             **kw,
         )  # fmt: skip
 
+    async def signed(self, request: Request) -> Who | Response:
+        """Whoever looks at a page, or the sign-in page for nobody."""
+        who = await self.current(request)
+        return self.to_login(request) if who is None else who
+
     async def looking(self, request: Request, action: Action, app: str, env: str) -> Who | Response:
         """The viewer of a page about ``app`` in ``env`` who may ``action`` there; else
         the sign-in page, or the refusal."""
-        who = await self.current(request)
-        if who is None:
-            return self.to_login(request)
+        who = await self.signed(request)
+        if isinstance(who, Response):
+            return who
         try:
             await self.allow(who, action, env, pair(app, env))
         except GitswarmError as exc:

@@ -116,6 +116,19 @@ def add_routes(router: APIRouter, pages: Pages, live: Live, port: PromotionsPort
                 return source
         raise NotFoundError(f"nothing promotes {app} to {env}: it is the first environment")
 
+    async def run(
+        who: Who, app: str, env: str, images: list[str], *, dry_run: bool
+    ) -> tuple[str, Any]:
+        """Promote ``app`` into ``env`` from its source (audited first): source, outcome."""
+        source = await source_of(app, env)
+        await pages.audit(
+            who, "promote", pair(app, env), source=source, images=images, dry_run=dry_run
+        )
+        outcome = await call(
+            service().promote, app, source, env, images=images, dry_run=dry_run, actor=who.user
+        )
+        return source, outcome
+
     def outcome_page(
         who: Who, app: str, env: str, source: str, outcome: Any, status: int
     ) -> Response:
@@ -139,11 +152,7 @@ def add_routes(router: APIRouter, pages: Pages, live: Live, port: PromotionsPort
         if isinstance(who, Response):
             return who
         try:
-            source = await source_of(app_name, env)
-            await pages.audit(who, "promote", pair(app_name, env), source=source, dry_run=True)
-            outcome = await call(
-                service().promote, app_name, source, env, images=[], dry_run=True, actor=who.user
-            )
+            source, outcome = await run(who, app_name, env, [], dry_run=True)
         except GitswarmError as exc:
             return problem(who, exc)
         return outcome_page(who, app_name, env, source, outcome, 200)
@@ -153,15 +162,10 @@ def add_routes(router: APIRouter, pages: Pages, live: Live, port: PromotionsPort
         got = await pages.acting(request, "promote", app_name, env)
         if isinstance(got, Response):
             return got
-        who, fields, target = got
+        who, fields, _ = got
         try:
-            source = await source_of(app_name, env)
             images = _images(fields.get("images", ""))
-            await pages.audit(who, "promote", target, source=source, images=images, dry_run=False)
-            outcome = await call(
-                service().promote, app_name, source, env, images=images, dry_run=False,
-                actor=who.user,
-            )  # fmt: skip
+            source, outcome = await run(who, app_name, env, images, dry_run=False)
         except GitswarmError as exc:
             return problem(who, exc)
         if not outcome.ok or outcome.result not in RESULT_NOTICE:
@@ -209,9 +213,9 @@ def add_routes(router: APIRouter, pages: Pages, live: Live, port: PromotionsPort
 
     @router.get("/promotions")
     async def listing(request: Request, done: str = "") -> Response:
-        who = await pages.current(request)
-        if who is None:
-            return pages.to_login(request)
+        who = await pages.signed(request)
+        if isinstance(who, Response):
+            return who
         try:
             _, _, pending = await live.data(fresh=True)
         except GitswarmError as exc:

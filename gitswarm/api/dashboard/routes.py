@@ -89,7 +89,7 @@ def mount_dashboard(
     sessions = sessions or Sessions(settings, metrics)
     pages = Pages(jinja, settings, metrics, sessions)
     page, redirect, problem = pages.page, pages.redirect, pages.problem
-    current, to_login = pages.current, pages.to_login
+    current = pages.current
     live = Live(agent, records, jinja, settings.sse_interval, settings.sse_lifetime)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -104,10 +104,23 @@ def mount_dashboard(
         return op
 
     async def queue(
-        who: Who, action: str, target: str, request: TriggerRequest, **details: Any
-    ) -> None:
-        """An accepted sync or rollback: audited with the user, then queued."""
-        await pages.audit(who, action, target, revision=request.revision, **details)
+        who: Who, action: str, app_name: str, env: str, revision: str | None, reason: str,
+        **extra: Any,
+    ) -> None:  # fmt: skip
+        """An accepted sync or rollback: audited with the user, then queued (a rollback is
+        a sync of an older revision; an override opens a closed window, with its reason)."""
+        override = extra.get("override_window", False)
+        await pages.audit(who, action, pair(app_name, env), revision=revision, reason=reason,
+                          **extra)  # fmt: skip
+        request = TriggerRequest(
+            trigger="user",
+            app=app_name,
+            env=env,
+            revision=revision,
+            actor=who.user,
+            reason=f"rollback: {reason}" if action == "rollback" else reason,
+            override_window=reason if override else None,
+        )
         await call(agent.trigger, request)
 
     signin.add_routes(router, pages)
@@ -116,9 +129,9 @@ def mount_dashboard(
 
     @router.get("/")
     async def overview(request: Request, env: str = "", health: str = "") -> Response:
-        who = await current(request)
-        if who is None:
-            return to_login(request)
+        who = await pages.signed(request)
+        if isinstance(who, Response):
+            return who
         env_filter = env if NAME_PATTERN.match(env or "-") else None
         health_filter = health if health in views.HEALTH_FILTERS else None
         try:
@@ -237,17 +250,8 @@ def mount_dashboard(
             revision = fields.get("revision") or None
             if revision is not None and (not REVISION.match(revision) or ".." in revision):
                 raise UsageError("'revision' must be a commit id, tag or branch name")
-            trigger = TriggerRequest(
-                trigger="user",
-                app=app_name,
-                env=env,
-                revision=revision,
-                actor=who.user,
-                reason=reason,
-                override_window=reason if override else None,
-            )
             extra = {"override_window": True} if override else {}
-            await queue(who, "sync", target, trigger, reason=reason, **extra)
+            await queue(who, "sync", app_name, env, revision, reason, **extra)
         except GitswarmError as exc:
             return problem(who, exc)
         return redirect(f"/ui/apps/{app_name}/envs/{env}?done=sync")
@@ -257,7 +261,7 @@ def mount_dashboard(
         got = await pages.acting(request, "rollback", app_name, env)
         if isinstance(got, Response):
             return got
-        who, fields, target = got
+        who, fields, _ = got
         try:
             revision = fields.get("revision", "")
             if not REVISION.match(revision) or ".." in revision:
@@ -273,24 +277,16 @@ def mount_dashboard(
                     "from the list"
                 )
             reason = reason_of(fields) or f"rollback to {revision[:12]} by {who.user}"
-            trigger = TriggerRequest(
-                trigger="user",
-                app=app_name,
-                env=env,
-                revision=revision,
-                actor=who.user,
-                reason=f"rollback: {reason}",
-            )
-            await queue(who, "rollback", target, trigger, reason=reason)
+            await queue(who, "rollback", app_name, env, revision, reason)
         except GitswarmError as exc:
             return problem(who, exc)
         return redirect(f"/ui/apps/{app_name}/envs/{env}?done=rollback")
 
     @router.get("/operations/{op_id}")
     async def operation(request: Request, op_id: int) -> Response:
-        who = await current(request)
-        if who is None:
-            return to_login(request)
+        who = await pages.signed(request)
+        if isinstance(who, Response):
+            return who
         try:
             op = await visible_operation(who, op_id)
         except GitswarmError as exc:
@@ -299,9 +295,9 @@ def mount_dashboard(
 
     @router.get("/dora")
     async def dora(request: Request, env: str = "", since: str = "30d") -> Response:
-        who = await current(request)
-        if who is None:
-            return to_login(request)
+        who = await pages.signed(request)
+        if isinstance(who, Response):
+            return who
         try:
             statuses, _, _ = await live.data(fresh=True)
         except GitswarmError as exc:
@@ -312,43 +308,32 @@ def mount_dashboard(
         asked = env if NAME_PATTERN.match(env or "-") else ""
         env = asked or (envs[-1] if envs else "")
         since = since if since in ("7d", "30d", "90d") else "30d"
-        if not env:  # nothing asked for and nothing visible
-            return page(
-                "dora.html",
-                who=who,
-                nav="dora",
-                envs=envs,
-                env=env,
-                since=since,
-                report=None,
-                error="No environment to show yet.",
-            )
-        now = datetime.now(UTC)
-        try:
-            await pages.allow(who, "view", env, f"dora {env}")
-            report = await call(
-                agent.dora,
-                env,
-                None,
-                parse_since(since, now),
-                now,
-                timedelta(hours=1),
-                timedelta(seconds=60),
-            )
-        except GitswarmError as exc:
-            return problem(who, exc)
+        report: dict[str, Any] | None = None
+        context: dict[str, Any] = {"error": "No environment to show yet."}
+        if env:  # something asked for, or visible
+            now = datetime.now(UTC)
+            try:
+                await pages.allow(who, "view", env, f"dora {env}")
+                report = await call(
+                    agent.dora,
+                    env,
+                    None,
+                    parse_since(since, now),
+                    now,
+                    timedelta(hours=1),
+                    timedelta(seconds=60),
+                )
+            except GitswarmError as exc:
+                return problem(who, exc)
+            context = {
+                "error": None,
+                "keys": charts.key_rows(report),
+                "daily_chart": charts.daily_bars(report.get("daily", []), f"deployments to {env}"),
+            }
         return page(
-            "dora.html",
-            who=who,
-            nav="dora",
-            envs=envs,
-            env=env,
-            since=since,
-            report=report,
-            error=None,
-            keys=charts.key_rows(report),
-            daily_chart=charts.daily_bars(report.get("daily", []), f"deployments to {env}"),
-        )
+            "dora.html", who=who, nav="dora", envs=envs, env=env, since=since, report=report,
+            **context,
+        )  # fmt: skip
 
     @router.get("/events")
     async def events(
