@@ -308,6 +308,13 @@ def test_promotion_from_the_dashboard_in_a_browser(
             r = client.get(f"/ui/apps/{APP}/envs/production/promote")  # nothing left to promote
             assert r.status_code == 200 and "already runs these tags" in r.text, r.text[:300]
             seen.append(r.text)
+            with client.stream("GET", f"/ui/events?app={APP}&env=production") as events:
+                chunks = []
+                for chunk in events.iter_text():
+                    chunks.append(chunk)
+                    if "event: timeline" in "".join(chunks):
+                        break
+                seen.append("".join(chunks))
     finally:
         handle.stop()
         agent.stop(timeout=30)
