@@ -139,6 +139,15 @@ def test_a_deployer_requests_from_the_page_and_another_user_approves_it(site: Si
     assert rig.head() != head and rig.tag_in("prod") == "1.1.0"
     assert rig.git("log", "-1", "--format=%(trailers:key=Approved-By,valueonly)") == "alice"
     assert site.audit("alice", "approve")[-1].details["result"] == "requested"
+    committed = rig.head()
+    replay = alice.post(
+        f"/ui/promotions/{pid}/approve",
+        data={"csrf": csrf_of(listing), "comment": "looks good", "back": "promotions"},
+        follow_redirects=False,
+    )  # the same captured request once more: it decides nothing twice
+    assert replay.status_code == 400
+    assert f"promotion {pid} is committed, not pending" in replay.text
+    assert rig.head() == committed
 
     site.agent.run_pending()  # the agent's threads, at once: it looked at Git and deployed
     [status] = [s for s in site.agent.statuses() if s["env"] == "prod"]
