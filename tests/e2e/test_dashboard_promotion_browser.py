@@ -9,7 +9,8 @@ Playwright) against a real agent on the real swarm, with the example repository 
 - promoted again, the approver approves it from the page: the commit lands in the Git
   remote (Approved-By), production converges to the promoted tag, and the deployer's
   open page shows the new Git head and the deploy without a reload, long before the
-  agent's next poll (300 s here: the agent looked at Git when the promotion committed);
+  agent's next poll (300 s here: the agent looked at Git when the promotion committed),
+  and the promotion no longer waiting there;
 - a viewer of production sees no promote, approve or reject button, and each endpoint
   answers 403 (audited);
 - no page or answer of the run holds one of the example's secret values;
@@ -210,6 +211,7 @@ def test_promotion_from_the_dashboard_in_a_browser(
                 watcher.evaluate("window.__notReloaded = true")
                 summary = watcher.locator("#summary")
                 expect(summary).to_contain_text(before[:7])
+                expect(watcher.locator(f"#promotion-{second}")).to_contain_text("You requested it")
 
                 alice.goto(f"{base}{PROD}")
                 alice.locator(f"#ap-{second}").fill("staging looks good")
@@ -229,6 +231,7 @@ def test_promotion_from_the_dashboard_in_a_browser(
 
                 # The open page shows the new head and then the deploy of it, live.
                 expect(summary).to_contain_text(commit[:7], timeout=30_000)
+                expect(watcher.locator(f"#promotion-{second}")).to_have_count(0)  # not waiting
                 timings["new head on the page"] = time.monotonic() - started
                 wait_for(
                     lambda: (

@@ -73,7 +73,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
     agent.git.check(TriggerRequest("poll"))
     agent.run_pending()
     service = PromotionService(rig.promoter(), committed=lambda o: look_at_git(agent, o))
-    settings = ApiSettings(audit=rig.store.audit, accounts=rig.store)
+    settings = ApiSettings(
+        audit=rig.store.audit, accounts=rig.store, sse_interval=0.05, sse_lifetime=0.3
+    )
     app = create_app(agent, settings, promotions=service, records=rig.store)
     try:
         yield Site(rig, agent, app)
@@ -225,3 +227,21 @@ def test_a_forged_or_stale_form_changes_nothing(site: Site) -> None:
     assert f"dev runs {REPO}:1.2.0, not 1.1.0" in html.unescape(stale.text)
     assert rig.store.pending_promotions() == [] and rig.tag_in("prod") == "1.0.0"
     assert rig.head() != head  # only the test's own commit to dev
+
+
+def test_the_app_stream_sends_the_waiting_promotions_with_each_viewers_buttons(site: Site) -> None:
+    carol = site.user("carol")
+    pid, _ = _request(site, carol)
+    alice = site.user("alice")
+    events = "/ui/events?app=web&env=prod"
+
+    def promotions_event(client: Any) -> str:
+        body = client.get(events).text  # ends after sse_lifetime
+        return body.split("event: promotions\n")[1].split("\n\n")[0]
+
+    theirs, own = promotions_event(alice), promotions_event(carol)
+    assert f'action="/ui/promotions/{pid}/approve"' in theirs
+    assert f'id="promotion-{pid}"' in own and "/approve" not in own
+    page = alice.get(PROD).text
+    alice.post(f"/ui/promotions/{pid}/approve", data={"csrf": csrf_of(page)})
+    assert f"promotion-{pid}" not in promotions_event(carol)  # committed: no longer waiting

@@ -349,6 +349,11 @@ def mount_dashboard(
                 await visible_operation(who, op)
         except GitswarmError as exc:
             return Response(exc.message, http_status(exc), headers=HEADERS)
+        offered = promotions_port is not None
+
+        def waiting(pending: Sequence[Promotion]) -> tuple[list[dict[str, Any]], Who]:
+            return promoting.panel(who, app, env, (), pending, offered)["promotions"], who
+
         stream = live.stream(
             request,
             who.caller,
@@ -357,6 +362,7 @@ def mount_dashboard(
             app=app or None,
             env=env or None,
             op=op or None,
+            waiting=waiting if app and env else None,
         )
         headers = {**HEADERS, "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
