@@ -1,8 +1,8 @@
 """The dashboard in-process for unit tests: a real SQLite state store (users, sessions,
 tokens, audit), the FakeAgent and FakePromotions, one user and one store token per
-role × environment, one pending promotion into each environment (requested by
-``REQUESTER``, who is none of them), and helpers to sign in and to fish the CSRF token
-out of a page.
+role × environment, one pending promotion into each environment and one hold in each
+(requested and made by ``REQUESTER``, who is none of them), and helpers to sign in
+and to fish the CSRF token out of a page.
 
 Passwords are hashed with a cheap argon2id (argon2 verifies with the parameters kept in
 the hash), so signing in twenty users costs milliseconds, not seconds.
@@ -54,6 +54,7 @@ class Rig:
     promotions: FakePromotions
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (role, env)
     pending: dict[str, int] = field(default_factory=dict)  # env -> the promotion into it
+    holds: dict[str, int] = field(default_factory=dict)  # env -> a hold after a rollback
 
     def client(self, **kwargs: Any) -> Any:
         return client_for(self.app, **kwargs)
@@ -84,6 +85,8 @@ def make_rig(tmp_path: Path, only: tuple[str, ...] | None = None, **settings: An
             "web", SOURCE[env], env, images={IMAGE: "1.1.0"}, requested_by=REQUESTER
         )
         rig.pending[env] = promo.id
+        hold, _ = store.create_hold("web", env, reason="rolled back", created_by=REQUESTER)
+        rig.holds[env] = hold.id
     for role in ROLES:
         for env in (*ENVS, "*"):
             name = user_name(role, env)

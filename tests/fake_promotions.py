@@ -1,5 +1,6 @@
-"""A PromotionsPort for the authorization matrix: the store's promotion records, and
-answers that change nothing, so every cell of the matrix finds its promotion pending.
+"""A PromotionsPort for the authorization matrix: the store's promotion records and
+holds, and answers that change nothing, so every cell of the matrix finds its promotion
+pending and its hold active.
 
 ``paths`` is a ring (development -> staging -> production -> development) so that every
 environment of FakeAgent has a source to be promoted from. The real service (the
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gitswarm.errors import NotFoundError
 from gitswarm.promote.core.message import GateResult
 from gitswarm.promote.pipeline import PromotionOutcome
 from gitswarm.promote.service import promotion_dict
@@ -78,10 +78,11 @@ class FakePromotions:
         return []
 
     def hold_env(self, hold_id: int) -> str:
-        raise NotFoundError(f"hold {hold_id} does not exist")
+        return self.store.get_hold(hold_id).env
 
     def release_hold(self, hold_id: int, user: str, reason: str) -> dict[str, Any]:
-        raise NotFoundError(f"hold {hold_id} does not exist")
+        self.calls.append(("release-hold", hold_id, user, reason))
+        return {**self.store.get_hold(hold_id).as_dict(), "released_now": False}
 
     def holds_by_pair(self) -> Mapping[tuple[str, str], list[dict[str, Any]]]:
         return {}

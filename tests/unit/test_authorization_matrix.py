@@ -36,9 +36,18 @@ from tests.fake_promotions import SOURCE
 # What each role may do, in the environments it is granted (SPEC.md section 6).
 MAY: dict[str, set[str]] = {
     "viewer": {"view"},
-    "deployer": {"view", "sync", "rollback", "promote"},
+    "deployer": {"view", "sync", "rollback", "promote", "release-hold"},
     "approver": {"view", "approve", "reject"},
-    "admin": {"view", "sync", "rollback", "override-window", "promote", "approve", "reject"},
+    "admin": {
+        "view",
+        "sync",
+        "rollback",
+        "override-window",
+        "promote",
+        "approve",
+        "reject",
+        "release-hold",
+    },
 }
 SCOPES = (*ENVS, "*")
 
@@ -64,7 +73,10 @@ def _promotion_id(env: str) -> int:
 
 
 def _fill(path: str, env: str) -> str:
-    return path.format(env=env, op=_op_id(env), promotion=_promotion_id(env))
+    # dashboard_rig makes a promotion and a hold per environment, in ENVS order
+    return path.format(
+        env=env, op=_op_id(env), promotion=_promotion_id(env), hold=_promotion_id(env)
+    )
 
 
 def api(method: str, path: str, body: dict[str, Any] | None = None) -> Callable[..., Any]:
@@ -146,6 +158,12 @@ ENDPOINTS = [
         "POST /api/v1/promotions/N/reject",
         "reject",
         api("POST", "/api/v1/promotions/{promotion}/reject", {"reason": "not now"}),
+        "api",
+    ),
+    Endpoint(
+        "POST /api/v1/holds/N/release",
+        "release-hold",
+        api("POST", "/api/v1/holds/{hold}/release", {"reason": "fixed upstream"}),
         "api",
     ),
     Endpoint("GET /ui/apps/web/envs/E", "view", page_get(UI), "page"),
