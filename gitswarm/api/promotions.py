@@ -8,9 +8,9 @@
     GET  /api/v1/holds[?all=true]            holds after rollbacks                viewer
     POST /api/v1/holds/{id}/release          {reason}                             deployer there
 
-Who may do what is decided by ``access.enforce``, the one authorization decision the
-dashboard's promotion forms use too (the role each action needs, in the environment it
-acts on, and never the requester deciding on their own promotion). Every decision is
+Who may do what is decided in one place, access.py's ``authorize`` (the role each action
+needs, in the environment it acts on, and never the requester deciding on their own
+promotion), the same for the dashboard and the CLI's approve/reject. Every decision is
 audited before it acts; a refused one is audited too.
 
 Replays: an approval is one user's decision on one promotion, kept in the store. A
@@ -20,21 +20,24 @@ the store; the promotion is committed once.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations at run time.
+import logging
 from collections.abc import Mapping
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
-from gitswarm.api.access import Action, enforce
+from gitswarm.api.access import AnyAction, authorize
 from gitswarm.api.auth import Authenticator, Caller
-from gitswarm.api.errors import error_responses, ok_response
+from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.settings import ApiSettings
-from gitswarm.errors import UsageError
+from gitswarm.errors import GitswarmError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
+
+log = logging.getLogger("gitswarm.api")
 
 MAX_TEXT = 500
 MAX_IMAGES = 20
@@ -72,7 +75,9 @@ class PromotionsPort(Protocol):
 
     def holds_by_pair(self) -> Mapping[tuple[str, str], list[dict[str, Any]]]: ...
 
-    def paths(self, app: str) -> list[tuple[str, str]]: ...
+    def paths(self, app: str) -> list[tuple[str, str]]:
+        """(from, to) of every promotion ``app`` can take (the dashboard's buttons)."""
+        ...
 
 
 def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
@@ -88,8 +93,12 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
         prefix="/api/v1", tags=["promotion"], responses=error_responses(400, 401, 403, 404, 409)
     )
 
-    async def guarded(who: Caller, action: Action, env: str, target: str, **kw: Any) -> None:
-        await enforce(who, action, env, target=target, audit=settings.audit, via="api", **kw)
+    async def guarded(who: Caller, action: AnyAction, env: str, target: str, **kw: Any) -> None:
+        try:
+            authorize(who, action, env, **kw)
+        except (Forbidden, Unauthorized):
+            await _audit(settings, who.user, action, target, {"result": "forbidden"})
+            raise
 
     @router.post("/promotions", summary="Promote what runs healthy in one environment to the next")
     async def promote(who: Who, request: Request) -> JSONResponse:
@@ -130,7 +139,7 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
         return ok_response({"promotion": row})
 
     async def decide(
-        who: Caller, promotion_id: int, request: Request, action: Action
+        who: Caller, promotion_id: int, request: Request, action: Literal["approve", "reject"]
     ) -> JSONResponse:
         known = {"comment"} if action == "approve" else {"reason"}
         body = _body(await read_body(request, settings.max_body_bytes), known)
@@ -205,3 +214,12 @@ def _outcome(outcome: Any) -> JSONResponse:
     return JSONResponse({"ok": False, "result": data, "error": {
         "reason": outcome.reason, "message": outcome.message
     }}, status)  # fmt: skip
+
+
+async def _audit(
+    settings: ApiSettings, user: str, action: str, target: str, details: dict[str, Any]
+) -> None:
+    try:
+        await call(settings.audit, user, action, target, {"via": "api", **details})
+    except GitswarmError as exc:
+        log.warning("could not audit a refused %s of %s by %s: %s", action, target, user, exc)

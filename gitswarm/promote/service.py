@@ -26,7 +26,7 @@ from typing import Any
 from gitswarm.errors import ConfigError, GitswarmError, UsageError
 from gitswarm.model.operation import Promotion, Trigger
 from gitswarm.promote.core.settings import promotion_settings
-from gitswarm.promote.core.tags import parse_image_arg
+from gitswarm.promote.core.tags import parse_image_args
 from gitswarm.promote.pipeline import Promoter, PromoteRequest, PromotionOutcome
 
 
@@ -78,14 +78,14 @@ class PromotionService:
         actor: str,
         trigger: Trigger = "api",
     ) -> PromotionOutcome:
-        refs = []
-        for text in images:
-            try:
-                refs.append(parse_image_arg(text))
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
         request = PromoteRequest(
-            app, source, target, tuple(refs), dry_run=dry_run, actor=actor, trigger=trigger
+            app,
+            source,
+            target,
+            parse_image_args(images),
+            dry_run=dry_run,
+            actor=actor,
+            trigger=trigger,
         )
         with self.lock:
             outcome = self.promoter.promote(request)
