@@ -346,6 +346,7 @@ class Promoter:
                 base,
                 result="DryRun",
                 edits=diffs,
+                needed=settings.approvals if req.automation is None else 0,
                 message=f"dry run: nothing committed; {verdict}",
                 exit_code=_gate_exit(failed),
                 reason=_gate_reason(failed) if failed else None,

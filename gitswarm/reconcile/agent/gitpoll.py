@@ -14,7 +14,9 @@ Synced at revision D, whose render at D read files and settings (render/inputs.p
 reconcile/rendering.py) that are the same at the new head, renders the same stack there.
 Its status moves to the head in one write for all such apps (Recorder.unchanged) and
 its cached render serves the drift checks: no render, no Docker call (an app without
-automated sync moves too: its deployed revision renders what Git says). Every other app
+automated sync moves too: its deployed revision renders what Git says). An app this agent
+already deployed at the new head (a sync of Git's newest commit that the dashboard asked
+for before the poll saw it: syncs.py then asks Git) is left as it is. Every other app
 — its inputs changed, or its render is not cached (a new agent), or its status is not
 a success at D (failed, drifted, rolled back), or its environment checks signatures,
 or a policy reads the commit — syncs as before.
@@ -131,6 +133,7 @@ class GitPoll:
         except GitswarmError:
             return syncs
         memo = DigestMemo()  # apps share files and settings: each answered once
+        there: set[tuple[str, str]] = set()
         same: dict[tuple[str, str], tuple[Work, str, Rendered]] = {}
         for work in syncs:
             _, app, env = work[0]
@@ -146,8 +149,11 @@ class GitPoll:
             cached = self.state.render_of(app, env, status.revision)
             if cached is None or self.state.busy(app, env):
                 continue
-            if unchanged_at(cached, tree, config, memo, self.reconciler.pinned_verify):
+            if status.revision == head:
+                there.add((app, env))  # deployed at this head already (a user's sync)
+            elif unchanged_at(cached, tree, config, memo, self.reconciler.pinned_verify):
                 same[(app, env)] = (work, status.revision, cached)
+        syncs = [work for work in syncs if work[0][1:] not in there]
         if not same:
             return syncs
         moves = [(app, env, before) for (app, env), (_, before, _) in same.items()]

@@ -14,7 +14,8 @@ its outcome.
 of its held dependents again (reconcile/ordered.py).
 
 Triggered by the git task (gitpoll.py) for every automated app at a new head, and by the
-API (a revision may be named, like ``gitswarm sync --revision``).
+API (a revision may be named, like ``gitswarm sync --revision``); after a named revision
+that is not the head the agent knows, the git task runs at once (the head may have moved).
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class Syncs:
             )
         )
         self.drift.after_sync(outcome)
+        deployed = outcome.revision or request.revision
+        if request.revision and deployed and deployed != ctx.state.head:
+            # A revision named by a user (the dashboard's sync deploys the head it
+            # previewed): Git may have moved past what the agent last saw. Look now,
+            # so every page shows Git's head at once, not at the next poll.
+            why = f"after a sync of {deployed[:12]} to {app}/{env}"
+            ctx.state.put(("git",), TriggerRequest("agent", reason=why))
         if outcome.result == "Succeeded":
             self._release_dependents(app, env)
         key = ("sync", app, env)
