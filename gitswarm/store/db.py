@@ -99,10 +99,12 @@ class Database:
         *,
         clock: Clock = utcnow,
         busy_timeout: float = BUSY_TIMEOUT,
+        lease_clock: Clock | None = None,
     ) -> None:
         self.url = resolve_url(location or default_location())
         self.display = self.url.render_as_string(hide_password=True)
         self._clock = clock
+        self._lease_clock = lease_clock
         self._errors: tuple[type[BaseException], ...] = (
             sa.exc.SQLAlchemyError,
             sqlite3.Error,
@@ -226,10 +228,26 @@ class Database:
             yield conn
 
     def now(self) -> datetime:
-        now = self._clock()
+        return self._aware(self._clock())
+
+    @staticmethod
+    def _aware(now: datetime) -> datetime:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("the store's clock must return aware datetimes")
         return now.astimezone(UTC)
+
+    def lease_now(self) -> datetime | sa.ColumnElement[datetime]:
+        """ "Now" for leases (store/locks.py). PostgreSQL: the server's clock, in the
+        statement itself, so that every agent sharing the store, on whatever host, means
+        the same instant by a lease's end: a host whose clock steps forward neither
+        drops its own leases nor takes over those of the others, one stepped back never
+        hands out leases that are already over for everyone else. SQLite lives on one
+        host, whose clock the store's ``clock`` is. ``lease_clock`` (tests) overrides."""
+        if self._lease_clock is not None:
+            return self._aware(self._lease_clock())
+        if self.dialect == "postgresql":
+            return sa.func.now(type_=sa.DateTime(timezone=True))
+        return self.now()
 
     def insert(self, table: sa.Table) -> pg.Insert | sqlite_dialect.Insert:
         """An INSERT that can take ``on_conflict_do_update`` on this database."""

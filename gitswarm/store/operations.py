@@ -375,7 +375,7 @@ class OperationsMixin:
         ``exclude_holder`` (the caller) are left alone.
         """
         now = self._db.now()
-        live_holders = sa.select(locks.c.holder).where(locks.c.expires_at > now)
+        live_holders = sa.select(locks.c.holder).where(locks.c.expires_at > self._db.lease_now())
         query = (
             sa.update(operations)
             .where(

@@ -51,8 +51,11 @@ class Store(
         *,
         clock: Clock = utcnow,
         busy_timeout: float = BUSY_TIMEOUT,
+        lease_clock: Clock | None = None,
     ) -> None:
-        self._db = Database(location, clock=clock, busy_timeout=busy_timeout)
+        self._db = Database(
+            location, clock=clock, busy_timeout=busy_timeout, lease_clock=lease_clock
+        )
 
     @property
     def location(self) -> str:

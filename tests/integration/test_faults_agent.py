@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from gitswarm.reconcile.apply import Clock
+from gitswarm.store import AGENT_LOCK
 from harness.gitserve import GitRemote
+from harness.postgres import PrivatePostgres
 from tests.conftest import SwarmUnderTest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
@@ -217,6 +220,104 @@ def test_clock_jumping_forward_and_back_keeps_leadership_and_syncs(
             took = wait_for(rig.deployed(sha), 60)
             assert agent.wait_leader(2 * 2.0), f"no leader {2 * 2.0}s after a jump of {jump}"
             assert f"busybox:{image}" in image_of(docker_client, f"{stack_name}_web")
-            print(f"FAULT clock jump {jump}: deployed in {took:.1f}s")
+            print(f"FAULT clock jump {jump / dt.timedelta(hours=1):+.0f}h: deployed in {took:.1f}s")
         results = [o.result for o in rig.operations("sync")]
         assert "Interrupted" not in results and "Running" not in results, results
+
+
+def slow_to_turn_healthy(image: str) -> dict[str, object]:
+    """A service whose tasks turn healthy a few seconds after they start: a health wait
+    longer than the lease, so that a sync runs while a clock jumps."""
+    return service(
+        image,
+        healthcheck={
+            "test": ["CMD", "wget", "-q", "--spider", "http://127.0.0.1:4000/health"],
+            "interval": "3s", "start_period": "0s", "retries": 3,
+        },
+    )  # fmt: skip
+
+
+class Watch:
+    """Samples, every 20 ms, whether each agent leads."""
+
+    def __init__(self, **agents: object) -> None:
+        self.agents = agents
+        self.seen: dict[str, set[bool]] = {name: set() for name in agents}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for name, agent in self.agents.items():
+                self.seen[name].add(bool(agent.state.leader))  # type: ignore[attr-defined]
+
+    def stop(self) -> dict[str, set[bool]]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+@pytest.mark.postgres
+def test_a_clock_jump_on_the_leaders_host_moves_no_lease_and_runs_no_sync_twice(
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    docker_client: docker.DockerClient,
+    registry: str,
+    postgres_server: PrivatePostgres,
+    postgres_url: str,
+) -> None:
+    """Two agents on one PostgreSQL store. The leader's host clock steps 2 h forward in
+    the middle of a sync, and 2 h back in the middle of the next. Leases run on the
+    server's clock (store/locks.py): the leader keeps its lease (which still ends one TTL
+    from now, not 2 h later), finishes each sync once, and the standby neither leads nor
+    starts the same operation."""
+    lease = 2.0
+    schema = f"t_{stack_name[-6:]}"
+    url = postgres_server.create_schema(schema, "gitswarm")
+    clock = JumpingClock()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    leader = AgentRig(git_remote, tmp_path / "a", stack_name, store_clock=clock.now, state=url,
+                      holder="agent-a")  # fmt: skip
+    standby = AgentRig(git_remote, tmp_path / "b", stack_name, state=url, holder="agent-b")
+    first = leader.push({"web": slow_to_turn_healthy(f"{registry}/busybox:1")}, "first")
+    options: dict[str, Any] = {"poll_interval": 0.5, "poll_jitter": 0.0, "lease_ttl": lease}
+    try:
+        with running_rig(leader, Clock(now=clock.now), **options):
+            assert leader.agent is not None and leader.store is not None
+            wait_for(leader.deployed(first), 60)
+            with running_rig(standby, leader=False, **options):
+                assert standby.agent is not None
+                watch = Watch(leader=leader.agent, standby=standby.agent)
+                try:
+                    jumps = ((dt.timedelta(hours=2), "2"), (dt.timedelta(hours=-2), "1"))
+                    for jump, image in jumps:
+                        sha = leader.push(
+                            {"web": slow_to_turn_healthy(f"{registry}/busybox:{image}")},
+                            f"jump {jump} during this sync",
+                        )
+                        wait_for(lambda: any(o.revision == sha and o.result == "Running"  # noqa: B023
+                                             for o in leader.operations("sync")), 30)  # fmt: skip
+                        clock.offset += jump
+                        took = wait_for(leader.deployed(sha), 60)
+                        info = leader.store.lock_holder(AGENT_LOCK)
+                        assert info is not None and info.holder == "agent-a", info
+                        left = info.expires_at - dt.datetime.now(dt.UTC)
+                        assert left <= dt.timedelta(seconds=lease + 1), f"lease ends in {left}"
+                        ops = [o for o in leader.operations("sync") if o.revision == sha]
+                        assert [(o.result, o.holder) for o in ops] == [("Succeeded", "agent-a")], (
+                            ops
+                        )
+                        hours = jump / dt.timedelta(hours=1)
+                        print(
+                            f"FAULT leader clock {hours:+.0f}h mid-sync: synced once in {took:.1f}s"
+                        )
+                finally:
+                    seen = watch.stop()
+                assert seen["leader"] == {True}, "the leader lost its lease to a clock jump"
+                assert seen["standby"] == {False}, "the standby took the lead"
+        assert "Interrupted" not in [o.result for o in leader.operations()]
+    finally:
+        postgres_server.drop_schema(schema, "gitswarm")
