@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from gitswarm.model.instant import Instant
+
 OperationKind = Literal[
     "sync", "rollback", "drift", "heal", "promotion", "approval", "policy-violation"
 ]
@@ -75,6 +77,9 @@ class Operation:
     author: str | None = None  # of the commit
     commit_time: datetime | None = None
     finished_at: datetime | None = None
+    # the boot id and monotonic reading at the finish (model/instant.py; older: None)
+    finished_boot: str | None = None
+    finished_mono: float | None = None
     reason: str | None = None  # a gitswarm.errors.Reason's value (older rows: any string)
     message: str = ""
     dry_run: bool = False
@@ -85,6 +90,13 @@ class Operation:
     @property
     def running(self) -> bool:
         return self.result == "Running"
+
+    @property
+    def finished(self) -> Instant | None:
+        """When it finished, with what durations need (model/instant.py)."""
+        if self.finished_at is None:
+            return None
+        return Instant(self.finished_at, self.finished_boot, self.finished_mono)
 
     @property
     def duration(self) -> float | None:

@@ -50,6 +50,8 @@ OPERATION_COLUMNS = (
     "reason",
     "message",
     "dry_run",
+    "finished_boot",
+    "finished_mono",
 )
 # How SQLAlchemy's DateTime keeps a time in SQLite (schema.UTCDateTime: naive UTC text,
 # which sorts as time does); test_store_quick checks that the two agree.
@@ -183,6 +185,8 @@ def operations_from(
             author=row["author"],
             commit_time=_time(row["commit_time"]),
             finished_at=_time(row["finished_at"]),
+            finished_boot=row["finished_boot"],
+            finished_mono=row["finished_mono"],
             reason=row["reason"],
             message=row["message"],
             dry_run=bool(row["dry_run"]),
