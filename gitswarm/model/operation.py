@@ -180,6 +180,12 @@ class AppStatus:
     reason: str | None = None
     message: str = ""
     drift: Mapping[str, Any] = field(default_factory=dict)  # service -> what drifted
+    # What the render of ``revision`` asked of the repository (render/inputs.py) and the
+    # digest of the answers (reconcile/rendering.py stored_digest): how a new agent
+    # knows the apps a commit leaves as they are (reconcile/agent/gitpoll.py). None:
+    # unknown (a failure, a rollback, an older store).
+    render_inputs: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
+    render_digest: str | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The one JSON form of a stored status (the API adds Git's head and the source's

@@ -367,6 +367,19 @@ class OperationsMixin:
             revision: str | None = conn.execute(query).scalar_one_or_none()
         return revision
 
+    def unfinished_operations(self) -> dict[tuple[str, str], int]:
+        """(app, env) -> the id of its newest Running or Interrupted operation (an
+        operation a dead agent did not finish: one index range, however long the
+        history)."""
+        query = (
+            sa.select(operations.c.app, operations.c.env, sa.func.max(operations.c.id))
+            .where(operations.c.result.in_(("Running", "Interrupted")))
+            .group_by(operations.c.app, operations.c.env)
+        )
+        with self._db.read("read unfinished operations") as conn:
+            rows = conn.execute(query).all()
+        return {(app, env): int(op_id) for app, env, op_id in rows}
+
     def mark_interrupted(
         self,
         *,
