@@ -133,6 +133,7 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
         )
         try:
             yield Session(source, store, reconciler, progress)
+            reconciler.journal.settle()  # no exit 0 while a record of it is unwritten
         finally:
             progress.stop()
             pool.close()
