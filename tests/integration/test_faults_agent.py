@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import pytest
 
+from gitswarm.errors import PromotionError
 from gitswarm.promote.pipeline import Promoter
 from gitswarm.reconcile.agent import Agent
 from gitswarm.reconcile.apply import Clock
@@ -50,6 +51,11 @@ class Bench:
 
     def image(self, tag: str) -> dict[str, Any]:
         return service(f"{self.registry}/busybox:{tag}")
+
+    def update_done(self) -> bool:
+        """Swarm finished updating the web service (or never updated it)."""
+        spec = self.docker.api.inspect_service(f"{self.stack}_web")
+        return spec.get("UpdateStatus", {}).get("State", "completed") == "completed"
 
     def runs(self, tag: str) -> bool:
         return f"busybox:{tag}" in image_of(self.docker, f"{self.stack}_web")
@@ -194,14 +200,27 @@ def test_clock_jumping_forward_and_back_keeps_leadership_soaks_and_syncs(bench: 
     rig = bench.rig(store_clock=clock.now)
     with serving(rig, {"web": service()}, Clock(now=clock.now), lease_ttl=2.0) as (agent, _):
         promoter = Promoter(agent.reconciler)
+        refused: list[str] = []
+
+        def soaked() -> dt.timedelta | None:
+            """The promotion's soak figure (source_healthy_for) of app/dev, once it runs
+            healthy (a rollout's old task may still be stopping)."""
+            try:
+                return promoter.check_source("app", "dev").healthy_for
+            except PromotionError as exc:
+                refused.append(exc.message)
+                return None
+
         for jump, image in ((dt.timedelta(hours=2), "2"), (dt.timedelta(hours=-2), "1")):
-            before = promoter.check_source("app", "dev").healthy_for
+            wait_for(lambda: bench.update_done(), 60)  # Swarm's rollout over: Healthy
+            wait_for(soaked, 30)
+            before = soaked()
             clock.offset += jump
-            # The soak (promotion's source_healthy_for) runs on: a jump neither skips it
-            # nor sets it back (model/instant.py), on the real deploy's record.
-            soaked = promoter.check_source("app", "dev").healthy_for
-            assert before is not None and soaked is not None
-            assert before <= soaked < before + dt.timedelta(seconds=30), (jump, before, soaked)
+            # The soak runs on: a jump neither skips it nor sets it back (model/instant.py),
+            # measured from the real deploy's record.
+            after = soaked()
+            assert before is not None and after is not None, refused[-1:]
+            assert before <= after < before + dt.timedelta(seconds=30), (jump, before, after)
             sha = rig.push({"web": bench.image(image)}, f"after {jump}")
             took = wait_for(rig.deployed(sha), 60)
             assert agent.wait_leader(2 * 2.0), f"no leader {2 * 2.0}s after a jump of {jump}"

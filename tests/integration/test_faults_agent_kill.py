@@ -235,6 +235,7 @@ def test_kill_9_with_records_waiting_in_the_journal_loses_nothing_it_acknowledge
                                                               "roles": ["deployer"]}}},
         }  # fmt: skip
         rig = AgentRig(git_remote, tmp_path, stack_name)
+        rig.sync["keep_versions"] = 0  # GC removes every unused version at once
         rig.wc = git_remote.clone()
         store = Store(str(disk / "state.db"))
         try:
