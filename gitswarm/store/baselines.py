@@ -17,21 +17,7 @@ import sqlalchemy as sa
 
 from gitswarm.model.operation import Baseline
 from gitswarm.store.db import Database
-from gitswarm.store.schema import baselines
-
-
-def _baseline(row: sa.RowMapping) -> Baseline:
-    return Baseline(
-        app=row["app"],
-        env=row["env"],
-        service=row["service"],
-        spec=row["spec"],
-        rendered=row["rendered"],
-        version=row["version"],
-        spec_hash=row["spec_hash"],
-        revision=row["revision"],
-        updated_at=row["updated_at"],
-    )
+from gitswarm.store.schema import baselines, from_row
 
 
 class BaselinesMixin:
@@ -74,7 +60,7 @@ class BaselinesMixin:
         ).returning(*baselines.c)
         with self._db.write(f"save baseline of {app}/{env}/{service}") as conn:
             row = conn.execute(upsert).mappings().one()
-        return _baseline(row)
+        return from_row(Baseline, row)
 
     def baselines(self, app: str, env: str) -> dict[str, Baseline]:
         """The baselines of every service of ``app`` in ``env``, by service name."""
@@ -84,7 +70,7 @@ class BaselinesMixin:
                 .where(baselines.c.app == app, baselines.c.env == env)
                 .order_by(baselines.c.service)
             ).mappings()
-            return {row["service"]: _baseline(row) for row in rows}
+            return {row["service"]: from_row(Baseline, row) for row in rows}
 
     def delete_baseline(self, app: str, env: str, service: str | None = None) -> int:
         """Forget one service's baseline (pruned), or all of ``app`` in ``env`` with None;

@@ -6,13 +6,19 @@ the migrated database and this metadata agree, on SQLite and on PostgreSQL.
 
 Enumerated values (kinds, results, statuses) are plain strings checked by the store, not
 database enums, so adding a value needs no migration. Timestamps are UTC everywhere.
+
+A table whose rows are a model record column for field (promotion_holds: Hold,
+baselines: Baseline) is read with ``from_row``: its columns are written once, here, and
+tests/unit/test_store_records.py checks the record's fields against them; no reader
+lists them again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -20,6 +26,11 @@ from sqlalchemy.engine import Dialect
 # The newest migration (SCHEMA_HEAD) is set in location.py, which loads without SQLAlchemy.
 from gitswarm.store.location import SCHEMA_HEAD as SCHEMA_HEAD
 from gitswarm.store.location import VERSION_TABLE as VERSION_TABLE
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Record = TypeVar("Record", bound=DataclassInstance)
 
 metadata = sa.MetaData(
     naming_convention={
@@ -332,3 +343,8 @@ api_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime),
     sa.Column("description", sa.Text, nullable=False),
 )
+
+
+def from_row(record: type[Record], row: sa.RowMapping) -> Record:
+    """The model record of a row whose columns are its fields (see the module docstring)."""
+    return record(**{f.name: row[f.name] for f in dataclasses.fields(record)})

@@ -22,15 +22,20 @@ import datetime as dt
 import os
 import re
 import shutil
+import socket
 import ssl
+import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import docker
+import docker.constants
 import docker.errors
+import docker.transport
+import docker.transport.unixconn
 import requests.exceptions
 
 from gitswarm.errors import DeployRejected, SwarmError
@@ -331,6 +336,51 @@ def docker_cli() -> str:
     return cli
 
 
+DEPLOY_PREFIX = "gitswarm-deploy-"
+_DEPLOY_DIR = re.compile(re.escape(DEPLOY_PREFIX) + r"(\d+)-[^/]+$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (someone else's counts: it is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_deploy_leftovers(
+    root: Path | None = None, alive: Callable[[int], bool] = pid_alive
+) -> list[Path]:
+    """Remove the deploy folders (``deploy``) of processes that no longer run: what a
+    ``kill -9`` mid-deploy leaves in the temp dir. Only this user's own folders, never
+    through a link, never one of a live process. Returns what was removed."""
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        found = _DEPLOY_DIR.match(entry.name)
+        if found is None or int(found.group(1)) == os.getpid():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            continue
+        if alive(int(found.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
 class _APIClient(docker.APIClient):  # type: ignore[misc]
     """docker-py's client, blind to the process environment's HTTP settings.
 
@@ -348,6 +398,62 @@ class _APIClient(docker.APIClient):  # type: ignore[misc]
     @trust_env.setter
     def trust_env(self, _value: bool) -> None:
         return
+
+    def __init__(self, *, base_url: str, timeout: int, tls: Any) -> None:
+        # docker-py asks the engine for its API version inside its constructor, over a
+        # unix connection that leaks its socket when connect() fails (a missing or dead
+        # socket: a ResourceWarning, an fd until the GC runs). So: construct with a
+        # version (no request yet), put a unix adapter that closes on failure in place,
+        # then ask for the version, closing everything if that fails.
+        super().__init__(
+            base_url=base_url,
+            version=docker.constants.DEFAULT_DOCKER_API_VERSION,
+            timeout=timeout,
+            tls=tls,
+        )
+        old = self.adapters.get("http+docker://")
+        if isinstance(old, docker.transport.UnixHTTPAdapter):
+            adapter = _UnixAdapter(
+                "http+unix://" + old.socket_path, timeout, max_pool_size=old.max_pool_size
+            )
+            self._custom_adapter = adapter  # docker-py's fallback for this URL scheme
+            self.mount("http+docker://", adapter)
+            old.close()
+        try:
+            self._version = str(self.version(api_version=False)["ApiVersion"])
+        except BaseException:
+            self.close()
+            raise
+
+
+class _UnixConnection(docker.transport.unixconn.UnixHTTPConnection):  # type: ignore[misc]
+    """docker-py's unix connection, closing its socket when connect() fails."""
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.unix_socket)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixPool(docker.transport.unixconn.UnixHTTPConnectionPool):  # type: ignore[misc]
+    def _new_conn(self) -> _UnixConnection:
+        return _UnixConnection(self.base_url, self.socket_path, self.timeout)
+
+
+class _UnixAdapter(docker.transport.UnixHTTPAdapter):  # type: ignore[misc]
+    def get_connection(self, url: str, proxies: Any = None) -> _UnixPool:
+        with self.pools.lock:
+            pool = self.pools.get(url)
+            if pool:
+                return pool  # type: ignore[no-any-return]
+            pool = _UnixPool(url, self.socket_path, self.timeout, maxsize=self.max_pool_size)
+            self.pools[url] = pool
+        return pool
 
 
 class DockerSwarm:
@@ -378,7 +484,6 @@ class DockerSwarm:
         try:
             self.api = _APIClient(
                 base_url=self._host or "unix:///var/run/docker.sock",
-                version="auto",
                 timeout=int(timeout),
                 tls=tls,
             )
@@ -568,9 +673,11 @@ class DockerSwarm:
         """``docker stack deploy`` of a rendered file from a private temp dir.
 
         The file holds no secret value (secrets are external objects created before), and
-        the folder (mode 0700) is removed whatever happens."""
+        the folder (mode 0700) is removed whatever happens; one whose process was killed
+        (kill -9) names that process, and the agent removes it when it starts
+        (``clean_deploy_leftovers``)."""
         self.writes += 1
-        workdir = Path(tempfile.mkdtemp(prefix="gitswarm-deploy-"))
+        workdir = Path(tempfile.mkdtemp(prefix=f"{DEPLOY_PREFIX}{os.getpid()}-"))
         try:
             stack_file = workdir / "stack.yml"
             stack_file.write_text(compose_yaml)
