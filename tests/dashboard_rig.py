@@ -1,6 +1,8 @@
 """The dashboard in-process for unit tests: a real SQLite state store (users, sessions,
-tokens, audit), the FakeAgent, one user and one store token per role × environment,
-and helpers to sign in and to fish the CSRF token out of a page.
+tokens, audit), the FakeAgent and FakePromotions, one user and one store token per
+role × environment, one pending promotion into each environment and one hold in each
+(requested and made by ``REQUESTER``, who is none of them), and helpers to sign in
+and to fish the CSRF token out of a page.
 
 Passwords are hashed with a cheap argon2id (argon2 verifies with the parameters kept in
 the hash), so signing in twenty users costs milliseconds, not seconds.
@@ -22,9 +24,11 @@ from gitswarm.model.account import RoleBinding
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.store import Store
 from tests.fake_agent import ENVS, FakeAgent, client_for
+from tests.fake_promotions import IMAGE, SOURCE, FakePromotions
 
 ROLES = ("viewer", "deployer", "approver", "admin")
 OLDER = "b" * 40  # what FakeAgent's history ran healthy before the deployed "a" * 40
+REQUESTER = "requester"
 CHEAP = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
@@ -47,7 +51,10 @@ class Rig:
     metrics: Metrics
     settings: ApiSettings
     app: Any
+    promotions: FakePromotions
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (role, env)
+    pending: dict[str, int] = field(default_factory=dict)  # env -> the promotion into it
+    holds: dict[str, int] = field(default_factory=dict)  # env -> a hold after a rollback
 
     def client(self, **kwargs: Any) -> Any:
         return client_for(self.app, **kwargs)
@@ -70,7 +77,16 @@ def make_rig(tmp_path: Path, only: tuple[str, ...] | None = None, **settings: An
         )
     metrics = Metrics()
     api = ApiSettings(audit=store.audit, accounts=store, **settings)
-    rig = Rig(store, agent, metrics, api, create_app(agent, api, metrics, records=store))
+    promotions = FakePromotions(store)
+    app = create_app(agent, api, metrics, promotions=promotions, records=store)
+    rig = Rig(store, agent, metrics, api, app, promotions)
+    for env in ENVS:
+        promo = store.create_promotion(
+            "web", SOURCE[env], env, images={IMAGE: "1.1.0"}, requested_by=REQUESTER
+        )
+        rig.pending[env] = promo.id
+        hold, _ = store.create_hold("web", env, reason="rolled back", created_by=REQUESTER)
+        rig.holds[env] = hold.id
     for role in ROLES:
         for env in (*ENVS, "*"):
             name = user_name(role, env)

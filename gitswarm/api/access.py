@@ -113,11 +113,12 @@ async def enforce(
     audit: AuditSink,
     via: str,
     audit_action: str | None = None,
+    requester: str | None = None,
 ) -> None:
     """``authorize``, and a refusal of a known caller is audited (if that fails, the
-    refusal stands all the same)."""
+    refusal stands all the same); ``requester`` as for ``authorize``."""
     try:
-        authorize(caller, action, env)
+        authorize(caller, action, env, requester=requester)
     except Forbidden:
         details: dict[str, Any] = {"via": via, "result": "forbidden"}
         try:

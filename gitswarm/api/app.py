@@ -73,7 +73,7 @@ def create_app(
     holds = promotions.holds_by_pair if promotions is not None else None
     app.include_router(v1.build_router(agent, settings, holds))
     app.include_router(webhook_routes.build_router(agent, settings, metrics))
-    mount_dashboard(app, agent, settings, metrics, records)
+    mount_dashboard(app, agent, settings, metrics, records, promotions=promotions)
     if promotions is not None:
         app.include_router(promotion_routes.build_router(promotions, settings))
 

@@ -75,6 +75,10 @@ class PromotionsPort(Protocol):
 
     def holds_by_pair(self) -> Mapping[tuple[str, str], list[dict[str, Any]]]: ...
 
+    def paths(self, app: str) -> list[tuple[str, str]]:
+        """(from, to) of every promotion ``app`` can take (the dashboard's buttons)."""
+        ...
+
 
 def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     authenticator = Authenticator(settings)
@@ -131,7 +135,7 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     @router.get("/promotions/{promotion_id}", summary="One promotion")
     async def one(who: Who, promotion_id: Id) -> JSONResponse:
         row = await call(service.get, promotion_id)
-        authorize(who, "view", str(row["to"]))
+        await guarded(who, "view", str(row["to"]), f"promotion {promotion_id}")
         return ok_response({"promotion": row})
 
     async def decide(

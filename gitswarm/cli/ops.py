@@ -167,6 +167,7 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
 
     with pipeline(repo, open_store, as_json=as_json) as (source, reconciler, progress):
         yield Session(source, reconciler.store, reconciler, progress)
+        reconciler.journal.settle()  # no exit 0 while a record of it is unwritten
 
 
 def status_reads(state: str | None) -> StatusReads:

@@ -504,7 +504,7 @@ def promotion_side(
     from gitswarm.promote.registry import RegistryClient
 
     promoter = Promoter(reconciler, commands=settings.commands, http_allow=settings.http_allow)
-    service = PromotionService(promoter)
+    service = PromotionService(promoter, committed=lambda outcome: look_at_git(agent, outcome))
     if settings.automation:
         automation = Automation(
             promoter, RegistryClient(settings.registries), holder=agent.holder, lock=service.lock
@@ -521,6 +521,15 @@ def promotion_side(
 
         start_automation(automation, stop, every=settings.interval, on_actions=deploy)
     return service
+
+
+def look_at_git(agent: Agent, outcome: Any) -> None:
+    """A promotion the API committed: the agent asks Git for its head now (the git task,
+    as a webhook would), so the pages show the new head and an automated target deploys
+    it at once, not at the next poll."""
+    commit = str(outcome.commit or "")[:12]
+    reason = f"promotion {outcome.promotion_id} committed {commit} to {outcome.target}"
+    agent.trigger(TriggerRequest(trigger="agent", reason=reason))
 
 
 @click.command()

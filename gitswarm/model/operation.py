@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from gitswarm.model.instant import Instant
+
 OperationKind = Literal[
     "sync", "rollback", "drift", "heal", "promotion", "approval", "policy-violation"
 ]
@@ -75,6 +77,9 @@ class Operation:
     author: str | None = None  # of the commit
     commit_time: datetime | None = None
     finished_at: datetime | None = None
+    # the boot id and monotonic reading at the finish (model/instant.py; older: None)
+    finished_boot: str | None = None
+    finished_mono: float | None = None
     reason: str | None = None  # a gitswarm.errors.Reason's value (older rows: any string)
     message: str = ""
     dry_run: bool = False
@@ -85,6 +90,13 @@ class Operation:
     @property
     def running(self) -> bool:
         return self.result == "Running"
+
+    @property
+    def finished(self) -> Instant | None:
+        """When it finished, with what durations need (model/instant.py)."""
+        if self.finished_at is None:
+            return None
+        return Instant(self.finished_at, self.finished_boot, self.finished_mono)
 
     @property
     def duration(self) -> float | None:
@@ -181,6 +193,12 @@ class AppStatus:
     reason: str | None = None
     message: str = ""
     drift: Mapping[str, Any] = field(default_factory=dict)  # service -> what drifted
+    # What the render of ``revision`` asked of the repository (render/inputs.py) and the
+    # digest of the answers (reconcile/rendering.py stored_digest): how a new agent
+    # knows the apps a commit leaves as they are (reconcile/agent/gitpoll.py). None:
+    # unknown (a failure, a rollback, an older store).
+    render_inputs: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
+    render_digest: str | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The one JSON form of a stored status (the API adds Git's head and the source's

@@ -51,7 +51,7 @@ log = logging.getLogger("gitswarm.promote.automation")
 
 LOCK = "promotion-automation"
 HOLD_LOOKBACK = dt.timedelta(days=1)
-RETRY_FAILED = dt.timedelta(minutes=10)
+RETRY_FAILED = 600.0  # seconds before a failed automatic promotion is tried again
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,10 @@ class Automation:
     lease: float = 60.0
     # Shared with the API's PromotionService: a round and a request never interleave.
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _due: dict[tuple[str, str], dt.datetime] = field(default_factory=dict, init=False)
-    _tried: dict[tuple[str, str], tuple[frozenset[tuple[str, str]], dt.datetime]] = field(
+    # Timers on the monotonic clock (a step of the wall clock neither fires nor stalls
+    # them): when each image automation is due, when each automatic promotion was tried.
+    _due: dict[tuple[str, str], float] = field(default_factory=dict, init=False)
+    _tried: dict[tuple[str, str], tuple[frozenset[tuple[str, str]], float]] = field(
         default_factory=dict, init=False
     )
     _said: set[tuple[str, str, str]] = field(default_factory=set, init=False)
@@ -82,6 +84,9 @@ class Automation:
     @property
     def store(self) -> Store:
         return self.promoter.store
+
+    def _monotonic(self) -> float:
+        return self.promoter.reconciler.clock.monotonic()
 
     def tick(self, now: dt.datetime | None = None) -> list[Action]:
         with self.lock:
@@ -166,9 +171,10 @@ class Automation:
                 continue
             for entry in settings.image_automation:
                 key = (env.name, entry.repository)
-                if self._due.get(key, now) > now:
+                mono = self._monotonic()
+                if self._due.get(key, mono) > mono:
                     continue
-                self._due[key] = now + entry.interval
+                self._due[key] = mono + entry.interval.total_seconds()
                 out += self._automate(config, env.name, entry)
         return out
 
@@ -288,7 +294,7 @@ class Automation:
         if not wanted:
             return []
         soak = settings.gates.source_healthy_for
-        if soak and (found.healthy_since is None or now - found.healthy_since < soak):
+        if soak and (found.healthy_for is None or found.healthy_for < soak):
             return []  # the soak gate would fail: wait quietly
         out = self.hold_rollbacks(self.promoter.config()[1], now)
         holds = self.store.holds(app, target)
@@ -302,7 +308,7 @@ class Automation:
             )
         images = frozenset(wanted.items())
         tried = self._tried.get((app, target))
-        if tried is not None and tried[0] == images and now - tried[1] < RETRY_FAILED:
+        if tried is not None and tried[0] == images and self._monotonic() - tried[1] < RETRY_FAILED:
             return out
         for pending in self.store.pending_promotions(app, target):
             if dict(pending.images) == wanted:
@@ -313,7 +319,7 @@ class Automation:
         outcome = self.promoter.promote(
             PromoteRequest(app, source, target, actor=AUTOMATION_USER, trigger="agent")
         )
-        self._tried[(app, target)] = (images, now)
+        self._tried[(app, target)] = (images, self._monotonic())
         kind = {"Committed": "committed", "Pending": "pending"}.get(outcome.result, "failed")
         if outcome.result == "Unchanged":
             kind = "skipped"

@@ -46,6 +46,7 @@ from gitswarm.errors import (
 )
 from gitswarm.model.config import RepoConfig
 from gitswarm.model.events import Event, EventKind
+from gitswarm.model.instant import Instant, elapsed
 from gitswarm.model.operation import DEPLOY_KINDS, Promotion, Trigger
 from gitswarm.model.policy import WINDOW_RULE
 from gitswarm.model.tree import Tree
@@ -184,7 +185,9 @@ class Source:
 
     revision: str
     images: dict[str, str]
-    healthy_since: dt.datetime | None
+    # how long it has run these images healthy (the soak), on the monotonic clock
+    # where it can be (model/instant.py); None: no successful deploy on record
+    healthy_for: dt.timedelta | None
 
 
 @dataclass
@@ -263,9 +266,11 @@ class Promoter:
             raise PromotionError(f"{where}: gitswarm has never deployed it")
         # What runs is what Git's head renders (Synced, the same images); the revision
         # gitswarm deployed it from is what was soaked, and what the commit names.
-        return Source(stored.revision, current_images(desired), self.healthy_since(app, env))
+        since = self.healthy_since(app, env)
+        held = None if since is None else elapsed(since, self.store.instant())
+        return Source(stored.revision, current_images(desired), held)
 
-    def healthy_since(self, app: str, env: str) -> dt.datetime | None:
+    def healthy_since(self, app: str, env: str) -> Instant | None:
         """Since when ``app`` has run its current images in ``env`` without a failure or a
         drift in between (the soak clock): the deploy that last changed an image (or
         created or removed a service) starts it; later no-op deploys of newer commits
@@ -276,7 +281,7 @@ class Promoter:
                 continue
             if op.kind == "drift" or op.result != "Succeeded":
                 break
-            since = op.finished_at or op.started_at
+            since = op.finished or Instant(op.started_at)
             if any(
                 c.action in ("created", "removed") or any("image" in f for f in c.fields)
                 for c in op.changes
@@ -346,6 +351,7 @@ class Promoter:
                 base,
                 result="DryRun",
                 edits=diffs,
+                needed=settings.approvals if req.automation is None else 0,
                 message=f"dry run: nothing committed; {verdict}",
                 exit_code=_gate_exit(failed),
                 reason=_gate_reason(failed) if failed else None,
@@ -492,7 +498,7 @@ class Promoter:
     def _soak(self, req: PromoteRequest, settings: PromotionSettings, source: Source) -> GateResult:
         want = settings.gates.source_healthy_for
         rev = source.revision[:12]
-        if source.healthy_since is None:
+        if source.healthy_for is None:
             if want:
                 return GateResult(
                     "source-healthy",
@@ -500,7 +506,7 @@ class Promoter:
                     f"{req.source} has no successful deploy of {rev} on record",
                 )
             return GateResult("source-healthy", True, f"Synced and Healthy at {rev}")
-        held = self.now() - source.healthy_since
+        held = source.healthy_for
         minutes = f"{int(held.total_seconds() // 60)}m{int(held.total_seconds() % 60):02d}s"
         if want and held < want:
             return GateResult(

@@ -9,17 +9,23 @@ per promotion) are the Promoter's and hold for the CLI too.
 One lock serialises promotions, approvals and automation rounds in this process: two
 approvals arriving at once are decided one after the other (and the store's
 compare-and-set makes a second agent on one database safe as well).
+
+A promotion that commits calls ``committed`` (serve.py: the agent looks at Git at once),
+so the new head is on every page, and an automated target deploys it, within a second
+rather than at the next poll.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitswarm.errors import UsageError
+from gitswarm.errors import ConfigError, GitswarmError, UsageError
 from gitswarm.model.operation import Promotion, Trigger
+from gitswarm.promote.core.settings import promotion_settings
 from gitswarm.promote.core.tags import parse_image_args
 from gitswarm.promote.pipeline import Promoter, PromoteRequest, PromotionOutcome
 
@@ -43,10 +49,23 @@ def promotion_dict(p: Promotion) -> dict[str, Any]:
     }
 
 
+log = logging.getLogger("gitswarm.promote")
+
+
 @dataclass
 class PromotionService:
     promoter: Promoter
     lock: threading.Lock = field(default_factory=threading.Lock)
+    committed: Callable[[PromotionOutcome], None] | None = None
+
+    def _done(self, outcome: PromotionOutcome) -> PromotionOutcome:
+        if outcome.result == "Committed" and self.committed is not None:
+            try:
+                self.committed(outcome)
+            except GitswarmError as exc:  # the commit stands; the next poll sees it
+                log.warning("promotion %s committed; telling the agent failed: %s",
+                            outcome.promotion_id, exc.message)  # fmt: skip
+        return outcome
 
     def promote(
         self,
@@ -69,11 +88,13 @@ class PromotionService:
             trigger=trigger,
         )
         with self.lock:
-            return self.promoter.promote(request)
+            outcome = self.promoter.promote(request)
+        return self._done(outcome)
 
     def approve(self, promotion_id: int, user: str, comment: str = "") -> PromotionOutcome:
         with self.lock:
-            return self.promoter.approve(promotion_id, user, comment, trigger="api")
+            outcome = self.promoter.approve(promotion_id, user, comment, trigger="api")
+        return self._done(outcome)
 
     def reject(self, promotion_id: int, user: str, reason: str) -> PromotionOutcome:
         with self.lock:
@@ -111,6 +132,23 @@ class PromotionService:
                 user, "hold-released", f"{hold.app}/{hold.env}", {"hold": hold_id, "why": reason}
             )
         return {**hold.as_dict(), "released_now": released}
+
+    def paths(self, app: str) -> list[tuple[str, str]]:
+        """(from, to) of every promotion ``app`` can take at Git's head: both
+        environments deploy it and the target is promoted from the source."""
+        _head, config = self.promoter.config()
+        deployed = [
+            e.name for e in config.environments if app in {a.name for a in config.apps_for(e.name)}
+        ]
+        out = []
+        for target in deployed:
+            try:
+                source = promotion_settings(config, target).source
+            except (ConfigError, KeyError):
+                continue
+            if source is not None and source in deployed:
+                out.append((source, target))
+        return out
 
     def holds_by_pair(self) -> Mapping[tuple[str, str], list[dict[str, Any]]]:
         out: dict[tuple[str, str], list[dict[str, Any]]] = {}

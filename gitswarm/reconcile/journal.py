@@ -10,11 +10,19 @@ the agent's ``("record",)`` task with backoff (0.5, 1, 2 ... 30 s; agent/agent.p
 before any newer record, so records land in the order they happened (an old "Failed"
 status never overwrites a newer "Succeeded").
 
-What stays unwritten lives in this process only: an agent killed while the store
-refuses it loses those records, and the next agent marks the operation they would have
-finished Interrupted (store.mark_interrupted), never Running. At most ``limit`` records
-wait; past that the oldest is dropped with an ERROR (a store down for days must not
-exhaust the agent).
+What stays unwritten lives in this process only, on purpose: a store that refuses
+writes is most often a full disk, the very disk a local copy would go to, and the
+records are the outcome of work whose start is already in the store. So nothing the
+agent acknowledges waits here: a request through the API is audited before it is
+queued (503 otherwise), a webhook claims its delivery in the store first, an operation
+is started in the store before anything is deployed, and a command (`gitswarm sync`)
+does not exit 0 while one of its records is unwritten (``settle``). An agent killed
+while records wait loses only their words: the operation they would have finished is
+marked Interrupted by the next agent (store.mark_interrupted), never Running nor
+Succeeded, and that agent syncs the app again and records what it finds
+(tests/integration/test_faults_agent_kill.py). At most ``limit`` records wait; past
+that the oldest is dropped with an ERROR (a store down for days must not exhaust the
+agent).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitswarm.errors import GitswarmError
+from gitswarm.errors import GitswarmError, StoreError
 
 log = logging.getLogger("gitswarm.store")
 
@@ -110,6 +118,20 @@ class Journal:
             self._drain()
             with self._lock:
                 return len(self._unwritten)
+
+    def settle(self) -> None:
+        """Before the process ends (a command's last step): one more try at what waits;
+        ``StoreError`` naming what the store never took, so that the command does not
+        report a success it could not record."""
+        if self.flush() == 0:
+            return
+        left = self.backlog()
+        if left is not None:
+            raise StoreError(
+                f"the state store did not take {left.count} record(s) of this command "
+                f"(the oldest: {left.oldest}): {left.error}; what was done is on the swarm, "
+                "its record is not: `gitswarm sync` again once the store takes writes"
+            )
 
     def backlog(self) -> Backlog | None:
         with self._lock:

@@ -47,7 +47,8 @@ from gitswarm.model.operation import ServiceChange as RecordedChange
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan
 from gitswarm.reconcile.journal import Journal
-from gitswarm.reconcile.outcome import SyncOutcome, SyncRequest
+from gitswarm.reconcile.outcome import Rendered, SyncOutcome, SyncRequest
+from gitswarm.reconcile.rendering import stored_digest
 from gitswarm.source.repo import RepoSource
 
 if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
@@ -214,6 +215,7 @@ class Recorder:
             sync: SyncStatus = "Synced"
             if (outcome.plan is not None and outcome.plan.orphans) or drift:
                 sync = "OutOfSync"
+            inputs, digest = _render_key(outcome.rendered)
             self._write_status(
                 app,
                 env,
@@ -225,6 +227,8 @@ class Recorder:
                 reason=None,
                 message=outcome.message,
                 drift=drift,
+                render_inputs=inputs,  # a new agent skips the app while they stay the same
+                render_digest=digest,
             )
             return
         if outcome.result == "Skipped":
@@ -424,6 +428,14 @@ class Recorder:
             self.notifier.send(event)
             if self.metrics is not None:
                 self.metrics.notifications.labels("queued").inc()
+
+
+def _render_key(rendered: Rendered | None) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """What ``rendered`` read and its stored digest (reconcile/agent/gitpoll.py); None
+    for a render whose inputs are not all files (a policy that reads the commit)."""
+    if rendered is None or rendered.digest is None or rendered.inputs is None:
+        return None, None
+    return sorted(rendered.inputs.asked), stored_digest(rendered.digest)
 
 
 __all__ = ["Recorder", "recorded_changes"]

@@ -103,6 +103,15 @@ def settings_digest(
     return hashlib.sha256(repr((shape, sharing, mine)).encode()).hexdigest()
 
 
+def stored_digest(digest: str) -> str:
+    """``digest`` as the store keeps it with a deployed status: with the gitswarm version
+    that rendered it, since another version may render the same inputs differently (a
+    new agent then renders every app once)."""
+    import gitswarm
+
+    return f"{gitswarm.__version__}:{digest}"
+
+
 def input_digest(
     inputs: Inputs,
     tree: IdentifiedTree,
@@ -251,4 +260,5 @@ __all__ = [
     "policy_context",
     "reads_commit",
     "settings_digest",
+    "stored_digest",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from gitswarm.errors import StoreError
+from gitswarm.model.instant import Instant
 from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, default_location, sqlite_file
 
 if TYPE_CHECKING:
@@ -41,6 +43,18 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str | None:
+    """This boot of the host's kernel (one value for every process and container on
+    it); None where the system does not say."""
+    try:
+        return BOOT_ID.read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def resolve_url(location: str) -> URL:
@@ -99,10 +113,16 @@ class Database:
         *,
         clock: Clock = utcnow,
         busy_timeout: float = BUSY_TIMEOUT,
+        lease_clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        boot: Callable[[], str | None] = boot_id,
     ) -> None:
         self.url = resolve_url(location or default_location())
         self.display = self.url.render_as_string(hide_password=True)
         self._clock = clock
+        self._lease_clock = lease_clock
+        self._monotonic = monotonic
+        self._boot = boot
         self._errors: tuple[type[BaseException], ...] = (
             sa.exc.SQLAlchemyError,
             sqlite3.Error,
@@ -226,10 +246,30 @@ class Database:
             yield conn
 
     def now(self) -> datetime:
-        now = self._clock()
+        return self._aware(self._clock())
+
+    @staticmethod
+    def _aware(now: datetime) -> datetime:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("the store's clock must return aware datetimes")
         return now.astimezone(UTC)
+
+    def instant(self) -> Instant:
+        """Now, for a record that a duration will be measured from (model/instant.py)."""
+        return Instant(self.now(), self._boot(), self._monotonic())
+
+    def lease_now(self) -> datetime | sa.ColumnElement[datetime]:
+        """ "Now" for leases (store/locks.py). PostgreSQL: the server's clock, in the
+        statement itself, so that every agent sharing the store, on whatever host, means
+        the same instant by a lease's end: a host whose clock steps forward neither
+        drops its own leases nor takes over those of the others, one stepped back never
+        hands out leases that are already over for everyone else. SQLite lives on one
+        host, whose clock the store's ``clock`` is. ``lease_clock`` (tests) overrides."""
+        if self._lease_clock is not None:
+            return self._aware(self._lease_clock())
+        if self.dialect == "postgresql":
+            return sa.func.now(type_=sa.DateTime(timezone=True))
+        return self.now()
 
     def insert(self, table: sa.Table) -> pg.Insert | sqlite_dialect.Insert:
         """An INSERT that can take ``on_conflict_do_update`` on this database."""

@@ -8,8 +8,12 @@ IMMEDIATE serialises it) and on PostgreSQL (the row lock taken by ON CONFLICT, w
 re-checks the WHERE against the committed row). A holder that dies simply stops renewing;
 its lease runs out and the next one takes over.
 
-Lease times come from the store's clock: processes sharing a PostgreSQL store on several
-hosts need synchronised clocks (NTP), and a TTL far above their skew.
+Lease times are the server's: on PostgreSQL the statements themselves read ``now()``,
+so agents on several hosts agree on when a lease ends whatever their own clocks say (a
+host whose clock steps forward or back keeps its leases, and takes no one else's). A
+SQLite store lives on one host and uses its clock. Only the holder renews, and it may
+renew a lease that ran out as long as no one took it over (a stalled process, a clock
+stepped forward): that is as safe as acquiring it again, without a gap.
 
 reconcile/ holds ``sync_lock(app, env)`` around a sync and ``AGENT_LOCK`` for as long as
 the agent runs; the CLI's ``sync`` takes the same sync lock.
@@ -70,8 +74,8 @@ class Lease:
         out and another holder took it): the caller must stop what the lock protects."""
         if not self._store.renew_lock(self.name, self.holder, self.ttl_seconds):
             raise LockedError(
-                f"lost the lock {self.name!r}: the lease of {self.holder} ran out "
-                "(renew it more often than its TTL)"
+                f"lost the lock {self.name!r}: the lease of {self.holder} ran out and "
+                "another holder took it (renew it more often than its TTL)"
             )
 
     def __repr__(self) -> str:
@@ -85,7 +89,7 @@ class LocksMixin:
         """Take the lock for ``ttl_seconds``: True if ``holder`` now holds it (newly, by
         taking over an expired lease, or again: acquiring a held lock renews it)."""
         ttl = _ttl(ttl_seconds)
-        now = self._db.now()
+        now = self._db.lease_now()
         stmt = self._db.insert(locks).values(
             name=name, holder=holder, acquired_at=now, expires_at=now + ttl
         )
@@ -107,14 +111,15 @@ class LocksMixin:
         return won is not None
 
     def renew_lock(self, name: str, holder: str, ttl_seconds: float) -> bool:
-        """Extend a live lease of ``holder`` to now + TTL. False if ``holder`` does not hold
-        it, or its lease already ran out (then ``acquire_lock`` may get it back)."""
+        """Extend the lease of ``holder`` to now + TTL. False if ``holder`` does not hold
+        it: released, or taken over by another after it ran out. A lease that ran out
+        and that no one took is still its holder's (the module docstring)."""
         ttl = _ttl(ttl_seconds)
-        now = self._db.now()
+        now = self._db.lease_now()
         with self._db.write(f"renew lock {name!r}") as conn:
             renewed = conn.execute(
                 sa.update(locks)
-                .where(locks.c.name == name, locks.c.holder == holder, locks.c.expires_at > now)
+                .where(locks.c.name == name, locks.c.holder == holder)
                 .values(expires_at=now + ttl)
             ).rowcount
         return renewed == 1
@@ -131,7 +136,7 @@ class LocksMixin:
         """Who holds the lock now; None when it is free (never taken, released, or its
         lease ran out)."""
         with self._db.read(f"read lock {name!r}") as conn:
-            found = queries.locks_from(run(conn, queries.lock_holder(name, self._db.now())))
+            found = queries.locks_from(run(conn, queries.lock_holder(name, self._db.lease_now())))
         return found[0] if found else None
 
     @contextmanager

@@ -198,6 +198,7 @@ class OperationsMixin:
             raise ValueError("finish_operation needs a final result, not Running")
         rows = _changes_rows(op_id, changes)
         commit_rows = _commit_rows(op_id, commits)
+        at = self._db.instant()
         with self._db.write("finish operation") as conn:
             updated = conn.execute(
                 sa.update(operations)
@@ -209,7 +210,9 @@ class OperationsMixin:
                     result=result,
                     reason=_stored(reason),
                     message=message,
-                    finished_at=self._db.now(),
+                    finished_at=at.wall,
+                    finished_boot=at.boot,
+                    finished_mono=at.mono,
                     changed=changed_count(changes),
                 )
             ).rowcount
@@ -258,7 +261,8 @@ class OperationsMixin:
         if result == "Running":
             raise ValueError("record_operation records finished operations; use start_operation")
         aware(commit_time, "commit time")
-        now = self._db.now()
+        at = self._db.instant()
+        now = at.wall
         with self._db.write("record operation") as conn:
             op_id: int = conn.execute(
                 sa.insert(operations)
@@ -275,6 +279,8 @@ class OperationsMixin:
                     commit_time=commit_time,
                     started_at=now,
                     finished_at=now,
+                    finished_boot=at.boot,
+                    finished_mono=at.mono,
                     result=result,
                     reason=_stored(reason),
                     message=message,
@@ -361,6 +367,19 @@ class OperationsMixin:
             revision: str | None = conn.execute(query).scalar_one_or_none()
         return revision
 
+    def unfinished_operations(self) -> dict[tuple[str, str], int]:
+        """(app, env) -> the id of its newest Running or Interrupted operation (an
+        operation a dead agent did not finish: one index range, however long the
+        history)."""
+        query = (
+            sa.select(operations.c.app, operations.c.env, sa.func.max(operations.c.id))
+            .where(operations.c.result.in_(("Running", "Interrupted")))
+            .group_by(operations.c.app, operations.c.env)
+        )
+        with self._db.read("read unfinished operations") as conn:
+            rows = conn.execute(query).all()
+        return {(app, env): int(op_id) for app, env, op_id in rows}
+
     def mark_interrupted(
         self,
         *,
@@ -375,7 +394,7 @@ class OperationsMixin:
         ``exclude_holder`` (the caller) are left alone.
         """
         now = self._db.now()
-        live_holders = sa.select(locks.c.holder).where(locks.c.expires_at > now)
+        live_holders = sa.select(locks.c.holder).where(locks.c.expires_at > self._db.lease_now())
         query = (
             sa.update(operations)
             .where(

@@ -59,6 +59,8 @@ OPERATION_COLUMNS = (
     "reason",
     "message",
     "dry_run",
+    "finished_boot",
+    "finished_mono",
 )
 # How SQLAlchemy's DateTime keeps a time in SQLite (schema.UTCDateTime: naive UTC text,
 # which sorts as time does); test_store_quick checks that the two agree.
@@ -151,6 +153,8 @@ STATUS_COLUMNS = (
     "reason",
     "message",
     "drift",
+    "render_inputs",
+    "render_digest",
 )
 BASELINE_COLUMNS = (
     "app",
@@ -265,9 +269,18 @@ def statuses_from(rows: Iterable[Mapping[Any, Any]]) -> list[AppStatus]:
             reason=row["reason"],
             message=row["message"],
             drift=dict(_json(row["drift"])),
+            render_inputs=_inputs(_json(row["render_inputs"])),
+            render_digest=row["render_digest"],
         )
         for row in rows
     ]
+
+
+def _inputs(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """The stored render inputs (a JSON list of [kind, path] pairs; null before 0008)."""
+    if not isinstance(value, list):
+        return None
+    return tuple((str(kind), str(path)) for kind, path in value)
 
 
 def baselines_from(rows: Iterable[Mapping[Any, Any]]) -> dict[str, Baseline]:
@@ -288,8 +301,16 @@ def baselines_from(rows: Iterable[Mapping[Any, Any]]) -> dict[str, Baseline]:
     }
 
 
-def lock_holder(name: str, now: datetime) -> Query:
-    """The live lease on lock ``name`` at ``now`` (none when it ran out)."""
+def lock_holder(name: str, now: datetime | object) -> Query:
+    """The live lease on lock ``name`` at ``now`` (none when it ran out). ``now`` not a
+    datetime (``Database.lease_now`` on PostgreSQL): the server's own clock, in the
+    statement, as every lease statement of locks.py on PostgreSQL."""
+    if not isinstance(now, datetime):
+        return Query(
+            "SELECT name, holder, acquired_at, expires_at FROM locks "
+            "WHERE name = :name AND expires_at > CURRENT_TIMESTAMP",
+            {"name": name},
+        )
     return Query(
         "SELECT name, holder, acquired_at, expires_at FROM locks "
         "WHERE name = :name AND expires_at > :now",
@@ -391,6 +412,8 @@ def operations_from(
             author=row["author"],
             commit_time=_time(row["commit_time"]),
             finished_at=_time(row["finished_at"]),
+            finished_boot=row["finished_boot"],
+            finished_mono=row["finished_mono"],
             reason=row["reason"],
             message=row["message"],
             dry_run=bool(row["dry_run"]),

@@ -119,6 +119,9 @@ operations = sa.Table(
     # migration 0007: how many services it created, changed or removed (a drift record:
     # found drifted), set with its changes; what `gitswarm dora` filters on
     sa.Column("changed", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # migration 0008: the boot and monotonic reading at the finish (model/instant.py)
+    _name("finished_boot"),
+    sa.Column("finished_mono", sa.Float),
     sa.Index(None, "app", "env", "id"),
     sa.Index(None, "result"),
     # migration 0004: `history --env E`, `dora --env E --since`, retention by age
@@ -197,6 +200,9 @@ app_status = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("drift", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # migration 0008: what the render of ``revision`` read, and its digest (gitpoll.py)
+    sa.Column("render_inputs", sa.JSON),
+    _name("render_digest"),
 )
 
 # What the active agent last saw of Git (migration 0008): its head, the apps x

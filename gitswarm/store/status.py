@@ -63,9 +63,12 @@ class StatusMixin:
         reason: Reason | Keep | None = KEEP,
         message: str | Keep = KEEP,
         drift: Mapping[str, Any] | Keep = KEEP,
+        render_inputs: Sequence[tuple[str, str]] | Keep | None = KEEP,
+        render_digest: str | Keep | None = KEEP,
     ) -> AppStatus:
         """Update the given fields of the status of ``app`` in ``env`` (the others keep
-        their value; a new status starts Unknown/Unknown); the status after the update."""
+        their value; a new status starts Unknown/Unknown); the status after the update.
+        A new ``revision`` without its render's inputs and digest forgets the old ones."""
         given: dict[str, Any] = {
             "sync": sync,
             "health": health,
@@ -75,8 +78,14 @@ class StatusMixin:
             "reason": reason if isinstance(reason, Keep | None) else str(reason),
             "message": message,
             "drift": drift,
+            "render_inputs": render_inputs,
+            "render_digest": render_digest,
         }
         changes = {k: v for k, v in given.items() if not isinstance(v, Keep)}
+        if "revision" in changes and "render_digest" not in changes:
+            changes["render_inputs"] = changes["render_digest"] = None
+        if changes.get("render_inputs") is not None:
+            changes["render_inputs"] = [[kind, path] for kind, path in changes["render_inputs"]]
         if "sync" in changes:
             check(changes["sync"], SYNC_STATUSES, "sync status")
         if "health" in changes:
@@ -95,6 +104,8 @@ class StatusMixin:
             "reason": None,
             "message": "",
             "drift": {},
+            "render_inputs": None,
+            "render_digest": None,
         }
         fresh.update(changes)
         stmt = self._db.insert(app_status).values(app=app, env=env, updated_at=now, **fresh)

@@ -9,12 +9,15 @@ a CLI command) and pass it in; it is safe to share between threads.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import TracebackType
 
+from gitswarm.model.instant import Instant
 from gitswarm.store.accounts import AccountsMixin
 from gitswarm.store.audit import AuditMixin
 from gitswarm.store.baselines import BaselinesMixin
-from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, utcnow
+from gitswarm.store.db import BUSY_TIMEOUT, Clock, Database, boot_id, utcnow
 from gitswarm.store.deliveries import DeliveriesMixin
 from gitswarm.store.dora import DoraMixin
 from gitswarm.store.history import HistoryMixin
@@ -53,8 +56,24 @@ class Store(
         *,
         clock: Clock = utcnow,
         busy_timeout: float = BUSY_TIMEOUT,
+        lease_clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        boot: Callable[[], str | None] = boot_id,
     ) -> None:
-        self._db = Database(location, clock=clock, busy_timeout=busy_timeout)
+        self._db = Database(
+            location,
+            clock=clock,
+            busy_timeout=busy_timeout,
+            lease_clock=lease_clock,
+            monotonic=monotonic,
+            boot=boot,
+        )
+
+    def instant(self) -> Instant:
+        """Now as this store records it for durations: wall time, boot and monotonic
+        reading (model/instant.py; a soak is measured from an operation's ``finished``
+        to this)."""
+        return self._db.instant()
 
     @property
     def location(self) -> str:

@@ -3,7 +3,8 @@ against a real agent on the real swarm, with the example repository of `gitswarm
 
 - sign in; the overview grid shows the example's application;
 - a sync started from the dashboard (dry run first, then confirmed) changes the page
-  live, without a reload; so does a `gitswarm sync` run in a terminal;
+  live, without a reload, "Git head" included (not at the agent's next poll); so does a
+  `gitswarm sync` run in a terminal;
 - a manual `docker service scale` shows up as drift on the overview and the app page;
 - a viewer of production sees no sync button there, and the endpoint answers 403;
 - a form posted without the session's CSRF token is refused;
@@ -229,6 +230,11 @@ def test_the_dashboard_in_a_browser(
                 summary = page.locator("#summary")
                 expect(summary).to_contain_text(head[:7], timeout=90_000)
                 expect(summary).to_contain_text("Succeeded", timeout=90_000)
+                # "Git head" is the commit just deployed, not the one the agent's last
+                # poll saw (it polls every 300 s here): it looked at Git after the sync.
+                git_head = summary.locator("div", has_text="Git head")
+                expect(git_head).to_contain_text(head[:7], timeout=10_000)
+                expect(summary).not_to_contain_text("newer than deployed")
                 expect(watcher.locator(f"#cell-{APP}--development")).to_contain_text(
                     head[:7], timeout=30_000
                 )

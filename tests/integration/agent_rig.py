@@ -65,8 +65,11 @@ class AgentRig:
     url: str | None = None
     receiver_delay: float = 0.0
     store_clock: Callable[[], dt.datetime] | None = None
-    state: Path | None = None
+    state: Path | str | None = None  # a SQLite file, or a PostgreSQL URL
     busy_timeout: float | None = None  # the SQLite store's (30 s unless a test shortens it)
+    # Two agents in one process (a leader and a standby): each its own holder id (and
+    # the sync lease `gitswarm serve` gives, 2 x lease_ttl).
+    holder: str | None = None
 
     # --- the repository ----------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class AgentRig:
 
     # --- the agent ---------------------------------------------------------------------
 
-    def start(self, clock: Clock | None = None, **settings: Any) -> Agent:
+    def start(self, clock: Clock | None = None, *, leader: bool = True, **settings: Any) -> Agent:
         self.receiver = Receiver(delay=self.receiver_delay)
         state = str(self.state or self.tmp / "state.db")
         options: dict[str, Any] = {}
@@ -109,11 +112,14 @@ class AgentRig:
             {"sync_failed": [self.receiver.url], "rollback": [self.receiver.url],
              "drift_detected": [self.receiver.url], "signature_rejected": [self.receiver.url]}
         )  # fmt: skip
+        defaults = {"poll_interval": 300.0, "drift_interval": 300.0, "lease_ttl": 5.0}
+        agent_settings = AgentSettings(**{**defaults, **settings})
         reconciler = Reconciler(
             source, self.store, SwarmPool(), notifier=notifier, clock=clock or Clock()
         )
-        defaults = {"poll_interval": 300.0, "drift_interval": 300.0, "lease_ttl": 5.0}
-        agent_settings = AgentSettings(**{**defaults, **settings})
+        if self.holder is not None:
+            reconciler.holder = self.holder
+            reconciler.sync_lease = 2 * agent_settings.lease_ttl  # as `gitswarm serve` has it
         metrics = Metrics()
         self.agent = Agent(
             source=source, store=self.store, reconciler=reconciler, settings=agent_settings,
@@ -126,7 +132,8 @@ class AgentRig:
         )
         self.handle = serve_in_thread(create_app(self.agent, api, metrics), "127.0.0.1", 0)
         self.agent.start()
-        assert self.agent.wait_leader(10)
+        if leader:
+            assert self.agent.wait_leader(10)
         return self.agent
 
     def stop(self) -> None:
@@ -192,8 +199,10 @@ class AgentRig:
 
 
 @contextmanager
-def running_rig(rig: AgentRig, clock: Clock | None = None, **settings: Any) -> Iterator[AgentRig]:
-    rig.start(clock, **settings)
+def running_rig(
+    rig: AgentRig, clock: Clock | None = None, *, leader: bool = True, **settings: Any
+) -> Iterator[AgentRig]:
+    rig.start(clock, leader=leader, **settings)
     try:
         yield rig
     finally:

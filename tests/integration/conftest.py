@@ -10,6 +10,7 @@ import pytest
 from harness.gitserve import GitRemote
 from tests.conftest import SwarmUnderTest
 from tests.integration.agent_rig import AgentRig
+from tests.integration.faults import AgentProcess
 
 
 @pytest.fixture()
@@ -25,3 +26,12 @@ def rig(
     monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     yield AgentRig(git_remote, tmp_path, stack_name)
+
+
+@pytest.fixture()
+def agents() -> Iterator[list[AgentProcess]]:
+    """``gitswarm serve`` processes a test starts (append them): stopped after it."""
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop()

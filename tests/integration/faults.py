@@ -10,6 +10,9 @@ real bad spot at a chosen moment.
   hook in the product.
 - ``AgentProcess``: ``gitswarm serve`` in a session of its own, so ``kill_9()`` kills it
   and its children (the Docker CLI of a deploy) at once, as when its container dies.
+- ``FlakyRemote``: a Git server that answers garbage, slowly, or not at all.
+- ``tiny_disk`` / ``fill``: a 4 MB tmpfs for the state store, and a file that fills it
+  (the store's disk full: every write refused).
 """
 
 from __future__ import annotations
@@ -41,6 +44,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_connections(
+    server: socket.socket, closed: Callable[[], bool], handle: Callable[[socket.socket], None]
+) -> None:
+    """Accept on ``server`` until it is closed, handing each connection to ``handle``
+    (the accept loop of both proxies here; run it in a thread)."""
+    while not closed():
+        try:
+            client, _ = server.accept()
+        except OSError:
+            return
+        handle(client)
+
+
 @dataclass
 class Trigger:
     method: str
@@ -66,7 +82,12 @@ class DockerTap:
         self._server.bind(str(path))
         self._server.listen(64)
         self._closed = False
-        threading.Thread(target=self._accept, name="docker-tap", daemon=True).start()
+        threading.Thread(
+            target=serve_connections,
+            args=(self._server, lambda: self._closed, self._connect),
+            name="docker-tap",
+            daemon=True,
+        ).start()
 
     @property
     def docker_host(self) -> str:
@@ -107,27 +128,23 @@ class DockerTap:
 
     # --- the proxy ---------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                upstream.connect(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            pending: list[Trigger] = []  # "after" triggers waiting for the engine's answer
-            threading.Thread(
-                target=self._pump_requests, args=(client, upstream, pending), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._pump_answers, args=(upstream, client, pending), daemon=True
-            ).start()
+    def _connect(self, client: socket.socket) -> None:
+        """One connection: a pair of pumps to and from the engine."""
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.upstream)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._conns += [client, upstream]
+        pending: list[Trigger] = []  # "after" triggers waiting for the engine's answer
+        threading.Thread(
+            target=self._pump_requests, args=(client, upstream, pending), daemon=True
+        ).start()
+        threading.Thread(
+            target=self._pump_answers, args=(upstream, client, pending), daemon=True
+        ).start()
 
     def _matches(self, chunk: bytes) -> list[Trigger]:
         due: list[Trigger] = []
@@ -262,21 +279,21 @@ class FlakyRemote:
         self.port = self._server.getsockname()[1]
         self.url = str(parsed.copy_with(port=self.port))
         self._closed = False
-        threading.Thread(target=self._accept, name="flaky-remote", daemon=True).start()
+        threading.Thread(
+            target=serve_connections,
+            args=(self._server, lambda: self._closed, self._count_and_serve),
+            name="flaky-remote",
+            daemon=True,
+        ).start()
 
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
             self._server.close()
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            self.requests += 1
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    def _count_and_serve(self, client: socket.socket) -> None:
+        self.requests += 1
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         mode = self.mode
@@ -312,3 +329,23 @@ class FlakyRemote:
                         upstream.sendall(chunk)
                     upstream.shutdown(socket.SHUT_WR)
                 done.wait(120)
+
+
+@contextlib.contextmanager
+def tiny_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "gitswarm-faults", str(folder)],
+                   check=True)  # fmt: skip
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler

@@ -6,84 +6,23 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
 import pytest
 
 from gitswarm.store import Store
 from harness import lab as labmod
 from harness.gitserve import GitRemote
 from tests.conftest import SwarmUnderTest, remove_stack_objects
-from tests.gitops import _dump, service
+from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
+from tests.integration.faults import AgentProcess
 from tests.integration.swarm_helpers import image_of, object_names
 
 pytestmark = pytest.mark.swarm
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class AgentProcess:
-    """`gitswarm serve` as a real process, configured by a file."""
-
-    def __init__(self, tmp: Path, name: str, settings: dict[str, Any], docker_host: str) -> None:
-        self.port = free_port()
-        self.config = tmp / f"{name}.yml"
-        self.config.write_text(_dump({**settings, "listen": f"127.0.0.1:{self.port}"}))
-        self.log = (tmp / f"{name}.log").open("w")
-        env = dict(os.environ, DOCKER_HOST=docker_host, GITSWARM_KEYS_DIR=str(tmp / "keys"))
-        exe = str(Path(sys.executable).with_name("gitswarm"))
-        self.proc = subprocess.Popen(
-            [exe, "serve", "--config", str(self.config)], env=env, stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def ready(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = httpx.get(
-                f"http://127.0.0.1:{self.port}/readyz", timeout=2
-            ).json()
-        except httpx.HTTPError:
-            return None
-        return data
-
-    def leader(self) -> bool:
-        data = self.ready()
-        return bool(data and data["checks"]["leader"]["detail"] == "active")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-
-@pytest.fixture()
-def agents(tmp_path: Path) -> Iterator[list[AgentProcess]]:
-    started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        agent.stop()
 
 
 def seed(remote: GitRemote, rig: AgentRig, services: dict[str, Any], message: str) -> str:
@@ -152,7 +91,7 @@ def test_a_standby_agent_takes_over_within_two_lease_periods(
     wait_for(lambda: second.ready() is not None, 30)
     time.sleep(2)
     assert not second.leader()  # a standby while the leader lives
-    first.kill()
+    first.kill_9()
     took = wait_for(second.leader, 30, interval=0.05)
     assert took <= 2 * 2.0 + 0.5, f"takeover after {took:.2f}s"
 
@@ -182,7 +121,7 @@ def test_kill_9_mid_sync_then_a_restarted_agent_converges(
             return any(o.result == "Running" for o in store.history(app="app", env="dev"))
 
         wait_for(running, 60)
-        first.kill()
+        first.kill_9()
         second = AgentProcess(tmp_path, "b", settings, swarm.docker_host)
         agents.append(second)
 

@@ -9,59 +9,102 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
+from gitswarm.errors import PromotionError
+from gitswarm.promote.pipeline import Promoter
+from gitswarm.reconcile.agent import Agent
 from gitswarm.reconcile.apply import Clock
+from gitswarm.store import AGENT_LOCK
 from harness.gitserve import GitRemote
+from harness.postgres import PrivatePostgres
 from tests.conftest import SwarmUnderTest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, running_rig, wait_for
-from tests.integration.faults import FlakyRemote
+from tests.integration.faults import FlakyRemote, fill, tiny_disk
 from tests.integration.swarm_helpers import image_of
 
 pytestmark = [pytest.mark.swarm, pytest.mark.faults]
 
 
-@pytest.fixture(autouse=True)
-def _agent_env(swarm: SwarmUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
-    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+@dataclass
+class Bench:
+    """What every test here starts from: a served remote, a stack name, the real swarm
+    (its client and registry), and the agent's environment pointed at them."""
+
+    remote: GitRemote
+    tmp: Path
+    stack: str
+    docker: docker.DockerClient
+    registry: str
+
+    def rig(self, tmp: Path | None = None, **options: Any) -> AgentRig:
+        return AgentRig(self.remote, tmp or self.tmp, self.stack, **options)
+
+    def image(self, tag: str) -> dict[str, Any]:
+        return service(f"{self.registry}/busybox:{tag}")
+
+    def update_done(self) -> bool:
+        """Swarm finished updating the web service (or never updated it)."""
+        spec = self.docker.api.inspect_service(f"{self.stack}_web")
+        return spec.get("UpdateStatus", {}).get("State", "completed") == "completed"
+
+    def runs(self, tag: str) -> bool:
+        return f"busybox:{tag}" in image_of(self.docker, f"{self.stack}_web")
 
 
-def test_git_remote_returning_garbage_then_slow_degrades_and_recovers(
+@pytest.fixture()
+def bench(
+    swarm: SwarmUnderTest,
     git_remote: GitRemote,
     tmp_path: Path,
     stack_name: str,
     docker_client: docker.DockerClient,
     registry: str,
-) -> None:
-    remote = FlakyRemote(git_remote.url)
-    rig = AgentRig(git_remote, tmp_path, stack_name, url=remote.url)
-    first = rig.push({"web": service()}, "first")
+    monkeypatch: pytest.MonkeyPatch,
+) -> Bench:
+    monkeypatch.setenv("DOCKER_HOST", swarm.docker_host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    return Bench(git_remote, tmp_path, stack_name, docker_client, registry)
+
+
+@contextlib.contextmanager
+def serving(
+    rig: AgentRig, first: Mapping[str, Any], clock: Clock | None = None, **settings: Any
+) -> Iterator[tuple[Agent, str]]:
+    """Push ``first``, run the agent (polling every 0.5 s), wait until it is deployed."""
+    sha = rig.push(first, "first")
+    with running_rig(rig, clock, **{"poll_interval": 0.5, "poll_jitter": 0.0, **settings}):
+        assert rig.agent is not None
+        wait_for(rig.deployed(sha), 60)
+        yield rig.agent, sha
+
+
+def test_git_remote_returning_garbage_then_slow_degrades_and_recovers(bench: Bench) -> None:
+    remote = FlakyRemote(bench.remote.url)
+    rig = bench.rig(url=remote.url)
     try:
-        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0, git_backoff_max=1.0):
-            agent = rig.agent
-            assert agent is not None
-            wait_for(rig.deployed(first), 60)
+        with serving(rig, {"web": service()}, git_backoff_max=1.0) as (agent, first):
             remote.mode = "garbage"
-            second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+            second = rig.push({"web": bench.image("2")}, "second")
             wait_for(lambda: not agent.readiness().checks["git"]["ok"], 20)
             assert agent.state.source.error is not None
             assert agent.metrics.git_fetch_errors._value.get() >= 1
             (shown,) = [s for s in agent.statuses() if s["app"] == "app"]
             assert shown["source"]["ok"] is False and shown["source"]["error"]
             assert rig.status().revision == first  # nothing changed on garbage
-            assert "busybox:1" in image_of(docker_client, f"{stack_name}_web")
+            assert bench.runs("1")
             remote.mode, remote.delay = "slow", 1.0  # every answer held 1 s
             took = wait_for(rig.deployed(second), 90)
-            assert "busybox:2" in image_of(docker_client, f"{stack_name}_web")
+            assert bench.runs("2")
             remote.mode = "pass"
             wait_for(lambda: agent.readiness().ready, 20)
             print(f"FAULT git garbage->slow: deployed through the slow remote in {took:.1f}s")
@@ -69,106 +112,61 @@ def test_git_remote_returning_garbage_then_slow_degrades_and_recovers(
         remote.close()
 
 
-def test_a_hanging_notification_target_does_not_hold_the_agent(
-    git_remote: GitRemote,
-    tmp_path: Path,
-    stack_name: str,
-    docker_client: docker.DockerClient,
-    registry: str,
-) -> None:
-    rig = AgentRig(git_remote, tmp_path, stack_name, receiver_delay=600.0)  # never answers
-    first = rig.push({"web": service()}, "first")
-    with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
-        assert rig.agent is not None and rig.receiver is not None
-        wait_for(rig.deployed(first), 60)
+def test_a_hanging_notification_target_does_not_hold_the_agent(bench: Bench) -> None:
+    rig = bench.rig(receiver_delay=600.0)  # never answers
+    with serving(rig, {"web": service()}) as (agent, _first):
+        receiver = rig.receiver
+        assert receiver is not None
         rig.push({"web": service("${NOT_SET}")}, "bad: a missing variable")  # sync_failed
-        wait_for(lambda: len(rig.receiver.received) >= 1, 30)  # type: ignore[union-attr]
+        wait_for(lambda: len(receiver.received) >= 1, 30)
         # The target holds that request; the next commit deploys all the same.
-        good = rig.push({"web": service(f"{registry}/busybox:2")}, "good")
+        good = rig.push({"web": bench.image("2")}, "good")
         took = wait_for(rig.deployed(good), 60)
         rig.push({"web": service("${NOT_SET_EITHER}")}, "bad again")
-        wait_for(lambda: len(rig.receiver.received) >= 2, 60)  # type: ignore[union-attr]
-        assert rig.agent.readiness().ready
+        wait_for(lambda: len(receiver.received) >= 2, 60)
+        assert agent.readiness().ready
         started = time.monotonic()
     stopped = time.monotonic() - started
     assert stopped < 20, f"stopping the agent took {stopped:.1f}s (waited on the target?)"
     print(f"FAULT hanging notification: next deploy in {took:.1f}s, stop in {stopped:.1f}s")
 
 
-@contextlib.contextmanager
-def tiny_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "gitswarm-faults", str(folder)],
-                   check=True)  # fmt: skip
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
-        while True:
-            out.write(b"\0" * 65536)
-            out.flush()
-    return filler
-
-
-def test_store_disk_full_fails_loudly_loses_nothing_and_recovers(
-    git_remote: GitRemote,
-    tmp_path: Path,
-    stack_name: str,
-    docker_client: docker.DockerClient,
-    registry: str,
-) -> None:
-    with tiny_disk(tmp_path / "disk") as disk:
-        rig = AgentRig(git_remote, tmp_path, stack_name, state=disk / "state.db")
-        first = rig.push({"web": service()}, "first")
-        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
-            agent = rig.agent
-            assert agent is not None
-            wait_for(rig.deployed(first), 60)
+def test_store_disk_full_fails_loudly_loses_nothing_and_recovers(bench: Bench) -> None:
+    with tiny_disk(bench.tmp / "disk") as disk:
+        rig = bench.rig(state=disk / "state.db")
+        with serving(rig, {"web": service()}) as (_agent, first):
             acknowledged = [(o.id, o.result) for o in rig.operations()]
             filler = fill(disk)
-            second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+            second = rig.push({"web": bench.image("2")}, "second")
             time.sleep(6)  # several polls and sync attempts against the full disk
             assert rig.status().revision == first
             filler.unlink()
             took = wait_for(rig.deployed(second), 90)
             ops = {o.id: o.result for o in rig.operations()}
             assert all(ops.get(i) == r for i, r in acknowledged), (acknowledged, ops)
-            assert "busybox:2" in image_of(docker_client, f"{stack_name}_web")
+            assert bench.runs("2")
             print(f"FAULT disk full: recovered {took:.1f}s after space came back")
 
 
 def test_store_locked_by_another_writer_fails_loudly_loses_nothing_and_recovers(
-    git_remote: GitRemote,
-    tmp_path: Path,
-    stack_name: str,
-    docker_client: docker.DockerClient,
-    registry: str,
+    bench: Bench,
 ) -> None:
     """Another writer (a backup tool, a stuck CLI) holds the SQLite file past the busy
     timeout (2 s here, 30 s by default: the same path, sooner): every write of the agent
     is refused for a while. It says so (ERROR logs, /readyz, the metrics), keeps what it
     could not write and writes it once the lock is gone, then deploys the new commit."""
-    rig = AgentRig(git_remote, tmp_path, stack_name, busy_timeout=2.0)
-    first = rig.push({"web": service()}, "first")
+    rig = bench.rig(busy_timeout=2.0)
     # The lease outlives the lock: the leader keeps acting and meets the refusals.
-    with running_rig(rig, poll_interval=0.5, poll_jitter=0.0, lease_ttl=30.0):
-        agent = rig.agent
-        assert agent is not None
-        wait_for(rig.deployed(first), 60)
+    with serving(rig, {"web": service()}, lease_ttl=30.0) as (agent, _first):
         acknowledged = [(o.id, o.result) for o in rig.operations()]
         locker = sqlite3.connect(
-            tmp_path / "state.db", isolation_level=None, timeout=1, check_same_thread=False
+            bench.tmp / "state.db", isolation_level=None, timeout=1, check_same_thread=False
         )
         locker.execute("BEGIN EXCLUSIVE")
         released = threading.Timer(10.0, locker.rollback)  # 5 busy timeouts
         released.start()
         try:
-            second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
+            second = rig.push({"web": bench.image("2")}, "second")
             wait_for(lambda: not agent.readiness().checks["store"]["ok"], 20)
             failures = agent.metrics.registry.get_sample_value(
                 "gitswarm_store_write_failures_total", {}
@@ -183,7 +181,7 @@ def test_store_locked_by_another_writer_fails_loudly_loses_nothing_and_recovers(
         ops = {o.id: o.result for o in rig.operations()}
         assert all(ops.get(i) == r for i, r in acknowledged), (acknowledged, ops)
         assert "Running" not in ops.values(), ops
-        assert "busybox:2" in image_of(docker_client, f"{stack_name}_web")
+        assert bench.runs("2")
         print(f"FAULT store locked 10s: refused writes kept, deployed {took:.1f}s after the push")
 
 
@@ -197,26 +195,127 @@ class JumpingClock:
         return dt.datetime.now(dt.UTC) + self.offset
 
 
-def test_clock_jumping_forward_and_back_keeps_leadership_and_syncs(
-    git_remote: GitRemote,
-    tmp_path: Path,
-    stack_name: str,
-    docker_client: docker.DockerClient,
-    registry: str,
-) -> None:
+def test_clock_jumping_forward_and_back_keeps_leadership_soaks_and_syncs(bench: Bench) -> None:
     clock = JumpingClock()
-    rig = AgentRig(git_remote, tmp_path, stack_name, store_clock=clock.now)
-    first = rig.push({"web": service()}, "first")
-    with running_rig(rig, Clock(now=clock.now), poll_interval=0.5, poll_jitter=0.0, lease_ttl=2.0):
-        agent = rig.agent
-        assert agent is not None
-        wait_for(rig.deployed(first), 60)
+    rig = bench.rig(store_clock=clock.now)
+    with serving(rig, {"web": service()}, Clock(now=clock.now), lease_ttl=2.0) as (agent, _):
+        promoter = Promoter(agent.reconciler)
+        refused: list[str] = []
+
+        def soaked() -> dt.timedelta | None:
+            """The promotion's soak figure (source_healthy_for) of app/dev, once it runs
+            healthy (a rollout's old task may still be stopping)."""
+            try:
+                return promoter.check_source("app", "dev").healthy_for
+            except PromotionError as exc:
+                refused.append(exc.message)
+                return None
+
         for jump, image in ((dt.timedelta(hours=2), "2"), (dt.timedelta(hours=-2), "1")):
+            wait_for(lambda: bench.update_done(), 60)  # Swarm's rollout over: Healthy
+            wait_for(soaked, 30)
+            before = soaked()
             clock.offset += jump
-            sha = rig.push({"web": service(f"{registry}/busybox:{image}")}, f"after {jump}")
+            # The soak runs on: a jump neither skips it nor sets it back (model/instant.py),
+            # measured from the real deploy's record.
+            after = soaked()
+            assert before is not None and after is not None, refused[-1:]
+            assert before <= after < before + dt.timedelta(seconds=30), (jump, before, after)
+            sha = rig.push({"web": bench.image(image)}, f"after {jump}")
             took = wait_for(rig.deployed(sha), 60)
             assert agent.wait_leader(2 * 2.0), f"no leader {2 * 2.0}s after a jump of {jump}"
-            assert f"busybox:{image}" in image_of(docker_client, f"{stack_name}_web")
-            print(f"FAULT clock jump {jump}: deployed in {took:.1f}s")
+            assert bench.runs(image)
+            print(f"FAULT clock jump {jump / dt.timedelta(hours=1):+.0f}h: deployed in {took:.1f}s")
         results = [o.result for o in rig.operations("sync")]
         assert "Interrupted" not in results and "Running" not in results, results
+
+
+def slow_to_turn_healthy(image: str) -> dict[str, object]:
+    """A service whose tasks turn healthy a few seconds after they start: a health wait
+    longer than the lease, so that a sync runs while a clock jumps."""
+    return service(
+        image,
+        healthcheck={
+            "test": ["CMD", "wget", "-q", "--spider", "http://127.0.0.1:4000/health"],
+            "interval": "3s", "start_period": "0s", "retries": 3,
+        },
+    )  # fmt: skip
+
+
+class Watch:
+    """Samples, every 20 ms, whether each agent leads."""
+
+    def __init__(self, **agents: object) -> None:
+        self.agents = agents
+        self.seen: dict[str, set[bool]] = {name: set() for name in agents}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for name, agent in self.agents.items():
+                self.seen[name].add(bool(agent.state.leader))  # type: ignore[attr-defined]
+
+    def stop(self) -> dict[str, set[bool]]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+@pytest.mark.postgres
+def test_a_clock_jump_on_the_leaders_host_moves_no_lease_and_runs_no_sync_twice(
+    bench: Bench, postgres_server: PrivatePostgres, postgres_url: str
+) -> None:
+    """Two agents on one PostgreSQL store. The leader's host clock steps 2 h forward in
+    the middle of a sync, and 2 h back in the middle of the next. Leases run on the
+    server's clock (store/locks.py): the leader keeps its lease (which still ends one TTL
+    from now, not 2 h later), finishes each sync once, and the standby neither leads nor
+    starts the same operation."""
+    lease = 2.0
+    schema = f"t_{bench.stack[-6:]}"
+    url = postgres_server.create_schema(schema, "gitswarm")
+    clock = JumpingClock()
+    for name in ("a", "b"):
+        (bench.tmp / name).mkdir()
+    leader = bench.rig(bench.tmp / "a", store_clock=clock.now, state=url, holder="agent-a")
+    standby = bench.rig(bench.tmp / "b", state=url, holder="agent-b")
+    first = leader.push({"web": slow_to_turn_healthy(f"{bench.registry}/busybox:1")}, "first")
+    options: dict[str, Any] = {"poll_interval": 0.5, "poll_jitter": 0.0, "lease_ttl": lease}
+    try:
+        with running_rig(leader, Clock(now=clock.now), **options):
+            assert leader.agent is not None and leader.store is not None
+            wait_for(leader.deployed(first), 60)
+            with running_rig(standby, leader=False, **options):
+                assert standby.agent is not None
+                watch = Watch(leader=leader.agent, standby=standby.agent)
+                try:
+                    jumps = ((dt.timedelta(hours=2), "2"), (dt.timedelta(hours=-2), "1"))
+                    for jump, image in jumps:
+                        sha = leader.push(
+                            {"web": slow_to_turn_healthy(f"{bench.registry}/busybox:{image}")},
+                            f"jump {jump} during this sync",
+                        )
+                        wait_for(lambda: any(o.revision == sha and o.result == "Running"  # noqa: B023
+                                             for o in leader.operations("sync")), 30)  # fmt: skip
+                        clock.offset += jump
+                        took = wait_for(leader.deployed(sha), 60)
+                        info = leader.store.lock_holder(AGENT_LOCK)
+                        assert info is not None and info.holder == "agent-a", info
+                        left = info.expires_at - dt.datetime.now(dt.UTC)
+                        assert left <= dt.timedelta(seconds=lease + 1), f"lease ends in {left}"
+                        ops = [o for o in leader.operations("sync") if o.revision == sha]
+                        assert [(o.result, o.holder) for o in ops] == [("Succeeded", "agent-a")], (
+                            ops
+                        )
+                        hours = jump / dt.timedelta(hours=1)
+                        print(
+                            f"FAULT leader clock {hours:+.0f}h mid-sync: synced once in {took:.1f}s"
+                        )
+                finally:
+                    seen = watch.stop()
+                assert seen["leader"] == {True}, "the leader lost its lease to a clock jump"
+                assert seen["standby"] == {False}, "the standby took the lead"
+        assert "Interrupted" not in [o.result for o in leader.operations()]
+    finally:
+        postgres_server.drop_schema(schema, "gitswarm")

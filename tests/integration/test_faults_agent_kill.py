@@ -13,32 +13,27 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 
+from gitswarm.api.settings import hash_token
+from gitswarm.model.operation import Operation
 from gitswarm.store import Store
 from harness.gitserve import GitRemote
 from tests.conftest import SwarmUnderTest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, wait_for
-from tests.integration.faults import AgentProcess, DockerTap, docker_tap
+from tests.integration.faults import AgentProcess, DockerTap, docker_tap, fill, tiny_disk
 from tests.integration.swarm_helpers import object_names
 
 pytestmark = [pytest.mark.swarm, pytest.mark.faults]
 
 LEASE = 2.0
-
-
-@pytest.fixture()
-def agents() -> Iterator[list[AgentProcess]]:
-    started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        agent.stop()
 
 
 def settings(remote: GitRemote, tmp: Path) -> dict[str, Any]:
@@ -75,6 +70,26 @@ def at_head(store: Store, sha: str) -> Callable[[], bool]:
         return bool(status and status.revision == sha and status.health == "Healthy")
 
     return check
+
+
+def start(agents: list[AgentProcess], tmp: Path, name: str, conf: dict[str, Any], host: str
+          ) -> AgentProcess:  # fmt: skip
+    """``gitswarm serve`` as ``name`` on the engine at ``host``, stopped after the test."""
+    agent = AgentProcess(tmp, name, conf, host)
+    agents.append(agent)
+    return agent
+
+
+def ops_at(store: Store, head: str) -> list[Operation]:
+    return [o for o in store.history(app="app", env="dev") if o.revision == head]
+
+
+def redone_once(store: Store, head: str) -> list[Operation]:
+    """The operations at ``head`` once a new agent converged there: the dead agent's
+    Interrupted (never left Running), and the one that did it again."""
+    ops = ops_at(store, head)
+    assert sorted(o.result for o in ops) == ["Interrupted", "Succeeded"], ops
+    return ops
 
 
 def arm(tap: DockerTap, stage: str, kill: Callable[[], None]) -> None:
@@ -117,19 +132,9 @@ def test_kill_9_at_each_stage_then_a_new_agent_finishes_the_sync(
     converged = functools.partial(at_head, store)
     try:
         with docker_tap(swarm.docker_host, tmp_path) as tap:
-            if stage == "gc":  # a first version to collect later
-                first = stack(rig, "v1\n", "first")
-                agent = AgentProcess(
-                    tmp_path, "a0", settings(git_remote, tmp_path), tap.docker_host
-                )
-                agents.append(agent)
-                wait_for(converged(first), 90)
-            else:
-                agent = AgentProcess(
-                    tmp_path, "a0", settings(git_remote, tmp_path), tap.docker_host
-                )
-                agents.append(agent)
-                wait_for(agent.leader, 30)
+            first = stack(rig, "v1\n", "first") if stage == "gc" else None  # to collect later
+            agent = start(agents, tmp_path, "a0", settings(git_remote, tmp_path), tap.docker_host)
+            wait_for(converged(first) if first else agent.leader, 90)
             arm(tap, stage, agent.kill_9)
             head = stack(rig, "v2\n", f"kill during {stage}")
             wait_for(lambda: agent.proc.poll() is not None, 90)
@@ -138,19 +143,14 @@ def test_kill_9_at_each_stage_then_a_new_agent_finishes_the_sync(
             "services": {s.name for s in docker_client.services.list(
                 filters={"label": f"com.docker.stack.namespace={stack_name}"})},
         }  # fmt: skip
-        results = [o.result for o in store.history(app="app", env="dev") if o.revision == head]
+        results = [o.result for o in ops_at(store, head)]
         assert results == ["Running"], (stage, results)  # the dead agent's operation
 
         started = time.monotonic()
-        second = AgentProcess(tmp_path, "b", settings(git_remote, tmp_path), swarm.docker_host)
-        agents.append(second)
+        start(agents, tmp_path, "b", settings(git_remote, tmp_path), swarm.docker_host)
         wait_for(converged(head), 120)
         took = time.monotonic() - started
-
-        ops = [o for o in store.history(app="app", env="dev") if o.revision == head]
-        assert "Running" not in [o.result for o in ops]
-        assert [o.result for o in ops if o.result == "Interrupted"] == ["Interrupted"]
-        assert any(o.result == "Succeeded" for o in ops)
+        redone_once(store, head)
         configs = object_names(docker_client, stack_name, "config")
         assert len(configs) == 1, f"{stage}: configs {sorted(configs)} (at the kill: {at_kill})"
         (name,) = configs
@@ -185,11 +185,9 @@ def test_two_agents_on_postgres_the_leader_killed_mid_sync_the_standby_finishes_
     store = Store(url)
     try:
         with docker_tap(swarm.docker_host, tmp_path) as tap:
-            leader = AgentProcess(tmp_path, "a", conf, tap.docker_host)
-            agents.append(leader)
+            leader = start(agents, tmp_path, "a", conf, tap.docker_host)
             wait_for(leader.leader, 30)
-            standby = AgentProcess(tmp_path, "b", conf, swarm.docker_host)
-            agents.append(standby)
+            standby = start(agents, tmp_path, "b", conf, swarm.docker_host)
             wait_for(lambda: standby.ready() is not None, 30)
             assert not standby.leader()
             arm(tap, "health-wait", leader.kill_9)
@@ -200,8 +198,7 @@ def test_two_agents_on_postgres_the_leader_killed_mid_sync_the_standby_finishes_
         assert took <= 2 * LEASE + 0.5, f"takeover {took:.2f}s after the kill"
         wait_for(at_head(store, head), 120)
         finished = time.monotonic() - killed
-        ops = [o for o in store.history(app="app", env="dev") if o.revision == head]
-        assert sorted(o.result for o in ops) == ["Interrupted", "Succeeded"], ops
+        ops = redone_once(store, head)
         (dead,) = [o for o in ops if o.result == "Interrupted"]
         (done,) = [o for o in ops if o.result == "Succeeded"]
         assert dead.holder != done.holder and done.started_at >= dead.started_at
@@ -210,3 +207,77 @@ def test_two_agents_on_postgres_the_leader_killed_mid_sync_the_standby_finishes_
     finally:
         store.close()
         postgres_server.drop_schema(schema, "gitswarm")
+
+
+TOKEN = "faults-deployer-token"
+
+
+def test_kill_9_with_records_waiting_in_the_journal_loses_nothing_it_acknowledged(
+    swarm: SwarmUnderTest,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    stack_name: str,
+    agents: list[AgentProcess],
+    docker_client: docker.DockerClient,
+) -> None:
+    """The store's disk fills in the health wait of a sync: the deploy happened, but its
+    end and the status after it are refused and wait in the agent's journal (memory;
+    reconcile/journal.py). While they wait, the agent acknowledges nothing it could not
+    record: an API sync is refused (503: its audit cannot be written), not 202. Then the
+    agent is killed. What was never written is not claimed anywhere: the operation is
+    Interrupted (not Running, not Succeeded), and the next agent does it again, records
+    it, and the status is what runs."""
+    with tiny_disk(tmp_path / "disk") as disk:
+        conf = {
+            **settings(git_remote, tmp_path),
+            "state": str(disk / "state.db"),
+            "api": {"tokens": {f"sha256:{hash_token(TOKEN)}": {"user": "ops",
+                                                              "roles": ["deployer"]}}},
+        }  # fmt: skip
+        rig = AgentRig(git_remote, tmp_path, stack_name)
+        rig.sync["keep_versions"] = 0  # GC removes every unused version at once
+        rig.wc = git_remote.clone()
+        store = Store(str(disk / "state.db"))
+        try:
+            with docker_tap(swarm.docker_host, tmp_path) as tap:
+                first = stack(rig, "v1\n", "first")
+                agent = start(agents, tmp_path, "a", conf, tap.docker_host)
+                wait_for(at_head(store, first), 90)
+                fillers: list[Path] = []
+                tap.on(
+                    "POST",
+                    "/services/(create|[^/]+/update)",
+                    lambda: tap.on("GET", "/tasks", lambda: fillers.append(fill(disk)), nth=2),
+                    after=True,
+                )  # the disk fills once the deploy is made, in the health wait
+                head = stack(rig, "v2\n", "its end is refused")
+                wait_for(lambda: "record(s) not written yet" in _store_check(agent), 90)
+                answer = httpx.post(
+                    f"http://127.0.0.1:{agent.port}/api/v1/apps/app/envs/dev/sync",
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=30,
+                )
+                assert answer.status_code == 503, (answer.status_code, answer.text)
+                agent.kill_9()
+            for filler in fillers:
+                filler.unlink()  # space again
+            results = [o.result for o in ops_at(store, head)]
+            assert results == ["Running"], results  # its end was never written
+            status = store.get_status("app", "dev")
+            assert status is not None and status.revision == first  # nor claimed
+            started = time.monotonic()
+            start(agents, tmp_path, "b", conf, swarm.docker_host)
+            wait_for(at_head(store, head), 120)
+            took = time.monotonic() - started
+            redone_once(store, head)
+            assert len(object_names(docker_client, stack_name, "config")) == 1
+            assert store.audit_events(actor="ops") == []  # the refused request did nothing
+            print(f"FAULT kill-9 with records in the journal: redone and recorded {took:.1f}s "
+                  "after the restart")  # fmt: skip
+        finally:
+            store.close()
+
+
+def _store_check(agent: AgentProcess) -> str:
+    data = agent.ready()
+    return str(data["checks"]["store"]["detail"]) if data else ""

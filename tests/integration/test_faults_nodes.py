@@ -5,7 +5,9 @@ status it records is what the cluster really runs once the dust settles."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -46,6 +48,24 @@ def running_images(client: docker.DockerClient, name: str) -> list[str]:
     )
 
 
+@contextlib.contextmanager
+def mid_rollout(rig: AgentRig, message: str) -> Iterator[str]:
+    """An agent that deployed three replicas of busybox:1, in the middle of the rolling
+    update to busybox:2 (its sync Running); yields that revision."""
+    first = rig.push({"web": rolling(V1)}, "three replicas")
+    with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
+        wait_for(rig.deployed(first), 120)
+        second = rig.push({"web": rolling(V2)}, message)
+        wait_for(lambda: any(o.result == "Running" and o.revision == second
+                             for o in rig.operations("sync")), 30)  # fmt: skip
+        yield second
+
+
+def agent_on(host: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", host)
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp / "keys"))
+
+
 def test_a_worker_lost_during_a_rolling_update_is_reported_and_the_status_is_true(
     cluster: clustermod.Cluster,
     cluster_client: docker.DockerClient,
@@ -54,18 +74,15 @@ def test_a_worker_lost_during_a_rolling_update_is_reported_and_the_status_is_tru
     cluster_stack_name: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DOCKER_HOST", cluster.manager_host)
-    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    agent_on(cluster.manager_host, tmp_path, monkeypatch)
     stack, name = cluster_stack_name, f"{cluster_stack_name}_web"
     rig = AgentRig(git_remote, tmp_path, stack)
-    rig.sync["health_timeout"] = 90
-    first = rig.push({"web": rolling(V1)}, "three replicas")
+    # Swarm cannot finish this update with a worker gone (observed: it neither
+    # reschedules nor rolls back within 90 s); the sync gives up at the health timeout,
+    # and what it asserts is the same at 25 s as it was at 90.
+    rig.sync["health_timeout"] = 25
     try:
-        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
-            wait_for(rig.deployed(first), 120)
-            second = rig.push({"web": rolling(V2)}, "rolling update to busybox:2")
-            wait_for(lambda: any(o.result == "Running" and o.revision == second
-                                 for o in rig.operations("sync")), 30)  # fmt: skip
+        with mid_rollout(rig, "rolling update to busybox:2") as second:
             cluster.stop_node(3)  # a worker goes away mid-rollout
             lost = time.monotonic()
             wait_for(lambda: any(o.revision == second and o.result != "Running"
@@ -100,17 +117,11 @@ def test_the_manager_leader_lost_during_a_sync_fails_loudly_and_recovers(
     ids = cluster.node_ids()  # node id -> index
     others = [nid for nid, i in ids.items() if i != 1]
     cluster.docker(1, "node", "promote", *others)
-    monkeypatch.setenv("DOCKER_HOST", cluster.node_host(2))
-    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    agent_on(cluster.node_host(2), tmp_path, monkeypatch)
     stack, name = cluster_stack_name, f"{cluster_stack_name}_web"
     rig = AgentRig(git_remote, tmp_path, stack)
-    first = rig.push({"web": rolling(V1)}, "three replicas")
     try:
-        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0):
-            wait_for(rig.deployed(first), 120)
-            second = rig.push({"web": rolling(V2)}, "update while the leader dies")
-            wait_for(lambda: any(o.result == "Running" and o.revision == second
-                                 for o in rig.operations("sync")), 30)  # fmt: skip
+        with mid_rollout(rig, "update while the leader dies") as second:
             cluster.stop_node(1)
             took = wait_for(rig.deployed(second), 180)
             results = [(o.result, o.reason) for o in rig.operations("sync") if o.revision == second]

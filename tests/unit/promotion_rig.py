@@ -38,6 +38,16 @@ class Now:
 
 
 @dataclass
+class Mono:
+    """The host's monotonic clock, moved by hand (soaks: model/instant.py)."""
+
+    at: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
+@dataclass
 class Rig:
     path: Path
     store: Store
@@ -45,6 +55,8 @@ class Rig:
     reconciler: Reconciler
     now: Now
     commands: dict[str, GateCommand] = field(default_factory=dict)
+    mono: Mono = field(default_factory=Mono)
+    boot: list[str] = field(default_factory=lambda: ["boot-1"])  # the host's boot id
 
     def git(self, *args: str) -> str:
         return subprocess.run(
@@ -53,7 +65,13 @@ class Rig:
         ).stdout.strip()  # fmt: skip
 
     def promoter(self, **kw: Any) -> Promoter:
-        return Promoter(self.reconciler, commands=self.commands, **kw)
+        return Promoter(self.reconciler, **{"commands": self.commands, **kw})
+
+    def later(self, **delta: float) -> None:
+        """Time passes: the wall clock and the monotonic clock both move on."""
+        step = dt.timedelta(**delta)
+        self.now.at += step
+        self.mono.at += step.total_seconds()
 
     def settings(self, prod_promotion: dict[str, Any], env: str = "prod") -> str:
         yaml = YAML()
@@ -110,12 +128,12 @@ def make_rig(tmp_path: Path) -> Rig:
             f"# {env}\nREGISTRY=reg.local:5000\nTAG={tag}\n"
         )
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    now = Now()
-    store = Store(str(tmp_path / "state.db"), clock=now)
+    now, mono, boot = Now(), Mono(), ["boot-1"]
+    store = Store(str(tmp_path / "state.db"), clock=now, monotonic=mono, boot=lambda: boot[0])
     swarm = FakeSwarm()
     reconciler = Reconciler(
-        RepoSource.open(str(path)), store, lambda _t: swarm, clock=Clock(now=now)
+        RepoSource.open(str(path)), store, lambda _t: swarm, clock=Clock(now=now, monotonic=mono)
     )
-    rig = Rig(path, store, swarm, reconciler, now)
+    rig = Rig(path, store, swarm, reconciler, now, mono=mono, boot=boot)
     rig.commit("the repository")
     return rig

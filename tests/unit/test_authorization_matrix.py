@@ -5,6 +5,9 @@ when its endpoint would take the request.
 
 The expectation is written out here from SPEC.md section 6 and issue 15, not computed
 with access.py, so a change to the one decision shows up as a change of this table.
+Promotion as Kargo and Argo CD users expect it: promoting into an environment (and its
+dry run) is a deployer's act there; deciding on a promotion is an approver's of its
+target; the requester never decides (test_dashboard_promotions.py, and the API's test).
 """
 
 from __future__ import annotations
@@ -28,13 +31,23 @@ from tests.dashboard_rig import (
     user_name,
 )
 from tests.fake_agent import APPS, ENVS
+from tests.fake_promotions import SOURCE
 
 # What each role may do, in the environments it is granted (SPEC.md section 6).
 MAY: dict[str, set[str]] = {
     "viewer": {"view"},
-    "deployer": {"view", "sync", "rollback"},
-    "approver": {"view", "approve"},
-    "admin": {"view", "sync", "rollback", "override-window", "approve"},
+    "deployer": {"view", "sync", "rollback", "promote", "release-hold"},
+    "approver": {"view", "approve", "reject"},
+    "admin": {
+        "view",
+        "sync",
+        "rollback",
+        "override-window",
+        "promote",
+        "approve",
+        "reject",
+        "release-hold",
+    },
 }
 SCOPES = (*ENVS, "*")
 
@@ -55,13 +68,26 @@ def _op_id(env: str) -> int:
     return 1 + ENVS.index(env) * len(APPS)  # FakeAgent: web's operation in env
 
 
+def _promotion_id(env: str) -> int:
+    return 1 + ENVS.index(env)  # dashboard_rig: the pending promotion into env
+
+
+def _fill(path: str, env: str) -> str:
+    # dashboard_rig makes a promotion and a hold per environment, in ENVS order
+    return path.format(
+        env=env, op=_op_id(env), promotion=_promotion_id(env), hold=_promotion_id(env)
+    )
+
+
 def api(method: str, path: str, body: dict[str, Any] | None = None) -> Callable[..., Any]:
     def go(client: Any, env: str, token: str) -> Any:
-        url = path.format(env=env, op=_op_id(env))
+        url = _fill(path, env)
         headers = {"Authorization": f"Bearer {token}"}
         if method == "GET":
             return client.get(url, headers=headers)
-        content = json.dumps(body).encode() if body else b""
+        filled = {k: v.format(env=env, source=SOURCE[env]) if isinstance(v, str) else v
+                  for k, v in (body or {}).items()}  # fmt: skip
+        content = json.dumps(filled).encode() if filled else b""
         return client.post(url, headers=headers, content=content)
 
     return go
@@ -69,16 +95,14 @@ def api(method: str, path: str, body: dict[str, Any] | None = None) -> Callable[
 
 def page_get(path: str) -> Callable[..., Any]:
     def go(client: Any, env: str, csrf: str) -> Any:
-        return client.get(path.format(env=env, op=_op_id(env)), follow_redirects=False)
+        return client.get(_fill(path, env), follow_redirects=False)
 
     return go
 
 
 def page_post(path: str, fields: dict[str, str]) -> Callable[..., Any]:
     def go(client: Any, env: str, csrf: str) -> Any:
-        return client.post(
-            path.format(env=env), data={"csrf": csrf, **fields}, follow_redirects=False
-        )
+        return client.post(_fill(path, env), data={"csrf": csrf, **fields}, follow_redirects=False)
 
     return go
 
@@ -105,6 +129,43 @@ ENDPOINTS = [
         api("POST", APP + "/sync", {"override_window": True, "reason": "hotfix"}),
         "api",
     ),
+    Endpoint(
+        "GET /api/v1/promotions/N", "view", api("GET", "/api/v1/promotions/{promotion}"), "api"
+    ),
+    Endpoint(
+        "POST /api/v1/promotions",
+        "promote",
+        api("POST", "/api/v1/promotions", {"app": "web", "from": "{source}", "to": "{env}"}),
+        "api",
+    ),
+    Endpoint(
+        "POST /api/v1/promotions dry run",
+        "promote",
+        api(
+            "POST",
+            "/api/v1/promotions",
+            {"app": "web", "from": "{source}", "to": "{env}", "dry_run": True},
+        ),
+        "api",
+    ),
+    Endpoint(
+        "POST /api/v1/promotions/N/approve",
+        "approve",
+        api("POST", "/api/v1/promotions/{promotion}/approve", {"comment": "ok"}),
+        "api",
+    ),
+    Endpoint(
+        "POST /api/v1/promotions/N/reject",
+        "reject",
+        api("POST", "/api/v1/promotions/{promotion}/reject", {"reason": "not now"}),
+        "api",
+    ),
+    Endpoint(
+        "POST /api/v1/holds/N/release",
+        "release-hold",
+        api("POST", "/api/v1/holds/{hold}/release", {"reason": "fixed upstream"}),
+        "api",
+    ),
     Endpoint("GET /ui/apps/web/envs/E", "view", page_get(UI), "page"),
     Endpoint("GET /ui/.../sync (dry run)", "view", page_get(UI + "/sync"), "page"),
     Endpoint("GET /ui/operations/N", "view", page_get("/ui/operations/{op}"), "page"),
@@ -122,6 +183,25 @@ ENDPOINTS = [
         "POST /ui/.../rollback",
         "rollback",
         page_post(UI + "/rollback", {"revision": OLDER, "reason": "matrix"}),
+        "page",
+    ),
+    Endpoint("GET /ui/.../promote (dry run)", "promote", page_get(UI + "/promote"), "page"),
+    Endpoint(
+        "POST /ui/.../promote",
+        "promote",
+        page_post(UI + "/promote", {"images": "127.0.0.1:5000/web:1.1.0"}),
+        "page",
+    ),
+    Endpoint(
+        "POST /ui/promotions/N/approve",
+        "approve",
+        page_post("/ui/promotions/{promotion}/approve", {"comment": "ok"}),
+        "page",
+    ),
+    Endpoint(
+        "POST /ui/promotions/N/reject",
+        "reject",
+        page_post("/ui/promotions/{promotion}/reject", {"reason": "not now"}),
         "page",
     ),
 ]
@@ -159,7 +239,7 @@ def test_every_endpoint_in_every_environment(rig: Rig, role: str, scope: str) ->
                     ]
                     if not refusals:
                         wrong.append(f"{ep.name} in {env}: the 403 was not audited")
-                elif ep.name.startswith("POST") and r.status_code not in (202, 303):
+                elif ep.name.startswith("POST") and r.status_code not in (200, 202, 303):
                     wrong.append(f"{ep.name} in {env}: {r.status_code} {r.text[:200]}")
     assert wrong == []
 
@@ -189,6 +269,27 @@ def test_a_page_shows_exactly_the_buttons_its_endpoints_take(
             assert ('name="override_window"' in preview) == expected(
                 role, scope, "override-window", env
             ), env
+            # Promote into env: on env's page ("from ...") and on its source's page ("to ...").
+            may_promote = expected(role, scope, "promote", env)
+            link = f'href="/ui/apps/web/envs/{env}/promote"'
+            assert (link in html) == may_promote, env
+            source = client.get(f"/ui/apps/web/envs/{SOURCE[env]}", follow_redirects=False)
+            if source.status_code == 200:
+                assert (link in source.text) == may_promote, env
+            if may_promote:
+                dry_run = client.get(f"/ui/apps/web/envs/{env}/promote").text
+                assert 'id="confirm-promote"' in dry_run, env
+            pid = rig.pending[env]
+            for action in ("approve", "reject"):
+                button = f'action="/ui/promotions/{pid}/{action}"'
+                assert (button in html) == expected(role, scope, action, env), (env, action)
+        listing = client.get("/ui/promotions").text
+        for env in ENVS:
+            pid = rig.pending[env]
+            assert (f'id="promotion-{pid}"' in listing) == expected(role, scope, "view", env)
+            for action in ("approve", "reject"):
+                button = f'action="/ui/promotions/{pid}/{action}"'
+                assert (button in listing) == expected(role, scope, action, env), (env, action)
 
 
 @pytest.mark.parametrize("scope", SCOPES)

@@ -268,6 +268,7 @@ PAGES = [
     "/ui/operations/1",
     "/ui/dora",
     "/ui/promotions",
+    "/ui/apps/web/envs/production/promote",
 ]
 
 
@@ -319,14 +320,28 @@ def test_a_signed_out_browser_gets_no_stream(rig: Rig) -> None:
         assert c.get("/ui/events?view=grid").status_code == 401
 
 
-def test_pending_promotions_are_shown_read_only(rig: Rig, admin: Any) -> None:
+def test_pending_promotions_are_listed_with_their_buttons_and_badged(rig: Rig, admin: Any) -> None:
     promo = rig.store.create_promotion(
         "web", "staging", "production", images={"web": "2.0"}, requested_by="alice"
     )
     html = admin.get("/ui/promotions").text
-    assert f"<td>{promo.id}</td>" in html and "staging → production" in html
-    assert "<form" not in html.split("<main")[1].split("</main>")[0]
-    assert "1 promotion waiting" in cell(admin.get("/ui/").text, "web", "production")
+    assert f'id="promotion-{promo.id}"' in html and "staging → production" in html
+    assert f'action="/ui/promotions/{promo.id}/approve"' in html  # admin, not the requester
+    # dashboard_rig made one already: two into production wait
+    assert "2 waiting for approval" in cell(admin.get("/ui/").text, "web", "production")
+
+
+def test_without_a_promotion_service_the_records_are_read_only(tmp_path: Path) -> None:
+    from gitswarm.api import create_app
+
+    rig = make_rig(tmp_path, only=("admin-all",))
+    rig.app = create_app(rig.agent, rig.settings, rig.metrics, records=rig.store)
+    with rig.client() as client:
+        assert sign_in(client, "admin-all").status_code == 303
+        main = client.get("/ui/promotions").text.split("<main")[1].split("</main>")[0]
+        assert 'id="promotion-' in main and "<form" not in main
+        page = client.get("/ui/apps/web/envs/production").text
+        assert "/promote" not in page and "/approve" not in page
 
 
 def test_a_grid_cell_is_rendered_once_for_every_stream() -> None:

@@ -4,7 +4,6 @@ here; the real registry and swarm: tests/integration/test_promotion_automation.p
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,19 +59,19 @@ def test_a_rollback_wins_over_image_automation_until_a_newer_tag(rig: Rig) -> No
     # Held before the rollback commit was pushed: no round can see one without the other.
     (hold,) = rig.store.holds("web", "dev")
     assert hold.to_revision == rolled_back
-    rig.now.at += dt.timedelta(seconds=5)
+    rig.later(seconds=5)
     actions = auto.tick()
     assert "committed" not in [a.kind for a in actions], actions
     (hold,) = rig.store.holds("web", "dev")  # the round made no second one
     assert dict(hold.images) == {REPO: "1.2.0"}
     assert rig.head() == rolled_back and rig.tag_in("dev") == "1.1.0"
     for _ in range(3):  # nothing new in the registry: it stays rolled back
-        rig.now.at += dt.timedelta(seconds=5)
+        rig.later(seconds=5)
         auto.tick()
     assert rig.head() == rolled_back
 
     tags.append("1.3.0")
-    rig.now.at += dt.timedelta(seconds=5)
+    rig.later(seconds=5)
     actions = auto.tick()
     kinds = [a.kind for a in actions]
     assert "released" in kinds and "committed" in kinds, actions
@@ -95,12 +94,12 @@ def test_a_hold_released_by_a_person_lets_automation_go_on(rig: Rig) -> None:
     auto.tick()
     rig.sync("dev")
     rollback(rig.reconciler, RollbackRequest("web", "dev", previous=True))
-    rig.now.at += dt.timedelta(seconds=5)
+    rig.later(seconds=5)
     auto.tick()
     (hold,) = rig.store.holds("web", "dev")
     assert rig.tag_in("dev") == "1.1.0"
     assert rig.store.release_hold(hold.id, "alice", "fixed the slow query in the db")
-    rig.now.at += dt.timedelta(seconds=5)
+    rig.later(seconds=5)
     actions = auto.tick()
     assert "committed" in [a.kind for a in actions], actions
     assert rig.tag_in("dev") == "1.2.0"
@@ -119,7 +118,7 @@ def test_automatic_promotion_does_not_fight_a_rollback(rig: Rig) -> None:
     assert rig.tag_in("prod") == "1.0.0"
     head = rig.head()
     for _ in range(3):
-        rig.now.at += dt.timedelta(minutes=11)  # past the retry pause of a failed try
+        rig.later(minutes=11)  # past the retry pause of a failed try
         auto.tick()
     assert rig.head() == head
     (hold,) = rig.store.holds("web", "prod")
@@ -140,9 +139,9 @@ def test_a_hold_made_by_an_agent_rollback_is_found_by_the_round(rig: Rig) -> Non
     rig.sync("dev")
     rollback(rig.reconciler, RollbackRequest("web", "dev", previous=True, push=False))
     assert rig.store.holds("web", "dev") == []
-    rig.now.at += dt.timedelta(seconds=5)
+    rig.later(seconds=5)
     actions = auto.tick()
     assert [a.kind for a in actions].count("hold") == 1, actions
-    rig.now.at += dt.timedelta(seconds=5)
+    rig.later(seconds=5)
     assert "hold" not in [a.kind for a in auto.tick()]
     assert len(rig.store.holds("web", "dev")) == 1

@@ -7,6 +7,7 @@ at 1,000 apps on a real swarm."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import Application, Environment, RepoConfig, Target
 from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.apply import Clock
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.rendering import settings_digest
 from gitswarm.reconcile.sync import Reconciler, Rendered
@@ -47,6 +49,35 @@ class Rig:
     agent: Agent
     reconciler: CountingReconciler
     metrics: Metrics
+    clock: Clock
+
+    def restart(self) -> None:
+        """A new agent on the same store, repository and swarm (after a restart, a
+        kill -9, a new leader): it remembers no render."""
+        source = RepoSource.open(str(self.repo.path))
+        self.metrics = Metrics()
+        self.reconciler = CountingReconciler(
+            source, self.store, lambda _t: self.swarm, clock=self.clock
+        )
+        self.agent = Agent(
+            source=source,
+            store=self.store,
+            reconciler=self.reconciler,
+            settings=AgentSettings(events=False, poll_interval=300, drift_interval=300),
+            metrics=self.metrics,
+        )
+
+    def poll(self, message: str | None = None, files: dict[str, str] | None = None) -> list[str]:
+        """Commit ``files`` (when a message is given) and let the agent see the head, with
+        no assertion on the outcome; the apps it rendered."""
+        if message is not None:
+            for path, text in (files or {}).items():
+                self.repo.write(path, text)
+            self.repo.commit(message)
+        self.reconciler.rendered.clear()
+        self.agent.enqueue(("git",), TriggerRequest("poll"))
+        self.agent.run_pending()
+        return sorted(self.reconciler.rendered)
 
     def commit(self, message: str, files: dict[str, str]) -> list[str]:
         """Commit ``files``, let the agent see it; the apps it rendered, in order."""
@@ -75,7 +106,7 @@ def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     stores: list[Store] = []
 
-    def build(**env_extra: object) -> Rig:
+    def build(clock: Clock | None = None, **env_extra: object) -> Rig:
         repo = GitOpsRepo(tmp_path / "repo", "st-app")
         if env_extra:
             repo.write_settings(**env_extra)
@@ -108,7 +139,8 @@ def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
         stores.append(store)
         source = RepoSource.open(str(repo.path))
         metrics = Metrics()
-        reconciler = CountingReconciler(source, store, lambda _t: swarm)
+        clock = clock or Clock()
+        reconciler = CountingReconciler(source, store, lambda _t: swarm, clock=clock)
         agent = Agent(
             source=source,
             store=store,
@@ -116,7 +148,7 @@ def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
             settings=AgentSettings(events=False, poll_interval=300, drift_interval=300),
             metrics=metrics,
         )
-        rig = Rig(repo, swarm, store, agent, reconciler, metrics)
+        rig = Rig(repo, swarm, store, agent, reconciler, metrics, clock)
         agent.enqueue(("git",), TriggerRequest("poll"))
         agent.run_pending()
         assert sorted(reconciler.rendered) == sorted(APPS)  # the first commit: all of them
@@ -212,6 +244,105 @@ def test_an_environment_whose_commits_the_agent_verifies_renders_every_commit(
     rig = make()
     rig.reconciler.pinned_verify = {"dev": None}  # type: ignore[dict-item]
     assert rig.commit("docs", {"README.md": "x\n"}) == sorted(APPS)
+
+
+# --- an app whose deployed revision is behind is never skipped ----------------------------
+
+
+def test_an_app_held_by_a_closed_window_is_synced_at_every_commit_until_it_deploys(
+    make: Callable[..., Rig],
+) -> None:
+    """Its render at the new head equals its render at the held commit, but what is
+    deployed is older: it is tried again (and held again), and deploys once the window
+    opens — also at a commit that touched nothing of it."""
+    now = [dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)]  # a Monday: open
+    window = {"mode": "enforce", "timezone": "UTC", "allow": ["Mon-Fri 09:00-17:00"]}
+    rig = make(Clock(now=lambda: now[0]), policies={"deployment_windows": window})
+    now[0] = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)  # Saturday: closed
+    changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
+    assert rig.poll("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
+    held = rig.store.get_status("other", "dev")
+    assert held is not None and held.reason == "DeploymentWindowClosed", held
+    assert rig.poll("docs", {"README.md": "x\n"}) == ["other"]  # still behind: tried again
+    now[0] = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)  # Monday
+    assert rig.poll("docs again", {"README.md": "y\n"}) == ["other"]
+    status = rig.store.get_status("other", "dev")
+    assert status is not None and (status.sync, status.revision) == ("Synced", rig.repo.git(
+        "rev-parse", "HEAD"))  # fmt: skip
+    images = [s.image for s in rig.swarm.services("st-other") if s.compose_name == "api"]
+    assert images == ["127.0.0.1:5000/busybox:2"]
+
+
+def test_an_app_rolled_back_is_synced_at_the_next_commit(make: Callable[..., Rig]) -> None:
+    rig = make()
+    first = rig.store.get_status("third", "dev")
+    assert first is not None
+    rig.store.set_status("third", "dev", last_result="RolledBack", sync="OutOfSync")
+    assert rig.commit("docs", {"README.md": "x\n"}) == ["third"]
+
+
+def test_an_app_deployed_at_an_older_revision_by_hand_is_synced_at_the_next_commit(
+    make: Callable[..., Rig],
+) -> None:
+    """`gitswarm sync --revision OLD` (another process): the store says OLD is deployed,
+    so the agent compares the head with OLD, not with what it deployed itself."""
+    from gitswarm.reconcile.sync import Reconciler, SyncRequest
+
+    rig = make()
+    old = rig.repo.git("rev-parse", "HEAD")
+    changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
+    assert rig.commit("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
+    cli = Reconciler(RepoSource.open(str(rig.repo.path)), rig.store, lambda _t: rig.swarm)
+    assert cli.sync(SyncRequest("other", "dev", revision=old)).result == "Succeeded"
+    for agent in ("running", "restarted"):
+        if agent == "restarted":
+            rig.restart()
+        assert rig.poll("docs", {"README.md": f"{agent}\n"}) == ["other"], agent
+        assert cli.sync(SyncRequest("other", "dev", revision=old)).result == "Succeeded"
+
+
+# --- after a restart: the store says what was deployed from which inputs ------------------
+
+
+def test_a_new_agent_skips_the_apps_whose_inputs_the_store_says_are_unchanged(
+    make: Callable[..., Rig],
+) -> None:
+    rig = make()
+    rig.restart()
+    writes = rig.swarm.writes
+    assert rig.poll() == []  # the same head: nothing rendered, nothing deployed
+    assert rig.swarm.writes == writes
+    changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
+    assert rig.commit("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
+    rig.restart()
+    assert rig.commit("docs", {"README.md": "x\n"}) == []
+    skipped = rig.metrics.registry.get_sample_value("gitswarm_syncs_skipped_total", {})
+    assert skipped == 3
+
+
+def test_a_new_agent_syncs_an_app_whose_last_operation_was_interrupted(
+    make: Callable[..., Rig],
+) -> None:
+    """A kill -9 in the middle of a deploy at the deployed revision (an API sync, a
+    provider's new secret value): the store's digest is the same, but that operation
+    must be done again."""
+    rig = make()
+    op = rig.store.start_operation("sync", "third", "dev", holder="dead", trigger="api")
+    rig.store.finish_operation(op, "Interrupted")
+    rig.restart()
+    assert rig.poll() == ["third"]
+
+
+def test_a_new_agent_does_not_trust_a_digest_of_another_gitswarm_version(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new gitswarm may render the same files differently: its first round renders."""
+    import gitswarm
+
+    rig = make()
+    monkeypatch.setattr(gitswarm, "__version__", "99.0.0")
+    rig.restart()
+    assert rig.poll() == sorted(APPS)
 
 
 # --- the digest itself ---------------------------------------------------------------------

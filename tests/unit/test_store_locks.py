@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +15,7 @@ import pytest
 
 from gitswarm.errors import LockedError
 from gitswarm.store import AGENT_LOCK, Store, new_holder_id, sync_lock
+from harness.postgres import PrivatePostgres
 
 
 class ManualClock:
@@ -40,7 +43,7 @@ def test_a_free_lock_is_acquired_and_then_refused_to_others(store: Store) -> Non
 
 def test_acquiring_again_renews_and_keeps_the_acquisition_time(store_url: str) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         assert store.acquire_lock("x", "a", 30)
         first = store.lock_holder("x")
         clock.advance(10)
@@ -53,7 +56,7 @@ def test_acquiring_again_renews_and_keeps_the_acquisition_time(store_url: str) -
 
 def test_an_expired_lease_is_taken_over(store_url: str) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         assert store.acquire_lock("x", "a", 30)
         clock.advance(29.999)
         assert not store.acquire_lock("x", "b", 30)
@@ -68,9 +71,9 @@ def test_an_expired_lease_is_taken_over(store_url: str) -> None:
         assert store.lock_holder("x") == info
 
 
-def test_renew_extends_a_live_lease_only(store_url: str) -> None:
+def test_renew_extends_the_lease_of_its_holder_until_another_takes_it(store_url: str) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         assert store.acquire_lock("x", "a", 30)
         clock.advance(20)
         assert store.renew_lock("x", "a", 30)
@@ -78,9 +81,60 @@ def test_renew_extends_a_live_lease_only(store_url: str) -> None:
         assert not store.acquire_lock("x", "b", 30)
         assert not store.renew_lock("x", "b", 30)
         clock.advance(30)
-        assert not store.renew_lock("x", "a", 30)  # ran out: acquire it again instead
-        assert store.acquire_lock("x", "a", 30)
+        # Ran out, but nobody took it: its holder may go on (a stalled process, or the
+        # clock stepped forward), which is as safe as acquiring it again.
+        assert store.renew_lock("x", "a", 30)
+        clock.advance(31)
+        assert store.acquire_lock("x", "b", 30)  # taken over: now it is lost for good
+        assert not store.renew_lock("x", "a", 30)
         assert not store.renew_lock("never-taken", "a", 30)
+
+
+class JumpedClock:
+    """A client host's wall clock, stepped by ``offset`` (NTP, a VM resumed)."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture()
+def postgres_store_url(postgres_server: PrivatePostgres, postgres_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield postgres_server.create_schema(name, "gitswarm")
+    postgres_server.drop_schema(name, "gitswarm")
+
+
+@pytest.mark.postgres
+def test_leases_on_postgres_run_on_the_servers_clock_not_the_clients(
+    postgres_store_url: str,
+) -> None:
+    """Agents on several hosts share one PostgreSQL store: a lease must mean the same to
+    all of them, whatever each host's clock says (a step of NTP, a VM resumed). Records
+    keep the client's time; leases take the server's."""
+    store_url = postgres_store_url
+    ahead, behind = JumpedClock(timedelta(hours=2)), JumpedClock(timedelta(hours=-2))
+    with (
+        Store(store_url) as right,
+        Store(store_url, clock=ahead) as fast,
+        Store(store_url, clock=behind) as slow,
+    ):
+        assert right.acquire_lock("x", "right", 30)
+        assert not fast.acquire_lock("x", "fast", 30)  # 2 h ahead: not expired for it
+        assert slow.acquire_lock("y", "slow", 30)
+        assert not right.acquire_lock("y", "right", 30)  # 2 h behind: not expired either
+        info = right.lock_holder("y")
+        assert info is not None and info.holder == "slow"
+        assert abs(info.expires_at - datetime.now(UTC) - timedelta(seconds=30)) < timedelta(
+            seconds=5
+        )
+        assert fast.acquire_lock("z", "fast", 30)
+        assert fast.renew_lock("z", "fast", 30)
+        assert fast.lock_holder("z") is not None
+        assert not right.acquire_lock("z", "right", 30)
+        assert fast.release_lock("z", "fast")
 
 
 def test_release_frees_the_lock_for_the_next_holder(store: Store) -> None:
@@ -161,13 +215,16 @@ def test_lock_context_gives_up_after_wait(store: Store) -> None:
 
 def test_a_lost_lease_says_so_on_renew(store_url: str) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store, store.lock("x", "a", 30) as lease:
+    with (
+        Store(store_url, clock=clock, lease_clock=clock) as store,
+        store.lock("x", "a", 30) as lease,
+    ):
         clock.advance(31)
         assert store.acquire_lock("x", "b", 30)
         with pytest.raises(LockedError, match="lost the lock 'x'"):
             lease.renew()
     # leaving the block did not release b's lock
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         info = store.lock_holder("x")
         assert info is not None and info.holder == "b"
 
@@ -200,7 +257,7 @@ def test_racing_threads_have_exactly_one_winner(store: Store) -> None:
 
 def test_racing_threads_taking_over_an_expired_lease_have_one_winner(store_url: str) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         threads = 10
         names = [f"stale-{r}" for r in range(5)]
         for name in names:

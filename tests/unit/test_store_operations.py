@@ -236,7 +236,7 @@ def test_values_outside_the_model_are_refused(
 
 def test_running_operations_without_a_live_lease_are_marked_interrupted(store_url: str) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         assert store.acquire_lock(sync_lock("web", "dev"), "dead", 30)
         dead_op = store.start_operation("sync", "web", "dev", holder="dead", trigger="poll")
         assert store.acquire_lock(sync_lock("web", "prod"), "alive", 300)
@@ -265,7 +265,7 @@ def test_taking_over_the_lock_then_marking_finds_the_dead_holders_operation(
     store_url: str,
 ) -> None:
     clock = ManualClock()
-    with Store(store_url, clock=clock) as store:
+    with Store(store_url, clock=clock, lease_clock=clock) as store:
         name = sync_lock("web", "dev")
         assert store.acquire_lock(name, "old", 30)
         op = store.start_operation("sync", "web", "dev", holder="old", trigger="poll")

@@ -120,6 +120,29 @@ def test_a_record_the_store_refuses_after_the_deploy_is_kept_and_written_later(
     assert reconciler.journal.backlog() is None
 
 
+def test_a_command_whose_record_the_store_never_takes_does_not_report_success(
+    repo: GitOpsRepo, store: Store, tmp_path: Path
+) -> None:
+    """The CLI's process ends with the command: `gitswarm sync` settles its journal and
+    fails (exit 1, StoreError) rather than exit 0 with its record lost."""
+    from gitswarm.errors import StoreError
+
+    swarm = LockAfterDeploy(tmp_path / "state.db")
+    reconciler = Reconciler(RepoSource.open(str(repo.path)), store, lambda _t: swarm)
+    reconciler.sync(SyncRequest("app", "dev"))
+    reconciler.journal.settle()  # all written: nothing to say
+    repo.compose({"web": service("127.0.0.1:5000/busybox:2")})
+    repo.commit("second")
+    swarm.armed = True
+    assert reconciler.sync(SyncRequest("app", "dev")).result == "Succeeded"
+    with pytest.raises(StoreError, match=r"did not take 2 record\(s\)") as caught:
+        reconciler.journal.settle()
+    assert caught.value.exit_code == 1 and "database is locked" in caught.value.message
+    swarm.unlock()
+    reconciler.journal.settle()  # the store takes them again: written, nothing raised
+    assert reconciler.journal.backlog() is None
+
+
 def test_records_land_in_the_order_they_happened(
     repo: GitOpsRepo, store: Store, tmp_path: Path
 ) -> None:

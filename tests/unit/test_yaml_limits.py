@@ -77,10 +77,11 @@ def test_thousands_of_levels_fail_the_same_way_not_with_recursion(
 ) -> None:
     """These took 1-20 s and then ended in RecursionError; ruamel's scanner looks ahead
     along a line of ``[`` at a cost growing with the nesting, so it is bounded there too.
-    (The time bound is only a hang guard: it passes by orders of magnitude.)"""
+    (The bound is only a hang guard, far above the ~0.05 s this takes quietly: a timed
+    unit test must not fail on a loaded machine; the cost itself belongs in bench/.)"""
     started = time.monotonic()
     assert _error(shape(5000)) == f"f.yml:{where}: {TOO_DEEP}"
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30
 
 
 def test_a_one_megabyte_line_of_brackets() -> None:

@@ -103,3 +103,61 @@ def _fmt(value: float, unit: str) -> str:
 
 def fmt(value: Any, unit: str) -> str:
     return "—" if not isinstance(value, int | float) else _fmt(float(value), unit)
+
+
+def key_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The DORA page's rows: each key, its value, its target, whether met, its chart."""
+    lead = report.get("lead_time", {})
+    cfr = report.get("change_failure_rate", {})
+    ttr = report.get("time_to_restore", {})
+    drift = report.get("drift", {})
+    freq = report.get("deployment_frequency", {})
+    rows = [
+        ("Deployment frequency (per day)", freq.get("per_day"), 2.0, "", False, freq.get("met")),
+        (
+            "Lead time (median)",
+            lead.get("median_seconds"),
+            lead.get("target_seconds") or 14400,
+            "s",
+            True,
+            lead.get("met"),
+        ),
+        (
+            "Change failure rate",
+            cfr.get("rate"),
+            cfr.get("target_rate") or 0.03,
+            "%",
+            True,
+            cfr.get("met"),
+        ),
+        (
+            "Time to restore (mean)",
+            ttr.get("mean_seconds"),
+            ttr.get("target_seconds") or 900,
+            "s",
+            True,
+            ttr.get("met"),
+        ),
+    ]
+    out = []
+    for name, value, target, unit, lower, met in rows:
+        value_f = float(value) if isinstance(value, int | float) else None
+        out.append(
+            {
+                "name": name,
+                "value": fmt(value, unit),
+                "target": ("< " if lower else "≥ ") + fmt(target, unit),
+                "met": met,
+                "chart": against_target(value_f, float(target), name, unit, lower),
+            }
+        )
+    out.append(
+        {
+            "name": "Drift incidents",
+            "value": str(drift.get("incidents", 0)),
+            "target": "0",
+            "met": drift.get("met"),
+            "chart": "",
+        }
+    )
+    return out

@@ -4,7 +4,8 @@ Whatever changes an application's state writes the store: the agent's own syncs,
 `gitswarm sync` run in a terminal by another process, drift the agent detects. So each
 event stream looks at the store (through the agent's port and ``Records``) every
 ``interval`` seconds and sends the fragments whose HTML changed since it last sent
-them: a grid cell, an application's summary and timeline, an operation's progress.
+them: a grid cell, an application's summary, timeline and waiting promotions (with
+the buttons its viewer may use: promoting.panel), an operation's progress.
 htmx's SSE extension swaps each into the element that names its event (``sse-swap``).
 
 One ``Live`` per application owns the last read, shared by every stream for
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
@@ -42,6 +43,8 @@ HEARTBEAT = 15.0  # an SSE comment this often keeps proxies from closing an idle
 MAX_CACHED_CELLS = 5000  # rendered grid cells kept for the streams (then forgotten at once)
 
 Data = tuple[list[dict[str, Any]], Mapping[tuple[str, str], Operation], Sequence[Promotion]]
+# An app page's pending promotions as its viewer sees them (promoting.panel): rows, viewer.
+Waiting = Callable[[Sequence[Promotion]], tuple[list[dict[str, Any]], Any]]
 
 
 def sse(event: str, html: str) -> str:
@@ -98,7 +101,12 @@ class Live:
         return str(getattr(module, macro)(*args))
 
     async def fragments(
-        self, caller: Caller, app: str | None, env: str | None, op: int | None
+        self,
+        caller: Caller,
+        app: str | None,
+        env: str | None,
+        op: int | None,
+        waiting: Waiting | None = None,
     ) -> dict[str, str]:
         statuses, latest, promotions = await self.data()
         out: dict[str, str] = {}
@@ -113,6 +121,8 @@ class Live:
             )
             history = list(await call(self.agent.history, app, env, 30))
             out["timeline"] = self._fragment("app_timeline", history)
+            if waiting is not None:
+                out["promotions"] = self._fragment("app_promotions", *waiting(promotions))
             return out
         grid = views.grid(caller, statuses, latest, promotions)
         for cell in grid.cells.values():
@@ -141,6 +151,7 @@ class Live:
         app: str | None,
         env: str | None,
         op: int | None,
+        waiting: Waiting | None = None,
     ) -> AsyncIterator[str]:
         sent: dict[str, str] = {}
         checked = beat = started = self.clock()
@@ -157,7 +168,7 @@ class Live:
                     yield sse("signed-out", "")
                     return
             try:
-                fragments = await self.fragments(caller, app, env, op)
+                fragments = await self.fragments(caller, app, env, op, waiting)
             except GitswarmError:
                 fragments = {}  # the store is busy or down: try again next time
             for name, html in fragments.items():

@@ -14,10 +14,17 @@ Synced at revision D, whose render at D read files and settings (render/inputs.p
 reconcile/rendering.py) that are the same at the new head, renders the same stack there.
 Its status moves to the head in one write for all such apps (Recorder.unchanged) and
 its cached render serves the drift checks: no render, no Docker call (an app without
-automated sync moves too: its deployed revision renders what Git says). Every other app
-— its inputs changed, or its render is not cached (a new agent), or its status is not
-a success at D (failed, drifted, rolled back), or its environment checks signatures,
-or a policy reads the commit — syncs as before.
+automated sync moves too: its deployed revision renders what Git says). A new agent (a
+restart, a new leader) has no render in memory: it takes what the store says the
+deployed render read and its digest (``AppStatus.render_inputs``/``render_digest``,
+written with every successful deploy, forgotten with any other change of the deployed
+revision), unless an operation of the app was left unfinished since. An app this agent
+already deployed at the new head (a sync of Git's newest commit that the dashboard asked
+for before the poll saw it: syncs.py then asks Git) is left as it is. Every other app
+— its inputs changed, or its status is not a success at D (failed, held by a closed
+window, drifted, rolled back, deployed at another revision by hand), or its
+environment checks signatures, or a policy reads the commit, or records wait in the
+journal — syncs as before.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ from dataclasses import replace
 from gitswarm.errors import GitswarmError
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import RepoConfig
+from gitswarm.model.operation import AppStatus
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.queue import Key
 from gitswarm.reconcile.outcome import Rendered
-from gitswarm.reconcile.rendering import DigestMemo, input_digest
+from gitswarm.reconcile.rendering import DigestMemo, input_digest, stored_digest
+from gitswarm.render.inputs import Inputs
 from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 from gitswarm.store import AGENT_LOCK
@@ -123,15 +132,18 @@ class GitPoll:
     def _changed(self, head: str, config: RepoConfig, syncs: list[Work]) -> list[Work]:
         """The syncs to run: those of apps whose inputs at ``head`` are not the same as
         at their deployed revision (the module docstring); the others move on at once."""
-        if not syncs:
-            return syncs
+        if not syncs or self.reconciler.journal.backlog() is not None:
+            return syncs  # records wait: the store may not say yet what is deployed
         try:
             statuses = {(s.app, s.env): s for s in self.store.all_statuses()}
             tree = GitTree(self.source.git_dir, head)
         except GitswarmError:
             return syncs
         memo = DigestMemo()  # apps share files and settings: each answered once
-        same: dict[tuple[str, str], tuple[Work, str, Rendered]] = {}
+        pinned = self.reconciler.pinned_verify
+        unfinished: dict[tuple[str, str], int] | None = None  # read when first needed
+        there: set[tuple[str, str]] = set()
+        same: dict[tuple[str, str], tuple[str, Rendered | None]] = {}
         for work in syncs:
             _, app, env = work[0]
             status = statuses.get((app, env))
@@ -143,26 +155,71 @@ class GitPoll:
                 "Succeeded",
             ):
                 continue
-            cached = self.state.render_of(app, env, status.revision)
-            if cached is None or self.state.busy(app, env):
+            if self.state.busy(app, env):
                 continue
-            if unchanged_at(cached, tree, config, memo, self.reconciler.pinned_verify):
-                same[(app, env)] = (work, status.revision, cached)
+            cached = self.state.render_of(app, env, status.revision)
+            if cached is not None:
+                if status.revision == head:
+                    there.add((app, env))  # deployed at this head already (a user's sync)
+                elif unchanged_at(cached, tree, config, memo, pinned):
+                    same[(app, env)] = (status.revision, cached)
+                continue
+            # No render in memory (a new agent): what the store says the deployed render
+            # read — unless an operation a dead agent left after it must be done again.
+            if unfinished is None:
+                try:
+                    unfinished = self.store.unfinished_operations()
+                except GitswarmError:
+                    return syncs
+            if unfinished.get((app, env), 0) > (status.operation_id or 0):
+                continue
+            if stored_unchanged(status, tree, config, memo, pinned):
+                same[(app, env)] = (status.revision, None)
+        syncs = [work for work in syncs if work[0][1:] not in there]
         if not same:
             return syncs
-        moves = [(app, env, before) for (app, env), (_, before, _) in same.items()]
-        moved = self.reconciler.recorder.unchanged(moves, head)
-        if not moved:
+        # At the head already (a new agent, the same commit): nothing to move or record.
+        skipped = {key for key, (before, _) in same.items() if before == head}
+        moves = [(app, env, before) for (app, env), (before, _) in same.items() if before != head]
+        moved = self.reconciler.recorder.unchanged(moves, head) if moves else set()
+        if moved:
+            commit = self.source.commit_info(head)
+            for key in moved:
+                cached = same[key][1]
+                if cached is not None:
+                    self.state.remember_render(*key, head, cached.moved_to(head, commit, config))
+        skipped |= moved
+        if not skipped:
             return syncs
-        commit = self.source.commit_info(head)
-        for key in moved:
-            cached = same[key][2]
-            self.state.remember_render(*key, head, cached.moved_to(head, commit, config))
         log.info(
-            "%s: %d of %d app syncs skipped, their inputs unchanged", head[:12], len(moved),
+            "%s: %d of %d app syncs skipped, their inputs unchanged", head[:12], len(skipped),
             len(syncs),
         )  # fmt: skip
-        return [work for work in syncs if work[0][1:] not in moved]
+        return [work for work in syncs if work[0][1:] not in skipped]
+
+
+def stored_unchanged(
+    status: AppStatus,
+    tree: GitTree,
+    config: RepoConfig,
+    memo: DigestMemo,
+    pinned_verify: Mapping[str, object],
+) -> bool:
+    """Whether the render the store says is deployed (``status``: what it read, the
+    digest) is also the render at ``tree``'s revision: ``unchanged_at`` for an agent that
+    did not render it itself."""
+    if status.render_digest is None or status.render_inputs is None:
+        return False
+    if status.env in pinned_verify:
+        return False
+    try:
+        app, env = config.application(status.app), config.environment(status.env)
+    except KeyError:
+        return False
+    if env.verify is not None:
+        return False
+    inputs = Inputs(frozenset(status.render_inputs))
+    return stored_digest(input_digest(inputs, tree, config, app, env, memo)) == status.render_digest
 
 
 def unchanged_at(
@@ -193,4 +250,4 @@ def touches(changed: set[str], files: Sequence[str], env_path: str) -> bool:
     return any(f in files or f.startswith(shared) for f in changed)
 
 
-__all__ = ["GitPoll", "touches", "unchanged_at"]
+__all__ = ["GitPoll", "stored_unchanged", "touches", "unchanged_at"]

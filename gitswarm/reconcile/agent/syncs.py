@@ -14,12 +14,15 @@ its outcome.
 of its held dependents again (reconcile/ordered.py).
 
 Triggered by the git task (gitpoll.py) for every automated app at a new head, and by the
-API (a revision may be named, like ``gitswarm sync --revision``).
+API (a revision may be named, like ``gitswarm sync --revision``); after a named revision
+that is not the head the agent knows, the git task runs at once (the head may have moved).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import threading
 
 from gitswarm.errors import NotFoundError, Reason
 from gitswarm.model.agent import TriggerRequest
@@ -31,14 +34,23 @@ from gitswarm.reconcile.sync import RollbackOf, SyncOutcome, SyncRequest
 
 log = logging.getLogger("gitswarm.agent")
 
+# Seconds at most between two looks at a closed deployment window (_hold_for_window).
+WINDOW_RECHECK = 60.0
+
 
 class Syncs:
     def __init__(self, ctx: AgentContext, drift: Drift) -> None:
         self.ctx, self.drift = ctx, drift
+        # app x env -> (the timer's request, when the window opens): syncs held for a
+        # closed deployment window (_hold_for_window)
+        self._window_waits: dict[tuple[str, str], tuple[TriggerRequest, dt.datetime]] = {}
+        self._lock = threading.Lock()
 
     def sync(self, app: str, env: str, request: TriggerRequest) -> None:
         ctx = self.ctx
         revision = request.revision or ctx.state.head
+        if self._still_closed(app, env, request):
+            return
         if self._held_for_dependencies(app, env):
             return
         policy = ctx.policy(app, env)
@@ -58,6 +70,13 @@ class Syncs:
             )
         )
         self.drift.after_sync(outcome)
+        deployed = outcome.revision or request.revision
+        if request.revision and deployed and deployed != ctx.state.head:
+            # A revision named by a user (the dashboard's sync deploys the head it
+            # previewed): Git may have moved past what the agent last saw. Look now,
+            # so every page shows Git's head at once, not at the next poll.
+            why = f"after a sync of {deployed[:12]} to {app}/{env}"
+            ctx.state.put(("git",), TriggerRequest("agent", reason=why))
         if outcome.result == "Succeeded":
             self._release_dependents(app, env)
         key = ("sync", app, env)
@@ -120,9 +139,30 @@ class Syncs:
         opens = outcome.retry_at
         if opens is None:
             return  # no opening within a year: wait for a new commit
-        delay = max(1.0, (opens - self.ctx.reconciler.clock.now()).total_seconds())
         log.info("%s/%s held until the deployment window opens at %s", key[1], key[2], opens)
-        self.ctx.state.after(delay, key, request)
+        with self._lock:
+            self._window_waits[(key[1], key[2])] = (request, opens)
+        self._wait_for(key, request, opens)
+
+    def _wait_for(self, key: tuple[str, ...], request: TriggerRequest, opens: dt.datetime) -> None:
+        """A timer on the monotonic clock that looks at the wall clock again at least
+        every WINDOW_RECHECK: a step of the host's clock (NTP) moves the opening, and is
+        seen within that — not when a delay computed before the step runs out."""
+        delay = max(1.0, (opens - self.ctx.reconciler.clock.now()).total_seconds())
+        self.ctx.state.after(min(delay, WINDOW_RECHECK), key, request)
+
+    def _still_closed(self, app: str, env: str, request: TriggerRequest) -> bool:
+        """Whether this is the window timer firing before the opening (then it is armed
+        again: no render, no record). Any other trigger syncs as usual."""
+        with self._lock:
+            held = self._window_waits.pop((app, env), None)
+            if held is None or held[0] is not request:
+                return False
+            if self.ctx.reconciler.clock.now() >= held[1]:
+                return False
+            self._window_waits[(app, env)] = held
+        self._wait_for(("sync", app, env), request, held[1])
+        return True
 
     def _auto_rollback(self, app: str, env: str, failed: SyncOutcome) -> None:
         bad = failed.revision or ""
