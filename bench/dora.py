@@ -138,7 +138,7 @@ def measure(url: str, runs: int) -> dict[str, Any]:
     since = END - timedelta(days=30)
     inproc: list[float] = []
     with Store(url, clock=lambda: END) as store:
-        in_window = len(store.dora_operations("production", None, since - timedelta(hours=1), END))
+        in_window = len(store.dora_rows("production", None, since - timedelta(hours=1), END))
         for _ in range(runs):
             began = time.monotonic()
             report = store.dora("production", since=since, until=END)

@@ -154,8 +154,9 @@ def dora(
     def run() -> None:
         from datetime import UTC, datetime
 
+        from gitswarm.dora import DoraSettings
         from gitswarm.dora.window import parse_duration, parse_since
-        from gitswarm.store import Store
+        from gitswarm.store import quick
 
         now = datetime.now(UTC)
         try:
@@ -164,10 +165,19 @@ def dora(
             threshold = parse_duration(drift_threshold, "--drift-threshold")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        with Store(state) as store:
-            report = store.dora(
-                env, app, since=start, until=now, failure_window=window, drift_threshold=threshold
-            ).as_dict()
+        settings = DoraSettings(start, now, failure_window=window, drift_threshold=threshold)
+        # A current store is read without SQLAlchemy (its import is a third of the
+        # command's time); anything else opens a Store, which migrates or refuses it.
+        found = quick.dora(state, env, app, settings)
+        if found is None:
+            from gitswarm.store import Store
+
+            with Store(state) as store:
+                found = store.dora(
+                    env, app, since=start, until=now, failure_window=window,
+                    drift_threshold=threshold,
+                )  # fmt: skip
+        report = found.as_dict()
         if as_json:
             emit_json({"ok": True, "dora": report})
             return

@@ -1,29 +1,38 @@
-"""Reading a local SQLite store without SQLAlchemy: ``gitswarm history`` on this machine.
+"""Reading a store without SQLAlchemy: ``gitswarm history`` on a local store, and
+``gitswarm dora`` on a local store or on PostgreSQL.
 
 Importing SQLAlchemy takes longer than everything else such a command does, and SPEC.md
 section 7 wants it to start at once. So when the store is a SQLite file that already
 exists at the current schema, :func:`history` opens it with Python's sqlite3 and runs
 queries.py's query, the text ``Store.history`` runs through SQLAlchemy; the rows become
-records through the same reader. In every other case -- a PostgreSQL URL, no file yet,
-an older or newer schema (which ``Store`` migrates, or refuses by name) -- it returns
-None and the caller opens a ``Store``. It never writes: a missing store stays missing.
+records through the same reader. :func:`dora` does the same with doraread.py's read, on
+a SQLite file or, for a PostgreSQL URL, on a connection of psycopg's own (the driver
+SQLAlchemy would load; its URL is libpq's own form). In every other case -- no file
+yet, an older or newer schema (which ``Store`` migrates, or refuses by name), another
+driver in the URL -- they return None and the caller opens a ``Store``. They never
+write: a missing store stays missing.
 
-Errors leave as ``StoreError`` naming the file, as db.py's do.
+Errors leave as ``StoreError`` naming the store (never a password), as db.py's do.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import StoreError
 from gitswarm.model.operation import Operation
 from gitswarm.store import queries
-from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, sqlite_file
+from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, default_location, sqlite_file
+
+if TYPE_CHECKING:
+    from gitswarm.dora import DoraReport, DoraSettings
+    from gitswarm.dora.compute import Row
 
 BUSY_TIMEOUT = 30.0  # seconds, as db.BUSY_TIMEOUT: a reader waits out a checkpoint
 
@@ -47,8 +56,78 @@ def history(
         return queries.operations_from(rows, changes)
 
 
+def dora(
+    location: str | None, env: str, app: str | None, settings: DoraSettings
+) -> DoraReport | None:
+    """``Store(location).dora(env, app, ...)`` of ``settings`` when the store is a current
+    SQLite file or a current PostgreSQL database; None when only a ``Store`` can answer."""
+    from gitswarm.dora.compute import compute_rows
+    from gitswarm.store import doraread
+
+    location = location or default_location()
+    start, until = settings.since - settings.failure_window, settings.until
+    rows: list[Row] | None
+    path = sqlite_file(location)
+    if path is None:
+        rows = _postgres_dora(location, env, app, start, until)
+    elif not path.is_file():
+        return None
+    else:
+        with _reading(path, "read the history for DORA") as conn:
+            if conn is None:
+                return None
+            cursor = conn.cursor()
+            cursor.row_factory = None  # tuples
+            rows = doraread.read(doraread.Reader(cursor, "sqlite"), env, app, start, until)
+    if rows is None:
+        return None
+    return compute_rows(rows, env, settings, app)
+
+
+# The schemes db.resolve_url gives psycopg; libpq reads the rest of such a URL itself
+# (user, password, host, port, database, and parameters such as ``host=/socket/dir``
+# or ``options=-csearch_path%3D...``), as SQLAlchemy hands them to psycopg.
+_PSYCOPG_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
+
+
+def _postgres_dora(
+    location: str, env: str, app: str | None, start: datetime, until: datetime
+) -> list[Row] | None:
+    scheme, _, rest = location.partition("://")
+    if scheme not in _PSYCOPG_SCHEMES:
+        return None
+    import psycopg
+
+    from gitswarm.store import doraread
+
+    display = "postgresql+psycopg://" + re.sub(r"^([^/@]*?):[^/@]*@", r"\1:***@", rest)
+    try:
+        with psycopg.connect(
+            "postgresql://" + rest, connect_timeout=10, application_name="gitswarm"
+        ) as conn:
+            # One snapshot, as Database.read (read only: it never fails to serialise).
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT to_regclass(%s)", (VERSION_TABLE,))
+                found = cursor.fetchone()
+                if found is None or found[0] is None:
+                    return None
+                cursor.execute(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
+                if {str(v) for (v,) in cursor.fetchall()} != {SCHEMA_HEAD}:
+                    return None
+                rows = doraread.read(doraread.Reader(cursor, "postgresql"), env, app, start, until)
+            conn.rollback()
+            return rows
+    except psycopg.Error as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise StoreError(
+            f"state store {display}: read the history for DORA: {first} ({type(exc).__name__})"
+        ) from exc
+
+
 @contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection | None]:
+def _reading(path: Path, doing: str = "read history") -> Iterator[sqlite3.Connection | None]:
     """A read transaction on the store at ``path``; None if its schema is not current."""
     try:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)) as conn:
@@ -63,7 +142,7 @@ def _reading(path: Path) -> Iterator[sqlite3.Connection | None]:
                 conn.execute("ROLLBACK")
     except sqlite3.Error as exc:
         raise StoreError(
-            f"state store sqlite:///{path}: read history: {exc} ({type(exc).__name__})"
+            f"state store sqlite:///{path}: {doing}: {exc} ({type(exc).__name__})"
         ) from exc
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gitswarm.dora import DoraSettings, compute
+from gitswarm.dora.compute import ID, KIND, SERVICES
 from gitswarm.model.operation import DeployedCommit, Operation, ServiceChange
 from gitswarm.store import Store
 from harness.postgres import PrivatePostgres
@@ -129,9 +130,9 @@ def test_the_lean_read_keeps_the_no_op_sync_that_restores(store_url: str) -> Non
     with Store(store_url, clock=clock) as store:
         for one in history:
             record(store, clock, one)
-        read = store.dora_operations("prod", None, WINDOW.since, WINDOW.until)
+        read = store.dora_rows("prod", None, WINDOW.since, WINDOW.until)
         got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
-    assert [o.id for o in read] == [2, 4, 6, 7]
+    assert [row[ID] for row in read] == [2, 4, 6, 7]
     assert got == compute(history, "prod", WINDOW).as_dict()
     assert got["time_to_restore"]["list"][0]["seconds"] == 6 * 60  # 09:15 -> 09:21
     assert got["drift"]["episodes"] == 1 and got["drift"]["incidents"] == 1  # 6 min
@@ -148,10 +149,10 @@ def test_exact_drift_ends_read_back_from_the_store(store_url: str) -> None:
     with Store(store_url, clock=clock) as store:
         for one in DRIFT_HISTORY:
             record(store, clock, one)
-        read = store.dora_operations("prod", None, WINDOW.since, WINDOW.until)
+        read = store.dora_rows("prod", None, WINDOW.since, WINDOW.until)
         got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
-    assert 8 not in {o.id for o in read}  # changed nothing, ends nothing
-    assert {o.id: {c.service for c in o.changes} for o in read if o.kind == "drift"} == {
+    assert 8 not in {row[ID] for row in read}  # changed nothing, ends nothing
+    assert {row[ID]: row[SERVICES] for row in read if row[KIND] == "drift"} == {
         2: {"web"}, 4: {"web"}, 5: set(), 6: {"web", "db"}, 10: {"web"}, 13: {"web"},
         14: set(), 15: set(), 16: set(),
     }  # fmt: skip
@@ -255,3 +256,83 @@ def test_a_drift_that_began_before_the_window_is_not_a_new_one_inside(store_url:
     ]
     assert (got["episodes"], got["incidents"], got["open"]) == (3, 3, 0)
     assert got == compute(history, "prod", WINDOW).as_dict()["drift"]  # all of it, known
+
+
+def test_a_failure_before_the_window_still_unrestored_is_not_a_new_incident_inside(
+    store_url: str,
+) -> None:
+    """The window (1 June, read from 31 May 23:00 for context) starts while web is in an
+    incident: its deployment failed on 31 May at 20:05 and nothing healthy came since
+    (a policy violation is not a deployment). The failure inside at 00:15 belongs to
+    that incident, which began before the window: not counted, though the failure
+    itself is (2 deployments inside, 1 failed). api's incident inside: 960 s.
+    Hand-computed."""
+    from tests.unit.test_dora_metrics import CHANGED, UNCHANGED, op
+
+    history = [
+        op(1, "sync", "Failed", "05-31 20:00", "05-31 20:05", reason="HealthTimeout"),
+        op(2, "policy-violation", "Failed", "05-31 22:00", reason="PolicyViolation"),
+        op(3, "sync", "Failed", "06-01 00:10", "06-01 00:15", reason="TasksFailing"),
+        op(4, "sync", "Succeeded", "06-01 00:30", "06-01 00:31", changes=CHANGED),
+        op(5, "sync", "Failed", "06-02 10:00", "06-02 10:05", app="api", reason="HealthTimeout"),
+        op(6, "sync", "Succeeded", "06-02 10:20", "06-02 10:21", app="api", changes=UNCHANGED),
+    ]
+    clock = Clock()
+    with Store(store_url, clock=clock) as store:
+        for one in history:
+            record(store, clock, one)
+        got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
+    ttr = got["time_to_restore"]
+    assert [(i["app"], i["failures"], i["seconds"], i["restored_by"]) for i in ttr["list"]] == [
+        ("api", [5], 960, 6)
+    ]
+    assert (ttr["incidents"], ttr["restored"], ttr["open"]) == (1, 1, 0)
+    cfr = got["change_failure_rate"]
+    assert (cfr["deployments"], cfr["failed"]) == (3, 2)  # ops 3, 4, 5; 3 and 5 failed
+    assert got == compute(history, "prod", WINDOW).as_dict()  # all of it, known
+
+
+def test_a_deployment_that_began_before_the_read_finishes_inside_the_window(
+    store_url: str,
+) -> None:
+    """With no failure window the read starts at `since` itself: a deployment that
+    started a minute before midnight and finished 30 s into the window counts inside
+    (a deployment's time is when it finished), with its commit's lead time; with the
+    default 1 h window, the same. And a failed deployment that began before the read
+    and failed inside opens an incident inside, ended by the next healthy state (a
+    no-op sync): though nothing else of api is in the window's lean read, the agent
+    keeps api's status, and that is where the read learns of it. Hand-computed."""
+    from tests.unit.test_dora_metrics import CHANGED, UNCHANGED, c, op
+
+    history = [
+        op(1, "sync", "Succeeded", "05-31 23:59:30", "06-01 00:00:30", changes=CHANGED,
+           commits=(c("a1", "05-31 23:00"),)),
+        op(2, "sync", "Succeeded", "06-02 09:00", "06-02 09:01", changes=CHANGED,
+           commits=(c("a2", "06-02 08:00"),)),
+        # api: failing from before the read to 02:00 inside, restored at 02:10
+        op(3, "sync", "Failed", "05-31 22:00", "06-01 02:00", app="api", reason="HealthTimeout"),
+        op(4, "sync", "Succeeded", "06-01 02:09", "06-01 02:10", app="api", changes=UNCHANGED),
+    ]  # fmt: skip
+    clock = Clock()
+    strict = DoraSettings(WINDOW.since, WINDOW.until, failure_window=timedelta(0))
+    with Store(store_url, clock=clock) as store:
+        for one in history:
+            record(store, clock, one)
+        store.set_status("api", "prod", sync="Synced", health="Healthy", operation_id=4)
+        got = store.dora(
+            "prod", since=WINDOW.since, until=WINDOW.until, failure_window=timedelta(0)
+        ).as_dict()
+        default = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
+    assert got["deployment_frequency"]["deployments"] == 2  # ops 1 and 2
+    assert got["lead_time"]["commits"] == 2
+    assert got["lead_time"]["median_seconds"] == (3630 + 3660) / 2  # 1h00m30s, 1h01m
+    assert (got["change_failure_rate"]["deployments"], got["change_failure_rate"]["failed"]) == (
+        3,
+        1,
+    )
+    assert [(i["app"], i["failures"], i["seconds"]) for i in got["time_to_restore"]["list"]] == [
+        ("api", [3], 600)
+    ]
+    assert got == compute(history, "prod", strict).as_dict()
+    assert default == compute(history, "prod", WINDOW).as_dict()
+    assert default["deployment_frequency"]["deployments"] == 2

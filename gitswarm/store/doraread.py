@@ -1,0 +1,314 @@
+"""The read DORA metrics are computed from, as SQL text run on a DB-API connection: one
+code for the three ways to reach the store. ``Store.dora`` (the agent's ``GET
+/api/v1/dora``) runs it on the connection under SQLAlchemy; quick.py runs it for
+`gitswarm dora` on a connection of its own (sqlite3, or psycopg directly), which then
+never imports SQLAlchemy: its import alone took a third of the command's second. The
+rows become the plain tuples of ``gitswarm.dora.compute.Row`` (no record per row) that
+``compute_rows`` reads. No SQLAlchemy here.
+
+What is read of ``env`` (``app``) from ``start`` (the window's start less the failure
+window) to ``until``, by ``ix_operations_env_started_at``, keeping only what can change
+a figure by the operation's own columns (``changed``, migration 0007, says whether it
+changed something): every deployment (a sync or rollback that changed something, or
+failed after reaching the swarm), every successful heal, every drift record, and after
+each failed deployment (and each drift record naming no services) the next healthy
+state — not the many syncs that changed nothing between them. Then, per application,
+what the window's start cuts: the last deployment or healthy state before it when that
+is a failure still unrestored (an incident open at the start) or ran past it (a
+deployment counts when it finished), and a drift still open. Then the services
+changed and the commits brought, of just those rows, by id. bench/dora.py measures it
+at a million operations; bench/README.md has the plans.
+
+Values are bound, never put into the text, but for ids the store handed out and the
+module's own constants (kinds, reasons), checked before they are written in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from gitswarm.dora.compute import (
+    DEPLOY_FAILURE_REASONS,
+    DEPLOYMENT_KINDS,
+    DRIFT_RESOLVED,
+    HEALTHY_KINDS,
+    Commit,
+    Row,
+)
+
+Dialect = Literal["sqlite", "postgresql"]
+
+# Ids per ``IN (...)``: rendered into the statement (integers the store handed out), so
+# no backend's bound on parameters applies (SQLite's may be 999).
+_CHUNK = 2000
+_CONSTANT = re.compile(r"^[A-Za-z][A-Za-z-]*$")
+
+
+class Cursor(Protocol):
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+def _names(values: Iterable[str]) -> str:
+    """``'a', 'b'``: constants of this package (kinds, reasons), checked."""
+    out = []
+    for value in sorted(values):
+        if not _CONSTANT.match(value):
+            raise ValueError(f"not a constant name: {value!r}")
+        out.append(f"'{value}'")
+    return ", ".join(out)
+
+
+DEPLOYING = f"kind IN ({_names(DEPLOYMENT_KINDS)})"
+_REASONS = _names(DEPLOY_FAILURE_REASONS)
+FAILED = f"(result = 'RolledBack' OR (result = 'Failed' AND reason IN ({_REASONS})))"
+HEALTHY = f"(kind IN ({_names(HEALTHY_KINDS)}) AND result = 'Succeeded')"
+_RESOLVED = _names([DRIFT_RESOLVED])
+# Recorded with a revision, a commit time and an actor or the process that ran it
+# (compute._traceable of a record: '' and NULL are both nothing).
+TRACEABLE = (
+    "CASE WHEN revision <> '' AND commit_time IS NOT NULL "
+    "AND (actor <> '' OR holder <> '') THEN 1 ELSE 0 END"
+)
+COLUMNS = f"id, kind, app, result, reason, started_at, finished_at, revision, {TRACEABLE}, changed"
+
+
+def _on(alias: str, condition: str) -> str:
+    """``condition`` (over this module's bare column names) on table alias ``alias``."""
+    return re.sub(
+        r"(?<![:.\w])(id|kind|app|env|result|reason|started_at|dry_run|changed)\b",
+        rf"{alias}.\1",
+        condition,
+    )
+
+
+class Reader:
+    """Runs this module's SQL on one DB-API connection's cursor: ``:name`` parameters
+    and aware datetimes in, tuples out, whatever the driver."""
+
+    def __init__(self, cursor: Cursor, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[Any]:
+        bound = dict(params or {})
+        if self.dialect == "sqlite":
+            for name, value in bound.items():
+                if isinstance(value, datetime):
+                    bound[name] = _sqlite_text(value)
+        else:  # psycopg: %(name)s
+            sql = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", sql)
+        self.cursor.execute(sql, bound)
+        return list(self.cursor.fetchall())
+
+    def time(self, value: Any) -> datetime:
+        """A time from a row: SQLite keeps naive UTC text; PostgreSQL (the session set
+        to UTC, see ``utc``) gives aware datetimes."""
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a time from the database, got {value!r}")
+        return value
+
+    def utc(self) -> None:
+        """Times in UTC for this transaction (their dates are the report's days)."""
+        if self.dialect == "postgresql":
+            self.cursor.execute("SET LOCAL TimeZone = 'UTC'")
+
+
+def _sqlite_text(value: datetime) -> str:
+    """An aware time as the store keeps it in SQLite (queries.sqlite_time)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{value.isoformat()} has no time zone")
+    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for at in range(0, len(ids), _CHUNK):
+        yield ids[at : at + _CHUNK]
+
+
+def _by_ids(column: str, ids: Sequence[int]) -> str:
+    """``column IN ids`` (ids ascending), bounded by the first and the last: with a long
+    list PostgreSQL's planner would rather scan the whole table than probe its index so
+    many times; the range makes the index the cheap way for it too (ids of one window
+    lie close together)."""
+    listed = ", ".join(str(int(i)) for i in ids)
+    return f"{column} >= {int(ids[0])} AND {column} <= {int(ids[-1])} AND {column} IN ({listed})"
+
+
+def _window(env_app: str) -> str:
+    base = f"{env_app} AND started_at >= :start AND started_at <= :until AND NOT dry_run"
+    next_healthy = (
+        "SELECT min(a.id) FROM operations a WHERE a.app = r.app AND a.env = r.env "  # noqa: S608
+        f"AND a.id > r.id AND {_on('a', HEALTHY)} AND NOT a.dry_run AND a.started_at <= :until"
+    )
+    # A drift record naming its services ends by what is read anyway (its DriftResolved
+    # record, a heal, a deployment: gitswarm/dora/); one naming none (written before
+    # they were recorded) at the next healthy state.
+    unnamed_drift = (
+        f"(kind = 'drift' AND changed = 0 AND (reason IS NULL OR reason <> {_RESOLVED}))"
+    )
+    restoring = (
+        f"SELECT ({next_healthy}) FROM operations r WHERE {_on('r', base)} "  # noqa: S608
+        f"AND {_on('r', f'(({DEPLOYING} AND {FAILED}) OR {unnamed_drift})')}"
+    )
+    wanted = (
+        f"({DEPLOYING} AND ((result = 'Succeeded' AND changed > 0) OR {FAILED})) "
+        f"OR (kind = 'heal' AND result = 'Succeeded') OR kind = 'drift' OR id IN ({restoring})"
+    )
+    return f"SELECT {COLUMNS} FROM operations WHERE {base} AND ({wanted}) ORDER BY id"  # noqa: S608
+
+
+# Of one app: the last deployment or healthy state before the window's start, walking
+# ix_operations_env_started_at back from the start (a few rows: most operations are
+# healthy). ``app || ''`` keeps the planners off the app indexes, which would visit
+# every operation of the app in the window first (SQLite: 0.2 s an app at 1 M).
+_LAST_BEFORE = (
+    "SELECT id, result, finished_at FROM operations WHERE env = :env AND app || '' = :app "  # noqa: S608
+    f"AND started_at < :start AND NOT dry_run AND ({HEALTHY} OR ({DEPLOYING} AND {FAILED})) "
+    "ORDER BY started_at DESC, id DESC LIMIT 1"
+)
+_NEXT_HEALTHY = (
+    "SELECT min(id) FROM operations WHERE app = :app AND env = :env AND id > :after "  # noqa: S608
+    f"AND {HEALTHY} AND NOT dry_run AND started_at <= :until"
+)
+# Of one app: its last drift record before the window's start (migration 0007's
+# ix_operations_app_env_kind_id), what may have ended it, the deployments after it.
+_LAST_DRIFT = (
+    "SELECT id, changed, started_at FROM operations WHERE app = :app AND env = :env "  # noqa: S608
+    "AND NOT dry_run AND kind = 'drift' AND started_at < :start "
+    f"AND (reason IS NULL OR reason <> {_RESOLVED}) ORDER BY id DESC LIMIT 1"
+)
+_DRIFT_ENDER = (
+    "SELECT id, started_at FROM operations WHERE app = :app AND env = :env AND NOT dry_run "  # noqa: S608
+    "AND id > :after AND result = 'Succeeded' AND (kind = 'heal' "
+    f"OR (kind = 'drift' AND reason = {_RESOLVED}){{any_healthy}}) ORDER BY id LIMIT 1"
+)
+# (from the drift record to the start by ix_operations_env_started_at, as above)
+_DEPLOYED_BEFORE = (
+    "SELECT id FROM operations WHERE env = :env AND started_at >= :began "  # noqa: S608
+    "AND started_at < :start AND app || '' = :app AND NOT dry_run AND id > :after "
+    f"AND result = 'Succeeded' AND {DEPLOYING} AND changed > 0"
+)
+
+
+def _cut_at_start(
+    db: Reader, env: str, apps: Iterable[str], start: datetime, until: datetime
+) -> list[int]:
+    """What the window's start cuts, per app: its last deployment or healthy state before
+    ``start`` when that is a failure (an incident open at the start: failures inside
+    continue it; with the healthy state that ended it) or when it finished at or after
+    ``start`` (a deployment counts by when it finished). A seek or two per app."""
+    ids: list[int] = []
+    for app in sorted(apps):
+        found = db.rows(_LAST_BEFORE, {"env": env, "app": app, "start": start})
+        if not found:
+            continue
+        op_id, result, finished = found[0]
+        ended_later = finished is not None and db.time(finished) >= start
+        if result != "Succeeded":
+            ids.append(op_id)
+            after = db.rows(_NEXT_HEALTHY, {"app": app, "env": env, "after": op_id, "until": until})
+            ids.extend(i for (i,) in after if i is not None)
+        elif ended_later:
+            ids.append(op_id)
+    return ids
+
+
+def _drift_open_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) -> list[int]:
+    """What a drift of ``apps`` still open at ``start`` needs read with the window, so
+    that it is one drift that began before it, not a new one at its first record inside.
+    For each app: its last drift record before ``start``, unless a heal or a
+    DriftResolved record (for a record naming no services: any healthy state) ended it
+    before ``start``; with the deployments after it that may have redeployed some of its
+    services, or, for one naming none, the healthy state that ended it later."""
+    ids: list[int] = []
+    for app in sorted(apps):
+        last = db.rows(_LAST_DRIFT, {"app": app, "env": env, "start": start})
+        if not last:
+            continue
+        last_id, named, began = last[0]
+        any_healthy = "" if named else f" OR kind IN ({_names(HEALTHY_KINDS)})"
+        ender = db.rows(
+            _DRIFT_ENDER.format(any_healthy=any_healthy), {"app": app, "env": env, "after": last_id}
+        )
+        if ender and db.time(ender[0][1]) < start:
+            continue  # over before the window
+        ids.append(last_id)
+        if not named:
+            ids.extend(e[0] for e in ender)
+            continue
+        params = {"app": app, "env": env, "after": last_id, "began": began, "start": start}
+        ids.extend(i for (i,) in db.rows(_DEPLOYED_BEFORE, params))
+    return ids
+
+
+def read(db: Reader, env: str, app: str | None, start: datetime, until: datetime) -> list[Row]:
+    """The rows DORA needs of ``env`` (``app``) read from ``start`` to ``until``, oldest
+    first."""
+    for name, value in (("start", start), ("until", until)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} {value.isoformat()} has no time zone")
+    db.utc()
+    params: dict[str, object] = {"env": env, "start": start, "until": until}
+    scope = "env = :env"
+    if app is not None:
+        scope += " AND app = :app"
+        params["app"] = app
+    found = db.rows(_window(scope), params)
+    seen = {row[0] for row in found}
+    # The apps whose last deployment before the start may matter: those with records in
+    # the window, and those the agent keeps a status of (a deployment running past the
+    # start may be all an app has in the window).
+    apps = {row[2] for row in found}
+    if app is None:
+        apps.update(
+            a for (a,) in db.rows("SELECT app FROM app_status WHERE env = :env", {"env": env})
+        )
+    else:
+        apps.add(app)
+    drifting = {row[2] for row in found if row[1] == "drift" and row[4] != DRIFT_RESOLVED}
+    extra = set(_cut_at_start(db, env, apps, start, until))
+    extra |= set(_drift_open_at_start(db, env, drifting, start))
+    extra -= seen
+    if extra:
+        more = sorted(extra)
+        for chunk in _chunks(more):
+            found += db.rows(f"SELECT {COLUMNS} FROM operations WHERE {_by_ids('id', chunk)}")  # noqa: S608
+        found.sort(key=lambda row: row[0])
+    changing = [row[0] for row in found if row[9]]
+    # (a failed deployment has no commits: the read finds none)
+    deployed = [row[0] for row in found if row[9] and row[1] in DEPLOYMENT_KINDS]
+    services: dict[int, set[str]] = {}
+    for chunk in _chunks(changing):
+        sql = (
+            "SELECT operation_id, service FROM operation_changes "  # noqa: S608
+            f"WHERE {_by_ids('operation_id', chunk)} AND action <> 'unchanged'"
+        )
+        for op_id, service in db.rows(sql):
+            services.setdefault(op_id, set()).add(service)
+    commits: dict[int, list[Commit]] = {}
+    time = db.time
+    for chunk in _chunks(deployed):
+        sql = (
+            "SELECT operation_id, sha, committed_at, subject FROM operation_commits "  # noqa: S608
+            f"WHERE {_by_ids('operation_id', chunk)}"
+        )
+        for op_id, sha, committed_at, subject in db.rows(sql):
+            commits.setdefault(op_id, []).append((sha, time(committed_at), subject))
+    none: frozenset[str] = frozenset()
+    return [
+        (
+            op_id, kind, app_name, result, reason, time(started),
+            None if finished is None else time(finished), revision, bool(traceable),
+            frozenset(services[op_id]) if op_id in services else none,
+            tuple(commits.get(op_id, ())),
+        )
+        for op_id, kind, app_name, result, reason, started, finished, revision, traceable, _
+        in found
+    ]  # fmt: skip
