@@ -68,12 +68,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gitswarm.dora import levels
 from gitswarm.dora.levels import Level
 from gitswarm.errors import Reason
-from gitswarm.model.operation import Operation
+
+if TYPE_CHECKING:  # `gitswarm dora` reads rows: it need not define the records
+    from gitswarm.model.operation import Operation
 
 # What the computation reads of one operation (of one environment, not a dry run, not
 # running), by position:

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import StoreError
-from gitswarm.model.operation import Operation
-from gitswarm.store import queries
 from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, default_location, sqlite_file
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded where used: `dora` needs neither records nor their queries
     from gitswarm.dora import DoraReport, DoraSettings
     from gitswarm.dora.compute import Row
+    from gitswarm.model.operation import Operation
+    from gitswarm.store import queries
 
 BUSY_TIMEOUT = 30.0  # seconds, as db.BUSY_TIMEOUT: a reader waits out a checkpoint
 
@@ -42,6 +42,8 @@ def history(
 ) -> list[Operation] | None:
     """``Store(location).history(app, env, limit)`` when the store is a current local
     SQLite file; None when only a ``Store`` can answer."""
+    from gitswarm.store import queries
+
     query = queries.history(app, env, limit)  # bad arguments fail the same either way
     path = sqlite_file(location)
     if path is None or not path.is_file():
@@ -161,6 +163,8 @@ def _as_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _run(conn: sqlite3.Connection, query: queries.Query) -> list[dict[str, Any]]:
+    from gitswarm.store import queries
+
     params: dict[str, Any] = {
         name: queries.sqlite_time(value) if isinstance(value, datetime) else value
         for name, value in query.params.items()

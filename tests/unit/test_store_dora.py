@@ -13,7 +13,7 @@ import pytest
 from gitswarm.dora import DoraSettings, compute
 from gitswarm.dora.compute import ID, KIND, SERVICES
 from gitswarm.model.operation import DeployedCommit, Operation, ServiceChange
-from gitswarm.store import Store
+from gitswarm.store import Store, quick
 from harness.postgres import PrivatePostgres
 from tests.unit.test_dora_metrics import HISTORY, WINDOW, t
 
@@ -165,6 +165,23 @@ def test_exact_drift_ends_read_back_from_the_store(store_url: str) -> None:
     ]
 
 
+def _cutting(ops: list[Operation], env: str) -> list[tuple[datetime, None, timedelta]]:
+    """Window starts that cut a deployment (its middle) or an incident (between a
+    failed deployment's end and the next healthy state) of ``env``."""
+    mine = [o for o in ops if o.env == env and o.finished_at is not None]
+    cuts: list[datetime] = []
+    for i, o in enumerate(mine):
+        assert o.finished_at is not None
+        if o.kind == "sync" and o.result == "Succeeded" and len(cuts) < 20:
+            cuts.append(o.started_at + (o.finished_at - o.started_at) / 2)
+        if o.kind == "sync" and o.reason == "HealthTimeout" and len(cuts) < 40:
+            later = [n for n in mine[i + 1 :] if n.app == o.app and n.kind in ("sync", "heal")]
+            if later and later[0].started_at > o.finished_at + timedelta(seconds=2):
+                cuts.append(o.finished_at + timedelta(seconds=1))
+    assert len(cuts) == 40
+    return [(cut, None, timedelta(0)) for cut in cuts]
+
+
 @pytest.mark.postgres
 def test_sqlite_and_postgresql_give_the_same_answers_on_a_busy_history(
     tmp_path: Path, postgres_server: PrivatePostgres, postgres_url: str
@@ -172,32 +189,44 @@ def test_sqlite_and_postgresql_give_the_same_answers_on_a_busy_history(
     """A year of the benchmark's synthetic history (every kind of record, drift named
     and resolved, failures, rollbacks, heals), the same rows in a SQLite file and in a
     real PostgreSQL: the same figures from both, for several windows and an app alone,
-    and each equal to the computation over the whole history (what the lean read leaves
-    out changes nothing, a drift open when a window starts included)."""
+    through the Store and through the command's own read, and each equal to the
+    computation over the whole history (what the lean read leaves out changes nothing,
+    a drift or an incident open when a window starts included)."""
     from bench.dora import END, populate
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     urls = [str(tmp_path / "state.db"), postgres_server.create_schema(name, "gitswarm")]
     # windows starting every few days, so some start in the middle of a drift
-    windows = [(END - timedelta(days=days), None) for days in range(3, 61, 3)]
-    windows += [(END - timedelta(days=90), "app3"), (END - timedelta(days=7), "app0")]
+    hour = timedelta(hours=1)
+    windows = [(END - timedelta(days=days), None, hour) for days in range(3, 61, 3)]
+    windows += [(END - timedelta(days=90), "app3", hour), (END - timedelta(days=7), "app0", hour)]
     answers: list[list[dict[str, object]]] = []
     try:
         for url in urls:
             populate(url, 6000)
             with Store(url, clock=lambda: END) as store:
                 everything = list(store.export_operations())
+                if len(windows) == 22:
+                    # and, with no failure window (the read starts at `since`), windows
+                    # starting in the middle of a deployment, or of an incident: after
+                    # a failed deployment, before the next healthy state
+                    windows += _cutting(everything, "production")
                 got = []
-                for since, app in windows:
-                    report = store.dora("production", app, since=since, until=END).as_dict()
-                    window = DoraSettings(since, END)
+                for since, app, failure_window in windows:
+                    report = store.dora(
+                        "production", app, since=since, until=END, failure_window=failure_window
+                    ).as_dict()
+                    window = DoraSettings(since, END, failure_window=failure_window)
                     assert report == compute(everything, "production", window, app=app).as_dict()
+                    # and `gitswarm dora`'s own read (sqlite3, or psycopg directly)
+                    mine = quick.dora(url, "production", app, window)
+                    assert mine is not None and mine.as_dict() == report
                     got.append(report)
             answers.append(got)
     finally:
         postgres_server.drop_schema(name, "gitswarm")
     assert answers[0] == answers[1]
-    first = answers[0][windows.index((END - timedelta(days=30), None))]
+    first = answers[0][windows.index((END - timedelta(days=30), None, hour))]
     # the history is busy enough that every figure is exercised
     assert first["deployment_frequency"]["deployments"] > 20  # type: ignore[index]
     assert first["change_failure_rate"]["failed"] > 0  # type: ignore[index]
