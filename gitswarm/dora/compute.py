@@ -527,27 +527,31 @@ def compute_rows(
         bad = {d.op[ID]: d for d in deployments if d.failed}
         incidents += [i for i in _incidents(name, ops, bad) if inside(i.started)]
         drift += [d for d in _drift_incidents(name, ops) if inside(d.started)]
+        # (the loops below run for every row read: comparisons inline, no calls)
         for d in deployments:
             op = d.op
-            when = _when(op)
-            if op[RESULT] == "Succeeded":  # it went out healthy: its commits arrived
+            when = op[FINISHED] or op[STARTED]
+            now_in = since <= when <= until
+            succeeded = op[RESULT] == "Succeeded"
+            if succeeded:  # it went out healthy: its commits arrived
                 # (Deployments recorded before schema 0004 have no commits: no lead time.)
-                brought = op[COMMITS]
-                # A commit counts once, at its first deployment (before the window: there).
-                new = [c for c in brought if c[0] not in seen_commits]
-                seen_commits.update(c[0] for c in brought)
-                if inside(when):
-                    for _, committed_at, _ in new:
+                for sha, committed_at, _ in op[COMMITS]:
+                    # A commit counts once, at its first deployment (before the window:
+                    # there).
+                    if sha in seen_commits:
+                        continue
+                    seen_commits.add(sha)
+                    if now_in:
                         seconds = (when - committed_at).total_seconds()
                         if seconds < 0:
                             skewed += 1
                         else:
                             lead_times.append(seconds)
-            if not inside(when):
+            if not now_in:
                 continue
             attempts += 1
             day = when.date()
-            if op[RESULT] == "Succeeded":
+            if succeeded:
                 successful += 1
                 deploy_days.add(day)
                 per_day[day][0] += 1
@@ -555,7 +559,7 @@ def compute_rows(
                 failed.append(d)
                 per_day[day][1] += 1
         for op in ops:
-            if not inside(_when(op)):
+            if not since <= (op[FINISHED] or op[STARTED]) <= until:
                 continue
             if op[ID] not in bad and not (
                 op[KIND] in HEALTHY_KINDS and op[RESULT] == "Succeeded" and op[SERVICES]

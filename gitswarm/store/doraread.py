@@ -26,7 +26,7 @@ module's own constants (kinds, reasons), checked before they are written in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -105,19 +105,35 @@ class Reader:
         self.cursor.execute(sql, bound)
         return list(self.cursor.fetchall())
 
+    def begin(self) -> None:
+        """For this transaction (PostgreSQL): times in UTC (their dates are the report's
+        days), and no parallel workers: for the window's few thousand rows starting
+        them cost more than they saved (97 against 71 ms at 1 M operations)."""
+        if self.dialect == "postgresql":
+            self.cursor.execute("SET LOCAL TimeZone = 'UTC'")
+            self.cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+
     def time(self, value: Any) -> datetime:
         """A time from a row: SQLite keeps naive UTC text; PostgreSQL (the session set
-        to UTC, see ``utc``) gives aware datetimes."""
+        to UTC, see ``begin``) gives aware datetimes."""
         if isinstance(value, str):
-            return datetime.fromisoformat(value + "+00:00")  # (replace(tzinfo=) costs 5x)
+            return _from_text(value)
         if not isinstance(value, datetime):
             raise TypeError(f"expected a time from the database, got {value!r}")
         return value
 
-    def utc(self) -> None:
-        """Times in UTC for this transaction (their dates are the report's days)."""
-        if self.dialect == "postgresql":
-            self.cursor.execute("SET LOCAL TimeZone = 'UTC'")
+    def times(self) -> Callable[[Any], datetime]:
+        """``time`` for many values of one driver: SQLite's text parsed, PostgreSQL's
+        datetimes as they are (its driver made them; 30,000 checks saved)."""
+        return _from_text if self.dialect == "sqlite" else _same
+
+
+def _from_text(value: str) -> datetime:
+    return datetime.fromisoformat(value + "+00:00")  # (.replace(tzinfo=UTC) costs 5x)
+
+
+def _same(value: datetime) -> datetime:
+    return value
 
 
 def _sqlite_text(value: datetime) -> str:
@@ -255,7 +271,7 @@ def read(db: Reader, env: str, app: str | None, start: datetime, until: datetime
     for name, value in (("start", start), ("until", until)):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} {value.isoformat()} has no time zone")
-    db.utc()
+    db.begin()
     params: dict[str, object] = {"env": env, "start": start, "until": until}
     scope = "env = :env"
     if app is not None:
@@ -298,7 +314,7 @@ def read(db: Reader, env: str, app: str | None, start: datetime, until: datetime
         for op_id, service in db.rows(sql):
             services.setdefault(op_id, set()).add(service)
     commits: dict[int, list[Commit]] = {}
-    time = db.time
+    time = db.times()
     for chunk in _chunks(deployed):
         sql = (
             "SELECT operation_id, sha, committed_at, subject FROM operation_commits "  # noqa: S608
