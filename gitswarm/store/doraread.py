@@ -186,21 +186,22 @@ _NEXT_HEALTHY = (
 # healthy). ``app || ''`` keeps the planners off the app indexes, which would visit
 # every operation of the app in the window first (SQLite: 0.2 s an app at 1 M).
 _LAST_BEFORE = (
-    "SELECT id, result, finished_at FROM operations WHERE env = :env AND app || '' = :app "  # noqa: S608
-    f"AND started_at < :start AND NOT dry_run AND ({HEALTHY} OR ({DEPLOYING} AND {FAILED})) "
-    "ORDER BY started_at DESC, id DESC LIMIT 1"
+    "SELECT app, id, result, finished_at FROM operations WHERE env = :env "  # noqa: S608
+    "AND app || '' = :app AND started_at < :start AND NOT dry_run "
+    f"AND ({HEALTHY} OR ({DEPLOYING} AND {FAILED})) ORDER BY started_at DESC, id DESC LIMIT 1"
 )
 # Of one app: its last drift record before the window's start (migration 0007's
 # ix_operations_app_env_kind_id), what may have ended it, the deployments after it.
 _LAST_DRIFT = (
-    "SELECT id, changed, started_at FROM operations WHERE app = :app AND env = :env "  # noqa: S608
+    "SELECT app, id, changed, started_at FROM operations WHERE app = :app AND env = :env "  # noqa: S608
     "AND NOT dry_run AND kind = 'drift' AND started_at < :start "
     f"AND (reason IS NULL OR reason <> {_RESOLVED}) ORDER BY id DESC LIMIT 1"
 )
 _DRIFT_ENDER = (
-    "SELECT id, started_at FROM operations WHERE app = :app AND env = :env AND NOT dry_run "  # noqa: S608
-    "AND id > :after AND result = 'Succeeded' AND (kind = 'heal' "
-    f"OR (kind = 'drift' AND reason = {_RESOLVED}){{any_healthy}}) ORDER BY id LIMIT 1"
+    "SELECT app, id, started_at FROM operations WHERE app = :app AND env = :env "  # noqa: S608
+    "AND NOT dry_run AND id > :after AND result = 'Succeeded' AND (kind = 'heal' "
+    f"OR (kind = 'drift' AND reason = {_RESOLVED}) OR (:unnamed = 1 AND kind IN "
+    f"({_names(HEALTHY_KINDS)}))) ORDER BY id LIMIT 1"
 )
 # (from the drift record to the start by ix_operations_env_started_at, as above)
 _DEPLOYED_BEFORE = (
@@ -208,6 +209,26 @@ _DEPLOYED_BEFORE = (
     "AND started_at < :start AND app || '' = :app AND NOT dry_run AND id > :after "
     f"AND result = 'Succeeded' AND {DEPLOYING} AND changed > 0"
 )
+_PER_STATEMENT = 100  # apps per statement (SQLite takes up to 500 SELECTs in one)
+
+
+def _each(
+    db: Reader, sql: str, own: list[dict[str, object]], shared: dict[str, object]
+) -> list[Any]:
+    """``sql``, one app's query, for each of the parameter sets ``own`` (with the
+    ``shared`` ones), as one statement per hundred: a round trip, not one per app."""
+    out: list[Any] = []
+    for at in range(0, len(own), _PER_STATEMENT):
+        parts: list[str] = []
+        params = dict(shared)
+        for i, mine in enumerate(own[at : at + _PER_STATEMENT]):
+            text = sql
+            for name, value in mine.items():
+                text = re.sub(rf":{name}\b", f":{name}_{i}", text)
+                params[f"{name}_{i}"] = value
+            parts.append(f"SELECT * FROM ({text}) AS q{i}")  # noqa: S608
+        out += db.rows(" UNION ALL ".join(parts), params)
+    return out
 
 
 def _cut_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) -> list[int]:
@@ -216,11 +237,8 @@ def _cut_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) ->
     continue it) or when it finished at or after ``start`` (a deployment counts by when
     it finished). A seek per app."""
     ids: list[int] = []
-    for app in sorted(apps):
-        found = db.rows(_LAST_BEFORE, {"env": env, "app": app, "start": start})
-        if not found:
-            continue
-        op_id, result, finished = found[0]
+    shared: dict[str, object] = {"env": env, "start": start}
+    for _, op_id, result, finished in _each(db, _LAST_BEFORE, [{"app": a} for a in apps], shared):
         ended_later = finished is not None and db.time(finished) >= start
         if result != "Succeeded" or ended_later:
             ids.append(op_id)
@@ -234,24 +252,29 @@ def _drift_open_at_start(db: Reader, env: str, apps: Iterable[str], start: datet
     DriftResolved record (for a record naming no services: any healthy state) ended it
     before ``start``; with the deployments after it that may have redeployed some of its
     services, or, for one naming none, the healthy state that ended it later."""
-    ids: list[int] = []
-    for app in sorted(apps):
-        last = db.rows(_LAST_DRIFT, {"app": app, "env": env, "start": start})
-        if not last:
-            continue
-        last_id, named, began = last[0]
-        any_healthy = "" if named else f" OR kind IN ({_names(HEALTHY_KINDS)})"
-        ender = db.rows(
-            _DRIFT_ENDER.format(any_healthy=any_healthy), {"app": app, "env": env, "after": last_id}
+    shared: dict[str, object] = {"env": env, "start": start}
+    last = _each(db, _LAST_DRIFT, [{"app": a} for a in sorted(apps)], shared)
+    enders = {
+        app: (op_id, started)
+        for app, op_id, started in _each(
+            db, _DRIFT_ENDER,
+            [{"app": app, "after": op_id, "unnamed": 0 if named else 1}
+             for app, op_id, named, _ in last],
+            shared,
         )
-        if ender and db.time(ender[0][1]) < start:
+    }  # fmt: skip
+    ids: list[int] = []
+    deployed: list[dict[str, object]] = []
+    for app, op_id, named, began in last:
+        ender = enders.get(app)
+        if ender is not None and db.time(ender[1]) < start:
             continue  # over before the window
-        ids.append(last_id)
+        ids.append(op_id)
         if not named:
-            ids.extend(e[0] for e in ender)
-            continue
-        params = {"app": app, "env": env, "after": last_id, "began": began, "start": start}
-        ids.extend(i for (i,) in db.rows(_DEPLOYED_BEFORE, params))
+            ids.extend([ender[0]] if ender is not None else [])
+        else:
+            deployed.append({"app": app, "after": op_id, "began": began})
+    ids.extend(i for (i,) in _each(db, _DEPLOYED_BEFORE, deployed, shared))
     return ids
 
 

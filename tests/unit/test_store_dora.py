@@ -365,3 +365,45 @@ def test_a_deployment_that_began_before_the_read_finishes_inside_the_window(
     assert got == compute(history, "prod", strict).as_dict()
     assert default == compute(history, "prod", WINDOW).as_dict()
     assert default["deployment_frequency"]["deployments"] == 2
+
+
+def test_what_the_start_cuts_is_read_for_many_apps_at_once(store_url: str) -> None:
+    """The per-app reads at the window's start go a hundred apps to a statement: with
+    150 apps, each failing before the window and again inside it, and drifting from
+    before it, no incident and no drift inside is new. Hand-computed."""
+    from tests.unit.test_dora_metrics import CHANGED, op
+
+    web = (ServiceChange("web", "changed", ("replicas",)),)
+    history = []
+    for n in range(150):
+        app, first = f"app{n:03d}", 5 * n + 1
+        history += [
+            op(first, "drift", "Succeeded", "05-31 10:00", app=app, reason="Drift", changes=web),
+            op(first + 1, "sync", "Failed", "05-31 20:00", "05-31 20:05", app=app,
+               reason="HealthTimeout"),
+            op(first + 2, "sync", "Failed", "06-01 00:10", "06-01 00:15", app=app,
+               reason="TasksFailing"),
+            op(first + 3, "drift", "Succeeded", "06-01 01:00", app=app, reason="Drift",
+               changes=web),
+            op(first + 4, "sync", "Succeeded", "06-01 02:00", "06-01 02:01", app=app,
+               changes=CHANGED),
+        ]  # fmt: skip
+    history.sort(key=lambda o: o.started_at)
+    history = [
+        Operation(**{**{f: getattr(o, f) for f in o.__slots__}, "id": i})  # type: ignore[arg-type]
+        for i, o in enumerate(history, start=1)
+    ]
+    clock = Clock()
+    with Store(store_url, clock=clock) as store:
+        for one in history:
+            record(store, clock, one)
+        got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
+        mine = quick.dora(store_url, "prod", None, WINDOW)
+    assert got["time_to_restore"]["incidents"] == 0
+    assert got["drift"]["episodes"] == 0
+    assert (got["change_failure_rate"]["deployments"], got["change_failure_rate"]["failed"]) == (
+        300,
+        150,
+    )
+    assert got == compute(history, "prod", WINDOW).as_dict()
+    assert mine is not None and mine.as_dict() == got
