@@ -102,7 +102,7 @@ def _postgres_dora(
 
     from gitswarm.store import doraread
 
-    display = "postgresql+psycopg://" + re.sub(r"^([^/@]*?):[^/@]*@", r"\1:***@", rest)
+    display = "postgresql+psycopg://" + _hide_password(rest)
     try:
         with psycopg.connect(
             "postgresql://" + rest, connect_timeout=10, application_name="gitswarm"
@@ -126,6 +126,18 @@ def _postgres_dora(
         raise StoreError(
             f"state store {display}: read the history for DORA: {first} ({type(exc).__name__})"
         ) from exc
+
+
+def _hide_password(rest: str) -> str:
+    """A URL's part after ``scheme://`` with any password in it replaced by ``***``: in
+    the user info (up to the last ``@`` before the query, so a password holding ``/`` or
+    ``@`` is hidden too) and as a ``password=`` parameter."""
+    head, mark, query = rest.partition("?")
+    at = head.rfind("@")
+    if at != -1 and ":" in head[:at]:
+        head = head[:at].split(":", 1)[0] + ":***" + head[at:]
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", query, flags=re.I)
+    return head + mark + query
 
 
 @contextmanager

@@ -174,6 +174,27 @@ def test_an_error_names_the_store_without_its_password(
     assert "read the history for DORA" in message and 'database "no_such_database"' in message
 
 
+@pytest.mark.postgres
+def test_a_password_given_as_a_parameter_is_hidden_too(
+    postgres_server: PrivatePostgres, postgres_url: str
+) -> None:
+    url = postgres_server.url("no_such_database") + "&password=s3/cr@t&sslmode=disable"
+    with pytest.raises(StoreError) as caught:
+        quick.dora(url.replace("postgres@", "postgres:p4ss/w@rd@"), "prod", None, WINDOW)
+    message = str(caught.value)
+    assert "s3/cr@t" not in message and "p4ss" not in message and "w@rd" not in message
+    assert "postgres:***@/no_such_database?" in message and "&password=***&" in message
+
+
+def test_other_urls_are_left_to_the_store(tmp_path: Path) -> None:
+    """A SQLAlchemy URL of SQLite, or of another PostgreSQL driver: the Store's."""
+    path = tmp_path / "state.db"
+    Store(str(path)).close()
+    assert quick.dora(f"sqlite:///{path}", "prod", None, WINDOW) is None
+    assert quick.dora("postgresql+psycopg2://u@/db", "prod", None, WINDOW) is None
+    assert quick.dora(str(path), "prod", None, WINDOW) is not None
+
+
 @pytest.mark.parametrize(
     ("until", "message"),
     [
