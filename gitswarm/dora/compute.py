@@ -48,7 +48,9 @@ Everything is counted in ``[since, until]`` by when it happened (a deployment: f
 an incident: began); records before ``since`` serve as context only: an incident or a
 drift already open when the window starts began before it (failures and drift records
 inside it continue it), and a deployment that began before ``since`` counts when it
-finished inside.
+finished inside. What began after ``until`` is not known to the report (as the store
+reads it): a rollback after ``until`` does not fail a deployment inside the window, so
+a past window's report is what it said at ``until``.
 
 The computation reads plain tuples (``Row``), one per operation, holding only what a
 figure needs: the store's read (store/dora.py, store/quick.py) builds some 10,000 of
@@ -506,7 +508,8 @@ def compute_rows(
 
     by_app: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        by_app[row[APP]].append(row)
+        if row[STARTED] <= until:  # what began after the window is not known to it
+            by_app[row[APP]].append(row)
 
     successful = 0  # deployments that Succeeded (found bad later or not)
     failed: list[_Deployment] = []

@@ -407,3 +407,38 @@ def test_what_the_start_cuts_is_read_for_many_apps_at_once(store_url: str) -> No
     )
     assert got == compute(history, "prod", WINDOW).as_dict()
     assert mine is not None and mine.as_dict() == got
+
+
+def test_the_failure_window_at_the_edges_of_the_window(store_url: str) -> None:
+    """At the start: web's deployment finished 30 min before the window and rolled back
+    10 min into it failed (rolled back), but before the window: neither it nor its
+    incident counts; the rollback inside is a deployment. At the end (until 15 June
+    00:00): api's deployment 10 min before the end is rolled back 20 min after it, past
+    the end: the report knows nothing of it yet, so the deployment did not fail.
+    Hand-computed."""
+    from tests.unit.test_dora_metrics import CHANGED, op
+
+    history = [
+        op(1, "sync", "Succeeded", "05-31 23:28", "05-31 23:30", changes=CHANGED),
+        op(2, "rollback", "Succeeded", "06-01 00:10", "06-01 00:11", changes=CHANGED),
+        op(3, "sync", "Succeeded", "06-14 23:48", "06-14 23:50", app="api", changes=CHANGED),
+        op(4, "rollback", "Succeeded", "06-15 00:10", "06-15 00:11", app="api",
+           changes=CHANGED),
+    ]  # fmt: skip
+    clock = Clock()
+    with Store(store_url, clock=clock) as store:
+        for one in history:
+            record(store, clock, one)
+        got = store.dora("prod", since=WINDOW.since, until=WINDOW.until).as_dict()
+        later = store.dora("prod", since=WINDOW.since, until=t("06-15 01:00")).as_dict()
+    cfr = got["change_failure_rate"]
+    assert (cfr["deployments"], cfr["failed"]) == (2, 0)  # ops 2 and 3
+    assert got["time_to_restore"]["incidents"] == 0
+    assert got == compute(history, "prod", WINDOW).as_dict()
+    # an hour later the rollback is known: op 3 failed, its incident lasted 21 min
+    cfr = later["change_failure_rate"]
+    assert (cfr["deployments"], cfr["failed"]) == (3, 1)
+    assert [(f["operation_id"], f["cause"]) for f in cfr["failures"]] == [
+        (3, "rolled back by operation 4")
+    ]
+    assert [(i["app"], i["seconds"]) for i in later["time_to_restore"]["list"]] == [("api", 1260)]
