@@ -56,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         help="dora benchmark: synthetic operations in the store (default 1000000)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="dora benchmark: a source tree of another gitswarm (`git archive main | tar -x "
+        "-C DIR`) whose `gitswarm dora` is timed beside this one's",
+    )
+    parser.add_argument(
         "--rego",
         action="store_true",
         help="no-op benchmark: the repository has a policies/*.rego file (every sync evaluates it)",
@@ -86,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
             "cli": lambda: cli.run(runs=5 if args.quick else 11),
-            "dora": lambda: dora.run(args.operations, runs=3 if args.quick else 5),
+            "dora": lambda: dora.run(
+                args.operations, runs=3 if args.quick else 5, baseline=args.baseline
+            ),
             "dashboard": lambda: dashboard.run(runs=5 if args.quick else 15),
         }
         for name in chosen:

@@ -122,47 +122,87 @@ def populate(url: str, count: int, batch: int = 20000) -> float:
     return time.monotonic() - started
 
 
-def _cli(args: list[str], url: str) -> tuple[float, float]:
-    """Wall and CPU seconds (the child's user + system) of one `gitswarm` command."""
+def _cli(args: list[str], url: str, source: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (the child's user + system) of one `gitswarm` command; with
+    ``source``, of the gitswarm in that source tree (the baseline) instead."""
     env = {**os.environ, "GITSWARM_STATE": url}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     script = Path(sys.executable).with_name("gitswarm")
+    return _process([str(script), *args], env)
+
+
+def _process(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
-    subprocess.run([str(script), *args], env=env, check=True, capture_output=True)
+    subprocess.run(argv, env=env, check=True, capture_output=True, cwd=tempfile.gettempdir())
     wall = time.monotonic() - began
     now = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
 
 
-def measure(url: str, runs: int) -> dict[str, Any]:
+def _walls(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return median(w for w, _ in samples), median(c for _, c in samples)
+
+
+def measure(url: str, runs: int, baseline: Path | None = None) -> dict[str, Any]:
+    from gitswarm.dora import DoraSettings
+    from gitswarm.store import quick
+
     since = END - timedelta(days=30)
+    settings = DoraSettings(since, END)
     inproc: list[float] = []
+    quick_read: list[float] = []
     with Store(url, clock=lambda: END) as store:
-        in_window = len(store.dora_operations("production", None, since - timedelta(hours=1), END))
+        in_window = len(store.dora_rows("production", None, since - timedelta(hours=1), END))
         for _ in range(runs):
             began = time.monotonic()
             report = store.dora("production", since=since, until=END)
             inproc.append(time.monotonic() - began)
+            began = time.monotonic()
+            mine = quick.dora(url, "production", None, settings)
+            quick_read.append(time.monotonic() - began)
+    assert mine is not None and mine.as_dict() == report.as_dict(), "the two reads differ"
     iso = since.isoformat()
     load = [os.getloadavg()[0]]
-    dora_cli = [
-        _cli(["dora", "--env", "production", "--since", iso, "--json"], url) for _ in range(runs)
-    ]
-    history_cli = [_cli(["history", "--env", "production", "--json"], url) for _ in range(runs)]
+    dora_args = ["dora", "--env", "production", "--since", iso, "--json"]
+    after: list[tuple[float, float]] = []
+    before: list[tuple[float, float]] = []
+    bare: list[tuple[float, float]] = []
+    driver: list[tuple[float, float]] = []
+    history_cli: list[tuple[float, float]] = []
+    python = [sys.executable, "-c"]
+    module = "psycopg" if "://" in url else "sqlite3"
+    for _ in range(runs):  # interleaved, so that the load moves all alike
+        bare.append(_process([*python, "pass"]))
+        driver.append(_process([*python, f"import {module}"]))
+        if baseline is not None:
+            before.append(_cli(dora_args, url, baseline))
+        after.append(_cli(dora_args, url))
+        history_cli.append(_cli(["history", "--env", "production", "--json"], url))
     load.append(os.getloadavg()[0])
     return {
         "rows_read": in_window,
         "deployments": report.deployments,
+        "report": report.as_dict(),
         "store_dora": median(inproc),
-        "cli_dora": median(w for w, _ in dora_cli),
-        "cli_dora_cpu": median(c for _, c in dora_cli),
-        "cli_history": median(w for w, _ in history_cli),
-        "cli_history_cpu": median(c for _, c in history_cli),
+        "quick_dora": median(quick_read),
+        "cli_dora": _walls(after)[0],
+        "cli_dora_cpu": _walls(after)[1],
+        "cli_dora_before": _walls(before)[0] if before else float("nan"),
+        "cli_dora_before_cpu": _walls(before)[1] if before else float("nan"),
+        "python": _walls(bare)[0],
+        "driver_import": _walls(driver)[0],
+        "driver": module,
+        "cli_history": _walls(history_cli)[0],
+        "cli_history_cpu": _walls(history_cli)[1],
         "load": (min(load), max(load)),
     }
 
 
-def run(count: int = 1_000_000, runs: int = 5) -> Section:
+def run(count: int = 1_000_000, runs: int = 5, baseline: Path | None = None) -> Section:
+    """``baseline``: a source tree of another gitswarm (``git archive main``), whose
+    `gitswarm dora` is timed interleaved with this one's: before and after."""
     from harness import postgres
 
     started = time.monotonic()
@@ -176,8 +216,12 @@ def run(count: int = 1_000_000, runs: int = 5) -> Section:
             "generate",
             "rows read",
             "Store.dora",
+            "quick.dora",
+            "gitswarm dora before (CPU)",
             "gitswarm dora (CPU)",
             "gitswarm history (CPU)",
+            "python -c pass",
+            "import driver",
             "load",
         ),
     )
@@ -189,14 +233,17 @@ def run(count: int = 1_000_000, runs: int = 5) -> Section:
             pg_url = server.create_database("bench_dora")
             for name, url in (("SQLite", sqlite_url), ("PostgreSQL", pg_url)):
                 generated = populate(url, count)
-                results[name] = {"generate": generated, **measure(url, runs)}
+                results[name] = {"generate": generated, **measure(url, runs, baseline)}
         finally:
             server.stop()
     for name, r in results.items():
         section.rows.append(
             (name, fmt(r["generate"]), f"{r['rows_read']:,}", fmt(r["store_dora"]),
+             fmt(r["quick_dora"]),
+             f"{fmt(r['cli_dora_before'])} ({fmt(r['cli_dora_before_cpu'])})",
              f"{fmt(r['cli_dora'])} ({fmt(r['cli_dora_cpu'])})",
              f"{fmt(r['cli_history'])} ({fmt(r['cli_history_cpu'])})",
+             fmt(r["python"]), f"{fmt(r['driver_import'])} ({r['driver']})",
              "{:.1f}..{:.1f}".format(*r["load"]))
         )  # fmt: skip
         section.targets.append(
@@ -209,6 +256,18 @@ def run(count: int = 1_000_000, runs: int = 5) -> Section:
         "retention and export; changes and commits are read by operation id (their "
         "primary keys). Whether an operation changed something is its own column "
         "(migration 0007), so the window is read once without probing any changes."
+    )
+    if len(results) == 2:
+        same = results["SQLite"]["report"] == results["PostgreSQL"]["report"]
+        section.targets.append(
+            Target("SQLite and PostgreSQL give the same report", "equal",
+                   "equal" if same else "DIFFERENT", same)
+        )  # fmt: skip
+    section.notes.append(
+        "quick.dora: the read `gitswarm dora` makes (sqlite3, or psycopg directly; no "
+        "SQLAlchemy) and the computation, in this process; Store.dora: the same through "
+        "the Store (the API's). import driver: `python -c 'import psycopg'` (or sqlite3) "
+        "as a process, beside `python -c pass`."
     )
     section.notes.append(
         "load: the 1-minute load average while the commands ran (the machine has "

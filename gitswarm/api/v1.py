@@ -26,7 +26,7 @@ from gitswarm.api.errors import error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings
-from gitswarm.dora.window import parse_duration, parse_since
+from gitswarm.dora.window import parse_duration, parse_since, parse_until
 from gitswarm.errors import NotFoundError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
 
@@ -156,6 +156,9 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
         since: Annotated[
             str, Query(max_length=40, description="30d, 12h, 2w, or an ISO date")
         ] = "30d",
+        until: Annotated[
+            str | None, Query(max_length=40, description="the end, as since (default: now)")
+        ] = None,
         failure_window: Annotated[str, Query(max_length=12)] = "1h",
         drift_threshold: Annotated[str, Query(max_length=12)] = "60s",
     ) -> JSONResponse:
@@ -165,11 +168,13 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
         now = datetime.now(UTC)
         try:
             start = parse_since(since, now)
+            end = now if until is None else parse_until(until, now, start)
             window = parse_duration(failure_window, "failure_window")
             threshold = parse_duration(drift_threshold, "drift_threshold")
         except ValueError as exc:
-            raise UsageError(str(exc).replace("--since", "since")) from None
-        report = await call(agent.dora, env, app, start, now, window, threshold)
+            message = str(exc).replace("--since", "since").replace("--until", "until")
+            raise UsageError(message) from None
+        report = await call(agent.dora, env, app, start, end, window, threshold)
         return ok_response({"dora": report})
 
     @router.get("/operations/{op_id}", summary="One recorded operation")

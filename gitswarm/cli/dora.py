@@ -124,6 +124,11 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     "--since", default="30d", show_default=True, help="The window: 30d, 12h, 2w, or an ISO date."
 )
 @click.option(
+    "--until",
+    default=None,
+    help="The window's end, as --since (default: now): a past window's report stays the same.",
+)
+@click.option(
     "--failure-window",
     default="1h",
     show_default=True,
@@ -141,6 +146,7 @@ def dora(
     env: str,
     app: str | None,
     since: str,
+    until: str | None,
     failure_window: str,
     drift_threshold: str,
     state: str | None,
@@ -154,20 +160,31 @@ def dora(
     def run() -> None:
         from datetime import UTC, datetime
 
-        from gitswarm.dora.window import parse_duration, parse_since
-        from gitswarm.store import Store
+        from gitswarm.dora import DoraSettings
+        from gitswarm.dora.window import parse_duration, parse_since, parse_until
+        from gitswarm.store import quick
 
         now = datetime.now(UTC)
         try:
             start = parse_since(since, now)
+            end = now if until is None else parse_until(until, now, start)
             window = parse_duration(failure_window, "--failure-window")
             threshold = parse_duration(drift_threshold, "--drift-threshold")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        with Store(state) as store:
-            report = store.dora(
-                env, app, since=start, until=now, failure_window=window, drift_threshold=threshold
-            ).as_dict()
+        settings = DoraSettings(start, end, failure_window=window, drift_threshold=threshold)
+        # A current store is read without SQLAlchemy (its import is a third of the
+        # command's time); anything else opens a Store, which migrates or refuses it.
+        found = quick.dora(state, env, app, settings)
+        if found is None:
+            from gitswarm.store import Store
+
+            with Store(state) as store:
+                found = store.dora(
+                    env, app, since=start, until=end, failure_window=window,
+                    drift_threshold=threshold,
+                )  # fmt: skip
+        report = found.as_dict()
         if as_json:
             emit_json({"ok": True, "dora": report})
             return

@@ -45,7 +45,18 @@ The definitions, exactly (docs/dora.md says the same in prose):
   the agent process that ran it).
 
 Everything is counted in ``[since, until]`` by when it happened (a deployment: finished;
-an incident: began); records before ``since`` serve as context only.
+an incident: began); records before ``since`` serve as context only: an incident or a
+drift already open when the window starts began before it (failures and drift records
+inside it continue it), and a deployment that began before ``since`` counts when it
+finished inside. What began after ``until`` is not known to the report (as the store
+reads it): a rollback after ``until`` does not fail a deployment inside the window, so
+a past window's report is what it said at ``until``.
+
+The computation reads plain tuples (``Row``), one per operation, holding only what a
+figure needs: the store's read (store/dora.py, store/quick.py) builds some 10,000 of
+them from SQL rows at once, so no record object is made per row; ``compute`` takes
+``Operation`` records and turns each into the same tuple (``row_of``), so a synthetic
+history of records and the store's read meet in one function, ``compute_rows``.
 
 Why one file (over 450 lines): the four figures share the deployment and incident
 definitions above; apart, a definition would drift from where it is used.
@@ -59,12 +70,38 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from gitswarm.dora import levels
 from gitswarm.dora.levels import Level
 from gitswarm.errors import Reason
-from gitswarm.model.operation import Operation
+
+if TYPE_CHECKING:  # `gitswarm dora` reads rows: it need not define the records
+    from gitswarm.model.operation import Operation
+
+# What the computation reads of one operation (of one environment, not a dry run, not
+# running), by position:
+#   id, kind, app, result, reason, started_at, finished_at (None: never finished),
+#   revision, traceable (recorded with a revision, a commit time and an actor or the
+#   process that ran it), services (created, changed or removed; a drift record: those
+#   drifted), commits brought ((sha, committed_at, subject), a deployment's)
+Commit = tuple[str, datetime, str]
+Row = tuple[
+    int, str, str, str, "str | None", datetime, "datetime | None", "str | None", bool,
+    frozenset[str], tuple[Commit, ...],
+]  # fmt: skip
+# (Final: mypy types each position of a Row indexed by these)
+ID: Final = 0
+KIND: Final = 1
+APP: Final = 2
+RESULT: Final = 3
+REASON: Final = 4
+STARTED: Final = 5
+FINISHED: Final = 6
+REVISION: Final = 7
+TRACEABLE: Final = 8
+SERVICES: Final = 9
+COMMITS: Final = 10
 
 DEPLOYMENT_KINDS = frozenset({"sync", "rollback"})
 HEALTHY_KINDS = frozenset({"sync", "rollback", "heal"})
@@ -112,36 +149,54 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _when(op: Operation) -> datetime:
-    return op.finished_at or op.started_at
+def _traceable(op: Operation) -> bool:
+    return bool(op.revision and op.commit_time is not None and (op.actor or op.holder))
 
 
-def _changed(op: Operation) -> frozenset[str]:
-    return frozenset(c.service for c in op.changes if c.action != "unchanged")
+def row_of(op: Operation) -> Row:
+    """The computation's tuple of a record."""
+    return (
+        op.id, op.kind, op.app, op.result, op.reason, op.started_at, op.finished_at,
+        op.revision, _traceable(op),
+        frozenset(c.service for c in op.changes if c.action != "unchanged"),
+        tuple((c.sha, c.committed_at, c.subject) for c in op.commits),
+    )  # fmt: skip
 
 
-@dataclass
+def _when(row: Row) -> datetime:
+    return row[FINISHED] or row[STARTED]
+
+
+@dataclass(slots=True)
 class _Deployment:
-    op: Operation
+    op: Row
     failed: bool
     cause: str  # why it counts as failed
     services: frozenset[str] | None  # None: unknown (a failed one): touches every service
-    remedy: Operation | None = None
+    remedy: Row | None = None
 
 
-def _deployment(op: Operation) -> _Deployment | None:
-    if op.kind not in DEPLOYMENT_KINDS or op.dry_run:
+def _hard_failure(row: Row) -> bool:
+    """A deployment that ended Failed or RolledBack after it reached the swarm."""
+    result = row[RESULT]
+    return row[KIND] in DEPLOYMENT_KINDS and (
+        result == "RolledBack" or (result == "Failed" and row[REASON] in DEPLOY_FAILURE_REASONS)
+    )
+
+
+def _deployment(row: Row) -> _Deployment | None:
+    if row[KIND] not in DEPLOYMENT_KINDS:
         return None
-    if op.result == "Succeeded":
-        services = _changed(op)
-        return _Deployment(op, False, "", services) if services else None
-    if op.result == "RolledBack" or (op.result == "Failed" and op.reason in DEPLOY_FAILURE_REASONS):
-        return _Deployment(op, True, f"ended {op.result} ({op.reason})", None)
+    if row[RESULT] == "Succeeded":
+        services = row[SERVICES]
+        return _Deployment(row, False, "", services) if services else None
+    if _hard_failure(row):
+        return _Deployment(row, True, f"ended {row[RESULT]} ({row[REASON]})", None)
     return None
 
 
-def _is_fix(op: Operation) -> bool:
-    return any(FIX_MARKER.match(c.subject) for c in op.commits)
+def _is_fix(row: Row) -> bool:
+    return any(FIX_MARKER.match(subject) for _, _, subject in row[COMMITS])
 
 
 def _touches(earlier: _Deployment, services: frozenset[str] | None) -> bool:
@@ -154,20 +209,20 @@ def _charge_remedies(deployments: list[_Deployment], window: timedelta) -> None:
     """Mark the deployments a later rollback or fix-forward had to repair."""
     for i, remedy in enumerate(deployments):
         op = remedy.op
-        if op.kind == "rollback":
+        if op[KIND] == "rollback":
             what = "rolled back"
         elif not remedy.failed and _is_fix(op):
             what = "fixed forward"
         else:
             continue
         for earlier in reversed(deployments[:i]):
-            if earlier.op.kind == "rollback" or not _touches(earlier, remedy.services):
+            if earlier.op[KIND] == "rollback" or not _touches(earlier, remedy.services):
                 continue
-            if op.started_at - _when(earlier.op) > window:
+            if op[STARTED] - _when(earlier.op) > window:
                 break
             if not earlier.failed:
                 earlier.failed = True
-                earlier.cause = f"{what} by operation {op.id}"
+                earlier.cause = f"{what} by operation {op[ID]}"
                 earlier.remedy = op
             break
 
@@ -185,24 +240,23 @@ class Incident:
         return None if self.ended is None else (self.ended - self.started).total_seconds()
 
 
-def _incidents(
-    app: str, ops: Sequence[Operation], failed: dict[int, _Deployment]
-) -> list[Incident]:
+def _incidents(app: str, ops: Sequence[Row], failed: dict[int, _Deployment]) -> list[Incident]:
     out: list[Incident] = []
     start: datetime | None = None
     ids: list[int] = []
     not_before = 0  # the id a restoring operation must reach (a found-bad one's remedy)
     for op in ops:
-        bad = failed.get(op.id)
-        healthy = op.kind in HEALTHY_KINDS and op.result == "Succeeded" and not op.dry_run
-        if start is not None and healthy and op.id >= not_before:
-            out.append(Incident(app, start, _when(op), tuple(ids), op.id))
+        op_id = op[ID]
+        bad = failed.get(op_id)
+        healthy = op[KIND] in HEALTHY_KINDS and op[RESULT] == "Succeeded"
+        if start is not None and healthy and op_id >= not_before:
+            out.append(Incident(app, start, _when(op), tuple(ids), op_id))
             start, ids = None, []
         if bad is not None:
             if start is None:
                 start, ids = _when(op), []
-            ids.append(op.id)
-            not_before = max(not_before, bad.remedy.id if bad.remedy is not None else op.id + 1)
+            ids.append(op_id)
+            not_before = max(not_before, bad.remedy[ID] if bad.remedy is not None else op_id + 1)
     if start is not None:
         out.append(Incident(app, start, None, tuple(ids)))
     return out
@@ -220,7 +274,7 @@ class DriftIncident:
         return ((self.ended or until) - self.started).total_seconds()
 
 
-def _drift_incidents(app: str, ops: Sequence[Operation]) -> list[DriftIncident]:
+def _drift_incidents(app: str, ops: Sequence[Row]) -> list[DriftIncident]:
     out: list[DriftIncident] = []
     open_at: tuple[datetime, int] | None = None  # (began, the first drift record)
     # The services still drifted; None: the record did not name them (written before
@@ -228,28 +282,25 @@ def _drift_incidents(app: str, ops: Sequence[Operation]) -> list[DriftIncident]:
     drifted: frozenset[str] | None = None
     for op in ops:
         ended: datetime | None = None
-        if op.kind == "drift":
-            if op.reason == DRIFT_RESOLVED:
-                ended = op.started_at
-            elif open_at is None:
-                open_at = (op.started_at, op.id)
-            if op.reason != DRIFT_RESOLVED:
-                drifted = _changed(op) or None  # each record names all that drifts now
-        elif op.kind in HEALTHY_KINDS and op.result == "Succeeded":
-            if drifted is not None and op.kind != "heal":  # a heal redeploys them all
-                drifted -= _changed(op)  # redeployed from Git, or removed
-            if drifted is None or not drifted or op.kind == "heal":
+        kind = op[KIND]
+        if kind == "drift":
+            if op[REASON] == DRIFT_RESOLVED:
+                ended = op[STARTED]
+            else:
+                if open_at is None:
+                    open_at = (op[STARTED], op[ID])
+                drifted = op[SERVICES] or None  # each record names all that drifts now
+        elif kind in HEALTHY_KINDS and op[RESULT] == "Succeeded":
+            if drifted is not None and kind != "heal":  # a heal redeploys them all
+                drifted -= op[SERVICES]  # redeployed from Git, or removed
+            if drifted is None or not drifted or kind == "heal":
                 ended = _when(op)
         if open_at is not None and ended is not None:
-            out.append(DriftIncident(app, open_at[0], ended, open_at[1], op.id))
+            out.append(DriftIncident(app, open_at[0], ended, open_at[1], op[ID]))
             open_at, drifted = None, None
     if open_at is not None:
         out.append(DriftIncident(app, open_at[0], None, open_at[1]))
     return out
-
-
-def _traceable(op: Operation) -> bool:
-    return bool(op.revision and op.commit_time is not None and (op.actor or op.holder))
 
 
 def _met(value: float | None, ok: bool) -> bool | None:
@@ -437,15 +488,28 @@ def compute(
 ) -> DoraReport:
     """The DORA figures of ``env`` (and ``app``, when given) from its operations (of any
     app; other environments' and apps' are ignored), in any order."""
+    rows = [
+        row_of(op)
+        for op in operations
+        if op.env == env and app in (None, op.app) and not op.dry_run and op.result != "Running"
+    ]
+    return compute_rows(rows, env, settings, app)
+
+
+def compute_rows(
+    rows: Iterable[Row], env: str, settings: DoraSettings, app: str | None = None
+) -> DoraReport:
+    """The DORA figures of ``env`` (``app``) from the rows of its operations (none of
+    another environment or app, no dry run, none running), in any order."""
     since, until = settings.since, settings.until
 
     def inside(moment: datetime) -> bool:
         return since <= moment <= until
 
-    by_app: dict[str, list[Operation]] = defaultdict(list)
-    for op in operations:
-        if op.env == env and app in (None, op.app) and not op.dry_run and op.result != "Running":
-            by_app[op.app].append(op)
+    by_app: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        if row[STARTED] <= until:  # what began after the window is not known to it
+            by_app[row[APP]].append(row)
 
     successful = 0  # deployments that Succeeded (found bad later or not)
     failed: list[_Deployment] = []
@@ -460,56 +524,62 @@ def compute(
     deploy_days: set[date] = set()
     per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
     for name in sorted(by_app):
-        ops = sorted(by_app[name], key=lambda o: o.id)
+        ops = sorted(by_app[name])  # by id
         deployments = [d for d in (_deployment(o) for o in ops) if d is not None]
         _charge_remedies(deployments, settings.failure_window)
-        bad = {d.op.id: d for d in deployments if d.failed}
+        bad = {d.op[ID]: d for d in deployments if d.failed}
         incidents += [i for i in _incidents(name, ops, bad) if inside(i.started)]
         drift += [d for d in _drift_incidents(name, ops) if inside(d.started)]
+        # (the loops below run for every row read: comparisons inline, no calls)
         for d in deployments:
-            when = _when(d.op)
-            if d.op.result == "Succeeded":  # it went out healthy: its commits arrived
+            op = d.op
+            when = op[FINISHED] or op[STARTED]
+            now_in = since <= when <= until
+            succeeded = op[RESULT] == "Succeeded"
+            if succeeded:  # it went out healthy: its commits arrived
                 # (Deployments recorded before schema 0004 have no commits: no lead time.)
-                brought = d.op.commits
-                # A commit counts once, at its first deployment (before the window: there).
-                new = [c for c in brought if c.sha not in seen_commits]
-                seen_commits.update(c.sha for c in brought)
-                if inside(when):
-                    for commit in new:
-                        seconds = (when - commit.committed_at).total_seconds()
+                for sha, committed_at, _ in op[COMMITS]:
+                    # A commit counts once, at its first deployment (before the window:
+                    # there).
+                    if sha in seen_commits:
+                        continue
+                    seen_commits.add(sha)
+                    if now_in:
+                        seconds = (when - committed_at).total_seconds()
                         if seconds < 0:
                             skewed += 1
                         else:
                             lead_times.append(seconds)
-            if not inside(when):
+            if not now_in:
                 continue
             attempts += 1
-            if d.op.result == "Succeeded":
+            day = when.date()
+            if succeeded:
                 successful += 1
-                deploy_days.add(when.date())
-                per_day[when.date()][0] += 1
+                deploy_days.add(day)
+                per_day[day][0] += 1
             if d.failed:
                 failed.append(d)
-                per_day[when.date()][1] += 1
+                per_day[day][1] += 1
         for op in ops:
-            if not inside(_when(op)):
+            if not since <= (op[FINISHED] or op[STARTED]) <= until:
                 continue
-            if op.id not in bad and not (
-                op.kind in HEALTHY_KINDS and op.result == "Succeeded" and _changed(op)
+            if op[ID] not in bad and not (
+                op[KIND] in HEALTHY_KINDS and op[RESULT] == "Succeeded" and op[SERVICES]
             ):
                 continue
             changes += 1
-            if not _traceable(op):
-                untraceable.append(op.id)
+            if not op[TRACEABLE]:
+                untraceable.append(op[ID])
     failures = tuple(
         {
-            "operation_id": d.op.id,
-            "app": d.op.app,
-            "revision": d.op.revision,
+            "operation_id": d.op[ID],
+            "app": d.op[APP],
+            "revision": d.op[REVISION],
             "finished_at": _when(d.op).isoformat(),
             "cause": d.cause,
         }
-        for d in sorted(failed, key=lambda d: d.op.id)
+        for d in sorted(failed, key=lambda d: d.op[ID])
     )
     daily = tuple(
         {"date": day.isoformat(), "deployments": counts[0], "failed": counts[1]}

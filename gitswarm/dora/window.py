@@ -1,6 +1,6 @@
 """The window a DORA report or an export covers, as people write it: ``30d``, ``12h``,
-``2w``, ``90m``, ``45s``, or an ISO 8601 date or time (UTC unless it says otherwise).
-Pure; the CLI and the API turn its ValueError into a usage error."""
+``2w``, ``90m``, ``45s`` (that long ago), or an ISO 8601 date or time (UTC unless it says
+otherwise). Pure; the CLI and the API turn its ValueError into a usage error."""
 
 from __future__ import annotations
 
@@ -32,4 +32,24 @@ def parse_since(text: str, now: datetime) -> datetime:
         moment = moment.replace(tzinfo=UTC)
     if moment >= now:
         raise ValueError(f"--since {text} is not in the past")
+    return moment
+
+
+def parse_until(text: str, now: datetime, since: datetime) -> datetime:
+    """The end ``text`` names, as ``parse_since`` reads it (``7d``: a week ago), after
+    ``since`` and not after ``now``: a past window, whose report no longer changes."""
+    text = text.strip()
+    if _DURATION.match(text):
+        moment = now - parse_duration(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"--until must be {HOW}, not {text!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    if moment > now:
+        raise ValueError(f"--until {text} is in the future")
+    if moment <= since:
+        raise ValueError(f"--until {text} is not after --since ({since.isoformat()})")
     return moment

@@ -1,33 +1,41 @@
-"""Reading a local SQLite store without SQLAlchemy: ``gitswarm history`` and ``status``
-on this machine.
+"""Reading a store without SQLAlchemy: ``gitswarm history`` and ``status`` on a local
+store, and ``gitswarm dora`` on a local store or on PostgreSQL.
 
-Importing SQLAlchemy takes longer than everything else ``history`` does, and SPEC.md
-section 7 wants such commands to start at once. So when the store is a SQLite file that
-already exists at the current schema, :func:`history` and :func:`reads` open it with
-Python's sqlite3 and run queries.py's queries, the text ``Store.history``,
-``get_status``, ``all_statuses``, ``baselines``, ``holds``, ``lock_holder`` and
-``agent_source`` run through SQLAlchemy; the rows
-become records through the same readers. In every other case -- a PostgreSQL URL, no file yet,
-an older or newer schema (which ``Store`` migrates, or refuses by name) -- it returns
-None and the caller opens a ``Store``. It never writes: a missing store stays missing.
+Importing SQLAlchemy takes longer than everything else such a command does, and SPEC.md
+section 7 wants it to start at once. So when the store is a SQLite file that already
+exists at the current schema, :func:`history` and :func:`reads` open it with Python's
+sqlite3 and run queries.py's queries, the text ``Store.history``, ``get_status``,
+``all_statuses``, ``baselines``, ``holds``, ``lock_holder`` and ``agent_source`` run
+through SQLAlchemy; the rows become records through the same readers. :func:`dora` does
+the same with doraread.py's read, on a SQLite file or, for a PostgreSQL URL, on a
+connection of psycopg's own (the driver SQLAlchemy would load; its URL is libpq's own
+form). In every other case -- no file yet, an older or newer schema (which ``Store``
+migrates, or refuses by name), another driver in the URL, a PostgreSQL URL for the
+status and history reads -- they return None and the caller opens a ``Store``. They
+never write: a missing store stays missing.
 
-Errors leave as ``StoreError`` naming the file, as db.py's do.
+Errors leave as ``StoreError`` naming the store (never a password), as db.py's do.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitswarm.errors import StoreError
 from gitswarm.model.operation import AgentSource, AppStatus, Baseline, LockInfo, Operation
 from gitswarm.model.promotion import Hold
 from gitswarm.store import queries
-from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, sqlite_file
+from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, default_location, sqlite_file
+
+if TYPE_CHECKING:  # loaded where used
+    from gitswarm.dora import DoraReport, DoraSettings
+    from gitswarm.dora.compute import Row
 
 BUSY_TIMEOUT = 30.0  # seconds, as db.BUSY_TIMEOUT: a reader waits out a checkpoint
 
@@ -37,6 +45,8 @@ def history(
 ) -> list[Operation] | None:
     """``Store(location).history(app, env, limit)`` when the store is a current local
     SQLite file; None when only a ``Store`` can answer."""
+    from gitswarm.store import queries
+
     query = queries.history(app, env, limit)  # bad arguments fail the same either way
     path = sqlite_file(location)
     if path is None or not path.is_file():
@@ -109,8 +119,90 @@ def reads(location: str | None) -> LocalReads | None:
         return None if conn is None else LocalReads(path)
 
 
+def dora(
+    location: str | None, env: str, app: str | None, settings: DoraSettings
+) -> DoraReport | None:
+    """``Store(location).dora(env, app, ...)`` of ``settings`` when the store is a current
+    SQLite file or a current PostgreSQL database; None when only a ``Store`` can answer."""
+    from gitswarm.dora.compute import compute_rows
+    from gitswarm.store import doraread
+
+    location = location or default_location()
+    start, until = settings.since - settings.failure_window, settings.until
+    rows: list[Row] | None
+    path = sqlite_file(location)
+    if path is None:
+        rows = _postgres_dora(location, env, app, start, until)
+    elif not path.is_file():
+        return None
+    else:
+        with _reading(path, "read the history for DORA") as conn:
+            if conn is None:
+                return None
+            cursor = conn.cursor()
+            cursor.row_factory = None  # tuples
+            rows = doraread.read(doraread.Reader(cursor, "sqlite"), env, app, start, until)
+    if rows is None:
+        return None
+    return compute_rows(rows, env, settings, app)
+
+
+# The schemes db.resolve_url gives psycopg; libpq reads the rest of such a URL itself
+# (user, password, host, port, database, and parameters such as ``host=/socket/dir``
+# or ``options=-csearch_path%3D...``), as SQLAlchemy hands them to psycopg.
+_PSYCOPG_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
+
+
+def _postgres_dora(
+    location: str, env: str, app: str | None, start: datetime, until: datetime
+) -> list[Row] | None:
+    scheme, _, rest = location.partition("://")
+    if scheme not in _PSYCOPG_SCHEMES:
+        return None
+    import psycopg
+
+    from gitswarm.store import doraread
+
+    display = "postgresql+psycopg://" + _hide_password(rest)
+    try:
+        with psycopg.connect(
+            "postgresql://" + rest, connect_timeout=10, application_name="gitswarm"
+        ) as conn:
+            # One snapshot, as Database.read (read only: it never fails to serialise).
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT to_regclass(%s)", (VERSION_TABLE,))
+                found = cursor.fetchone()
+                if found is None or found[0] is None:
+                    return None
+                cursor.execute(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
+                if {str(v) for (v,) in cursor.fetchall()} != {SCHEMA_HEAD}:
+                    return None
+                rows = doraread.read(doraread.Reader(cursor, "postgresql"), env, app, start, until)
+            conn.rollback()
+            return rows
+    except psycopg.Error as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise StoreError(
+            f"state store {display}: read the history for DORA: {first} ({type(exc).__name__})"
+        ) from exc
+
+
+def _hide_password(rest: str) -> str:
+    """A URL's part after ``scheme://`` with any password in it replaced by ``***``: in
+    the user info (up to the last ``@`` before the query, so a password holding ``/`` or
+    ``@`` is hidden too) and as a ``password=`` parameter."""
+    head, mark, query = rest.partition("?")
+    at = head.rfind("@")
+    if at != -1 and ":" in head[:at]:
+        head = head[:at].split(":", 1)[0] + ":***" + head[at:]
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", query, flags=re.I)
+    return head + mark + query
+
+
 @contextmanager
-def _reading(path: Path, what: str) -> Iterator[sqlite3.Connection | None]:
+def _reading(path: Path, what: str = "read history") -> Iterator[sqlite3.Connection | None]:
     """A read transaction on the store at ``path``; None if its schema is not current."""
     try:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)) as conn:
@@ -144,6 +236,8 @@ def _as_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _run(conn: sqlite3.Connection, query: queries.Query) -> list[dict[str, Any]]:
+    from gitswarm.store import queries
+
     params: dict[str, Any] = {
         name: queries.sqlite_time(value) if isinstance(value, datetime) else value
         for name, value in query.params.items()
