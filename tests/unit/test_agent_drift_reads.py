@@ -135,3 +135,43 @@ def test_a_drift_round_lists_every_stack_once_and_reads_live_only_what_drifted(
         until(lambda: not deployed.drifted("other"))
         until(agent.idle)
         assert swarm.reads == Counter({"services_by_stack": 1, "services": 1})
+
+
+def test_a_quiet_drift_round_reads_the_store_once_and_queues_no_check_per_app(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per app a check read its status twice and its baselines once: 3,000 store reads
+    and 1,000 tasks for a round over 1,000 apps (bench/ issue 18). The round reads every
+    status and baseline once and queues a check only for an app that shows drift."""
+    store, swarm = deployed.store, deployed.swarm
+    reads: Counter[str] = Counter()
+    for name in ("get_status", "baselines", "all_statuses", "all_baselines"):
+        original = getattr(store, name)
+
+        def counted(*args: object, _name: str = name, _original: object = original) -> object:
+            reads[_name] += 1
+            return _original(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(store, name, counted)
+    checked: list[str] = []
+    check = deployed.agent.drift.check
+
+    def counted_check(app: str, env: str, request: TriggerRequest) -> None:
+        checked.append(app)
+        check(app, env, request)
+
+    monkeypatch.setattr(deployed.agent.drift, "check", counted_check)
+    with deployed.agent.running():
+        agent = deployed.started()
+        reads.clear()
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(agent.idle)
+        assert reads == Counter({"all_statuses": 1, "all_baselines": 1})
+        assert checked == []
+
+        swarm.scale("shop-other_web", 0)  # still seen, and by a check of that app alone
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(lambda: deployed.drifted("other"))
+        until(agent.idle)
+        assert checked == ["other"]
+        assert not deployed.drifted("app")
