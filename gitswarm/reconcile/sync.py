@@ -48,7 +48,7 @@ from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
 from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
-from gitswarm.render.inputs import RecordingTree
+from gitswarm.render.inputs import Inputs, RecordingTree
 from gitswarm.render.secrets import Identity
 from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
@@ -135,6 +135,13 @@ class Reconciler:
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
     # 80% of each sync; bench/ issue 7).
     _configs: dict[str, RepoConfig] = field(default_factory=dict, init=False, repr=False)
+    # The last settings loaded, with what loading them read (gitswarm.yml,
+    # applications/*.yml: render/inputs.py) and its digest: a revision that gives the
+    # same answers has the same settings, without reading 1,000 files again (a commit to
+    # one app's compose file; issue 18).
+    _loaded: list[tuple[Inputs, str, RepoConfig]] = field(
+        default_factory=list, init=False, repr=False
+    )
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -261,7 +268,12 @@ class Reconciler:
             config = self._configs.get(revision)
             if config is None:
                 tree = tree or GitTree(self.source.git_dir, revision)
-                config = load_config(tree)  # a bad commit raises, and nothing is kept
+                config = self._same_settings(tree)
+                if config is None:
+                    recording = RecordingTree(tree)
+                    config = load_config(recording)  # a bad commit raises, nothing is kept
+                    inputs = recording.inputs()
+                    self._loaded = [*self._loaded[-3:], (inputs, inputs.digest(tree), config)]
                 self._configs[revision] = config
                 names = {e.name for e in config.environments}
                 for setting, given in (
@@ -279,6 +291,14 @@ class Reconciler:
                 while len(self._configs) > 4:
                     del self._configs[next(iter(self._configs))]  # the oldest
             return config
+
+    def _same_settings(self, tree: GitTree) -> RepoConfig | None:
+        """Settings loaded before from files that ``tree`` holds unchanged (lock held)."""
+        memo: dict[tuple[str, str], str] = {}  # the answers of this tree
+        for inputs, digest, config in reversed(self._loaded):
+            if inputs.digest(tree, memo) == digest:
+                return config
+        return None
 
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
