@@ -31,7 +31,6 @@ from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.queue import Key
 from gitswarm.reconcile.outcome import Rendered
 from gitswarm.reconcile.rendering import DigestMemo, input_digest
-from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 
 log = logging.getLogger("gitswarm.agent")
@@ -60,8 +59,10 @@ class GitPoll:
         if previous is not None:
             with contextlib.suppress(GitswarmError):
                 changed = set(self.source.changed_files(previous, head))
+        tree: GitTree | None = None
         try:
-            config = load_config(GitTree(self.source.git_dir, head))
+            tree = GitTree(self.source.git_dir, head)
+            config = self.reconciler.config_at(head, tree)  # read once: the syncs reuse it
         except GitswarmError as exc:
             # A broken gitswarm.yml: each application syncs anyway, so the error is
             # recorded in its history and status (and notified) and nothing is applied.
@@ -69,7 +70,7 @@ class GitPoll:
             known = self.state.config
             if known is None:
                 return
-            config = known
+            config, tree = known, None  # and no app is passed by: each records the error
         self.state.set_config(config)
         syncs: list[Work] = [
             (
@@ -82,19 +83,30 @@ class GitPoll:
             for app in config.apps_for(env.name)
             if config.sync_policy(app, env).automated
         ]
-        self.state.put_all(self._changed(head, config, syncs))
+        # The apps the commit touched are queued first, their syncs under way while the
+        # others (1,000 apps: a second or more) are checked for unchanged inputs.
+        memo = DigestMemo()  # apps share files and settings: each answered once
+        for part in ([w for w in syncs if w[2]], [w for w in syncs if not w[2]]):
+            self.state.put_all(
+                part if tree is None else self._changed(head, config, part, tree, memo)
+            )
 
-    def _changed(self, head: str, config: RepoConfig, syncs: list[Work]) -> list[Work]:
+    def _changed(
+        self,
+        head: str,
+        config: RepoConfig,
+        syncs: list[Work],
+        tree: GitTree,
+        memo: DigestMemo,
+    ) -> list[Work]:
         """The syncs to run: those of apps whose inputs at ``head`` are not the same as
         at their deployed revision (the module docstring); the others move on at once."""
         if not syncs:
             return syncs
         try:
             statuses = {(s.app, s.env): s for s in self.store.all_statuses()}
-            tree = GitTree(self.source.git_dir, head)
         except GitswarmError:
             return syncs
-        memo = DigestMemo()  # apps share files and settings: each answered once
         same: dict[tuple[str, str], tuple[Work, str, Rendered]] = {}
         for work in syncs:
             _, app, env = work[0]
