@@ -42,7 +42,7 @@ from bench.turns import Turns
 from harness.gitserve import WorkingCopy
 
 PER_STACK = 5
-DEPLOY_TIMEOUT = 1800.0
+DEPLOY_TIMEOUT = 3600.0
 
 
 def _synced(agent: AgentProcess, sha: str, count: int, since: int) -> list[Event]:
