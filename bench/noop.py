@@ -98,6 +98,11 @@ def _commit_cost(
         "cpu": after["cpu"] - before["cpu"],
         "writes": after["writes"] - before["writes"],
         "renders": after["renders"] - before["renders"],
+        "requests": {
+            k: v - before["requests"].get(k, 0)
+            for k, v in after["requests"].items()
+            if v - before["requests"].get(k, 0)
+        },
     }
     return cost, events, pushed
 
@@ -260,14 +265,16 @@ def run(
         f"Stacks of {PER_STACK} services deployed by gitswarm, Git unchanged. One round = the "
         f"agent's poll of the remote + its drift check of every app. Medians of {rounds} "
         "steady rounds [min..max]; API reads = Docker GETs per round; writes = gitswarm's "
-        "Docker writes; changed = services whose Version.Index moved during the rounds and "
-        "the no-deploy commit before them.",
+        "own count of its Docker writes (DockerSwarm.writes: config/secret/service writes and "
+        "`docker stack deploy`) / non-GET Engine API requests, both over the steady rounds, "
+        "the first round and the no-deploy commit; changed = services whose Version.Index "
+        "moved during the rounds and the no-deploy commit before them.",
         header=(
             "stacks",
             "round wall",
             "round CPU",
             "API reads",
-            "writes",
+            "writes / non-GET",
             "changed",
             "agent RSS / peak",
             "load average",
@@ -284,7 +291,7 @@ def run(
                 wall.text(),
                 cpu.text(spread=False),
                 f"{reads.median:.0f}",
-                str(_writes(r)),
+                f"{_writes(r)} / {_non_get(r)}",
                 str(len(r["changed"])),
                 f"{r['rss']:.0f} / {r['peak']:.0f} MB"
                 + (f" + Rego {r['children']:.0f} MB" if r.get("children") else ""),
@@ -397,6 +404,7 @@ def run(
         big = results[-1]
         big_wall = Sample.of(s["wall"] for s in big["steady"]).median
         writes = sum(_writes(r) for r in results)
+        non_get = sum(_non_get(r) for r in results)
         changed = sum(len(r["changed"]) for r in results)
         peak = max(r["peak"] for r in results)
         quiet = all(r["fetches"] == 0 for r in results) and all(
@@ -417,8 +425,8 @@ def run(
             Target(
                 "Docker writes in no-op rounds and no-deploy commits",
                 "0",
-                f"{writes} writes, {changed} services changed",
-                writes == 0 and changed == 0,
+                f"{writes} writes, {non_get} non-GET requests, {changed} services changed",
+                writes == 0 and non_get == 0 and changed == 0,
             ),
             Target(
                 "a poll with nothing new",
@@ -483,6 +491,13 @@ def _load_text(r: dict[str, Any]) -> str:
     """The 1-minute load average at the start and at the end of the measured part."""
     (start, _, _), (end, _, _) = r["load"]
     return f"{start:.1f} -> {end:.1f}"
+
+
+def _non_get(r: dict[str, Any]) -> int:
+    """Engine API requests other than GET/HEAD in the rounds and the no-deploy commit
+    (docker-py's, counted by method; the CLI's are in ``writes``)."""
+    replies = [*r["steady"], r["first"], r["commit"]]
+    return sum(_requests(x)[1] for x in replies)
 
 
 def _writes(r: dict[str, Any]) -> int:
