@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
 log = logging.getLogger("gitswarm.sync")
 
 
+Loaded = tuple[Inputs, str, RepoConfig]  # settings, what loading them read, its digest
 # The sync lock's lease: short, so a dead holder frees it soon; renewed while syncing.
 SYNC_LEASE = 30.0
 
@@ -135,13 +136,9 @@ class Reconciler:
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
     # 80% of each sync; bench/ issue 7).
     _configs: dict[str, RepoConfig] = field(default_factory=dict, init=False, repr=False)
-    # The last settings loaded, with what loading them read (gitswarm.yml,
-    # applications/*.yml: render/inputs.py) and its digest: a revision that gives the
-    # same answers has the same settings, without reading 1,000 files again (a commit to
-    # one app's compose file; issue 18).
-    _loaded: list[tuple[Inputs, str, RepoConfig]] = field(
-        default_factory=list, init=False, repr=False
-    )
+    # The last settings loaded, with what loading them read (render/inputs.py) and its
+    # digest: a revision with the same answers has the same settings (issue 18).
+    _loaded: list[Loaded] = field(default_factory=list, init=False, repr=False)
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -268,7 +265,7 @@ class Reconciler:
             config = self._configs.get(revision)
             if config is None:
                 tree = tree or GitTree(self.source.git_dir, revision)
-                config = self._same_settings(tree)
+                config = self._same_settings(tree)  # not 1,000 files again for nothing
                 if config is None:
                     recording = RecordingTree(tree)
                     config = load_config(recording)  # a bad commit raises, nothing is kept
