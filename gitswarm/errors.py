@@ -44,6 +44,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
         ├── PromotionError   PromotionFailed | GateFailed                 failed
+        │   └── GateNotAllowed  GateNotAllowed                            stalling
         ├── RegistryError    RegistryFailed                               transient
         └── SandboxError     SandboxFailed                                transient
 
@@ -124,6 +125,9 @@ class Reason(StrEnum):
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
     GATE_FAILED = "GateFailed"
+    # a gate the operator's config refuses: an http URL outside promotion.http_allow, a
+    # command not in promotion.commands; nothing was sent or run
+    GATE_NOT_ALLOWED = "GateNotAllowed"
     REGISTRY_FAILED = "RegistryFailed"
     SANDBOX_FAILED = "SandboxFailed"
     # the HTTP edge
@@ -383,10 +387,19 @@ class PromotionError(OperationError):
     reason = Reason.PROMOTION_FAILED
 
     GATE_FAILED = Reason.GATE_FAILED
+    GATE_NOT_ALLOWED = Reason.GATE_NOT_ALLOWED
     APPROVAL_REQUIRED = Reason.APPROVAL_REQUIRED
     HOLD_ACTIVE = Reason.HOLD_ACTIVE
     EXPIRED = Reason.PROMOTION_EXPIRED
     REJECTED = Reason.PROMOTION_REJECTED
+
+
+class GateNotAllowed(PromotionError):
+    """A gate the operator's config does not allow: an ``http`` gate's URL (or a redirect)
+    outside ``promotion.http_allow``, or at an address never reached (promote/egress.py).
+    Nothing was sent; the commit or the operator's config must change."""
+
+    reason = Reason.GATE_NOT_ALLOWED
 
 
 class RegistryError(OperationError):

@@ -1,7 +1,8 @@
-"""The one authorization decision of gitswarm's HTTP side: may this caller do this action
-in this environment? Called by the JSON API (v1.py) and by the dashboard (dashboard/),
-for the button it shows and again for the request it answers, so a page never offers
-what its endpoint would refuse, and an endpoint refuses what a page does not offer.
+"""The one authorization decision of gitswarm: may this caller do this action in this
+environment? Called by the JSON API (v1.py, promotions.py), by the dashboard
+(dashboard/), for the button it shows and again for the request it answers, so a page
+never offers what its endpoint would refuse, and by the CLI's ``approve``/``reject``
+(cli/promote.py), for the store's user named by ``$GITSWARM_ACTOR`` (``cli_caller``).
 
     action            role needed in the environment
     view              viewer     (status, diff, history, operations, DORA, promotions)
@@ -9,7 +10,9 @@ what its endpoint would refuse, and an endpoint refuses what a page does not off
     rollback          deployer
     override-window   admin      (deploy through a closed deployment window)
     promote           deployer   (of the target environment)
-    approve, reject   approver   (of the target environment)
+    approve, reject   approver   (of the target environment; never the requester of
+                                  the promotion decided on: ``requester``)
+    release-hold      deployer   (of the hold's environment)
 
 Roles include others: ``deployer`` and ``approver`` are viewers too, ``admin`` is all
 four (settings.ROLE_INCLUDES). An anonymous caller (``anonymous_read``) may only view.
@@ -20,20 +23,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
-from gitswarm.api.auth import Caller
+from gitswarm.api.auth import Caller, grants_of
 from gitswarm.api.errors import Forbidden, Unauthorized
 from gitswarm.api.plumbing import call
 from gitswarm.api.settings import AuditSink, Role
 from gitswarm.errors import GitswarmError
+from gitswarm.model.account import User
 
 log = logging.getLogger("gitswarm.api")
 
 Action = Literal["view", "sync", "rollback", "override-window", "promote", "approve", "reject"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
+# Not a button of the dashboard's (``ACTIONS``): the API's hold release.
+AnyAction = Action | Literal["release-hold"]
+DECISIONS = ("approve", "reject")
 
-REQUIRED_ROLE: Mapping[Action, Role] = {
+
+class AccountsReader(Protocol):
+    """What ``cli_caller`` reads of the store (store/accounts.py)."""
+
+    def get_user(self, name: str) -> User | None: ...
+
+
+REQUIRED_ROLE: Mapping[AnyAction, Role] = {
     "view": "viewer",
     "sync": "deployer",
     "rollback": "deployer",
@@ -41,31 +55,58 @@ REQUIRED_ROLE: Mapping[Action, Role] = {
     "promote": "deployer",
     "approve": "approver",
     "reject": "approver",
+    "release-hold": "deployer",
 }
 
 
-def permits(caller: Caller, action: Action, env: str | None) -> bool:
-    """Whether ``caller`` may do ``action`` in ``env`` (None: in every environment)."""
+def permits(
+    caller: Caller, action: AnyAction, env: str | None, *, requester: str | None = None
+) -> bool:
+    """Whether ``caller`` may do ``action`` in ``env`` (None: in every environment);
+    for a decision on a promotion, ``requester`` is who asked for it."""
     role = REQUIRED_ROLE[action]
     if caller.anonymous and role != "viewer":
+        return False
+    if action in DECISIONS and requester is not None and caller.user == requester:
         return False
     return caller.allows(role, env)
 
 
-def authorize(caller: Caller, action: Action, env: str | None) -> None:
-    """Nothing if permitted; Unauthorized (401) for an anonymous caller, else Forbidden."""
-    if permits(caller, action, env):
+def authorize(
+    caller: Caller, action: AnyAction, env: str | None, *, requester: str | None = None
+) -> None:
+    """Nothing if permitted; Unauthorized (401) for an anonymous caller, else Forbidden
+    (the requester deciding on their own promotion, or a missing role)."""
+    if permits(caller, action, env, requester=requester):
         return
     role = REQUIRED_ROLE[action]
     if caller.anonymous:
         raise Unauthorized(f"acting as {role} needs a bearer token or a signed-in user")
+    if action in DECISIONS and requester is not None and caller.user == requester:
+        raise Forbidden(f"{caller.user} requested this promotion and cannot {action} it")
     caller.require(role, env)  # raises Forbidden with the usual wording
     raise Forbidden(f"{caller.user} may not {action}")  # pragma: no cover - require raised
 
 
+def cli_caller(user: str, accounts: AccountsReader) -> Caller:
+    """The store's user ``user`` as a caller of the CLI, with that user's role bindings;
+    Forbidden when the store has no such user, or the user holds no role."""
+    record = accounts.get_user(user)
+    if record is None:
+        raise Forbidden(
+            f"{user} is not a user of the state store, so holds no role here: acting as "
+            "a user needs one (`gitswarm user add NAME --role approver --env ENV`; the CLI "
+            "acts as $GITSWARM_ACTOR, default: the login name)"
+        )
+    grants = grants_of(record.name, record.bindings)
+    if not grants:
+        raise Forbidden(f"{user} holds no role in any environment")
+    return Caller(grants, via="cli")
+
+
 async def enforce(
     caller: Caller,
-    action: Action,
+    action: AnyAction,
     env: str | None,
     *,
     target: str,

@@ -34,7 +34,7 @@ log = logging.getLogger("gitswarm.api")
 
 ANONYMOUS = Grant("anonymous", frozenset({"viewer"}), frozenset({ALL_ENVS}))
 
-Via = Literal["token", "session", "anonymous"]
+Via = Literal["token", "session", "anonymous", "cli"]
 
 
 @dataclass(frozen=True)

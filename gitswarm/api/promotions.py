@@ -8,10 +8,10 @@
     GET  /api/v1/holds[?all=true]            holds after rollbacks                viewer
     POST /api/v1/holds/{id}/release          {reason}                             deployer there
 
-Who may do what is decided in one place, ``authorize`` (the role each action needs, in
-the environment it acts on, and never the requester deciding on their own promotion),
-so that the users and sessions of the dashboard can take it over in one change. Every
-decision is audited before it acts; a refused one is audited too.
+Who may do what is decided in one place, access.py's ``authorize`` (the role each action
+needs, in the environment it acts on, and never the requester deciding on their own
+promotion), the same for the dashboard and the CLI's approve/reject. Every decision is
+audited before it acts; a refused one is audited too.
 
 Replays: an approval is one user's decision on one promotion, kept in the store. A
 captured approve request sent again is that user deciding again: refused (400, "already
@@ -22,17 +22,18 @@ the store; the promotion is committed once.
 # No `from __future__ import annotations`: FastAPI reads the annotations at run time.
 import logging
 from collections.abc import Mapping
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
+from gitswarm.api.access import AnyAction, authorize
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
-from gitswarm.api.settings import ApiSettings, Role
+from gitswarm.api.settings import ApiSettings
 from gitswarm.errors import GitswarmError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
 
@@ -40,15 +41,6 @@ log = logging.getLogger("gitswarm.api")
 
 MAX_TEXT = 500
 MAX_IMAGES = 20
-
-# action -> the role it needs in the environment it acts on.
-ACTIONS: Mapping[str, Role] = {
-    "read": "viewer",
-    "promote": "deployer",
-    "approve": "approver",
-    "reject": "approver",
-    "release-hold": "deployer",
-}
 
 
 class PromotionsPort(Protocol):
@@ -84,18 +76,6 @@ class PromotionsPort(Protocol):
     def holds_by_pair(self) -> Mapping[tuple[str, str], list[dict[str, Any]]]: ...
 
 
-def authorize(who: Caller, action: str, env: str | None, *, requester: str | None = None) -> None:
-    """The one authorization call of the promotion routes: Unauthorized for anonymous
-    writes, Forbidden unless ``who`` holds the action's role in ``env``, and Forbidden
-    for a requester deciding on their own promotion."""
-    role = ACTIONS[action]
-    if who.anonymous and role != "viewer":
-        raise Unauthorized(f"acting as {role} needs a bearer token")
-    who.require(role, env)
-    if action in ("approve", "reject") and requester is not None and who.user == requester:
-        raise Forbidden(f"{who.user} requested this promotion and cannot {action} it")
-
-
 def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     authenticator = Authenticator(settings)
     bearer = HTTPBearer(auto_error=False, description="A token configured in api.tokens")
@@ -109,7 +89,7 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
         prefix="/api/v1", tags=["promotion"], responses=error_responses(400, 401, 403, 404, 409)
     )
 
-    async def guarded(who: Caller, action: str, env: str, target: str, **kw: Any) -> None:
+    async def guarded(who: Caller, action: AnyAction, env: str, target: str, **kw: Any) -> None:
         try:
             authorize(who, action, env, **kw)
         except (Forbidden, Unauthorized):
@@ -151,10 +131,12 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     @router.get("/promotions/{promotion_id}", summary="One promotion")
     async def one(who: Who, promotion_id: Id) -> JSONResponse:
         row = await call(service.get, promotion_id)
-        authorize(who, "read", str(row["to"]))
+        authorize(who, "view", str(row["to"]))
         return ok_response({"promotion": row})
 
-    async def decide(who: Caller, promotion_id: int, request: Request, action: str) -> JSONResponse:
+    async def decide(
+        who: Caller, promotion_id: int, request: Request, action: Literal["approve", "reject"]
+    ) -> JSONResponse:
         known = {"comment"} if action == "approve" else {"reason"}
         body = _body(await read_body(request, settings.max_body_bytes), known)
         text = body.get("comment" if action == "approve" else "reason", "")

@@ -16,25 +16,29 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gitswarm.cli.operator import config_option
 from gitswarm.cli.output import emit_json, guarded
 from gitswarm.errors import GitswarmError, UsageError
+from gitswarm.model.reads import StatusReads
 
 if TYPE_CHECKING:  # the modules behind these load when a command runs (cli/main.py)
     from gitswarm.model.config import RepoConfig
+    from gitswarm.model.promotion import Hold
     from gitswarm.plan import Plan
+    from gitswarm.reconcile.recorded import Recorded, StatusRow
     from gitswarm.reconcile.sync import Reconciler, SyncOutcome
     from gitswarm.source.repo import RepoSource
     from gitswarm.store import Store
 
 REPO_HELP = "The GitOps repository: a local clone (default: the current folder) or a Git URL."
+S = TypeVar("S", bound=StatusReads)
 STATE_HELP = "The state store: a SQLite path or a PostgreSQL URL (default: $GITSWARM_STATE)."
 
 
@@ -51,13 +55,17 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Progress:
-    """Stages and convergence on a terminal (rich); silent when not a terminal."""
+    """Stages and convergence on a terminal (rich); silent when not a terminal (then
+    rich is not even imported: it is a tenth of ``status --live --json``)."""
 
     def __init__(self, enabled: bool) -> None:
-        from rich.console import Console
+        self.console: Any = None
+        self.enabled = enabled and sys.stderr.isatty()
+        if self.enabled:
+            from rich.console import Console
 
-        self.console: Console = Console(stderr=True)
-        self.enabled = enabled and self.console.is_terminal
+            self.console = Console(stderr=True)
+            self.enabled = self.console.is_terminal
         self._status: Any = None
 
     def __call__(self, message: str) -> None:
@@ -102,8 +110,14 @@ class Session:
 
 
 @contextlib.contextmanager
-def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
+def pipeline(
+    repo: str, open_store: Callable[[], S], *, as_json: bool, reads_only: bool = False
+) -> Iterator[tuple[RepoSource, Reconciler[S], Progress]]:
+    """The repository (fetched when it is a URL), a Reconciler over the store
+    ``open_store`` opens (after the repository opened), and the progress display.
+    ``reads_only``: the command reads the swarm and never writes to it (``status``)."""
     from gitswarm.sandbox.rego import RegoSandbox
+    from gitswarm.swarm.engine import reads_client
 
     with RegoSandbox() as rego:  # this command's own, like the pool and the verifier
         if "://" not in repo and any(Path(repo, "policies").glob("*.rego")):
@@ -112,16 +126,18 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
         from gitswarm.reconcile.sync import Reconciler
         from gitswarm.source.repo import RepoSource
         from gitswarm.source.verify import Verifier
-        from gitswarm.store import Store
         from gitswarm.swarm.pool import SwarmPool
 
+        # status only reads the swarm: over a unix socket with the standard library
+        # (swarm/engine.py), without importing docker-py and requests
+        factory: dict[str, Any] = {"factory": reads_client} if reads_only else {}
         settings = operator()  # the agent config's targets: and providers: (--config)
         source = RepoSource.open(repo)
         if source.remote is not None:
             source.fetch()
-        store = Store(state)
+        store = open_store()
         progress = Progress(enabled=not as_json)
-        pool, verifier = SwarmPool(targets=settings.targets), Verifier()
+        pool, verifier = SwarmPool(**factory, targets=settings.targets), Verifier()
         reconciler = Reconciler(
             source=source,
             store=store,
@@ -132,12 +148,39 @@ def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]
             providers=settings.providers,
         )
         try:
-            yield Session(source, store, reconciler, progress)
+            yield source, reconciler, progress
         finally:
             progress.stop()
             pool.close()
             verifier.close()
             store.close()
+
+
+@contextlib.contextmanager
+def session(repo: str, state: str | None, *, as_json: bool) -> Iterator[Session]:
+    """A command that may record: a Reconciler over a ``Store`` (SQLAlchemy)."""
+
+    def open_store() -> Store:
+        from gitswarm.store import Store
+
+        return Store(state)
+
+    with pipeline(repo, open_store, as_json=as_json) as (source, reconciler, progress):
+        yield Session(source, reconciler.store, reconciler, progress)
+
+
+def status_reads(state: str | None) -> StatusReads:
+    """What ``status`` reads: a current local SQLite store through store/quick.py
+    (sqlite3, no SQLAlchemy), anything else (PostgreSQL, a store to create or migrate)
+    through a ``Store``. Both are ``StatusReads`` (model/reads.py)."""
+    from gitswarm.store import quick
+
+    reads = quick.reads(state)
+    if reads is not None:
+        return reads
+    from gitswarm.store import Store
+
+    return Store(state)
 
 
 def _actor() -> str:
@@ -291,74 +334,158 @@ def sync(
 @click.command()
 @click.option("--env", "env", default=None, help="Only this environment.")
 @click.option("--app", "app", default=None, help="Only this application.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Render Git's head and read the swarm now, instead of what the agent recorded.",
+)
 @repo_option
 @state_option
 @config_option
 @json_option
-def status(env: str | None, app: str | None, repo: str, state: str | None, as_json: bool) -> None:
+def status(
+    env: str | None, app: str | None, live: bool, repo: str, state: str | None, as_json: bool
+) -> None:
     """Applications × environments: revision, sync, health, last operation, drift."""
 
     def run() -> None:
-        from rich.console import Console
-        from rich.table import Table
+        from gitswarm.reconcile.recorded import recorded
 
-        from gitswarm.reconcile.status import live_status
-
-        with session(repo, state, as_json=as_json) as s:
-            config = s.config()
-            pairs = [
-                (a.name, e.name)
-                for e in config.environments
-                if env in (None, e.name)
-                for a in config.apps_for(e.name)
-                if app in (None, a.name)
-            ]
-            if not pairs:
-                raise UsageError("no application matches --env/--app")
-            results = [live_status(s.reconciler, a, e) for a, e in pairs]
-            holds = {(a, e): s.store.holds(a, e) for a, e in pairs}
-        if as_json:
-            rows = [
-                {**r.as_dict(), "holds": [h.as_dict() for h in holds[(r.app, r.env)]]}
-                for r in results
-            ]
-            emit_json({"ok": True, "statuses": rows})
+        reads = status_reads(state)
+        try:
+            found = "--live" if live else recorded(reads, env, app)
+        except BaseException:
+            reads.close()
+            raise
+        if not isinstance(found, str) and found.rows:
+            reads.close()
+            _print_recorded(found, as_json)
             return
-        table = Table(box=None, pad_edge=False)
-        for column in ("APP", "ENV", "SYNC", "HEALTH", "HEAD", "DEPLOYED", "LAST", "MESSAGE"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(
-                r.app,
-                r.env,
-                r.sync,
-                r.health,
-                (r.head or "-")[:12],
-                (r.deployed or "-")[:12],
-                r.last_result or "-",
-                (f"[{r.reason}] " if r.reason else "") + r.message,
-            )
-        Console(width=200).print(table)
-        for r in results:
-            for d in r.drift:
-                fields = ", ".join(
-                    f"{x['field']}: {x['before']!r} -> {x['after']!r}" for x in d["drift"]
-                )
-                click.echo(f"drift {r.app}/{r.env} {d['service']}: {fields or d['note']}")
-            for held in holds[(r.app, r.env)]:
-                images = ", ".join(f"{k}:{v}" for k, v in sorted(held.images.items()))
-                click.echo(
-                    f"hold {held.id} {r.app}/{r.env}: automation keeps "
-                    f"{images or 'its revision'} rolled back (gitswarm hold release "
-                    f"{held.id} --reason ...)"
-                )
-            for orphan in r.orphans:
-                click.echo(
-                    f"orphan {r.app}/{r.env} {orphan}: deployed by gitswarm, "
-                    "gone from Git (prune is off)"
-                )
+        if not isinstance(found, str):  # the agent watches none of these: ask Git
+            found = "the agent watches no application matching --env/--app"
+        _live_status(reads, env, app, repo, found, as_json)
 
     guarded(as_json, run)
+
+
+def _print_recorded(found: Recorded, as_json: bool) -> None:
+    at = found.observed_at.isoformat(timespec="seconds")
+    if as_json:
+        emit_json(
+            {
+                "ok": True,
+                "source": "agent",
+                "agent": found.holder,
+                "observed_at": found.observed_at.isoformat(),
+                "head": found.head,
+                "polled_at": found.polled_at.isoformat() if found.polled_at else None,
+                "git_error": found.error,
+                "statuses": [
+                    {**r.as_dict(), "holds": [h.as_dict() for h in found.holds[(r.app, r.env)]]}
+                    for r in found.rows
+                ],
+            }
+        )
+        return
+    _print_rows(found.rows, found.holds)
+    line = f"as recorded by agent {found.holder} at {at}"
+    if found.error is not None:
+        polled = found.polled_at.isoformat(timespec="seconds") if found.polled_at else "never"
+        line += f" (its last poll of Git failed: {found.error}; head as of {polled})"
+    click.echo(line)
+
+
+def _live_status(
+    reads: StatusReads, env: str | None, app: str | None, repo: str, why: str, as_json: bool
+) -> None:
+    from gitswarm.reconcile.status import live_status
+
+    with pipeline(repo, lambda: reads, as_json=as_json, reads_only=True) as (
+        source,
+        reconciler,
+        _,
+    ):
+        config = reconciler.config_at(source.head())
+        pairs = [
+            (a.name, e.name)
+            for e in config.environments
+            if env in (None, e.name)
+            for a in config.apps_for(e.name)
+            if app in (None, a.name)
+        ]
+        if not pairs:
+            raise UsageError("no application matches --env/--app")
+        results = [live_status(reconciler, a, e) for a, e in pairs]
+        holds = {(a, e): reconciler.store.holds(a, e) for a, e in pairs}
+        now = reconciler.clock.now()
+    if as_json:
+        rows = [
+            {**r.as_dict(), "holds": [h.as_dict() for h in holds[(r.app, r.env)]]} for r in results
+        ]
+        emit_json(
+            {
+                "ok": True,
+                "source": "live",
+                "live_because": why,
+                "observed_at": now.isoformat(),
+                "statuses": rows,
+            }
+        )
+        return
+    _print_rows(results, holds)
+    click.echo(f"live: Git's head rendered and the swarm read now ({why})")
+
+
+def _print_rows(rows: Sequence[StatusRow], holds: Mapping[tuple[str, str], Sequence[Hold]]) -> None:
+    """The table, then a line per drifted service, hold and orphan."""
+    click.echo(
+        _table(
+            ("APP", "ENV", "SYNC", "HEALTH", "HEAD", "DEPLOYED", "LAST", "MESSAGE"),
+            [
+                (
+                    r.app,
+                    r.env,
+                    r.sync,
+                    r.health,
+                    (r.head or "-")[:12],
+                    (r.deployed or "-")[:12],
+                    r.last_result or "-",
+                    (f"[{r.reason}] " if r.reason else "") + r.message,
+                )
+                for r in rows
+            ],
+        )
+    )
+    for r in rows:
+        for d in r.drift:
+            fields = ", ".join(
+                f"{x['field']}: {x['before']!r} -> {x['after']!r}" for x in d.get("drift", ())
+            )
+            click.echo(f"drift {r.app}/{r.env} {d['service']}: {fields or d.get('note', '')}")
+        for held in holds.get((r.app, r.env), ()):
+            images = ", ".join(f"{k}:{v}" for k, v in sorted(held.images.items()))
+            click.echo(
+                f"hold {held.id} {r.app}/{r.env}: automation keeps "
+                f"{images or 'its revision'} rolled back (gitswarm hold release "
+                f"{held.id} --reason ...)"
+            )
+        for orphan in r.orphans:
+            click.echo(
+                f"orphan {r.app}/{r.env} {orphan}: deployed by gitswarm, "
+                "gone from Git (prune is off)"
+            )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart (the last one unpadded):
+    plain text, as fast for a thousand rows as for one."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(
+            [*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]
+        ).rstrip()
+        for row in [header, *rows]
+    )
 
 
 @click.command()

@@ -5,8 +5,12 @@ sync` does. The command gates a promotion may run come from the operator's confi
 (``--config``, the agent's config file: its ``promotion:`` section), never from the
 repository (promote/operator.py says why). Whoever runs these commands holds the store
 and the right to push: they act as ``$GITSWARM_ACTOR`` (default: the login name),
-recorded in the audit trail; the rules of promotion (distinct approvers, never the
-requester) apply to them as to the API, where roles are enforced per token.
+recorded in the audit trail. ``approve`` and ``reject`` act as that user of the store
+(`gitswarm user add`): api/access.py's one ``authorize`` decides, as for the API and
+the dashboard (the approver role in the target environment, never the requester), and
+a refusal is audited and exits 2 (Forbidden). That keeps an approval from being made
+by someone who simply names another user; it does not make the store a boundary:
+whoever can write the store directly can add a user, so store access is admin's.
 """
 
 from __future__ import annotations
@@ -17,24 +21,28 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from gitswarm.cli.output import emit_json, guarded
-from gitswarm.errors import UsageError
+from gitswarm.errors import Reason, UsageError
 
 if TYPE_CHECKING:
     from gitswarm.promote.pipeline import Promoter, PromotionOutcome
 
+Decision = Literal["approve", "reject"]
 REPO_HELP = "The GitOps repository: a local clone (default: the current folder) or a Git URL."
 STATE_HELP = "The state store: a SQLite path or a PostgreSQL URL (default: $GITSWARM_STATE)."
-CONFIG_HELP = "The agent's config file: its promotion.commands are what command gates run."
+CONFIG_HELP = (
+    "The agent's config file: its promotion.commands are what command gates run, its "
+    "promotion.http_allow where http gates may go (default: $GITSWARM_CONFIG)."
+)
 
 
 def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
-    fn = click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)(fn)
+    """``--json``, ``--state``, ``--repo`` and ``--config``: the commands that promote."""
+    fn = _store_options(fn)
     fn = click.option("--repo", default=".", show_default=True, help=REPO_HELP)(fn)
     fn = click.option(
         "--config",
@@ -47,8 +55,33 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--state`` and ``--json``: the commands that read or write the store alone."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+    return click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)(fn)
+
+
 def _actor() -> str:
     return os.environ.get("GITSWARM_ACTOR") or getpass.getuser()
+
+
+def _authorize_decision(promoter: Promoter, promotion_id: int, action: Decision) -> str:
+    """The acting user, once access.authorize lets it ``action`` the promotion; else a
+    UsageError (Forbidden, exit 2), audited."""
+    from gitswarm.api.access import authorize, cli_caller
+    from gitswarm.api.errors import Forbidden
+
+    actor = _actor()
+    store = promoter.store
+    promotion = store.get_promotion(promotion_id)
+    try:
+        caller = cli_caller(actor, store)
+        authorize(caller, action, promotion.to_env, requester=promotion.requested_by)
+    except Forbidden as exc:
+        details = {"via": "cli", "result": "forbidden", "promotion": promotion_id}
+        store.audit(actor, action, f"{promotion.app}/{promotion.to_env}", details)
+        raise UsageError(exc.message, reason=Reason.FORBIDDEN) from None
+    return actor
 
 
 class _Progress:
@@ -67,8 +100,9 @@ class _Progress:
 
 @contextlib.contextmanager
 def _promoter(
-    repo: str, state: str | None, config_path: Path | None, *, as_json: bool
+    *, repo: str, state: str | None, config_path: Path | None, as_json: bool
 ) -> Iterator[Promoter]:
+    """The Promoter of a command with ``_options`` (its keyword arguments, as given)."""
     from gitswarm.promote.operator import load_operator_settings
     from gitswarm.promote.pipeline import Promoter
     from gitswarm.reconcile.sync import Reconciler
@@ -88,7 +122,12 @@ def _promoter(
         source=source, store=store, swarm_for=pool, progress=progress, verifier=verifier
     )
     try:
-        yield Promoter(reconciler, commands=operator.commands, progress=progress)
+        yield Promoter(
+            reconciler,
+            commands=operator.commands,
+            http_allow=operator.http_allow,
+            progress=progress,
+        )
     finally:
         pool.close()
         verifier.close()
@@ -142,24 +181,17 @@ def promote(
     app: str | None,
     images: tuple[str, ...],
     dry_run: bool,
-    config_path: Path | None,
-    repo: str,
-    state: str | None,
-    as_json: bool,
+    **where: Any,
 ) -> None:
     """Promote the image tags deployed and healthy in one environment to the next."""
+    as_json = bool(where["as_json"])
 
     def run() -> None:
-        from gitswarm.promote.core.tags import parse_image_arg
+        from gitswarm.promote.core.tags import parse_image_args
         from gitswarm.promote.pipeline import PromoteRequest
 
-        refs = []
-        for text in images:
-            try:
-                refs.append(parse_image_arg(text))
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        with _promoter(repo, state, config_path, as_json=as_json) as promoter:
+        refs = parse_image_args(images)
+        with _promoter(**where) as promoter:
             _head, config = promoter.config()
             try:
                 config.environment(target)
@@ -176,61 +208,55 @@ def promote(
                     )
                 name = names[0]
             outcome = promoter.promote(
-                PromoteRequest(name, source, target, tuple(refs), dry_run=dry_run, actor=_actor())
+                PromoteRequest(name, source, target, refs, dry_run=dry_run, actor=_actor())
             )
         _finish(outcome, as_json)
 
     guarded(as_json, run)
 
 
-@click.command()
-@click.argument("promotion_id", type=click.IntRange(min=1))
-@click.option("--comment", default="", help="Recorded with the approval.")
-@_options
-def approve(
-    promotion_id: int,
-    comment: str,
-    config_path: Path | None,
-    repo: str,
-    state: str | None,
-    as_json: bool,
-) -> None:
-    """Approve a pending promotion; the last approval it needs commits it."""
+def _decision(action: Decision, text: str, text_help: str, doc: str) -> click.Command:
+    """``approve`` or ``reject``: the promotion, a text (``--comment``/``--reason``) and
+    the promoting options; the acting user is authorized, then decides."""
 
-    def run() -> None:
-        with _promoter(repo, state, config_path, as_json=as_json) as promoter:
-            outcome = promoter.approve(promotion_id, _actor(), comment)
-        _finish(outcome, as_json)
+    @click.command(name=action, help=doc)
+    @click.argument("promotion_id", type=click.IntRange(min=1))
+    @click.option(f"--{text}", "text", default="", help=text_help)
+    @_options
+    def command(promotion_id: int, text: str, **where: Any) -> None:
+        as_json = bool(where["as_json"])
 
-    guarded(as_json, run)
+        def run() -> None:
+            with _promoter(**where) as promoter:
+                actor = _authorize_decision(promoter, promotion_id, action)
+                if action == "approve":
+                    outcome = promoter.approve(promotion_id, actor, text)
+                else:
+                    outcome = promoter.reject(promotion_id, actor, text)
+            _finish(outcome, as_json)
+
+        guarded(as_json, run)
+
+    return command
 
 
-@click.command()
-@click.argument("promotion_id", type=click.IntRange(min=1))
-@click.option("--reason", default="", help="[required] Why; recorded and notified.")
-@_options
-def reject(
-    promotion_id: int,
-    reason: str,
-    config_path: Path | None,
-    repo: str,
-    state: str | None,
-    as_json: bool,
-) -> None:
-    """Reject a pending promotion: it ends, nothing is committed."""
-
-    def run() -> None:
-        with _promoter(repo, state, config_path, as_json=as_json) as promoter:
-            outcome = promoter.reject(promotion_id, _actor(), reason)
-        _finish(outcome, as_json)
-
-    guarded(as_json, run)
+approve = _decision(
+    "approve",
+    "comment",
+    "Recorded with the approval.",
+    "Approve a pending promotion; the last approval it needs commits it.",
+)
+reject = _decision(
+    "reject",
+    "reason",
+    "[required] Why; recorded and notified.",
+    "Reject a pending promotion: it ends, nothing is committed.",
+)
 
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Every promotion, not only pending ones.")
-@click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_store_options
 def promotions(show_all: bool, state: str | None, as_json: bool) -> None:
     """Promotions waiting for approval, oldest first (--all: every one, newest first)."""
 
@@ -264,8 +290,7 @@ def hold() -> None:
 
 @hold.command(name="list")
 @click.option("--all", "show_all", is_flag=True, help="Released holds too.")
-@click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_store_options
 def hold_list(show_all: bool, state: str | None, as_json: bool) -> None:
     """Active holds (with --all: released ones too), newest first."""
 
@@ -291,8 +316,7 @@ def hold_list(show_all: bool, state: str | None, as_json: bool) -> None:
 @hold.command(name="release")
 @click.argument("hold_id", type=click.IntRange(min=1))
 @click.option("--reason", default="", help="[required] Why automation may go on.")
-@click.option("--state", default=None, envvar="GITSWARM_STATE", help=STATE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_store_options
 def hold_release(hold_id: int, reason: str, state: str | None, as_json: bool) -> None:
     """Release a hold: automation may apply newer tags to that app again."""
 

@@ -115,6 +115,7 @@ from gitswarm.source.providers import ProviderSet, parse_providers
 from gitswarm.source.repo import RepoSource
 from gitswarm.source.verify import Verifier
 from gitswarm.store import Store
+from gitswarm.swarm.client import clean_deploy_leftovers
 from gitswarm.swarm.pool import SwarmPool
 from gitswarm.swarm.targets import TargetTable, parse_targets
 
@@ -223,7 +224,7 @@ def load_serve_config(
             file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
             config_kwargs[key] = _retention(value, where, path, file_lines)
         elif key == "promotion":
-            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion")
+            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion", str(path))
         elif key == "project":
             message = check_name("project", str(value)) if isinstance(value, str) else None
             if not isinstance(value, str) or message:
@@ -433,6 +434,10 @@ def setup_logging(fmt: str, level: str) -> None:
 
 def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
+    log = logging.getLogger("gitswarm.serve")
+    # What a kill -9 mid-deploy left behind (this agent's predecessor, or a CLI's).
+    for folder in clean_deploy_leftovers():
+        log.info("removed %s, the deploy folder of a process that no longer runs", folder)
     source = RepoSource.open(config.repo, branch=config.branch)
     store = Store(config.state)
     notifier = Notifier(config.notifications)
@@ -469,7 +474,6 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
     promotions = promotion_side(reconciler, agent, config.promotion, stop)
     app = create_app(agent, api_settings, metrics, promotions, records=store)
     handle = serve_in_thread(app, host, port)
-    log = logging.getLogger("gitswarm.serve")
     log.info(
         "gitswarm agent %s listening on %s, following %s", agent.holder, handle.url, config.repo
     )
@@ -499,7 +503,7 @@ def promotion_side(
     from gitswarm.promote.pipeline import Promoter
     from gitswarm.promote.registry import RegistryClient
 
-    promoter = Promoter(reconciler, commands=settings.commands)
+    promoter = Promoter(reconciler, commands=settings.commands, http_allow=settings.http_allow)
     service = PromotionService(promoter)
     if settings.automation:
         automation = Automation(

@@ -136,6 +136,19 @@ class LockInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentSource:
+    """What the active agent last saw of Git, written after each of its polls: what
+    ``gitswarm status`` shows beside the statuses the agent recorded (store/source.py)."""
+
+    holder: str  # the agent (lease holder) that wrote it
+    updated_at: datetime  # its last poll, answered or not: when it last recorded
+    head: str | None = None  # the followed branch's head at its last good poll
+    apps: tuple[tuple[str, str, str], ...] = ()  # (app, env, stack) it watches at head
+    polled_at: datetime | None = None  # its last poll that the remote answered
+    error: str | None = None  # the last poll's error, until a poll succeeds
+
+
+@dataclass(frozen=True, slots=True)
 class Baseline:
     """A service's live spec as gitswarm saw it right after its own deploy: what drift
     detection compares the swarm against."""

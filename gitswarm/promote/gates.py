@@ -5,15 +5,24 @@ once when a promotion is requested and again just before its commit.
 Each gate gives a ``GateResult`` (core/message.py) with a one-line summary (goes into the
 commit) and its output (shown and stored on failure, never committed).
 
-- ``http``: one GET, no redirects followed, no credentials, no proxy from the environment,
-  bounded by its timeout, retried ``retries`` times ``interval`` seconds apart. What is
-  recorded is the status line, never the body: the URL comes from gitswarm.yml, and
-  whoever can push must not be able to read what the agent's network answers.
+- ``http``: one GET, only where the operator's ``promotion.http_allow`` lets it go
+  (egress.py: the URL and each redirect, up to 5, checked after DNS resolution, and the
+  connection made to the checked address), no credentials, no proxy from the
+  environment, each attempt bounded by its timeout in all, retried ``retries`` times
+  ``interval`` seconds apart; a refused URL fails the gate at once (GateNotAllowed),
+  nothing sent. What is recorded is the status line, never the body: the URL comes from
+  gitswarm.yml, and whoever can push must not be able to read what the agent's network
+  answers.
 - ``command``: an operator-defined command (``promotion.commands`` of the agent's or the
   CLI's config, never gitswarm.yml): its argv run without a shell, placeholders
   ``{app} {from} {to} {revision} {images}`` filled in as separate arguments, an
   environment of only PATH, HOME, LANG and ``GITSWARM_PROMOTION_*``, its own process
   group killed at the timeout; exit 0 passes. The last 4 KiB of its output are kept.
+  Its program is an absolute path or a bare name on PATH, and it runs in an empty folder
+  of its own: nothing of a checkout of the GitOps repository (where `gitswarm promote`
+  may be run) is what runs or where it runs. A gate naming a command the operator did
+  not define runs nothing and fails as GateNotAllowed, and so does one whose images are
+  not plain references (a repository that starts with '-' would pass for an option).
 """
 
 from __future__ import annotations
@@ -30,9 +39,18 @@ from typing import Any
 
 import httpx
 
-from gitswarm.errors import ConfigError
+from gitswarm.errors import ConfigError, GateNotAllowed
 from gitswarm.promote.core.message import GateResult, one_line
 from gitswarm.promote.core.settings import HttpGate, parse_duration
+from gitswarm.promote.core.tags import REPOSITORY, TAG
+from gitswarm.promote.egress import (
+    Egress,
+    HttpAllow,
+    PinnedBackend,
+    PinnedTransport,
+    Resolver,
+    system_resolve,
+)
 
 OUTPUT_LIMIT = 4096
 MAX_COMMAND_TIMEOUT = 3600.0
@@ -76,6 +94,14 @@ def commands_from_mapping(data: Any, where: str = "promotion.commands") -> dict[
             or not all(isinstance(a, str) and "\x00" not in a for a in argv)
         ):
             raise ConfigError(f"{at}.argv must be a non-empty list of strings (no shell)")
+        if "/" in argv[0] and not argv[0].startswith("/"):
+            raise ConfigError(
+                f"{at}.argv: {argv[0]!r} is a relative path; give the program's absolute path "
+                "or a bare name looked up on PATH (commands run in an empty folder of their "
+                "own, never in a checkout of the GitOps repository)"
+            )
+        if "{" in argv[0]:
+            raise ConfigError(f"{at}.argv: the program {argv[0]!r} cannot hold a placeholder")
         try:
             timeout = parse_duration(spec.get("timeout", 300)).total_seconds()
         except ValueError as exc:
@@ -113,6 +139,17 @@ class GateFacts:
 
 def run_command(command: GateCommand, facts: GateFacts) -> GateResult:
     name = f"command-{command.name}"
+    for repository, tag in sorted(facts.images.items()):
+        # They come from the commit: a plain reference only, so that none can pass for
+        # an option of the operator's program ("--output=/etc/x").
+        if not REPOSITORY.match(repository) or not TAG.match(tag):
+            return GateResult(
+                name,
+                False,
+                f"refused: {one_line(repository, 80)}:{one_line(tag, 80)} is not a plain "
+                "image reference; nothing run",
+                refused=True,
+            )
     values = facts.values()
     argv: list[str] = []
     for arg in command.argv:
@@ -126,7 +163,13 @@ def run_command(command: GateCommand, facts: GateFacts) -> GateResult:
     env |= dict(command.env)
     env |= {f"GITSWARM_PROMOTION_{k.upper()}": v for k, v in values.items()}
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out:
+    # An empty folder of its own as the working directory: `gitswarm promote` may run in
+    # a clone of the GitOps repository, whose files (a Makefile, a script a relative
+    # argument names) are the pusher's, not the operator's.
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryDirectory(prefix="gitswarm-gate-") as cwd,
+    ):
         try:
             proc = subprocess.Popen(
                 argv,
@@ -134,6 +177,7 @@ def run_command(command: GateCommand, facts: GateFacts) -> GateResult:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=cwd,
                 start_new_session=True,  # its own process group: killed whole at the timeout
             )
         except OSError as exc:
@@ -161,38 +205,76 @@ def run_command(command: GateCommand, facts: GateFacts) -> GateResult:
     return GateResult(name, True, f"exit 0 in {seconds:.1f}s", output, seconds)
 
 
-HttpClient = Callable[[float], httpx.Client]
+HttpClient = Callable[[float, Egress], httpx.Client]
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 
 
-def default_client(timeout: float) -> httpx.Client:
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+def default_client(timeout: float, egress: Egress) -> httpx.Client:
+    """A client that connects only where ``egress`` checked, within its deadline."""
+    return httpx.Client(
+        transport=PinnedTransport(PinnedBackend(egress)),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 def run_http(
     gate: HttpGate,
+    allow: HttpAllow,
     client: HttpClient = default_client,
     sleep: Callable[[float], None] = time.sleep,
+    resolve: Resolver = system_resolve,
 ) -> GateResult:
+    """``gate``'s GET, its URL and every redirect checked against the operator's
+    ``allow`` (egress.py) before anything is sent; a refusal is not retried."""
     started = time.monotonic()
     tries: list[str] = []
-    with client(gate.timeout) as http:
+    egress = Egress(allow, resolve)
+    follow = gate.status not in REDIRECTS
+    with client(gate.timeout, egress) as http:
         for attempt in range(gate.retries + 1):
             if attempt:
                 sleep(gate.interval)
+            egress.deadline = time.monotonic() + gate.timeout
+            url = httpx.URL(gate.url)
+            hops: list[str] = []
             try:
-                with http.stream("GET", gate.url) as response:
-                    status = response.status_code
-                    said = f"{status} {response.reason_phrase}".strip()
+                for _hop in range(MAX_REDIRECTS + 1):
+                    egress.check(url)
+                    with http.stream("GET", url) as response:
+                        status = response.status_code
+                        said = f"{status} {response.reason_phrase}".strip()
+                        location = response.headers.get("location")
+                    if not (follow and status in REDIRECTS and location):
+                        break
+                    url = url.join(location)
+                    hops.append(f"{said} -> {one_line(str(url), 160)}")
+            except GateNotAllowed as exc:
+                where = f"{gate.where}: " if gate.where else ""
+                how = f" (redirected: {'; '.join(hops)})" if hops else ""
+                why = f"{where}gate {gate.name}{how}: {exc}"
+                return GateResult(
+                    gate.name,
+                    False,
+                    f"GET {gate.url}: refused, nothing sent to {one_line(str(url), 120)}",
+                    "\n".join([*tries, why]),
+                    time.monotonic() - started,
+                    refused=True,
+                )
             except httpx.HTTPError as exc:
                 tries.append(f"try {attempt + 1}: {type(exc).__name__}: {one_line(str(exc), 160)}")
                 continue
+            if hops:
+                said += f" after {len(hops)} redirect{'s' if len(hops) > 1 else ''}"
             if status == gate.status:
                 seconds = time.monotonic() - started
                 return GateResult(
                     gate.name,
                     True,
                     f"GET {gate.url}: {said}" + (f" after {attempt + 1} tries" if attempt else ""),
-                    "\n".join([*tries, f"try {attempt + 1}: {said}"]),
+                    "\n".join([*tries, *hops, f"try {attempt + 1}: {said}"]),
                     seconds,
                 )
             tries.append(f"try {attempt + 1}: {said} (expected {gate.status})")

@@ -8,6 +8,9 @@
       interval: 30                # seconds between two automation rounds
       commands:                   # what `command:` gates in gitswarm.yml may name
         perf-test: {argv: [/opt/ci/perf-test.sh, "{to}", "{images}"], timeout: 10m}
+      http_allow:                 # where `http:` gates in gitswarm.yml may GET (egress.py)
+        - "http://127.0.0.1:8080/healthz"
+        - "10.20.0.0/16"
       registries:                 # credentials and endpoints, by registry host
         ghcr.io: {username: ci, password_env: GHCR_TOKEN}
         "127.0.0.1:5000": {endpoint: "http://10.0.0.5:5000"}
@@ -20,7 +23,9 @@ pusher run code there, with the agent's Docker socket and age identities in reac
 gitswarm.yml only *names* commands; the argv, timeout and environment of each are
 here, and a name the operator did not define fails its gate (nothing is run). Values a
 commit controls (app, environment names, tags) reach a command only as separate argv
-elements or ``GITSWARM_PROMOTION_*`` variables, never through a shell.
+elements or ``GITSWARM_PROMOTION_*`` variables, never through a shell. An ``http`` gate
+runs on the agent's host too, inside the operator's network: gitswarm.yml may write its
+URL, but only a URL that ``http_allow`` admits is ever asked for (none, by default).
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from gitswarm.errors import ConfigError
+from gitswarm.promote.egress import HttpAllow, parse_allow
 from gitswarm.promote.gates import GateCommand, commands_from_mapping
 from gitswarm.promote.registry import RegistryAuth, registries_from_mapping
 
-KEYS = ("automation", "interval", "commands", "registries")
+KEYS = ("automation", "interval", "commands", "http_allow", "registries")
 
 
 @dataclass(frozen=True)
@@ -47,16 +53,20 @@ class OperatorSettings:
     registries: Mapping[str, RegistryAuth] = field(default_factory=dict)
     automation: bool = True
     interval: float = 30.0
+    http_allow: HttpAllow = field(default_factory=HttpAllow)
 
 
 def operator_settings(
-    data: Any, environ: Mapping[str, str] | None = None, where: str = "promotion"
+    data: Any,
+    environ: Mapping[str, str] | None = None,
+    where: str = "promotion",
+    source: str = "the agent config",
 ) -> OperatorSettings:
-    """``promotion:`` of the agent's config as OperatorSettings; ConfigError naming the
-    key when it is wrong."""
+    """``promotion:`` of the agent's config (``source``) as OperatorSettings; ConfigError
+    naming the key when it is wrong."""
     environ = os.environ if environ is None else environ
     if data is None:
-        return OperatorSettings()
+        return OperatorSettings(http_allow=HttpAllow(source=source))
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping with {', '.join(KEYS)}")
     unknown = sorted(str(k) for k in data if k not in KEYS)
@@ -73,6 +83,7 @@ def operator_settings(
         registries=registries_from_mapping(data.get("registries"), environ, f"{where}.registries"),
         automation=automation,
         interval=float(interval),
+        http_allow=parse_allow(data.get("http_allow"), f"{where}.http_allow", source),
     )
 
 
@@ -81,16 +92,16 @@ def load_operator_settings(
 ) -> OperatorSettings:
     """The ``promotion:`` section of the agent's config file at ``path`` (None: none)."""
     if path is None:
-        return OperatorSettings()
+        return OperatorSettings(http_allow=HttpAllow(source="no agent config (--config)"))
     try:
         loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except (OSError, YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the agent config: {exc}") from None
     if loaded is None:
-        return OperatorSettings()
+        return OperatorSettings(http_allow=HttpAllow(source=str(path)))
     if not isinstance(loaded, Mapping):
         raise ConfigError(f"{path}:1: the agent config must be a mapping of settings")
-    return operator_settings(loaded.get("promotion"), environ, f"{path}: promotion")
+    return operator_settings(loaded.get("promotion"), environ, f"{path}: promotion", str(path))
 
 
 __all__ = ["OperatorSettings", "load_operator_settings", "operator_settings"]

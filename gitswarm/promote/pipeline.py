@@ -7,7 +7,9 @@
       images:  E1's tags (or --image, which must be what E1 runs)
       edits:   core/edits.py on E2's files at Git's head; nothing to change -> done
       gates:   soak, http, command, policy, window (gates.py); one fails -> GateFailed,
-               its output shown and stored, nothing committed
+               its output shown and stored, nothing committed; one the operator's
+               config refuses (an http URL not in http_allow, a command not defined)
+               -> GateNotAllowed (exit 2), nothing sent or run
       approvals: E2 needs N -> a pending promotion (store/promotions.py), notified;
                approve() by N distinct approvers (never the requester) commits it,
                after the gates have run once more
@@ -51,6 +53,7 @@ from gitswarm.promote.core.edits import EditPlan, current_images, plan_edits
 from gitswarm.promote.core.message import CommitFacts, GateResult, commit_message, one_line
 from gitswarm.promote.core.settings import PromotionSettings, promotion_settings
 from gitswarm.promote.core.tags import ImageRef, parse_image
+from gitswarm.promote.egress import HttpAllow, Resolver, system_resolve
 from gitswarm.promote.gates import (
     GateCommand,
     GateFacts,
@@ -188,7 +191,11 @@ class Source:
 class Promoter:
     reconciler: Reconciler
     commands: Mapping[str, GateCommand] = field(default_factory=dict)
+    # Where http gates may go (promotion.http_allow of the operator's config): nowhere
+    # unless the operator says so.
+    http_allow: HttpAllow = field(default_factory=HttpAllow)
     http: HttpClient = default_client
+    resolve: Resolver = system_resolve
     progress: Callable[[str], None] = lambda _msg: None
     sleep: Callable[[float], None] = field(default=lambda s: __import__("time").sleep(s))
     # Tests: called after the commit, before each push (a racing commit lands here).
@@ -340,16 +347,16 @@ class Promoter:
                 result="DryRun",
                 edits=diffs,
                 message=f"dry run: nothing committed; {verdict}",
-                exit_code=1 if failed else 0,
-                reason=PromotionError.GATE_FAILED if failed else None,
+                exit_code=_gate_exit(failed),
+                reason=_gate_reason(failed) if failed else None,
             )
         if failed:
             record = self._create(req, edits, gates, status="failed")
             outcome = replace(
                 base,
                 promotion_id=record.id,
-                reason=PromotionError.GATE_FAILED,
-                exit_code=1,
+                reason=_gate_reason(failed),
+                exit_code=_gate_exit(failed),
                 message="gate failed, nothing committed: "
                 + "; ".join(f"{g.name}: {g.summary}" for g in failed),
             )
@@ -415,7 +422,7 @@ class Promoter:
         if req.automation is None:
             for http_gate in gates.http:
                 self.progress(f"gate {http_gate.name}: GET {http_gate.url}")
-                note(run_http(http_gate, self.http, self.sleep))
+                note(run_http(http_gate, self.http_allow, self.http, self.sleep, self.resolve))
             facts = GateFacts(req.app, req.source, req.target, source.revision, {
                 r: new for r, (_old, new) in edits.changed.items()
             })  # fmt: skip
@@ -429,6 +436,7 @@ class Promoter:
                             False,
                             f"no command {name!r} is defined in the operator's config "
                             "(promotion.commands of --config / the agent's config)",
+                            refused=True,
                         )
                     )
                     continue
@@ -647,8 +655,8 @@ class Promoter:
             outcome = replace(
                 base,
                 gates=tuple(gates),
-                reason=PromotionError.GATE_FAILED,
-                exit_code=1,
+                reason=_gate_reason(failed),
+                exit_code=_gate_exit(failed),
                 message="approved, but a gate failed when checked again; nothing committed: "
                 + "; ".join(f"{g.name}: {g.summary}" for g in failed),
             )
@@ -864,6 +872,21 @@ def _load_config(tree: Tree) -> RepoConfig:
     from gitswarm.repo import load_config
 
     return load_config(tree)
+
+
+def _gate_reason(failed: Sequence[GateResult]) -> Reason:
+    """GateNotAllowed when the operator's config refused a gate (nothing was sent or
+    run: a commit or the config must change), else GateFailed."""
+    if any(g.refused for g in failed):
+        return PromotionError.GATE_NOT_ALLOWED
+    return PromotionError.GATE_FAILED
+
+
+def _gate_exit(failed: Sequence[GateResult]) -> int:
+    """0 when nothing failed; 2 (bad input) for a refused gate; 1 for a failed one."""
+    if not failed:
+        return 0
+    return 2 if _gate_reason(failed) is PromotionError.GATE_NOT_ALLOWED else 1
 
 
 def _span(delta: dt.timedelta) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from gitswarm.errors import UsageError
 from gitswarm.model.operation import Promotion, Trigger
-from gitswarm.promote.core.tags import parse_image_arg
+from gitswarm.promote.core.tags import parse_image_args
 from gitswarm.promote.pipeline import Promoter, PromoteRequest, PromotionOutcome
 
 
@@ -59,14 +59,14 @@ class PromotionService:
         actor: str,
         trigger: Trigger = "api",
     ) -> PromotionOutcome:
-        refs = []
-        for text in images:
-            try:
-                refs.append(parse_image_arg(text))
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
         request = PromoteRequest(
-            app, source, target, tuple(refs), dry_run=dry_run, actor=actor, trigger=trigger
+            app,
+            source,
+            target,
+            parse_image_args(images),
+            dry_run=dry_run,
+            actor=actor,
+            trigger=trigger,
         )
         with self.lock:
             return self.promoter.promote(request)

@@ -36,7 +36,7 @@ from gitswarm.model.stack import (
     DesiredStack,
 )
 from gitswarm.plan import Plan, applied_spec
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.port import Swarm
 
 Progress = Callable[[str], None]
 

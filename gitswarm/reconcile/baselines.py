@@ -5,14 +5,16 @@ calls it after the deploy and the wait): the reference that drift is judged agai
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitswarm.model.observed import StackState
 from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import Plan, ServiceChange, make_plan
-from gitswarm.store import Store
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.port import Swarm
+
+if TYPE_CHECKING:  # SQLAlchemy: status imports this module and reads without it
+    from gitswarm.store import Store
 
 
 def save_baselines(

@@ -48,10 +48,10 @@ from gitswarm.plan import Plan
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
-from gitswarm.store import Store
 
 if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
     from gitswarm.reconcile.metrics import Metrics
+    from gitswarm.store import Store  # SQLAlchemy: status reads a local store without it
 
 log = logging.getLogger("gitswarm.sync")
 

@@ -9,57 +9,26 @@ revision and the last operation. Called by ``gitswarm status`` / ``diff`` and th
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from gitswarm.errors import GitswarmError
 from gitswarm.health import assess
 from gitswarm.model.operation import HealthStatus, SyncStatus
-from gitswarm.plan import Plan, make_plan
+from gitswarm.model.reads import StatusReads
+from gitswarm.plan import make_plan
+from gitswarm.reconcile.recorded import StatusRow
 from gitswarm.reconcile.sync import Reconciler, Rendered
 
 RECENT = dt.timedelta(minutes=5)
+Reads = TypeVar("Reads", bound=StatusReads)  # a Store, or the CLI's quick reads
 
 
-@dataclass(frozen=True)
-class LiveStatus:
-    app: str
-    env: str
-    stack: str | None
-    head: str | None  # the revision Git says should run
-    deployed: str | None  # the revision gitswarm last deployed successfully
-    sync: SyncStatus
-    health: HealthStatus
-    last_result: str | None = None
-    reason: str | None = None
-    message: str = ""
-    plan: Plan | None = None
-    services: tuple[dict[str, Any], ...] = ()
-    drift: tuple[dict[str, Any], ...] = ()
-    orphans: tuple[str, ...] = ()
-    error: GitswarmError | None = field(default=None, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "app": self.app,
-            "env": self.env,
-            "stack": self.stack,
-            "head": self.head,
-            "deployed": self.deployed,
-            "sync": self.sync,
-            "health": self.health,
-            "last_result": self.last_result,
-            "reason": self.reason,
-            "message": self.message,
-            "services": list(self.services),
-            "drift": list(self.drift),
-            "orphans": list(self.orphans),
-            "plan": self.plan.as_dict() if self.plan else None,
-            "error": self.error.as_dict() if self.error else None,
-        }
+LiveStatus = StatusRow  # one shape for a status row, recorded or live (recorded.py)
 
 
-def live_status(r: Reconciler, app: str, env: str, rendered: Rendered | None = None) -> LiveStatus:
+def live_status(
+    r: Reconciler[Reads], app: str, env: str, rendered: Rendered | None = None
+) -> LiveStatus:
     stored = r.store.get_status(app, env)
     deployed = stored.revision if stored else None
     last = stored.last_result if stored else None

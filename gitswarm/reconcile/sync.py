@@ -23,11 +23,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic
 
+from gitswarm import store as stores  # lazy: SQLAlchemy loads on the first sync_lock
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
 from gitswarm.health import Verdict
 from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, VerifySettings
+from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
@@ -46,11 +48,11 @@ from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
+from gitswarm.reconcile.settings import Loaded, settings_at
 from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
-from gitswarm.render.inputs import Inputs, RecordingTree
+from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
-from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.providers import ProviderSet
@@ -58,17 +60,28 @@ from gitswarm.source.repo import CommitInfo, RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.source.verdicts import settings_in_force
 from gitswarm.source.verify import Verifier
-from gitswarm.store import Lease, Store, sync_lock
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.port import Swarm
 from gitswarm.swarm.targets import TargetTable
 
-if TYPE_CHECKING:  # prometheus_client: only the agent keeps metrics
+if TYPE_CHECKING:  # metrics: the agent's only; Store: status reads through store/quick.py
+    from typing_extensions import TypeVar
+
     from gitswarm.reconcile.metrics import Metrics
+    from gitswarm.store import Lease, Store
+
+    # What the Reconciler reads and writes through: a ``Store`` unless said otherwise
+    # (``Reconciler`` alone means ``Reconciler[Store]``). ``gitswarm status`` makes a
+    # ``Reconciler[LocalReads]`` (store/quick.py): it renders and reads, and mypy refuses
+    # any call of a method that records (those take ``self: Reconciler[Store]``).
+    StoreT = TypeVar("StoreT", bound=StatusReads, default=Store)
+else:  # the default is a type checker's matter (PEP 696); at run time a plain TypeVar
+    from typing import TypeVar
+
+    StoreT = TypeVar("StoreT")
 
 log = logging.getLogger("gitswarm.sync")
 
 
-Loaded = tuple[Inputs, str, RepoConfig]  # settings, what loading them read, its digest
 # The sync lock's lease: short, so a dead holder frees it soon; renewed while syncing.
 SYNC_LEASE = 30.0
 
@@ -99,11 +112,11 @@ def holder_id() -> str:
 
 
 @dataclass
-class Reconciler:
+class Reconciler(Generic[StoreT]):
     """The sync pipeline with its edges passed in (no module globals)."""
 
     source: RepoSource
-    store: Store
+    store: StoreT
     swarm_for: Callable[[Target], Swarm]
     notifier: Notifier | None = None
     metrics: Metrics | None = None  # the agent's (the CLI keeps none)
@@ -144,7 +157,7 @@ class Reconciler:
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
-    def recorder(self) -> Recorder:
+    def recorder(self: Reconciler[Store]) -> Recorder:
         """Where every outcome is written (history, status, metrics, notifications)."""
         return Recorder(self.store, self.source, self.notifier, self.metrics, self.journal)
 
@@ -265,12 +278,7 @@ class Reconciler:
             config = self._configs.get(revision)
             if config is None:
                 tree = tree or GitTree(self.source.git_dir, revision)
-                config = self._same_settings(tree)  # not 1,000 files again for nothing
-                if config is None:
-                    recording = RecordingTree(tree)
-                    config = load_config(recording)  # a bad commit raises, nothing is kept
-                    inputs = recording.inputs()
-                    self._loaded = [*self._loaded[-3:], (inputs, inputs.digest(tree), config)]
+                config = settings_at(tree, self._loaded)  # a bad commit raises, none kept
                 self._configs[revision] = config
                 names = {e.name for e in config.environments}
                 for setting, given in (
@@ -288,14 +296,6 @@ class Reconciler:
                 while len(self._configs) > 4:
                     del self._configs[next(iter(self._configs))]  # the oldest
             return config
-
-    def _same_settings(self, tree: GitTree) -> RepoConfig | None:
-        """Settings loaded before from files that ``tree`` holds unchanged (lock held)."""
-        memo: dict[tuple[str, str], str] = {}  # the answers of this tree
-        for inputs, digest, config in reversed(self._loaded):
-            if inputs.digest(tree, memo) == digest:
-                return config
-        return None
 
     def _verify(self, revision: str, app: str, env: Environment) -> None:
         """The commit must be signed by a trusted key when the environment says so. The
@@ -321,7 +321,7 @@ class Reconciler:
 
     # --- the whole pipeline -----------------------------------------------------------
 
-    def sync(self, req: SyncRequest) -> SyncOutcome:
+    def sync(self: Reconciler[Store], req: SyncRequest) -> SyncOutcome:
         started = self.clock.monotonic()
         outcome = SyncOutcome(req.app, req.env, req.revision, "Failed", Reason.UNKNOWN)
         op_id: int | None = None  # a started operation, finished by the recorder
@@ -330,7 +330,7 @@ class Reconciler:
         try:
             with (
                 self.store.lock(
-                    sync_lock(req.app, req.env),
+                    stores.sync_lock(req.app, req.env),
                     self.holder,
                     ttl_seconds=self.sync_lease,
                     wait=req.lock_wait,
@@ -377,7 +377,7 @@ class Reconciler:
             outcome = self.recorder.finished(req, outcome, op_id, seconds)  # record, notify
         return outcome
 
-    def _start(self, req: SyncRequest, rendered: Rendered) -> int:
+    def _start(self: Reconciler[Store], req: SyncRequest, rendered: Rendered) -> int:
         last = self.store.get_status(req.app, req.env)
         return self.store.start_operation(
             req.kind,
@@ -395,7 +395,7 @@ class Reconciler:
         )
 
     def _deploy(
-        self, req: SyncRequest, r: Rendered, op_id: int, planned: list[Plan]
+        self: Reconciler[Store], req: SyncRequest, r: Rendered, op_id: int, planned: list[Plan]
     ) -> SyncOutcome:
         policy = r.config.sync_policy(r.app, r.env)
         base = SyncOutcome(

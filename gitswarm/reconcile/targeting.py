@@ -17,7 +17,7 @@ from gitswarm.errors import ConfigError, Problem
 from gitswarm.model.config import Environment, Target
 from gitswarm.model.stack import DesiredStack
 from gitswarm.policy import settings_for
-from gitswarm.swarm.client import Swarm
+from gitswarm.swarm.port import Swarm
 from gitswarm.swarm.targets import RULE_TARGET, TARGET_REFUSED, TargetTable
 
 

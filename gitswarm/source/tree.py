@@ -4,6 +4,9 @@
 pre-commit check. ``GitTree(repo, revision)`` reads one commit straight from the object
 database — ``git ls-tree`` once, blobs with ``git cat-file --batch`` — with no checkout,
 so the agent renders exactly what was committed and never what lies around in a folder.
+A commit whose files together stay under ``PREFETCH`` bytes (a GitOps repository is
+small) has all of them read by the first ``cat-file``: one git process per render, not
+one per file (``gitswarm status`` ran seven; issue 13).
 
 Both enforce the Tree protocol (model/tree.py): paths are repository-relative; ``..``
 out of the repository, absolute paths, and symlinks whose target leaves the repository
@@ -31,6 +34,7 @@ from gitswarm.model.tree import (
 from gitswarm.source.git import run_git
 
 MAX_SYMLINK_HOPS = 40
+PREFETCH = 1 << 20  # bytes: a commit's files up to this size in all are read at once
 
 
 def _too_large(path: str, size: int, limit: int) -> PathError:
@@ -162,6 +166,7 @@ class GitTree:
                 mode, kind, oid, None if size == "-" else int(size)
             )
         self._blobs: dict[str, bytes] = {}
+        self._prefetched = False
 
     @property
     def revision(self) -> str | None:
@@ -171,14 +176,29 @@ class GitTree:
         cached = self._blobs.get(oid)
         if cached is not None:
             return cached
-        out = run_git(["cat-file", "--batch"], cwd=self.repo, input=f"{oid}\n".encode()).stdout
-        header, _, rest = out.partition(b"\n")
-        fields = header.split()
-        if len(fields) != 3 or fields[1] != b"blob" or int(fields[2]) != size:
-            raise SourceError(f"git cat-file returned an unexpected object for {oid}: {header!r}")
-        data = rest[:size]
-        self._blobs[oid] = data
-        return data
+        wanted = {oid: size}
+        if not self._prefetched:
+            self._prefetched = True
+            files = {
+                e.oid: e.size
+                for e in self._entries.values()
+                if e.kind == "blob" and e.mode != "160000" and e.size is not None
+            }
+            if sum(files.values()) <= PREFETCH:
+                wanted.update((o, n) for o, n in files.items() if o not in self._blobs)
+        batch = "".join(f"{o}\n" for o in wanted).encode()
+        out = run_git(["cat-file", "--batch"], cwd=self.repo, input=batch).stdout
+        for asked, expected in wanted.items():
+            header, _, out = out.partition(b"\n")
+            fields = header.split()
+            if len(fields) == 2 and fields[1] == b"missing" and asked != oid:
+                continue  # not needed yet (a partial clone may lack it): read when asked
+            if len(fields) != 3 or fields[1] != b"blob" or int(fields[2]) != expected:
+                raise SourceError(
+                    f"git cat-file returned an unexpected object for {asked}: {header!r}"
+                )
+            self._blobs[asked], out = out[:expected], out[expected + 1 :]
+        return self._blobs[oid]
 
     def _resolve(self, path: str) -> str:
         """Follow symlinks in every component, virtually, inside the commit."""

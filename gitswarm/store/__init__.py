@@ -28,11 +28,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gitswarm.store.location import ENV_VAR, default_location
+from gitswarm.store.location import AGENT_LOCK, ENV_VAR, default_location
 
 if TYPE_CHECKING:
     from gitswarm.store.db import resolve_url
-    from gitswarm.store.locks import AGENT_LOCK, Lease, new_holder_id, sync_lock
+    from gitswarm.store.locks import Lease, new_holder_id, sync_lock
     from gitswarm.store.status import KEEP, Keep
     from gitswarm.store.store import Store
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 # through quick.py never needs (``import gitswarm.store.quick`` runs this file first).
 _LAZY = {
     "resolve_url": "gitswarm.store.db",
-    "AGENT_LOCK": "gitswarm.store.locks",
     "Lease": "gitswarm.store.locks",
     "new_holder_id": "gitswarm.store.locks",
     "sync_lock": "gitswarm.store.locks",

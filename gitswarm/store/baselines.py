@@ -16,22 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from gitswarm.model.operation import Baseline
+from gitswarm.store import queries
 from gitswarm.store.db import Database
-from gitswarm.store.schema import baselines
-
-
-def _baseline(row: Mapping[Any, Any]) -> Baseline:
-    return Baseline(
-        app=row["app"],
-        env=row["env"],
-        service=row["service"],
-        spec=row["spec"],
-        rendered=row["rendered"],
-        version=row["version"],
-        spec_hash=row["spec_hash"],
-        revision=row["revision"],
-        updated_at=row["updated_at"],
-    )
+from gitswarm.store.operations import run
+from gitswarm.store.schema import baselines, from_row
 
 
 class BaselinesMixin:
@@ -74,17 +62,12 @@ class BaselinesMixin:
         ).returning(*baselines.c)
         with self._db.write(f"save baseline of {app}/{env}/{service}") as conn:
             row = conn.execute(upsert).mappings().one()
-        return _baseline(row)
+        return from_row(Baseline, row)
 
     def baselines(self, app: str, env: str) -> dict[str, Baseline]:
         """The baselines of every service of ``app`` in ``env``, by service name."""
         with self._db.read(f"read baselines of {app}/{env}") as conn:
-            rows = conn.execute(
-                sa.select(baselines)
-                .where(baselines.c.app == app, baselines.c.env == env)
-                .order_by(baselines.c.service)
-            ).mappings()
-            return {row["service"]: _baseline(row) for row in rows}
+            return queries.baselines_from(run(conn, queries.baselines(app, env)))
 
     def all_baselines(self, *, specs: bool = True) -> dict[tuple[str, str], dict[str, Baseline]]:
         """Every baseline, by (app, env) then service name: one read for the agent's
@@ -93,18 +76,18 @@ class BaselinesMixin:
         most of that read (0.5 s of CPU for 5,000 services): a service whose version is
         the baseline's has not drifted, and any other one then looks drifted, for the
         caller to read in full."""
-        out: dict[tuple[str, str], dict[str, Baseline]] = {}
-        if specs:
-            columns = list(baselines.c)
-        else:
-            columns = [c for c in baselines.c if c.name not in ("spec", "rendered")]
-        order = (baselines.c.app, baselines.c.env, baselines.c.service)
+        light = () if specs else ("spec", "rendered")
+        columns = [f"'{{}}' AS {c}" if c in light else c for c in queries.BASELINE_COLUMNS]
+        query = queries.Query(
+            f"SELECT {', '.join(columns)} FROM baselines "  # noqa: S608 - fixed text
+            "ORDER BY app, env, service"
+        )
         with self._db.read("read all baselines") as conn:
-            for row in conn.execute(sa.select(*columns).order_by(*order)).mappings():
-                light: dict[str, Any] = {} if specs else {"spec": {}, "rendered": {}}
-                baseline = _baseline({**row, **light})
-                out.setdefault((row["app"], row["env"]), {})[row["service"]] = baseline
-        return out
+            rows = run(conn, query)
+        groups: dict[tuple[str, str], list[Mapping[Any, Any]]] = {}
+        for row in rows:
+            groups.setdefault((row["app"], row["env"]), []).append(row)
+        return {key: queries.baselines_from(group) for key, group in groups.items()}
 
     def delete_baseline(self, app: str, env: str, service: str | None = None) -> int:
         """Forget one service's baseline (pruned), or all of ``app`` in ``env`` with None;

@@ -12,26 +12,10 @@ import sqlalchemy as sa
 
 from gitswarm.errors import NotFoundError
 from gitswarm.model.promotion import Hold
+from gitswarm.store import queries
 from gitswarm.store.db import Database
-from gitswarm.store.schema import promotion_holds
-
-
-def _hold(row: sa.RowMapping) -> Hold:
-    return Hold(
-        id=row["id"],
-        app=row["app"],
-        env=row["env"],
-        reason=row["reason"],
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        images=dict(row["images"]),
-        operation_id=row["operation_id"],
-        from_revision=row["from_revision"],
-        to_revision=row["to_revision"],
-        released_at=row["released_at"],
-        released_by=row["released_by"],
-        release_reason=row["release_reason"],
-    )
+from gitswarm.store.operations import run
+from gitswarm.store.schema import from_row, promotion_holds
 
 
 class HoldsMixin:
@@ -63,7 +47,7 @@ class HoldsMixin:
                     .first()
                 )
                 if row is not None:
-                    return _hold(row), False
+                    return from_row(Hold, row), False
             values: dict[str, Any] = {
                 "app": app,
                 "env": env,
@@ -85,23 +69,14 @@ class HoldsMixin:
                 .mappings()
                 .one()
             )
-            return _hold(row), True
+            return from_row(Hold, row), True
 
     def holds(
         self, app: str | None = None, env: str | None = None, *, active: bool | None = True
     ) -> list[Hold]:
         """Holds, newest first (``active=None``: released ones too)."""
-        query = sa.select(promotion_holds).order_by(promotion_holds.c.id.desc())
-        if app is not None:
-            query = query.where(promotion_holds.c.app == app)
-        if env is not None:
-            query = query.where(promotion_holds.c.env == env)
-        if active is True:
-            query = query.where(promotion_holds.c.released_at.is_(None))
-        elif active is False:
-            query = query.where(promotion_holds.c.released_at.is_not(None))
         with self._db.read("read holds") as conn:
-            return [_hold(r) for r in conn.execute(query).mappings()]
+            return queries.holds_from(run(conn, queries.holds(app, env, active)))
 
     def hold_of_operation(self, operation_id: int) -> Hold | None:
         """The hold made for the rollback ``operation_id``, if one was."""
@@ -113,7 +88,7 @@ class HoldsMixin:
                 .mappings()
                 .first()
             )
-        return None if row is None else _hold(row)
+        return None if row is None else from_row(Hold, row)
 
     def get_hold(self, hold_id: int) -> Hold:
         with self._db.read(f"read hold {hold_id}") as conn:
@@ -124,7 +99,7 @@ class HoldsMixin:
             )
         if row is None:
             raise NotFoundError(f"hold {hold_id} does not exist")
-        return _hold(row)
+        return from_row(Hold, row)
 
     def release_hold(self, hold_id: int, by: str, reason: str) -> bool:
         """Release an active hold; False when it was already released."""

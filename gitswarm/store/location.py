@@ -22,7 +22,10 @@ VERSION_TABLE = "gitswarm_schema_version"  # not "alembic_version": a shared dat
 # The newest migration in migrations/versions/. Opening a store that is already there
 # reads only this, so commands like `gitswarm history` never import Alembic;
 # test_store_open checks it against Alembic's own heads.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0008"
+# The lease of the one active agent per store (locks.py); `gitswarm status` reads who
+# holds it (quick.py) before deciding whether to load SQLAlchemy.
+AGENT_LOCK = "agent"
 
 
 def default_location(environ: Mapping[str, str] | None = None) -> str:

@@ -30,12 +30,13 @@ import sqlalchemy as sa
 
 from gitswarm.errors import LockedError, StoreError
 from gitswarm.model.operation import LockInfo
+from gitswarm.store import queries
 from gitswarm.store.db import Database
+from gitswarm.store.location import AGENT_LOCK as AGENT_LOCK
+from gitswarm.store.operations import run
 from gitswarm.store.schema import locks
 
 log = logging.getLogger("gitswarm.store")
-
-AGENT_LOCK = "agent"
 
 
 def sync_lock(app: str, env: str) -> str:
@@ -130,23 +131,8 @@ class LocksMixin:
         """Who holds the lock now; None when it is free (never taken, released, or its
         lease ran out)."""
         with self._db.read(f"read lock {name!r}") as conn:
-            row = (
-                conn.execute(
-                    sa.select(locks).where(
-                        locks.c.name == name, locks.c.expires_at > self._db.now()
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        if row is None:
-            return None
-        return LockInfo(
-            name=row["name"],
-            holder=row["holder"],
-            acquired_at=row["acquired_at"],
-            expires_at=row["expires_at"],
-        )
+            found = queries.locks_from(run(conn, queries.lock_holder(name, self._db.now())))
+        return found[0] if found else None
 
     @contextmanager
     def lock(

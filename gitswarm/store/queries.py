@@ -1,11 +1,15 @@
-"""The history listing's queries, as SQL text, and the one way their rows become
-``Operation`` records. No SQLAlchemy here.
+"""The queries of the read-only commands, as SQL text, and the one way their rows become
+records. No SQLAlchemy here.
 
-operations.py runs them through SQLAlchemy (``Store.history``, on SQLite and
-PostgreSQL); quick.py runs the very same text through Python's sqlite3 for ``gitswarm
-history`` on a local store, which then never imports SQLAlchemy (its import alone takes
-longer than the rest of the command). One query, two drivers: the two cannot drift apart,
-and tests/unit/test_store_quick.py checks that both return the same records.
+The history listing (``Operation`` records), the statuses (``AppStatus``), an app's
+baselines (``Baseline``) and holds (``Hold``): operations.py, status.py, baselines.py and
+holds.py run them through SQLAlchemy (``Store.history``, ``get_status``,
+``all_statuses``, ``baselines``, ``holds``, on SQLite
+and PostgreSQL); quick.py runs the very same text through Python's sqlite3 for
+``gitswarm history`` and ``status`` on a local store, which then never import SQLAlchemy
+(its import alone takes longer than the rest of ``history``). One query, two drivers:
+the two cannot drift apart, and tests/unit/test_store_quick.py checks that both return
+the same records.
 
 Values are always bound (``:name``, which both drivers take), never put into the text;
 the text is built only from this module's fixed fragments. Rows come back as each driver
@@ -24,11 +28,16 @@ from typing import Any, TypeVar
 
 from gitswarm.model.operation import (
     OPERATION_KINDS,
+    AgentSource,
+    AppStatus,
+    Baseline,
     DeployedCommit,
+    LockInfo,
     Operation,
     OperationKind,
     ServiceChange,
 )
+from gitswarm.model.promotion import Hold
 
 T = TypeVar("T", bound=str)
 
@@ -128,6 +137,205 @@ def changes(ids: Sequence[int]) -> Query:
         "ORDER BY operation_id, service",
         dict(zip(names, ids, strict=True)),
     )
+
+
+STATUS_COLUMNS = (
+    "app",
+    "env",
+    "sync",
+    "health",
+    "updated_at",
+    "last_result",
+    "operation_id",
+    "revision",
+    "reason",
+    "message",
+    "drift",
+)
+BASELINE_COLUMNS = (
+    "app",
+    "env",
+    "service",
+    "spec",
+    "rendered",
+    "version",
+    "spec_hash",
+    "revision",
+    "updated_at",
+)
+
+
+def statuses(app: str | None = None, env: str | None = None) -> Query:
+    """The stored statuses (of ``app`` in ``env`` when both are given), by app then
+    environment name."""
+    sql = f"SELECT {', '.join(STATUS_COLUMNS)} FROM app_status"  # noqa: S608 - fixed text
+    params: dict[str, object] = {}
+    if app is not None and env is not None:
+        sql += " WHERE app = :app AND env = :env"
+        params = {"app": app, "env": env}
+    elif app is not None or env is not None:
+        raise ValueError("statuses: give both app and env, or neither")
+    return Query(sql + " ORDER BY app, env", params)
+
+
+def baselines(app: str, env: str) -> Query:
+    """The baselines of every service of ``app`` in ``env``, by service name."""
+    return Query(
+        f"SELECT {', '.join(BASELINE_COLUMNS)} FROM baselines "  # noqa: S608 - fixed text
+        "WHERE app = :app AND env = :env ORDER BY service",
+        {"app": app, "env": env},
+    )
+
+
+HOLD_COLUMNS = (
+    "id",
+    "app",
+    "env",
+    "reason",
+    "created_at",
+    "created_by",
+    "images",
+    "operation_id",
+    "from_revision",
+    "to_revision",
+    "released_at",
+    "released_by",
+    "release_reason",
+)
+
+
+def holds(app: str | None = None, env: str | None = None, active: bool | None = True) -> Query:
+    """Holds after a rollback, newest first (``active=None``: released ones too)."""
+    where: list[str] = []
+    params: dict[str, object] = {}
+    if app is not None:
+        where.append("app = :app")
+        params["app"] = app
+    if env is not None:
+        where.append("env = :env")
+        params["env"] = env
+    if active is True:
+        where.append("released_at IS NULL")
+    elif active is False:
+        where.append("released_at IS NOT NULL")
+    sql = f"SELECT {', '.join(HOLD_COLUMNS)} FROM promotion_holds"  # noqa: S608 - fixed text
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return Query(sql + " ORDER BY id DESC", params)
+
+
+def holds_from(rows: Iterable[Mapping[Any, Any]]) -> list[Hold]:
+    """``Hold`` records of hold rows."""
+    return [
+        Hold(
+            id=row["id"],
+            app=row["app"],
+            env=row["env"],
+            reason=row["reason"],
+            created_at=_required_time(row["created_at"]),
+            created_by=row["created_by"],
+            images=dict(_json(row["images"])),
+            operation_id=row["operation_id"],
+            from_revision=row["from_revision"],
+            to_revision=row["to_revision"],
+            released_at=_time(row["released_at"]),
+            released_by=row["released_by"],
+            release_reason=row["release_reason"],
+        )
+        for row in rows
+    ]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def statuses_from(rows: Iterable[Mapping[Any, Any]]) -> list[AppStatus]:
+    """``AppStatus`` records of status rows."""
+    return [
+        AppStatus(
+            app=row["app"],
+            env=row["env"],
+            sync=row["sync"],
+            health=row["health"],
+            updated_at=_required_time(row["updated_at"]),
+            last_result=row["last_result"],
+            operation_id=row["operation_id"],
+            revision=row["revision"],
+            reason=row["reason"],
+            message=row["message"],
+            drift=dict(_json(row["drift"])),
+        )
+        for row in rows
+    ]
+
+
+def baselines_from(rows: Iterable[Mapping[Any, Any]]) -> dict[str, Baseline]:
+    """``Baseline`` records of baseline rows, by service name."""
+    return {
+        row["service"]: Baseline(
+            app=row["app"],
+            env=row["env"],
+            service=row["service"],
+            spec=_json(row["spec"]),
+            rendered=_json(row["rendered"]),
+            version=row["version"],
+            spec_hash=row["spec_hash"],
+            revision=row["revision"],
+            updated_at=_required_time(row["updated_at"]),
+        )
+        for row in rows
+    }
+
+
+def lock_holder(name: str, now: datetime) -> Query:
+    """The live lease on lock ``name`` at ``now`` (none when it ran out)."""
+    return Query(
+        "SELECT name, holder, acquired_at, expires_at FROM locks "
+        "WHERE name = :name AND expires_at > :now",
+        {"name": name, "now": aware(now, "now")},
+        frozenset({"now"}),
+    )
+
+
+def locks_from(rows: Iterable[Mapping[Any, Any]]) -> list[LockInfo]:
+    """``LockInfo`` records of lock rows."""
+    return [
+        LockInfo(
+            name=row["name"],
+            holder=row["holder"],
+            acquired_at=_required_time(row["acquired_at"]),
+            expires_at=_required_time(row["expires_at"]),
+        )
+        for row in rows
+    ]
+
+
+AGENT_SOURCE_COLUMNS = ("name", "holder", "head", "apps", "polled_at", "error", "updated_at")
+
+
+def agent_source(name: str) -> Query:
+    """What the agent holding lock ``name`` last recorded of Git (store/source.py)."""
+    return Query(
+        f"SELECT {', '.join(AGENT_SOURCE_COLUMNS)} FROM agent_source "  # noqa: S608
+        "WHERE name = :name",
+        {"name": name},
+    )
+
+
+def agent_sources_from(rows: Iterable[Mapping[Any, Any]]) -> list[AgentSource]:
+    """``AgentSource`` records of agent_source rows."""
+    return [
+        AgentSource(
+            holder=row["holder"],
+            updated_at=_required_time(row["updated_at"]),
+            head=row["head"],
+            apps=tuple((str(a), str(e), str(s)) for a, e, s in _json(row["apps"])),
+            polled_at=_time(row["polled_at"]),
+            error=row["error"],
+        )
+        for row in rows
+    ]
 
 
 def sqlite_time(value: datetime) -> str:

@@ -1,10 +1,13 @@
-"""Reading a local SQLite store without SQLAlchemy: ``gitswarm history`` on this machine.
+"""Reading a local SQLite store without SQLAlchemy: ``gitswarm history`` and ``status``
+on this machine.
 
-Importing SQLAlchemy takes longer than everything else such a command does, and SPEC.md
-section 7 wants it to start at once. So when the store is a SQLite file that already
-exists at the current schema, :func:`history` opens it with Python's sqlite3 and runs
-queries.py's query, the text ``Store.history`` runs through SQLAlchemy; the rows become
-records through the same reader. In every other case -- a PostgreSQL URL, no file yet,
+Importing SQLAlchemy takes longer than everything else ``history`` does, and SPEC.md
+section 7 wants such commands to start at once. So when the store is a SQLite file that
+already exists at the current schema, :func:`history` and :func:`reads` open it with
+Python's sqlite3 and run queries.py's queries, the text ``Store.history``,
+``get_status``, ``all_statuses``, ``baselines``, ``holds``, ``lock_holder`` and
+``agent_source`` run through SQLAlchemy; the rows
+become records through the same readers. In every other case -- a PostgreSQL URL, no file yet,
 an older or newer schema (which ``Store`` migrates, or refuses by name) -- it returns
 None and the caller opens a ``Store``. It never writes: a missing store stays missing.
 
@@ -16,12 +19,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gitswarm.errors import StoreError
-from gitswarm.model.operation import Operation
+from gitswarm.model.operation import AgentSource, AppStatus, Baseline, LockInfo, Operation
+from gitswarm.model.promotion import Hold
 from gitswarm.store import queries
 from gitswarm.store.location import SCHEMA_HEAD, VERSION_TABLE, sqlite_file
 
@@ -37,7 +41,7 @@ def history(
     path = sqlite_file(location)
     if path is None or not path.is_file():
         return None
-    with _reading(path) as conn:
+    with _reading(path, "read history") as conn:
         if conn is None:
             return None
         rows = _run(conn, query)
@@ -47,8 +51,66 @@ def history(
         return queries.operations_from(rows, changes)
 
 
+class LocalReads:
+    """The reads ``gitswarm status`` makes (model/reads.py's ``StatusReads``: statuses,
+    baselines, holds, the agent's lease and what it saw of Git), as ``Store``'s methods
+    of the same names, of the local store at ``path`` (current schema): each its own
+    read transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get_status(self, app: str, env: str) -> AppStatus | None:
+        found = queries.statuses_from(self._rows(queries.statuses(app, env), "read status"))
+        return found[0] if found else None
+
+    def all_statuses(self) -> list[AppStatus]:
+        return queries.statuses_from(self._rows(queries.statuses(), "read statuses"))
+
+    def baselines(self, app: str, env: str) -> dict[str, Baseline]:
+        return queries.baselines_from(self._rows(queries.baselines(app, env), "read baselines"))
+
+    def holds(
+        self, app: str | None = None, env: str | None = None, *, active: bool | None = True
+    ) -> list[Hold]:
+        return queries.holds_from(self._rows(queries.holds(app, env, active), "read holds"))
+
+    def lock_holder(self, name: str) -> LockInfo | None:
+        now = datetime.now(UTC)  # the store's clock (db.utcnow) on this machine
+        found = queries.locks_from(self._rows(queries.lock_holder(name, now), "read lock"))
+        return found[0] if found else None
+
+    def agent_source(self, name: str) -> AgentSource | None:
+        found = queries.agent_sources_from(
+            self._rows(queries.agent_source(name), "read the agent's source")
+        )
+        return found[0] if found else None
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
+
+    def _rows(self, query: queries.Query, what: str) -> list[dict[str, Any]]:
+        with _reading(self.path, what) as conn:
+            if conn is None:  # migrated (or replaced) since reads() looked: say so
+                raise StoreError(
+                    f"state store sqlite:///{self.path}: {what}: its schema changed while "
+                    "gitswarm read it; run the command again"
+                )
+            return _run(conn, query)
+
+
+def reads(location: str | None) -> LocalReads | None:
+    """The store's reads through sqlite3 when it is a current local SQLite file; None
+    when only a ``Store`` can answer (which may create or migrate it)."""
+    path = sqlite_file(location)
+    if path is None or not path.is_file():
+        return None
+    with _reading(path, "open") as conn:
+        return None if conn is None else LocalReads(path)
+
+
 @contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection | None]:
+def _reading(path: Path, what: str) -> Iterator[sqlite3.Connection | None]:
     """A read transaction on the store at ``path``; None if its schema is not current."""
     try:
         with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)) as conn:
@@ -63,7 +125,7 @@ def _reading(path: Path) -> Iterator[sqlite3.Connection | None]:
                 conn.execute("ROLLBACK")
     except sqlite3.Error as exc:
         raise StoreError(
-            f"state store sqlite:///{path}: read history: {exc} ({type(exc).__name__})"
+            f"state store sqlite:///{path}: {what}: {exc} ({type(exc).__name__})"
         ) from exc
 
 

@@ -6,13 +6,19 @@ the migrated database and this metadata agree, on SQLite and on PostgreSQL.
 
 Enumerated values (kinds, results, statuses) are plain strings checked by the store, not
 database enums, so adding a value needs no migration. Timestamps are UTC everywhere.
+
+A table whose rows are a model record column for field (promotion_holds: Hold,
+baselines: Baseline) is read with ``from_row``: its columns are written once, here, and
+tests/unit/test_store_records.py checks the record's fields against them; no reader
+lists them again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -20,6 +26,11 @@ from sqlalchemy.engine import Dialect
 # The newest migration (SCHEMA_HEAD) is set in location.py, which loads without SQLAlchemy.
 from gitswarm.store.location import SCHEMA_HEAD as SCHEMA_HEAD
 from gitswarm.store.location import VERSION_TABLE as VERSION_TABLE
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    Record = TypeVar("Record", bound=DataclassInstance)
 
 metadata = sa.MetaData(
     naming_convention={
@@ -188,6 +199,21 @@ app_status = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# What the active agent last saw of Git (migration 0008): its head, the apps x
+# environments it watches there ([[app, env, stack], ...]), its last poll and that poll's
+# error. One row per lock name, rewritten after each poll; `gitswarm status` reads it.
+agent_source = sa.Table(
+    "agent_source",
+    metadata,
+    _name("name", primary_key=True),
+    _name("holder", nullable=False),
+    _name("head"),
+    sa.Column("apps", sa.JSON, nullable=False),
+    sa.Column("polled_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 bad_revisions = sa.Table(
     "bad_revisions",
     metadata,
@@ -326,3 +352,8 @@ api_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime),
     sa.Column("description", sa.Text, nullable=False),
 )
+
+
+def from_row(record: type[Record], row: sa.RowMapping) -> Record:
+    """The model record of a row whose columns are its fields (see the module docstring)."""
+    return record(**{f.name: row[f.name] for f in dataclasses.fields(record)})

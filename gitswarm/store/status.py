@@ -27,7 +27,9 @@ from gitswarm.model.operation import (
     OperationResult,
     SyncStatus,
 )
+from gitswarm.store import queries
 from gitswarm.store.db import Database
+from gitswarm.store.operations import run
 from gitswarm.store.queries import check
 from gitswarm.store.schema import app_status, bad_revisions
 
@@ -42,19 +44,7 @@ KEEP: Final = Keep.KEEP  # set_status: leave this field as it is
 
 
 def _status(row: sa.RowMapping) -> AppStatus:
-    return AppStatus(
-        app=row["app"],
-        env=row["env"],
-        sync=row["sync"],
-        health=row["health"],
-        updated_at=row["updated_at"],
-        last_result=row["last_result"],
-        operation_id=row["operation_id"],
-        revision=row["revision"],
-        reason=row["reason"],
-        message=row["message"],
-        drift=dict(row["drift"]),
-    )
+    return queries.statuses_from([row])[0]
 
 
 class StatusMixin:
@@ -118,22 +108,13 @@ class StatusMixin:
 
     def get_status(self, app: str, env: str) -> AppStatus | None:
         with self._db.read(f"read status of {app}/{env}") as conn:
-            row = (
-                conn.execute(
-                    sa.select(app_status).where(app_status.c.app == app, app_status.c.env == env)
-                )
-                .mappings()
-                .first()
-            )
-        return None if row is None else _status(row)
+            found = queries.statuses_from(run(conn, queries.statuses(app, env)))
+        return found[0] if found else None
 
     def all_statuses(self) -> list[AppStatus]:
         """Every known app × environment, by app then environment name."""
         with self._db.read("read statuses") as conn:
-            rows = conn.execute(
-                sa.select(app_status).order_by(app_status.c.app, app_status.c.env)
-            ).mappings()
-            return [_status(row) for row in rows]
+            return queries.statuses_from(run(conn, queries.statuses()))
 
     def advance_revisions(
         self, moves: Sequence[tuple[str, str, str]], revision: str, message: str

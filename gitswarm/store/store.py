@@ -2,9 +2,9 @@
 
 Each group of records lives in its own module (operations, locks, status and bad
 revisions, baselines, promotions, holds, notifications, audit, webhook deliveries, export and
-retention, DORA, users and sessions, the dashboard's overview); ``Store`` puts them
-behind one connection pool. Open one per process (the agent, a CLI command) and pass it
-in; it is safe to share between threads.
+retention, DORA, users and sessions, the dashboard's overview, what the agent saw of
+Git); ``Store`` puts them behind one connection pool. Open one per process (the agent,
+a CLI command) and pass it in; it is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gitswarm.store.notifications import NotificationsMixin
 from gitswarm.store.operations import OperationsMixin
 from gitswarm.store.overview import OverviewMixin
 from gitswarm.store.promotions import PromotionsMixin
+from gitswarm.store.source import SourceMixin
 from gitswarm.store.status import StatusMixin
 
 
@@ -41,6 +42,7 @@ class Store(
     DoraMixin,
     AccountsMixin,
     OverviewMixin,
+    SourceMixin,
 ):
     """The state store at ``location`` (a SQLite path or a database URL; None: the
     default location), opened and migrated to the current schema."""

@@ -8,8 +8,10 @@ becomes a ``SwarmError`` here, with the engine's own message — except a stack 
 ``docker stack deploy`` refuses (the engine or the CLI's conversion says the spec is
 wrong), which is a ``DeployRejected``: bad input, not retried (``deploy_failure``).
 
-Called by reconcile/ (sync, agent) and cli/ (status, diff). Tests use ``FakeSwarm``
-(swarm/fake.py) for the pure logic and this class against a real private swarm.
+Called by reconcile/ (sync, agent) and cli/ (sync, diff, rollback, bootstrap); ``gitswarm
+status`` reads through engine.py instead (the standard library, the same converters:
+port.py). Tests use ``FakeSwarm`` (swarm/fake.py) for the pure logic and this class
+against a real private swarm.
 
 Why one file (over 450 lines): it is the one module allowed to import docker, so every
 docker-py and CLI failure is translated in one place.
@@ -22,169 +24,51 @@ import datetime as dt
 import os
 import re
 import shutil
-import ssl
+import socket
+import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
+import docker.transport
+import docker.transport.unixconn
 import requests.exceptions
 
 from gitswarm.errors import DeployRejected, SwarmError
 from gitswarm.model.config import ResolveImage, Target
 from gitswarm.model.observed import (
     ObjectState,
-    ServiceMode,
     ServiceState,
     StackState,
     TaskState,
-    UpdateStatus,
-    spec_digest,
 )
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 
-ObjectKind = Literal["config", "secret"]
-ExternalKind = Literal["network", "volume", "secret", "config"]
+# The port and the converters live in port.py (no docker-py there: swarm/engine.py, the
+# status command's reads, uses them too); imported here under their old names.
+from gitswarm.swarm.port import Events, ExternalKind, ObjectKind, Swarm, connection_problem
+from gitswarm.swarm.port import object_state as _object_state
+from gitswarm.swarm.port import parse_time as parse_time
+from gitswarm.swarm.port import service_state as _service_state
+from gitswarm.swarm.port import task_state as _task_state
 
-
-class Events(Protocol):
-    """A stream of engine events (decoded dicts, as Docker sends them): iterate it; its
-    ``close()``, from another thread, ends a reader blocked on it. ``EventStream`` and
-    swarm/fake.py's stream provide it."""
-
-    closed: bool
-
-    def __iter__(self) -> Iterator[dict[str, Any]]: ...
-
-    def close(self) -> None: ...
-
-
-class Swarm(Protocol):
-    """What the engine needs of a swarm; ``DockerSwarm`` and ``FakeSwarm`` provide it."""
-
-    writes: int
-
-    def ping(self) -> None: ...
-
-    def observe(self, stack: str) -> StackState: ...
-
-    def services(self, stack: str) -> list[ServiceState]: ...
-
-    def services_by_stack(self) -> dict[str, list[ServiceState]]: ...
-
-    def tasks(self, service_ids: Sequence[str]) -> list[TaskState]: ...
-
-    def objects(self, stack: str) -> list[ObjectState]: ...
-
-    def create_object(self, material: ObjectMaterial) -> str: ...
-
-    def remove_object(self, kind: ObjectKind, object_id: str) -> bool: ...
-
-    def remove_service(self, service_id: str) -> None: ...
-
-    def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None: ...
-
-    def check_manager(self) -> None: ...
-
-    def existing(self, kind: ExternalKind, names: Sequence[str]) -> set[str]: ...
-
-    def events(self, *, since: dt.datetime | None = None) -> Events:
-        """Service, config and secret events from ``since`` on (the agent's drift watch)."""
-        ...
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    """Docker's RFC 3339 timestamps as aware datetimes (None for Go's zero time)."""
-    if not text or text.startswith("0001-"):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _service_state(raw: Mapping[str, Any]) -> ServiceState:
-    spec = raw.get("Spec", {})
-    mode_spec = spec.get("Mode", {})
-    mode: ServiceMode = "replicated"
-    replicas: int | None = None
-    if "Replicated" in mode_spec:
-        replicas = int(mode_spec["Replicated"].get("Replicas", 1))
-    elif "Global" in mode_spec:
-        mode = "global"
-    elif "ReplicatedJob" in mode_spec:
-        mode = "replicated-job"
-        replicas = int(mode_spec["ReplicatedJob"].get("TotalCompletions", 1) or 1)
-    elif "GlobalJob" in mode_spec:
-        mode = "global-job"
-    status = raw.get("UpdateStatus")
-    update = (
-        UpdateStatus(
-            state=status.get("State", ""),
-            message=status.get("Message", ""),
-            started_at=parse_time(status.get("StartedAt")),
-            completed_at=parse_time(status.get("CompletedAt")),
-        )
-        if status
-        else None
-    )
-    return ServiceState(
-        id=raw["ID"],
-        name=spec.get("Name", ""),
-        labels=dict(spec.get("Labels") or {}),
-        spec=spec,
-        version=int(raw.get("Version", {}).get("Index", 0)),
-        mode=mode,
-        replicas=replicas,
-        update_status=update,
-        updated_at=parse_time(raw.get("UpdatedAt")),
-        previous_spec=raw.get("PreviousSpec"),
-    )
-
-
-def _task_state(raw: Mapping[str, Any]) -> TaskState:
-    status = raw.get("Status", {})
-    container = status.get("ContainerStatus", {}) or {}
-    exit_code = container.get("ExitCode")
-    return TaskState(
-        id=raw["ID"],
-        service_id=raw.get("ServiceID", ""),
-        node_id=raw.get("NodeID"),
-        slot=raw.get("Slot"),
-        desired_state=raw.get("DesiredState", ""),
-        state=status.get("State", ""),
-        message=status.get("Message", ""),
-        error=status.get("Err", ""),
-        created_at=parse_time(raw.get("CreatedAt")),
-        updated_at=parse_time(status.get("Timestamp") or raw.get("UpdatedAt")),
-        image=raw.get("Spec", {}).get("ContainerSpec", {}).get("Image", ""),
-        exit_code=int(exit_code) if exit_code is not None else None,
-        spec_digest=spec_digest(raw.get("Spec", {})),
-        object_ids=_object_ids(raw.get("Spec", {}).get("ContainerSpec", {})),
-    )
-
-
-def _object_ids(container: Mapping[str, Any]) -> tuple[str, ...]:
-    refs = (container.get("Configs") or []) + (container.get("Secrets") or [])
-    return tuple(
-        str(r.get("ConfigID") or r.get("SecretID"))
-        for r in refs
-        if r.get("ConfigID") or r.get("SecretID")
-    )
-
-
-def _object_state(kind: ObjectKind, raw: Mapping[str, Any]) -> ObjectState:
-    spec = raw.get("Spec", {})
-    return ObjectState(
-        kind=kind,
-        id=raw["ID"],
-        name=spec.get("Name", ""),
-        labels=dict(spec.get("Labels") or {}),
-        created_at=parse_time(raw.get("CreatedAt")),
-    )
+__all__ = [
+    "DockerSwarm",
+    "EventStream",
+    "Events",
+    "ExternalKind",
+    "ObjectKind",
+    "Swarm",
+    "cli_environment",
+    "connection_problem",
+    "deploy_failure",
+    "docker_cli",
+]
 
 
 @contextlib.contextmanager
@@ -199,60 +83,6 @@ def _translate(action: str) -> Iterator[None]:
         raise SwarmError(f"{action}: Docker engine unreachable ({exc})") from exc
     except OSError as exc:
         raise SwarmError(f"{action}: Docker engine unreachable ({exc})") from exc
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what caused it (urllib3 and requests wrap the socket's error deeply)."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(seen) < 30:
-        item = todo.pop()
-        if any(item is s for s in seen):
-            continue
-        seen.append(item)
-        more = [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
-        todo += [m for m in more if isinstance(m, BaseException)]
-    return seen
-
-
-def connection_problem(target: Target, host: str | None, exc: BaseException) -> str:
-    """What went wrong reaching ``target`` and what to check, in words: the message every
-    sync of every environment on that target gets while it lasts."""
-    where = target.url or host or "DOCKER_HOST or the default Docker socket"
-    head = f"target {target.name!r} ({where})"
-    chain = _chain(exc)
-    text = " ".join(str(e) for e in chain)
-    lowered = text.lower()
-    ssl_error = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
-    if ssl_error is not None or "ssl" in lowered or "certificate" in lowered:
-        detail = getattr(ssl_error, "reason", None) or str(ssl_error or text)[:200]
-        if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
-            hint = (
-                f"the engine's certificate is not signed by targets.{target.name}.tls.ca or "
-                "does not name the host of the url; check that ca is the CA of the engine's "
-                "--tlscert and that its certificate lists this host"
-            )
-        else:
-            hint = (
-                f"the engine refused the client certificate; check that targets.{target.name}"
-                ".tls.cert and .key are a client certificate and its key, signed by the CA "
-                "the engine trusts (dockerd --tlsverify --tlscacert), and not expired"
-            )
-        return f"{head}: the TLS handshake failed ({detail}); {hint}"
-    if "connection refused" in lowered or "no such file" in lowered:
-        what = "connection refused" if "refused" in lowered else "no socket there"
-        return (
-            f"{head}: cannot connect ({what}); check that the engine runs and listens at "
-            f"that address (targets.{target.name}.url in the agent config)"
-        )
-    if "timed out" in lowered or "timeout" in lowered:
-        return (
-            f"{head}: no answer (timed out); check targets.{target.name}.url and that the "
-            "network lets the agent reach it"
-        )
-    if "permission denied" in lowered:
-        return f"{head}: permission denied on the socket; the agent's user needs access to it"
-    return f"{head}: Docker engine unreachable ({text[:300]})"
 
 
 # What `docker stack deploy` prints beside its error (CLI 20.10 to 28): progress, notices
@@ -331,6 +161,51 @@ def docker_cli() -> str:
     return cli
 
 
+DEPLOY_PREFIX = "gitswarm-deploy-"
+_DEPLOY_DIR = re.compile(re.escape(DEPLOY_PREFIX) + r"(\d+)-[^/]+$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (someone else's counts: it is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_deploy_leftovers(
+    root: Path | None = None, alive: Callable[[int], bool] = pid_alive
+) -> list[Path]:
+    """Remove the deploy folders (``deploy``) of processes that no longer run: what a
+    ``kill -9`` mid-deploy leaves in the temp dir. Only this user's own folders, never
+    through a link, never one of a live process. Returns what was removed."""
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        found = _DEPLOY_DIR.match(entry.name)
+        if found is None or int(found.group(1)) == os.getpid():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            continue
+        if alive(int(found.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
 class _APIClient(docker.APIClient):  # type: ignore[misc]
     """docker-py's client, blind to the process environment's HTTP settings.
 
@@ -348,6 +223,62 @@ class _APIClient(docker.APIClient):  # type: ignore[misc]
     @trust_env.setter
     def trust_env(self, _value: bool) -> None:
         return
+
+    def __init__(self, *, base_url: str, timeout: int, tls: Any) -> None:
+        # docker-py asks the engine for its API version inside its constructor, over a
+        # unix connection that leaks its socket when connect() fails (a missing or dead
+        # socket: a ResourceWarning, an fd until the GC runs). So: construct with a
+        # version (no request yet), put a unix adapter that closes on failure in place,
+        # then ask for the version, closing everything if that fails.
+        super().__init__(
+            base_url=base_url,
+            version=docker.constants.DEFAULT_DOCKER_API_VERSION,
+            timeout=timeout,
+            tls=tls,
+        )
+        old = self.adapters.get("http+docker://")
+        if isinstance(old, docker.transport.UnixHTTPAdapter):
+            adapter = _UnixAdapter(
+                "http+unix://" + old.socket_path, timeout, max_pool_size=old.max_pool_size
+            )
+            self._custom_adapter = adapter  # docker-py's fallback for this URL scheme
+            self.mount("http+docker://", adapter)
+            old.close()
+        try:
+            self._version = str(self.version(api_version=False)["ApiVersion"])
+        except BaseException:
+            self.close()
+            raise
+
+
+class _UnixConnection(docker.transport.unixconn.UnixHTTPConnection):  # type: ignore[misc]
+    """docker-py's unix connection, closing its socket when connect() fails."""
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.unix_socket)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixPool(docker.transport.unixconn.UnixHTTPConnectionPool):  # type: ignore[misc]
+    def _new_conn(self) -> _UnixConnection:
+        return _UnixConnection(self.base_url, self.socket_path, self.timeout)
+
+
+class _UnixAdapter(docker.transport.UnixHTTPAdapter):  # type: ignore[misc]
+    def get_connection(self, url: str, proxies: Any = None) -> _UnixPool:
+        with self.pools.lock:
+            pool = self.pools.get(url)
+            if pool:
+                return pool  # type: ignore[no-any-return]
+            pool = _UnixPool(url, self.socket_path, self.timeout, maxsize=self.max_pool_size)
+            self.pools[url] = pool
+        return pool
 
 
 class DockerSwarm:
@@ -378,7 +309,6 @@ class DockerSwarm:
         try:
             self.api = _APIClient(
                 base_url=self._host or "unix:///var/run/docker.sock",
-                version="auto",
                 timeout=int(timeout),
                 tls=tls,
             )
@@ -568,9 +498,11 @@ class DockerSwarm:
         """``docker stack deploy`` of a rendered file from a private temp dir.
 
         The file holds no secret value (secrets are external objects created before), and
-        the folder (mode 0700) is removed whatever happens."""
+        the folder (mode 0700) is removed whatever happens; one whose process was killed
+        (kill -9) names that process, and the agent removes it when it starts
+        (``clean_deploy_leftovers``)."""
         self.writes += 1
-        workdir = Path(tempfile.mkdtemp(prefix="gitswarm-deploy-"))
+        workdir = Path(tempfile.mkdtemp(prefix=f"{DEPLOY_PREFIX}{os.getpid()}-"))
         try:
             stack_file = workdir / "stack.yml"
             stack_file.write_text(compose_yaml)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gitswarm.errors import SwarmError
 from gitswarm.model.config import Target
-from gitswarm.swarm.client import DockerSwarm, Swarm
+from gitswarm.swarm.port import Swarm, SwarmClient
 from gitswarm.swarm.targets import TargetTable
 from gitswarm.swarm.tunnel import SshTunnel
 
@@ -34,16 +35,16 @@ class SwarmPool:
 
     def __init__(
         self,
-        factory: Callable[..., DockerSwarm] = DockerSwarm,
+        factory: Callable[..., SwarmClient] | None = None,
         *,
         targets: TargetTable | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._factory = factory
+        self._factory = factory or _docker_swarm
         self.targets = targets or TargetTable()
         self._clock = clock
         self._local = threading.local()
-        self._all: list[DockerSwarm] = []
+        self._all: list[SwarmClient] = []
         self._tunnels: dict[str, SshTunnel] = {}
         self._down: dict[str, tuple[float, str]] = {}
         self._starting: dict[str, threading.Lock] = {}
@@ -51,7 +52,7 @@ class SwarmPool:
 
     def __call__(self, target: Target) -> Swarm:
         endpoint = self.targets.endpoint(target)
-        clients: dict[Target, DockerSwarm] = self._local.__dict__.setdefault("clients", {})
+        clients: dict[Target, SwarmClient] = self._local.__dict__.setdefault("clients", {})
         client = clients.get(endpoint)
         if client is not None and self._tunnel_up(endpoint):
             return client
@@ -67,7 +68,7 @@ class SwarmPool:
             tunnel = self._tunnels.get(endpoint.name)
         return tunnel is not None and tunnel.alive()
 
-    def open(self, target: Target, *, timeout: float | None = None) -> DockerSwarm:
+    def open(self, target: Target, *, timeout: float | None = None) -> SwarmClient:
         """A new client of its own for ``target`` (not pooled: the caller closes it), e.g.
         for a long-lived event stream."""
         endpoint = self.targets.endpoint(target)
@@ -102,7 +103,7 @@ class SwarmPool:
                 return tunnel.url
             return tunnel.start()
 
-    def clients(self) -> list[DockerSwarm]:
+    def clients(self) -> list[SwarmClient]:
         """Every client made so far, on any thread."""
         with self._lock:
             return list(self._all)
@@ -115,6 +116,14 @@ class SwarmPool:
             client.close()
         for tunnel in tunnels:
             tunnel.close()
+
+
+def _docker_swarm(target: Target, **kwargs: Any) -> SwarmClient:
+    """The default client: docker-py (imported on the first connection, so a pool that
+    is given another factory, as ``gitswarm status``'s, never loads it)."""
+    from gitswarm.swarm.client import DockerSwarm
+
+    return DockerSwarm(target, **kwargs)
 
 
 __all__ = ["SwarmPool"]

@@ -46,7 +46,19 @@ def test_failing_http_and_command_gates_stop_the_promotion_and_commit_nothing(
                              "timeout": 1, "retries": 1, "interval": 0}]}},
     )  # fmt: skip
     head = example.remote_git("rev-parse", "HEAD")
+    # Not in the operator's promotion.http_allow (none by default): refused, nothing sent.
     result = example.run("promote", "--from", "development", "--to", "staging")
+    assert result.exit_code == 2, result.output
+    assert "[GateNotAllowed]" in result.output and "gate health: FAIL" in result.output
+    assert "is not allowed by promotion.http_allow" in result.output
+    assert "gitswarm.yml:" in result.output and "Traceback" not in result.output
+    assert example.remote_git("rev-parse", "HEAD") == head
+    # Allowed, the gate asks, and fails on the closed port.
+    allowed = tmp_path / "allowed.yml"
+    allowed.write_text("promotion:\n  http_allow: ['http://127.0.0.1:9/']\n")
+    result = example.run(
+        "promote", "--from", "development", "--to", "staging", "--config", str(allowed)
+    )
     assert result.exit_code == 1, result.output
     assert "[GateFailed]" in result.output and "gate health: FAIL" in result.output
     assert "ConnectError" in result.output and "Traceback" not in result.output
@@ -62,11 +74,12 @@ def test_failing_http_and_command_gates_stop_the_promotion_and_commit_nothing(
     assert "| p95 latency 2300ms > 500ms" in result.output
     assert example.remote_git("rev-parse", "HEAD") == head
     failed = example.cli.json("promotions", "--all")["promotions"]
-    assert [p["status"] for p in failed] == ["failed", "failed"]
+    assert [p["status"] for p in failed] == ["failed", "failed", "failed"]
 
     # Without the operator's definition the name runs nothing and fails.
     result = example.run("promote", "--from", "development", "--to", "staging")
-    assert result.exit_code == 1
+    assert result.exit_code == 2, result.output
+    assert "[GateNotAllowed]" in result.output
     assert "no command 'perf-test' is defined in the operator's config" in result.output
     assert example.remote_git("rev-parse", "HEAD") == head
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from gitswarm.model.account import RoleBinding
+from gitswarm.store import Store
 from harness.gitserve import GitRemote
 from tests.conftest import Cleaner
 from tests.gitops import Cli
@@ -74,8 +76,15 @@ def test_example_promotes_development_to_staging_to_production(
     assert pending["result"]["result"] == "Pending"
     pid = str(pending["result"]["promotion_id"])
     assert example.remote_git("rev-parse", "HEAD") == head  # nothing committed yet
+    # Approvals are decided as users of the store, with the approver role in production.
+    with Store(str(example.cli.state)) as store:
+        for name in ("carol", "alice", "bob"):
+            store.add_user(name, "$argon2id$v=19$unused", [RoleBinding("approver")])
     refused = example.run("approve", pid)
     assert refused.exit_code == 2 and "cannot approve" in refused.output
+    monkeypatch.setenv("GITSWARM_ACTOR", "mallory")
+    refused = example.run("approve", pid)
+    assert refused.exit_code == 2 and "mallory is not a user of the state store" in refused.output
     monkeypatch.setenv("GITSWARM_ACTOR", "alice")
     first = example.json("approve", pid)
     assert first["_exit_code"] == 0 and first["result"]["result"] == "Approved", first

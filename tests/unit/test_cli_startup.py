@@ -102,16 +102,37 @@ def test_policies_are_evaluated_in_the_sandbox_child_and_regopy_stays_out_of_the
     assert "gitswarm" in loaded and "regopy" not in loaded
 
 
-def test_status_loads_the_store_and_docker_but_not_the_web_metrics_or_rego(
+def test_status_loads_the_store_but_not_docker_py_the_web_metrics_or_rego(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """status needs the store, the render and Docker; the agent's metrics
-    (prometheus_client), the web stack and rego-cpp (the sandbox's child has it) stay out."""
+    """status needs the store, the render and the engine's answers; it reads the engine
+    over its unix socket with the standard library (swarm/engine.py), so docker-py and
+    requests stay out, as do the agent's metrics (prometheus_client), the web stack and
+    rego-cpp (the sandbox's child has it)."""
     repo = tmp_path / "repo"
     assert CliRunner().invoke(cli, ["init", str(repo)]).exit_code == 0
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     args = ["status", "--env", "development", "--repo", str(repo), "--state", f"{tmp_path}/s.db"]
     loaded = _imported_by(args)
-    assert {"sqlalchemy", "docker"} <= loaded
+    assert "sqlalchemy" in loaded  # a new store: only Store creates it
+    assert not loaded & {"docker", "requests", "urllib3", "rich"}
     assert not loaded & {"prometheus_client", "fastapi", "uvicorn", "regopy", "apprise"}
+
+
+def test_status_of_a_local_store_loads_no_sqlalchemy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A current local store is read through store/quick.py (sqlite3): status's import of
+    SQLAlchemy was a third of the command; what it shows is unchanged
+    (tests/unit/test_store_quick.py: the same queries, the same records)."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(cli, ["init", str(repo)]).exit_code == 0
+    state = tmp_path / "s.db"
+    with Store(str(state)) as store:
+        store.set_status("medianest", "development", sync="Synced", health="Healthy")
+    args = ["status", "--env", "development", "--repo", str(repo), "--state", str(state)]
+    loaded = _imported_by([*args, "--json"])
+    assert not loaded & {"sqlalchemy", "alembic", "prometheus_client", "fastapi", "regopy"}

@@ -149,9 +149,9 @@ def test_a_command_gate_the_operator_did_not_define_runs_nothing(rig: Rig) -> No
     ready(rig, gates={"command": ["pwn"]})
     head = rig.head()
     outcome = rig.promote()
-    assert outcome.result == "Failed" and outcome.reason == "GateFailed"
+    assert (outcome.result, outcome.reason, outcome.exit_code) == ("Failed", "GateNotAllowed", 2)
     (gate,) = [g for g in outcome.gates if g.name == "command-pwn"]
-    assert not gate.passed
+    assert not gate.passed and gate.refused
     assert "no command 'pwn' is defined in the operator's config" in gate.summary
     assert rig.head() == head
 

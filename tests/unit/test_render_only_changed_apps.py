@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import gitswarm.reconcile.sync as sync_module
+import gitswarm.reconcile.settings as settings_module
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import Application, Environment, RepoConfig, Target
 from gitswarm.model.tree import Tree
@@ -274,7 +274,7 @@ def test_the_settings_are_read_again_only_when_their_files_change(
         loads.append(tree.revision)
         return load_config(tree)
 
-    monkeypatch.setattr(sync_module, "load_config", counted)
+    monkeypatch.setattr(settings_module, "load_config", counted)
     changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
     assert rig.commit("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
     assert rig.commit("docs", {"README.md": "x\n"}) == []

@@ -272,3 +272,33 @@ def test_errors_carry_a_rule(tmp_path: Path) -> None:
         with pytest.raises(PathError) as info:
             tree.read("a.txt", limit=1)
         assert rule_of(info.value) == "file-too-large"
+
+
+def test_a_small_commit_is_read_by_one_git_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 13: one ``git cat-file`` per file was seven git processes per status."""
+    import gitswarm.source.tree as tree_module
+
+    files = {"a.txt": "one", "b/c.yml": "x: 1\n", "b/d.yml": "", "e.txt": "e" * 5000}
+    make_git_repo(tmp_path / "r", files)
+    calls: list[list[str]] = []
+    real = tree_module.run_git
+
+    def counting(args: list[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
+        calls.append(list(args))
+        return real(args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tree_module, "run_git", counting)
+    tree = GitTree(tmp_path / "r", "HEAD")
+    for name, text in files.items():
+        assert tree.read(name, limit=10_000) == text.encode()
+    assert [c[0] for c in calls] == ["rev-parse", "ls-tree", "cat-file"]
+    with pytest.raises(PathError, match=r"e\.txt is 5000 bytes, over the limit of 100 bytes"):
+        tree.read("e.txt", limit=100)  # read already, the caller's limit still holds
+    monkeypatch.setattr(tree_module, "PREFETCH", 10)  # a large commit: file by file
+    calls.clear()
+    tree = GitTree(tmp_path / "r", "HEAD")
+    assert tree.read("b/c.yml", limit=100) == b"x: 1\n"
+    assert tree.read("a.txt", limit=100) == b"one"
+    assert [c[0] for c in calls] == ["rev-parse", "ls-tree", "cat-file", "cat-file"]

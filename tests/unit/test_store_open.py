@@ -36,6 +36,7 @@ TABLES = {
     "users",
     "sessions",
     "api_tokens",
+    "agent_source",
     VERSION_TABLE,
 }
 
@@ -159,7 +160,7 @@ def test_a_new_store_is_migrated_to_head(store_url: str) -> None:
         assert set(sa.inspect(engine).get_table_names()) == TABLES
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            assert context.get_current_heads() == ("0005",)
+            assert context.get_current_heads() == ("0008",)
     finally:
         engine.dispose()
 

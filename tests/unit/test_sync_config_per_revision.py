@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import gitswarm.reconcile.sync as sync_module
+import gitswarm.reconcile.settings as settings_module
 from gitswarm.model.config import RepoConfig
 from gitswarm.reconcile.sync import Reconciler, SyncRequest
 from gitswarm.source.repo import RepoSource
@@ -25,13 +25,13 @@ def test_the_settings_are_read_once_per_revision_and_a_bad_one_is_not_kept(
 ) -> None:
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     loads: list[str | None] = []
-    real = sync_module.load_config
+    real = settings_module.load_config
 
     def counting(tree: Any) -> RepoConfig:
         loads.append(tree.revision)
         return real(tree)
 
-    monkeypatch.setattr(sync_module, "load_config", counting)
+    monkeypatch.setattr(settings_module, "load_config", counting)
     repo = GitOpsRepo(tmp_path / "repo", "shop")
     repo.compose({"web": service()})
     repo.write("applications/other.yml", "stack: shop-other\n")

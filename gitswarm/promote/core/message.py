@@ -54,6 +54,8 @@ class GateResult:
     output: str = ""  # what the gate said (bounded); shown on failure, never committed
     seconds: float = 0.0
     skipped: bool = False  # not configured / not applicable: still recorded
+    # refused by the operator's config before anything was sent or run (GateNotAllowed)
+    refused: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -63,6 +65,7 @@ class GateResult:
             "output": self.output,
             "seconds": round(self.seconds, 3),
             "skipped": self.skipped,
+            "refused": self.refused,
         }
 
     @classmethod
@@ -74,6 +77,7 @@ class GateResult:
             output=str(data.get("output", "")),
             seconds=float(data.get("seconds", 0.0) or 0.0),  # type: ignore[arg-type]
             skipped=bool(data.get("skipped")),
+            refused=bool(data.get("refused")),
         )
 
 

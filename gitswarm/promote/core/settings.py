@@ -81,6 +81,7 @@ class HttpGate:
     timeout: float = 5.0
     retries: int = 0  # further tries after a failure
     interval: float = 2.0  # seconds between tries
+    where: str = ""  # file:line of its url, for messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,10 @@ class _Reader:
                 RULE,
             )
         )
+
+    def where(self, path: Sequence[str | int]) -> str:
+        """file:line of ``path`` in the environment's block."""
+        return problem_at(self.env.source, self.env.positions, tuple(path), "", RULE).where()
 
     def mapping(
         self, value: Any, path: Sequence[str | int], known: Sequence[str]
@@ -276,9 +281,9 @@ def _gates(r: _Reader, value: Any, at: tuple[str | int, ...]) -> Gates:
         retries = r.integer(spec.get("retries", 0), (*path, "retries"), 0, MAX_RETRIES) or 0
         interval = r.number(spec.get("interval", 2), (*path, "interval"), 0, 60)
         if url is not None:
-            http.append(
-                HttpGate(name, url, status, timeout, retries, 2.0 if interval is None else interval)
-            )
+            every = 2.0 if interval is None else interval
+            where = r.where((*path, "url"))
+            http.append(HttpGate(name, url, status, timeout, retries, every, where))
     commands: list[str] = []
     raw_cmd = data.get("command") or []
     if isinstance(raw_cmd, str):

@@ -34,6 +34,8 @@ from typing import Any, Literal
 import regex
 import semantic_version
 
+from gitswarm.errors import UsageError
+
 PolicyKind = Literal["semver", "numerical", "alphabetical"]
 Order = Literal["asc", "desc"]
 
@@ -41,6 +43,12 @@ MATCH_TIMEOUT = 0.05  # seconds for one pattern against one tag
 
 # A Docker tag: https://github.com/distribution/reference (at most 128 characters).
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Docker's reference grammar for a repository: [domain[:port]/]component(/component)*.
+_DOMAIN_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY = re.compile(
+    rf"^(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$"
+)
 _SEMVER = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
@@ -103,6 +111,18 @@ def parse_image_arg(text: str) -> ImageRef:
     if not TAG.match(ref.tag):
         raise ValueError(f"--image {text!r}: {ref.tag!r} is not a valid tag")
     return ref
+
+
+def parse_image_args(texts: Iterable[str]) -> tuple[ImageRef, ...]:
+    """Each ``--image`` (CLI) or ``images`` entry (API) as parse_image_arg reads it; a
+    UsageError (exit 2, 400) naming the first that is wrong."""
+    refs = []
+    for text in texts:
+        try:
+            refs.append(parse_image_arg(text))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return tuple(refs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +255,7 @@ def semver(text: str) -> semantic_version.Version | None:
 
 
 __all__ = [
+    "REPOSITORY",
     "TAG",
     "ImagePolicy",
     "ImageRef",
@@ -242,5 +263,6 @@ __all__ = [
     "expand",
     "parse_image",
     "parse_image_arg",
+    "parse_image_args",
     "semver",
 ]

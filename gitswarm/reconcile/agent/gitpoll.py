@@ -1,5 +1,7 @@
 """The git task: ask the remote for the followed branch's head; when it moved, queue a
-sync of every automated app x env at that head.
+sync of every automated app x env at that head. After each poll it records what it saw
+(the head, the apps x environments watched there, or the poll's error) in the store, for
+``gitswarm status`` to read (store/source.py).
 
 Triggered by the poll timer (jittered, backing off while the remote fails), by webhooks
 and the API (api/), and once when an agent becomes leader. A poll with nothing new costs
@@ -11,7 +13,8 @@ Apps whose inputs did not change are not synced at all (issue 18): an app deploy
 Synced at revision D, whose render at D read files and settings (render/inputs.py,
 reconcile/rendering.py) that are the same at the new head, renders the same stack there.
 Its status moves to the head in one write for all such apps (Recorder.unchanged) and
-its cached render serves the drift checks: no render, no Docker call. Every other app
+its cached render serves the drift checks: no render, no Docker call (an app without
+automated sync moves too: its deployed revision renders what Git says). Every other app
 — its inputs changed, or its render is not cached (a new agent), or its status is not
 a success at D (failed, drifted, rolled back), or its environment checks signatures,
 or a policy reads the commit — syncs as before.
@@ -32,6 +35,7 @@ from gitswarm.reconcile.agent.queue import Key
 from gitswarm.reconcile.outcome import Rendered
 from gitswarm.reconcile.rendering import DigestMemo, input_digest
 from gitswarm.source.tree import GitTree
+from gitswarm.store import AGENT_LOCK
 
 log = logging.getLogger("gitswarm.agent")
 
@@ -42,6 +46,7 @@ class GitPoll:
     def __init__(self, ctx: AgentContext) -> None:
         self.source, self.settings, self.state = ctx.source, ctx.settings, ctx.state
         self.metrics, self.store, self.reconciler = ctx.metrics, ctx.store, ctx.reconciler
+        self.holder = ctx.holder
 
     def check(self, request: TriggerRequest) -> None:
         try:
@@ -50,10 +55,12 @@ class GitPoll:
             self.state.fetch_failed(exc)
             self.metrics.git_fetch_errors.inc()
             log.warning("git remote unreachable (%s); keeping the last state", exc.message)
+            self._record(None, error=exc.message)
             return
         self.metrics.git_polls.labels("yes" if fetched else "no").inc()
         previous = self.state.fetched(head)
         if head == previous:
+            self._record(head)
             return  # nothing new: no render, no Docker call
         changed: set[str] | None = None  # None: unknown, every app may be touched
         if previous is not None:
@@ -69,10 +76,13 @@ class GitPoll:
             log.warning("gitswarm.yml at %s is invalid: %s", head[:12], exc.message)
             known = self.state.config
             if known is None:
+                self._record(head, apps=())
                 return
             config, tree = known, None  # and no app is passed by: each records the error
         self.state.set_config(config)
-        syncs: list[Work] = [
+        # Every watched app x env: the automated ones sync; every one whose inputs are the
+        # same at the head moves there (so a manual-sync app stays Synced in the store).
+        works: list[Work] = [
             (
                 ("sync", app.name, env.name),
                 replace(request, app=app.name, env=env.name, revision=head),
@@ -81,23 +91,43 @@ class GitPoll:
             for env in config.environments
             if self.settings.watches(env.name)
             for app in config.apps_for(env.name)
-            if config.sync_policy(app, env).automated
         ]
+        automated = {
+            (app.name, env.name)
+            for env in config.environments
+            for app in config.apps_for(env.name)
+            if config.sync_policy(app, env).automated
+        }
+        # Recorded before the syncs are queued: status shows the head, and until each
+        # sync ends (or the app is moved, unchanged), an app whose deployed revision is
+        # not there yet (cli/ops.py).
+        self._record(
+            head,
+            apps=[(a, e, config.application(a).stack_name(e)) for _, a, e in (w[0] for w in works)],
+        )
         # The apps the commit touched are queued first, their syncs under way while the
         # others (1,000 apps: a second or more) are checked for unchanged inputs.
         memo = DigestMemo()  # apps share files and settings: each answered once
-        for part in ([w for w in syncs if w[2]], [w for w in syncs if not w[2]]):
-            self.state.put_all(
-                part if tree is None else self._changed(head, config, part, tree, memo)
-            )
+        for part in ([w for w in works if w[2]], [w for w in works if not w[2]]):
+            left = part if tree is None else self._changed(head, config, part, tree, memo)
+            self.state.put_all([work for work in left if work[0][1:] in automated])
+
+    def _record(
+        self,
+        head: str | None,
+        *,
+        apps: Sequence[tuple[str, str, str]] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """What this poll saw, for ``gitswarm status`` (store/source.py). A store that
+        refuses it costs the status its freshness, never the poll."""
+        try:
+            self.store.record_source(AGENT_LOCK, self.holder, head=head, apps=apps, error=error)
+        except GitswarmError as exc:
+            log.warning("could not record the poll of %s: %s", (head or "?")[:12], exc.message)
 
     def _changed(
-        self,
-        head: str,
-        config: RepoConfig,
-        syncs: list[Work],
-        tree: GitTree,
-        memo: DigestMemo,
+        self, head: str, config: RepoConfig, syncs: list[Work], tree: GitTree, memo: DigestMemo
     ) -> list[Work]:
         """The syncs to run: those of apps whose inputs at ``head`` are not the same as
         at their deployed revision (the module docstring); the others move on at once."""

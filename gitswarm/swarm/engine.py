@@ -1,0 +1,203 @@
+"""A Docker Engine API client of the standard library alone, for the reads of ``gitswarm
+status --live`` on a local engine (I/O edge).
+
+``status`` reads a swarm four ways — ``GET /services``, ``/tasks``, ``/configs``,
+``/secrets`` (``observe`` and ``tasks``) — and writes nothing. docker-py and requests
+cost more to import than those four requests take, and docker-py's client asks the
+engine for its version before the first of them. ``EngineReads`` sends them with
+``http.client`` over the engine's unix socket (unversioned paths: the engine answers in
+its own API version, as the Docker CLI's first request does) and turns the answers into
+the same records, with the same converters, as ``DockerSwarm`` (swarm/port.py). It is a
+``Swarm`` whose writes refuse: the commands that deploy use ``DockerSwarm``.
+
+``reads_client`` picks it for a target reached over a unix socket, and ``DockerSwarm``
+for anything else (TLS over TCP, ssh tunnels), so every target keeps working.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+from gitswarm.errors import SwarmError
+from gitswarm.model.config import ResolveImage, Target
+from gitswarm.model.observed import ObjectState, ServiceState, StackState, TaskState
+from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
+from gitswarm.swarm.port import (
+    Events,
+    ExternalKind,
+    ObjectKind,
+    SwarmClient,
+    connection_problem,
+    object_state,
+    service_state,
+    task_state,
+)
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+MAX_BODY = 256 * 1024 * 1024  # an answer larger than this is not a listing we can use
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def socket_path(target: Target, host: str | None = None) -> str | None:
+    """The unix socket ``target`` is reached at; None when it is not a unix socket."""
+    url = host or target.url or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    if not url.startswith("unix://"):
+        return None
+    return url[len("unix://") :] or DEFAULT_SOCKET
+
+
+def reads_client(target: Target, *, timeout: float = 30.0, host: str | None = None) -> SwarmClient:
+    """The client ``status`` reads ``target`` with (SwarmPool's factory there):
+    ``EngineReads`` over a unix socket, ``DockerSwarm`` otherwise."""
+    path = socket_path(target, host)
+    if path is None:
+        from gitswarm.swarm.client import DockerSwarm  # docker-py: TLS, ssh tunnels
+
+        return DockerSwarm(target, timeout=timeout, host=host)
+    return EngineReads(target, path, timeout=timeout)
+
+
+class EngineReads:
+    """The reads of ``Swarm`` over ``http.client``; every write refuses."""
+
+    def __init__(self, target: Target, path: str, *, timeout: float = 30.0) -> None:
+        self.target, self.path, self.timeout = target, path, timeout
+        self.writes = 0
+        self._conn: _UnixConnection | None = None
+        # As DockerSwarm's constructor: an engine that is not there says so now, in the
+        # same words (connection_problem).
+        self._get(None, "/_ping")
+
+    def describe(self) -> str:
+        return f"target {self.target.name!r} ({self.target.url or 'unix://' + self.path})"
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _get(
+        self, action: str | None, path: str, filters: dict[str, list[str]] | None = None
+    ) -> Any:
+        if filters is not None:
+            path += "?filters=" + quote(json.dumps(filters, separators=(",", ":")))
+        try:
+            if self._conn is None:
+                self._conn = _UnixConnection(self.path, self.timeout)
+            self._conn.request("GET", path, headers={"Accept": "application/json"})
+            response = self._conn.getresponse()
+            body = response.read(MAX_BODY + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()  # a broken connection is not reused
+            problem = connection_problem(self.target, "unix://" + self.path, exc)
+            raise SwarmError(problem if action is None else f"{action}: {problem}") from exc
+        action = action or f"connect to {self.describe()}"
+        if len(body) > MAX_BODY:
+            raise SwarmError(f"{action}: the engine's answer is over {MAX_BODY} bytes")
+        if response.status >= 400:
+            raise SwarmError(f"{action}: {_message(body, response.status)}")
+        if path == "/_ping":
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise SwarmError(f"{action}: the engine answered something not JSON") from exc
+
+    # --- reads -------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._get(f"ping {self.describe()}", "/_ping")
+
+    def services(self, stack: str) -> list[ServiceState]:
+        raw = self._get(
+            f"list services of stack {stack}", "/services", {"label": [f"{LABEL_STACK}={stack}"]}
+        )
+        return [service_state(s) for s in raw]
+
+    def services_by_stack(self) -> dict[str, list[ServiceState]]:
+        raw = self._get("list the services of every stack", "/services", {"label": [LABEL_STACK]})
+        by_stack: dict[str, list[ServiceState]] = {}
+        for service in map(service_state, raw):
+            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
+        return by_stack
+
+    def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
+        if not service_ids:
+            return []
+        raw = self._get("list tasks", "/tasks", {"service": list(service_ids)})
+        return [task_state(t) for t in raw]
+
+    def objects(self, stack: str) -> list[ObjectState]:
+        flt = {"label": [f"{LABEL_STACK}={stack}"]}
+        action = f"list configs and secrets of stack {stack}"
+        configs = self._get(action, "/configs", flt)
+        secrets = self._get(action, "/secrets", flt)
+        return [object_state("config", c) for c in configs] + [
+            object_state("secret", s) for s in secrets
+        ]
+
+    def observe(self, stack: str) -> StackState:
+        return StackState(
+            stack=stack, services=tuple(self.services(stack)), objects=tuple(self.objects(stack))
+        )
+
+    # --- not for this client -----------------------------------------------------------
+
+    def _refuse(self, what: str) -> NoReturn:
+        raise SwarmError(f"{what}: this client of {self.describe()} only reads (gitswarm status)")
+
+    def check_manager(self) -> None:
+        self._refuse("check the swarm manager")
+
+    def existing(self, kind: ExternalKind, names: Sequence[str]) -> set[str]:
+        self._refuse(f"list {kind}s")
+
+    def create_object(self, material: ObjectMaterial) -> str:
+        self._refuse(f"create {material.kind} {material.name}")
+
+    def remove_object(self, kind: ObjectKind, object_id: str) -> bool:
+        self._refuse(f"remove {kind} {object_id}")
+
+    def remove_service(self, service_id: str) -> None:
+        self._refuse(f"remove service {service_id}")
+
+    def deploy(self, stack: str, compose_yaml: str, *, resolve_image: ResolveImage) -> None:
+        self._refuse(f"deploy stack {stack}")
+
+    def events(self, *, since: dt.datetime | None = None) -> Events:
+        self._refuse("follow events")
+
+
+def _message(body: bytes, status: int) -> str:
+    """The engine's error message (``{"message": ...}``), bounded."""
+    try:
+        found = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        found = None
+    text = str(found) if found else body[:300].decode("utf-8", "replace").strip()
+    return f"{text[:500]} (HTTP {status})"
+
+
+__all__ = ["EngineReads", "reads_client", "socket_path"]
