@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import cli, dashboard, dora, drift, latency, noop, scale
 from bench.lab import BenchLab
 from bench.report import Machine, Section, loadavg
+from bench.turns import Turns
 
 BENCHMARKS = ("latency", "drift", "noop", "scale", "cli", "dora", "dashboard")
 NEEDS_LAB = frozenset({"latency", "drift", "noop"})
@@ -67,6 +68,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no-op benchmark: the repository has a policies/*.rego file (every sync evaluates it)",
     )
+    parser.add_argument(
+        "--no-status",
+        action="store_true",
+        help="no-op benchmark: do not time `gitswarm status` (minutes at 1,000 apps)",
+    )
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="no-op benchmark: hold this flock only while measuring (set-up runs without "
+        "it), e.g. /tmp/gitswarm-realswarm.lock",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the set-up (the lab, deploying stacks) this much nicer; measured parts "
+        "run at the priority the bench started with",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
@@ -78,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.services or (10, 100, 500)
 
     started = time.monotonic()
+    turns = Turns(args.lock, args.nice)  # before the lab: its processes inherit the nice
     sections: list[Section] = []
     lab: BenchLab | None = BenchLab.open() if NEEDS_LAB.intersection(chosen) else None
     machine = Machine.describe(lab.docker_host if lab else None)
@@ -89,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             "latency": lambda: latency.run(_need(lab), runs, args.interval),
             "drift": lambda: drift.run(_need(lab), runs, args.interval),
             "noop": lambda: noop.run(
-                _need(lab), stacks, rounds=3 if args.quick else 5, rego=args.rego
+                _need(lab),
+                stacks,
+                rounds=3 if args.quick else 5,
+                rego=args.rego,
+                status=not args.no_status,
+                turns=turns,
             ),
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
             "cli": lambda: cli.run(runs=5 if args.quick else 11),

@@ -147,6 +147,20 @@ class AgentProcess:
         with self._cond:
             return list(self.events[since:])
 
+    def wait_new(self, since: int, timeout: float) -> list[Event]:
+        """The events from index ``since`` on, once there is at least one; waits for it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.events) <= since:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AgentFailed(f"no event within {timeout:.0f}s")
+                self._cond.wait(left)
+            fresh = list(self.events[since:])
+        if any(e["event"] == "exit" for e in fresh):
+            raise AgentFailed("the agent process ended: " + self.log_tail())
+        return fresh
+
     # --- talking to it -----------------------------------------------------------------
 
     def command(self, cmd: str, timeout: float = 900.0, **args: Any) -> Event:

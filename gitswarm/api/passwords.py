@@ -22,7 +22,10 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
-        self._dummy = self.hasher.hash("gitswarm: no such user")
+        # What a sign-in of no such user is checked against, so that it takes as long.
+        # Made by the first sign-in, not here: one argon2 hash is 64 MiB, and every
+        # agent made one at start-up, dashboard users or not (its peak RSS; issue 18).
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
@@ -31,6 +34,8 @@ class Passwords:
         """(matches, needs rehash). ``None`` (no such user) takes as long and fails."""
         if len(password) > MAX_LENGTH:
             return False, False
+        if self._dummy is None:  # whoever signs in first pays for it, user or not
+            self._dummy = self.hasher.hash("gitswarm: no such user")
         if password_hash is None:
             self._check(self._dummy, password)
             return False, False

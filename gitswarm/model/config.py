@@ -141,6 +141,18 @@ class RepoConfig:
     environments: tuple[Environment, ...]
     applications: tuple[Application, ...]
     targets: Mapping[str, Target] = field(default_factory=dict)
+    # The applications by name, for the lookups every sync makes (application,
+    # dependencies): a scan of a tuple of 1,000 apps per lookup, a few lookups per app,
+    # made each sync O(apps) and a commit O(apps²) (bench/ issue 18).
+    _by_name: Mapping[str, Application] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, Application] = {}
+        for app in self.applications:
+            by_name.setdefault(app.name, app)  # the first of a name, as a scan finds it
+        object.__setattr__(self, "_by_name", by_name)
 
     def environment(self, name: str) -> Environment:
         for env in self.environments:
@@ -150,9 +162,9 @@ class RepoConfig:
         raise KeyError(f"unknown environment {name!r} (known: {known})")
 
     def application(self, name: str) -> Application:
-        for app in self.applications:
-            if app.name == name:
-                return app
+        app = self._by_name.get(name)
+        if app is not None:
+            return app
         known = ", ".join(a.name for a in self.applications)
         raise KeyError(f"unknown application {name!r} (known: {known})")
 
@@ -171,9 +183,14 @@ class RepoConfig:
         """What ``app`` waits for in ``env``: the applications it depends on (directly)
         that are deployed there (repo/depends.py makes that all of them); none if ``app``
         is not deployed to ``env``."""
-        deployed = {a.name: a for a in self.applications if env in a.environments}
-        own = deployed.get(app)
-        return tuple(d for d in own.depends_on if d in deployed) if own else ()
+        own = self._by_name.get(app)
+        if own is None or env not in own.environments:
+            return ()
+        return tuple(
+            d
+            for d in own.depends_on
+            if (dep := self._by_name.get(d)) is not None and env in dep.environments
+        )
 
     def sync_policy(self, app: Application, env: Environment) -> SyncPolicy:
         return app.sync.get(env.name, env.sync)

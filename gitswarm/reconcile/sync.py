@@ -48,11 +48,11 @@ from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
+from gitswarm.reconcile.settings import Loaded, settings_at
 from gitswarm.reconcile.targeting import check_target, secret_created, target_table
 from gitswarm.render import to_yaml
 from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
-from gitswarm.repo import load_config
 from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.providers import ProviderSet
@@ -149,6 +149,9 @@ class Reconciler(Generic[StoreT]):
     # not once per app (in a repository of 100 apps, re-reading applications/*.yml was
     # 80% of each sync; bench/ issue 7).
     _configs: dict[str, RepoConfig] = field(default_factory=dict, init=False, repr=False)
+    # The last settings loaded, with what loading them read (render/inputs.py) and its
+    # digest: a revision with the same answers has the same settings (issue 18).
+    _loaded: list[Loaded] = field(default_factory=list, init=False, repr=False)
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -275,7 +278,7 @@ class Reconciler(Generic[StoreT]):
             config = self._configs.get(revision)
             if config is None:
                 tree = tree or GitTree(self.source.git_dir, revision)
-                config = load_config(tree)  # a bad commit raises, and nothing is kept
+                config = settings_at(tree, self._loaded)  # a bad commit raises, none kept
                 self._configs[revision] = config
                 names = {e.name for e in config.environments}
                 for setting, given in (

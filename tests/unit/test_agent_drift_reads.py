@@ -135,3 +135,71 @@ def test_a_drift_round_lists_every_stack_once_and_reads_live_only_what_drifted(
         until(lambda: not deployed.drifted("other"))
         until(agent.idle)
         assert swarm.reads == Counter({"services_by_stack": 1, "services": 1})
+
+
+def test_a_quiet_drift_round_reads_the_store_once_and_queues_no_check_per_app(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per app a check read its status twice and its baselines once: 3,000 store reads
+    and 1,000 tasks for a round over 1,000 apps (bench/ issue 18). The round reads every
+    status and baseline once and queues a check only for an app that shows drift."""
+    store, swarm = deployed.store, deployed.swarm
+    reads: Counter[str] = Counter()
+    for name in ("get_status", "baselines", "all_statuses", "all_baselines"):
+        original = getattr(store, name)
+
+        def counted(
+            *args: object, _name: str = name, _original: object = original, **kw: object
+        ) -> object:
+            reads[_name] += 1
+            return _original(*args, **kw)  # type: ignore[operator]
+
+        monkeypatch.setattr(store, name, counted)
+    checked: list[str] = []
+    check = deployed.agent.drift.check
+
+    def counted_check(app: str, env: str, request: TriggerRequest) -> None:
+        checked.append(app)
+        check(app, env, request)
+
+    monkeypatch.setattr(deployed.agent.drift, "check", counted_check)
+    with deployed.agent.running():
+        agent = deployed.started()
+        reads.clear()
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(agent.idle)
+        assert reads == Counter({"all_statuses": 1, "all_baselines": 1})
+        assert checked == []
+
+        swarm.scale("shop-other_web", 0)  # still seen, and by a check of that app alone
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(lambda: deployed.drifted("other"))
+        until(agent.idle)
+        assert checked == ["other"]
+        assert not deployed.drifted("app")
+
+
+def test_the_round_reads_baselines_without_their_specs_and_still_tells_drift(
+    deployed: Deployed,
+) -> None:
+    """The specs were most of the round's store read (JSON of 5,000 services: 0.5 s of
+    CPU). Without them, a service whose version is the baseline's has not drifted; one
+    whose version moved is checked with its full baseline (its check: the round's listing
+    against the stored baseline): drifted if its spec changed, not if only the version
+    did."""
+    store, swarm = deployed.store, deployed.swarm
+    light = store.all_baselines(specs=False)[("app", "dev")]
+    full = store.all_baselines()[("app", "dev")]
+    assert set(light) == set(full) == {"web", "api"}
+    assert light["web"].spec == {} and light["web"].rendered == {}
+    assert full["web"].spec and light["web"].version == full["web"].version
+    with deployed.agent.running():
+        agent = deployed.started()
+        swarm.scale("shop_web", 1)  # written with the same spec (1 replica): not drift
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(agent.idle)
+        assert not deployed.drifted("app")
+        swarm.scale("shop_web", 4)
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(lambda: deployed.drifted("app"))
+        until(agent.idle)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 
 from gitswarm.api.passwords import Passwords
 from gitswarm.api.sessions import COOKIE, LoginThrottle, digest
@@ -202,3 +203,28 @@ def test_removing_a_user_ends_its_sessions_and_keeps_tokens_of_others(
     rig.store.remove_user("viewer-all")
     assert client.get("/ui/", follow_redirects=False).status_code == 303
     assert rig.store.get_user("viewer-all") is None
+
+
+class CountingHasher(PasswordHasher):
+    hashed = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        CountingHasher.hashed += 1
+        return super().hash(password, salt=salt)
+
+
+def test_no_argon2_hash_is_made_before_the_first_sign_in() -> None:
+    """The dummy hash a sign-in of no such user is checked against (so that it takes as
+    long as a real one) is 64 MiB of argon2: made at start-up, it was the agent's peak
+    RSS with or without dashboard users (bench/ issue 18). The first sign-in makes it,
+    of a known user or not, so that no sign-in says by its time which one came first."""
+    CountingHasher.hashed = 0
+    passwords = Passwords(CountingHasher(time_cost=1, memory_cost=8, parallelism=1))
+    assert CountingHasher.hashed == 0
+    real = passwords.hash("a good password")
+    assert CountingHasher.hashed == 1
+    assert passwords.verify(real, "a good password")[0] is True
+    assert CountingHasher.hashed == 2  # the dummy, at the first sign-in (a known user)
+    assert passwords.verify(None, "a good password") == (False, False)
+    assert passwords.verify(None, "another") == (False, False)
+    assert CountingHasher.hashed == 2

@@ -11,17 +11,21 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import gitswarm.reconcile.settings as settings_module
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import Application, Environment, RepoConfig, Target
+from gitswarm.model.tree import Tree
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.apply import Clock
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.rendering import settings_digest
 from gitswarm.reconcile.sync import Reconciler, Rendered
 from gitswarm.render.inputs import RecordingTree
+from gitswarm.repo import load_config
 from gitswarm.source.repo import RepoSource
 from gitswarm.source.tree import GitTree
 from gitswarm.store import Store
@@ -387,3 +391,67 @@ def test_the_same_content_at_two_commits_is_the_same_input(tmp_path: Path) -> No
     inputs = recording.inputs()
     at = {rev: inputs.digest(GitTree(repo.path, rev)) for rev in (first, same, moved)}
     assert at[first] == at[same] != at[moved]
+
+
+def test_the_settings_are_read_again_only_when_their_files_change(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading gitswarm.yml and applications/*.yml is 1,000 files at 1,000 apps: a commit
+    that leaves them as they were reuses the settings read before (issue 18)."""
+    rig = make()
+    loads: list[str | None] = []
+
+    def counted(tree: Tree) -> RepoConfig:
+        loads.append(tree.revision)
+        return load_config(tree)
+
+    monkeypatch.setattr(settings_module, "load_config", counted)
+    changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
+    assert rig.commit("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
+    assert rig.commit("docs", {"README.md": "x\n"}) == []
+    assert loads == []
+    definition = app_file("other", "base/shared.yml", "stacks/other.yml", "stacks/more.yml")
+    more = _dump({"services": {"more": service(IMAGE)}})
+    files = {"applications/other.yml": definition, "stacks/more.yml": more}
+    assert rig.commit("other's definition", files) == ["other"]
+    assert loads == [rig.agent.head]
+    config = rig.agent.config
+    assert config is not None and config.application("other").files[-1] == "stacks/more.yml"
+
+
+def test_the_apps_a_commit_touched_are_queued_before_the_others_are_checked(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 1,000 apps, checking the other 999 for unchanged inputs takes a second or
+    more: the sync of the app that changed does not wait for it."""
+    rig = make()
+    seen: list[bool] = []
+    advance = rig.store.advance_revisions
+
+    def spied(moves: Any, revision: str, message: str) -> set[tuple[str, str]]:
+        queue = rig.agent.state.queue
+        seen.append(("sync", "other", "dev") in queue.pending)
+        return advance(moves, revision, message)
+
+    monkeypatch.setattr(rig.store, "advance_revisions", spied)
+    changed = _dump({"services": {"api": service("127.0.0.1:5000/busybox:2")}})
+    assert rig.commit("other: busybox 2", {"stacks/other.yml": changed}) == ["other"]
+    assert seen == [True]
+
+
+def test_a_broken_gitswarm_yml_is_recorded_for_every_app_not_skipped(
+    make: Callable[..., Rig],
+) -> None:
+    """Settings that do not load leave nothing to compare inputs with: every app syncs,
+    so the error is in each status (and nothing is applied)."""
+    rig = make()
+    writes = rig.swarm.writes
+    rig.repo.write("gitswarm.yml", "project: [unclosed\n")
+    head = rig.repo.commit("broken settings")
+    rig.agent.enqueue(("git",), TriggerRequest("poll"))
+    rig.agent.run_pending()
+    assert rig.swarm.writes == writes
+    for app in APPS:
+        status = rig.store.get_status(app, "dev")
+        assert status is not None and status.revision != head, (app, status)
+        assert status.last_result == "Failed" and "gitswarm.yml" in status.message, status

@@ -43,7 +43,6 @@ from gitswarm.reconcile.agent.queue import Key
 from gitswarm.reconcile.outcome import Rendered
 from gitswarm.reconcile.rendering import DigestMemo, input_digest, stored_digest
 from gitswarm.render.inputs import Inputs
-from gitswarm.repo import load_config
 from gitswarm.source.tree import GitTree
 from gitswarm.store import AGENT_LOCK
 
@@ -76,8 +75,10 @@ class GitPoll:
         if previous is not None:
             with contextlib.suppress(GitswarmError):
                 changed = set(self.source.changed_files(previous, head))
+        tree: GitTree | None = None
         try:
-            config = load_config(GitTree(self.source.git_dir, head))
+            tree = GitTree(self.source.git_dir, head)
+            config = self.reconciler.config_at(head, tree)  # read once: the syncs reuse it
         except GitswarmError as exc:
             # A broken gitswarm.yml: each application syncs anyway, so the error is
             # recorded in its history and status (and notified) and nothing is applied.
@@ -86,7 +87,7 @@ class GitPoll:
             if known is None:
                 self._record(head, apps=())
                 return
-            config = known
+            config, tree = known, None  # and no app is passed by: each records the error
         self.state.set_config(config)
         # Every watched app x env: the automated ones sync; every one whose inputs are the
         # same at the head moves there (so a manual-sync app stays Synced in the store).
@@ -106,14 +107,19 @@ class GitPoll:
             for app in config.apps_for(env.name)
             if config.sync_policy(app, env).automated
         }
-        syncs = [work for work in self._changed(head, config, works) if work[0][1:] in automated]
         # Recorded before the syncs are queued: status shows the head, and until each
-        # sync ends, an app whose deployed revision is not there yet (cli/ops.py).
+        # sync ends (or the app is moved, unchanged), an app whose deployed revision is
+        # not there yet (cli/ops.py).
         self._record(
             head,
             apps=[(a, e, config.application(a).stack_name(e)) for _, a, e in (w[0] for w in works)],
         )
-        self.state.put_all(syncs)
+        # The apps the commit touched are queued first, their syncs under way while the
+        # others (1,000 apps: a second or more) are checked for unchanged inputs.
+        memo = DigestMemo()  # apps share files and settings: each answered once
+        for part in ([w for w in works if w[2]], [w for w in works if not w[2]]):
+            left = part if tree is None else self._changed(head, config, part, tree, memo)
+            self.state.put_all([work for work in left if work[0][1:] in automated])
 
     def _record(
         self,
@@ -129,17 +135,17 @@ class GitPoll:
         except GitswarmError as exc:
             log.warning("could not record the poll of %s: %s", (head or "?")[:12], exc.message)
 
-    def _changed(self, head: str, config: RepoConfig, syncs: list[Work]) -> list[Work]:
+    def _changed(
+        self, head: str, config: RepoConfig, syncs: list[Work], tree: GitTree, memo: DigestMemo
+    ) -> list[Work]:
         """The syncs to run: those of apps whose inputs at ``head`` are not the same as
         at their deployed revision (the module docstring); the others move on at once."""
         if not syncs or self.reconciler.journal.backlog() is not None:
             return syncs  # records wait: the store may not say yet what is deployed
         try:
             statuses = {(s.app, s.env): s for s in self.store.all_statuses()}
-            tree = GitTree(self.source.git_dir, head)
         except GitswarmError:
             return syncs
-        memo = DigestMemo()  # apps share files and settings: each answered once
         pinned = self.reconciler.pinned_verify
         unfinished: dict[tuple[str, str], int] | None = None  # read when first needed
         there: set[tuple[str, str]] = set()
