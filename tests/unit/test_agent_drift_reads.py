@@ -165,6 +165,12 @@ def test_a_quiet_drift_round_reads_the_store_once_and_queues_no_check_per_app(
     monkeypatch.setattr(deployed.agent.drift, "check", counted_check)
     with deployed.agent.running():
         agent = deployed.started()
+        # A new agent passed both apps by from what the store says they read (gitpoll.py):
+        # no render in memory, so its first round checks each (and keeps its render).
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(agent.idle)
+        assert sorted(checked) == ["app", "other"]
+        checked.clear()
         reads.clear()
         agent.enqueue(("drift-all",), TriggerRequest("agent"))
         until(agent.idle)

@@ -36,7 +36,7 @@ def test_status_reads_the_settings_of_the_head_once(
         reads.append(tree.revision)
         return load_config(tree)
 
-    for where in ("gitswarm.reconcile.sync.load_config", "gitswarm.repo.load_config"):
+    for where in ("gitswarm.reconcile.settings.load_config", "gitswarm.repo.load_config"):
         monkeypatch.setattr(where, counting)
     fake: Any = ClosingFake()
     monkeypatch.setattr("gitswarm.swarm.pool.SwarmPool", lambda **_kw: SwarmPool(lambda _t: fake))

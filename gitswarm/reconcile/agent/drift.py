@@ -85,7 +85,8 @@ class Drift:
                 with contextlib.suppress(GitswarmError):  # then each app reads live
                     listings[env.target] = ctx.swarm_for(env.target).services_by_stack()
         ctx.state.set_listings(listings)
-        self.health.check(listings)  # one read of every task per target (health.py)
+        # one read of every task per target (health.py), the statuses of the round's read
+        self.health.check(listings, None if snapshot is None else snapshot.statuses)
         keys = [
             ("drift", app.name, env.name)
             for env in envs

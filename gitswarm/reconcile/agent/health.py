@@ -27,6 +27,7 @@ from gitswarm.errors import GitswarmError
 from gitswarm.health import app_health
 from gitswarm.model.config import Target
 from gitswarm.model.observed import ServiceState, TaskState
+from gitswarm.model.operation import AppStatus
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.sync import Rendered
 
@@ -52,16 +53,23 @@ class HealthRound:
         self._target_keys: dict[Target, Hashable] = {}  # the last quiet round's, per target
         self._app_keys: dict[AppEnv, Hashable] = {}  # what each app was assessed on
 
-    def check(self, listings: Mapping[Target, Mapping[str, Sequence[ServiceState]]]) -> None:
+    def check(
+        self,
+        listings: Mapping[Target, Mapping[str, Sequence[ServiceState]]],
+        statuses: Mapping[tuple[str, str], AppStatus] | None = None,
+    ) -> None:
+        """``statuses``: the round's one read of every status (drift.py), so that a
+        first round at 1,000 apps makes no store read per app; None: each is read."""
         renders = self.ctx.state.renders()
         for target, listing in listings.items():
-            self._check_target(target, listing, renders)
+            self._check_target(target, listing, renders, statuses)
 
     def _check_target(
         self,
         target: Target,
         listing: Mapping[str, Sequence[ServiceState]],
         renders: Sequence[tuple[str, str, Rendered]],
+        statuses: Mapping[tuple[str, str], AppStatus] | None,
     ) -> None:
         ctx = self.ctx
         try:
@@ -97,10 +105,16 @@ class HealthRound:
             if ctx.state.busy(app, env):
                 settled = False  # a sync of it owns its health: the next round looks again
                 continue
-            status = ctx.store.get_status(app, env)
+            status = (
+                ctx.store.get_status(app, env) if statuses is None else statuses.get((app, env))
+            )
             if status is None or status.revision is None:
                 continue
             health, verdict = app_health(ours, len(services), theirs, now=now)
+            if health != status.health and statuses is not None:
+                status = ctx.store.get_status(app, env)  # the round's read may be older
+                if status is None or status.revision is None:
+                    continue
             if health != status.health:
                 if ctx.state.busy(app, env):  # a sync started meanwhile: its record counts
                     settled = False
