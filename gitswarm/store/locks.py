@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -136,7 +136,9 @@ class LocksMixin:
         """Who holds the lock now; None when it is free (never taken, released, or its
         lease ran out)."""
         with self._db.read(f"read lock {name!r}") as conn:
-            found = queries.locks_from(run(conn, queries.lock_holder(name, self._db.lease_now())))
+            now = self._db.lease_now()  # PostgreSQL: the server's clock, in the statement
+            query = queries.lock_holder(name, now if isinstance(now, datetime) else None)
+            found = queries.locks_from(run(conn, query))
         return found[0] if found else None
 
     @contextmanager

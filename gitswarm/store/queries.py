@@ -301,11 +301,11 @@ def baselines_from(rows: Iterable[Mapping[Any, Any]]) -> dict[str, Baseline]:
     }
 
 
-def lock_holder(name: str, now: datetime | object) -> Query:
-    """The live lease on lock ``name`` at ``now`` (none when it ran out). ``now`` not a
-    datetime (``Database.lease_now`` on PostgreSQL): the server's own clock, in the
-    statement, as every lease statement of locks.py on PostgreSQL."""
-    if not isinstance(now, datetime):
+def lock_holder(name: str, now: datetime | None) -> Query:
+    """The live lease on lock ``name`` at ``now`` (none when it ran out). ``now`` None:
+    the database server's own clock, in the statement, as every lease statement of
+    locks.py on PostgreSQL (``Database.lease_now``)."""
+    if now is None:
         return Query(
             "SELECT name, holder, acquired_at, expires_at FROM locks "
             "WHERE name = :name AND expires_at > CURRENT_TIMESTAMP",

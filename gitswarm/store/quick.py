@@ -45,8 +45,6 @@ def history(
 ) -> list[Operation] | None:
     """``Store(location).history(app, env, limit)`` when the store is a current local
     SQLite file; None when only a ``Store`` can answer."""
-    from gitswarm.store import queries
-
     query = queries.history(app, env, limit)  # bad arguments fail the same either way
     path = sqlite_file(location)
     if path is None or not path.is_file():
@@ -236,8 +234,6 @@ def _as_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _run(conn: sqlite3.Connection, query: queries.Query) -> list[dict[str, Any]]:
-    from gitswarm.store import queries
-
     params: dict[str, Any] = {
         name: queries.sqlite_time(value) if isinstance(value, datetime) else value
         for name, value in query.params.items()
