@@ -49,6 +49,7 @@ import httpcore
 import httpx
 
 from gitswarm.errors import ConfigError, GateNotAllowed
+from gitswarm.source.agentconfig import Where
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -237,8 +238,11 @@ def _safe(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None))
 
 
-def parse_allow(data: Any, where: str = SETTING, source: str = "the agent config") -> HttpAllow:
+def parse_allow(
+    data: Any, where: Where | str = SETTING, source: str = "the agent config"
+) -> HttpAllow:
     """``promotion.http_allow`` of the operator's config."""
+    where = Where.of(where)
     if data is None:
         return HttpAllow(source=source)
     if not isinstance(data, list):
@@ -248,7 +252,7 @@ def parse_allow(data: Any, where: str = SETTING, source: str = "the agent config
         )
     if len(data) > MAX_ENTRIES:
         raise ConfigError(f"{where}: at most {MAX_ENTRIES} entries")
-    entries = tuple(parse_entry(item, f"{where}[{i}]") for i, item in enumerate(data))
+    entries = tuple(parse_entry(item, str(where / i)) for i, item in enumerate(data))
     return HttpAllow(entries, source)
 
 

@@ -269,7 +269,7 @@ def test_the_operator_writes_the_allow_list(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_operator_settings(path)
     assert info.value.message == (
-        f"{path}: promotion.http_allow[0]: '169.254.169.254' is link-local (where cloud "
+        f"{path}:2: promotion.http_allow[0]: '169.254.169.254' is link-local (where cloud "
         "metadata answers): gates never reach it"
     )
     path.write_text("promotion:\n  http_allow: http://x/\n")
