@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gitswarm.cli.main import cli
+from gitswarm.errors import SourceError
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
@@ -461,3 +462,54 @@ def test_the_round_leaves_an_app_alone_while_a_sync_of_it_runs(
     [row] = rig.json()["statuses"]
     assert (row["health"], row["last_result"]) == ("Healthy", "Succeeded")  # the sync's record
     assert all("health" not in w or w.get("last_result") for w in writes)
+
+
+def test_a_poll_with_nothing_new_writes_nothing_to_agent_source(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC 7: a poll with nothing new makes no write. What the agent saw is written
+    when it changes (a new head, an error, the remote back) or when the agent becomes
+    leader again (a standby may have written the row meanwhile)."""
+    rig = make()
+    rig.hold_lease()
+    writes: list[dict[str, Any]] = []
+    record_source = rig.store.record_source
+
+    def counted(*args: Any, **kw: Any) -> None:
+        writes.append(kw)
+        record_source(*args, **kw)
+
+    monkeypatch.setattr(rig.store, "record_source", counted)
+    rig.poll()
+    assert len(writes) == 1  # the first poll: the head and the apps watched there
+    first = rig.store.agent_source(AGENT_LOCK)
+    assert first is not None
+    for _ in range(3):
+        rig.poll()
+    assert len(writes) == 1
+    assert rig.store.agent_source(AGENT_LOCK) == first
+
+    rig.repo.compose({"web": service(IMAGE), "api": service(IMAGE)})
+    rig.repo.commit("second")
+    rig.poll()
+    rig.poll()
+    assert len(writes) == 2 and writes[-1]["head"] == rig.repo.git("rev-parse", "HEAD")
+
+    remote_down = rig.agent.ctx.source
+    poll = remote_down.poll
+    monkeypatch.setattr(remote_down, "poll", lambda: (_ for _ in ()).throw(SourceError("down")))
+    rig.poll()
+    rig.poll()
+    assert len(writes) == 3 and writes[-1]["error"] is not None
+    monkeypatch.setattr(remote_down, "poll", poll)
+    rig.poll()
+    rig.poll()
+    assert len(writes) == 4 and writes[-1]["error"] is None
+    data = rig.json()
+    assert data["git_error"] is None and data["head"] == rig.repo.git("rev-parse", "HEAD")
+
+    record_source(AGENT_LOCK, "a-standby", head="c" * 40, apps=[])  # while not leader
+    rig.agent._elected()
+    rig.poll()
+    assert len(writes) == 5
+    assert rig.json()["agent"] == rig.holder
