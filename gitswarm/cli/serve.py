@@ -484,7 +484,7 @@ def promotion_side(
     """The promotion service the API offers, and the automation round beside the loop
     (started at once; it does nothing while another agent holds its store lock). A
     commit it makes is deployed by a trigger, without waiting for the next poll."""
-    from gitswarm.promote.automation import Automation, start_automation
+    from gitswarm.promote.automation import Automation, deploy_requests, start_automation
     from gitswarm.promote.pipeline import Promoter
     from gitswarm.promote.registry import RegistryClient
 
@@ -496,13 +496,8 @@ def promotion_side(
         )
 
         def deploy(actions: list[Any]) -> None:
-            for action in actions:
-                if action.kind == "committed":
-                    agent.trigger(
-                        TriggerRequest(
-                            trigger="agent", app=action.app, env=action.env, reason=action.message
-                        )
-                    )
+            for request in deploy_requests(actions):  # each names the commit it deploys
+                agent.trigger(request)
 
         start_automation(automation, stop, every=settings.interval, on_actions=deploy)
     return service
