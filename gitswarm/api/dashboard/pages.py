@@ -104,6 +104,14 @@ def pair(app_name: str, env: str) -> str:
     return f"{app_name}/{env}"
 
 
+def named(app_name: str, env: str) -> str:
+    """``app/env`` for the audit trail of a request nobody signed in sent: names that
+    can be an app and an env, never other text of the request's."""
+    if NAME_PATTERN.match(app_name) and NAME_PATTERN.match(env):
+        return f"{app_name}/{env}"
+    return "(no such application or environment)"
+
+
 def reason_of(fields: Mapping[str, str], key: str = "reason") -> str:
     reason = fields.get(key, "").strip()
     if len(reason) > MAX_REASON:
@@ -234,15 +242,13 @@ class Pages:
     ) -> tuple[Who, dict[str, str], str] | Response:
         """The poster of a form about ``app`` in ``env``, its fields and the audit target,
         once the CSRF token matches and ``access`` allows ``action`` there."""
-        try:
-            target = pair(app, env)
-        except GitswarmError as exc:
-            return self.problem(await self.current(request), exc)
-        got = await self.posted(request, action, target, f"/ui/apps/{app}/envs/{env}")
+        spot = named(app, env)  # pair() checks it below, after the session and CSRF token
+        got = await self.posted(request, action, spot, f"/ui/apps/{quote(app)}/envs/{quote(env)}")
         if isinstance(got, Response):
             return got
         who, fields = got
         try:
+            target = pair(app, env)
             await self.allow(who, action, env, target)
         except GitswarmError as exc:
             return self.problem(who, exc)
