@@ -513,3 +513,33 @@ def test_a_poll_with_nothing_new_writes_nothing_to_agent_source(
     rig.poll()
     assert len(writes) == 5
     assert rig.json()["agent"] == rig.holder
+
+
+def test_a_sync_queued_for_a_commit_git_moved_past_deploys_the_newer_head(
+    make: Callable[..., Rig],
+) -> None:
+    """Image automation names the commit it pushed (promote/automation.py); if the agent
+    has meanwhile seen and deployed a later commit, that sync must not put the older one
+    back (the git task would then see nothing new and leave it there). A person's named
+    revision (API, dashboard: a rollback) is still deployed as asked."""
+    rig = make()
+    rig.hold_lease()
+    rig.poll()
+    rig.repo.compose({"web": service(IMAGE, environment={"STEP": "automation"})})
+    rig.repo.commit("automation: a new tag")
+    pushed = rig.repo.git("rev-parse", "HEAD")
+    rig.repo.compose({"web": service(IMAGE, environment={"STEP": "later"})})
+    rig.repo.commit("a later commit")
+    later = rig.repo.git("rev-parse", "HEAD")
+    rig.poll()
+    assert rig.store.get_status("app", "dev").revision == later
+
+    request = TriggerRequest("agent", app="app", env="dev", revision=pushed, reason="tag")
+    rig.agent.enqueue(("sync", "app", "dev"), request)
+    rig.agent.run_pending()
+    assert rig.store.get_status("app", "dev").revision == later
+
+    asked = TriggerRequest("api", app="app", env="dev", revision=pushed, actor="ann")
+    rig.agent.enqueue(("sync", "app", "dev"), asked)
+    rig.agent.run_pending()
+    assert rig.store.get_status("app", "dev").revision == pushed
