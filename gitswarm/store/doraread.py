@@ -12,10 +12,11 @@ a figure by the operation's own columns (``changed``, migration 0007, says wheth
 changed something): every deployment (a sync or rollback that changed something, or
 failed after reaching the swarm), every successful heal, every drift record, and after
 each failed deployment (and each drift record naming no services) the next healthy
-state — not the many syncs that changed nothing between them. Then, per application,
-what the window's start cuts: the last deployment or healthy state before it when that
-is a failure still unrestored (an incident open at the start) or ran past it (a
-deployment counts when it finished), and a drift still open. Then the services
+state — not the many syncs that changed nothing between them. Then, per application
+(every one the store has records of: one that has left Git, and so has no status, keeps
+its past), what the window's start cuts: the last deployment or healthy state before it
+when that is a failure still unrestored (an incident open at the start) or ran past it
+(a deployment counts when it finished), and a drift still open. Then the services
 changed and the commits brought, of just those rows, by id. bench/dora.py measures it
 at a million operations; bench/README.md has the plans.
 
@@ -209,6 +210,22 @@ _DEPLOYED_BEFORE = (
     "AND started_at < :start AND app || '' = :app AND NOT dry_run AND id > :after "
     f"AND result = 'Succeeded' AND {DEPLOYING} AND changed > 0"
 )
+# Every application the store has a record of, one index seek each (from one name to
+# the next on an index that begins with app): an app that left Git keeps its history,
+# not its status.
+_APPS = (
+    "WITH RECURSIVE names(app) AS (SELECT min(app) FROM operations UNION ALL "
+    "SELECT (SELECT min(o.app) FROM operations o WHERE o.app > names.app) FROM names "
+    "WHERE names.app IS NOT NULL) SELECT app FROM names WHERE app IS NOT NULL"
+)
+# Of one app with nothing in the window's lean read and no status (it left Git, or
+# never had one): as _LAST_BEFORE, walking its own ix_operations_app_env_id back from its
+# newest record (what it has in the window are records the lean read skips: few).
+_LAST_BEFORE_GONE = (
+    "SELECT app, id, result, finished_at FROM operations WHERE app = :app AND env = :env "  # noqa: S608
+    "AND started_at < :start AND NOT dry_run "
+    f"AND ({HEALTHY} OR ({DEPLOYING} AND {FAILED})) ORDER BY id DESC LIMIT 1"
+)
 _PER_STATEMENT = 100  # apps per statement (SQLite takes up to 500 SELECTs in one)
 
 
@@ -231,18 +248,29 @@ def _each(
     return out
 
 
-def _cut_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) -> list[int]:
+def _cut_at_start(
+    db: Reader, env: str, apps: Iterable[str], start: datetime, sql: str = _LAST_BEFORE
+) -> list[int]:
     """What the window's start cuts, per app: its last deployment or healthy state before
     ``start`` when that is a failure (an incident open at the start: failures inside
     continue it) or when it finished at or after ``start`` (a deployment counts by when
     it finished). A seek per app."""
     ids: list[int] = []
     shared: dict[str, object] = {"env": env, "start": start}
-    for _, op_id, result, finished in _each(db, _LAST_BEFORE, [{"app": a} for a in apps], shared):
+    for _, op_id, result, finished in _each(db, sql, [{"app": a} for a in sorted(apps)], shared):
         ended_later = finished is not None and db.time(finished) >= start
         if result != "Succeeded" or ended_later:
             ids.append(op_id)
     return ids
+
+
+def _cut_at_start_gone(db: Reader, env: str, known: set[str], start: datetime) -> list[int]:
+    """``_cut_at_start`` of the apps not in ``known``: those with nothing in the window's
+    lean read and no status, such as an app that left Git after the window (its
+    deployment finishing inside still counts: a past window's report does not change
+    when it leaves), by its own index: from its newest record back."""
+    gone = {a for (a,) in db.rows(_APPS)} - known
+    return _cut_at_start(db, env, gone, start, _LAST_BEFORE_GONE) if gone else []
 
 
 def _drift_open_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) -> list[int]:
@@ -313,6 +341,8 @@ def read(db: Reader, env: str, app: str | None, start: datetime, until: datetime
         apps.add(app)
     drifting = {row[2] for row in found if row[1] == "drift" and row[4] != DRIFT_RESOLVED}
     cut = _cut_at_start(db, env, apps, start) + _drift_open_at_start(db, env, drifting, start)
+    if app is None:
+        cut += _cut_at_start_gone(db, env, apps, start)
     found = _with(db, found, cut)
     ending = [
         row[0]
