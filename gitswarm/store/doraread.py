@@ -1,7 +1,7 @@
 """The read DORA metrics are computed from, as SQL text run on a DB-API connection: one
 code for the three ways to reach the store. ``Store.dora`` (the agent's ``GET
 /api/v1/dora``) runs it on the connection under SQLAlchemy; quick.py runs it for
-`gitswarm dora` on a connection of its own (sqlite3, or psycopg directly), which then
+`gitswarm dora` on a connection of its own (sqlite3, or psycopg2 directly), which then
 never imports SQLAlchemy: its import alone took a third of the command's second. The
 rows become the plain tuples of ``gitswarm.dora.compute.Row`` (no record per row) that
 ``compute_rows`` reads. No SQLAlchemy here.
@@ -101,7 +101,7 @@ class Reader:
             for name, value in bound.items():
                 if isinstance(value, datetime):
                     bound[name] = _sqlite_text(value)
-        else:  # psycopg: %(name)s
+        else:  # psycopg 3 (the Store's) and psycopg2 (quick.py's): %(name)s
             sql = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", sql)
         self.cursor.execute(sql, bound)
         return list(self.cursor.fetchall())
