@@ -172,7 +172,7 @@ def measure(url: str, runs: int, baseline: Path | None = None) -> dict[str, Any]
     driver: list[tuple[float, float]] = []
     history_cli: list[tuple[float, float]] = []
     python = [sys.executable, "-c"]
-    module = "psycopg" if "://" in url else "sqlite3"
+    module = "psycopg2" if "://" in url else "sqlite3"
     for _ in range(runs):  # interleaved, so that the load moves all alike
         bare.append(_process([*python, "pass"]))
         driver.append(_process([*python, f"import {module}"]))
@@ -264,9 +264,9 @@ def run(count: int = 1_000_000, runs: int = 5, baseline: Path | None = None) -> 
                    "equal" if same else "DIFFERENT", same)
         )  # fmt: skip
     section.notes.append(
-        "quick.dora: the read `gitswarm dora` makes (sqlite3, or psycopg directly; no "
+        "quick.dora: the read `gitswarm dora` makes (sqlite3, or psycopg2 directly; no "
         "SQLAlchemy) and the computation, in this process; Store.dora: the same through "
-        "the Store (the API's). import driver: `python -c 'import psycopg'` (or sqlite3) "
+        "the Store (the API's). import driver: `python -c 'import psycopg2'` (or sqlite3) "
         "as a process, beside `python -c pass`."
     )
     section.notes.append(

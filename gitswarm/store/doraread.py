@@ -1,7 +1,7 @@
 """The read DORA metrics are computed from, as SQL text run on a DB-API connection: one
 code for the three ways to reach the store. ``Store.dora`` (the agent's ``GET
 /api/v1/dora``) runs it on the connection under SQLAlchemy; quick.py runs it for
-`gitswarm dora` on a connection of its own (sqlite3, or psycopg directly), which then
+`gitswarm dora` on a connection of its own (sqlite3, or psycopg2 directly), which then
 never imports SQLAlchemy: its import alone took a third of the command's second. The
 rows become the plain tuples of ``gitswarm.dora.compute.Row`` (no record per row) that
 ``compute_rows`` reads. No SQLAlchemy here.
@@ -12,10 +12,11 @@ a figure by the operation's own columns (``changed``, migration 0007, says wheth
 changed something): every deployment (a sync or rollback that changed something, or
 failed after reaching the swarm), every successful heal, every drift record, and after
 each failed deployment (and each drift record naming no services) the next healthy
-state — not the many syncs that changed nothing between them. Then, per application,
-what the window's start cuts: the last deployment or healthy state before it when that
-is a failure still unrestored (an incident open at the start) or ran past it (a
-deployment counts when it finished), and a drift still open. Then the services
+state — not the many syncs that changed nothing between them. Then, per application
+(every one the store has records of: one that has left Git, and so has no status, keeps
+its past), what the window's start cuts: the last deployment or healthy state before it
+when that is a failure still unrestored (an incident open at the start) or ran past it
+(a deployment counts when it finished), and a drift still open. Then the services
 changed and the commits brought, of just those rows, by id. bench/dora.py measures it
 at a million operations; bench/README.md has the plans.
 
@@ -42,7 +43,8 @@ from gitswarm.dora.compute import (
 Dialect = Literal["sqlite", "postgresql"]
 
 # Ids per ``IN (...)``: rendered into the statement (integers the store handed out), so
-# no backend's bound on parameters applies (SQLite's may be 999).
+# no backend's bound on parameters applies (SQLite's may be 999). (10,000, one statement
+# for a month at 1 M operations instead of four, cost PostgreSQL more CPU, not less.)
 _CHUNK = 2000
 _CONSTANT = re.compile(r"^[A-Za-z][A-Za-z-]*$")
 
@@ -100,7 +102,7 @@ class Reader:
             for name, value in bound.items():
                 if isinstance(value, datetime):
                     bound[name] = _sqlite_text(value)
-        else:  # psycopg: %(name)s
+        else:  # psycopg 3 (the Store's) and psycopg2 (quick.py's): %(name)s
             sql = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", sql)
         self.cursor.execute(sql, bound)
         return list(self.cursor.fetchall())
@@ -109,9 +111,11 @@ class Reader:
         """For this transaction (PostgreSQL): times in UTC (their dates are the report's
         days), and no parallel workers: for the window's few thousand rows starting
         them cost more than they saved (97 against 71 ms at 1 M operations)."""
-        if self.dialect == "postgresql":
-            self.cursor.execute("SET LOCAL TimeZone = 'UTC'")
-            self.cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        if self.dialect == "postgresql":  # (one round trip: SET LOCAL, twice)
+            self.cursor.execute(
+                "SELECT set_config('TimeZone', 'UTC', true), "
+                "set_config('max_parallel_workers_per_gather', '0', true)"
+            )
 
     def time(self, value: Any) -> datetime:
         """A time from a row: SQLite keeps naive UTC text; PostgreSQL (the session set
@@ -173,7 +177,9 @@ def _window(scope: str) -> str:
 # After each of some operations (by id), the next healthy state of its app: what ends
 # the incident of a failed deployment, and a drift record naming no services (written
 # before they were recorded). By the ids already read, not by the window again: a
-# second pass over it cost as much as the first (PostgreSQL: 117 ms at 1 M).
+# second pass over it cost as much as the first (PostgreSQL: 117 ms at 1 M). (Not the
+# rows themselves in the same statement: ``id IN (this)`` made PostgreSQL evaluate
+# the subquery twice per id.)
 _NEXT_HEALTHY = (
     "SELECT (SELECT min(a.id) FROM operations a WHERE a.app = r.app AND a.env = r.env "  # noqa: S608
     f"AND a.id > r.id AND {_on('a', HEALTHY)} AND NOT a.dry_run AND a.started_at <= :until) "
@@ -209,6 +215,22 @@ _DEPLOYED_BEFORE = (
     "AND started_at < :start AND app || '' = :app AND NOT dry_run AND id > :after "
     f"AND result = 'Succeeded' AND {DEPLOYING} AND changed > 0"
 )
+# Every application the store has a record of, one index seek each (from one name to
+# the next on an index that begins with app): an app that left Git keeps its history,
+# not its status.
+_APPS = (
+    "WITH RECURSIVE names(app) AS (SELECT min(app) FROM operations UNION ALL "
+    "SELECT (SELECT min(o.app) FROM operations o WHERE o.app > names.app) FROM names "
+    "WHERE names.app IS NOT NULL) SELECT app FROM names WHERE app IS NOT NULL"
+)
+# Of one app with nothing in the window's lean read and no status (it left Git, or
+# never had one): as _LAST_BEFORE, walking its own ix_operations_app_env_id back from its
+# newest record (what it has in the window are records the lean read skips: few).
+_LAST_BEFORE_GONE = (
+    "SELECT app, id, result, finished_at FROM operations WHERE app = :app AND env = :env "  # noqa: S608
+    "AND started_at < :start AND NOT dry_run "
+    f"AND ({HEALTHY} OR ({DEPLOYING} AND {FAILED})) ORDER BY id DESC LIMIT 1"
+)
 _PER_STATEMENT = 100  # apps per statement (SQLite takes up to 500 SELECTs in one)
 
 
@@ -231,18 +253,29 @@ def _each(
     return out
 
 
-def _cut_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) -> list[int]:
+def _cut_at_start(
+    db: Reader, env: str, apps: Iterable[str], start: datetime, sql: str = _LAST_BEFORE
+) -> list[int]:
     """What the window's start cuts, per app: its last deployment or healthy state before
     ``start`` when that is a failure (an incident open at the start: failures inside
     continue it) or when it finished at or after ``start`` (a deployment counts by when
     it finished). A seek per app."""
     ids: list[int] = []
     shared: dict[str, object] = {"env": env, "start": start}
-    for _, op_id, result, finished in _each(db, _LAST_BEFORE, [{"app": a} for a in apps], shared):
+    for _, op_id, result, finished in _each(db, sql, [{"app": a} for a in sorted(apps)], shared):
         ended_later = finished is not None and db.time(finished) >= start
         if result != "Succeeded" or ended_later:
             ids.append(op_id)
     return ids
+
+
+def _cut_at_start_gone(db: Reader, env: str, known: set[str], start: datetime) -> list[int]:
+    """``_cut_at_start`` of the apps not in ``known``: those with nothing in the window's
+    lean read and no status, such as an app that left Git after the window (its
+    deployment finishing inside still counts: a past window's report does not change
+    when it leaves), by its own index: from its newest record back."""
+    gone = {a for (a,) in db.rows(_APPS)} - known
+    return _cut_at_start(db, env, gone, start, _LAST_BEFORE_GONE) if gone else []
 
 
 def _drift_open_at_start(db: Reader, env: str, apps: Iterable[str], start: datetime) -> list[int]:
@@ -313,6 +346,8 @@ def read(db: Reader, env: str, app: str | None, start: datetime, until: datetime
         apps.add(app)
     drifting = {row[2] for row in found if row[1] == "drift" and row[4] != DRIFT_RESOLVED}
     cut = _cut_at_start(db, env, apps, start) + _drift_open_at_start(db, env, drifting, start)
+    if app is None:
+        cut += _cut_at_start_gone(db, env, apps, start)
     found = _with(db, found, cut)
     ending = [
         row[0]

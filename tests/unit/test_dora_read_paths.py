@@ -1,5 +1,5 @@
 """`gitswarm dora` and `GET /api/v1/dora` read the store two ways — the command on a
-connection of its own without SQLAlchemy (store/quick.py: sqlite3, or psycopg directly),
+connection of its own without SQLAlchemy (store/quick.py: sqlite3, or psycopg2 directly),
 the agent through its Store — and give the same answer, on SQLite and on a real
 PostgreSQL: the same JSON from the command and from the HTTP API of a real agent over
 the same store, for the synthetic history of test_dora_metrics and the window-edge
@@ -128,7 +128,9 @@ def test_the_command_reads_the_store_as_the_store_does(filled: str) -> None:
             assert mine.as_dict() == theirs.as_dict()
 
 
-def test_the_command_never_imports_sqlalchemy(filled: str) -> None:
+def test_the_command_never_imports_sqlalchemy_nor_psycopg_3(filled: str) -> None:
+    """Nor, on PostgreSQL, psycopg 3 (the Store's driver: its import was a third of the
+    command's CPU) or the asyncio it brings: the command reads through psycopg2."""
     code = (
         "import sys\n"
         "from gitswarm.cli.main import cli\n"
@@ -137,8 +139,10 @@ def test_the_command_never_imports_sqlalchemy(filled: str) -> None:
         " '--json'])\n"
         "except SystemExit as exc:\n"
         "    assert exc.code == 0, exc.code\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')]\n"
+        "heavy = ('sqlalchemy', 'alembic', 'psycopg', 'psycopg_binary', 'asyncio')\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy]\n"
         "print('LOADED', loaded, file=sys.stderr)\n"
+        "print('PSYCOPG2', 'psycopg2' in sys.modules, file=sys.stderr)\n"
     )
     env = {**os.environ, "GITSWARM_STATE": filled}
     proc = subprocess.run(
@@ -146,6 +150,7 @@ def test_the_command_never_imports_sqlalchemy(filled: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stderr
+    assert f"PSYCOPG2 {'://' in filled}" in proc.stderr
     assert json.loads(proc.stdout)["dora"]["deployment_frequency"]["deployments"] == 13
 
 

@@ -442,3 +442,48 @@ def test_the_failure_window_at_the_edges_of_the_window(store_url: str) -> None:
         (3, "rolled back by operation 4")
     ]
     assert [(i["app"], i["seconds"]) for i in later["time_to_restore"]["list"]] == [("api", 1260)]
+
+
+def test_an_app_that_left_git_keeps_what_the_window_start_cuts(store_url: str) -> None:
+    """Last month's report does not change when an app leaves Git later (its status is
+    deleted then): as Four Keys counts a deployment by when it happened, whatever became
+    of the service. With no failure window the read starts at `since`; api's deployment
+    started before it and finished inside, db's failed inside (restored by a no-op sync,
+    which the lean read does not select): neither app has a record in the window's lean
+    read nor a status, and both still count, on the store's read and on the command's.
+    Hand-computed."""
+    from tests.unit.test_dora_metrics import CHANGED, UNCHANGED, c, op
+
+    history = [
+        op(1, "sync", "Succeeded", "06-02 09:00", "06-02 09:01", changes=CHANGED,
+           commits=(c("w1", "06-02 08:00"),)),
+        op(2, "sync", "Succeeded", "05-31 23:50", "06-01 00:10", app="api", changes=CHANGED,
+           commits=(c("a1", "05-31 23:00"),)),
+        op(3, "sync", "Failed", "05-31 22:00", "06-01 02:00", app="db", reason="HealthTimeout"),
+        op(4, "sync", "Succeeded", "06-01 02:09", "06-01 02:10", app="db", changes=UNCHANGED),
+    ]  # fmt: skip
+    clock = Clock()
+    strict = DoraSettings(WINDOW.since, WINDOW.until, failure_window=timedelta(0))
+    with Store(store_url, clock=clock) as store:
+        for one in history:
+            record(store, clock, one)
+        for app in ("web", "api", "db"):
+            store.set_status(app, "prod", sync="Synced", health="Healthy")
+        before = store.dora("prod", since=WINDOW.since, until=WINDOW.until,
+                            failure_window=timedelta(0)).as_dict()  # fmt: skip
+        for app in ("api", "db"):  # they leave Git
+            assert store.delete_status(app, "prod")
+        got = store.dora(
+            "prod", since=WINDOW.since, until=WINDOW.until, failure_window=timedelta(0)
+        ).as_dict()
+    mine = quick.dora(store_url, "prod", None, strict)
+    assert got["deployment_frequency"]["deployments"] == 2  # ops 1 and 2
+    assert got["lead_time"]["commits"] == 2  # w1 1 h 01 min, a1 1 h 10 min
+    assert got["lead_time"]["median_seconds"] == (3660 + 4200) / 2
+    cfr = got["change_failure_rate"]
+    assert (cfr["deployments"], cfr["failed"]) == (3, 1)  # op 3 failed
+    assert [(i["app"], i["failures"], i["seconds"]) for i in got["time_to_restore"]["list"]] == [
+        ("db", [3], 600)
+    ]
+    assert got == before == compute(history, "prod", strict).as_dict()
+    assert mine is not None and mine.as_dict() == got
