@@ -266,8 +266,15 @@ def test_kill_9_with_records_waiting_in_the_journal_loses_nothing_it_acknowledge
             status = store.get_status("app", "dev")
             assert status is not None and status.revision == first  # nor claimed
             started = time.monotonic()
-            start(agents, tmp_path, "b", conf, swarm.docker_host)
-            wait_for(at_head(store, head), 120)
+            b = start(agents, tmp_path, "b", conf, swarm.docker_host)
+            try:
+                wait_for(at_head(store, head), 120)
+            except AssertionError as exc:  # what b waited on: its log and the history
+                ops = [(o.kind, (o.revision or "")[:8], o.result, o.reason, o.message)
+                       for o in store.history(app="app", env="dev")]  # fmt: skip
+                raise AssertionError(f"{exc}\noperations: {ops}\nstatus: "
+                                     f"{store.get_status('app', 'dev')}\n"
+                                     f"agent b:\n{b.output()[-6000:]}") from None  # fmt: skip
             took = time.monotonic() - started
             redone_once(store, head)
             assert len(object_names(docker_client, stack_name, "config")) == 1

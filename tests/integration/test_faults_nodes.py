@@ -61,6 +61,21 @@ def mid_rollout(rig: AgentRig, message: str) -> Iterator[str]:
         yield second
 
 
+def task_table(client: docker.DockerClient, name: str) -> str:
+    """Every task of ``name`` with its node and that node's state as the manager sees it
+    (printed with the outcome: what Swarm did is the evidence of a fault test)."""
+    nodes = {n["ID"]: (n["Description"]["Hostname"], n["Status"]["State"])
+             for n in client.api.nodes()}  # fmt: skip
+    rows = []
+    for t in sorted(client.api.tasks(filters={"service": name}),
+                    key=lambda t: (t.get("Slot", 0), t["CreatedAt"])):  # fmt: skip
+        host, state = nodes.get(t.get("NodeID", ""), ("-", "-"))
+        image = t["Spec"]["ContainerSpec"]["Image"].split("@")[0].rsplit("/", 1)[-1]
+        rows.append(f"slot {t.get('Slot')} {host}({state}) {image} "
+                    f"desired={t['DesiredState']} state={t['Status']['State']}")  # fmt: skip
+    return "\n  ".join(rows)
+
+
 def agent_on(host: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", host)
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp / "keys"))
@@ -90,6 +105,11 @@ def test_a_worker_lost_during_a_rolling_update_is_reported_and_the_status_is_tru
             (op,) = [o for o in rig.operations("sync") if o.revision == second]
             status = rig.status()
             live = running_images(cluster_client, name)
+            print(f"tasks when the sync ended:\n  {task_table(cluster_client, name)}")
+            ops = [(o.kind, o.revision[:8], o.result, o.reason, o.message)
+                   for o in rig.operations()]  # fmt: skip
+            print(f"operations: {ops}")
+            print(f"status: {status}")
             if op.result == "Succeeded":  # Swarm rescheduled node 3's task: 3 on 2 nodes
                 assert live == [V2] * 3, live
                 assert status.revision == second and status.health == "Healthy"
