@@ -40,11 +40,14 @@ def rolling(image: str) -> dict[str, object]:
 
 
 def running_images(client: docker.DockerClient, name: str) -> list[str]:
+    """The images of the tasks that run, as ``docker service ls`` counts them: reported
+    running, on a node that is not down (a lost node's tasks keep saying running)."""
+    down = {n["ID"] for n in client.api.nodes() if n["Status"]["State"] == "down"}
     tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
     return sorted(
         t["Spec"]["ContainerSpec"]["Image"].split("@")[0]
         for t in tasks
-        if t["Status"]["State"] == "running"
+        if t["Status"]["State"] == "running" and t.get("NodeID") not in down
     )
 
 
