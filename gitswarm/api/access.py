@@ -16,7 +16,11 @@ never offers what its endpoint would refuse, and by the CLI's ``approve``/``reje
 
 Roles include others: ``deployer`` and ``approver`` are viewers too, ``admin`` is all
 four (settings.ROLE_INCLUDES). An anonymous caller (``anonymous_read``) may only view.
-A refusal is a 403 and goes into the audit trail with the user (``enforce``).
+A refusal goes into the audit trail (``enforce``), in one of two kinds that are never
+mixed up: a caller nobody signed in as (anonymous, or no valid credentials at all:
+``unauthenticated``) gets 401 from the API and the sign-in page from the dashboard,
+audited with ``result: unauthenticated``; a known user or token without the role gets
+403, audited with ``result: forbidden``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, get_args
 
-from gitswarm.api.auth import Caller, grants_of
+from gitswarm.api.auth import ANONYMOUS, Caller, grants_of
 from gitswarm.api.errors import Forbidden, Unauthorized
 from gitswarm.api.plumbing import call
 from gitswarm.api.settings import AuditSink, Role
@@ -104,6 +108,30 @@ def cli_caller(user: str, accounts: AccountsReader) -> Caller:
     return Caller(grants, via="cli")
 
 
+UNAUTHENTICATED = "unauthenticated"
+FORBIDDEN = "forbidden"
+
+
+def refusal_of(exc: Exception) -> str:
+    """The audit trail's ``result`` of a refusal: unauthenticated (401) or forbidden (403)."""
+    return UNAUTHENTICATED if isinstance(exc, Unauthorized) else FORBIDDEN
+
+
+async def audit_refusal(
+    audit: AuditSink, actor: str, action: str, target: str, result: str, details: dict[str, Any]
+) -> None:
+    """A refused request in the audit trail; if that fails the refusal stands all the same."""
+    try:
+        await call(audit, actor, action, target, {**details, "result": result})
+    except GitswarmError as exc:
+        log.warning("could not audit a refused %s of %s by %s: %s", action, target, actor, exc)
+
+
+async def refuse_unauthenticated(audit: AuditSink, action: str, target: str, via: str) -> None:
+    """A request for ``action`` that carried no valid credentials, audited as such."""
+    await audit_refusal(audit, ANONYMOUS.user, action, target[:200], UNAUTHENTICATED, {"via": via})
+
+
 async def enforce(
     caller: Caller,
     action: AnyAction,
@@ -115,16 +143,13 @@ async def enforce(
     audit_action: str | None = None,
     requester: str | None = None,
 ) -> None:
-    """``authorize``, and a refusal of a known caller is audited (if that fails, the
-    refusal stands all the same); ``requester`` as for ``authorize``."""
+    """``authorize``, and a refusal is audited as ``unauthenticated`` (an anonymous
+    caller: 401) or ``forbidden`` (a known one without the role: 403); if the audit
+    fails, the refusal stands all the same. ``requester`` as for ``authorize``."""
     try:
         authorize(caller, action, env, requester=requester)
-    except Forbidden:
-        details: dict[str, Any] = {"via": via, "result": "forbidden"}
-        try:
-            await call(audit, caller.user, audit_action or action, target, details)
-        except GitswarmError as exc:
-            log.warning(
-                "could not audit a refused %s of %s by %s: %s", action, target, caller.user, exc
-            )
+    except (Forbidden, Unauthorized) as exc:
+        await audit_refusal(
+            audit, caller.user, audit_action or action, target, refusal_of(exc), {"via": via}
+        )
         raise

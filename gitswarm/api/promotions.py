@@ -29,7 +29,7 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
-from gitswarm.api.access import AnyAction, authorize
+from gitswarm.api.access import AnyAction, authorize, refusal_of, refuse_unauthenticated
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
@@ -38,6 +38,14 @@ from gitswarm.errors import GitswarmError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
 
 log = logging.getLogger("gitswarm.api")
+# The action of each POST route, by the last part of its path (for the audit trail of
+# a request that carried no valid credentials, refused before the route ran).
+_POSTS = {
+    "promotions": "promote",
+    "approve": "approve",
+    "reject": "reject",
+    "release": "release-hold",
+}
 
 MAX_TEXT = 500
 MAX_IMAGES = 20
@@ -85,7 +93,13 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     bearer = HTTPBearer(auto_error=False, description="A token configured in api.tokens")
 
     async def caller(request: Request, _scheme: Annotated[Any, Security(bearer)] = None) -> Caller:
-        return authenticator.authenticate(request.headers.get("authorization"))
+        try:
+            return authenticator.authenticate(request.headers.get("authorization"))
+        except Unauthorized:
+            if request.method == "POST":  # an action asked for without valid credentials
+                action = _POSTS.get(request.url.path.rstrip("/").rsplit("/", 1)[-1], "request")
+                await refuse_unauthenticated(settings.audit, action, request.url.path, "api")
+            raise
 
     Who = Annotated[Caller, Depends(caller)]
     Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -96,8 +110,8 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
     async def guarded(who: Caller, action: AnyAction, env: str, target: str, **kw: Any) -> None:
         try:
             authorize(who, action, env, **kw)
-        except (Forbidden, Unauthorized):
-            await _audit(settings, who.user, action, target, {"result": "forbidden"})
+        except (Forbidden, Unauthorized) as exc:
+            await _audit(settings, who.user, action, target, {"result": refusal_of(exc)})
             raise
 
     @router.post("/promotions", summary="Promote what runs healthy in one environment to the next")

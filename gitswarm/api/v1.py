@@ -20,9 +20,9 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 
 from gitswarm.api import json_body
-from gitswarm.api.access import enforce
+from gitswarm.api.access import enforce, refuse_unauthenticated
 from gitswarm.api.auth import Authenticator, Caller
-from gitswarm.api.errors import error_responses, ok_response
+from gitswarm.api.errors import Unauthorized, error_responses, ok_response
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings
@@ -76,7 +76,12 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
     async def caller(request: Request, _scheme: Annotated[Any, Security(bearer)] = None) -> Caller:
         # The raw header, not HTTPBearer's parse: a malformed header must be a 401, not
         # an anonymous request. `bearer` is here for the OpenAPI security scheme.
-        return authenticator.authenticate(request.headers.get("authorization"))
+        try:
+            return authenticator.authenticate(request.headers.get("authorization"))
+        except Unauthorized:
+            if request.method == "POST":  # a sync asked for without valid credentials
+                await refuse_unauthenticated(settings.audit, "sync", request.url.path, "api")
+            raise
 
     Who = Annotated[Caller, Depends(caller)]
     AppName = Annotated[str, Path(description="application name", max_length=40)]

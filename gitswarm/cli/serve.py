@@ -90,13 +90,9 @@ from typing import Any
 
 import click
 import structlog
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
 from gitswarm.api import ApiSettings, create_app, serve_in_thread, settings_from_mapping
 from gitswarm.cli.operator import config_path as config_path_of
-from gitswarm.cli.operator import plain
 from gitswarm.cli.output import guarded
 from gitswarm.errors import ConfigError, SecretError, UsageError
 from gitswarm.model.agent import TriggerRequest
@@ -110,6 +106,7 @@ from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.retention import RetentionSettings, start_retention
 from gitswarm.reconcile.sync import Reconciler
 from gitswarm.repo.config import check_name, verify_rule_problems
+from gitswarm.source.agentconfig import AgentConfig, read_agent_config
 from gitswarm.source.keys import keys_dir, read_identity_file
 from gitswarm.source.providers import ProviderSet, parse_providers
 from gitswarm.source.repo import RepoSource
@@ -167,21 +164,10 @@ def load_serve_config(
     data: dict[str, Any] = {}
     # Where each setting came from, for errors: "agent.yml:12", "GITSWARM_STATE", "--repo".
     origin: dict[str, str] = {}
-    lines: dict[tuple[str, str], int] = {}  # (setting, key under it) -> line, for verify:
-    if path is not None:
-        try:
-            loaded: Any = YAML(typ="rt").load(path.read_text())
-        except (OSError, YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read the agent config: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, CommentedMap):
-            raise ConfigError(f"{path}:1: the agent config must be a mapping of settings")
-        settings: CommentedMap = loaded if loaded is not None else CommentedMap()
-        for key, value in settings.items():
-            data[str(key)] = _plain(value)
-            origin[str(key)] = f"{path}:{settings.lc.key(key)[0] + 1}"
-            if isinstance(value, CommentedMap):
-                for sub in value:
-                    lines[(str(key), str(sub))] = value.lc.key(sub)[0] + 1
+    config_file = AgentConfig() if path is None else read_agent_config(path)
+    for key, value in config_file.data.items():
+        data[key] = value
+        origin[key] = f"{path}:{config_file.line((key,))}"
     for key, var in ENV_VARS.items():
         if environ.get(var):
             data[key] = environ[var]
@@ -205,26 +191,28 @@ def load_serve_config(
                 raise ConfigError(f"{where}: api must be a mapping")
             config_kwargs[key] = value
         elif key == "verify":
-            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
         elif key == "identities":
-            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)
         elif key == "targets":
-            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            file_lines = config_file.lines_under((key,))
             config_kwargs[key] = parse_targets(
                 value, where, keys_dir=keys_dir(environ), lines=file_lines, path=path
             )
         elif key == "providers":
-            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            file_lines = config_file.lines_under((key,))
             config_kwargs[key] = parse_providers(
                 value, where, environ=environ, lines=file_lines, path=path
             )
         elif key == "retention":
-            file_lines = {sub: line for (top, sub), line in lines.items() if top == key}
+            file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _retention(value, where, path, file_lines)
         elif key == "promotion":
-            config_kwargs[key] = operator_settings(value, environ, f"{where}: promotion", str(path))
+            config_kwargs[key] = operator_settings(
+                value, environ, config_file.where((key,)), str(path)
+            )
         elif key == "project":
             message = check_name("project", str(value)) if isinstance(value, str) else None
             if not isinstance(value, str) or message:
@@ -248,9 +236,6 @@ _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
     "verify", "identities", "project", "retention", "promotion", "targets", "providers",
 )  # fmt: skip
-
-
-_plain = plain
 
 
 def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
@@ -499,7 +484,7 @@ def promotion_side(
     """The promotion service the API offers, and the automation round beside the loop
     (started at once; it does nothing while another agent holds its store lock). A
     commit it makes is deployed by a trigger, without waiting for the next poll."""
-    from gitswarm.promote.automation import Automation, start_automation
+    from gitswarm.promote.automation import Automation, deploy_requests, start_automation
     from gitswarm.promote.pipeline import Promoter
     from gitswarm.promote.registry import RegistryClient
 
@@ -511,13 +496,8 @@ def promotion_side(
         )
 
         def deploy(actions: list[Any]) -> None:
-            for action in actions:
-                if action.kind == "committed":
-                    agent.trigger(
-                        TriggerRequest(
-                            trigger="agent", app=action.app, env=action.env, reason=action.message
-                        )
-                    )
+            for request in deploy_requests(actions):  # each names the commit it deploys
+                agent.trigger(request)
 
         start_automation(automation, stop, every=settings.interval, on_actions=deploy)
     return service

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gitswarm.errors import GitswarmError, PromotionError, Reason, RegistryError
+from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import RepoConfig
 from gitswarm.model.promotion import Hold
 from gitswarm.promote.core.edits import current_images
@@ -63,6 +64,23 @@ class Action:
     env: str
     message: str
     reason: Reason | None = None
+    revision: str | None = None  # committed: the commit the round pushed
+
+
+def deploy_requests(actions: Iterable[Action]) -> list[TriggerRequest]:
+    """The syncs the agent should run for a round's commits, each naming the commit it
+    was made for: an unnamed sync deploys whatever head the agent knows when it runs
+    (the one before this commit, or a later commit) under this commit's message. As
+    Flux's Kustomization names the source revision it applies, never "latest". A
+    later commit is the git task's to find (syncs.py looks at Git after a named
+    revision that is not the head it knew)."""
+    return [
+        TriggerRequest(trigger="agent", app=a.app, env=a.env, revision=a.revision, reason=a.message)
+        if a.revision
+        else TriggerRequest(trigger="agent", reason=a.message)  # no commit known: look at Git
+        for a in actions
+        if a.kind == "committed"
+    ]
 
 
 @dataclass
@@ -233,7 +251,7 @@ class Automation:
             kind = "committed" if outcome.result == "Committed" else "failed"
             if outcome.result == "Unchanged":
                 kind = "skipped"
-            out.append(Action(kind, app, env, outcome.message, outcome.reason))
+            out.append(Action(kind, app, env, outcome.message, outcome.reason, outcome.commit))
         return out
 
     def _held(
@@ -323,7 +341,8 @@ class Automation:
         kind = {"Committed": "committed", "Pending": "pending"}.get(outcome.result, "failed")
         if outcome.result == "Unchanged":
             kind = "skipped"
-        return [*out, *released, Action(kind, app, target, outcome.message, outcome.reason)]
+        done = Action(kind, app, target, outcome.message, outcome.reason, outcome.commit)
+        return [*out, *released, done]
 
     def _once(
         self, kind: str, app: str, env: str, message: str, reason: Reason | None = None
@@ -367,4 +386,4 @@ def start_automation(
     return thread
 
 
-__all__ = ["LOCK", "Action", "Automation", "start_automation"]
+__all__ = ["LOCK", "Action", "Automation", "deploy_requests", "start_automation"]

@@ -29,18 +29,22 @@ addresses; ``PinnedBackend`` then connects only to pinned addresses (a name that
 resolves to an allowed address at check time and to a refused one a moment later, DNS
 rebinding, is never resolved again). TLS is still verified against the host name.
 Each attempt has a deadline: every read and write waits at most what is left of the
-gate's timeout, so a server that drips bytes cannot hold the agent longer.
+gate's timeout, so a server that drips bytes cannot hold the agent longer. httpx takes
+no network backend, so ``PinnedTransport`` is a transport of its own (httpx's public
+``BaseTransport``) over httpcore's pool with ``PinnedBackend``: no private attribute of
+either library is touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +53,7 @@ import httpcore
 import httpx
 
 from gitswarm.errors import ConfigError, GateNotAllowed
+from gitswarm.source.agentconfig import Where
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -237,8 +242,11 @@ def _safe(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None))
 
 
-def parse_allow(data: Any, where: str = SETTING, source: str = "the agent config") -> HttpAllow:
+def parse_allow(
+    data: Any, where: Where | str = SETTING, source: str = "the agent config"
+) -> HttpAllow:
     """``promotion.http_allow`` of the operator's config."""
+    where = Where.of(where)
     if data is None:
         return HttpAllow(source=source)
     if not isinstance(data, list):
@@ -248,7 +256,7 @@ def parse_allow(data: Any, where: str = SETTING, source: str = "the agent config
         )
     if len(data) > MAX_ENTRIES:
         raise ConfigError(f"{where}: at most {MAX_ENTRIES} entries")
-    entries = tuple(parse_entry(item, f"{where}[{i}]") for i, item in enumerate(data))
+    entries = tuple(parse_entry(item, str(where / i)) for i, item in enumerate(data))
     return HttpAllow(entries, source)
 
 
@@ -333,18 +341,89 @@ class PinnedBackend(httpcore.NetworkBackend):
         raise httpcore.ConnectError("http gates do not reach unix sockets")
 
 
-class PinnedTransport(httpx.HTTPTransport):
-    """httpx's transport over a PinnedBackend: no proxy, no retry, TLS verified against
-    certifi's CAs and the URL's host name (httpx's default). httpx takes no network
-    backend, so the pool it builds is replaced by one that has ours (httpx 0.28,
-    pinned in requirements.lock)."""
+# httpcore's errors as httpx's: what gates.py catches (httpx.HTTPError) and names.
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextlib.contextmanager
+def _as_httpx(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for theirs, ours in _ERRORS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc) or type(exc).__name__, request=request) from exc
+        raise
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body read from httpcore, its errors as httpx's."""
+
+    def __init__(self, stream: Iterable[bytes], request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx(self._request):
+            yield from self._stream
+
+    def close(self) -> None:
+        closer = getattr(self._stream, "close", None)
+        if closer is not None:
+            closer()
+
+
+class PinnedTransport(httpx.BaseTransport):
+    """An httpx transport over httpcore's connection pool with a PinnedBackend, built
+    from public API only (httpx.BaseTransport, httpcore.ConnectionPool and its
+    ``network_backend``): no proxy, no retry, HTTP/1.1, TLS verified against certifi's
+    CAs and the URL's host name (httpcore passes it as the server name)."""
 
     def __init__(self, backend: PinnedBackend) -> None:
-        super().__init__(retries=0)
         context = ssl.create_default_context(cafile=certifi.where())
         self._pool = httpcore.ConnectionPool(
             ssl_context=context, network_backend=backend, max_connections=4, retries=0
         )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.SyncByteStream):  # pragma: no cover
+            raise httpx.UnsupportedProtocol("a gate's request body must be synchronous")
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx(request):
+            answer = self._pool.handle_request(core)
+        if not isinstance(answer.stream, Iterable):  # pragma: no cover - the sync pool's
+            raise httpx.UnsupportedProtocol("httpcore answered with an async body")
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream, request),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 __all__ = [

@@ -51,6 +51,7 @@ from gitswarm.promote.egress import (
     Resolver,
     system_resolve,
 )
+from gitswarm.source.agentconfig import Where
 
 OUTPUT_LIMIT = 4096
 MAX_COMMAND_TIMEOUT = 3600.0
@@ -67,7 +68,9 @@ class GateCommand:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def commands_from_mapping(data: Any, where: str = "promotion.commands") -> dict[str, GateCommand]:
+def commands_from_mapping(
+    data: Any, where: Where | str = "promotion.commands"
+) -> dict[str, GateCommand]:
     """``promotion.commands`` of the operator's config::
 
     commands:
@@ -75,44 +78,47 @@ def commands_from_mapping(data: Any, where: str = "promotion.commands") -> dict[
       security-scan: {argv: [/usr/local/bin/scan, "{images}"], timeout: 300,
                       env: {SCAN_LEVEL: high}}
     """
+    where = Where.of(where)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must map command names to {{argv: [...], timeout: ...}}")
     out: dict[str, GateCommand] = {}
     for name, spec in data.items():
-        at = f"{where}.{name}"
+        at = where / str(name)
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{at} must be a mapping with argv: [...]")
         unknown = sorted(set(spec) - {"argv", "timeout", "env"})
         if unknown:
-            raise ConfigError(f"{at}: unknown key {unknown[0]!r} (known: argv, env, timeout)")
+            raise ConfigError(
+                f"{at / unknown[0]}: unknown key {unknown[0]!r} (known: argv, env, timeout)"
+            )
         argv = spec.get("argv")
         if (
             not isinstance(argv, list)
             or not argv
             or not all(isinstance(a, str) and "\x00" not in a for a in argv)
         ):
-            raise ConfigError(f"{at}.argv must be a non-empty list of strings (no shell)")
+            raise ConfigError(f"{at / 'argv'} must be a non-empty list of strings (no shell)")
         if "/" in argv[0] and not argv[0].startswith("/"):
             raise ConfigError(
-                f"{at}.argv: {argv[0]!r} is a relative path; give the program's absolute path "
+                f"{at / 'argv'}: {argv[0]!r} is a relative path; give the program's absolute path "
                 "or a bare name looked up on PATH (commands run in an empty folder of their "
                 "own, never in a checkout of the GitOps repository)"
             )
         if "{" in argv[0]:
-            raise ConfigError(f"{at}.argv: the program {argv[0]!r} cannot hold a placeholder")
+            raise ConfigError(f"{at / 'argv'}: the program {argv[0]!r} cannot hold a placeholder")
         try:
             timeout = parse_duration(spec.get("timeout", 300)).total_seconds()
         except ValueError as exc:
-            raise ConfigError(f"{at}.timeout: {exc}") from None
+            raise ConfigError(f"{at / 'timeout'}: {exc}") from None
         if not 0 < timeout <= MAX_COMMAND_TIMEOUT:
-            raise ConfigError(f"{at}.timeout must be more than 0 and at most 1h")
+            raise ConfigError(f"{at / 'timeout'} must be more than 0 and at most 1h")
         env = spec.get("env") or {}
         if not isinstance(env, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
-            raise ConfigError(f"{at}.env must map names to strings")
+            raise ConfigError(f"{at / 'env'} must map names to strings")
         out[str(name)] = GateCommand(str(name), tuple(argv), timeout, dict(env))
     return out
 

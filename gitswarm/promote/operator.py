@@ -36,13 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from gitswarm.errors import ConfigError
 from gitswarm.promote.egress import HttpAllow, parse_allow
 from gitswarm.promote.gates import GateCommand, commands_from_mapping
 from gitswarm.promote.registry import RegistryAuth, registries_from_mapping
+from gitswarm.source.agentconfig import AgentConfig, Where, read_agent_config
 
 KEYS = ("automation", "interval", "commands", "http_allow", "registries")
 
@@ -59,32 +57,43 @@ class OperatorSettings:
 def operator_settings(
     data: Any,
     environ: Mapping[str, str] | None = None,
-    where: str = "promotion",
+    where: Where | None = None,
     source: str = "the agent config",
 ) -> OperatorSettings:
     """``promotion:`` of the agent's config (``source``) as OperatorSettings; ConfigError
-    naming the key when it is wrong."""
+    naming the file, line and key when it is wrong (``where``: the ``promotion`` key of
+    the file read by source/agentconfig.py, or the bare name for data from elsewhere)."""
     environ = os.environ if environ is None else environ
+    where = Where(("promotion",)) if where is None else where
     if data is None:
         return OperatorSettings(http_allow=HttpAllow(source=source))
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping with {', '.join(KEYS)}")
-    unknown = sorted(str(k) for k in data if k not in KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(KEYS)})")
+    for key in data:
+        if key not in KEYS:
+            raise ConfigError(
+                f"{where / str(key)}: unknown setting {str(key)!r} (known: {', '.join(KEYS)})"
+            )
     automation = data.get("automation", True)
     if not isinstance(automation, bool):
-        raise ConfigError(f"{where}.automation must be true or false")
+        raise ConfigError(f"{where / 'automation'} must be true or false")
     interval = data.get("interval", 30)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 1:
-        raise ConfigError(f"{where}.interval must be a number of seconds, at least 1")
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval >= 1:
+        raise ConfigError(f"{where / 'interval'} must be a number of seconds, at least 1")
     return OperatorSettings(
-        commands=commands_from_mapping(data.get("commands"), f"{where}.commands"),
-        registries=registries_from_mapping(data.get("registries"), environ, f"{where}.registries"),
+        commands=commands_from_mapping(data.get("commands"), where / "commands"),
+        registries=registries_from_mapping(data.get("registries"), environ, where / "registries"),
         automation=automation,
         interval=float(interval),
-        http_allow=parse_allow(data.get("http_allow"), f"{where}.http_allow", source),
+        http_allow=parse_allow(data.get("http_allow"), where / "http_allow", source),
     )
+
+
+def settings_of(config: AgentConfig, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+    """The ``promotion:`` section of an agent config read by source/agentconfig.py."""
+    source = str(config.path) if config.path else "the agent config"
+    where = config.where(("promotion",))
+    return operator_settings(config.data.get("promotion"), environ, where, source)
 
 
 def load_operator_settings(
@@ -93,15 +102,7 @@ def load_operator_settings(
     """The ``promotion:`` section of the agent's config file at ``path`` (None: none)."""
     if path is None:
         return OperatorSettings(http_allow=HttpAllow(source="no agent config (--config)"))
-    try:
-        loaded = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the agent config: {exc}") from None
-    if loaded is None:
-        return OperatorSettings(http_allow=HttpAllow(source=str(path)))
-    if not isinstance(loaded, Mapping):
-        raise ConfigError(f"{path}:1: the agent config must be a mapping of settings")
-    return operator_settings(loaded.get("promotion"), environ, f"{path}: promotion", str(path))
+    return settings_of(read_agent_config(path), environ)
 
 
-__all__ = ["OperatorSettings", "load_operator_settings", "operator_settings"]
+__all__ = ["OperatorSettings", "load_operator_settings", "operator_settings", "settings_of"]

@@ -34,6 +34,7 @@ import httpx
 
 from gitswarm.errors import ConfigError, RegistryError
 from gitswarm.promote.core.tags import ImageRef, parse_image
+from gitswarm.source.agentconfig import Where
 
 MAX_PAGES = 50
 MAX_TAGS = 20_000
@@ -53,16 +54,19 @@ class RegistryAuth:
 
 
 def registries_from_mapping(
-    data: Any, environ: Mapping[str, str] | None = None, where: str = "promotion.registries"
+    data: Any,
+    environ: Mapping[str, str] | None = None,
+    where: Where | str = "promotion.registries",
 ) -> dict[str, RegistryAuth]:
     environ = os.environ if environ is None else environ
+    where = Where.of(where)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must map registry hosts to {{username, password_env, ...}}")
     out: dict[str, RegistryAuth] = {}
     for host, spec in data.items():
-        at = f"{where}.{host}"
+        at = where / str(host)
         spec = spec or {}
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{at} must be a mapping")
@@ -71,31 +75,39 @@ def registries_from_mapping(
         )
         if unknown:
             raise ConfigError(
-                f"{at}: unknown key {unknown[0]!r} (known: endpoint, insecure, password_env, "
-                "password_file, username; the password itself never goes in the file)"
+                f"{at / unknown[0]}: unknown key {unknown[0]!r} (known: endpoint, insecure, "
+                "password_env, password_file, username; the password itself never goes in the file)"
             )
         endpoint = spec.get("endpoint")
         if endpoint is not None and (
             not isinstance(endpoint, str) or not re.match(r"^https?://[^/\s?#]+/?$", endpoint)
         ):
-            raise ConfigError(f"{at}.endpoint must be http(s)://host[:port], not {endpoint!r}")
+            raise ConfigError(f"{at / 'endpoint'} must be http(s)://host[:port], not {endpoint!r}")
         password = None
         if "password_env" in spec:
-            password = environ.get(str(spec["password_env"]))
+            name = spec["password_env"]
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{at / 'password_env'} must name an environment variable")
+            password = environ.get(name)
             if not password:
-                raise ConfigError(f"{at}: environment variable {spec['password_env']} is not set")
+                raise ConfigError(f"{at / 'password_env'}: environment variable {name} is not set")
         elif "password_file" in spec:
-            path = Path(str(spec["password_file"])).expanduser()
+            if not isinstance(spec["password_file"], str) or not spec["password_file"]:
+                raise ConfigError(f"{at / 'password_file'} must be the path of a file")
+            path = Path(spec["password_file"]).expanduser()
             try:
                 password = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"{at}: cannot read {path}: {exc.strerror}") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ConfigError(f"{at / 'password_file'}: cannot read {path}: {why}") from None
         username = spec.get("username")
+        if username is not None and not isinstance(username, str):
+            raise ConfigError(f"{at / 'username'} must be a string (quote it)")
         if (username is None) != (password is None):
             raise ConfigError(f"{at}: give both username and a password (env or file), or neither")
         insecure = spec.get("insecure", False)
         if not isinstance(insecure, bool):
-            raise ConfigError(f"{at}.insecure must be true or false")
+            raise ConfigError(f"{at / 'insecure'} must be true or false")
         out[str(host)] = RegistryAuth(
             username, password, insecure, endpoint.rstrip("/") if endpoint else None
         )

@@ -236,6 +236,16 @@ class RepoSource:
                 found.append(CommitInfo(sha, author, email, when, subject))
         return found
 
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether commit ``old`` is in the history of ``new`` (False when either is
+        not a full commit id this cache holds)."""
+        if not (_SHA.match(old) and _SHA.match(new)):
+            return False
+        proc = run_git(
+            ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", old, new], check=False
+        )
+        return proc.returncode == 0
+
     def changed_files(self, old: str, new: str) -> list[str]:
         out = self._git("diff", "--name-only", "--no-renames", old, new)
         return [line for line in out.splitlines() if line]

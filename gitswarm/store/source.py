@@ -1,10 +1,13 @@
 """What the active agent last saw of Git: its head, the apps × environments it watches
 there, its last poll and that poll's error (table ``agent_source``, migration 0008).
 
-The agent's git task (reconcile/agent/gitpoll.py) writes it after each poll, under the
-agent lease's name; ``gitswarm status`` reads it (with the statuses the agent keeps in
-``app_status``) instead of rendering every app and asking the swarm, when the writer
-still holds the lease (cli/ops.py). One row per lock name: each poll replaces it.
+The agent's git task (reconcile/agent/gitpoll.py) writes it after a poll that saw
+something new (another head or apps, an error or its end; and the first poll after
+it became leader), under the agent lease's name: a quiet poll writes nothing, so
+``polled_at`` is when the head recorded was first seen, ``updated_at`` the last change.
+``gitswarm status`` reads it (with the statuses the agent keeps in ``app_status``)
+instead of rendering every app and asking the swarm, when the writer still holds the
+lease (cli/ops.py). One row per lock name.
 """
 
 from __future__ import annotations

@@ -305,3 +305,79 @@ def test_the_overview_shows_only_the_environments_granted(rig: Rig, scope: str) 
         shown = f'id="cell-web--{env}"' in html
         assert shown == (scope in ("*", env)), env
         assert any(s["env"] == env for s in api["statuses"]) == (scope in ("*", env)), env
+
+
+class _Nobody:
+    """The client of a caller who sends no credentials: the Authorization header an API
+    endpoint's call adds is dropped, and there is no session cookie (so no CSRF token)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, url: str, headers: Any = None, **kw: Any) -> Any:
+        return self.client.get(url, follow_redirects=False)
+
+    def post(self, url: str, headers: Any = None, **kw: Any) -> Any:
+        kw.pop("follow_redirects", None)
+        return self.client.post(url, follow_redirects=False, **kw)
+
+
+SSE = ("GET /ui/events?app&env", "GET /ui/events?op")  # EventSource streams, not pages
+
+
+@pytest.mark.parametrize("cookie", [None, "ended-or-forged"])
+@pytest.mark.parametrize("anonymous_read", [False, True])
+def test_nobody_signed_in_gets_401_or_the_sign_in_page_audited_as_unauthenticated(
+    tmp_path: Path, anonymous_read: bool, cookie: str | None
+) -> None:
+    """Not a 403: nobody lacks a role, they are not anyone yet. The API answers 401 with
+    WWW-Authenticate, a page sends to sign-in and back; an action is audited as
+    ``unauthenticated`` (never ``forbidden``, which a signed-in user without the role gets)."""
+    rig = make_rig(
+        tmp_path, only=("viewer-all",), anonymous_read=anonymous_read, sse_interval=0.05,
+        sse_lifetime=0.1,
+    )  # fmt: skip
+    wrong: list[str] = []
+    env = "production"
+    with rig.client() as client:
+        if cookie:
+            client.cookies.set("gitswarm_session", cookie, path="/ui")
+        for ep in ENDPOINTS:
+            before = max((e.id for e in rig.store.audit_events(limit=1)), default=0)
+            r = ep.call(_Nobody(client), env, "")
+            new = [e for e in rig.store.audit_events(limit=10) if e.id > before]
+            readable = anonymous_read and ep.action == "view"
+            if readable:
+                if r.status_code != 200:
+                    wrong.append(f"{ep.name}: {r.status_code}, anonymous_read should show it")
+                continue
+            if ep.side == "api" or ep.name in SSE:
+                if r.status_code != 401:
+                    wrong.append(f"{ep.name}: {r.status_code}, should be 401")
+                elif ep.side == "api" and r.headers.get("www-authenticate") != "Bearer":
+                    wrong.append(f"{ep.name}: 401 without WWW-Authenticate: Bearer")
+            else:
+                location = r.headers.get("location", "")
+                if r.status_code != 303 or not location.startswith("/ui/login?next=%2Fui%2F"):
+                    wrong.append(f"{ep.name}: {r.status_code} {location!r}, should go to sign-in")
+            results = [(e.actor, e.details.get("result")) for e in new]
+            if ep.action == "view":
+                if results:
+                    wrong.append(f"{ep.name}: a read refused was audited: {results}")
+            elif results != [("anonymous", "unauthenticated")]:
+                wrong.append(f"{ep.name}: audited {results}, should be one unauthenticated")
+    assert wrong == []
+
+
+def test_the_sign_in_page_is_asked_to_return_to_the_form_s_page(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, only=("deployer-production",))
+    with rig.client() as client:
+        r = client.post(
+            "/ui/apps/web/envs/production/rollback",
+            data={"revision": OLDER},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == "/ui/login?next=%2Fui%2Fapps%2Fweb%2Fenvs%2Fproduction"
+        r = client.post("/ui/promotions/1/approve", data={"comment": "ok"}, follow_redirects=False)
+        assert r.headers["location"] == "/ui/login?next=%2Fui%2Fpromotions"

@@ -15,11 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
 import pytest
 
 from gitswarm.errors import ConfigError
 from gitswarm.promote.core.settings import HttpGate
-from gitswarm.promote.egress import HttpAllow, parse_allow, system_resolve
+from gitswarm.promote.egress import HttpAllow, PinnedTransport, parse_allow, system_resolve
 from gitswarm.promote.gates import run_http
 from gitswarm.promote.operator import load_operator_settings
 from tests.unit.promotion_rig import Rig, make_rig
@@ -269,7 +270,7 @@ def test_the_operator_writes_the_allow_list(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_operator_settings(path)
     assert info.value.message == (
-        f"{path}: promotion.http_allow[0]: '169.254.169.254' is link-local (where cloud "
+        f"{path}:2: promotion.http_allow[0]: '169.254.169.254' is link-local (where cloud "
         "metadata answers): gates never reach it"
     )
     path.write_text("promotion:\n  http_allow: http://x/\n")
@@ -335,3 +336,32 @@ def test_a_pinned_https_connection_still_verifies_the_certificate(tmp_path: Path
     # A self-signed certificate is not trusted: the pinned address changes nothing there.
     assert not result.passed and not result.refused
     assert "CERTIFICATE_VERIFY_FAILED" in result.output and handler.seen == []
+
+
+def test_the_pinned_transport_rests_on_public_api_only(
+    server: tuple[int, type[Answers]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx takes no network backend; swapping its HTTPTransport's private ``_pool``
+    would break silently with the next httpx. The transport is httpx's public
+    BaseTransport over httpcore's pool: it works with HTTPTransport's internals gone,
+    and a connection it cannot make is httpx's ConnectError, as before."""
+    assert not issubclass(PinnedTransport, httpx.HTTPTransport)
+
+    def gone(*_a: object, **_kw: object) -> httpx.Response:
+        raise AssertionError("httpx.HTTPTransport's internals were used")
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", gone)
+    port, handler = server
+    handler.routes["/health"] = (302, {"Location": "/ok"})
+    handler.routes["/ok"] = (200, {})
+    result = run_http(gate(f"http://127.0.0.1:{port}/health"), allow(f"127.0.0.1:{port}"))
+    assert result.passed, result.output
+    assert handler.seen == ["/health", "/ok"]
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    result = run_http(gate(f"http://127.0.0.1:{dead}/health"), allow(f"127.0.0.1:{dead}"))
+    assert not result.passed and not result.refused
+    assert "ConnectError" in result.output, result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gitswarm.promote.automation import Automation
+from gitswarm.promote.automation import Action, Automation, deploy_requests
 from gitswarm.promote.core.message import parse_trailers
 from gitswarm.promote.registry import RegistryClient
 from gitswarm.reconcile.rollback import RollbackRequest, rollback
@@ -145,3 +145,24 @@ def test_a_hold_made_by_an_agent_rollback_is_found_by_the_round(rig: Rig) -> Non
     rig.later(seconds=5)
     assert "hold" not in [a.kind for a in auto.tick()]
     assert len(rig.store.holds("web", "dev")) == 1
+
+
+def test_the_sync_a_commit_of_automation_queues_names_that_commit(rig: Rig) -> None:
+    """Not "whatever head the agent knows when the sync runs": that is the commit before
+    (the agent has not polled yet) or a later one, deployed under this commit's message."""
+    rig.settings(
+        {"image_automation": [{"repository": REPO, "policy": {"semver": {"range": ">=1.0.0"}},
+                               "interval": "1s"}]},
+        env="dev",
+    )  # fmt: skip
+    rig.sync("dev")
+    before = rig.head()
+    (action,) = automation(rig, ["1.0.0", "1.2.0"]).tick()
+    committed = rig.head()
+    assert committed != before and action.revision == committed
+    (request,) = deploy_requests([action, Action("skipped", "web", "prod", "held")])
+    assert (request.app, request.env, request.revision) == ("web", "dev", committed)
+    assert request.reason == action.message and committed[:12] in action.message
+    # No commit known (never for a Committed outcome): the agent looks at Git instead.
+    (look,) = deploy_requests([Action("committed", "web", "dev", "x")])
+    assert (look.app, look.env, look.revision) == (None, None, None)

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gitswarm.cli.main import cli
+from gitswarm.errors import SourceError
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.metrics import Metrics
@@ -520,3 +521,84 @@ def test_the_round_leaves_an_app_alone_while_a_sync_of_it_runs(
     [row] = rig.json()["statuses"]
     assert (row["health"], row["last_result"]) == ("Healthy", "Succeeded")  # the sync's record
     assert all("health" not in w or w.get("last_result") for w in writes)
+
+
+def test_a_poll_with_nothing_new_writes_nothing_to_agent_source(
+    make: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC 7: a poll with nothing new makes no write. What the agent saw is written
+    when it changes (a new head, an error, the remote back) or when the agent becomes
+    leader again (a standby may have written the row meanwhile)."""
+    rig = make()
+    rig.hold_lease()
+    writes: list[dict[str, Any]] = []
+    record_source = rig.store.record_source
+
+    def counted(*args: Any, **kw: Any) -> None:
+        writes.append(kw)
+        record_source(*args, **kw)
+
+    monkeypatch.setattr(rig.store, "record_source", counted)
+    rig.poll()
+    assert len(writes) == 1  # the first poll: the head and the apps watched there
+    first = rig.store.agent_source(AGENT_LOCK)
+    assert first is not None
+    for _ in range(3):
+        rig.poll()
+    assert len(writes) == 1
+    assert rig.store.agent_source(AGENT_LOCK) == first
+
+    rig.repo.compose({"web": service(IMAGE), "api": service(IMAGE)})
+    rig.repo.commit("second")
+    rig.poll()
+    rig.poll()
+    assert len(writes) == 2 and writes[-1]["head"] == rig.repo.git("rev-parse", "HEAD")
+
+    remote_down = rig.agent.ctx.source
+    poll = remote_down.poll
+    monkeypatch.setattr(remote_down, "poll", lambda: (_ for _ in ()).throw(SourceError("down")))
+    rig.poll()
+    rig.poll()
+    assert len(writes) == 3 and writes[-1]["error"] is not None
+    monkeypatch.setattr(remote_down, "poll", poll)
+    rig.poll()
+    rig.poll()
+    assert len(writes) == 4 and writes[-1]["error"] is None
+    data = rig.json()
+    assert data["git_error"] is None and data["head"] == rig.repo.git("rev-parse", "HEAD")
+
+    record_source(AGENT_LOCK, "a-standby", head="c" * 40, apps=[])  # while not leader
+    rig.agent._elected()
+    rig.poll()
+    assert len(writes) == 5
+    assert rig.json()["agent"] == rig.holder
+
+
+def test_a_sync_queued_for_a_commit_git_moved_past_deploys_the_newer_head(
+    make: Callable[..., Rig],
+) -> None:
+    """Image automation names the commit it pushed (promote/automation.py); if the agent
+    has meanwhile seen and deployed a later commit, that sync must not put the older one
+    back (the git task would then see nothing new and leave it there). A person's named
+    revision (API, dashboard: a rollback) is still deployed as asked."""
+    rig = make()
+    rig.hold_lease()
+    rig.poll()
+    rig.repo.compose({"web": service(IMAGE, environment={"STEP": "automation"})})
+    rig.repo.commit("automation: a new tag")
+    pushed = rig.repo.git("rev-parse", "HEAD")
+    rig.repo.compose({"web": service(IMAGE, environment={"STEP": "later"})})
+    rig.repo.commit("a later commit")
+    later = rig.repo.git("rev-parse", "HEAD")
+    rig.poll()
+    assert rig.store.get_status("app", "dev").revision == later
+
+    request = TriggerRequest("agent", app="app", env="dev", revision=pushed, reason="tag")
+    rig.agent.enqueue(("sync", "app", "dev"), request)
+    rig.agent.run_pending()
+    assert rig.store.get_status("app", "dev").revision == later
+
+    asked = TriggerRequest("api", app="app", env="dev", revision=pushed, actor="ann")
+    rig.agent.enqueue(("sync", "app", "dev"), asked)
+    rig.agent.run_pending()
+    assert rig.store.get_status("app", "dev").revision == pushed

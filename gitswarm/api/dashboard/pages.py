@@ -2,8 +2,9 @@
 the security headers, who is looking, reading a form, and the two guards every route
 starts with: ``looking`` for a page (signed in, a known app × environment, ``access``
 allows the action there) and ``acting`` for a form post (the same, after the session's
-CSRF token). Each guard answers the refusal itself (403 and audited, or the sign-in
-page), so a route reads: guard, read the agent, render.
+CSRF token). Each guard answers the refusal itself: the sign-in page for nobody signed
+in (audited as unauthenticated when it was an action), 403 for a user without the role
+(audited as forbidden), so a route reads: guard, read the agent, render.
 
 Pages are rendered by Jinja2 with autoescaping; no page shows a secret value (the
 agent's data holds none: names of secrets, never their content).
@@ -20,10 +21,10 @@ from fastapi import Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gitswarm.api.access import Action, enforce, permits
+from gitswarm.api.access import Action, enforce, permits, refuse_unauthenticated
 from gitswarm.api.auth import ANONYMOUS, Caller
 from gitswarm.api.dashboard import views
-from gitswarm.api.errors import http_status
+from gitswarm.api.errors import Unauthorized, http_status
 from gitswarm.api.plumbing import call, read_body
 from gitswarm.api.sessions import COOKIE, Sessions, same
 from gitswarm.api.settings import ApiSettings
@@ -103,6 +104,14 @@ def pair(app_name: str, env: str) -> str:
     return f"{app_name}/{env}"
 
 
+def named(app_name: str, env: str) -> str:
+    """``app/env`` for the audit trail of a request nobody signed in sent: names that
+    can be an app and an env, never other text of the request's."""
+    if NAME_PATTERN.match(app_name) and NAME_PATTERN.match(env):
+        return f"{app_name}/{env}"
+    return "(no such application or environment)"
+
+
 def reason_of(fields: Mapping[str, str], key: str = "reason") -> str:
     reason = fields.get(key, "").strip()
     if len(reason) > MAX_REASON:
@@ -168,17 +177,17 @@ class Pages:
             out.setdefault(key, value)
         return out
 
-    async def posted(self, request: Request) -> tuple[Who, dict[str, str]] | Response:
-        """The signed-in poster and its form, or the refusal (CSRF: 403, audited)."""
+    async def posted(
+        self, request: Request, action: str, target: str, back: str
+    ) -> tuple[Who, dict[str, str]] | Response:
+        """The signed-in poster of ``action`` on ``target`` and its form, or the refusal:
+        nobody signed in (anonymous, or the session ended) -> the sign-in page, then
+        ``back``, audited as unauthenticated; no CSRF token -> 403, audited."""
         who = await self.current(request)
         if who is None or not who.signed_in:
-            return self.page(
-                "error.html",
-                401,
-                who=who,
-                title="Sign in first",
-                message="Your session has ended: sign in again.",
-            )
+            self.metrics.api_refused.labels("401").inc()
+            await refuse_unauthenticated(self.settings.audit, action, target, "dashboard")
+            return self.redirect(f"/ui/login?next={quote(back, safe='')}")
         try:
             fields = await self.form(request)
         except GitswarmError:
@@ -215,9 +224,15 @@ class Pages:
         the sign-in page, or the refusal."""
         who = await self.signed(request)
         if isinstance(who, Response):
+            if action != "view":  # an action's page (a promotion's dry run), asked by nobody
+                await refuse_unauthenticated(
+                    self.settings.audit, action, f"{app}/{env}"[:90], "dashboard"
+                )
             return who
         try:
             await self.allow(who, action, env, pair(app, env))
+        except Unauthorized:  # anonymous (anonymous_read): signing in may help
+            return self.to_login(request)
         except GitswarmError as exc:
             return self.problem(who, exc)
         return who
@@ -227,7 +242,8 @@ class Pages:
     ) -> tuple[Who, dict[str, str], str] | Response:
         """The poster of a form about ``app`` in ``env``, its fields and the audit target,
         once the CSRF token matches and ``access`` allows ``action`` there."""
-        got = await self.posted(request)
+        spot = named(app, env)  # pair() checks it below, after the session and CSRF token
+        got = await self.posted(request, action, spot, f"/ui/apps/{quote(app)}/envs/{quote(env)}")
         if isinstance(got, Response):
             return got
         who, fields = got

@@ -173,7 +173,8 @@ def add_routes(router: APIRouter, pages: Pages, live: Live, port: PromotionsPort
         return redirect(f"/ui/apps/{app_name}/envs/{env}?done={RESULT_NOTICE[outcome.result]}")
 
     async def decide(request: Request, promotion_id: int, action: Action) -> Response:
-        got = await pages.posted(request)
+        target = f"promotion {promotion_id}"[:40]
+        got = await pages.posted(request, action, target, "/ui/promotions")
         if isinstance(got, Response):
             return got
         who, fields = got

@@ -85,7 +85,7 @@ def add_routes(router: APIRouter, pages: Pages) -> None:
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        got = await posted(request)
+        got = await posted(request, "logout", "dashboard", "/ui/")
         if isinstance(got, Response):
             return got
         who, _ = got

@@ -192,6 +192,7 @@ class Agent(AgentView):
             self.stop()
 
     def _elected(self) -> None:
+        self.git.forget()  # a standby may have written the store's agent_source meanwhile
         if self.settings.events:
             self._threads.extend(self.events.start())
 

@@ -49,6 +49,8 @@ from gitswarm.store import AGENT_LOCK
 log = logging.getLogger("gitswarm.agent")
 
 Work = tuple[Key, TriggerRequest, bool]  # a sync to queue: key, request, urgent
+# What the agent_source row says: head, apps (None: not known here), the poll's error.
+Seen = tuple[str | None, tuple[tuple[str, str, str], ...] | None, str | None]
 
 
 class GitPoll:
@@ -56,6 +58,17 @@ class GitPoll:
         self.source, self.settings, self.state = ctx.source, ctx.settings, ctx.state
         self.metrics, self.store, self.reconciler = ctx.metrics, ctx.store, ctx.reconciler
         self.holder = ctx.holder
+        # What this agent last wrote to agent_source: (head, apps, error); None: nothing
+        # yet, or it became leader again (another agent may have written since).
+        self._recorded: Seen | None = None
+        self._apps: tuple[tuple[str, str, str], ...] | None = None  # kept over forget()
+
+    def forget(self) -> None:
+        """The store's agent_source row may not be ours any more: the next poll writes
+        it whole (the apps this agent watches too)."""
+        if self._recorded is not None and self._recorded[1] is not None:
+            self._apps = self._recorded[1]
+        self._recorded = None
 
     def check(self, request: TriggerRequest) -> None:
         try:
@@ -128,12 +141,27 @@ class GitPoll:
         apps: Sequence[tuple[str, str, str]] | None = None,
         error: str | None = None,
     ) -> None:
-        """What this poll saw, for ``gitswarm status`` (store/source.py). A store that
+        """What this poll saw, for ``gitswarm status`` (store/source.py), written only
+        when it differs from what this agent wrote last: a poll with nothing new writes
+        nothing (SPEC 7), so ``polled_at`` is when the head was first seen. A store that
         refuses it costs the status its freshness, never the poll."""
+        before = self._recorded
+        if apps is None and before is None:
+            apps = self._apps  # after forget(): write what this agent watches
+        seen = (
+            head if error is None else (before[0] if before else None),
+            tuple(apps) if apps is not None else (before[1] if before else None),
+            error,
+        )  # what the row says once written (store/source.py keeps head/apps not given)
+        if seen == before:
+            return
         try:
             self.store.record_source(AGENT_LOCK, self.holder, head=head, apps=apps, error=error)
         except GitswarmError as exc:
             log.warning("could not record the poll of %s: %s", (head or "?")[:12], exc.message)
+            self._recorded = None  # the row is not known: write again next time
+            return
+        self._recorded = seen
 
     def _changed(
         self, head: str, config: RepoConfig, syncs: list[Work], tree: GitTree, memo: DigestMemo

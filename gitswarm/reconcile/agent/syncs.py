@@ -49,6 +49,18 @@ class Syncs:
     def sync(self, app: str, env: str, request: TriggerRequest) -> None:
         ctx = self.ctx
         revision = request.revision or ctx.state.head
+        head = ctx.state.head
+        if (
+            request.trigger == "agent"
+            and request.revision
+            and head
+            and head != request.revision
+            and ctx.source.is_ancestor(request.revision, head)
+        ):
+            # Queued by the agent's side for a commit (image automation's) that Git has
+            # since moved past, a newer head already seen: never deploy the older one
+            # over it. A person's named revision (API, dashboard) is deployed as asked.
+            revision = head
         if self._still_closed(app, env, request):
             return
         if self._held_for_dependencies(app, env):

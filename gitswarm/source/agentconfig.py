@@ -1,0 +1,119 @@
+"""The agent config file, read in one place: its settings and the line of every key (I/O edge).
+
+The file is the operator's (``gitswarm serve --config FILE``, and ``--config`` /
+``$GITSWARM_CONFIG`` of the commands that deploy or promote). Three readers take their
+part of it from here: cli/serve.py (every setting), cli/operator.py (``targets:`` and
+``providers:``) and promote/operator.py (``promotion:``). Reading it once, the same way,
+means that a wrong value is named the same way whoever finds it: the file, the line of
+the key, the setting (``agent.yml:7: promotion.commands.scan.timeout: ...``).
+
+The YAML goes through repo/yamlsrc.py, the bounded parser the repository's own files
+use: a key written twice, a too deep or too large document, a non-string key are errors
+with file, line and column, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitswarm.errors import ConfigError, YamlError
+from gitswarm.model.position import Path as KeyPath
+from gitswarm.model.position import Position, nearest
+from gitswarm.repo.yamlsrc import parse_yaml
+
+MAX_BYTES = 1 << 20  # an agent config is a page or two; this bounds a wrong --config
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The settings of one agent config file, as plain data, and where each was written."""
+
+    path: Path | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    positions: Mapping[KeyPath, Position] = field(default_factory=dict)
+
+    def line(self, keys: KeyPath) -> int | None:
+        """The line of ``keys`` (("promotion", "interval")), else of its nearest parent."""
+        found = nearest(self.positions, keys) if keys else None
+        return found[0] if found else None
+
+    def lines_under(self, keys: KeyPath) -> dict[str, int]:
+        """The line of each key right under ``keys``: {"production": 12, ...}."""
+        depth = len(keys)
+        return {
+            str(at[depth]): position[0]
+            for at, position in self.positions.items()
+            if len(at) == depth + 1 and at[:depth] == keys
+        }
+
+    def where(self, keys: KeyPath) -> Where:
+        return Where(keys, self)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A setting's place, for messages: ``agent.yml:7: promotion.commands.scan``.
+    ``where / "argv"`` is the place of a key under it (with its own line when written)."""
+
+    keys: KeyPath
+    config: AgentConfig | None = None
+
+    @classmethod
+    def of(cls, where: Where | str) -> Where:
+        """``where`` as a Where: a dotted name ("promotion.commands") has no file."""
+        return where if isinstance(where, Where) else cls(tuple(where.split(".")))
+
+    def __truediv__(self, key: str | int) -> Where:
+        return Where((*self.keys, key), self.config)
+
+    @property
+    def name(self) -> str:
+        out = ""
+        for key in self.keys:
+            out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+        return out
+
+    def __str__(self) -> str:
+        if self.config is None or self.config.path is None:
+            return self.name
+        line = self.config.line(self.keys)
+        return (
+            f"{self.config.path}:{line}: {self.name}"
+            if line
+            else f"{self.config.path}: {self.name}"
+        )
+
+
+def read_agent_config(path: Path) -> AgentConfig:
+    """The agent config at ``path``; ConfigError with the file (and line) when it cannot be
+    read or is not a mapping of settings."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the agent config: {exc.strerror or exc}; "
+            "check the path given to --config or $GITSWARM_CONFIG"
+        ) from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(
+            f"{path}: the agent config is over {MAX_BYTES >> 20} MiB; is it the right file?"
+        )
+    try:
+        document = parse_yaml(raw, str(path))
+    except YamlError as exc:
+        problem = exc.problems[0] if exc.problems else None
+        message = problem.message if problem else str(exc)
+        spot = problem.where() if problem and problem.file else str(path)
+        raise ConfigError(f"{spot}: the agent config is not valid YAML: {message}") from None
+    if document.data is None:
+        return AgentConfig(path)
+    if not isinstance(document.data, dict):
+        raise ConfigError(f"{path}:1: the agent config must be a mapping of settings")
+    return AgentConfig(path, document.data, document.positions)
+
+
+__all__ = ["MAX_BYTES", "AgentConfig", "Where", "read_agent_config"]
