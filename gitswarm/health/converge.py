@@ -1,6 +1,12 @@
 """Has a deploy converged? Every service: desired replicas running (a task with a
 healthcheck reports running only once healthy), ``UpdateStatus`` completed; Swarm rolling
 back, a paused update, or tasks failing over and over are failures with a stable reason.
+
+A task runs as ``docker service ls`` counts it (docker/cli ``AppendServiceStatus``): it
+reports running *and* its node is not down. A node whose engine stopped keeps its tasks'
+last reported state ("running") on the managers, and Swarm may leave them so for
+minutes (seen mid-rollout on the 3-node test swarm): the callers pass the IDs of the
+nodes that are down (``Swarm.down_nodes``) with the tasks.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class ServiceProgress:
     desired: int | None
     reason: Reason | None = None
     message: str = ""
+    lost: int = 0  # tasks meant to run that are on a node that is down
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,7 +95,14 @@ def _restart_none(service: ServiceState) -> bool:
     return policy.get("Condition") == "none"
 
 
-def _one_shots_done(service: ServiceState, tasks: Sequence[TaskState]) -> bool:
+def _runs(task: TaskState, down: frozenset[str]) -> bool:
+    """Running, as ``docker service ls`` counts: reported so, on a node that is not down."""
+    return task.state == "running" and task.node_id not in down
+
+
+def _one_shots_done(
+    service: ServiceState, tasks: Sequence[TaskState], down: frozenset[str]
+) -> bool:
     """A one-shot service (restart ``none``) whose every slot ran the current template to
     completion (or is running it). Swarm's updater pauses when a task exits within the
     monitor period — for a one-shot task that is success, not an early termination."""
@@ -100,7 +114,7 @@ def _one_shots_done(service: ServiceState, tasks: Sequence[TaskState]) -> bool:
     done = [
         t
         for t in latest
-        if t.state in ("running", "complete")
+        if (_runs(t, down) or t.state == "complete")
         and t.exit_code in (None, 0)
         and (not t.spec_digest or t.spec_digest == template)
     ]
@@ -118,7 +132,9 @@ def assess_service(
     *,
     since: dt.datetime,
     failure_threshold: int = 3,
+    down: frozenset[str] = frozenset(),
 ) -> ServiceProgress:
+    """``down``: IDs of the nodes that are down (a task there does not run)."""
     name = service.compose_name
     update = service.update_status
     ours = update is not None and (update.started_at is None or update.started_at >= since - _SLACK)
@@ -133,7 +149,7 @@ def assess_service(
                 f"Swarm rolled the update back ({update.state}): {update.message}; "
                 + _task_errors(tasks),
             )
-        if update.state == "paused" and not _one_shots_done(service, tasks):
+        if update.state == "paused" and not _one_shots_done(service, tasks, down):
             hint = ""
             if _restart_none(service):
                 hint = (
@@ -152,7 +168,6 @@ def assess_service(
     recent = [t for t in tasks if t.created_at is None or t.created_at >= since - _SLACK]
     failures = sum(1 for t in recent if t.state in FAILED_TASK_STATES)
     active = [t for t in tasks if t.desired_state in ("running", "ready", "complete")]
-    running = sum(1 for t in active if t.state == "running")
     updating = ours and update is not None and update.state == "updating"
 
     if service.mode in ("replicated-job", "global-job"):
@@ -171,7 +186,7 @@ def assess_service(
     if _restart_none(service):
         # One-shot tasks: the newest task of each slot counts, finished or running.
         latest = _latest_per_slot(tasks)
-        ok = sum(1 for t in latest if t.state in ("running", "complete"))
+        ok = sum(1 for t in latest if _runs(t, down) or t.state == "complete")
         bad = [t for t in latest if t.state in FAILED_TASK_STATES]
         want = service.replicas if service.mode == "replicated" else len(latest)
         if bad:
@@ -187,8 +202,9 @@ def assess_service(
     template = service.template_digest
     wanted = [t for t in active if t.desired_state == "running"]
     stale = [t for t in wanted if t.spec_digest and t.spec_digest != template]
-    pending = [t for t in wanted if t.state != "running"]
-    running = sum(1 for t in wanted if t.state == "running" and t not in stale)
+    pending = [t for t in wanted if not _runs(t, down)]
+    running = sum(1 for t in wanted if _runs(t, down) and t not in stale)
+    lost = sum(1 for t in wanted if t.node_id in down)
     if service.mode == "replicated":
         want = service.replicas or 0
         converged = running >= want and not pending and not stale and not updating
@@ -205,11 +221,13 @@ def assess_service(
             name, "failed", running, want, Reason.TASKS_FAILING, _task_errors(tasks)
         )
     detail = f"{running}/{want} running"
+    if lost:
+        detail += f", {lost} task(s) on a node that is down"
     if updating:
         detail += ", update in progress"
     if failures:
         detail += f", {failures} failed task(s): {_task_errors(tasks, 1)}"
-    return ServiceProgress(name, "progressing", running, want, None, detail)
+    return ServiceProgress(name, "progressing", running, want, None, detail, lost)
 
 
 def assess(
@@ -218,14 +236,20 @@ def assess(
     *,
     since: dt.datetime,
     failure_threshold: int = 3,
+    down_nodes: frozenset[str] = frozenset(),
 ) -> Verdict:
-    """The verdict over ``services``: failed if any failed, converged if all converged."""
+    """The verdict over ``services``: failed if any failed, converged if all converged.
+    ``down_nodes``: IDs of the nodes that are down (``Swarm.down_nodes``)."""
     by_service: dict[str, list[TaskState]] = defaultdict(list)
     for task in tasks:
         by_service[task.service_id].append(task)
     progress = tuple(
         assess_service(
-            s, by_service.get(s.id, []), since=since, failure_threshold=failure_threshold
+            s,
+            by_service.get(s.id, []),
+            since=since,
+            failure_threshold=failure_threshold,
+            down=down_nodes,
         )
         for s in sorted(services, key=lambda s: s.name)
     )
@@ -246,18 +270,25 @@ def app_health(
     tasks: Sequence[TaskState],
     *,
     now: dt.datetime,
+    down_nodes: frozenset[str] = frozenset(),
 ) -> tuple[HealthStatus, Verdict]:
     """An app's health now, from its services on the swarm (``desired``: how many its
     render has) and their tasks: Missing, Healthy, Degraded or Progressing. ``status
     --live`` (reconcile/status.py) and the agent's drift round (reconcile/agent/health.py)
-    both say it this way, so they agree."""
-    verdict = assess(ours, tasks, since=now - RECENT)
+    both say it this way, so they agree.
+
+    A task lost with its node (meant to run, on a node that is down) makes the app
+    Degraded, not Progressing: no sync waits for it any more, and Swarm may leave it so
+    (mid-rollout it did for minutes on the 3-node test swarm) — when Swarm replaces it,
+    the next look says Healthy. A sync's own wait (reconcile/apply.py) keeps waiting for
+    such a task until its health timeout, as for any other."""
+    verdict = assess(ours, tasks, since=now - RECENT, down_nodes=down_nodes)
     health: HealthStatus
     if len(ours) < desired:
         health = "Missing"
     elif verdict.state == "converged":
         health = "Healthy"
-    elif verdict.state == "failed":
+    elif verdict.state == "failed" or any(p.lost for p in verdict.services):
         health = "Degraded"
     else:
         health = "Progressing"

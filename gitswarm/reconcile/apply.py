@@ -4,8 +4,8 @@ Steps of the sync pipeline (reconcile/sync.py calls them in order):
 
 1. ``apply_plan``: new config/secret versions first, then ``docker stack deploy`` of only
    the services that change, then removal of pruned services (owned ones only);
-2. ``wait_converged``: poll services and tasks until health/ says converged or failed,
-   or the timeout passes;
+2. ``wait_converged``: poll services, tasks and the nodes that are down until health/
+   says converged or failed, or the timeout passes;
 3. ``read_applied``: right after the deploy returns, what gitswarm applied to each
    service (plan/applied.py), the drift reference — never the state after the wait;
 4. ``collect_garbage``: remove old owned config/secret versions no service and no live
@@ -101,7 +101,9 @@ def wait_converged(
         observed = [s for s in swarm.services(stack) if s.compose_name in names]
         missing = names - {s.compose_name for s in observed}
         tasks = swarm.tasks([s.id for s in observed])
-        verdict = assess(observed, tasks, since=since)
+        # A task on a node that is down still says running (health/converge.py).
+        down = swarm.down_nodes() if tasks else frozenset()
+        verdict = assess(observed, tasks, since=since, down_nodes=down)
         if missing:
             verdict = Verdict("progressing", verdict.services, None, f"missing: {sorted(missing)}")
         if verdict.state == "failed":

@@ -36,7 +36,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -99,16 +99,22 @@ class Recorder:
         if outcome.reason is Reason.LOCKED:
             return outcome  # another sync is running: its record is the one that counts
         what = f"{req.kind} of {req.app}/{req.env} at {(outcome.revision or '-')[:12]}"
+        # The end of the operation and the status after it are written together, in one
+        # transaction: whoever sees the operation finished (a client polling history,
+        # the fault tests) sees the status after it, never the one before.
+        writes: list[tuple[str, Callable[[], object]]] = []
         if op_id is not None:
             changes = recorded_changes(outcome.plan) if outcome.plan else []
             message = f"{req.message}: {outcome.message}" if req.message else outcome.message
             commits = self._deployed_commits(req, outcome, op_id)  # DORA (issue 16)
             result, reason = outcome.result, outcome.reason
-            self.journal.write(
-                f"the end of operation {op_id} ({what}: {result})",
-                lambda: self.store.finish_operation(
-                    op_id, result, reason, message, changes, commits
-                ),
+            writes.append(
+                (
+                    f"the end of operation {op_id} ({what}: {result})",
+                    lambda: self.store.finish_operation(
+                        op_id, result, reason, message, changes, commits
+                    ),
+                )
             )
         rejected: list[int] = []  # its id, once written (now or by the journal later)
         if op_id is None and self._rejected(req, outcome):
@@ -122,7 +128,15 @@ class Recorder:
                 late = final.operation_id is None and rejected
                 self._status_after(req, replace(final, operation_id=rejected[0]) if late else final)
 
-            self.journal.write(f"the status after the {what} ({outcome.result})", status)
+            writes.append((f"the status after the {what} ({outcome.result})", status))
+        if writes:
+
+            def together() -> None:
+                with self.store.atomic(f"record the {what}"):
+                    for _, write in writes:
+                        write()
+
+            self.journal.write(" and ".join(w for w, _ in writes), together)
         self._notify_outcome(req, outcome)
         return outcome
 

@@ -54,6 +54,7 @@ def live_status(
         plan = make_plan(desired, observed, baselines, prune=False, heal=False)
         ours = [s for s in observed.services if s.compose_name in desired.services]
         tasks = swarm.tasks([s.id for s in ours])
+        down = swarm.down_nodes() if tasks else frozenset()  # their tasks do not run
     except GitswarmError as exc:
         return LiveStatus(
             app,
@@ -68,7 +69,9 @@ def live_status(
             exc.message,
             error=exc,
         )
-    health, verdict = app_health(ours, len(desired.services), tasks, now=r.clock.now())
+    health, verdict = app_health(
+        ours, len(desired.services), tasks, now=r.clock.now(), down_nodes=down
+    )
     sync: SyncStatus = "Synced" if plan.in_sync and not plan.to_deploy else "OutOfSync"
     services = tuple(
         {

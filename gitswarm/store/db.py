@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -123,6 +124,9 @@ class Database:
         self._lease_clock = lease_clock
         self._monotonic = monotonic
         self._boot = boot
+        # This thread's transaction of ``atomic``, which its writes join (one per thread:
+        # the agent's workers write at once, each in its own).
+        self._atomic = threading.local()
         self._errors: tuple[type[BaseException], ...] = (
             sa.exc.SQLAlchemyError,
             sqlite3.Error,
@@ -241,9 +245,30 @@ class Database:
 
     @contextmanager
     def write(self, doing: str) -> Iterator[sa.Connection]:
-        """A write transaction, committed when the block ends without an exception."""
+        """A write transaction, committed when the block ends without an exception;
+        inside ``atomic`` (this thread), part of that one."""
+        joined: sa.Connection | None = getattr(self._atomic, "conn", None)
+        if joined is not None:
+            with self.translate(doing):
+                yield joined
+            return
         with self.translate(doing), self._writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def atomic(self, doing: str) -> Iterator[None]:
+        """Every write of this thread inside the block in one transaction: all of them
+        land, or none (nested: the outer one counts). Reads inside still see what was
+        committed before it."""
+        if getattr(self._atomic, "conn", None) is not None:
+            yield
+            return
+        with self.translate(doing), self._writer.begin() as conn:
+            self._atomic.conn = conn
+            try:
+                yield
+            finally:
+                self._atomic.conn = None
 
     def now(self) -> datetime:
         return self._aware(self._clock())

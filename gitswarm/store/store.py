@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 
 from gitswarm.model.instant import Instant
@@ -74,6 +75,12 @@ class Store(
         reading (model/instant.py; a soak is measured from an operation's ``finished``
         to this)."""
         return self._db.instant()
+
+    def atomic(self, doing: str) -> AbstractContextManager[None]:
+        """The store's writes of this thread inside the block in one transaction (the
+        end of an operation and the status after it: a reader never sees one without
+        the other)."""
+        return self._db.atomic(doing)
 
     @property
     def location(self) -> str:

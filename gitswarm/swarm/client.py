@@ -51,7 +51,14 @@ from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 
 # The port and the converters live in port.py (no docker-py there: swarm/engine.py, the
 # status command's reads, uses them too); imported here under their old names.
-from gitswarm.swarm.port import Events, ExternalKind, ObjectKind, Swarm, connection_problem
+from gitswarm.swarm.port import (
+    Events,
+    ExternalKind,
+    ObjectKind,
+    Swarm,
+    connection_problem,
+    down_node_ids,
+)
 from gitswarm.swarm.port import object_state as _object_state
 from gitswarm.swarm.port import parse_time as parse_time
 from gitswarm.swarm.port import service_state as _service_state
@@ -372,6 +379,11 @@ class DockerSwarm:
         with self._translating("list every task"):
             raw = self.api.tasks()
         return [_task_state(t) for t in raw]
+
+    def down_nodes(self) -> frozenset[str]:
+        with self._translating("list the swarm's nodes"):
+            raw = self.api.nodes()
+        return down_node_ids(raw)
 
     def objects(self, stack: str) -> list[ObjectState]:
         flt = {"label": f"{LABEL_STACK}={stack}"}

@@ -1,13 +1,14 @@
 """A Docker Engine API client of the standard library alone, for the reads of ``gitswarm
 status --live`` on a local engine (I/O edge).
 
-``status`` reads a swarm four ways — ``GET /services``, ``/tasks``, ``/configs``,
-``/secrets`` (``observe`` and ``tasks``) — and writes nothing. docker-py and requests
-cost more to import than those four requests take, and docker-py's client asks the
-engine for its version before the first of them. ``EngineReads`` sends them with
-``http.client`` over the engine's unix socket (unversioned paths: the engine answers in
-its own API version, as the Docker CLI's first request does) and turns the answers into
-the same records, with the same converters, as ``DockerSwarm`` (swarm/port.py). It is a
+``status`` reads a swarm five ways — ``GET /services``, ``/tasks``, ``/nodes``,
+``/configs``, ``/secrets`` (``observe``, ``tasks`` and ``down_nodes``) — and writes
+nothing. docker-py and requests cost more to import than those requests take, and
+docker-py's client asks the engine for its version before the first of them.
+``EngineReads`` sends them with ``http.client`` over the engine's unix socket
+(unversioned paths: the engine answers in its own API version, as the Docker CLI's
+first request does) and turns the answers into the same records, with the same
+converters, as ``DockerSwarm`` (swarm/port.py). It is a
 ``Swarm`` whose writes refuse: the commands that deploy use ``DockerSwarm``.
 
 ``reads_client`` picks it for a target reached over a unix socket, and ``DockerSwarm``
@@ -35,6 +36,7 @@ from gitswarm.swarm.port import (
     ObjectKind,
     SwarmClient,
     connection_problem,
+    down_node_ids,
     object_state,
     service_state,
     task_state,
@@ -151,6 +153,9 @@ class EngineReads:
 
     def all_tasks(self) -> list[TaskState]:
         return [task_state(t) for t in self._get("list every task", "/tasks")]
+
+    def down_nodes(self) -> frozenset[str]:
+        return down_node_ids(self._get("list the swarm's nodes", "/nodes"))
 
     def objects(self, stack: str) -> list[ObjectState]:
         flt = {"label": [f"{LABEL_STACK}={stack}"]}

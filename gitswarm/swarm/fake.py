@@ -84,6 +84,8 @@ class FakeSwarm:
     external: set[tuple[str, str]] = field(default_factory=set)  # (kind, name) that exist
     cli_failure: str | None = None  # what a failing `docker stack deploy` prints on stderr
     task_reads: int = 0  # all_tasks calls (the drift round's one read per target)
+    node_reads: int = 0  # down_nodes calls (as many: one per target per round)
+    nodes_down: set[str] = field(default_factory=set)  # node IDs the managers see as down
     _services: dict[str, ServiceState] = field(default_factory=dict)
     _tasks: dict[str, list[TaskState]] = field(default_factory=dict)
     _objects: dict[str, ObjectState] = field(default_factory=dict)
@@ -121,6 +123,11 @@ class FakeSwarm:
         self._check()
         self.task_reads += 1
         return [t for tasks in self._tasks.values() for t in tasks]
+
+    def down_nodes(self) -> frozenset[str]:
+        self._check()
+        self.node_reads += 1
+        return frozenset(self.nodes_down)
 
     def objects(self, stack: str) -> list[ObjectState]:
         self._check()
@@ -382,6 +389,18 @@ class FakeSwarm:
                 tasks.append(task)
         self._tasks[svc.id] = tasks
         self.log.append(f"tasks {svc.name}: running again")
+
+    def lose_node(self, node_id: str = "node1") -> None:
+        """The node's engine stops: the managers mark it down, and its tasks keep the
+        state they last reported (running) — Swarm may or may not replace them; here it
+        does not (as seen on a real swarm mid-rollout: tests/integration/
+        test_faults_nodes.py). No event either."""
+        self.nodes_down.add(node_id)
+        self.log.append(f"node {node_id}: down")
+
+    def regain_node(self, node_id: str = "node1") -> None:
+        self.nodes_down.discard(node_id)
+        self.log.append(f"node {node_id}: ready")
 
     def remove(self, full_name: str) -> None:
         """``docker service rm NAME``."""

@@ -63,6 +63,13 @@ class Swarm(Protocol):
         every app's health from it: one GET, not one per app)."""
         ...
 
+    def down_nodes(self) -> frozenset[str]:
+        """IDs of the nodes the managers see as down (``Status.State`` "down"). A task
+        on one still shows the state it last reported ("running"), but does not run:
+        health/ counts it as ``docker service ls`` does (docker/cli's
+        ``AppendServiceStatus``: running tasks on nodes that are not down)."""
+        ...
+
     def objects(self, stack: str) -> list[ObjectState]: ...
 
     def create_object(self, material: ObjectMaterial) -> str: ...
@@ -150,6 +157,14 @@ def task_state(raw: Mapping[str, Any]) -> TaskState:
         exit_code=int(exit_code) if exit_code is not None else None,
         spec_digest=spec_digest(raw.get("Spec", {})),
         object_ids=object_ids(raw.get("Spec", {}).get("ContainerSpec", {})),
+    )
+
+
+def down_node_ids(raw: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """The IDs of ``GET /nodes``'s nodes whose state is "down" (as the Docker CLI
+    counts: ``unknown`` and ``disconnected`` are not down)."""
+    return frozenset(
+        str(n["ID"]) for n in raw if (n.get("Status") or {}).get("State") == "down" and n.get("ID")
     )
 
 

@@ -28,7 +28,13 @@ from harness.gitserve import GitRemote
 from tests.conftest import SwarmUnderTest
 from tests.gitops import service
 from tests.integration.agent_rig import AgentRig, wait_for
-from tests.integration.faults import AgentProcess, DockerTap, docker_tap, fill, tiny_disk
+from tests.integration.faults import (
+    AgentProcess,
+    DockerTap,
+    docker_tap,
+    fill,
+    tiny_disk,
+)
 from tests.integration.swarm_helpers import object_names
 
 pytestmark = [pytest.mark.swarm, pytest.mark.faults]
@@ -266,14 +272,23 @@ def test_kill_9_with_records_waiting_in_the_journal_loses_nothing_it_acknowledge
             status = store.get_status("app", "dev")
             assert status is not None and status.revision == first  # nor claimed
             started = time.monotonic()
-            start(agents, tmp_path, "b", conf, swarm.docker_host)
-            wait_for(at_head(store, head), 120)
+            b = start(agents, tmp_path, "b", conf, swarm.docker_host)
+            try:
+                wait_for(at_head(store, head), 120)
+            except AssertionError as exc:  # what b waited on: its log and the history
+                ops = [(o.kind, (o.revision or "")[:8], o.result, o.reason, o.message)
+                       for o in store.history(app="app", env="dev")]  # fmt: skip
+                raise AssertionError(f"{exc}\noperations: {ops}\nstatus: "
+                                     f"{store.get_status('app', 'dev')}\n"
+                                     f"agent b:\n{b.output()[-6000:]}") from None  # fmt: skip
             took = time.monotonic() - started
             redone_once(store, head)
             assert len(object_names(docker_client, stack_name, "config")) == 1
             assert store.audit_events(actor="ops") == []  # the refused request did nothing
+            ops = [(o.kind, (o.revision or "")[:8], o.result, o.reason)
+                   for o in store.history(app="app", env="dev")]  # fmt: skip
             print(f"FAULT kill-9 with records in the journal: redone and recorded {took:.1f}s "
-                  "after the restart")  # fmt: skip
+                  f"after the restart; {ops}")  # fmt: skip
         finally:
             store.close()
 

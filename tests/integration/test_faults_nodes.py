@@ -40,11 +40,14 @@ def rolling(image: str) -> dict[str, object]:
 
 
 def running_images(client: docker.DockerClient, name: str) -> list[str]:
+    """The images of the tasks that run, as ``docker service ls`` counts them: reported
+    running, on a node that is not down (a lost node's tasks keep saying running)."""
+    down = {n["ID"] for n in client.api.nodes() if n["Status"]["State"] == "down"}
     tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
     return sorted(
         t["Spec"]["ContainerSpec"]["Image"].split("@")[0]
         for t in tasks
-        if t["Status"]["State"] == "running"
+        if t["Status"]["State"] == "running" and t.get("NodeID") not in down
     )
 
 
@@ -59,6 +62,21 @@ def mid_rollout(rig: AgentRig, message: str) -> Iterator[str]:
         wait_for(lambda: any(o.result == "Running" and o.revision == second
                              for o in rig.operations("sync")), 30)  # fmt: skip
         yield second
+
+
+def task_table(client: docker.DockerClient, name: str) -> str:
+    """Every task of ``name`` with its node and that node's state as the manager sees it
+    (printed with the outcome: what Swarm did is the evidence of a fault test)."""
+    nodes = {n["ID"]: (n["Description"]["Hostname"], n["Status"]["State"])
+             for n in client.api.nodes()}  # fmt: skip
+    rows = []
+    for t in sorted(client.api.tasks(filters={"service": name}),
+                    key=lambda t: (t.get("Slot", 0), t["CreatedAt"])):  # fmt: skip
+        host, state = nodes.get(t.get("NodeID", ""), ("-", "-"))
+        image = t["Spec"]["ContainerSpec"]["Image"].split("@")[0].rsplit("/", 1)[-1]
+        rows.append(f"slot {t.get('Slot')} {host}({state}) {image} "
+                    f"desired={t['DesiredState']} state={t['Status']['State']}")  # fmt: skip
+    return "\n  ".join(rows)
 
 
 def agent_on(host: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,6 +108,11 @@ def test_a_worker_lost_during_a_rolling_update_is_reported_and_the_status_is_tru
             (op,) = [o for o in rig.operations("sync") if o.revision == second]
             status = rig.status()
             live = running_images(cluster_client, name)
+            print(f"tasks when the sync ended:\n  {task_table(cluster_client, name)}")
+            ops = [(o.kind, o.revision[:8], o.result, o.reason, o.message)
+                   for o in rig.operations()]  # fmt: skip
+            print(f"operations: {ops}")
+            print(f"status: {status}")
             if op.result == "Succeeded":  # Swarm rescheduled node 3's task: 3 on 2 nodes
                 assert live == [V2] * 3, live
                 assert status.revision == second and status.health == "Healthy"

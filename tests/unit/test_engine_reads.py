@@ -20,6 +20,14 @@ from gitswarm.errors import SwarmError
 from gitswarm.model.config import Target
 from gitswarm.swarm.client import DockerSwarm
 from gitswarm.swarm.engine import EngineReads, reads_client, socket_path
+from gitswarm.swarm.port import down_node_ids
+
+NODES = [
+    {"ID": "n1", "Status": {"State": "ready"}},
+    {"ID": "n2", "Status": {"State": "down", "Message": "heartbeat failure"}},
+    {"ID": "n3", "Status": {"State": "unknown"}},  # the CLI counts it as not down
+    {"ID": "n4", "Status": {"State": "disconnected"}},
+]
 
 
 class _Engine(BaseHTTPRequestHandler):
@@ -32,6 +40,8 @@ class _Engine(BaseHTTPRequestHandler):
         self.paths.append(self.path)
         if self.path == "/_ping":
             body, status = b"OK", 200
+        elif self.path == "/nodes":  # GET /nodes, as a manager answers it (trimmed)
+            body, status = json.dumps(NODES).encode(), 200
         else:
             body = json.dumps({"message": "This node is not a swarm manager."}).encode()
             status = 503
@@ -120,3 +130,17 @@ def test_only_unix_sockets_get_it() -> None:
     assert socket_path(Target("local", url="unix:///run/d.sock")) == "/run/d.sock"
     assert socket_path(Target("prod", url="tcp://10.0.0.1:2376")) is None
     assert socket_path(Target("local"), host="ssh-tunnel") is None
+
+
+def test_the_nodes_that_are_down_are_those_the_docker_cli_leaves_out(
+    engine: tuple[str, list[str]],
+) -> None:
+    """``docker service ls`` counts a running task unless its node's state is "down"
+    (docker/cli AppendServiceStatus); ``down_nodes`` names exactly those nodes."""
+    path, paths = engine
+    reads = EngineReads(Target("local", url=f"unix://{path}"), path)
+    try:
+        assert reads.down_nodes() == frozenset({"n2"}) == down_node_ids(NODES)
+    finally:
+        reads.close()
+    assert paths == ["/_ping", "/nodes"]

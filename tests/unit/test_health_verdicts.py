@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
-from gitswarm.health import assess
+from gitswarm.health import app_health, assess
 from gitswarm.model.observed import ServiceState, TaskState, UpdateStatus, spec_digest
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -47,6 +48,7 @@ def task(
     at: dt.datetime = T0 + dt.timedelta(seconds=5),
     err: str = "",
     service: ServiceState | None = None,
+    node: str = "n1",
 ) -> TaskState:
     tmpl = (
         template
@@ -56,7 +58,7 @@ def task(
     return TaskState(
         id=f"t{slot}{state}",
         service_id="s1",
-        node_id="n1",
+        node_id=node,
         slot=slot,
         desired_state=desired,
         state=state,
@@ -160,3 +162,42 @@ def test_a_one_shot_update_paused_by_its_own_exit_is_converged() -> None:
     # ... nor when the new task failed.
     failed = task("failed", desired="shutdown", service=s, err="exit 1")
     assert assess([s], [failed], since=T0).reason == "UpdatePaused"
+
+
+def test_a_task_on_a_node_that_is_down_does_not_run() -> None:
+    """The managers keep the state a lost node's task last reported ("running"); like
+    ``docker service ls`` (docker/cli AppendServiceStatus), it does not count."""
+    service = svc(replicas=3)
+    tasks = [task("running", slot=1), task("running", slot=2), task("running", slot=3, node="n3")]
+    assert assess([service], tasks, since=T0).state == "converged"  # what the node says
+    verdict = assess([service], tasks, since=T0, down_nodes=frozenset({"n3"}))
+    assert verdict.state == "progressing"  # a sync's wait waits on (until its timeout)
+    assert verdict.message == "web: 2/3 running, 1 task(s) on a node that is down"
+    (progress,) = verdict.services
+    assert (progress.running, progress.desired, progress.lost) == (2, 3, 1)
+
+
+def test_an_app_with_a_task_lost_with_its_node_is_degraded() -> None:
+    service = svc(replicas=2)
+    tasks = [task("running", slot=1), task("running", slot=2, node="n3")]
+    health, verdict = app_health([service], 1, tasks, now=T0, down_nodes=frozenset({"n3"}))
+    assert health == "Degraded"
+    assert "1 task(s) on a node that is down" in verdict.message
+    assert app_health([service], 1, tasks, now=T0, down_nodes=frozenset({"n2"}))[0] == "Healthy"
+    # Swarm replaced it: the old task is shut down, the new one runs elsewhere
+    moved = [task("running", slot=1), task("running", slot=2, node="n3", desired="shutdown"),
+             replace(task("running", slot=2, node="n2"), id="t2moved")]  # fmt: skip
+    assert app_health([service], 1, moved, now=T0, down_nodes=frozenset({"n3"}))[0] == "Healthy"
+
+
+def test_a_one_shot_or_a_global_task_on_a_down_node_does_not_run_either() -> None:
+    down = frozenset({"n3"})
+    one_shot = svc(replicas=1, restart="none")
+    verdict = assess([one_shot], [task("running", node="n3")], since=T0, down_nodes=down)
+    assert verdict.state == "progressing"
+    done = assess([one_shot], [task("complete", node="n3")], since=T0, down_nodes=down)
+    assert done.state == "converged"  # it finished before the node went away
+    glob = svc(replicas=None, mode="global")
+    tasks = [task("running", slot=1), task("running", slot=2, node="n3")]
+    verdict = assess([glob], tasks, since=T0, down_nodes=down)
+    assert verdict.state == "progressing" and verdict.message.startswith("web: 1/2 running")

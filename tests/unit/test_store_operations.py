@@ -327,3 +327,25 @@ def test_sqlite_times_read_back_aware_whatever_text_holds_them(tmp_path: os.Path
         got = store.get_operation(first)
     assert got.started_at == datetime(2025, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
     assert got.finished_at == datetime(2025, 6, 1, 12, 0, 5, tzinfo=UTC)
+
+
+def test_the_writes_of_an_atomic_block_land_together_or_not_at_all(store_url: str) -> None:
+    """``Store.atomic``: the Recorder writes an operation's end and the status after it
+    in one (record.py); another connection sees neither until both are committed, and
+    an error inside leaves neither."""
+    with Store(store_url) as store, Store(store_url) as other:
+        op = store.start_operation("sync", "web", "prod", holder="h", trigger="poll")
+        with pytest.raises(RuntimeError), store.atomic("end and status"):
+            store.finish_operation(op, "Failed", Reason.HEALTH_TIMEOUT)
+            store.set_status("web", "prod", health="Degraded", last_result="Failed")
+            assert other.get_operation(op).result == "Running"  # not committed yet
+            assert other.get_status("web", "prod") is None
+            raise RuntimeError("the process dies between the two")
+        assert store.get_operation(op).result == "Running"
+        assert store.get_status("web", "prod") is None
+        with store.atomic("end and status"), store.atomic("nested: the outer one counts"):
+            store.finish_operation(op, "Failed", Reason.HEALTH_TIMEOUT)
+            store.set_status("web", "prod", health="Degraded", last_result="Failed")
+        status = other.get_status("web", "prod")
+        assert status is not None and (status.health, status.last_result) == ("Degraded", "Failed")
+        assert other.get_operation(op).result == "Failed"

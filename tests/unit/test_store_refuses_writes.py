@@ -95,7 +95,8 @@ def test_a_record_the_store_refuses_after_the_deploy_is_kept_and_written_later(
         outcome = reconciler.sync(SyncRequest("app", "dev"))
     assert outcome.result == "Succeeded" and outcome.revision == second  # it did deploy
     backlog = reconciler.journal.backlog()
-    assert backlog is not None and backlog.count == 2  # the operation's end, the status
+    # the operation's end and the status after it: one record, one transaction
+    assert backlog is not None and backlog.count == 1
     assert "database is locked" in backlog.error
     assert f"the end of operation {outcome.operation_id} (sync of app/dev at {second[:12]}" in (
         backlog.oldest
@@ -105,7 +106,7 @@ def test_a_record_the_store_refuses_after_the_deploy_is_kept_and_written_later(
     status = store.get_status("app", "dev")
     assert status is not None and status.revision == first.revision  # not written yet
 
-    assert reconciler.journal.flush() == 2  # still locked: both wait, nothing dropped
+    assert reconciler.journal.flush() == 1  # still locked: it waits, nothing dropped
     swarm.unlock()
     assert not reconciler.journal.due()  # the backoff runs ...
     ticks.now += 31
@@ -135,7 +136,7 @@ def test_a_command_whose_record_the_store_never_takes_does_not_report_success(
     repo.commit("second")
     swarm.armed = True
     assert reconciler.sync(SyncRequest("app", "dev")).result == "Succeeded"
-    with pytest.raises(StoreError, match=r"did not take 2 record\(s\)") as caught:
+    with pytest.raises(StoreError, match=r"did not take 1 record\(s\)") as caught:
         reconciler.journal.settle()
     assert caught.value.exit_code == 1 and "database is locked" in caught.value.message
     swarm.unlock()
@@ -182,9 +183,9 @@ def test_the_agent_says_so_and_writes_the_records_by_itself(
     agent.run_pending()  # syncs the first commit; its records are refused
     ready = agent.readiness()
     assert not ready.ready and not ready.checks["store"]["ok"]
-    assert "2 record(s) not written yet" in ready.checks["store"]["detail"]
+    assert "1 record(s) not written yet" in ready.checks["store"]["detail"]
     sample = metrics.registry.get_sample_value
-    assert sample("gitswarm_store_unwritten_records", {}) == 2
+    assert sample("gitswarm_store_unwritten_records", {}) == 1
     failures = sample("gitswarm_store_write_failures_total", {})
     assert failures is not None and failures >= 1
     assert "gitswarm_store_write_failures_total" in generate_latest(metrics.registry).decode()

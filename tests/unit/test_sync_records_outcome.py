@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,41 @@ def test_an_emergency_rollback_is_recorded_rolled_back_and_its_duration_observed
             "gitswarm_rollbacks_total", {"app": "app", "env": "dev", "result": "Succeeded"}
         )
         assert rolled == 1
+
+
+def test_whoever_sees_an_operation_finished_sees_the_status_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI, tests/integration/test_faults_nodes.py: a client polling history saw the sync
+    Failed and read the status of before it (Healthy), since the operation's end and the
+    status after it were two transactions. They are one: a reader (another connection,
+    as the CLI, the API or a second agent) sees both or neither."""
+    repo = GitOpsRepo(tmp_path / "repo", "atomic")
+    repo.compose({"web": service("127.0.0.1:5000/busybox:1")})
+    repo.commit("v1")
+    swarm = FakeSwarm(failing_images={"127.0.0.1:5000/busybox:2"})
+    path = str(tmp_path / "state.db")
+    with Store(path) as store, Store(path) as reader:
+        reconciler = Reconciler(RepoSource.open(str(repo.path)), store, lambda _t: swarm)
+        assert reconciler.sync(SyncRequest("app", "dev")).result == "Succeeded"
+        repo.compose({"web": service("127.0.0.1:5000/busybox:2")})
+        repo.commit("v2: its tasks fail")
+        seen: list[tuple[str, str | None, str]] = []
+        set_status = store.set_status
+
+        def watched(app: str, env: str, **fields: Any) -> Any:
+            op = reader.history(app="app", env="dev")[0]  # newest first
+            status = reader.get_status("app", "dev")
+            assert status is not None
+            seen.append((op.result, status.last_result, status.health))
+            return set_status(app, env, **fields)
+
+        monkeypatch.setattr(store, "set_status", watched)
+        outcome = reconciler.sync(SyncRequest("app", "dev"))
+        assert (outcome.result, outcome.reason) == ("Failed", Reason.TASKS_FAILING)
+        # As the status is written, the operation is not yet finished for anyone else
+        assert seen == [("Running", "Succeeded", "Healthy")], seen
+        [op, _] = reader.history(app="app", env="dev")
+        status = reader.get_status("app", "dev")
+        assert status is not None
+        assert (op.result, status.last_result, status.health) == ("Failed", "Failed", "Degraded")

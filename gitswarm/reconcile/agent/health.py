@@ -3,10 +3,13 @@
 A sync records an app's health (its health gate); afterwards a task that dies or
 crash-loops changes nothing Swarm reports on the manager's event stream, so the record
 would say Healthy until the next sync. The round (drift.py ``check_all``) therefore
-reads every task of each target once (one GET per target, not per app), and per app x
-env with a deployed render (state.py's render cache):
+reads every task of each target once, and which of its nodes are down (two GETs per
+target, not per app: a task on a node that is down still says running, and does not
+run: health/converge.py), and per app x env with a deployed render (state.py's render
+cache):
 
-    nothing changed       the target's services and tasks are those of the last round:
+    nothing changed       the target's services, tasks and down nodes are those of the
+                          last round:
                           no per-app work at all; an app's own ones are: one dict lookup
     changed               assessed as ``status --live`` and the sync's gate do
                           (health.app_health); the status row is written only when the
@@ -73,15 +76,19 @@ class HealthRound:
     ) -> None:
         ctx = self.ctx
         try:
-            tasks = ctx.swarm_for(target).all_tasks()
+            swarm = ctx.swarm_for(target)
+            tasks = swarm.all_tasks()
+            down = swarm.down_nodes() if tasks else frozenset()
         except GitswarmError as exc:
             log.warning("health round: %s", exc.message, extra={"target": target.name})
             return
-        # Services and tasks as of a round that left nothing to do, and how many deployed
-        # renders there were (the render of an app the agent learns of is one more).
+        # Services, tasks and down nodes as of a round that left nothing to do, and how
+        # many deployed renders there were (the render of an app the agent learns of is
+        # one more). A node going down changes no task: its own part of the key.
         target_key = (
             tuple(_service_key(s) for stack in listing.values() for s in stack),
             tuple(map(_task_key, tasks)),
+            tuple(sorted(down)),
             len(renders),
         )
         if self._target_keys.get(target) == target_key:
@@ -99,7 +106,11 @@ class HealthRound:
         for app, env, stack, services in apps:
             ours = [s for s in listing.get(stack, ()) if s.compose_name in services]
             theirs = [t for s in ours for t in by_service.get(s.id, ())]
-            key = (tuple(map(_service_key, ours)), tuple(map(_task_key, theirs)))
+            key = (
+                tuple(map(_service_key, ours)),
+                tuple(map(_task_key, theirs)),
+                tuple(sorted({t.node_id for t in theirs if t.node_id in down})),
+            )
             if self._app_keys.get((app, env)) == key:
                 continue
             if ctx.state.busy(app, env):
@@ -110,7 +121,7 @@ class HealthRound:
             )
             if status is None or status.revision is None:
                 continue
-            health, verdict = app_health(ours, len(services), theirs, now=now)
+            health, verdict = app_health(ours, len(services), theirs, now=now, down_nodes=down)
             if health != status.health and statuses is not None:
                 status = ctx.store.get_status(app, env)  # the round's read may be older
                 if status is None or status.revision is None:
