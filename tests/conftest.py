@@ -62,8 +62,21 @@ class SwarmUnderTest:
 def socket_client(docker_host: str) -> docker.DockerClient:
     """A docker-py client that does not read proxy settings from os.environ on each
     request: the stack cleaner's threads would race pytest setting PYTEST_CURRENT_TEST
-    and monkeypatch.setenv (KeyError while iterating os.environ)."""
-    client = docker.DockerClient(base_url=docker_host, timeout=60)
+    and monkeypatch.setenv (KeyError while iterating os.environ).
+
+    Not even its first request: ``DockerClient(version="auto")`` asks the engine for its
+    API version in the constructor, before ``trust_env`` can be turned off (a cleaner
+    thread failed so and left a test's network and volume behind). The version is read
+    through a client pinned to the oldest API, with the environment already ignored."""
+    probe = docker.APIClient(
+        base_url=docker_host, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=60
+    )
+    probe.trust_env = False
+    try:
+        version = str(probe.version(api_version=False)["ApiVersion"])
+    finally:
+        probe.close()
+    client = docker.DockerClient(base_url=docker_host, version=version, timeout=60)
     client.api.trust_env = False
     return client
 
