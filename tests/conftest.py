@@ -40,6 +40,7 @@ from harness.gitserve import GitRemote, GitServer
 from harness.images import IMAGES, REGISTRY, build
 from tests.gitops import Cli
 from tests.properties import load_profile
+from tests.xdist_groups import LoadGroupIds
 
 load_profile()  # Hypothesis: ``ci`` unless HYPOTHESIS_PROFILE says (tests/properties.py)
 
@@ -61,8 +62,21 @@ class SwarmUnderTest:
 def socket_client(docker_host: str) -> docker.DockerClient:
     """A docker-py client that does not read proxy settings from os.environ on each
     request: the stack cleaner's threads would race pytest setting PYTEST_CURRENT_TEST
-    and monkeypatch.setenv (KeyError while iterating os.environ)."""
-    client = docker.DockerClient(base_url=docker_host, timeout=60)
+    and monkeypatch.setenv (KeyError while iterating os.environ).
+
+    Not even its first request: ``DockerClient(version="auto")`` asks the engine for its
+    API version in the constructor, before ``trust_env`` can be turned off (a cleaner
+    thread failed so and left a test's network and volume behind). The version is read
+    through a client pinned to the oldest API, with the environment already ignored."""
+    probe = docker.APIClient(
+        base_url=docker_host, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=60
+    )
+    probe.trust_env = False
+    try:
+        version = str(probe.version(api_version=False)["ApiVersion"])
+    finally:
+        probe.close()
+    client = docker.DockerClient(base_url=docker_host, version=version, timeout=60)
     client.api.trust_env = False
     return client
 
@@ -103,6 +117,10 @@ def _note_leftovers(config: pytest.Config, where: str, found: set[str]) -> None:
     config.stash.setdefault(LEFTOVER_OBJECTS, []).extend(f"{where}: {x}" for x in sorted(found))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(LoadGroupIds(), "gitswarm-xdist-groups")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     for name in system.reap_stale():
@@ -117,9 +135,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ.pop("GITSWARM_STATE", None)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Run in parallel (pytest-xdist, ``--dist loadgroup``), every worker starts the labs its
     # tests need: the 3-node cluster is the dearest, so all its tests go to one worker.
+    # The marks must be there before xdist's worker hook (registered after this conftest,
+    # so called before it) reads them; tests/xdist_groups.py makes them count on pytest 9.
     for item in items:
         if "multinode" in item.keywords:
             item.add_marker(pytest.mark.xdist_group("cluster"))
