@@ -39,7 +39,8 @@ from gitswarm.reconcile.sync import Reconciler
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 from gitswarm.swarm.fake import FakeSwarm
-from gitswarm.swarm.port import service_state, task_state
+from gitswarm.swarm.port import gc_paused, service_state, task_state
+from gitswarm.swarm.port import services_by_stack as port_by_stack
 
 NS = 1_000_000_000
 
@@ -114,22 +115,28 @@ class JsonSwarm(FakeSwarm):
             },
         }
 
-    def _decoded(self, services: list[ServiceState]) -> list[ServiceState]:
+    def _text_of(self, services: list[ServiceState]) -> bytes:
+        """The engine's answer listing ``services`` (encoded once per state of the swarm:
+        the engine's work, not the agent's)."""
         key = tuple((s.id, s.version) for s in services)
         if self._text is None or self._text[0] != key:
             self._text = (key, json.dumps([self._raw(s) for s in services]))
-        out = [service_state(raw) for raw in json.loads(self._text[1])]
-        return [_with_id(s, orig.id) for s, orig in zip(out, services, strict=True)]
+        return self._text[1].encode()
 
     def services(self, stack: str) -> list[ServiceState]:
-        return self._decoded(super().services(stack))
+        listed = super().services(stack)
+        decoded = [service_state(raw) for raw in json.loads(self._text_of(listed))]
+        return [_with_id(s, orig.id) for s, orig in zip(decoded, listed, strict=True)]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
-        by_stack: dict[str, list[ServiceState]] = {}
-        for service in self._decoded(list(self._services.values())):
-            by_stack.setdefault(service.labels.get("com.docker.stack.namespace", ""), []).append(
-                service
-            )
+        listed = list(self._services.values())
+        text = self._text_of(listed)
+        ids = {s.name: s.id for s in listed}
+        with gc_paused():  # as DockerSwarm.services_by_stack decodes its answer
+            by_stack = port_by_stack(json.loads(text))
+        for stack in by_stack.values():
+            for service in stack:
+                _with_id(service, ids[service.name])
         return by_stack
 
     def all_tasks(self) -> list[TaskState]:
@@ -173,11 +180,32 @@ def build(apps: int, root: Path) -> tuple[Agent, JsonSwarm, Store]:
     return agent, swarm, store
 
 
-def one_round(agent: Agent) -> tuple[float, float]:
+@dataclass
+class GcTimes:
+    """Time spent in cyclic garbage collections, per generation (``gc.callbacks``)."""
+
+    seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    _start: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._start
+            self.counts[info["generation"]] += 1
+
+
+def one_round(agent: Agent) -> tuple[float, float, GcTimes]:
+    times = GcTimes()
+    gc.callbacks.append(times)
     cpu, wall = time.process_time(), time.perf_counter()
-    agent.enqueue(("drift-all",), TriggerRequest("agent"))
-    agent.run_pending()
-    return time.process_time() - cpu, time.perf_counter() - wall
+    try:
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        agent.run_pending()
+    finally:
+        gc.callbacks.remove(times)
+    return time.process_time() - cpu, time.perf_counter() - wall, times
 
 
 def rss_mb() -> tuple[float, float]:
@@ -196,10 +224,13 @@ def main(argv: list[str]) -> int:
         gc.collect()
         print(f"after deploy: RSS/peak {rss_mb()[0]:.0f}/{rss_mb()[1]:.0f} MB", flush=True)
         for i in range(6):
-            cpu, wall = one_round(agent)
-            gc_counts = gc.get_count()
+            cpu, wall, times = one_round(agent)
+            collections = ", ".join(
+                f"gen{g} {n}x {t * 1000:.0f} ms"
+                for g, (n, t) in enumerate(zip(times.counts, times.seconds, strict=True))
+            )
             print(f"round {i}: CPU {cpu:.3f} s, wall {wall:.3f} s, RSS {rss_mb()[0]:.0f} MB, "
-                  f"gc {gc_counts}, writes {swarm.writes}", flush=True)  # fmt: skip
+                  f"GC {collections}, writes {swarm.writes}", flush=True)  # fmt: skip
         if "--profile" in argv:
             prof = cProfile.Profile()
             prof.enable()
