@@ -145,9 +145,14 @@ def make_plan(
     """
     changes: list[ServiceChange] = []
     missing_baselines: list[str] = []
+    # Each live service by compose name, the first of a name as StackState.service finds
+    # it: one pass, not one per desired service (the drift round plans 1,000 stacks).
+    named: dict[str, ServiceState] = {}
+    for service in observed.services:
+        named.setdefault(service.compose_name, service)
     for name in sorted(desired.services):
         want_hash = desired.service_hashes.get(name, "")
-        live = observed.service(name)
+        live = named.get(name)
         baseline = baselines.get(name)
         rendered = desired.services[name]
         if live is None:

@@ -4,10 +4,10 @@ calls it after the deploy and the wait): the reference that drift is judged agai
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gitswarm.model.observed import StackState
+from gitswarm.model.observed import ServiceState, StackState
 from gitswarm.model.operation import Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import Plan, ServiceChange, make_plan
@@ -23,10 +23,14 @@ def save_baselines(
     desired: DesiredStack,
     plan: Plan,
     applied: Mapping[str, Mapping[str, Any]],
+    *,
+    live: Sequence[ServiceState] | None = None,
 ) -> tuple[ServiceChange, ...]:
     """Record what was applied as each deployed service's baseline, and return the
-    drift of those services now (a manual change made while they converged)."""
-    live = [s for s in swarm.services(desired.stack) if s.compose_name in applied]
+    drift of those services now (a manual change made while they converged). ``live``:
+    the stack's services as just read (after the health wait); None: read here."""
+    listed = swarm.services(desired.stack) if live is None else live
+    live = [s for s in listed if s.compose_name in applied]
     saved: dict[str, Baseline] = {}
     for service in live:
         name = service.compose_name

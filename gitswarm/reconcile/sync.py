@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Generic
 
 from gitswarm import store as stores  # lazy: SQLAlchemy loads on the first sync_lock
 from gitswarm.errors import GitswarmError, Reason, SecretError, UsageError, WindowClosed
-from gitswarm.health import Verdict
 from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, VerifySettings
 from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
@@ -40,8 +39,7 @@ from gitswarm.reconcile.apply import (
     Progress,
     apply_plan,
     collect_garbage,
-    read_applied,
-    wait_converged,
+    follow_rollout,
 )
 from gitswarm.reconcile.baselines import save_baselines
 from gitswarm.reconcile.journal import Journal
@@ -436,24 +434,22 @@ class Reconciler(Generic[StoreT]):
             resolve_image=policy.resolve_image,
             progress=self.progress,
         )
-        # What was applied is the drift reference: read now, before any wait.
-        applied = read_applied(swarm, r.desired, plan.to_deploy) if plan.to_deploy else {}
-        verdict: Verdict | None = None
-        if req.wait and plan.to_deploy:
-            self.progress("wait for health")
-            verdict = wait_converged(  # wait
-                swarm,
-                r.desired.stack,
-                plan.to_deploy,
-                since=since,
-                timeout=policy.health_timeout,
-                clock=self.clock,
-                progress=self.progress,
-            )
-        drifted = save_baselines(self.store, swarm, r.desired, plan, applied)  # record
-        collect_garbage(
-            swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock
+        rollout = follow_rollout(  # read what was applied, wait
+            swarm,
+            r.desired,
+            plan.to_deploy,
+            wait=req.wait,
+            since=since,
+            timeout=policy.health_timeout,
+            clock=self.clock,
+            progress=self.progress,
         )
+        verdict, live = rollout.verdict, rollout.services
+        drifted = save_baselines(self.store, swarm, r.desired, plan, rollout.applied, live=live)
+        collect_garbage(  # from the stack as last read
+            swarm, r.desired, keep=policy.keep_versions, progress=self.progress, clock=self.clock,
+            services=live,
+        )  # fmt: skip
         deployed = ", ".join(plan.to_deploy) or "none"
         removed = ", ".join(c.service for c in plan.to_remove) or "none"
         message = f"deployed: {deployed}; removed: {removed}"

@@ -251,6 +251,8 @@ def holds_from(rows: Iterable[Mapping[Any, Any]]) -> list[Hold]:
 
 
 def _json(value: Any) -> Any:
+    if value == "{}":  # the drift round's baselines without specs: 10,000 at 1,000 apps
+        return {}
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 

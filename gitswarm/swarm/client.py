@@ -58,10 +58,13 @@ from gitswarm.swarm.port import (
     Swarm,
     connection_problem,
     down_node_ids,
+    gc_paused,
+    stack_filters,
 )
 from gitswarm.swarm.port import object_state as _object_state
 from gitswarm.swarm.port import parse_time as parse_time
 from gitswarm.swarm.port import service_state as _service_state
+from gitswarm.swarm.port import services_by_stack as by_stack
 from gitswarm.swarm.port import task_state as _task_state
 
 __all__ = [
@@ -353,19 +356,15 @@ class DockerSwarm:
 
     def services(self, stack: str) -> list[ServiceState]:
         with self._translating(f"list services of stack {stack}"):
-            raw = self.api.services(filters={"label": f"{LABEL_STACK}={stack}"})
+            raw = self.api.services(filters=stack_filters(stack))
         return [_service_state(s) for s in raw]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
         """Every stack's services in one call, by stack name: the agent's drift round
         reads them once for all its apps (the engine scans every service for each filtered
         listing, so one listing per stack costs as many scans as there are stacks)."""
-        with self._translating("list the services of every stack"):
-            raw = self.api.services(filters={"label": LABEL_STACK})
-        by_stack: dict[str, list[ServiceState]] = {}
-        for service in map(_service_state, raw):
-            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
-        return by_stack
+        with self._translating("list the services of every stack"), gc_paused():
+            return by_stack(self.api.services(filters={"label": LABEL_STACK}))
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         if not service_ids:
@@ -376,9 +375,8 @@ class DockerSwarm:
 
     def all_tasks(self) -> list[TaskState]:
         # Unfiltered: the engine resolves each value of a service filter by itself.
-        with self._translating("list every task"):
-            raw = self.api.tasks()
-        return [_task_state(t) for t in raw]
+        with self._translating("list every task"), gc_paused():
+            return [_task_state(t) for t in self.api.tasks()]
 
     def down_nodes(self) -> frozenset[str]:
         with self._translating("list the swarm's nodes"):

@@ -37,10 +37,13 @@ from gitswarm.swarm.port import (
     SwarmClient,
     connection_problem,
     down_node_ids,
+    gc_paused,
     object_state,
     service_state,
+    stack_filters,
     task_state,
 )
+from gitswarm.swarm.port import services_by_stack as by_stack
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 MAX_BODY = 256 * 1024 * 1024  # an answer larger than this is not a listing we can use
@@ -133,17 +136,15 @@ class EngineReads:
         self._get(f"ping {self.describe()}", "/_ping")
 
     def services(self, stack: str) -> list[ServiceState]:
-        raw = self._get(
-            f"list services of stack {stack}", "/services", {"label": [f"{LABEL_STACK}={stack}"]}
-        )
+        raw = self._get(f"list services of stack {stack}", "/services", stack_filters(stack))
         return [service_state(s) for s in raw]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
-        raw = self._get("list the services of every stack", "/services", {"label": [LABEL_STACK]})
-        by_stack: dict[str, list[ServiceState]] = {}
-        for service in map(service_state, raw):
-            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
-        return by_stack
+        with gc_paused():
+            raw = self._get(
+                "list the services of every stack", "/services", {"label": [LABEL_STACK]}
+            )
+            return by_stack(raw)
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         if not service_ids:

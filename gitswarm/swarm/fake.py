@@ -106,13 +106,19 @@ class FakeSwarm:
 
     def services(self, stack: str) -> list[ServiceState]:
         self._check()
-        return [s for s in self._services.values() if s.labels.get(LABEL_STACK) == stack]
+        # as the engine answers stack_filters: the label, and the name prefix
+        return [
+            s
+            for s in self._services.values()
+            if s.labels.get(LABEL_STACK) == stack and s.name.startswith(stack + "_")
+        ]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
         self._check()
         by_stack: dict[str, list[ServiceState]] = {}
-        for service in self._services.values():
-            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
+        for service in self._services.values():  # as port.services_by_stack: no PreviousSpec
+            listed = replace(service, previous_spec=None)
+            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(listed)
         return by_stack
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:

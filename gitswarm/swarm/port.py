@@ -10,9 +10,11 @@ way for both.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from gitswarm.model.config import ResolveImage, Target
@@ -25,7 +27,7 @@ from gitswarm.model.observed import (
     UpdateStatus,
     spec_digest,
 )
-from gitswarm.model.stack import ObjectMaterial
+from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 
 ObjectKind = Literal["config", "secret"]
 ExternalKind = Literal["network", "volume", "secret", "config"]
@@ -99,7 +101,43 @@ def parse_time(text: str | None) -> dt.datetime | None:
         return None
 
 
-def service_state(raw: Mapping[str, Any]) -> ServiceState:
+def stack_filters(stack: str) -> dict[str, list[str]]:
+    """The Engine API filters of one stack's services: its label, and the name prefix
+    every service ``docker stack deploy`` makes has (``<stack>_``). The engine looks a
+    name prefix up in an index, where a label alone makes it scan every service of the
+    swarm (5,000 at 1,000 apps: a tenth of a second or more per listing, and a sync
+    makes several; bench/ issue 18); the label still decides which ones belong."""
+    return {"label": [f"{LABEL_STACK}={stack}"], "name": [f"{stack}_"]}
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a listing of the whole swarm is read and
+    decoded. JSON makes no reference cycles, but its ~60 new containers per service (5,000
+    services at 1,000 apps) trigger collection after collection, each one traversing the
+    agent's whole heap (the renders of every app): the round's decode took twice as long
+    with it (bench/profile_round.py, issue 18). Restored only if this pause turned it off."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def services_by_stack(raw: Iterable[Mapping[str, Any]]) -> dict[str, list[ServiceState]]:
+    """Every stack's services of one listing, by stack name, for the agent's drift round:
+    without ``PreviousSpec`` (only a deploy's ``read_applied`` asks for it), so the round's
+    listing holds half the memory."""
+    by_stack: dict[str, list[ServiceState]] = {}
+    for item in raw:
+        service = service_state(item, previous=False)
+        by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
+    return by_stack
+
+
+def service_state(raw: Mapping[str, Any], *, previous: bool = True) -> ServiceState:
     spec = raw.get("Spec", {})
     mode_spec = spec.get("Mode", {})
     mode: ServiceMode = "replicated"
@@ -134,7 +172,7 @@ def service_state(raw: Mapping[str, Any]) -> ServiceState:
         replicas=replicas,
         update_status=update,
         updated_at=parse_time(raw.get("UpdatedAt")),
-        previous_spec=raw.get("PreviousSpec"),
+        previous_spec=raw.get("PreviousSpec") if previous else None,
     )
 
 

@@ -209,3 +209,29 @@ def test_the_round_reads_baselines_without_their_specs_and_still_tells_drift(
         agent.enqueue(("drift-all",), TriggerRequest("agent"))
         until(lambda: deployed.drifted("app"))
         until(agent.idle)
+
+
+def test_the_rounds_listing_is_kept_only_for_the_checks_it_queued(deployed: Deployed) -> None:
+    """The round's listing of every service (5,000 with their specs at 1,000 apps: ~60
+    MB) stayed in memory until the next round, and the next one's read doubled it (agent
+    RSS 321 MB; bench/ issue 18). It is freed before the next read, and what is kept is
+    the stacks of the apps whose checks it queued; a check still sees its drift."""
+    swarm = deployed.swarm
+    with deployed.agent.running():
+        agent = deployed.started()
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))  # the renders, as a new agent
+        until(agent.idle)
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))  # a quiet round
+        until(agent.idle)
+        [target] = {r.env.target for _, _, r in agent.state.renders()}
+        assert agent.state.listing(target) in (None, {})
+
+        swarm.scale("shop-other_web", 0)
+        agent.enqueue(("drift-all",), TriggerRequest("agent"))
+        until(lambda: deployed.drifted("other"))
+        until(agent.idle)
+        kept = agent.state.listing(target)
+        assert kept is not None and sorted(kept) == ["shop-other"]
+        assert not deployed.drifted("app")
+        # the round's listing carries no PreviousSpec (only a deploy's read needs it)
+        assert all(s.previous_spec is None for s in kept["shop-other"])

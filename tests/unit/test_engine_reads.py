@@ -111,7 +111,9 @@ def test_the_engines_error_is_passed_on_with_what_was_asked(
     )
     assert paths == [
         "/_ping",
-        "/services?filters=%7B%22label%22%3A%5B%22com.docker.stack.namespace%3Dshop%22%5D%7D",
+        # the stack's label, and its name prefix (the engine's index: swarm/port.py)
+        "/services?filters=%7B%22label%22%3A%5B%22com.docker.stack.namespace%3Dshop%22%5D"
+        "%2C%22name%22%3A%5B%22shop_%22%5D%7D",
     ]
 
 

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from gitswarm.model.agent import TriggerRequest
-from gitswarm.model.observed import StackState
+from gitswarm.model.observed import ObjectState
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.metrics import Metrics
@@ -46,12 +46,14 @@ class LockAfterDeploy(FakeSwarm):
         self.locker: sqlite3.Connection | None = None
         self._observes = 0
 
-    def observe(self, stack: str) -> StackState:
+    def objects(self, stack: str) -> list[ObjectState]:
         if self.armed:
             self._observes += 1
-            if self._observes == 2:  # 1: the plan's, 2: the GC's (after the deploy)
+            # 1: the plan's observe, 2: the GC's read of configs and secrets (after the
+            # deploy; its services are the stack as read after the wait)
+            if self._observes == 2:
                 self.lock()
-        return super().observe(stack)
+        return super().objects(stack)
 
     def lock(self) -> None:
         self.locker = sqlite3.connect(self.db, isolation_level=None, timeout=1)

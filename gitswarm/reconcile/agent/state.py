@@ -196,9 +196,11 @@ class AgentState:
             return [(app, env, r) for (app, env), (_rev, r) in self._rendered.items()]
 
     def remember_render(self, app: str, env: str, revision: str, rendered: Rendered) -> None:
-        """One render per app x env: that of the revision deployed last."""
+        """One render per app x env: that of the revision deployed last (``kept``:
+        without what only the render's own validation read)."""
+        kept = rendered.kept()
         with self.lock:
-            self._rendered[(app, env)] = (revision, rendered)
+            self._rendered[(app, env)] = (revision, kept)
 
     def busy(self, app: str, env: str) -> bool:
         """A sync or drift check of ``app`` in ``env`` runs, or a sync of it waits."""
