@@ -86,8 +86,9 @@ class PromotionsMixin:
         gates: Sequence[Mapping[str, Any]] = (),
         message: str = "",
     ) -> Promotion:
-        """Record a new pending promotion request."""
-        now = self._db.now()
+        """Record a new pending promotion request, dated by the store's shared clock
+        (PostgreSQL's on PostgreSQL), the one its expiry is checked against."""
+        now = self._db.lease_now()
         with self._db.write(f"create promotion of {app} to {to_env}") as conn:
             promotion_id = conn.execute(
                 sa.insert(promotions)

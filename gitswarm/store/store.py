@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 
 from gitswarm.model.instant import Instant
@@ -74,6 +75,11 @@ class Store(
         reading (model/instant.py; a soak is measured from an operation's ``finished``
         to this)."""
         return self._db.instant()
+
+    def shared_now(self) -> datetime:
+        """Now by the clock every agent on this store shares: PostgreSQL's on PostgreSQL,
+        the host's on SQLite (pending promotions' expiry, promote/pipeline.py)."""
+        return self._db.shared_now()
 
     @property
     def location(self) -> str:
