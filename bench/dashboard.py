@@ -240,9 +240,7 @@ def run(apps: int = 100, ops_each: int = 20, runs: int = 15) -> Section:
         cheap = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         store.add_user("bench", cheap.hash("bench-password"), (RoleBinding("admin"),))
         cookie = "bench-session-cookie-value"
-        store.create_session(
-            digest(cookie), "bench", "csrf-token-x", datetime.now(UTC) + timedelta(hours=1)
-        )
+        store.create_session(digest(cookie), "bench", "csrf-token-x", timedelta(hours=1))
         app = create_app(
             StorePort(store),
             ApiSettings(audit=store.audit, accounts=store),

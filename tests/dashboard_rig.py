@@ -11,8 +11,9 @@ the hash), so signing in twenty users costs milliseconds, not seconds.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,15 @@ class Rig:
         return client_for(self.app, **kwargs)
 
 
-def make_rig(tmp_path: Path, only: tuple[str, ...] | None = None, **settings: Any) -> Rig:
-    """``only``: just these users (e.g. "viewer-all"); default: every role × env."""
-    store = Store(str(tmp_path / "state.db"))
+def make_rig(
+    tmp_path: Path,
+    only: tuple[str, ...] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    **settings: Any,
+) -> Rig:
+    """``only``: just these users (e.g. "viewer-all"); default: every role × env.
+    ``clock``: the store's clock (sessions are dated by it), moved by the test."""
+    store = Store(str(tmp_path / "state.db"), **({"clock": clock} if clock else {}))
     agent = FakeAgent()
     for op in agent.operations.values():  # each a healthy sync of an older revision
         op.update(

@@ -7,7 +7,7 @@ token values): the values themselves never leave sessions.py and auth.py.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 from typing import Protocol
 
 from gitswarm.model.account import ApiToken, Session, User
@@ -17,7 +17,7 @@ class Accounts(Protocol):
     def get_user(self, name: str) -> User | None: ...
 
     def create_session(
-        self, token_hash: str, user: str, csrf: str, expires_at: datetime, address: str = ""
+        self, token_hash: str, user: str, csrf: str, ttl: timedelta, address: str = ""
     ) -> Session: ...
 
     def get_session(self, token_hash: str) -> Session | None: ...

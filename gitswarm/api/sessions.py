@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from gitswarm.api.auth import Caller, grants_of
 from gitswarm.api.passwords import Passwords
@@ -150,13 +150,11 @@ class Sessions:
         metrics: Metrics,
         passwords: Passwords | None = None,
         throttle: LoginThrottle | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.passwords = passwords or Passwords()
         self.throttle = throttle or LoginThrottle(settings.login_failures, settings.login_window)
-        self.now = now
 
     @property
     def enabled(self) -> bool:
@@ -188,10 +186,8 @@ class Sessions:
             return SignIn(False, "Wrong user name or password.", 401)
         self.throttle.succeeded(name)
         value = secrets.token_urlsafe(32)
-        expires = self.now() + timedelta(seconds=self.settings.session_ttl)
-        accounts.create_session(
-            digest(value), user.name, secrets.token_urlsafe(32), expires, address
-        )
+        ttl = timedelta(seconds=self.settings.session_ttl)  # from the store's clock
+        accounts.create_session(digest(value), user.name, secrets.token_urlsafe(32), ttl, address)
         self._audit(user.name, "login", address)
         return SignIn(True, cookie=value)
 

@@ -17,6 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+# A record dated later than "now" by more than this was written by a clock that has since
+# stepped back (or by a host running ahead): a session or a pending promotion dated so is
+# over, or a captured cookie would outlive its TTL by the size of the step.
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+def dated_in_the_future(at: datetime, now: datetime) -> bool:
+    """``at`` lies beyond ``now`` by more than the allowed skew (``CLOCK_SKEW``)."""
+    return at > now + CLOCK_SKEW
+
 
 @dataclass(frozen=True)
 class Instant:

@@ -120,7 +120,7 @@ class Automation:
             _head, config = self.promoter.config()
             actions += [
                 Action("expired", o.app, o.target, o.message, o.reason)
-                for o in self.promoter.expire(now)
+                for o in self.promoter.expire()  # by the store's shared clock
             ]
             actions += self.hold_rollbacks(config, now)
             actions += self.image_automation(config, now)

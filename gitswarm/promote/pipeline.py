@@ -46,7 +46,7 @@ from gitswarm.errors import (
 )
 from gitswarm.model.config import RepoConfig
 from gitswarm.model.events import Event, EventKind
-from gitswarm.model.instant import Instant, elapsed
+from gitswarm.model.instant import Instant, dated_in_the_future, elapsed
 from gitswarm.model.operation import DEPLOY_KINDS, Promotion, Trigger
 from gitswarm.model.policy import WINDOW_RULE
 from gitswarm.model.tree import Tree
@@ -572,8 +572,11 @@ class Promoter:
         return outcome
 
     def expire(self, now: dt.datetime | None = None) -> list[PromotionOutcome]:
-        """Mark every pending promotion older than its target's ``expires`` as expired."""
-        now = now or self.now()
+        """Mark every pending promotion older than its target's ``expires`` as expired,
+        and every one dated in the future (created before the clock stepped back, or by
+        a host running ahead: it would outlive ``expires``). "Now" is the store's shared
+        clock (PostgreSQL's on PostgreSQL), the one ``created_at`` was written by."""
+        now = now or self.store.shared_now()
         out = []
         _head, config = self.config()
         for promotion in self.store.pending_promotions():
@@ -581,15 +584,22 @@ class Promoter:
                 expires = self.settings(config, promotion.to_env).expires
             except (ConfigError, UsageError):
                 continue
-            if promotion.created_at + expires > now:
+            future = dated_in_the_future(promotion.created_at, now)
+            if promotion.created_at + expires > now and not future:
                 continue
             if self.store.set_promotion_status(promotion.id, "expired", expect="pending"):
+                why = (
+                    f"expired: it is dated {promotion.created_at.isoformat(timespec='seconds')}"
+                    f", after now ({now.isoformat(timespec='seconds')}); a clock stepped back"
+                    if future
+                    else f"expired after {_span(expires)} without "
+                    f"{self.settings(config, promotion.to_env).approvals} approvals"
+                )
                 outcome = self._outcome_of(
                     promotion,
                     "Expired",
                     reason=PromotionError.EXPIRED,
-                    message=f"promotion {promotion.id} expired after {_span(expires)} "
-                    f"without {self.settings(config, promotion.to_env).approvals} approvals",
+                    message=f"promotion {promotion.id} {why}",
                 )
                 self._record(
                     self._request_of(promotion, "gitswarm", "agent"), outcome, kind="approval"

@@ -11,13 +11,14 @@ sessions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from gitswarm.errors import NotFoundError, UsageError
 from gitswarm.model.account import ApiToken, RoleBinding, Session, User
+from gitswarm.model.instant import CLOCK_SKEW
 from gitswarm.store.db import Database
 from gitswarm.store.queries import aware
 from gitswarm.store.schema import api_tokens, sessions, users
@@ -110,28 +111,39 @@ class AccountsMixin:
     # --- sessions ----------------------------------------------------------------------
 
     def create_session(
-        self, token_hash: str, user: str, csrf: str, expires_at: datetime, address: str = ""
+        self, token_hash: str, user: str, csrf: str, ttl: timedelta, address: str = ""
     ) -> Session:
-        now = self._db.now()
-        expires = aware(expires_at, "expires_at") or now
+        """A session that lasts ``ttl`` from now by the store's shared clock (PostgreSQL's
+        on PostgreSQL: a host running ahead cannot hand out longer sessions)."""
+        now = self._db.lease_now()
         with self._db.write("create a session") as conn:
             conn.execute(sa.delete(sessions).where(sessions.c.expires_at < now))
-            conn.execute(
-                sa.insert(sessions).values(
-                    token_hash=token_hash,
-                    username=user,
-                    csrf=csrf,
-                    address=address[:100],
-                    created_at=now,
-                    expires_at=expires,
+            row = (
+                conn.execute(
+                    sa.insert(sessions)
+                    .values(
+                        token_hash=token_hash,
+                        username=user,
+                        csrf=csrf,
+                        address=address[:100],
+                        created_at=now,
+                        expires_at=now + ttl,
+                    )
+                    .returning(sessions.c.created_at, sessions.c.expires_at)
                 )
+                .mappings()
+                .one()
             )
-        return Session(token_hash, user, csrf, now, expires, address[:100])
+        return Session(token_hash, user, csrf, row["created_at"], row["expires_at"], address[:100])
 
     def get_session(self, token_hash: str) -> Session | None:
-        """The live session of that digest; None if unknown or expired."""
+        """The live session of that digest; None if unknown, expired or dated in the
+        future (issued before the clock stepped back: it would outlive its TTL)."""
+        now = self._db.lease_now()
         query = sa.select(sessions).where(
-            sessions.c.token_hash == token_hash, sessions.c.expires_at > self._db.now()
+            sessions.c.token_hash == token_hash,
+            sessions.c.expires_at > now,
+            sessions.c.created_at <= now + CLOCK_SKEW,
         )
         with self._db.read("read a session") as conn:
             row = conn.execute(query).mappings().first()

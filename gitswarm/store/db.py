@@ -289,12 +289,25 @@ class Database:
         the same instant by a lease's end: a host whose clock steps forward neither
         drops its own leases nor takes over those of the others, one stepped back never
         hands out leases that are already over for everyone else. SQLite lives on one
-        host, whose clock the store's ``clock`` is. ``lease_clock`` (tests) overrides."""
+        host, whose clock the store's ``clock`` is. ``lease_clock`` (tests) overrides.
+        Browser sessions (store/accounts.py) and pending promotions (store/promotions.py)
+        are dated and checked by the same clock, for the same reason."""
         if self._lease_clock is not None:
             return self._aware(self._lease_clock())
         if self.dialect == "postgresql":
             return sa.func.now(type_=sa.DateTime(timezone=True))
         return self.now()
+
+    def shared_now(self) -> datetime:
+        """``lease_now`` as a value, for a check made in Python rather than in a statement
+        (pending promotions' expiry, promote/pipeline.py): PostgreSQL's clock, read with
+        one ``SELECT now()``, so that agents on skewed hosts agree; SQLite's own clock."""
+        now = self.lease_now()
+        if isinstance(now, datetime):
+            return now
+        with self.read("read the database clock") as conn:
+            value = conn.execute(sa.select(now)).scalar_one()
+        return self._aware(value)
 
     def insert(self, table: sa.Table) -> pg.Insert | sqlite_dialect.Insert:
         """An INSERT that can take ``on_conflict_do_update`` on this database."""

@@ -86,8 +86,9 @@ class PromotionsMixin:
         gates: Sequence[Mapping[str, Any]] = (),
         message: str = "",
     ) -> Promotion:
-        """Record a new pending promotion request."""
-        now = self._db.now()
+        """Record a new pending promotion request. Promotions are dated by the store's
+        shared clock (PostgreSQL's on PostgreSQL), the one their expiry is checked by."""
+        now = self._db.lease_now()
         with self._db.write(f"create promotion of {app} to {to_env}") as conn:
             promotion_id = conn.execute(
                 sa.insert(promotions)
@@ -167,7 +168,7 @@ class PromotionsMixin:
                     f"{user} already decided on promotion {promotion_id} ({earlier}); "
                     "a user decides once"
                 )
-            now = self._db.now()
+            now = self._db.lease_now()
             conn.execute(
                 sa.insert(promotion_decisions).values(
                     promotion_id=promotion_id,
@@ -196,7 +197,7 @@ class PromotionsMixin:
         when given). With ``expect``, only if its status is one of those: False when it
         is not (someone else moved it first)."""
         check(status, PROMOTION_STATUSES, "promotion status")
-        values: dict[str, Any] = {"status": status, "updated_at": self._db.now()}
+        values: dict[str, Any] = {"status": status, "updated_at": self._db.lease_now()}
         if commit_sha is not None:
             values["commit_sha"] = commit_sha
         if gates is not None:

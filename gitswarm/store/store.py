@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from types import TracebackType
 
 from gitswarm.model.instant import Instant
@@ -81,6 +82,11 @@ class Store(
         end of an operation and the status after it: a reader never sees one without
         the other)."""
         return self._db.atomic(doing)
+
+    def shared_now(self) -> datetime:
+        """Now by the clock every agent on this store shares: PostgreSQL's on PostgreSQL,
+        the host's on SQLite (pending promotions' expiry, promote/pipeline.py)."""
+        return self._db.shared_now()
 
     @property
     def location(self) -> str:

@@ -81,10 +81,22 @@ def test_an_expired_session_is_signed_out(rig: Rig, client: Any) -> None:
     r = sign_in(client, "viewer-all")
     value = cookie_header(r, COOKIE).split(";")[0].split("=", 1)[1]
     rig.store.delete_session(digest(value))
-    past = datetime.now(UTC) - timedelta(seconds=1)
-    rig.store.create_session(digest(value), "viewer-all", "x" * 20, past)
+    rig.store.create_session(digest(value), "viewer-all", "x" * 20, timedelta(seconds=-1))
     assert rig.store.get_session(digest(value)) is None
     assert client.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_a_cookie_issued_before_the_clock_stepped_back_two_hours_is_refused(
+    tmp_path: Path,
+) -> None:
+    clock = [datetime(2026, 12, 1, 12, 0, tzinfo=UTC)]
+    rig = make_rig(tmp_path, only=("viewer-all",), clock=lambda: clock[0])
+    with rig.client() as c:
+        sign_in(c, "viewer-all")
+        assert c.get("/ui/", follow_redirects=False).status_code == 200
+        clock[0] -= timedelta(hours=2)  # the captured cookie would live 2 h past its TTL
+        r = c.get("/ui/", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
 
 
 def test_signing_out_ends_the_session_in_the_store(rig: Rig, client: Any) -> None:

@@ -124,6 +124,24 @@ def test_a_pending_promotion_expires(rig: Rig) -> None:
     assert "expired after 1h" in op.message
 
 
+def test_a_pending_promotion_dated_in_the_future_is_expired_not_approvable(rig: Rig) -> None:
+    # created at T; the clock then steps back 2 h: with "created + expires > now" alone
+    # it would wait 3 h instead of 1 h for its approvals
+    ready(rig, approvals=1, expires="1h")
+    head = rig.head()
+    pid = rig.promote().promotion_id
+    assert pid is not None
+    rig.now.at -= dt.timedelta(seconds=4)  # within the allowed skew: still pending
+    assert rig.promoter().expire() == []
+    rig.now.at -= dt.timedelta(hours=2)
+    with pytest.raises(UsageError, match="is expired, not pending"):
+        rig.promoter().approve(pid, "alice")
+    assert rig.head() == head and rig.store.get_promotion(pid).status == "expired"
+    (op,) = [o for o in rig.store.history("web", "prod") if o.reason == "PromotionExpired"]
+    assert f"promotion {pid} expired: it is dated " in op.message
+    assert "a clock stepped back" in op.message
+
+
 def test_gates_run_again_before_the_commit(rig: Rig, tmp_path: Path) -> None:
     flag = tmp_path / "fail-now"
     rig.commands["check"] = GateCommand(

@@ -109,7 +109,8 @@ def test_pending_promotions_are_listed_oldest_first(store: Store) -> None:
 
 def test_status_moves_record_commit_gates_and_message(store_url: str) -> None:
     now = [datetime(2025, 6, 1, 12, 0, tzinfo=UTC)]
-    with Store(store_url, clock=lambda: now[0]) as store:
+    # a promotion is dated by the store's shared clock (PostgreSQL's on PostgreSQL)
+    with Store(store_url, clock=lambda: now[0], lease_clock=lambda: now[0]) as store:
         pid = _request(store)
         now[0] += timedelta(minutes=5)
         final_gates = [*GATES, {"gate": "window", "passed": True}]
