@@ -475,7 +475,30 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         verifier.close()
         notifier.close()
         store.close()
+        log.info("stopped")
     return 0
+
+
+def leave(code: int) -> None:
+    """Exit with ``code`` once run_agent has stopped everything. A thread still working
+    after the shutdown grace (a command that does not end) would be joined by the
+    interpreter without limit, and Swarm's SIGKILL would end the process instead: exit
+    without waiting for it (its operation stays Running; the next agent marks it
+    Interrupted)."""
+    stuck = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if not stuck:
+        sys.exit(code)
+    logging.getLogger("gitswarm.serve").warning(
+        "exiting with work still running after the shutdown grace: %s", ", ".join(stuck)
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def promotion_side(
@@ -555,6 +578,6 @@ def serve(
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        sys.exit(run_agent(config, stop=stop))
+        leave(run_agent(config, stop=stop))
 
     guarded(False, run)

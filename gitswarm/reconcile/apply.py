@@ -19,10 +19,11 @@ Steps of the sync pipeline (reconcile/sync.py calls them in order):
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gitswarm.errors import HealthError, Reason
@@ -53,6 +54,39 @@ class Clock:
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+
+    def checkpoint(self) -> None:
+        """Raise ``Stopping`` here if the agent is stopping (a clock of ``stopping_clock``)."""
+        self.sleep(0.0)
+
+
+class Stopping(Exception):
+    """The agent is stopping (SIGTERM): the running operation's waits end here.
+
+    Not a GitswarmError: it is no failure and no outcome is recorded for it. The
+    operation stays Running, its locks are released, and the next agent marks it
+    Interrupted -- exactly as after a kill -9 (store/operations.py, mark_interrupted)."""
+
+
+def stopping_clock(stop: threading.Event, base: Clock | None = None) -> Clock:
+    """``base`` whose ``sleep`` raises ``Stopping`` once ``stop`` is set: an operation
+    waiting for convergence (up to health_timeout, 300 s by default) ends within one
+    poll of a SIGTERM instead of keeping the process alive until Swarm's SIGKILL. A
+    real sleep waits on ``stop`` itself; an injected one (tests) is kept as it is."""
+    base = base or Clock()
+    real = base.sleep is time.sleep
+
+    def sleep(seconds: float) -> None:
+        if stop.is_set():
+            raise Stopping("the agent is stopping")
+        if real:
+            stop.wait(seconds)
+        else:
+            base.sleep(seconds)
+        if stop.is_set():
+            raise Stopping("the agent is stopping")
+
+    return replace(base, sleep=sleep)
 
 
 def apply_plan(

@@ -37,6 +37,7 @@ from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
     Clock,
     Progress,
+    Stopping,
     apply_plan,
     collect_garbage,
     follow_rollout,
@@ -325,6 +326,7 @@ class Reconciler(Generic[StoreT]):
         op_id: int | None = None  # a started operation, finished by the recorder
         rendered: Rendered | None = None
         planned: list[Plan] = []  # the plan, once made: a failed deploy is recorded with it
+        stopping = False  # the agent stopped it (Stopping): nothing is recorded
         try:
             with (
                 self.store.lock(
@@ -353,6 +355,7 @@ class Reconciler(Generic[StoreT]):
                         f"{req.app}/{req.env}",
                         {"revision": rendered.revision, "reason": req.override_window},
                     )
+                self.clock.checkpoint()  # a stopping agent starts nothing more
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id, planned)  # plan, apply, wait
         except GitswarmError as exc:
@@ -369,10 +372,21 @@ class Reconciler(Generic[StoreT]):
                 policy=rendered.policy if rendered else None,
                 retry_at=_window_opens(rendered) if isinstance(exc, WindowClosed) else None,
             )
+        except Stopping:
+            # SIGTERM mid-operation: the lock is released on the way out; the operation
+            # (if started) stays Running and the next agent marks it Interrupted.
+            stopping = True
+            log.warning(
+                "%s of %s/%s cut short: the agent is stopping%s",
+                req.kind, req.app, req.env,
+                f" (operation {op_id} left Running)" if op_id is not None else "",
+            )  # fmt: skip
+            raise
         finally:
-            outcome = replace(outcome, rendered=rendered)
-            seconds = self.clock.monotonic() - started
-            outcome = self.recorder.finished(req, outcome, op_id, seconds)  # record, notify
+            if not stopping:
+                outcome = replace(outcome, rendered=rendered)
+                seconds = self.clock.monotonic() - started
+                outcome = self.recorder.finished(req, outcome, op_id, seconds)  # record, notify
         return outcome
 
     def _start(self: Reconciler[Store], req: SyncRequest, rendered: Rendered) -> int:
@@ -427,6 +441,7 @@ class Reconciler(Generic[StoreT]):
             return replace(base, result="Succeeded", message="already in sync: nothing to do")
         since = self.clock.now()
         compose = to_yaml(replace(r.desired, compose=deployable_compose(r.desired, plan.to_deploy)))
+        self.clock.checkpoint()  # nothing applied yet: a stopping agent applies nothing
         apply_plan(  # apply
             swarm,
             plan,

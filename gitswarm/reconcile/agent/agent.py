@@ -34,6 +34,7 @@ from gitswarm.reconcile.agent.settings import AgentSettings
 from gitswarm.reconcile.agent.state import AgentState
 from gitswarm.reconcile.agent.syncs import Syncs
 from gitswarm.reconcile.agent.view import AgentView
+from gitswarm.reconcile.apply import Stopping, stopping_clock
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler
 from gitswarm.source.repo import RepoSource
@@ -81,6 +82,11 @@ class Agent(AgentView):
         self.started = monotonic()
         self._uniform = uniform  # the poll jitter's randomness (not crypto)
         self._stop = threading.Event()
+        # The operation running at stop() ends at its next wait instead of running on
+        # (a convergence wait: up to health_timeout) in a pool thread the interpreter
+        # joins at exit: in the agent's own container that was Swarm's SIGKILL.
+        self._clock = reconciler.clock  # given back by stop(): the reconciler outlives us
+        reconciler.clock = stopping_clock(self._stop, reconciler.clock)
         self._threads: list[threading.Thread] = []
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="gitswarm-work")
         self._futures: set[Future[None]] = set()
@@ -158,6 +164,7 @@ class Agent(AgentView):
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - self.ctx.monotonic()))
         self._last_records()
+        self.reconciler.clock = self._clock
         self.leadership.release()
         for pool in (self.ctx.swarm_for, self.reconciler.swarm_for):
             close = getattr(pool, "close", None)
@@ -265,6 +272,8 @@ class Agent(AgentView):
                 self.drift.check_all()
             elif key[0] == "record":
                 self.reconciler.journal.flush()  # its own backoff: journal.due()
+        except Stopping:
+            log.info("%s stopped: the agent is stopping", "/".join(key))
         except GitswarmError as exc:
             log.warning("%s failed: [%s] %s", "/".join(key), exc.reason, exc.message)
         except Exception:
