@@ -468,7 +468,8 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         stop.wait()
     finally:
         log.info(
-            "stopping: finishing the running operation (up to %.0fs)", config.agent.shutdown_grace
+            "stopping: a running operation ends at its next wait, or within %.0fs",
+            config.agent.shutdown_grace,
         )
         handle.stop()
         agent.stop()

@@ -148,9 +148,9 @@ class Agent(AgentView):
             self._threads.append(thread)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop taking work, let running operations finish (up to the grace period),
-        release the lease. An operation cut short stays Running in the store and is
-        marked Interrupted by the next agent."""
+        """Stop taking work, end running operations at their next wait (a step that is
+        no wait may finish within the grace period), release the lease. An operation cut
+        short stays Running in the store and is marked Interrupted by the next agent."""
         self._stop.set()
         with self.state.wake:
             self.state.wake.notify_all()

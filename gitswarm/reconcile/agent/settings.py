@@ -19,7 +19,7 @@ class AgentSettings:
     workers: int = 4
     git_backoff_max: float = 300.0
     events: bool = True  # watch Docker events for drift
-    shutdown_grace: float = 30.0  # SIGTERM: let a running operation finish this long
+    shutdown_grace: float = 30.0  # SIGTERM: a running step (not a wait) may finish this long
 
     def watches(self, env: str) -> bool:
         """Whether this agent deploys ``env`` (``environments`` empty: every one)."""
