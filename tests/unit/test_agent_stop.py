@@ -8,6 +8,8 @@ being removed or upgraded, it never converged and every stop ended in Swarm's SI
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -118,3 +120,23 @@ def test_a_stopping_clock_keeps_an_injected_sleep() -> None:
     with pytest.raises(Stopping):
         clock.sleep(5.0)
     assert slept == [5.0]
+
+
+def test_serve_exits_though_a_thread_is_still_stuck_after_the_grace() -> None:
+    """What the interpreter would join without limit (a non-daemon thread in a command
+    that never ends) does not keep ``gitswarm serve`` alive: it exits with its code and
+    says which thread it left."""
+    program = (
+        "import threading\n"
+        "from gitswarm.cli.serve import leave\n"
+        "threading.Thread(target=threading.Event().wait, name='gitswarm-work_0').start()\n"
+        "leave(0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "exiting with work still running after the shutdown grace: gitswarm-work_0" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
