@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -275,12 +276,69 @@ def _stop_agent(client: docker.DockerClient, namespace: str, timeout: float = 18
     raise AssertionError(f"the agent's service {namespace} kept coming back")
 
 
+# An agent container stops by itself this soon after Swarm's SIGTERM (the stack's
+# stop_grace_period, 60 s, is only the bound before SIGKILL).
+STOPS_WITHIN = 15.0
+
+
+def _stops(client: docker.DockerClient, namespace: str, since: float) -> dict[str, Any]:
+    """The containers of stack ``namespace`` that died since ``since`` (epoch seconds),
+    from the engine's events: when each got SIGTERM, when it died, its exit code."""
+    found: dict[str, dict[str, Any]] = {}
+    events = client.events(
+        since=int(since),
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "label": f"com.docker.stack.namespace={namespace}"},
+    )
+    for event in events:
+        attrs = event["Actor"]["Attributes"]
+        entry = found.setdefault(event["Actor"]["ID"][:12], {})
+        at = event["timeNano"] / 1e9
+        if event["Action"] == "kill":
+            entry.setdefault("signals", []).append(attrs.get("signal"))
+            if attrs.get("signal") == "15":
+                entry.setdefault("term", at)
+        elif event["Action"] == "die":
+            entry.update(died=at, exit=int(attrs.get("exitCode", -1)))
+    return {cid: entry for cid, entry in found.items() if "died" in entry}
+
+
+def _stopped_by_itself(entry: dict[str, Any]) -> bool:
+    """SIGTERM, then the agent's own exit within STOPS_WITHIN: 0, or 143 when the signal
+    came before the process had installed its handler (a task stopped while starting)
+    -- never Swarm's SIGKILL (137) at the end of stop_grace_period."""
+    term = entry.get("term")
+    return (
+        term is not None
+        and entry["exit"] in (0, 143)
+        and "9" not in entry["signals"]
+        and entry["died"] - term < STOPS_WITHIN
+    )
+
+
+def _follow_logs(client: docker.DockerClient, container_id: str) -> list[str]:
+    """The container's log lines as they come, until it stops (a removed service's
+    containers are gone soon after)."""
+    lines: list[str] = []
+
+    def follow() -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            for chunk in client.api.logs(container_id, stream=True, follow=True):
+                lines.append(chunk.decode(errors="replace"))
+
+    threading.Thread(target=follow, name="agent-log", daemon=True).start()
+    return lines
+
+
 def test_the_agent_image_syncs_the_example_and_upgrades_itself_from_git(
     agent_setup: dict[str, Any], cli: Cli, docker_client: docker.DockerClient
 ) -> None:
     repo: Path = agent_setup["repo"]
     agent: AgentService = agent_setup["agent"]
     app_stack: str = agent_setup["app_stack"]
+    agent_stack: str = agent_setup["agent_stack"]
+    started = time.time()
 
     # The operator's one step: deploy the agent's own application from the repository.
     result = cli("sync", "--env", "development", "--app", "gitswarm", "--repo", str(repo))
@@ -355,3 +413,22 @@ def test_the_agent_image_syncs_the_example_and_upgrades_itself_from_git(
     own = [o for o in after if o["app"] == "gitswarm" and o["revision"] == upgrade]
     assert any(o["result"] == "Succeeded" for o in own), own
     assert not [o for o in after if o["result"] == "Running"], after
+
+    # The old agent stopped by itself on Swarm's SIGTERM once the new one was up
+    # (start-first), not by the SIGKILL at the end of stop_grace_period.
+    stops = _stops(docker_client, agent_stack, since=started)
+    assert _stopped_by_itself(stops.get(first.id[:12], {})), (stops, agent.diagnosis())
+    old_log = docker_client.api.logs(first.id).decode(errors="replace")
+    assert '"event": "stopped"' in old_log, old_log[-3000:]
+
+    # Stopping the agent's service: the agent (which heals its own stack, so it sees its
+    # service go) ends its running work and exits within seconds, its log says so.
+    lines = _follow_logs(docker_client, second.id)
+    stopping, clock = time.time(), time.monotonic()
+    _stop_agent(docker_client, agent_stack)
+    print(f"agent service stopped and gone in {time.monotonic() - clock:.1f}s")
+    stops = _stops(docker_client, agent_stack, since=stopping)
+    assert second.id[:12] in stops, stops
+    assert all(_stopped_by_itself(e) for e in stops.values()), stops
+    _wait("the agent's last log line", lambda: '"event": "stopped"' in "".join(lines), 5)
+    assert "Traceback" not in "".join(lines), "".join(lines)[-3000:]
