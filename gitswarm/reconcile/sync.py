@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -326,7 +327,6 @@ class Reconciler(Generic[StoreT]):
         op_id: int | None = None  # a started operation, finished by the recorder
         rendered: Rendered | None = None
         planned: list[Plan] = []  # the plan, once made: a failed deploy is recorded with it
-        stopping = False  # the agent stopped it (Stopping): nothing is recorded
         try:
             with (
                 self.store.lock(
@@ -355,7 +355,6 @@ class Reconciler(Generic[StoreT]):
                         f"{req.app}/{req.env}",
                         {"revision": rendered.revision, "reason": req.override_window},
                     )
-                self.clock.checkpoint()  # a stopping agent starts nothing more
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id, planned)  # plan, apply, wait
         except GitswarmError as exc:
@@ -372,18 +371,8 @@ class Reconciler(Generic[StoreT]):
                 policy=rendered.policy if rendered else None,
                 retry_at=_window_opens(rendered) if isinstance(exc, WindowClosed) else None,
             )
-        except Stopping:
-            # SIGTERM mid-operation: the lock is released on the way out; the operation
-            # (if started) stays Running and the next agent marks it Interrupted.
-            stopping = True
-            log.warning(
-                "%s of %s/%s cut short: the agent is stopping%s",
-                req.kind, req.app, req.env,
-                f" (operation {op_id} left Running)" if op_id is not None else "",
-            )  # fmt: skip
-            raise
-        finally:
-            if not stopping:
+        finally:  # not for Stopping (SIGTERM): left Running, lock released (apply.py)
+            if not isinstance(sys.exc_info()[1], Stopping):
                 outcome = replace(outcome, rendered=rendered)
                 seconds = self.clock.monotonic() - started
                 outcome = self.recorder.finished(req, outcome, op_id, seconds)  # record, notify

@@ -273,7 +273,7 @@ class Agent(AgentView):
             elif key[0] == "record":
                 self.reconciler.journal.flush()  # its own backoff: journal.due()
         except Stopping:
-            log.info("%s stopped: the agent is stopping", "/".join(key))
+            log.warning("%s cut short: the agent is stopping (left Running)", "/".join(key))
         except GitswarmError as exc:
             log.warning("%s failed: [%s] %s", "/".join(key), exc.reason, exc.message)
         except Exception:
