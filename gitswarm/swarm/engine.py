@@ -43,7 +43,6 @@ from gitswarm.swarm.port import (
     stack_filters,
     task_state,
 )
-from gitswarm.swarm.port import services_by_stack as by_stack
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 MAX_BODY = 256 * 1024 * 1024  # an answer larger than this is not a listing we can use
@@ -106,6 +105,19 @@ class EngineReads:
     def _get(
         self, action: str | None, path: str, filters: dict[str, list[str]] | None = None
     ) -> Any:
+        body = self._body(action, path, filters)
+        if path == "/_ping":
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            action = action or f"connect to {self.describe()}"
+            raise SwarmError(f"{action}: the engine answered something not JSON") from exc
+
+    def _body(
+        self, action: str | None, path: str, filters: dict[str, list[str]] | None = None
+    ) -> bytes:
+        """The engine's answer to ``GET path``, undecoded (a failure: a SwarmError)."""
         if filters is not None:
             path += "?filters=" + quote(json.dumps(filters, separators=(",", ":")))
         try:
@@ -123,12 +135,7 @@ class EngineReads:
             raise SwarmError(f"{action}: the engine's answer is over {MAX_BODY} bytes")
         if response.status >= 400:
             raise SwarmError(f"{action}: {_message(body, response.status)}")
-        if path == "/_ping":
-            return None
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise SwarmError(f"{action}: the engine answered something not JSON") from exc
+        return body
 
     # --- reads -------------------------------------------------------------------------
 
@@ -140,11 +147,12 @@ class EngineReads:
         return [service_state(s) for s in raw]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
+        from gitswarm.swarm.listing import services_by_stack  # msgspec: not for `status`
+
+        action = "list the services of every stack"
+        body = self._body(action, "/services", {"label": [LABEL_STACK]})
         with gc_paused():
-            raw = self._get(
-                "list the services of every stack", "/services", {"label": [LABEL_STACK]}
-            )
-            return by_stack(raw)
+            return services_by_stack(body, action)
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         if not service_ids:

@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import gc
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from gitswarm.model.config import ResolveImage, Target
@@ -124,17 +124,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-def services_by_stack(raw: Iterable[Mapping[str, Any]]) -> dict[str, list[ServiceState]]:
-    """Every stack's services of one listing, by stack name, for the agent's drift round:
-    without ``PreviousSpec`` (only a deploy's ``read_applied`` asks for it), so the round's
-    listing holds half the memory."""
-    by_stack: dict[str, list[ServiceState]] = {}
-    for item in raw:
-        service = service_state(item, previous=False)
-        by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
-    return by_stack
 
 
 def service_state(raw: Mapping[str, Any], *, previous: bool = True) -> ServiceState:
