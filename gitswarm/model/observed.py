@@ -63,8 +63,14 @@ class LazySpec(Mapping[str, Any]):
 
     @property
     def decoded(self) -> bool:
-        """Whether anything has read it yet (tests and bench/ look)."""
+        """Whether it is held decoded now (tests and bench/ look)."""
         return self._spec is not None
+
+    def release(self) -> None:
+        """Drop the decoded dict (the JSON stays: a later read decodes it again). The
+        health round reads the specs of one app at a time: holding all 5,000 decoded to
+        the end of a round that assesses every app would be most of the old peak again."""
+        self._spec = None
 
     def __getitem__(self, key: str) -> Any:
         return self._decoded()[key]

@@ -272,6 +272,24 @@ def test_a_quiet_round_reads_no_spec_of_its_listing(deployed: Deployed) -> None:
     assert deployed.drift() == ""
 
 
+def test_the_health_round_reads_an_apps_specs_to_assess_it_and_keeps_none_decoded(
+    deployed: Deployed,
+) -> None:
+    """A round in which every app is assessed again (the first one, or after tasks
+    changed) decodes their specs, one app at a time, and releases them: 5,000 decoded
+    specs held to the end of the round would be most of the old peak again."""
+    status = deployed.store.get_status("app", "dev")
+    assert status is not None and status.health == "Healthy"
+    deployed.swarm.crash_tasks("shop_web")  # no event: only the round's health check sees it
+    deployed.round()
+    status = deployed.store.get_status("app", "dev")
+    assert status is not None and status.health != "Healthy"  # assessed, from the specs
+    (listing,) = deployed.swarm.listings
+    specs = [s.spec for s in listing["shop"]]
+    assert specs and all(isinstance(s, LazySpec) and not s.decoded for s in specs)
+    assert deployed.drift() == ""  # tasks died; no spec was changed
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """An edit setting ``path`` (dotted, in the service's Spec) to ``value``."""
 
