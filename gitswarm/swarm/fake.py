@@ -10,6 +10,9 @@ swarm/client.py's ``deploy_failure``, as the real one is). Every write is counte
 Like an engine, it sends events (``events()``): service, config and secret create,
 update and remove, for gitswarm's own writes and for the manual changes below alike;
 ``break_events()`` breaks every open stream as an engine restart does.
+
+Why one file (over 450 lines): it is one object, the swarm's whole state, which every
+read, write and manual change above works on; split, each part would reach into it.
 """
 
 from __future__ import annotations
