@@ -18,6 +18,7 @@ real bad spot at a chosen moment.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from gitswarm.store import AGENT_LOCK, Store
 from tests.gitops import _dump
 
 _REQUEST = re.compile(rb"(?:^|\n)(GET|POST|PUT|DELETE|HEAD) (?:/v[0-9.]+)?(/[^ ?]*)[^ ]* HTTP/1")
@@ -262,6 +264,24 @@ class AgentProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # a child it left (a deploy's CLI)
         self.log.close()
+
+
+def kill_leader(leader: AgentProcess, store: Store) -> tuple[str, dt.datetime]:
+    """``kill_9()`` the agent that holds the agent lease: (its holder id, when it died)."""
+    info = store.lock_holder(AGENT_LOCK)
+    assert info is not None, "no agent holds the lease"
+    killed = dt.datetime.now(dt.UTC)
+    leader.kill_9()
+    return info.holder, killed
+
+
+def takeover_seconds(store: Store, dead: str, killed: dt.datetime) -> float:
+    """Seconds from the leader's death to another agent's taking the lease, as the store
+    dated it (``acquired_at``, the clock leases run on): the standby's latency, not that
+    of the test's polling of its /readyz (each look an HTTP request to a loaded process)."""
+    info = store.lock_holder(AGENT_LOCK)
+    assert info is not None and info.holder != dead, info
+    return (info.acquired_at - killed).total_seconds()
 
 
 class FlakyRemote:
