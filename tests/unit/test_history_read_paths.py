@@ -42,8 +42,14 @@ def filled(store_url: str) -> str:
 
 @pytest.mark.parametrize(
     ("app", "env", "limit"),
-    [(None, "prod", 50), ("web", "prod", 5), (None, "dev", 3), ("nope", "prod", 50), (None, None, 100)],
-)  # fmt: skip
+    [
+        (None, "prod", 50),
+        ("web", "prod", 5),
+        (None, "dev", 3),
+        ("nope", "prod", 50),
+        (None, None, 100),
+    ],
+)
 def test_the_quick_read_gives_what_the_store_gives(
     filled: str, app: str | None, env: str | None, limit: int
 ) -> None:
