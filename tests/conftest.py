@@ -33,9 +33,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness import agentimage, system
 from harness import cluster as clustermod
 from harness import lab as labmod
-from harness import system
 from harness.gitserve import GitRemote, GitServer
 from harness.images import IMAGES, REGISTRY, build
 from tests.gitops import Cli
@@ -144,11 +144,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "multinode" in item.keywords:
             item.add_marker(pytest.mark.xdist_group("cluster"))
+    if os.environ.get(agentimage.PREBUILT_ENV):
+        items[:] = _image_tests_late(items)
     if os.environ.get(EXTERNAL_ENV):
         skip = pytest.mark.skip(reason=f"needs private 3-node swarms; not with {EXTERNAL_ENV}")
         for item in items:
             if "multinode" in item.keywords:
                 item.add_marker(skip)
+
+
+def _image_tests_late(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The tests of the agent image after the other real-swarm tests, before the unit
+    tests: scripts/test builds the image from the start of the run (minutes when
+    requirements.lock changed), and a worker that started its test early would only
+    wait for that build; the unit tests after it keep the other workers busy meanwhile."""
+    image = [i for i in items if "image" in i.keywords]
+    rest = [i for i in items if "image" not in i.keywords]
+    unit = next((n for n, i in enumerate(rest) if "tests/unit/" in i.nodeid), len(rest))
+    return rest[:unit] + image + rest[unit:]
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -6,9 +6,14 @@ status it records is what the cluster really runs once the dust settles."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -171,3 +176,102 @@ def demote_when_led(cluster: clustermod.Cluster, nodes: list[str], timeout: floa
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
+
+
+def everywhere(image: str) -> dict[str, object]:
+    """A global service (one task per node), updated one node at a time."""
+    return service(
+        image,
+        deploy={"mode": "global",
+                "update_config": {"parallelism": 1, "monitor": "1s", "order": "stop-first"}},
+    )  # fmt: skip
+
+
+def swarm_counts(client: docker.DockerClient, name: str) -> tuple[int, int]:
+    """(running, desired) as the engine counts them for ``docker service ls``."""
+    (found,) = client.api.services(filters={"name": name}, status=True)
+    status = found["ServiceStatus"]
+    return int(status["RunningTasks"]), int(status["DesiredTasks"])
+
+
+def test_a_global_service_with_a_worker_down_is_what_swarm_says_and_recovers(
+    cluster: clustermod.Cluster,
+    cluster_client: docker.DockerClient,
+    git_remote: GitRemote,
+    tmp_path: Path,
+    cluster_stack_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One worker's dockerd stops under a global service. Swarm shuts its task down and
+    counts the service complete on the other two nodes (desired 2), completes an update
+    there, and starts a task on the node when it is back. gitswarm agrees: the sync of
+    an update succeeds, the health round and ``status --live`` say Healthy with 2/2
+    running and name the node that runs none, and Healthy 3/3 once it is back."""
+    agent_on(cluster.manager_host, tmp_path, monkeypatch)
+    stack, name = cluster_stack_name, f"{cluster_stack_name}_web"
+    node3 = cluster.node_id(3)
+    rig = AgentRig(git_remote, tmp_path, stack)
+    first = rig.push({"web": everywhere(V1)}, "a task on every node")
+    try:
+        with running_rig(rig, poll_interval=0.5, poll_jitter=0.0, drift_interval=1.0):
+            wait_for(rig.deployed(first), 120)
+            assert running_images(cluster_client, name) == [V1] * 3
+            cluster.stop_node(3)
+            lost = time.monotonic()
+            cluster.wait_node_state(3, "down", 60)
+            # Swarm's own answer, once it has shut the lost node's task down
+            wait_for(lambda: swarm_counts(cluster_client, name)[1] == 2, 30)
+            health_seen: set[str] = set()
+
+            def watched_health() -> str:
+                health = str(rig.status().health)
+                health_seen.add(health)
+                return health
+
+            time.sleep(3.0)  # three health rounds with the node down
+            assert watched_health() == "Healthy"
+            live = _live(rig)
+            (web,) = live["services"]
+            assert (live["health"], web["running"], web["desired"]) == ("Healthy", 2, 2), live
+            assert f"no task on node {node3[:12]} (down)" in web["message"], web
+
+            # An update while the node is down: Swarm updates the two nodes that are up
+            second = rig.push({"web": everywhere(V2)}, "update with a node down")
+            took = wait_for(lambda: any(o.revision == second and o.result != "Running"
+                                        for o in rig.operations("sync")), 120)  # fmt: skip
+            (op,) = [o for o in rig.operations("sync") if o.revision == second]
+            print(f"tasks after the update:\n  {task_table(cluster_client, name)}")
+            assert (op.result, op.reason) == ("Succeeded", None), op
+            assert running_images(cluster_client, name) == [V2] * 2
+            assert swarm_counts(cluster_client, name)[1] == 2
+            time.sleep(2.0)
+            assert watched_health() == "Healthy" and rig.status().revision == second
+            print(f"FAULT global service, worker down: sync {op.result} {took:.1f}s; "
+                  f"Swarm desired {swarm_counts(cluster_client, name)}; health Healthy 2/2 "
+                  f"({time.monotonic() - lost:.1f}s after the loss)")  # fmt: skip
+
+            # The node is back: Swarm starts the new version there; 3/3 Healthy
+            cluster.start_node(3)
+            back = wait_for(lambda: running_images(cluster_client, name) == [V2] * 3, 90)
+            wait_for(lambda: _live(rig)["services"][0]["running"] == 3, 30)
+            live = _live(rig)
+            assert (live["health"], live["sync"]) == ("Healthy", "Synced"), live
+            assert "(down)" not in live["services"][0]["message"], live
+            wait_for(lambda: watched_health() == "Healthy", 10)
+            assert health_seen == {"Healthy"}, health_seen
+            assert [o.result for o in rig.operations("sync")] == ["Succeeded", "Succeeded"]
+            print(f"FAULT global service, worker back: 3/3 {V2} {back:.1f}s after its start")
+    finally:
+        cluster.start_node(3)
+
+
+def _live(rig: AgentRig) -> dict[str, Any]:
+    """``gitswarm status --live --json`` of the rig's app, as a user runs it."""
+    exe = str(Path(sys.executable).with_name("gitswarm"))
+    argv = [exe, "status", "--live", "--json", "--repo", rig.remote.url,
+            "--state", str(rig.tmp / "state.db")]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)["statuses"]
+    data: dict[str, Any] = row
+    return data

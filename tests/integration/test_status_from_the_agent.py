@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,27 @@ def _status(rig: AgentRig, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*argv, *args], capture_output=True, text=True, env=dict(os.environ), timeout=120,
     )  # fmt: skip
+
+
+def _agreed(read: Callable[[Any], Any], reads: EngineReads, docker_py: DockerSwarm) -> Any:
+    """What both clients read, once two reads in a row agree. The swarm is still starting
+    the scaled tasks, so a task can go from starting to running between the two reads,
+    and the engine lists in no fixed order: compare each read sorted by object id."""
+
+    def canonical(value: Any) -> Any:
+        if isinstance(value, list):
+            return sorted(value, key=lambda item: item.id)
+        if hasattr(value, "services"):  # a StackState
+            return (canonical(list(value.services)), sorted(value.objects, key=repr))
+        return value
+
+    deadline = time.monotonic() + 30
+    while True:
+        mine, theirs = read(reads), read(docker_py)
+        if canonical(mine) == canonical(theirs):
+            return mine
+        assert time.monotonic() < deadline, f"the clients disagree:\n{mine}\n{theirs}"
+        time.sleep(0.2)
 
 
 def _json(rig: AgentRig, *args: str) -> dict[str, Any]:
@@ -98,12 +120,12 @@ def test_a_manual_scale_shows_as_drift_in_status_from_the_store_within_seconds(
         assert path is not None
         reads, docker_py = EngineReads(target, path), DockerSwarm(target)
         try:
-            observed = reads.observe(rig.stack)
-            assert observed == docker_py.observe(rig.stack)
+            observed = _agreed(lambda c: c.observe(rig.stack), reads, docker_py)
             assert sorted(o.kind for o in observed.objects) == ["config"]
             ids = [svc.id for svc in observed.services]
-            assert len(ids) == 2 and reads.tasks(ids) == docker_py.tasks(ids)
-            assert reads.services_by_stack()[rig.stack] == docker_py.services_by_stack()[rig.stack]
+            assert len(ids) == 2
+            _agreed(lambda c: c.tasks(ids), reads, docker_py)
+            _agreed(lambda c: c.services_by_stack()[rig.stack], reads, docker_py)
         finally:
             reads.close()
             docker_py.close()

@@ -14,6 +14,7 @@ from gitswarm.api.auth import Authenticator
 from gitswarm.api.errors import Unauthorized
 from gitswarm.errors import StoreError
 from tests.fake_agent import APPS, ENVS, FakeAgent, client_for
+from tests.shared_app import SharedApp, shared_app
 
 DEV_DEPLOYER = "tok-dev-deployer-6f1c"
 VIEWER = "tok-viewer-all-93aa"
@@ -54,9 +55,14 @@ def make_client(agent: FakeAgent, audit: Audit, **settings: Any) -> Any:
     return client_for(create_app(agent, ApiSettings(tokens=TOKENS, audit=audit, **settings)))
 
 
+@pytest.fixture(scope="module")
+def shared() -> SharedApp:
+    return shared_app(ApiSettings(tokens=TOKENS))  # each test seats its agent and audit
+
+
 @pytest.fixture
-def client(agent: FakeAgent, audit: Audit) -> Iterator[Any]:
-    with make_client(agent, audit) as c:
+def client(shared: SharedApp, agent: FakeAgent, audit: Audit) -> Iterator[Any]:
+    with shared.bound(agent=agent, audit=audit) as app, client_for(app) as c:
         yield c
 
 

@@ -28,6 +28,7 @@ from gitswarm.errors import (
 )
 from gitswarm.reconcile.metrics import Metrics
 from tests.fake_agent import APPS, ENVS, FakeAgent, client_for
+from tests.shared_app import SharedApp, shared_app
 
 ERROR_KEYS = {"reason", "message", "retryable", "problems"}
 
@@ -42,10 +43,17 @@ def metrics() -> Metrics:
     return Metrics()
 
 
+@pytest.fixture(scope="module")
+def shared() -> SharedApp:
+    return shared_app(ApiSettings(anonymous_read=True, history_limit=3, max_history_limit=10))
+
+
 @pytest.fixture
-def client(agent: FakeAgent, metrics: Metrics) -> Iterator[Any]:
-    settings = ApiSettings(anonymous_read=True, history_limit=3, max_history_limit=10)
-    with client_for(create_app(agent, settings, metrics), raise_server_exceptions=False) as c:
+def client(shared: SharedApp, agent: FakeAgent, metrics: Metrics) -> Iterator[Any]:
+    with (
+        shared.bound(agent=agent, metrics=metrics) as app,
+        client_for(app, raise_server_exceptions=False) as c,
+    ):
         yield c
 
 

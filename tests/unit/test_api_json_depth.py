@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from gitswarm.api import ApiSettings, Grant, WebhookSecrets, create_app, hash_token, json_body
+from gitswarm.api import ApiSettings, Grant, WebhookSecrets, hash_token, json_body
 from gitswarm.api.webhooks import sign, sign_generic
 from gitswarm.errors import UsageError
 from tests.fake_agent import FakeAgent, client_for
+from tests.shared_app import SharedApp, shared_app
 
 SECRET = "depth-secret-41c"
 TOKEN = "depth-admin-token-9d"
@@ -56,15 +57,23 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return calls
 
 
-@pytest.fixture
-def client(agent: FakeAgent) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def shared() -> SharedApp:
     secrets = (SECRET,)
     settings = ApiSettings(
         tokens={hash_token(TOKEN): Grant("root", frozenset({"admin"}))},
         webhooks=WebhookSecrets(github=secrets, gitlab=secrets, gitea=secrets, generic=secrets),
         audit=lambda *_args: None,
     )
-    with client_for(create_app(agent, settings), raise_server_exceptions=False) as c:
+    return shared_app(settings)
+
+
+@pytest.fixture
+def client(shared: SharedApp, agent: FakeAgent) -> Iterator[Any]:
+    with (
+        shared.bound(agent=agent) as app,
+        client_for(app, raise_server_exceptions=False) as c,
+    ):
         yield c
 
 

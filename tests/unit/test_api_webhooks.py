@@ -16,6 +16,7 @@ from gitswarm.api.webhooks import sign, sign_generic
 from gitswarm.errors import LockedError
 from gitswarm.reconcile.metrics import Metrics
 from tests.fake_agent import FakeAgent, client_for
+from tests.shared_app import SharedApp, shared_app
 
 SECRET = "webhook-secret-Zq8"
 OLD_SECRET = "previous-secret-Y2"
@@ -47,17 +48,21 @@ def metrics() -> Metrics:
     return Metrics()
 
 
-@pytest.fixture
-def client(agent: FakeAgent, audit: Audit, metrics: Metrics) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def shared() -> SharedApp:
     settings = ApiSettings(
         webhooks=WebhookSecrets(
             github=(SECRET, OLD_SECRET), gitlab=(SECRET,), gitea=(SECRET,), generic=(SECRET,)
         ),
         max_body_bytes=LIMIT,
-        audit=audit,
         clock=lambda: NOW,
     )
-    with client_for(create_app(agent, settings, metrics)) as c:
+    return shared_app(settings)  # each test seats its own agent, audit and metrics
+
+
+@pytest.fixture
+def client(shared: SharedApp, agent: FakeAgent, audit: Audit, metrics: Metrics) -> Iterator[Any]:
+    with shared.bound(agent=agent, audit=audit, metrics=metrics) as app, client_for(app) as c:
         yield c
 
 

@@ -197,7 +197,30 @@ def test_a_one_shot_or_a_global_task_on_a_down_node_does_not_run_either() -> Non
     assert verdict.state == "progressing"
     done = assess([one_shot], [task("complete", node="n3")], since=T0, down_nodes=down)
     assert done.state == "converged"  # it finished before the node went away
+
+
+def test_a_global_service_is_complete_without_a_node_that_is_down_as_swarm_counts_it() -> None:
+    """Seen on the 3-node swarm (tests/integration/test_faults_nodes.py): Swarm shuts
+    down a global task whose node went down (its last report still says running),
+    counts the service complete on the other nodes (``docker service ls``: desired 2),
+    completes an update there, and starts a task on the node when it is back."""
+    down = frozenset({"n3"})
     glob = svc(replicas=None, mode="global")
-    tasks = [task("running", slot=1), task("running", slot=2, node="n3")]
-    verdict = assess([glob], tasks, since=T0, down_nodes=down)
-    assert verdict.state == "progressing" and verdict.message.startswith("web: 1/2 running")
+    up = [task("running", slot=1), task("running", slot=2, node="n2")]
+    # Swarm's answer: the lost node's task is to shut down (and still says running)
+    shut = [*up, task("running", slot=3, node="n3", desired="shutdown")]
+    health, verdict = app_health([glob], 1, shut, now=T0, down_nodes=down)
+    assert (health, verdict.state) == ("Healthy", "converged")
+    assert verdict.services[0].message == "2/2 running; no task on node n3 (down)"
+    assert (verdict.services[0].running, verdict.services[0].desired) == (2, 2)
+    # read in the moment before Swarm shut it down: not lost, not waited for either
+    meant = [*up, task("running", slot=3, node="n3")]
+    health, verdict = app_health([glob], 1, meant, now=T0, down_nodes=down)
+    assert (health, verdict.state, verdict.services[0].lost) == ("Healthy", "converged", 0)
+    assert assess([glob], meant, since=T0, down_nodes=down).state == "converged"  # the sync
+    # the node is back: its new task starts, and the service waits for it
+    back = [*up, task("running", slot=3, node="n3", desired="shutdown", at=T0),
+            replace(task("starting", slot=3, node="n3"), id="t3new")]  # fmt: skip
+    health, verdict = app_health([glob], 1, back, now=T0)
+    assert (health, verdict.services[0].message) == ("Progressing", "2/3 running")
+    assert app_health([glob], 1, [*up, task("running", node="n3")], now=T0)[0] == "Healthy"

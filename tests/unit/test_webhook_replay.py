@@ -25,6 +25,7 @@ from gitswarm.store import Store
 from gitswarm.swarm.fake import FakeSwarm
 from tests.fake_agent import FakeAgent, client_for
 from tests.gitops import GitOpsRepo, service
+from tests.shared_app import SharedApp, shared_app
 
 SECRET = "replay-secret-0c3e"
 SHA = "89abcdef0123456789abcdef0123456789abcdef"
@@ -78,9 +79,21 @@ def metrics() -> Metrics:
     return Metrics()
 
 
+@pytest.fixture(scope="module")
+def shared() -> SharedApp:
+    secrets = (SECRET,)
+    return shared_app(  # make_settings without the store: each test seats its own
+        ApiSettings(
+            webhooks=WebhookSecrets(github=secrets, gitlab=secrets, gitea=secrets, generic=secrets),
+            clock=lambda: NOW,
+        )
+    )
+
+
 @pytest.fixture
-def client(agent: FakeAgent, store: Store, metrics: Metrics) -> Iterator[Any]:
-    with client_for(create_app(agent, make_settings(store), metrics)) as c:
+def client(shared: SharedApp, agent: FakeAgent, store: Store, metrics: Metrics) -> Iterator[Any]:
+    seated = {"agent": agent, "audit": store.audit, "deliveries": store, "metrics": metrics}
+    with shared.bound(**seated) as app, client_for(app) as c:
         yield c
 
 
