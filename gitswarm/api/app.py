@@ -86,6 +86,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.state.audit_budget = budget  # the one to flush when the app stops using it
 
     async def counted(request: Request, exc: Exception) -> Response:
         response = await on_gitswarm_error(request, exc)
