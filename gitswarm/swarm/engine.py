@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -46,6 +47,11 @@ from gitswarm.swarm.port import (
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 MAX_BODY = 256 * 1024 * 1024  # an answer larger than this is not a listing we can use
+_CHUNK = 1024 * 1024
+
+
+class _Unfinished(Exception):
+    """An answer still arriving when the request's time was up (``EngineReads._body``)."""
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -125,7 +131,10 @@ class EngineReads:
                 self._conn = _UnixConnection(self.path, self.timeout)
             self._conn.request("GET", path, headers={"Accept": "application/json"})
             response = self._conn.getresponse()
-            body = response.read(MAX_BODY + 1)
+            body = self._read_all(response, time.monotonic() + self.timeout)
+        except _Unfinished as exc:
+            self.close()  # the rest of that answer may still come: not on this connection
+            raise SwarmError(str(exc) if action is None else f"{action}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a broken connection is not reused
             problem = connection_problem(self.target, "unix://" + self.path, exc)
@@ -136,6 +145,29 @@ class EngineReads:
         if response.status >= 400:
             raise SwarmError(f"{action}: {_message(body, response.status)}")
         return body
+
+    def _read_all(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
+        """The answer's body, read within ``timeout`` seconds in all: the socket's own
+        timeout bounds each read only, and an engine that trickles its answer would
+        hold the caller (and the GC pause of a listing, port.gc_paused) for good."""
+        chunks: list[bytes] = []
+        size = 0
+        # read1: what has arrived, at most a chunk (read(n) waits for all n bytes, each
+        # wait bounded by the socket's timeout alone); the length left 0 is the end
+        while size <= MAX_BODY and response.length != 0 and not response.isclosed():
+            if time.monotonic() > deadline:
+                raise _Unfinished(
+                    f"{self.describe()}: the engine did not finish its answer within "
+                    f"{self.timeout:g} s"
+                )
+            chunk = response.read1(_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size <= MAX_BODY:
+            response.read()  # nothing left: marks the answer done, the connection reusable
+        return b"".join(chunks)
 
     # --- reads -------------------------------------------------------------------------
 
