@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 turns=turns,
             ),
             "scale": lambda: scale.run(sizes, repeats=3 if args.quick else 5),
-            "cli": lambda: cli.run(runs=5 if args.quick else 11),
+            "cli": lambda: cli.run(runs=5 if args.quick else 11, baseline=args.baseline),
             "dora": lambda: dora.run(
                 args.operations, runs=3 if args.quick else 5, baseline=args.baseline
             ),

@@ -15,7 +15,12 @@ one status per app × environment, written through ``Store`` as the agent writes
 ``status --live`` renders Git's head and asks Docker, here pointed at a socket that does
 not exist, so that figure is start-up, the store and the render without a Docker round
 trip. ``status, 1,000 apps`` is a second store holding the record of an agent that
-watches 1,000 apps × one environment (issue 18: < 1 s). No lab is needed.
+watches 1,000 apps × one environment (issue 18: < 1 s). The ``PostgreSQL`` rows read
+the same record from a throwaway PostgreSQL (harness/postgres.py): `history` through
+psycopg2 (store/quick.py), `status` through the Store (SQLAlchemy, psycopg 3). With
+``--baseline DIR`` (a source tree of another gitswarm, ``git archive main``) its
+`history` of the PostgreSQL store is timed too, interleaved: before and after. No lab
+is needed.
 """
 
 from __future__ import annotations
@@ -44,6 +49,12 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], tuple[float, ...]], ...] = (
         ("status", "--state", "{folder}/state-1000.db"),
         (1.0,),
     ),
+    (
+        "gitswarm history, PostgreSQL",
+        ("history", "--env", "development", "--state", "{pg}"),
+        (0.5,),
+    ),
+    ("gitswarm status, PostgreSQL", ("status", "--env", "development", "--state", "{pg}"), ()),
     ("gitswarm render", ("render", "--env", "development"), (0.25,)),
     ("gitswarm validate", ("validate", "--env", "development"), ()),
 )
@@ -110,7 +121,7 @@ def _compiled() -> None:
     compileall.compile_dir(str(Path(gitswarm.__file__).parent), quiet=1)
 
 
-def _prepare(folder: Path, env: dict[str, str]) -> None:
+def _prepare(folder: Path, env: dict[str, str], pg_url: str) -> None:
     _compiled()
     subprocess.run(
         [_gitswarm(), "init", str(folder / "repo")], env=env, check=True, capture_output=True
@@ -121,16 +132,23 @@ def _prepare(folder: Path, env: dict[str, str]) -> None:
     ).stdout.strip()  # fmt: skip
     from gitswarm.store import Store
 
-    with Store(env["GITSWARM_STATE"]) as store:
+    for url in (env["GITSWARM_STATE"], pg_url):
+        _record(url, head)
+    with Store(str(folder / "state-1000.db")) as store:
+        apps = [(f"app{i:04d}", "production", f"app{i:04d}-prod") for i in range(APPS)]
+        _agent_record(store, head, apps)
+
+
+def _record(url: str, head: str) -> None:
+    from gitswarm.store import Store
+
+    with Store(url) as store:
         for i in range(20):
             store.record_operation(
                 "sync", "medianest", "development", "Succeeded", trigger="cli", revision=f"{i:040x}"
             )
         envs = ("development", "staging", "production")
         _agent_record(store, head, [("medianest", e, f"medianest-{e[:4]}") for e in envs])
-    with Store(str(folder / "state-1000.db")) as store:
-        apps = [(f"app{i:04d}", "production", f"app{i:04d}-prod") for i in range(APPS)]
-        _agent_record(store, head, apps)
 
 
 def _agent_record(store: Any, head: str, apps: list[tuple[str, str, str]]) -> None:
@@ -158,8 +176,21 @@ def _agent_record(store: Any, head: str, apps: list[tuple[str, str, str]]) -> No
         )  # fmt: skip
 
 
-def run(runs: int) -> Section:
+BEFORE = "gitswarm history, PostgreSQL (baseline)"
+
+
+def run(runs: int, baseline: Path | None = None) -> Section:
+    from harness import postgres
+
     started = time.monotonic()
+    server = postgres.start()
+    try:
+        return _run(runs, server.create_database("bench_cli"), baseline, started)
+    finally:
+        server.stop()
+
+
+def _run(runs: int, pg_url: str, baseline: Path | None, started: float) -> Section:
     with tempfile.TemporaryDirectory(prefix="gitswarm-bench-cli-") as tmp:
         folder = Path(tmp)
         env = {
@@ -169,18 +200,28 @@ def run(runs: int) -> Section:
             "DOCKER_HOST": f"unix://{folder}/no-docker.sock",
             "NO_COLOR": "1",
         }
-        _prepare(folder, env)
+        _prepare(folder, env, pg_url)
         repo = folder / "repo"
         base = (sys.executable, "-c", "pass")
         samples: dict[str, list[tuple[float, float]]] = {label: [] for label, *_ in COMMANDS}
+        commands = list(COMMANDS)
+        if baseline is not None:
+            history = ("history", "--env", "development", "--state", "{pg}")
+            after = [label for label, *_ in commands].index("gitswarm history, PostgreSQL")
+            commands.insert(after + 1, (BEFORE, history, ()))
+            samples[BEFORE] = []
         floor: list[tuple[float, float]] = []
         spawner = _Spawner()
         try:
             for _ in range(runs):
                 floor.append(spawner.once(base, repo, env))
-                for label, args, _targets in COMMANDS:
-                    argv = [a.replace("{folder}", str(folder)) for a in args]
-                    samples[label].append(spawner.once((_gitswarm(), *argv), repo, env))
+                for label, args, _targets in commands:
+                    argv = [a.replace("{folder}", str(folder)).replace("{pg}", pg_url)
+                            for a in args]  # fmt: skip
+                    run_env = env
+                    if label == BEFORE and baseline is not None:
+                        run_env = {**env, "PYTHONPATH": str(baseline)}
+                    samples[label].append(spawner.once((_gitswarm(), *argv), repo, run_env))
         finally:
             spawner.close()
     floor_wall = median(w for w, _ in floor)
@@ -195,7 +236,7 @@ def run(runs: int) -> Section:
     section.rows.append(
         ("python -c pass", fmt(floor_wall), "1.00x", fmt(median(m for _, m in floor), "MB"))
     )
-    for label, _args, targets in COMMANDS:
+    for label, _args, targets in commands:
         wall = median(w for w, _ in samples[label])
         rss = median(m for _, m in samples[label])
         section.rows.append((label, fmt(wall), ratio(wall, floor_wall), fmt(rss, "MB")))

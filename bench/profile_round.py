@@ -39,8 +39,8 @@ from gitswarm.reconcile.sync import Reconciler
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 from gitswarm.swarm.fake import FakeSwarm
+from gitswarm.swarm.listing import services_by_stack as listing_by_stack
 from gitswarm.swarm.port import gc_paused, service_state, task_state
-from gitswarm.swarm.port import services_by_stack as port_by_stack
 
 NS = 1_000_000_000
 
@@ -133,7 +133,7 @@ class JsonSwarm(FakeSwarm):
         text = self._text_of(listed)
         ids = {s.name: s.id for s in listed}
         with gc_paused():  # as DockerSwarm.services_by_stack decodes its answer
-            by_stack = port_by_stack(json.loads(text))
+            by_stack = listing_by_stack(text)
         for stack in by_stack.values():
             for service in stack:
                 _with_id(service, ids[service.name])

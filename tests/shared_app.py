@@ -8,7 +8,9 @@ seats its own fresh objects for its duration (``SharedApp.bound``):
 
 - nothing a test can change is shared: the objects behind the seats are the test's, the
   app holds no state of its own without accounts (the dashboard's sign-in throttle is
-  only used with accounts: a settings object that has them is refused);
+  only used with accounts: a settings object that has them is refused) but the audit
+  budget of requests without credentials (api/refusals.py), whose window each test's
+  end closes: its summary rows go to that test's own sink, the next test starts afresh;
 - an empty seat raises: a route that read a per-test object while the app was built
   (and so would keep the first test's) fails at once instead of reading stale state.
 """
@@ -68,8 +70,11 @@ class SharedApp:
         try:
             yield self.app
         finally:
-            for seat in self.seats.values():
-                seat.seat(None)
+            try:
+                self.app.state.audit_budget.flush(final=True)  # into this test's sink
+            finally:
+                for seat in self.seats.values():
+                    seat.seat(None)
 
 
 def shared_app(settings: ApiSettings) -> SharedApp:

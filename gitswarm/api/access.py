@@ -127,9 +127,17 @@ async def audit_refusal(
         log.warning("could not audit a refused %s of %s by %s: %s", action, target, actor, exc)
 
 
-async def refuse_unauthenticated(audit: AuditSink, action: str, target: str, via: str) -> None:
-    """A request for ``action`` that carried no valid credentials, audited as such."""
-    await audit_refusal(audit, ANONYMOUS.user, action, target[:200], UNAUTHENTICATED, {"via": via})
+async def refuse_unauthenticated(
+    audit: AuditSink, action: str, target: str, via: str, address: str = ""
+) -> None:
+    """A request for ``action`` that carried no valid credentials, audited as such, with
+    the address it came from (the audit budget of refusals.py counts per address)."""
+    details = {"via": via, **_from(address)}
+    await audit_refusal(audit, ANONYMOUS.user, action, target[:200], UNAUTHENTICATED, details)
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"address": address[:100]} if address else {}
 
 
 async def enforce(
@@ -142,14 +150,17 @@ async def enforce(
     via: str,
     audit_action: str | None = None,
     requester: str | None = None,
+    address: str = "",
 ) -> None:
     """``authorize``, and a refusal is audited as ``unauthenticated`` (an anonymous
     caller: 401) or ``forbidden`` (a known one without the role: 403); if the audit
-    fails, the refusal stands all the same. ``requester`` as for ``authorize``."""
+    fails, the refusal stands all the same. ``requester`` as for ``authorize``;
+    ``address``: where the request came from, audited with an anonymous refusal."""
     try:
         authorize(caller, action, env, requester=requester)
     except (Forbidden, Unauthorized) as exc:
+        details = {"via": via, **(_from(address) if caller.anonymous else {})}
         await audit_refusal(
-            audit, caller.user, audit_action or action, target, refusal_of(exc), {"via": via}
+            audit, caller.user, audit_action or action, target, refusal_of(exc), details
         )
         raise

@@ -11,10 +11,16 @@
 The application holds no state of its own: it reads the agent through ``AgentPort``, the
 metrics through the agent's ``Metrics`` and the dashboard's records (newest operations,
 pending promotions) through ``Records`` (the store), all passed in; the dashboard's
-sign-in throttle is the one piece of memory it owns (sessions.py).
+sign-in throttle (sessions.py) and the audit budget of requests without credentials
+(refusals.py, summed up by a ticker task of the app's lifespan) are the memory it owns.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +42,7 @@ from gitswarm.api.errors import (
 from gitswarm.api.plumbing import call
 from gitswarm.api.port import AgentPort
 from gitswarm.api.promotions import PromotionsPort
+from gitswarm.api.refusals import BoundedAudit
 from gitswarm.api.settings import ApiSettings
 from gitswarm.errors import GitswarmError
 from gitswarm.reconcile.metrics import Metrics
@@ -50,7 +57,27 @@ def create_app(
 ) -> FastAPI:
     settings = settings or ApiSettings()
     metrics = metrics or Metrics()
+    # Every route writes the audit trail through this one sink: rows of callers nobody
+    # signed in as are budgeted per address and window (refusals.py), the rest untouched.
+    budget = BoundedAudit(
+        settings.audit, metrics, settings.clock, per_source=settings.unauthenticated_audit_rows
+    )
+    settings = replace(settings, audit=budget)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ticker = asyncio.create_task(_summarize(budget))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            with contextlib.suppress(GitswarmError):  # logged; a stop must not fail
+                await call(budget.flush, True)  # the open window's summaries, before we go
+
     app = FastAPI(
+        lifespan=lifespan,
         title="gitswarm agent",
         version=gitswarm.__version__,
         description="GitOps for Docker Swarm: status, history, diff and sync of the agent; "
@@ -59,6 +86,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.state.audit_budget = budget  # the one to flush when the app stops using it
 
     async def counted(request: Request, exc: Exception) -> Response:
         response = await on_gitswarm_error(request, exc)
@@ -102,3 +130,12 @@ def create_app(
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _summarize(budget: BoundedAudit, every: float = 1.0) -> None:
+    """Write the summary rows of a budget window once it has ended (refusals.py)."""
+    while True:
+        await asyncio.sleep(every)
+        if budget.due():
+            with contextlib.suppress(GitswarmError):  # logged; the next tick tries again
+                await call(budget.flush)

@@ -25,6 +25,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def address_of(request: Request) -> str:
+    """The address a request came from (uvicorn's view: X-Forwarded-For only from a
+    trusted proxy, ``forwarded_allow_ips``), for the throttle and the audit budget."""
+    return request.client.host if request.client else "unknown"
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:

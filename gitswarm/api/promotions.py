@@ -32,7 +32,7 @@ from gitswarm.api import json_body
 from gitswarm.api.access import AnyAction, authorize, refusal_of, refuse_unauthenticated
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import Forbidden, Unauthorized, error_responses, ok_response
-from gitswarm.api.plumbing import call, read_body
+from gitswarm.api.plumbing import address_of, call, read_body
 from gitswarm.api.settings import ApiSettings
 from gitswarm.errors import GitswarmError, UsageError
 from gitswarm.repo.config import NAME_PATTERN
@@ -98,7 +98,9 @@ def build_router(service: PromotionsPort, settings: ApiSettings) -> APIRouter:
         except Unauthorized:
             if request.method == "POST":  # an action asked for without valid credentials
                 action = _POSTS.get(request.url.path.rstrip("/").rsplit("/", 1)[-1], "request")
-                await refuse_unauthenticated(settings.audit, action, request.url.path, "api")
+                await refuse_unauthenticated(
+                    settings.audit, action, request.url.path, "api", address_of(request)
+                )
             raise
 
     Who = Annotated[Caller, Depends(caller)]

@@ -175,6 +175,9 @@ class ApiSettings:
     secure_cookies: bool = False  # Secure cookies even when the request looks like HTTP
     login_failures: int = 5  # failed sign-ins per user and per address ...
     login_window: int = 300  # ... within this many seconds, then refused (Argo CD's)
+    # Requests without valid credentials audited one row each, per address and minute;
+    # the rest of the minute in one summary row (refusals.py): the store stays bounded.
+    unauthenticated_audit_rows: int = 5
     sse_interval: float = 0.5  # seconds between the dashboard's looks at the store
     sse_lifetime: float = 300.0  # a live stream ends then; the browser reconnects at once
 
@@ -196,6 +199,8 @@ class ApiSettings:
             raise ConfigError("api session_ttl must be between 60 seconds and 30 days")
         if self.login_failures < 1 or self.login_window < 1:
             raise ConfigError("api login_failures and login_window must be positive")
+        if not 1 <= self.unauthenticated_audit_rows <= 1000:
+            raise ConfigError("api unauthenticated_audit_rows must be between 1 and 1000")
         if not 0.05 <= self.sse_interval <= 60:
             raise ConfigError("api sse_interval must be between 0.05 and 60 seconds")
         if not 0.1 <= self.sse_lifetime <= 86400:
@@ -214,6 +219,7 @@ _SCALARS: dict[str, type] = {
     "secure_cookies": bool,
     "login_failures": int,
     "login_window": int,
+    "unauthenticated_audit_rows": int,
 }
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
 
@@ -241,6 +247,8 @@ def settings_from_mapping(
         secure_cookies: false         # true: Secure cookies even if no TLS is seen
         login_failures: 5             # sign-ins refused after 5 failures per user or
         login_window: 300             #   per address within 300 seconds
+        unauthenticated_audit_rows: 5 # audit rows per address a minute for requests
+                                      #   without credentials; then one summary row
         tokens:                       # SHA-256 of each token: `gitswarm.api.hash_token`
           "sha256:9f86d081...":       #   or `printf %s "$TOKEN" | sha256sum`
             user: alice

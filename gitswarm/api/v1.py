@@ -23,7 +23,7 @@ from gitswarm.api import json_body
 from gitswarm.api.access import enforce, refuse_unauthenticated
 from gitswarm.api.auth import Authenticator, Caller
 from gitswarm.api.errors import Unauthorized, error_responses, ok_response
-from gitswarm.api.plumbing import call, read_body
+from gitswarm.api.plumbing import address_of, call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings
 from gitswarm.dora.window import parse_duration, parse_since, parse_until
@@ -80,7 +80,9 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
             return authenticator.authenticate(request.headers.get("authorization"))
         except Unauthorized:
             if request.method == "POST":  # a sync asked for without valid credentials
-                await refuse_unauthenticated(settings.audit, "sync", request.url.path, "api")
+                await refuse_unauthenticated(
+                    settings.audit, "sync", request.url.path, "api", address_of(request)
+                )
             raise
 
     Who = Annotated[Caller, Depends(caller)]
@@ -198,7 +200,10 @@ def build_router(agent: AgentPort, settings: ApiSettings, holds: Holds | None = 
     )
     async def sync(who: Who, app: AppName, env: EnvName, request: Request) -> JSONResponse:
         target = pair(app, env)
-        await enforce(who, "sync", env, target=target, audit=settings.audit, via="api")
+        await enforce(
+            who, "sync", env, target=target, audit=settings.audit, via="api",
+            address=address_of(request),
+        )  # fmt: skip
         options = _sync_options(await read_body(request, settings.max_body_bytes))
         override = options.get("override_window") == "true"
         if override:

@@ -28,7 +28,7 @@ from gitswarm.api.errors import (
     error_responses,
     ok_response,
 )
-from gitswarm.api.plumbing import call, read_body
+from gitswarm.api.plumbing import address_of, call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
 from gitswarm.api.settings import ApiSettings
 from gitswarm.api.webhooks import (
@@ -120,7 +120,8 @@ def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> A
         }
         keys = provider.keys(request.headers, body)
         if not await call(settings.deliveries.claim_webhook_delivery, provider.name, keys):
-            await _audit_replay(actor, target, details)
+            # budgeted per address (refusals.py): a captured delivery sent again and again
+            await _audit_replay(actor, target, {**details, "address": address_of(request)})
             return ok_response({"ignored": "duplicate"}), REPLAYED, delivery
         try:
             await call(settings.audit, actor, "sync", target, {**details, "result": "requested"})

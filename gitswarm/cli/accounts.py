@@ -272,17 +272,16 @@ def token_create(
 
     def run() -> None:
         import secrets
-        from datetime import UTC, datetime
 
         from gitswarm.api.settings import hash_token
         from gitswarm.dora.window import parse_duration
         from gitswarm.store import Store
 
         bindings = bindings_of(role, envs, grants)
-        until = None
+        ttl = None
         if expires is not None:
             try:
-                until = datetime.now(UTC) + parse_duration(expires, "--expires")
+                ttl = parse_duration(expires, "--expires")  # from the store's clock
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
         value = "gst_" + secrets.token_urlsafe(32)
@@ -292,7 +291,7 @@ def token_create(
                 _user_name(user_name),
                 bindings,
                 created_by=_actor(),
-                expires_at=until,
+                ttl=ttl,
                 description=description[:200],
             )
             store.audit(
@@ -308,7 +307,7 @@ def token_create(
                     "id": record.id,
                     "token": value,
                     "user": user_name,
-                    "expires_at": until.isoformat() if until else None,
+                    "expires_at": record.expires_at.isoformat() if record.expires_at else None,
                 }
             )
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +37,65 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
             comparable.pop("Placement")
     text = json.dumps(comparable, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class LazySpec(Mapping[str, Any]):
+    """A service's ``Spec`` kept as the engine's JSON, decoded the first time it is read
+    (then kept decoded): the drift round's listing of 5,000 services holds 8 MB of bytes
+    instead of 35 MB of dicts, and a quiet round reads no spec (swarm/listing.py, issue
+    18). It is a read-only Mapping equal to the decoded dict; ``json.dumps`` needs
+    ``dict(spec)`` (no spec of the round's listing is written anywhere)."""
+
+    __slots__ = ("_json", "_spec")
+
+    def __init__(self, text: bytes) -> None:
+        self._json = text
+        self._spec: dict[str, Any] | None = None
+
+    def _decoded(self) -> dict[str, Any]:
+        spec = self._spec
+        if spec is None:  # two threads may both decode: the same value either way
+            spec = json.loads(self._json)
+            if not isinstance(spec, dict):
+                spec = {}  # as port.py reads a Spec that is not an object
+            self._spec = spec
+        return spec
+
+    @property
+    def decoded(self) -> bool:
+        """Whether it is held decoded now (tests and bench/ look)."""
+        return self._spec is not None
+
+    def release(self) -> None:
+        """Drop the decoded dict (the JSON stays: a later read decodes it again). The
+        health round reads the specs of one app at a time: holding all 5,000 decoded to
+        the end of a round that assesses every app would be most of the old peak again."""
+        self._spec = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._decoded()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._decoded().get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazySpec):
+            other = other._decoded()
+        return self._decoded() == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as a dict's: it is compared by value
+
+    def __repr__(self) -> str:
+        return f"LazySpec({self._decoded()!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,10 +145,13 @@ def make_plan(
     """
     changes: list[ServiceChange] = []
     missing_baselines: list[str] = []
-    # Each live service by compose name, the first of a name as StackState.service finds
-    # it: one pass, not one per desired service (the drift round plans 1,000 stacks).
+    # The engine lists services in no fixed order: by name (then id), so that the plan,
+    # and all that shows it (plan, status, the API), is the same whatever the listing.
+    listed = sorted(observed.services, key=lambda s: (s.compose_name, s.id))
+    # Each live service by compose name, the first of a name in that order: one pass,
+    # not one per desired service (the drift round plans 1,000 stacks).
     named: dict[str, ServiceState] = {}
-    for service in observed.services:
+    for service in listed:
         named.setdefault(service.compose_name, service)
     for name in sorted(desired.services):
         want_hash = desired.service_hashes.get(name, "")
@@ -178,7 +181,7 @@ def make_plan(
         drift = drift_of(live, baseline)
         action: Action = "update" if drift and heal else "unchanged"
         changes.append(ServiceChange(name, action, drift=drift, service_id=live.id))
-    for live in observed.services:
+    for live in listed:
         if live.compose_name in desired.services:
             continue
         if not _owned_by(live, desired.app, desired.env):

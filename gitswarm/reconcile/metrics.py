@@ -110,6 +110,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.audit_summarized = Counter(
+            "gitswarm_audit_summarized_total",
+            "Requests without valid credentials beyond the audit trail's budget "
+            "(api/refusals.py): counted into one summary row each window, by action.",
+            ["action"],
+            registry=r,
+        )
         self.leader = Gauge(
             "gitswarm_agent_leader",
             "1 while this agent holds the agent lease (the active one), 0 on standby.",

@@ -348,7 +348,6 @@ class Recorder:
         """A manual change on the swarm: status OutOfSync with the fields, a drift
         operation in history, one notification per distinct drift."""
         message = f"manual change on the swarm: {summary}"
-        self._set_status(app, env, sync="OutOfSync", drift=details, message=message)
         # The services that drift now, each with the fields: DORA follows the drift
         # until each is redeployed from Git, or until it is resolved (issue 16).
         changes = [
@@ -359,13 +358,18 @@ class Recorder:
             )
             for service, detail in sorted(details.items())
         ]
-        self.journal.write(
-            f"the drift of {app}/{env} ({summary})",
-            lambda: self.store.record_operation(
-                "drift", app, env, "Succeeded", trigger="agent", revision=revision,
-                reason=Reason.DRIFT, message=message, changes=changes,
-            ),
-        )  # fmt: skip
+
+        def together() -> None:
+            # The status and the drift operation in one transaction, as an operation's
+            # end and its status (finished): no reader sees one without the other.
+            with self.store.atomic(f"record the drift of {app}/{env}"):
+                self._write_status(app, env, sync="OutOfSync", drift=details, message=message)
+                self.store.record_operation(
+                    "drift", app, env, "Succeeded", trigger="agent", revision=revision,
+                    reason=Reason.DRIFT, message=message, changes=changes,
+                )  # fmt: skip
+
+        self.journal.write(f"the drift of {app}/{env} ({summary}) and its status", together)
         if self.metrics is not None:
             self.metrics.drift_events.labels(app, env, "detected").inc()
         self._notify("drift_detected", app, env, revision, message, Reason.DRIFT, dedupe=summary)
@@ -376,16 +380,18 @@ class Recorder:
         """The drift reported before is gone (undone by hand, or by anything that is not
         a gitswarm deploy, which clears it itself): status Synced, and a DriftResolved
         operation in history, where DORA sees the drift end (issue 16)."""
-        self._set_status(app, env, drift={}, sync="Synced", reason=None, message="")
         named = ", ".join(services) or "the drifted services"
-        self.journal.write(
-            f"the end of the drift of {app}/{env}",
-            lambda: self.store.record_operation(
-                "drift", app, env, "Succeeded", trigger="agent", revision=revision,
-                reason=Reason.DRIFT_RESOLVED,
-                message=f"the swarm matches Git again: {named} no longer drifted",
-            ),
-        )  # fmt: skip
+
+        def together() -> None:
+            with self.store.atomic(f"record the end of the drift of {app}/{env}"):
+                self._write_status(app, env, drift={}, sync="Synced", reason=None, message="")
+                self.store.record_operation(
+                    "drift", app, env, "Succeeded", trigger="agent", revision=revision,
+                    reason=Reason.DRIFT_RESOLVED,
+                    message=f"the swarm matches Git again: {named} no longer drifted",
+                )  # fmt: skip
+
+        self.journal.write(f"the end of the drift of {app}/{env} and its status", together)
 
     def heal_paused(self, app: str, env: str, revision: str, text: str) -> None:
         """Self-heal stopped for drift that keeps coming back: said once, and alerted."""

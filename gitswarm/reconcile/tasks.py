@@ -37,13 +37,10 @@ def stack_tasks(swarm: Swarm, stack: str) -> list[dict[str, Any]]:
                 "updated_at": task.updated_at.isoformat() if task.updated_at else None,
             }
         )
-    # Per service: tasks meant to run first, then by slot, newest first.
-    rows.sort(
-        key=lambda r: (
-            r["service"],
-            r["desired"] != "running",
-            r["slot"] or 0,
-            r["updated_at"] or "",
-        )
-    )
+    # Per service: tasks meant to run first, then by slot, newest first (then by id: the
+    # engine lists tasks in no fixed order, and the page must not reorder on a reload).
+    # Stable sorts, last key first.
+    rows.sort(key=lambda r: str(r["id"]))
+    rows.sort(key=lambda r: str(r["updated_at"] or r["created_at"] or ""), reverse=True)
+    rows.sort(key=lambda r: (r["service"], r["desired"] != "running", r["slot"] or 0))
     return rows[:MAX_TASKS]

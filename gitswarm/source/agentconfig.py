@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gitswarm.errors import ConfigError, YamlError
+from gitswarm.files import TooLarge, read_bounded
 from gitswarm.model.position import Path as KeyPath
 from gitswarm.model.position import Position, nearest
 from gitswarm.repo.yamlsrc import parse_yaml
@@ -91,17 +92,16 @@ def read_agent_config(path: Path) -> AgentConfig:
     """The agent config at ``path``; ConfigError with the file (and line) when it cannot be
     read or is not a mapping of settings."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+        raw = read_bounded(path, MAX_BYTES)
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot read the agent config: {exc.strerror or exc}; "
             "check the path given to --config or $GITSWARM_CONFIG"
         ) from None
-    if len(raw) > MAX_BYTES:
+    except TooLarge:
         raise ConfigError(
             f"{path}: the agent config is over {MAX_BYTES >> 20} MiB; is it the right file?"
-        )
+        ) from None
     try:
         document = parse_yaml(raw, str(path))
     except YamlError as exc:

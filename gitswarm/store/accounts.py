@@ -11,7 +11,7 @@ sessions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +20,6 @@ from gitswarm.errors import NotFoundError, UsageError
 from gitswarm.model.account import ApiToken, RoleBinding, Session, User
 from gitswarm.model.instant import CLOCK_SKEW
 from gitswarm.store.db import Database
-from gitswarm.store.queries import aware
 from gitswarm.store.schema import api_tokens, sessions, users
 
 
@@ -171,34 +170,50 @@ class AccountsMixin:
         bindings: Sequence[RoleBinding],
         *,
         created_by: str,
-        expires_at: datetime | None = None,
+        ttl: timedelta | None = None,
         description: str = "",
     ) -> ApiToken:
-        now = self._db.now()
+        """A token that lasts ``ttl`` (None: until revoked) from now by the store's shared
+        clock (PostgreSQL's on PostgreSQL), as sessions do: a host running ahead cannot
+        hand out a token that outlives its TTL, one running behind cannot keep an expired
+        one alive (``get_token`` reads the same clock)."""
+        now = self._db.lease_now()
         with self._db.write(f"create a token for {user}") as conn:
-            token_id: int = conn.execute(
-                sa.insert(api_tokens)
-                .values(
-                    token_hash=token_hash,
-                    username=user,
-                    bindings=[b.as_dict() for b in bindings],
-                    created_at=now,
-                    created_by=created_by,
-                    expires_at=aware(expires_at, "expires_at"),
-                    description=description,
+            row = (
+                conn.execute(
+                    sa.insert(api_tokens)
+                    .values(
+                        token_hash=token_hash,
+                        username=user,
+                        bindings=[b.as_dict() for b in bindings],
+                        created_at=now,
+                        created_by=created_by,
+                        expires_at=None if ttl is None else now + ttl,
+                        description=description,
+                    )
+                    .returning(api_tokens)
                 )
-                .returning(api_tokens.c.id)
-            ).scalar_one()
-        return ApiToken(
-            token_id, token_hash, user, tuple(bindings), now, created_by, expires_at, description
-        )
+                .mappings()
+                .one()
+            )
+        return _token(row)
 
     def get_token(self, token_hash: str) -> ApiToken | None:
-        """The token of that digest; None if unknown or expired."""
-        now = self._db.now()
+        """The token of that digest; None if unknown, expired by the store's shared clock,
+        or, with an expiry, dated in the future (created before the clock stepped back,
+        or by a host running ahead before tokens were dated by the shared clock: it would
+        outlive its TTL by the size of the step). A token without expiry has no TTL to
+        outlive: it lasts until revoked, whatever its date."""
+        now = self._db.lease_now()
         query = sa.select(api_tokens).where(
             api_tokens.c.token_hash == token_hash,
-            sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
+            sa.or_(
+                api_tokens.c.expires_at.is_(None),
+                sa.and_(
+                    api_tokens.c.expires_at > now,
+                    api_tokens.c.created_at <= now + CLOCK_SKEW,
+                ),
+            ),
         )
         with self._db.read("read a token") as conn:
             row = conn.execute(query).mappings().first()

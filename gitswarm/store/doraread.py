@@ -39,6 +39,7 @@ from gitswarm.dora.compute import (
     Commit,
     Row,
 )
+from gitswarm.store.queries import pyformat
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -103,7 +104,7 @@ class Reader:
                 if isinstance(value, datetime):
                     bound[name] = _sqlite_text(value)
         else:  # psycopg 3 (the Store's) and psycopg2 (quick.py's): %(name)s
-            sql = re.sub(r"(?<![:\w]):([a-z_]\w*)", r"%(\1)s", sql)
+            sql = pyformat(sql)
         self.cursor.execute(sql, bound)
         return list(self.cursor.fetchall())
 

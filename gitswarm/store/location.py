@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitswarm.errors import ConfigError
+from gitswarm.files import TooLarge, read_bounded
 
 ENV_VAR = "GITSWARM_STATE"
 FILE_VAR = "GITSWARM_STATE_FILE"
@@ -53,18 +54,17 @@ def _location_from_file(path: Path) -> str:
     """The store location written in ``path`` (``$GITSWARM_STATE_FILE``). The message of
     an error names the file, never its content (a URL with a password)."""
     try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_LOCATION_FILE + 1)
+        data = read_bounded(path, _MAX_LOCATION_FILE)
     except OSError as exc:
         raise ConfigError(
             f"${FILE_VAR}: cannot read {path}: {exc.strerror or exc}; it must name a file "
             "holding the store's location (a PostgreSQL URL, e.g. a Docker secret)"
         ) from None
-    if len(data) > _MAX_LOCATION_FILE:
+    except TooLarge:
         raise ConfigError(
             f"${FILE_VAR}: {path} is larger than {_MAX_LOCATION_FILE} bytes; it must hold "
             "only the store's location (a PostgreSQL URL or a SQLite path)"
-        )
+        ) from None
     text = data.decode("utf-8", errors="replace").strip()
     if not text or "\n" in text:
         raise ConfigError(

@@ -21,6 +21,7 @@ either.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +90,15 @@ class Query:
     sql: str
     params: dict[str, object] = field(default_factory=dict)
     times: frozenset[str] = frozenset()
+
+
+_NAMED = re.compile(r"(?<![:\w]):([a-z_]\w*)")
+
+
+def pyformat(sql: str) -> str:
+    """This module's ``:name`` parameters as psycopg's ``%(name)s`` (a ``::`` cast and a
+    ``'a:b'`` word inside a name are left alone)."""
+    return _NAMED.sub(r"%(\1)s", sql)
 
 
 def history(

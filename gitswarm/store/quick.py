@@ -1,5 +1,5 @@
 """Reading a store without SQLAlchemy: ``gitswarm history`` and ``status`` on a local
-store, and ``gitswarm dora`` on a local store or on PostgreSQL.
+store, ``gitswarm history`` and ``gitswarm dora`` on a local store or on PostgreSQL.
 
 Importing SQLAlchemy takes longer than everything else such a command does, and SPEC.md
 section 7 wants it to start at once. So when the store is a SQLite file that already
@@ -9,10 +9,12 @@ sqlite3 and run queries.py's queries, the text ``Store.history``, ``get_status``
 through SQLAlchemy; the rows become records through the same readers. :func:`dora` does
 the same with doraread.py's read, on a SQLite file or, for a PostgreSQL URL, on a
 connection of psycopg2's own (SQLAlchemy's driver is psycopg 3, ten times slower to
-import; both take the URL in libpq's own form). In every other case -- no file yet, an
-older or newer schema (which ``Store`` migrates, or refuses by name), another driver in
-the URL, a PostgreSQL URL for the status and history reads -- they return None and the
-caller opens a ``Store``. They never write: a missing store stays missing.
+import; both take the URL in libpq's own form); :func:`history` reads PostgreSQL that
+way too (SQLAlchemy and psycopg 3 were most of `history --env`'s 1.06 s there). In
+every other case -- no file yet, an older or newer schema (which ``Store`` migrates, or
+refuses by name), another driver in the URL, a PostgreSQL URL for the status reads --
+they return None and the caller opens a ``Store``. They never write: a missing store
+stays missing.
 
 Errors leave as ``StoreError`` naming the store (never a password), as db.py's do.
 """
@@ -44,10 +46,18 @@ def history(
     location: str | None, app: str | None = None, env: str | None = None, limit: int = 50
 ) -> list[Operation] | None:
     """``Store(location).history(app, env, limit)`` when the store is a current local
-    SQLite file; None when only a ``Store`` can answer."""
+    SQLite file or a current PostgreSQL database; None when only a ``Store`` can answer."""
     query = queries.history(app, env, limit)  # bad arguments fail the same either way
+    location = location or default_location()
     path = sqlite_file(location)
-    if path is None or not path.is_file():
+    if path is None:
+        with _postgres(location, "read history") as cursor:
+            if cursor is None:
+                return None
+            rows = _pg_rows(cursor, query)
+            changes = _pg_rows(cursor, queries.changes([row["id"] for row in rows]))
+            return queries.operations_from(rows, changes) if rows else []
+    if not path.is_file():
         return None
     with _reading(path, "read history") as conn:
         if conn is None:
@@ -154,17 +164,28 @@ _PSYCOPG_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg")
 def _postgres_dora(
     location: str, env: str, app: str | None, start: datetime, until: datetime
 ) -> list[Row] | None:
-    """The DORA read of a current PostgreSQL store through psycopg2 (the same libpq
-    under a C module), not psycopg 3, the Store's driver: importing psycopg 3 runs
+    """The DORA read of a current PostgreSQL store (``_postgres``)."""
+    from gitswarm.store import doraread
+
+    with _postgres(location, "read the history for DORA") as cursor:
+        if cursor is None:
+            return None
+        return doraread.read(doraread.Reader(cursor, "postgresql"), env, app, start, until)
+
+
+@contextmanager
+def _postgres(location: str, what: str) -> Iterator[Any | None]:
+    """A read-only snapshot of a current PostgreSQL store through psycopg2 (the same
+    libpq under a C module), not psycopg 3, the Store's driver: importing psycopg 3 runs
     its Python (asyncio, its adapters, its async classes) for about 0.2 s of CPU on a
     quiet machine, which was a third of the command; psycopg2's import is a tenth of
-    that. Both hand the URL to libpq, so both reach the same server the same way."""
+    that. Both hand the URL to libpq, so both reach the same server the same way.
+    Yields a cursor, or None when the URL is not psycopg's or the schema not current."""
     scheme, _, rest = location.partition("://")
     if scheme not in _PSYCOPG_SCHEMES:
-        return None
+        yield None
+        return
     import psycopg2
-
-    from gitswarm.store import doraread
 
     display = "postgresql+psycopg://" + _hide_password(rest)
     try:
@@ -178,18 +199,24 @@ def _postgres_dora(
                 cursor.execute("SELECT to_regclass(%s)", (VERSION_TABLE,))
                 found = cursor.fetchone()
                 if found is None or found[0] is None:
-                    return None
+                    yield None
+                    return
                 cursor.execute(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
                 if {str(v) for (v,) in cursor.fetchall()} != {SCHEMA_HEAD}:
-                    return None
-                rows = doraread.read(doraread.Reader(cursor, "postgresql"), env, app, start, until)
+                    yield None
+                    return
+                yield cursor
             conn.rollback()
-            return rows
     except psycopg2.Error as exc:
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise StoreError(
-            f"state store {display}: read the history for DORA: {first} ({type(exc).__name__})"
-        ) from exc
+        raise StoreError(f"state store {display}: {what}: {first} ({type(exc).__name__})") from exc
+
+
+def _pg_rows(cursor: Any, query: queries.Query) -> list[dict[str, Any]]:
+    """``query`` on a psycopg2 cursor, rows as dicts (times come aware, JSON parsed)."""
+    cursor.execute(queries.pyformat(query.sql), query.params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _hide_password(rest: str) -> str:

@@ -37,6 +37,7 @@ import docker.constants
 import docker.errors
 import docker.transport
 import docker.transport.unixconn
+import docker.utils
 import requests.exceptions
 
 from gitswarm.errors import DeployRejected, SwarmError
@@ -48,6 +49,7 @@ from gitswarm.model.observed import (
     TaskState,
 )
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
+from gitswarm.swarm.listing import services_by_stack as by_stack
 
 # The port and the converters live in port.py (no docker-py there: swarm/engine.py, the
 # status command's reads, uses them too); imported here under their old names.
@@ -64,7 +66,6 @@ from gitswarm.swarm.port import (
 from gitswarm.swarm.port import object_state as _object_state
 from gitswarm.swarm.port import parse_time as parse_time
 from gitswarm.swarm.port import service_state as _service_state
-from gitswarm.swarm.port import services_by_stack as by_stack
 from gitswarm.swarm.port import task_state as _task_state
 
 __all__ = [
@@ -260,6 +261,12 @@ class _APIClient(docker.APIClient):  # type: ignore[misc]
             self.close()
             raise
 
+    def services_json(self, filters: Mapping[str, Any]) -> bytes:
+        """``services(filters=...)``'s answer as the engine's JSON bytes, undecoded: the
+        drift round decodes only what it reads of it (swarm/listing.py)."""
+        params = {"filters": docker.utils.convert_filters(filters)}
+        return self._result(self._get(self._url("/services"), params=params), binary=True)  # type: ignore[no-any-return]
+
 
 class _UnixConnection(docker.transport.unixconn.UnixHTTPConnection):  # type: ignore[misc]
     """docker-py's unix connection, closing its socket when connect() fails."""
@@ -363,8 +370,11 @@ class DockerSwarm:
         """Every stack's services in one call, by stack name: the agent's drift round
         reads them once for all its apps (the engine scans every service for each filtered
         listing, so one listing per stack costs as many scans as there are stacks)."""
-        with self._translating("list the services of every stack"), gc_paused():
-            return by_stack(self.api.services(filters={"label": LABEL_STACK}))
+        action = "list the services of every stack"
+        with self._translating(action):
+            body = self.api.services_json(filters={"label": [LABEL_STACK]})
+        with gc_paused():
+            return by_stack(body, action)
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         if not service_ids:

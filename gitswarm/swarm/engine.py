@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -43,10 +44,14 @@ from gitswarm.swarm.port import (
     stack_filters,
     task_state,
 )
-from gitswarm.swarm.port import services_by_stack as by_stack
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 MAX_BODY = 256 * 1024 * 1024  # an answer larger than this is not a listing we can use
+_CHUNK = 1024 * 1024
+
+
+class _Unfinished(Exception):
+    """An answer still arriving when the request's time was up (``EngineReads._body``)."""
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -106,6 +111,19 @@ class EngineReads:
     def _get(
         self, action: str | None, path: str, filters: dict[str, list[str]] | None = None
     ) -> Any:
+        body = self._body(action, path, filters)
+        if path == "/_ping":
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            action = action or f"connect to {self.describe()}"
+            raise SwarmError(f"{action}: the engine answered something not JSON") from exc
+
+    def _body(
+        self, action: str | None, path: str, filters: dict[str, list[str]] | None = None
+    ) -> bytes:
+        """The engine's answer to ``GET path``, undecoded (a failure: a SwarmError)."""
         if filters is not None:
             path += "?filters=" + quote(json.dumps(filters, separators=(",", ":")))
         try:
@@ -113,7 +131,10 @@ class EngineReads:
                 self._conn = _UnixConnection(self.path, self.timeout)
             self._conn.request("GET", path, headers={"Accept": "application/json"})
             response = self._conn.getresponse()
-            body = response.read(MAX_BODY + 1)
+            body = self._read_all(response, time.monotonic() + self.timeout)
+        except _Unfinished as exc:
+            self.close()  # the rest of that answer may still come: not on this connection
+            raise SwarmError(str(exc) if action is None else f"{action}: {exc}") from None
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a broken connection is not reused
             problem = connection_problem(self.target, "unix://" + self.path, exc)
@@ -123,12 +144,30 @@ class EngineReads:
             raise SwarmError(f"{action}: the engine's answer is over {MAX_BODY} bytes")
         if response.status >= 400:
             raise SwarmError(f"{action}: {_message(body, response.status)}")
-        if path == "/_ping":
-            return None
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise SwarmError(f"{action}: the engine answered something not JSON") from exc
+        return body
+
+    def _read_all(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
+        """The answer's body, read within ``timeout`` seconds in all: the socket's own
+        timeout bounds each read only, and an engine that trickles its answer would
+        hold the caller (and the GC pause of a listing, port.gc_paused) for good."""
+        chunks: list[bytes] = []
+        size = 0
+        # read1: what has arrived, at most a chunk (read(n) waits for all n bytes, each
+        # wait bounded by the socket's timeout alone); the length left 0 is the end
+        while size <= MAX_BODY and response.length != 0 and not response.isclosed():
+            if time.monotonic() > deadline:
+                raise _Unfinished(
+                    f"{self.describe()}: the engine did not finish its answer within "
+                    f"{self.timeout:g} s"
+                )
+            chunk = response.read1(_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size <= MAX_BODY:
+            response.read()  # nothing left: marks the answer done, the connection reusable
+        return b"".join(chunks)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -140,11 +179,12 @@ class EngineReads:
         return [service_state(s) for s in raw]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
+        from gitswarm.swarm.listing import services_by_stack  # msgspec: not for `status`
+
+        action = "list the services of every stack"
+        body = self._body(action, "/services", {"label": [LABEL_STACK]})
         with gc_paused():
-            raw = self._get(
-                "list the services of every stack", "/services", {"label": [LABEL_STACK]}
-            )
-            return by_stack(raw)
+            return services_by_stack(body, action)
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         if not service_ids:

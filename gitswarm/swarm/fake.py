@@ -10,15 +10,20 @@ swarm/client.py's ``deploy_failure``, as the real one is). Every write is counte
 Like an engine, it sends events (``events()``): service, config and secret create,
 update and remove, for gitswarm's own writes and for the manual changes below alike;
 ``break_events()`` breaks every open stream as an engine restart does.
+
+Why one file (over 450 lines): it is one object, the swarm's whole state, which every
+read, write and manual change above works on; split, each part would reach into it.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
+import json
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +42,7 @@ from gitswarm.model.observed import (
 from gitswarm.model.stack import LABEL_STACK, ObjectMaterial
 from gitswarm.render.interpolate import substitute
 from gitswarm.swarm.client import deploy_failure
+from gitswarm.swarm.listing import services_by_stack as listing_by_stack
 
 
 def _now() -> dt.datetime:
@@ -114,12 +120,12 @@ class FakeSwarm:
         ]
 
     def services_by_stack(self) -> dict[str, list[ServiceState]]:
+        """As an engine answers ``GET /services`` and the round decodes it: through the
+        JSON of the Engine API and swarm/listing.py (each ``Spec`` kept as JSON until read,
+        no ``PreviousSpec``), so every unit test of the drift round runs the real decoder."""
         self._check()
-        by_stack: dict[str, list[ServiceState]] = {}
-        for service in self._services.values():  # as port.services_by_stack: no PreviousSpec
-            listed = replace(service, previous_spec=None)
-            by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(listed)
-        return by_stack
+        body = json.dumps([_engine_json(s) for s in self._services.values()])
+        return listing_by_stack(body.encode())
 
     def tasks(self, service_ids: Sequence[str]) -> list[TaskState]:
         self._check()
@@ -350,6 +356,24 @@ class FakeSwarm:
         self._start_tasks(self._services[svc.id])
         self._emit("service", "update", full_name)
 
+    def update(self, full_name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """``docker service update`` of any field: ``edit`` changes a copy of the service's
+        ``Spec`` in place; the engine bumps the version and keeps the old spec."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        spec = copy.deepcopy(dict(svc.spec))
+        edit(spec)
+        mode = spec.get("Mode", {}).get("Replicated")
+        self._services[svc.id] = replace(
+            svc,
+            labels=dict(spec.get("Labels") or {}),
+            spec=spec,
+            previous_spec=svc.spec,
+            version=svc.version + 1,
+            replicas=int(mode.get("Replicas", 1)) if mode is not None else None,
+        )
+        self._start_tasks(self._services[svc.id])
+        self._emit("service", "update", full_name)
+
     def add_env(self, full_name: str, entry: str) -> None:
         """``docker service update --env-add ENTRY``."""
         svc = next(s for s in self._services.values() if s.name == full_name)
@@ -434,6 +458,28 @@ def _as_deploy_reads(value: Any) -> Any:
             raise SwarmError(f"docker stack deploy would interpolate {value!r}: {errors[0]}")
         return out
     return value
+
+
+def _engine_json(service: ServiceState) -> dict[str, Any]:
+    """``service`` as the Engine API lists it (the fields port.py and listing.py read)."""
+    out: dict[str, Any] = {
+        "ID": service.id,
+        "Version": {"Index": service.version},
+        "Spec": dict(service.spec),
+    }
+    if service.previous_spec is not None:
+        out["PreviousSpec"] = dict(service.previous_spec)
+    if service.updated_at is not None:
+        out["UpdatedAt"] = service.updated_at.isoformat()
+    update = service.update_status
+    if update is not None:
+        out["UpdateStatus"] = {
+            "State": update.state,
+            "Message": update.message,
+            **({"StartedAt": update.started_at.isoformat()} if update.started_at else {}),
+            **({"CompletedAt": update.completed_at.isoformat()} if update.completed_at else {}),
+        }
+    return out
 
 
 def spec_replicas(spec: dict[str, Any]) -> int:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import logging
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from gitswarm.model.config import ResolveImage, Target
@@ -110,31 +112,41 @@ def stack_filters(stack: str) -> dict[str, list[str]]:
     return {"label": [f"{LABEL_STACK}={stack}"], "name": [f"{stack}_"]}
 
 
+log = logging.getLogger("gitswarm.swarm")
+
+# The longest the cyclic GC stays paused, whatever the paused code waits on: a listing
+# takes well under a second at 1,000 apps; an engine that hangs (each read times out on
+# its own, engine.py) or a store that stalls must not leave the process without it.
+GC_PAUSE_LIMIT = 60.0
+
+
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(limit: float = GC_PAUSE_LIMIT) -> Iterator[None]:
     """The cyclic garbage collector paused while a listing of the whole swarm is read and
     decoded. JSON makes no reference cycles, but its ~60 new containers per service (5,000
     services at 1,000 apps) trigger collection after collection, each one traversing the
     agent's whole heap (the renders of every app): the round's decode took twice as long
-    with it (bench/profile_round.py, issue 18). Restored only if this pause turned it off."""
+    with it (bench/profile_round.py, issue 18). Restored only if this pause turned it off:
+    on every way out, and by a timer after ``limit`` seconds if the paused code is still
+    waiting then (a hung read), so the pause is bounded whatever hangs."""
     was = gc.isenabled()
+    if not was:  # paused already (another listing, or by whoever embeds us): theirs
+        yield
+        return
     gc.disable()
+    timer = threading.Timer(limit, _resume_gc, (limit,))
+    timer.daemon = True
+    timer.start()
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        timer.cancel()
+        gc.enable()
 
 
-def services_by_stack(raw: Iterable[Mapping[str, Any]]) -> dict[str, list[ServiceState]]:
-    """Every stack's services of one listing, by stack name, for the agent's drift round:
-    without ``PreviousSpec`` (only a deploy's ``read_applied`` asks for it), so the round's
-    listing holds half the memory."""
-    by_stack: dict[str, list[ServiceState]] = {}
-    for item in raw:
-        service = service_state(item, previous=False)
-        by_stack.setdefault(service.labels.get(LABEL_STACK, ""), []).append(service)
-    return by_stack
+def _resume_gc(limit: float) -> None:
+    log.warning("the cyclic GC was paused for %.0f s by a listing that still waits: resumed", limit)
+    gc.enable()
 
 
 def service_state(raw: Mapping[str, Any], *, previous: bool = True) -> ServiceState:

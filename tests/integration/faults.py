@@ -18,6 +18,7 @@ real bad spot at a chosen moment.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -33,15 +34,11 @@ from typing import Any
 
 import httpx
 
+from gitswarm.store import AGENT_LOCK, Store
 from tests.gitops import _dump
 
+_LISTENING = re.compile(r"HTTP API listening on 127\.0\.0\.1:(\d+)")
 _REQUEST = re.compile(rb"(?:^|\n)(GET|POST|PUT|DELETE|HEAD) (?:/v[0-9.]+)?(/[^ ?]*)[^ ]* HTTP/1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_connections(
@@ -215,9 +212,12 @@ class AgentProcess:
         docker_host: str,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.port = free_port()
+        # Port 0: the agent binds a free port itself and logs it. A port picked here and
+        # bound by the agent a moment later could be taken meanwhile (another xdist
+        # worker's process, any outgoing connection's ephemeral port).
+        self._port: int | None = None
         self.config = tmp / f"{name}.yml"
-        self.config.write_text(_dump({**settings, "listen": f"127.0.0.1:{self.port}"}))
+        self.config.write_text(_dump({**settings, "listen": "127.0.0.1:0"}))
         self.log_path = tmp / f"{name}.log"
         self.log = self.log_path.open("w")
         environ = dict(
@@ -229,7 +229,19 @@ class AgentProcess:
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
+    @property
+    def port(self) -> int:
+        """The port the agent's HTTP API listens on (0 until its log says)."""
+        if self._port is None:
+            found = _LISTENING.search(self.output())
+            if found is None:
+                return 0
+            self._port = int(found.group(1))
+        return self._port
+
     def ready(self) -> dict[str, Any] | None:
+        if not self.port:
+            return None
         try:
             data: dict[str, Any] = httpx.get(
                 f"http://127.0.0.1:{self.port}/readyz", timeout=2
@@ -262,6 +274,24 @@ class AgentProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # a child it left (a deploy's CLI)
         self.log.close()
+
+
+def kill_leader(leader: AgentProcess, store: Store) -> tuple[str, dt.datetime]:
+    """``kill_9()`` the agent that holds the agent lease: (its holder id, when it died)."""
+    info = store.lock_holder(AGENT_LOCK)
+    assert info is not None, "no agent holds the lease"
+    killed = dt.datetime.now(dt.UTC)
+    leader.kill_9()
+    return info.holder, killed
+
+
+def takeover_seconds(store: Store, dead: str, killed: dt.datetime) -> float:
+    """Seconds from the leader's death to another agent's taking the lease, as the store
+    dated it (``acquired_at``, the clock leases run on): the standby's latency, not that
+    of the test's polling of its /readyz (each look an HTTP request to a loaded process)."""
+    info = store.lock_holder(AGENT_LOCK)
+    assert info is not None and info.holder != dead, info
+    return (info.acquired_at - killed).total_seconds()
 
 
 class FlakyRemote:

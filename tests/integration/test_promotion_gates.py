@@ -84,12 +84,15 @@ def test_failing_http_and_command_gates_stop_the_promotion_and_commit_nothing(
     assert example.remote_git("rev-parse", "HEAD") == head
 
     # An argv in gitswarm.yml is refused before anything runs, at its line.
-    example.set_promotion("staging", {"gates": {"command": [["sh", "-c", "touch /tmp/pwned"]]}})
+    # (The would-be witness is this test's own file: a fixed /tmp path is shared by
+    # every xdist worker and every run on the machine.)
+    pwned = tmp_path / "pwned"
+    example.set_promotion("staging", {"gates": {"command": [["sh", "-c", f"touch {pwned}"]]}})
     head = example.remote_git("rev-parse", "HEAD")
     result = example.run("promote", "--from", "development", "--to", "staging")
     assert result.exit_code == 2, result.output
     assert "gitswarm.yml:" in result.output and "cannot give an argv" in result.output
-    assert not Path("/tmp/pwned").exists()
+    assert not pwned.exists()
     assert example.remote_git("rev-parse", "HEAD") == head
 
     # With the gate passing the same promotion commits.

@@ -80,11 +80,14 @@ def _uses(docker_host: str, stack: str) -> tuple[set[str], set[str]]:
 
 
 def _value_in_task(docker_host: str, stack: str) -> bytes:
-    """What the running task of the stack's service reads at /run/secrets/db."""
+    """What the running task of the stack's service reads at /run/secrets/db: the
+    container of the task meant to run (after a rotation the old task's container may
+    still be stopping, and still listed as running)."""
     with client_of(docker_host) as client:
-        (container,) = client.containers.list(
-            filters={"label": f"com.docker.stack.namespace={stack}", "status": "running"}
-        )
+        (svc,) = client.api.services(filters={"label": f"com.docker.stack.namespace={stack}"})
+        tasks = client.api.tasks(filters={"service": svc["ID"], "desired-state": "running"})
+        (task,) = [t for t in tasks if t["Status"]["State"] == "running"]
+        container = client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
         code, out = container.exec_run(["cat", "/run/secrets/db"])
     assert code == 0, out
     return bytes(out)
@@ -199,14 +202,21 @@ def test_a_new_provider_value_rolls_out_and_the_old_version_is_removed(
         wait_for(rotated, 120, interval=0.5)
         (second,) = _secrets(swarm.docker_host, stack_name)
         assert second["Spec"]["Name"].startswith(f"{stack_name}_db_")
+
+        def refreshed() -> bool:
+            """The refresh's sync recorded as done: its garbage collection (which
+            removed the old version, seen above) runs before its end is written."""
+            return any(
+                o.kind == "sync"
+                and "provider secrets refresh" in (o.message or "")
+                and o.result == "Succeeded"
+                and o.changes
+                for o in store.history(app="app", env="dev", limit=50)
+            )
+
+        wait_for(refreshed, 30)
         status = store.get_status("app", "dev")
         assert status is not None and (status.sync, status.health) == ("Synced", "Healthy")
-        refreshes = [
-            o
-            for o in store.history(app="app", env="dev", limit=50)
-            if o.kind == "sync" and "provider secrets refresh" in (o.message or "")
-        ]
-        assert any(o.result == "Succeeded" and o.changes for o in refreshes)
         assert _value_in_task(swarm.docker_host, stack_name) == SECOND
         said.append(_api_text(server.url))
     finally:

@@ -6,6 +6,7 @@ bench/profile_round.py (in process) and bench/noop.py (a real swarm)."""
 from __future__ import annotations
 
 import gc
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from gitswarm.reconcile.sync import Reconciler, SyncRequest
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
 from gitswarm.swarm.fake import FakeSwarm
-from gitswarm.swarm.port import gc_paused, service_state, services_by_stack
+from gitswarm.swarm.listing import services_by_stack
+from gitswarm.swarm.port import gc_paused, service_state
 from tests.gitops import GitOpsRepo, service
 
 
@@ -28,7 +30,8 @@ def _raw(stack: str, name: str) -> dict[str, Any]:
 
 
 def test_the_rounds_listing_leaves_previous_spec_out_a_stack_listing_keeps_it() -> None:
-    listed = services_by_stack([_raw("a", "web"), _raw("a", "api"), _raw("b", "web")])
+    raw = [_raw("a", "web"), _raw("a", "api"), _raw("b", "web")]
+    listed = services_by_stack(json.dumps(raw).encode())
     assert {k: [s.name for s in v] for k, v in listed.items()} == {
         "a": ["a_web", "a_api"],
         "b": ["b_web"],

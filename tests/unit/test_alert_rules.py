@@ -30,6 +30,7 @@ ALERTS_OF_THE_ISSUE = {
     "GitswarmPolicyViolation",
     "GitswarmSignatureRejected",
     "GitswarmUnauthorizedApiRequests",
+    "GitswarmFailedSignIns",
     "GitswarmWebhookSignatureRejected",
     "GitswarmGitRemoteUnreachable",
     "GitswarmNoLeader",

@@ -59,6 +59,7 @@ def test_the_config_file_section(tmp_path: Path) -> None:
             "port": 9090,
             "anonymous_read": True,
             "max_body_bytes": 2048,
+            "unauthenticated_audit_rows": 20,
             "tokens": {
                 "sha256:" + hash_token("a"): {
                     "user": "alice",
@@ -78,6 +79,7 @@ def test_the_config_file_section(tmp_path: Path) -> None:
         environ={"GL_TOKEN": "from-env"},
     )
     assert (s.host, s.port, s.anonymous_read, s.max_body_bytes) == ("0.0.0.0", 9090, True, 2048)  # noqa: S104
+    assert s.unauthenticated_audit_rows == 20
     alice = s.tokens[hash_token("a")]
     assert alice.user == "alice" and alice.allows("deployer", "development")
     bob = s.tokens[hash_token("b")]
@@ -112,6 +114,8 @@ def test_the_config_file_section(tmp_path: Path) -> None:
         {"host": None},
         {"max_body_bytes": 0},
         {"history_limit": 0},
+        {"unauthenticated_audit_rows": 0},
+        {"unauthenticated_audit_rows": "5"},
     ],
 )
 def test_bad_config_is_refused(data: dict[str, object]) -> None:

@@ -335,7 +335,7 @@ def test_nobody_signed_in_gets_401_or_the_sign_in_page_audited_as_unauthenticate
     ``unauthenticated`` (never ``forbidden``, which a signed-in user without the role gets)."""
     rig = make_rig(
         tmp_path, only=("viewer-all",), anonymous_read=anonymous_read, sse_interval=0.05,
-        sse_lifetime=0.1,
+        sse_lifetime=0.1, unauthenticated_audit_rows=1000,  # one row each, not a summary
     )  # fmt: skip
     wrong: list[str] = []
     env = "production"

@@ -192,3 +192,20 @@ def test_deployable_compose_keeps_only_the_changed_services() -> None:
 def test_diff_walks_maps_and_equal_lists() -> None:
     changes = list(diff({"a": [1, 2], "b": {"c": 1}}, {"a": [1, 3], "b": {}, "d": 4}))
     assert [str(c) for c in changes] == ["a[1]: 2 -> 3", "b.c: 1 -> (unset)", "d: (unset) -> 4"]
+
+
+def test_the_plan_does_not_depend_on_the_order_the_engine_lists_services_in() -> None:
+    """The engine lists services in no fixed order: the plan (and so `gitswarm plan`,
+    status's orphans and the message naming them) is the same for every order."""
+    kept = live("web", "a:1")
+    gone = [live(name, "x:1") for name in ("zeta", "alpha", "mid")]
+    wanted = desired({"web": {"image": "a:1"}})
+    for prune in (True, False):
+        plans = {
+            make_plan(wanted, StackState("shop-dev", tuple(order)), {}, prune=prune, heal=False)
+            for order in ([kept, *gone], [*reversed(gone), kept], [gone[1], kept, gone[2], gone[0]])
+        }
+        assert len(plans) == 1, plans
+        (plan,) = plans
+        names = [c.service for c in plan.services if c.action in ("remove", "orphan")]
+        assert names == ["alpha", "mid", "zeta"]

@@ -80,7 +80,9 @@ def test_a_store_only_store_can_open_is_left_to_it(tmp_path: Path) -> None:
     missing = tmp_path / "none" / "state.db"
     assert quick.history(str(missing), env="prod") is None
     assert not missing.parent.exists()  # reading never creates a store
-    assert quick.history("postgresql://u@localhost/gitswarm", env="prod") is None
+    # (PostgreSQL through psycopg2 is read too: test_history_read_paths; another driver
+    # is the Store's)
+    assert quick.history("postgresql+psycopg2://u@localhost/gitswarm", env="prod") is None
     path = tmp_path / "state.db"
     _fill(path)
     with sqlite3.connect(path) as conn:

@@ -167,3 +167,39 @@ def test_whoever_sees_an_operation_finished_sees_the_status_after_it(
         status = reader.get_status("app", "dev")
         assert status is not None
         assert (op.result, status.last_result, status.health) == ("Failed", "Failed", "Degraded")
+
+
+def test_whoever_sees_a_drift_record_sees_the_status_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drift's status (OutOfSync, the fields) and its operation in history are one
+    transaction, as an operation's end and its status: a reader polling the status saw
+    OutOfSync with no drift in history yet (and a store refusing the second write
+    left the status without its record), and so for the drift's end."""
+    repo = GitOpsRepo(tmp_path / "repo", "drift")
+    repo.compose({"web": service("127.0.0.1:5000/busybox:1")})
+    sha = repo.commit("v1")
+    path = str(tmp_path / "state.db")
+    with Store(path) as store, Store(path) as reader:
+        reconciler = Reconciler(RepoSource.open(str(repo.path)), store, lambda _t: FakeSwarm())
+        assert reconciler.sync(SyncRequest("app", "dev")).result == "Succeeded"
+        seen: list[tuple[str, int]] = []
+        record = store.record_operation
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            status = reader.get_status("app", "dev")
+            assert status is not None
+            seen.append((status.sync, len(reader.history(app="app", env="dev"))))
+            return record(*args, **kwargs)
+
+        monkeypatch.setattr(store, "record_operation", watched)
+        details = {"web": {"service": "web", "drift": [{"field": "deploy.replicas"}]}}
+        reconciler.recorder.drift_detected("app", "dev", sha, details, "web: replicas")
+        status = reader.get_status("app", "dev")
+        assert status is not None and status.sync == "OutOfSync"
+        assert len(reader.history(app="app", env="dev")) == 2
+        reconciler.recorder.drift_cleared("app", "dev", sha, ["web"])
+        status = reader.get_status("app", "dev")
+        assert status is not None and status.sync == "Synced"
+        # As each operation is written, the status with it is not yet there for others.
+        assert seen == [("Synced", 1), ("OutOfSync", 2)], seen

@@ -25,7 +25,7 @@ from gitswarm.api.access import Action, enforce, permits, refuse_unauthenticated
 from gitswarm.api.auth import ANONYMOUS, Caller
 from gitswarm.api.dashboard import views
 from gitswarm.api.errors import Unauthorized, http_status
-from gitswarm.api.plumbing import call, read_body
+from gitswarm.api.plumbing import address_of, call, read_body
 from gitswarm.api.sessions import COOKIE, Sessions, same
 from gitswarm.api.settings import ApiSettings
 from gitswarm.api.v1 import MAX_REASON
@@ -91,10 +91,6 @@ def templates() -> Environment:
         short=views.short, age=views.age, duration=views.duration, drift_rows=views.drift_rows
     )
     return env
-
-
-def address_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def pair(app_name: str, env: str) -> str:
@@ -186,7 +182,9 @@ class Pages:
         who = await self.current(request)
         if who is None or not who.signed_in:
             self.metrics.api_refused.labels("401").inc()
-            await refuse_unauthenticated(self.settings.audit, action, target, "dashboard")
+            await refuse_unauthenticated(
+                self.settings.audit, action, target, "dashboard", address_of(request)
+            )
             return self.redirect(f"/ui/login?next={quote(back, safe='')}")
         try:
             fields = await self.form(request)
@@ -226,8 +224,9 @@ class Pages:
         if isinstance(who, Response):
             if action != "view":  # an action's page (a promotion's dry run), asked by nobody
                 await refuse_unauthenticated(
-                    self.settings.audit, action, f"{app}/{env}"[:90], "dashboard"
-                )
+                    self.settings.audit, action, f"{app}/{env}"[:90], "dashboard",
+                    address_of(request),
+                )  # fmt: skip
             return who
         try:
             await self.allow(who, action, env, pair(app, env))

@@ -15,8 +15,8 @@ import secrets
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gitswarm.api.dashboard.pages import Pages, address_of
-from gitswarm.api.plumbing import call
+from gitswarm.api.dashboard.pages import Pages
+from gitswarm.api.plumbing import address_of, call
 from gitswarm.api.sessions import COOKIE, LOGIN_COOKIE, same
 from gitswarm.api.settings import ApiSettings
 from gitswarm.errors import GitswarmError

@@ -29,7 +29,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from gitswarm.errors import GitswarmError
 from gitswarm.health import app_health
 from gitswarm.model.config import Target
-from gitswarm.model.observed import ServiceState, TaskState
+from gitswarm.model.observed import LazySpec, ServiceState, TaskState
 from gitswarm.model.operation import AppStatus
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.sync import Rendered
@@ -122,6 +122,9 @@ class HealthRound:
             if status is None or status.revision is None:
                 continue
             health, verdict = app_health(ours, len(services), theirs, now=now, down_nodes=down)
+            for service in ours:  # its specs were decoded to assess it: not kept (LazySpec)
+                if isinstance(service.spec, LazySpec):
+                    service.spec.release()
             if health != status.health and statuses is not None:
                 status = ctx.store.get_status(app, env)  # the round's read may be older
                 if status is None or status.revision is None:
