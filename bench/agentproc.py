@@ -42,6 +42,7 @@ from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import ResolveImage, Target
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.allocator import Allocator
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
@@ -267,6 +268,8 @@ class Driver:
 
 
 def main() -> int:
+    allocator = Allocator.of_process()  # as `gitswarm serve`: before any thread
+    allocator.cap_arenas()
     config = json.loads(sys.argv[1])
     logging.basicConfig(
         level=logging.WARNING,
@@ -287,6 +290,7 @@ def main() -> int:
         settings=AgentSettings(**config.get("settings", {})),
         notifier=notifier,
         metrics=metrics,
+        after_burst=allocator.trim,
     )
     api = settings_from_mapping(
         {"webhooks": {"github": config["webhook_secret"]}}, audit=store.audit, deliveries=store
