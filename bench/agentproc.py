@@ -313,7 +313,10 @@ class Driver:
 
 
 def main() -> int:
-    allocator = Allocator.of_process()  # as `gitswarm serve`: before any thread
+    # As `gitswarm serve`: before any thread. BENCH_MALLOC=off: glibc's defaults (the
+    # control run of issue 18's figures, bench/README.md).
+    off = os.environ.get("BENCH_MALLOC") == "off"
+    allocator = Allocator() if off else Allocator.of_process()
     allocator.cap_arenas()
     config = json.loads(sys.argv[1])
     logging.basicConfig(
