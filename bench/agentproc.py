@@ -23,11 +23,13 @@ reconcile round, measured), ``stats``, ``stop``. End of stdin stops the agent.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -42,6 +44,7 @@ from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import ResolveImage, Target
 from gitswarm.notify import Notifier
 from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.allocator import Allocator
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.sync import Reconciler, Rendered, SyncOutcome, SyncRequest
 from gitswarm.source.repo import RepoSource
@@ -177,6 +180,49 @@ def memory() -> dict[str, float]:
             out[key] = int(value.split()[0]) / 1024
     page = os.sysconf("SC_PAGE_SIZE")
     out["children"] = sum(int(s.split()[1]) * page for s in _children("statm")) / 2**20
+    out.update(heap())
+    return out
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [  # glibc >= 2.33 malloc.h, all size_t
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def heap() -> dict[str, float]:
+    """What the resident memory is made of, MB (issue 18): Python's object allocator
+    (``py_arenas``: its 1 MiB arenas, ``py_used``: bytes in live objects' blocks) and the C
+    allocator (glibc ``mallinfo2``: ``c_used`` in use, ``c_free`` freed but kept in its
+    arenas, ``c_mmap`` large blocks mapped on their own). Empty where not available."""
+    out: dict[str, float] = {}
+    mallinfo2 = getattr(ctypes.CDLL(None), "mallinfo2", None)
+    if mallinfo2 is not None:
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        out |= {"c_used": info.uordblks / 2**20, "c_free": info.fordblks / 2**20}
+        out["c_mmap"] = info.hblkhd / 2**20
+    with tempfile.TemporaryFile() as sink:  # sys._debugmallocstats writes to C's stderr
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        text = sink.read().decode(errors="replace")
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key == "# arenas allocated current":
+            out["py_arenas"] = float(value.replace(",", ""))  # 1 MiB each (3.11)
+        elif key == "# bytes in allocated blocks":
+            out["py_used"] = int(value.replace(",", "")) / 2**20
     return out
 
 
@@ -267,6 +313,11 @@ class Driver:
 
 
 def main() -> int:
+    # As `gitswarm serve`: before any thread. BENCH_MALLOC=off: glibc's defaults (the
+    # control run of issue 18's figures, bench/README.md).
+    off = os.environ.get("BENCH_MALLOC") == "off"
+    allocator = Allocator() if off else Allocator.of_process()
+    allocator.cap_arenas()
     config = json.loads(sys.argv[1])
     logging.basicConfig(
         level=logging.WARNING,
@@ -287,6 +338,7 @@ def main() -> int:
         settings=AgentSettings(**config.get("settings", {})),
         notifier=notifier,
         metrics=metrics,
+        after_burst=allocator.trim,
     )
     api = settings_from_mapping(
         {"webhooks": {"github": config["webhook_secret"]}}, audit=store.audit, deliveries=store

@@ -246,6 +246,7 @@ def _measure_size(
         "rss": stats["VmRSS"],
         "peak": stats["VmHWM"],
         "children": stats.get("children", 0.0),
+        "heap": {k: v for k, v in stats.items() if k.startswith(("c_", "py_"))},
     }
 
 

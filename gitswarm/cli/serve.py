@@ -102,6 +102,7 @@ from gitswarm.notify import Notifier
 from gitswarm.promote.operator import OperatorSettings, operator_settings
 from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
+from gitswarm.reconcile.allocator import Allocator
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.retention import RetentionSettings, start_retention
 from gitswarm.reconcile.sync import Reconciler
@@ -417,8 +418,14 @@ def setup_logging(fmt: str, level: str) -> None:
     root.setLevel(level.upper())
 
 
-def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> int:
+def run_agent(
+    config: ServeConfig,
+    *,
+    stop: threading.Event | None = None,
+    allocator: Allocator | None = None,
+) -> int:
     stop = stop or threading.Event()
+    allocator = allocator or Allocator()  # serve(): the process's, arenas capped already
     log = logging.getLogger("gitswarm.serve")
     # What a kill -9 mid-deploy left behind (this agent's predecessor, or a CLI's).
     for folder in clean_deploy_leftovers():
@@ -450,6 +457,7 @@ def run_agent(config: ServeConfig, *, stop: threading.Event | None = None) -> in
         settings=config.agent,
         notifier=notifier,
         metrics=metrics,
+        after_burst=allocator.trim,
     )
     host, port = config.host_port
     api_settings: ApiSettings = settings_from_mapping(
@@ -560,6 +568,10 @@ def serve(
     log_format: str | None,
 ) -> None:
     """Run the agent: poll and webhooks, sync, drift and self-heal, API, /metrics."""
+    # Before any thread: each thread that allocates would get a glibc arena of its own,
+    # and keep what it freed (reconcile/allocator.py).
+    allocator = Allocator.of_process()
+    allocator.cap_arenas()
 
     def run() -> None:
         flags = {
@@ -579,6 +591,6 @@ def serve(
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        leave(run_agent(config, stop=stop))
+        leave(run_agent(config, stop=stop, allocator=allocator))
 
     guarded(False, run)

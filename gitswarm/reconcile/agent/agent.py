@@ -59,6 +59,7 @@ class Agent(AgentView):
         swarm_for: Callable[[Target], Swarm] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         uniform: Callable[[float, float], float] = random.uniform,
+        after_burst: Callable[[], object] | None = None,
     ) -> None:
         settings = settings or AgentSettings()
         # One set of metrics and one notifier per process: the Reconciler records every
@@ -81,6 +82,10 @@ class Agent(AgentView):
         )
         self.started = monotonic()
         self._uniform = uniform  # the poll jitter's randomness (not crypto)
+        # Called on the dispatch thread when the queue goes idle after work (serve: the
+        # C allocator's trim, reconcile/allocator.py): what a burst of syncs or a drift
+        # round freed goes back to the system instead of staying resident.
+        self._after_burst = after_burst
         self._stop = threading.Event()
         # The operation running at stop() ends at its next wait instead of running on
         # (a convergence wait: up to health_timeout) in a pool thread the interpreter
@@ -240,6 +245,7 @@ class Agent(AgentView):
             state.queue.schedule(
                 now + settings.drift_interval, ("drift-tick",), TriggerRequest("agent")
             )
+        busy = False  # tasks handed out since the queue was last idle
         while not self._stop.is_set():
             with state.wake:
                 if state.leader:
@@ -250,10 +256,23 @@ class Agent(AgentView):
                     )
                     ready = []
                 if not ready:
-                    due = state.queue.next_due()
-                    wait = 1.0 if due is None else min(1.0, max(0.0, due - self.ctx.monotonic()))
-                    state.wake.wait(timeout=wait)
-                    continue
+                    burst_ended = busy and state.queue.idle()
+                    if not burst_ended:
+                        due = state.queue.next_due()
+                        wait = (
+                            1.0 if due is None else min(1.0, max(0.0, due - self.ctx.monotonic()))
+                        )
+                        state.wake.wait(timeout=wait)
+                        continue
+            if not ready:  # burst_ended: outside the lock, the workers are not kept waiting
+                busy = False
+                if self._after_burst is not None:
+                    try:
+                        self._after_burst()
+                    except Exception:  # memory not given back is no reason to stop
+                        log.exception("after a burst of work")
+                continue
+            busy = True
             for key, request in ready:
                 future = self._pool.submit(self.run_task, key, request)
                 self._futures.add(future)
