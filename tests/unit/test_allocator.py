@@ -4,6 +4,7 @@ agent's work ends; both are no-ops where the C library has no such call."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +82,10 @@ def test_serve_caps_the_arenas_once_before_any_thread_and_hands_the_allocator_on
     monkeypatch.setattr(serve_cli, "run_agent", run_agent)
     monkeypatch.setattr(serve_cli, "load_serve_config", lambda *_a, **_k: _Config())
     monkeypatch.setattr(serve_cli, "setup_logging", lambda *_a: None)
+    # serve ends through leave(), which exits the process at once (os._exit) when a
+    # thread other than the main one is still alive -- as one of the test process's own
+    # may be: it killed a pytest-xdist worker. Here it only exits the command.
+    monkeypatch.setattr(serve_cli, "leave", sys.exit)
     result = CliRunner().invoke(serve_cli.serve, ["--repo", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert seen["calls_at_run"] == [("mallopt", (M_ARENA_MAX, ARENAS))]  # once, before
