@@ -24,9 +24,9 @@ from typing import Any
 import msgspec
 
 from gitswarm.errors import SwarmError
-from gitswarm.model.observed import LazySpec, ServiceMode, ServiceState, UpdateStatus
+from gitswarm.model.observed import LazySpec, ServiceMode, ServiceState
 from gitswarm.model.stack import LABEL_STACK
-from gitswarm.swarm.port import parse_time
+from gitswarm.swarm.port import parse_time, update_status
 
 
 class _Version(msgspec.Struct, frozen=True):
@@ -105,17 +105,7 @@ def services_by_stack(
     for item, head in zip(listed, heads, strict=True):
         mode, replicas = _mode(head.Mode)
         labels = head.Labels or {}
-        status = item.UpdateStatus
-        update = (
-            UpdateStatus(
-                state=status.get("State", ""),
-                message=status.get("Message", ""),
-                started_at=parse_time(status.get("StartedAt")),
-                completed_at=parse_time(status.get("CompletedAt")),
-            )
-            if status
-            else None
-        )
+        update = update_status(item.UpdateStatus)
         service = ServiceState(
             id=item.ID,
             name=head.Name,

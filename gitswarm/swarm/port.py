@@ -149,6 +149,18 @@ def _resume_gc(limit: float) -> None:
     gc.enable()
 
 
+def update_status(status: Mapping[str, Any] | None) -> UpdateStatus | None:
+    """A service's ``UpdateStatus`` as the engine reports it (None: no update yet)."""
+    if not status:
+        return None
+    return UpdateStatus(
+        state=status.get("State", ""),
+        message=status.get("Message", ""),
+        started_at=parse_time(status.get("StartedAt")),
+        completed_at=parse_time(status.get("CompletedAt")),
+    )
+
+
 def service_state(raw: Mapping[str, Any], *, previous: bool = True) -> ServiceState:
     spec = raw.get("Spec", {})
     mode_spec = spec.get("Mode", {})
@@ -163,17 +175,7 @@ def service_state(raw: Mapping[str, Any], *, previous: bool = True) -> ServiceSt
         replicas = int(mode_spec["ReplicatedJob"].get("TotalCompletions", 1) or 1)
     elif "GlobalJob" in mode_spec:
         mode = "global-job"
-    status = raw.get("UpdateStatus")
-    update = (
-        UpdateStatus(
-            state=status.get("State", ""),
-            message=status.get("Message", ""),
-            started_at=parse_time(status.get("StartedAt")),
-            completed_at=parse_time(status.get("CompletedAt")),
-        )
-        if status
-        else None
-    )
+    update = update_status(raw.get("UpdateStatus"))
     return ServiceState(
         id=raw["ID"],
         name=spec.get("Name", ""),
