@@ -24,7 +24,7 @@ when it ends: by the app's ticker (``flush``, once a second, app.py), or by the 
 such request, whichever comes first; a stopping server writes the open window's.
 
 What is budgeted (``source_of``): refusals audited with ``result: unauthenticated``
-(an action asked by nobody signed in: access.py), failed and throttled sign-ins,
+(an action asked by nobody signed in: access.py), failed, throttled and busy sign-ins,
 sign-in forms without their token, and refused webhook replays (a captured delivery
 sent again). Everything else, any row about a caller somebody signed in as, goes to the
 sink untouched. Nothing here decides a request: the throttle of sign-ins (sessions.py)
@@ -51,7 +51,9 @@ log = logging.getLogger("gitswarm.api")
 SUMMARY = "unauthenticated-summary"
 OTHERS = "(other addresses)"
 # Audit actions of requests that carried no valid credentials, whatever their result.
-NO_CREDENTIALS = frozenset({"login-failed", "login-throttled", "webhook-replay-refused"})
+NO_CREDENTIALS = frozenset(
+    {"login-failed", "login-throttled", "login-busy", "webhook-replay-refused"}
+)
 SIGN_IN_FORM = "(sign-in)"  # the actor of a sign-in form refused for its token
 MAX_ADDRESS = 100
 

@@ -27,6 +27,8 @@ from gitswarm.errors import ConfigError, Problem
 from gitswarm.repo.config import NAME_PATTERN
 
 if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
     from gitswarm.api.accounts import Accounts
 
 log = logging.getLogger("gitswarm.api")
@@ -175,6 +177,11 @@ class ApiSettings:
     secure_cookies: bool = False  # Secure cookies even when the request looks like HTTP
     login_failures: int = 5  # failed sign-ins per user and per address ...
     login_window: int = 300  # ... within this many seconds, then refused (Argo CD's)
+    # argon2 verifications at once (64 MiB and a core each); more sign-ins wait up to
+    # 1 s for one to end, then get 503 (passwords.py)
+    sign_in_slots: int = 2
+    # None: argon2id with argon2-cffi's defaults; tests pass a cheaper one
+    hasher: PasswordHasher | None = field(default=None, compare=False, repr=False)
     # Requests without valid credentials audited one row each, per address and minute;
     # the rest of the minute in one summary row (refusals.py): the store stays bounded.
     unauthenticated_audit_rows: int = 5
@@ -199,6 +206,8 @@ class ApiSettings:
             raise ConfigError("api session_ttl must be between 60 seconds and 30 days")
         if self.login_failures < 1 or self.login_window < 1:
             raise ConfigError("api login_failures and login_window must be positive")
+        if not 1 <= self.sign_in_slots <= 64:
+            raise ConfigError("api sign_in_slots must be between 1 and 64")
         if not 1 <= self.unauthenticated_audit_rows <= 1000:
             raise ConfigError("api unauthenticated_audit_rows must be between 1 and 1000")
         if not 0.05 <= self.sse_interval <= 60:
@@ -219,6 +228,7 @@ _SCALARS: dict[str, type] = {
     "secure_cookies": bool,
     "login_failures": int,
     "login_window": int,
+    "sign_in_slots": int,
     "unauthenticated_audit_rows": int,
 }
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
@@ -247,6 +257,7 @@ def settings_from_mapping(
         secure_cookies: false         # true: Secure cookies even if no TLS is seen
         login_failures: 5             # sign-ins refused after 5 failures per user or
         login_window: 300             #   per address within 300 seconds
+        sign_in_slots: 2              # argon2 checks at once (64 MiB each); then 503
         unauthenticated_audit_rows: 5 # audit rows per address a minute for requests
                                       #   without credentials; then one summary row
         tokens:                       # SHA-256 of each token: `gitswarm.api.hash_token`
