@@ -72,6 +72,7 @@ class SharedApp:
         finally:
             try:
                 self.app.state.audit_budget.flush(final=True)  # into this test's sink
+                self.app.state.log_budget.flush(final=True)  # the next test logs afresh
             finally:
                 for seat in self.seats.values():
                     seat.seat(None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +67,7 @@ def _sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> int:
     """One POST straight into the ASGI app (no client library: 10,000 of them are the
     point here, not the client's speed), from 198.51.100.7."""
     scope = {
@@ -78,7 +79,7 @@ async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
     status: list[int] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -232,6 +233,84 @@ def test_a_captured_webhook_delivery_sent_again_and_again_stays_bounded(store: S
     assert rows[-1].details["actions"] == {"webhook-replay-refused": 94}
     assert _sample(metrics, "gitswarm_webhook_requests_total", provider="generic",
                    result="replayed") == 99  # fmt: skip
+
+
+# --- the agent's log ------------------------------------------------------------------
+
+
+def _webhook_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "gitswarm.api.webhooks"]
+
+
+def test_ten_thousand_bad_signature_webhooks_from_one_address_write_six_log_lines(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One WARNING line per request was 10,000 lines: now the first 5, one summary line
+    when the window ends, and a signed delivery after them is logged and accepted."""
+    caplog.set_level(logging.INFO, logger="gitswarm.api")
+    metrics, clock = Metrics(), Clock()
+    settings = _settings(store, clock, webhooks=WebhookSecrets(generic=(SECRET,)))
+    app = create_app(FakeAgent(), settings, metrics)
+    body = b'{"ref": "refs/heads/main", "after": "' + b"c" * 40 + b'"}'
+    forged = [(b"x-gitswarm-signature", f"t={int(NOW)},v1={'0' * 64}".encode())]
+    good = [(b"x-gitswarm-signature", sign_generic(SECRET, body, int(NOW)).encode())]
+
+    async def flood() -> tuple[list[int], int, list[str]]:
+        codes: list[int] = []
+        async with app.router.lifespan_context(app):
+            for _batch in range(200):
+                codes += await asyncio.gather(
+                    *(_post(app, "/webhooks/generic", forged, body) for _ in range(50))
+                )
+            during = _webhook_lines(caplog)
+            accepted = await _post(app, "/webhooks/generic", good, body)
+        return codes, accepted, during
+
+    codes, accepted, during = asyncio.run(flood())
+    assert codes == [401] * 10_000 and accepted == 202
+    unauthorized = "webhook generic from 198.51.100.7: unauthorized (delivery -)"
+    assert during == [unauthorized] * 5
+    assert _webhook_lines(caplog)[5:] == [
+        "webhook generic from 198.51.100.7: accepted (delivery -)",  # signed: always logged
+        "9995 more unauthenticated requests from 198.51.100.7 in 0 s not logged "
+        "(webhook generic unauthorized: 9995)",  # the open window, when the app stopped
+    ]
+    assert [r.levelname for r in caplog.records if r.name == "gitswarm.api.webhooks"] == (
+        ["WARNING"] * 5 + ["INFO", "WARNING"]
+    )
+    assert _sample(metrics, "gitswarm_webhook_requests_total", provider="generic",
+                   result="unauthorized") == 10_000  # fmt: skip
+    assert SECRET not in caplog.text and "0" * 64 not in caplog.text
+
+
+def test_the_next_window_logs_again_after_a_summary_of_the_one_before(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Per address, and a replayed delivery (signed, but captured) counts as proving
+    nothing too."""
+    caplog.set_level(logging.INFO, logger="gitswarm.api")
+    clock = Clock()
+    settings = _settings(store, clock, webhooks=WebhookSecrets(generic=(SECRET,)))
+    body = b'{"ref": "refs/heads/main", "after": "' + b"c" * 40 + b'"}'
+    signed = {"X-Gitswarm-Signature": sign_generic(SECRET, body, int(NOW))}
+    forged = {"X-Gitswarm-Signature": f"t={int(NOW)},v1={'0' * 64}"}
+    with client_for(create_app(FakeAgent(), settings, Metrics())) as c:
+        assert c.post("/webhooks/generic", content=body, headers=signed).status_code == 202
+        for _ in range(4):
+            assert c.post("/webhooks/generic", content=body, headers=signed).status_code == 200
+        for _ in range(4):
+            assert c.post("/webhooks/generic", content=body, headers=forged).status_code == 401
+        clock.now += 60
+        assert c.post("/webhooks/generic", content=body, headers=forged).status_code == 401
+        lines = _webhook_lines(caplog)
+    assert lines == [
+        "webhook generic from testclient: accepted (delivery -)",
+        *["webhook generic from testclient: replayed (delivery -)"] * 4,
+        "webhook generic from testclient: unauthorized (delivery -)",
+        "3 more unauthenticated requests from testclient in 60 s not logged "
+        "(webhook generic unauthorized: 3)",
+        "webhook generic from testclient: unauthorized (delivery -)",
+    ]
 
 
 # --- the sign-in ----------------------------------------------------------------------
