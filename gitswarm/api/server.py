@@ -17,6 +17,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 
 import uvicorn
@@ -71,8 +72,15 @@ def serve_in_thread(
     grace: int = 5,
     access_log: bool = False,
     startup_timeout: float = 10.0,
+    trusted_proxies: Sequence[str] | None = None,
 ) -> ServerHandle:
-    """Serve ``app`` on ``host:port`` (0: a free port) until ``stop()``."""
+    """Serve ``app`` on ``host:port`` (0: a free port) until ``stop()``.
+
+    ``trusted_proxies`` (``api.trusted_proxies``): the peers whose X-Forwarded-For and
+    X-Forwarded-Proto uvicorn believes; the client is the right-most address of
+    X-Forwarded-For that is not one of them, so a client behind a proxy that appends
+    cannot choose it. None: uvicorn's default ($FORWARDED_ALLOW_IPS, else 127.0.0.1 and
+    ::1); empty: no peer, the headers are ignored."""
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -82,6 +90,8 @@ def serve_in_thread(
         lifespan="on",
         timeout_graceful_shutdown=grace,
         server_header=False,
+        proxy_headers=trusted_proxies is None or bool(trusted_proxies),
+        forwarded_allow_ips=None if trusted_proxies is None else list(trusted_proxies),
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []

@@ -12,6 +12,7 @@ shows which providers are on, never a secret.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -185,6 +186,10 @@ class ApiSettings:
     # Requests without valid credentials audited one row each, per address and minute;
     # the rest of the minute in one summary row (refusals.py): the store stays bounded.
     unauthenticated_audit_rows: int = 5
+    # Peers whose X-Forwarded-For names the client (addresses or networks): the address
+    # the sign-in throttle and the audit budget count by. None: uvicorn's own rule
+    # ($FORWARDED_ALLOW_IPS, else loopback only); (): no peer, X-Forwarded-For is ignored.
+    trusted_proxies: tuple[str, ...] | None = None
     sse_interval: float = 0.5  # seconds between the dashboard's looks at the store
     sse_lifetime: float = 300.0  # a live stream ends then; the browser reconnects at once
 
@@ -210,10 +215,27 @@ class ApiSettings:
             raise ConfigError("api sign_in_slots must be between 1 and 64")
         if not 1 <= self.unauthenticated_audit_rows <= 1000:
             raise ConfigError("api unauthenticated_audit_rows must be between 1 and 1000")
+        if self.trusted_proxies is not None:
+            proxies = tuple(_proxy(p) for p in self.trusted_proxies)
+            object.__setattr__(self, "trusted_proxies", proxies)
         if not 0.05 <= self.sse_interval <= 60:
             raise ConfigError("api sse_interval must be between 0.05 and 60 seconds")
         if not 0.1 <= self.sse_lifetime <= 86400:
             raise ConfigError("api sse_lifetime must be between 0.1 seconds and a day")
+
+
+def _proxy(value: object) -> str:
+    """One entry of ``trusted_proxies``, normalised: an IP address or network."""
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ConfigError(
+            f"api.trusted_proxies: {text!r} is not an IP address or network (such as "
+            "10.0.9.0/24); '*' would let every client choose the address it is counted by"
+        ) from None
 
 
 _SCALARS: dict[str, type] = {
@@ -260,6 +282,9 @@ def settings_from_mapping(
         sign_in_slots: 2              # argon2 checks at once (64 MiB each); then 503
         unauthenticated_audit_rows: 5 # audit rows per address a minute for requests
                                       #   without credentials; then one summary row
+        trusted_proxies: [10.0.9.0/24] # peers whose X-Forwarded-For names the client
+                                      #   (default: $FORWARDED_ALLOW_IPS or loopback;
+                                      #   []: none)
         tokens:                       # SHA-256 of each token: `gitswarm.api.hash_token`
           "sha256:9f86d081...":       #   or `printf %s "$TOKEN" | sha256sum`
             user: alice
@@ -274,7 +299,7 @@ def settings_from_mapping(
     Unknown keys are errors (a typo must not silently turn a protection off).
     """
     environ = os.environ if environ is None else environ
-    known = {*_SCALARS, "tokens", "webhooks"}
+    known = {*_SCALARS, "tokens", "webhooks", "trusted_proxies"}
     _no_unknown(data, known, "api")
     kwargs: dict[str, Any] = {}
     for key, kind in _SCALARS.items():
@@ -283,6 +308,11 @@ def settings_from_mapping(
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise ConfigError(f"api.{key} must be {_KIND_NAMES[kind]}, not {value!r}")
             kwargs[key] = value
+    if data.get("trusted_proxies") is not None:
+        proxies = data["trusted_proxies"]
+        if isinstance(proxies, str) or not isinstance(proxies, Sequence):
+            raise ConfigError("api.trusted_proxies must be a list of IP addresses or networks")
+        kwargs["trusted_proxies"] = tuple(proxies)
     kwargs["tokens"] = _tokens(data.get("tokens") or {})
     kwargs["webhooks"] = _webhooks(data.get("webhooks") or {}, environ)
     if audit is not None:
