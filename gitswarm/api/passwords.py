@@ -12,6 +12,8 @@ its whole run. Forty sign-ins at once, from as many addresses (the throttle allo
 address five failures), held 2.5 GiB and every core, and the agent reconciling
 production beside them could be OOM-killed. A sign-in that gets no slot within
 ``wait`` seconds (1) is refused with ``BusyError``: retryable, 503 with Retry-After.
+A waiting sign-in holds one of the server's 40 threads (every API call, webhook and
+page needs one too), so at most ``queue`` (4 per slot) wait; more are refused at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MIN_LENGTH = 8
 MAX_LENGTH = 1024  # argon2 takes any length; a bound keeps a sign-in request cheap to refuse
 SLOTS = 2  # argon2 verifications at once (api.sign_in_slots): 64 MiB and a core each
 WAIT = 1.0  # seconds a sign-in waits for a slot before it is refused
+QUEUE_PER_SLOT = 4  # sign-ins that may wait for a slot, per slot; more are refused at once
 
 
 class Passwords:
@@ -37,11 +40,19 @@ class Passwords:
     ``PasswordHasher``. Thread-safe: sign-ins run on the server's thread pool."""
 
     def __init__(
-        self, hasher: PasswordHasher | None = None, *, slots: int = SLOTS, wait: float = WAIT
+        self,
+        hasher: PasswordHasher | None = None,
+        *,
+        slots: int = SLOTS,
+        wait: float = WAIT,
+        queue: int | None = None,
     ) -> None:
         self.hasher = hasher or PasswordHasher()
         self.wait = wait
+        self.queue = QUEUE_PER_SLOT * slots if queue is None else queue
         self._slots = threading.BoundedSemaphore(slots)
+        self._queue_lock = threading.Lock()
+        self._waiting = 0  # threads waiting for a slot: each one of the server's 40
         # What a sign-in of no such user is checked against, so that it takes as long.
         # Made by the first sign-in, not here: one argon2 hash is 64 MiB, and every
         # agent made one at start-up, dashboard users or not (its peak RSS; issue 18).
@@ -67,7 +78,19 @@ class Passwords:
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
-        if not self._slots.acquire(timeout=self.wait):
+        with self._queue_lock:
+            if self._waiting >= self.queue:
+                raise BusyError(
+                    f"the agent is checking as many sign-ins as it may at once, and "
+                    f"{self.queue} more wait for a slot"
+                )
+            self._waiting += 1
+        try:
+            got = self._slots.acquire(timeout=self.wait)
+        finally:
+            with self._queue_lock:
+                self._waiting -= 1
+        if not got:
             raise BusyError(
                 f"the agent is checking as many sign-ins as it may at once; none ended "
                 f"within {self.wait:g} s"

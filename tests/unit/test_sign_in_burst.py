@@ -24,6 +24,7 @@ from gitswarm.api import ApiSettings, create_app
 from gitswarm.api.passwords import Passwords
 from gitswarm.api.refusals import SUMMARY
 from gitswarm.api.sessions import Sessions
+from gitswarm.errors import BusyError
 from gitswarm.model.account import RoleBinding
 from gitswarm.reconcile.metrics import Metrics
 from gitswarm.store import Store
@@ -145,6 +146,38 @@ def test_a_busy_sign_in_is_no_failure_for_the_throttle(store: Store) -> None:
     assert _sample(metrics, "gitswarm_login_failures_total", reason="busy") == 6
     assert [r.action for r in store.audit_events(limit=None)] == ["login-busy"] * 6
     assert sessions.sign_in(USER, PASSWORD, "192.0.2.1").ok
+
+
+def test_at_most_four_sign_ins_a_slot_wait_and_the_next_is_refused_at_once() -> None:
+    """Each waiting sign-in holds a thread of the server's 40, which every API call,
+    webhook and page needs too: a burst may take the slots and a few waiters, no more."""
+    passwords = Passwords(RecordingHasher(hold=0.0), slots=1, wait=2.0)
+    assert passwords.queue == 4
+    errors: list[str] = []
+
+    def waiter() -> None:
+        try:
+            passwords.verify(None, "guess-guess")
+        except BusyError as exc:
+            errors.append(exc.message)
+
+    with passwords._slots:  # the one slot taken, as by a long check
+        waiters = [threading.Thread(target=waiter) for _ in range(4)]
+        for t in waiters:
+            t.start()
+        deadline = time.monotonic() + 5
+        while passwords._waiting < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(BusyError) as raised:
+            passwords.verify(None, "guess-guess")
+        assert time.monotonic() - started < 0.5  # not the 2 s wait: refused at once
+    assert raised.value.message == (
+        "the agent is checking as many sign-ins as it may at once, and 4 more wait for a slot"
+    )
+    for t in waiters:
+        t.join()
+    assert errors == []  # the four waiting got the slot once it was free
 
 
 def test_two_first_sign_ins_at_once_make_one_dummy_hash() -> None:
