@@ -285,3 +285,49 @@ class BoundedLog:
         for s in summaries:
             kinds = ", ".join(f"{kind}: {n}" for kind, n in s.actions.items())
             self.logger.warning("%s not logged (%s)", s.message, kinds)
+
+
+class ConnectionLog(logging.Filter):
+    """A filter for uvicorn's ``uvicorn.error`` logger (server.py installs it while a
+    server runs): the WARNING its HTTP protocols write for each connection anybody can
+    open ("Invalid HTTP request received.", "Unsupported upgrade request.", ...) within
+    one budget. Those records name no address, so all connections share it: the first
+    ``per_window`` (5) a window of ``window`` seconds (60) pass; the rest are counted, and
+    ``summary`` (gitswarm's logger, never filtered here) says how many did not when the
+    window ends (``flush``: the server's tick once a second, the next such record, or its
+    stop). Anything else of uvicorn's, errors of the application included, passes."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        summary: logging.Logger,
+        *,
+        window: float = 60.0,
+        per_window: int = 5,
+    ) -> None:
+        super().__init__()
+        self.summary = summary
+        self.budget = Budget(clock, window=window, per_source=per_window, sources=1)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or "protocols" not in record.pathname:
+            return True
+        write, ended = self.budget.admit("connections", record.getMessage()[:100])
+        self._write(ended)
+        return write
+
+    def due(self) -> bool:
+        return self.budget.due()
+
+    def flush(self, final: bool = False) -> None:
+        self._write(self.budget.close(final))
+
+    def _write(self, summaries: list[Summary]) -> None:
+        for s in summaries:
+            kinds = ", ".join(f"{kind!r}: {n}" for kind, n in s.actions.items())
+            self.summary.warning(
+                "%d more warnings of the HTTP server about connections in %d s not logged (%s)",
+                s.count,
+                s.window_s,
+                kinds,
+            )

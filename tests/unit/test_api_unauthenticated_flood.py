@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -366,3 +367,33 @@ def test_the_rows_per_address_are_a_setting(store: Store) -> None:
         for _ in range(6):
             c.post(SYNC)
     assert [r.action for r in _rows(store)] == ["sync", "sync", SUMMARY]
+
+
+def test_malformed_requests_through_the_real_server_write_five_warnings_and_a_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn wrote "Invalid HTTP request received." at WARNING for every malformed
+    request anybody sends; the line names no address, so all connections share one
+    budget. A well-formed request still gets through, and the filter leaves with the
+    server."""
+    caplog.set_level(logging.INFO)
+    app = create_app(FakeAgent(), ApiSettings(), Metrics())
+    with serve_in_thread(app, port=0) as server:
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", server.port)) as conn:
+                conn.sendall(b"NOT HTTP \x00\x01\r\n\r\n")
+                conn.recv(1000)  # uvicorn's 400, then it closes
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "uvicorn.error" and r.levelno >= logging.WARNING
+    ]
+    assert warned == ["Invalid HTTP request received."] * 5
+    [summary] = [r.getMessage() for r in caplog.records if "not logged" in r.getMessage()]
+    assert re.fullmatch(
+        r"195 more warnings of the HTTP server about connections in \d+ s not logged "
+        r"\('Invalid HTTP request received.': 195\)",
+        summary,
+    )
+    assert logging.getLogger("uvicorn.error").filters == []
