@@ -3,7 +3,9 @@ per address and window the audit trail keeps the first few rows and one summary 
 the rest (api/refusals.py), /metrics counts every one, the sign-in throttle works as
 before, and rows of callers somebody signed in as are written as before. What an
 attacker can vary is tried too: the address (spoofed X-Forwarded-For, through the real
-uvicorn server), the path, the body's size, a captured webhook delivery sent again."""
+uvicorn server), the path, the body's size, a captured webhook delivery sent again.
+Nor the agent's log: webhooks that prove nothing, and malformed requests to the real
+server, are logged a few times a window and then summed up in one line."""
 
 from __future__ import annotations
 
