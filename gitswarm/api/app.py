@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -31,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import gitswarm
+from gitswarm.api import errors as api_errors
 from gitswarm.api import promotions as promotion_routes
 from gitswarm.api import v1, webhook_routes
 from gitswarm.api.dashboard import Records, mount_dashboard
@@ -64,14 +66,20 @@ def create_app(
         settings.audit, metrics, settings.clock, per_source=settings.unauthenticated_audit_rows
     )
     settings = replace(settings, audit=budget)
-    # ... and so are the log lines of webhooks that proved nothing (the same numbers)
-    log_budget = BoundedLog(
-        webhook_routes.log, settings.clock, per_source=settings.unauthenticated_audit_rows
-    )
+    # ... and so are the log lines of webhooks that proved nothing and of clients that
+    # hung up mid-request (the same numbers)
+    rows = settings.unauthenticated_audit_rows
+    log_budget = BoundedLog(webhook_routes.log, settings.clock, per_source=rows)
+    hang_ups = BoundedLog(api_errors.log, settings.clock, per_source=rows)
+    logs = (log_budget, hang_ups)
+
+    def disconnected(address: str, what: str) -> None:
+        line = "%s: the client disconnected"
+        hang_ups.log(logging.INFO, address, "client disconnected", line, what)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        ticker = asyncio.create_task(_summarize(budget, log_budget))
+        ticker = asyncio.create_task(_summarize(budget, logs))
         try:
             yield
         finally:
@@ -80,7 +88,8 @@ def create_app(
                 await ticker
             with contextlib.suppress(GitswarmError):  # logged; a stop must not fail
                 await call(budget.flush, True)  # the open window's summaries, before we go
-            log_budget.flush(True)
+            for lines in logs:
+                lines.flush(True)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -93,7 +102,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.audit_budget = budget  # the ones to flush when the app stops using them
-    app.state.log_budget = log_budget
+    app.state.log_budgets = logs
 
     async def counted(request: Request, exc: Exception) -> Response:
         response = await on_gitswarm_error(request, exc)
@@ -104,7 +113,9 @@ def create_app(
     app.add_exception_handler(GitswarmError, counted)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
-    app.add_middleware(LastResort)  # inside Starlette's ServerErrorMiddleware: it never re-raises
+    app.add_middleware(
+        LastResort, disconnected=disconnected
+    )  # inside Starlette's ServerErrorMiddleware: it never re-raises
     holds = promotions.holds_by_pair if promotions is not None else None
     app.include_router(v1.build_router(agent, settings, holds))
     app.include_router(webhook_routes.build_router(agent, settings, metrics, log_budget))
@@ -139,12 +150,15 @@ def create_app(
     return app
 
 
-async def _summarize(budget: BoundedAudit, log_budget: BoundedLog, every: float = 1.0) -> None:
+async def _summarize(
+    budget: BoundedAudit, logs: tuple[BoundedLog, ...], every: float = 1.0
+) -> None:
     """Write the summary rows and lines of a budget window once it has ended (refusals.py)."""
     while True:
         await asyncio.sleep(every)
-        if log_budget.due():
-            log_budget.flush()  # a log line: no I/O worth the thread pool
+        for lines in logs:
+            if lines.due():
+                lines.flush()  # a log line: no I/O worth the thread pool
         if budget.due():
             with contextlib.suppress(GitswarmError):  # logged; the next tick tries again
                 await call(budget.flush)

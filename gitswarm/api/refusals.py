@@ -38,7 +38,8 @@ every webhook without a valid signature, or replayed, wrote a WARNING line, so 1
 of them from one address were 10,000 lines (the disk, journald, the cost of shipping
 logs). Now the first 5 a minute per address are logged as before and one line per
 address and window says how many more were not: "N more unauthenticated requests from
-A in 60 s not logged (webhook generic unauthorized: N)". Sign-ins, CSRF refusals and
+A in 60 s not logged (webhook generic unauthorized: N)"; the same for "the client
+disconnected" of clients that hang up mid-request (api/errors.py). Sign-ins, CSRF refusals and
 bad bearer tokens write no log line of their own (their audit rows are budgeted above;
 with no store, the audit sink *is* the log). ``Budget`` is the one counter of both.
 """

@@ -70,7 +70,13 @@ def _sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> int:
+async def _post(
+    app: Any,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes = b"",
+    hang_up: bool = False,
+) -> int:
     """One POST straight into the ASGI app (no client library: 10,000 of them are the
     point here, not the client's speed), from 198.51.100.7."""
     scope = {
@@ -82,6 +88,8 @@ async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: b
     status: list[int] = []
 
     async def receive() -> dict[str, Any]:
+        if hang_up:  # the client went away before its body came
+            return {"type": "http.disconnect"}
         return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
@@ -89,7 +97,7 @@ async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: b
             status.append(message["status"])
 
     await app(scope, receive, send)
-    return status[0]
+    return status[0] if status else 0
 
 
 def test_ten_thousand_unauthenticated_posts_from_one_address_leave_six_rows_and_count_all(
@@ -369,6 +377,31 @@ def test_the_rows_per_address_are_a_setting(store: Store) -> None:
         for _ in range(6):
             c.post(SYNC)
     assert [r.action for r in _rows(store)] == ["sync", "sync", SUMMARY]
+
+
+def test_a_thousand_clients_that_hang_up_mid_request_write_six_log_lines(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anybody can send a body's headers and go away: one INFO line each was a line per
+    request of any path that reads a body."""
+    caplog.set_level(logging.INFO, logger="gitswarm.api")
+    app = create_app(FakeAgent(), _settings(store, Clock()), Metrics())
+    form = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"9")]
+
+    async def flood() -> list[int]:
+        async with app.router.lifespan_context(app):
+            return list(
+                await asyncio.gather(
+                    *(_post(app, "/ui/login", form, hang_up=True) for _ in range(1000))
+                )
+            )
+
+    assert asyncio.run(flood()) == [0] * 1000  # nobody left to answer
+    lines = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+    assert lines == ["POST /ui/login: the client disconnected"] * 5 + [
+        "995 more unauthenticated requests from 198.51.100.7 in 0 s not logged "
+        "(client disconnected: 995)"
+    ]
 
 
 def test_malformed_requests_through_the_real_server_write_five_warnings_and_a_summary(
