@@ -113,9 +113,8 @@ def create_app(
     app.add_exception_handler(GitswarmError, counted)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
-    app.add_middleware(
-        LastResort, disconnected=disconnected
-    )  # inside Starlette's ServerErrorMiddleware: it never re-raises
+    # inside Starlette's ServerErrorMiddleware: it never re-raises
+    app.add_middleware(LastResort, disconnected=disconnected)
     holds = promotions.holds_by_pair if promotions is not None else None
     app.include_router(v1.build_router(agent, settings, holds))
     app.include_router(webhook_routes.build_router(agent, settings, metrics, log_budget))

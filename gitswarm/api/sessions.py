@@ -24,10 +24,9 @@ count their own.
 
 Each argon2 verification holds 64 MiB and a core: at most ``sign_in_slots`` (2) run at
 once (passwords.py). A sign-in that finds none free within a second (or too many
-waiting already) is answered 503
-with Retry-After, audited as ``login-busy`` (within the audit budget of requests
-without credentials, refusals.py) and counted as ``{reason="busy"}``; it is no failure
-of that user or address for the throttle.
+waiting already) is answered 503 with Retry-After, audited as ``login-busy`` (within
+the audit budget of requests without credentials, refusals.py) and counted as
+``{reason="busy"}``; it is no failure of that user or address for the throttle.
 """
 
 from __future__ import annotations
