@@ -140,3 +140,31 @@ def test_serve_exits_though_a_thread_is_still_stuck_after_the_grace() -> None:
         proc.stderr
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_a_sync_run_while_its_caller_handles_a_stop_still_records_its_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a Stopping raised by the sync itself leaves its operation unrecorded, not one
+    its caller is handling (the check once read ``sys.exc_info()`` in ``finally``)."""
+    from gitswarm.reconcile.outcome import SyncRequest
+
+    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
+    repo = GitOpsRepo(tmp_path / "repo", "stops")
+    repo.compose({"web": service("127.0.0.1:5000/busybox:1")})
+    repo.commit("first")
+    swarm = FakeSwarm()
+    store = Store(str(tmp_path / "state.db"))
+    try:
+        reconciler = Reconciler(RepoSource.open(str(repo.path)), store, lambda _t: swarm)
+        try:
+            raise Stopping("the caller's")
+        except Stopping:
+            outcome = reconciler.sync(SyncRequest("app", "dev"))
+        assert outcome.result == "Succeeded", outcome
+        (op,) = store.history(app="app", env="dev", limit=5)
+        assert op.result == "Succeeded"
+        status = store.get_status("app", "dev")
+        assert status is not None and status.revision == outcome.revision
+    finally:
+        store.close()
