@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic
@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # metrics: the agent's only; Store: status reads through stor
     from typing_extensions import TypeVar
 
     from gitswarm.reconcile.metrics import Metrics
-    from gitswarm.store import Lease, Store
+    from gitswarm.store import Store
 
     # What the Reconciler reads and writes through: a ``Store`` unless said otherwise
     # (``Reconciler`` alone means ``Reconciler[Store]``). ``gitswarm status`` makes a
@@ -83,27 +83,6 @@ log = logging.getLogger("gitswarm.sync")
 
 # The sync lock's lease: short, so a dead holder frees it soon; renewed while syncing.
 SYNC_LEASE = 30.0
-
-
-@contextlib.contextmanager
-def kept_alive(lease: Lease, every: float = SYNC_LEASE / 3) -> Iterator[None]:
-    """Renew ``lease`` in the background for the duration of the block."""
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(every):
-            try:
-                lease.renew()
-            except GitswarmError as exc:
-                log.error("could not renew %r: %s", lease.name, exc.message)
-
-    thread = threading.Thread(target=renew, name=f"lease-{lease.name}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=5)
 
 
 def holder_id() -> str:
@@ -335,7 +314,7 @@ class Reconciler(Generic[StoreT]):
                     ttl_seconds=self.sync_lease,
                     wait=req.lock_wait,
                 ) as lease,
-                kept_alive(lease, self.sync_lease / 3),
+                lease.kept_alive(self.sync_lease / 3),
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
