@@ -303,13 +303,25 @@ class FakeSwarm:
         if task_changed or spec_replicas(spec) != existing.replicas:
             self._start_tasks(updated)
         if task_changed and container["Image"] in self.rollback_images:
-            self._services[updated.id] = replace(
-                existing,
-                version=updated.version + 1,
-                update_status=UpdateStatus("rollback_completed", "update rolled back", _now()),
-            )
-            self._start_tasks(self._services[updated.id])
+            self._rolled_back(updated, "update rolled back")
         self._emit("service", "update", full)
+
+    def _rolled_back(self, svc: ServiceState, message: str) -> None:
+        """As swarmkit rolls a service back: Spec and PreviousSpec swap places."""
+        previous = svc.previous_spec
+        if previous is None:
+            raise SwarmError(f"service {svc.name} does not have a previous spec to roll back to")
+        mode = previous.get("Mode", {}).get("Replicated")
+        self._services[svc.id] = replace(
+            svc,
+            labels=dict(previous.get("Labels") or {}),
+            spec=previous,
+            previous_spec=svc.spec,
+            version=svc.version + 1,
+            replicas=int(mode.get("Replicas", 1)) if mode is not None else None,
+            update_status=UpdateStatus("rollback_completed", message, _now()),
+        )
+        self._start_tasks(self._services[svc.id])
 
     def _start_tasks(self, svc: ServiceState) -> None:
         template = svc.spec["TaskTemplate"]
@@ -372,6 +384,12 @@ class FakeSwarm:
             replicas=int(mode.get("Replicas", 1)) if mode is not None else None,
         )
         self._start_tasks(self._services[svc.id])
+        self._emit("service", "update", full_name)
+
+    def rollback(self, full_name: str) -> None:
+        """``docker service rollback``: the previous spec again (label included)."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        self._rolled_back(svc, "manually requested rollback")
         self._emit("service", "update", full_name)
 
     def add_env(self, full_name: str, entry: str) -> None:
