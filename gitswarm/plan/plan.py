@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from gitswarm.model.observed import ServiceState, StackState
 from gitswarm.model.operation import Baseline
-from gitswarm.model.stack import LABEL_APP, LABEL_ENV, DesiredStack, ObjectMaterial
+from gitswarm.model.stack import (
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_SPEC_HASH,
+    DesiredStack,
+    ObjectMaterial,
+)
 from gitswarm.plan.diff import FieldChange, diff
 
 Action = Literal["create", "update", "remove", "orphan", "unchanged"]
@@ -44,6 +50,8 @@ class ServiceChange:
     drift: tuple[FieldChange, ...] = ()  # live spec vs what gitswarm deployed
     service_id: str | None = None
     note: str = ""
+    # Whether self-heal may redeploy it: not what Swarm itself rolled back (_rolled_back).
+    healable: bool = True
 
     @property
     def deploys(self) -> bool:
@@ -125,6 +133,66 @@ def drift_of(service: ServiceState, baseline: Baseline | None) -> tuple[FieldCha
     return tuple(diff(baseline.spec, service.spec))
 
 
+def _rolled_back(service: ServiceState, baseline: Baseline) -> str | None:
+    """Swarm's own rollback (``failure_action: rollback`` or ``docker service
+    rollback``) of what gitswarm applied: the service's last write rolled it back, from a
+    spec that carried the baseline's hash. What it says (``rollback_completed: ...``),
+    or None. Swarm swaps Spec and PreviousSpec on a rollback, and any later update sets
+    PreviousSpec to the rolled-back spec and clears the rollback state."""
+    update = service.update_status
+    previous = service.previous_spec
+    if update is None or not update.state.startswith("rollback") or previous is None:
+        return None
+    labels = previous.get("Labels") or {}
+    if labels.get(LABEL_SPEC_HASH) != baseline.spec_hash:
+        return None
+    return f"{update.state}: {update.message}" if update.message else update.state
+
+
+def _left_by(service: ServiceState, baseline: Baseline, revision: str | None) -> bool:
+    """Whether ``service`` is as the failed deploy of ``revision`` left it: its labels
+    say that revision deployed it, and its previous spec carries the baseline's hash
+    (that deploy wrote over what gitswarm had applied, and nothing wrote after it)."""
+    if revision is None or service.revision != revision:
+        return False
+    previous = service.previous_spec
+    if previous is None:  # a listing without PreviousSpec: the live read decides
+        return False
+    return (previous.get("Labels") or {}).get(LABEL_SPEC_HASH) == baseline.spec_hash
+
+
+def rewritten_drift(
+    service: ServiceState, baseline: Baseline | None, want_hash: str, unsettled: str | None
+) -> ServiceChange | None:
+    """Drift whatever the spec-hash label says (Argo CD compares live with desired,
+    never trusting labels): the baseline says gitswarm last applied exactly what Git
+    wants (``want_hash``), yet the live service has another hash label, or none. Someone
+    with Docker access changed it and rewrote or removed the label (``docker service
+    update --image x --label-add io.gitswarm.spec-hash=...``): the drift is the live
+    spec against the baseline, the label included. None when Git moved (the deploy
+    overwrites the change) or when the service is as the failed deploy of ``unsettled``
+    left it (``_left_by``): that deploy's own write, which its failure already reports."""
+    if baseline is None or baseline.spec_hash != want_hash or service.spec_hash == want_hash:
+        return None
+    if _left_by(service, baseline, unsettled):
+        return None
+    drift = tuple(diff(baseline.spec, service.spec))
+    if not drift:
+        return None  # an old record whose spec lacks its own hash label: a sync redeploys
+    name = service.compose_name
+    rolled = _rolled_back(service, baseline)
+    if rolled is not None:
+        note = (
+            f"rolled back by Swarm ({rolled}) from what gitswarm deployed: not healed, a "
+            "redeploy would roll out again what Swarm rolled back; push a fix to Git"
+        )
+        return ServiceChange(name, "unchanged", drift=drift, service_id=service.id,
+                             note=note, healable=False)  # fmt: skip
+    how = "removed" if service.spec_hash is None else "rewritten"
+    note = f"gitswarm's spec-hash label {how} outside gitswarm"
+    return ServiceChange(name, "unchanged", drift=drift, service_id=service.id, note=note)
+
+
 def make_plan(
     desired: DesiredStack,
     observed: StackState,
@@ -132,13 +200,18 @@ def make_plan(
     *,
     prune: bool,
     heal: bool,
+    unsettled: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compare one rendered stack with what runs.
 
     - a desired service that is missing is created; one whose spec hash differs is
       updated (with the rendered fields that changed, when a baseline knows them);
     - a service whose live spec differs from the baseline has drifted; with ``heal`` it
-      is redeployed, otherwise only reported;
+      is redeployed, otherwise only reported — also when its spec-hash label was
+      rewritten or removed while the baseline is what Git wants (``rewritten_drift``),
+      but never what Swarm itself rolled back (redeploying that would roll it out again);
+    - ``unsettled``: service -> the revision of a failed deploy that may have left it
+      at that revision's spec (``rewritten_drift``);
     - a service gitswarm deployed for this app and environment that left Git is removed
       with ``prune``, otherwise reported as an orphan; services gitswarm does not own
       are never touched.
@@ -161,6 +234,12 @@ def make_plan(
         if live is None:
             note = "missing" if baseline is not None else ""
             changes.append(ServiceChange(name, "create", tuple(diff({}, rendered)), note=note))
+            continue
+        rewritten = rewritten_drift(live, baseline, want_hash, (unsettled or {}).get(name))
+        if rewritten is not None:
+            if heal and rewritten.healable:
+                rewritten = replace(rewritten, action="update")
+            changes.append(rewritten)
             continue
         if live.spec_hash != want_hash:
             before = (

@@ -43,7 +43,7 @@ from gitswarm.reconcile.apply import (
     collect_garbage,
     follow_rollout,
 )
-from gitswarm.reconcile.baselines import save_baselines
+from gitswarm.reconcile.baselines import save_baselines, unsettled
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
@@ -418,7 +418,10 @@ class Reconciler(Generic[StoreT]):
         self.progress("plan")
         observed = swarm.observe(r.desired.stack)  # plan
         baselines = self.store.baselines(req.app, req.env)
-        plan = make_plan(r.desired, observed, baselines, prune=policy.prune, heal=req.heal)
+        left = unsettled(self.store, req.app, req.env)  # by a failed deploy: not drift
+        plan = make_plan(
+            r.desired, observed, baselines, prune=policy.prune, heal=req.heal, unsettled=left
+        )
         planned.append(plan)
         base = replace(base, plan=plan)
         if req.dry_run:
