@@ -161,6 +161,18 @@ def _left_by(service: ServiceState, baseline: Baseline, revision: str | None) ->
     return (previous.get("Labels") or {}).get(LABEL_SPEC_HASH) == baseline.spec_hash
 
 
+def _overwritten(service: ServiceState, baseline: Baseline | None) -> tuple[FieldChange, ...]:
+    """Git moved: the update overwrites whatever someone changed on the service since
+    the baseline, which is said too (as drift). Only while the service's labels say the
+    baseline's deploy wrote it: what a failed deploy left, or Swarm rolled back to an
+    older revision, carries another revision label."""
+    if baseline is None or baseline.version == service.version:
+        return ()
+    if service.revision != baseline.revision:
+        return ()
+    return tuple(diff(baseline.spec, service.spec))
+
+
 def rewritten_drift(
     service: ServiceState, baseline: Baseline | None, want_hash: str, unsettled: str | None
 ) -> ServiceChange | None:
@@ -247,7 +259,15 @@ def make_plan(
             )
             fields = tuple(diff(before, rendered)) if before is not None else ()
             note = "" if live.owned else "adopting a service gitswarm did not deploy"
-            changes.append(ServiceChange(name, "update", fields, service_id=live.id, note=note))
+            overwritten = _overwritten(live, baseline)
+            if overwritten and baseline is not None and live.spec_hash != baseline.spec_hash:
+                how = "removed" if live.spec_hash is None else "rewritten"
+                note = f"changed on the swarm, gitswarm's spec-hash label {how}; Git moved"
+            elif overwritten:
+                note = "changed on the swarm; Git moved"
+            changes.append(
+                ServiceChange(name, "update", fields, overwritten, service_id=live.id, note=note)
+            )
             continue
         if baseline is None:
             # Nothing recorded to compare with (a new store, or a service deployed by an

@@ -76,12 +76,29 @@ def test_a_change_with_the_label_rewritten_is_drift_against_the_baseline(
     assert reported.drifted[0].drift == change.drift
 
 
-def test_when_git_moved_it_stays_an_update_without_drift() -> None:
+def test_when_git_moved_it_stays_an_update_and_says_what_it_overwrites() -> None:
     web = live("web", "a:1")
+    web = dataclasses.replace(web, labels={**web.labels, LABEL_REVISION: "old"})
     changed = _forged(web, "evil:1", "anything")
     plan = make_plan(
         desired({"web": {"image": "a:2"}}),  # Git moved: the deploy overwrites the change
         StackState("shop-dev", (changed,)),
+        {"web": baseline(web, {"image": "a:1"})},
+        prune=True,
+        heal=False,
+    )
+    assert plan.to_deploy == ("web",)
+    (change,) = plan.drifted
+    assert change.action == "update"
+    assert change.note == "changed on the swarm, gitswarm's spec-hash label rewritten; Git moved"
+    assert ("TaskTemplate.ContainerSpec.Image", "a:1", "evil:1") in {
+        (f.path, f.before, f.after) for f in change.drift
+    }
+    # what a failed deploy of another revision left: an update, nothing more said
+    left = dataclasses.replace(changed, labels={**changed.labels, LABEL_REVISION: "bad"})
+    plan = make_plan(
+        desired({"web": {"image": "a:2"}}),
+        StackState("shop-dev", (left,)),
         {"web": baseline(web, {"image": "a:1"})},
         prune=True,
         heal=False,
