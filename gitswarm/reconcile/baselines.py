@@ -37,6 +37,17 @@ def unsettled(store: Store, app: str, env: str) -> dict[str, str]:
     return {c.service: revision for c in operation.changes if c.action in ("changed", "created")}
 
 
+def plan_recorded(
+    store: Store, desired: DesiredStack, observed: StackState, *, prune: bool, heal: bool
+) -> Plan:
+    """``desired`` planned against ``observed``, the recorded baselines and what a failed
+    deploy left (``unsettled``): the plan of a sync (reconcile/sync.py)."""
+    app, env = desired.app, desired.env
+    baselines = store.baselines(app, env)
+    left = unsettled(store, app, env)
+    return make_plan(desired, observed, baselines, prune=prune, heal=heal, unsettled=left)
+
+
 def save_baselines(
     store: Store,
     swarm: Swarm,
@@ -73,4 +84,4 @@ def save_baselines(
     return tuple(c for c in now.drifted if c.service in saved)
 
 
-__all__ = ["save_baselines", "unsettled"]
+__all__ = ["plan_recorded", "save_baselines", "unsettled"]
