@@ -15,6 +15,7 @@ from gitswarm.model.stack import (
     DesiredStack,
     ObjectMaterial,
 )
+from gitswarm.plan.applied import image_name as _image_name
 from gitswarm.plan.diff import FieldChange, diff
 
 Action = Literal["create", "update", "remove", "orphan", "unchanged"]
@@ -76,6 +77,10 @@ class Plan:
     services: tuple[ServiceChange, ...]
     create_objects: tuple[ObjectMaterial, ...] = ()
     missing_baselines: tuple[str, ...] = field(default=())
+    # Services to deploy whose live image is not the render's (changed by hand): the
+    # CLI's `--resolve-image changed` keeps the live image of a service whose stack image
+    # label still says the render's, so their deploy must resolve images (apply.py).
+    reimage: tuple[str, ...] = field(default=())
 
     @property
     def to_deploy(self) -> tuple[str, ...]:
@@ -287,6 +292,13 @@ def make_plan(
             continue
         action = "remove" if prune else "orphan"
         changes.append(ServiceChange(live.compose_name, action, service_id=live.id))
+    reimage = tuple(
+        c.service
+        for c in changes
+        if c.action == "update"
+        and (svc := named.get(c.service)) is not None
+        and _image_name(svc.image) != _image_name(str(desired.services[c.service].get("image", "")))
+    )
     present = {obj.name for obj in observed.objects}
     create = tuple(obj for obj in desired.objects if obj.name not in present)
     return Plan(
@@ -297,6 +309,7 @@ def make_plan(
         services=tuple(changes),
         create_objects=create,
         missing_baselines=tuple(missing_baselines),
+        reimage=reimage,
     )
 
 

@@ -251,10 +251,15 @@ class FakeSwarm:
             for kind in ("configs", "secrets")
         }
         for name, svc in (doc.get("services") or {}).items():
-            self._deploy_service(stack, name, svc, top_names)
+            self._deploy_service(stack, name, svc, top_names, resolve_image)
 
     def _deploy_service(
-        self, stack: str, name: str, svc: dict[str, Any], top: dict[str, dict[str, str]]
+        self,
+        stack: str,
+        name: str,
+        svc: dict[str, Any],
+        top: dict[str, dict[str, str]],
+        resolve_image: ResolveImage = "changed",
     ) -> None:
         full = f"{stack}_{name}"
         deploy = svc.get("deploy") or {}
@@ -281,6 +286,14 @@ class FakeSwarm:
             "TaskTemplate": template,
         }
         existing = next((s for s in self._services.values() if s.name == full), None)
+        if (
+            existing is not None
+            and resolve_image == "changed"
+            and existing.labels.get("com.docker.stack.image") == container["Image"]
+        ):
+            # As the CLI does: the image as written has not changed since the last stack
+            # deploy (its label), so the service keeps the image it has now.
+            container["Image"] = existing.spec["TaskTemplate"]["ContainerSpec"]["Image"]
         self.log.append(f"deploy {full}")
         if existing is None:
             sid = self._new_id("s")

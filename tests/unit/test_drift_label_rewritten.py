@@ -298,3 +298,23 @@ def test_what_a_failed_deploy_left_is_not_healed_back(
     _round(rig)
     assert [o.reason for o in rig.ops("drift")] == ["Drift"]  # type: ignore[attr-defined]
     assert _web(rig).image == GOOD
+
+
+def test_a_heal_puts_gits_image_back_though_the_stack_label_still_names_it(
+    make: Callable[..., Rig],  # noqa: F811
+) -> None:
+    """`docker stack deploy --resolve-image changed` keeps a service's live image while
+    the image as written (its `com.docker.stack.image` label) has not changed: a heal of
+    a manual image change must resolve images, or it leaves the image as someone set it."""
+    rig = make(sync={"self_heal": True})
+    rig.poll()
+
+    def image_only(spec: dict[str, Any]) -> None:
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = EVIL
+
+    rig.swarm.update(WEB, image_only)
+    rig.agent.run_task(("drift", "app", "dev"), TriggerRequest("agent"))
+    assert _web(rig).image == GOOD
+    assert [o.result for o in rig.ops("heal")] == ["Succeeded"]  # type: ignore[attr-defined]
+    rig.agent.run_task(("drift", "app", "dev"), TriggerRequest("agent"))
+    assert len(rig.ops("heal")) == 1 and rig.status().sync == "Synced"  # type: ignore[attr-defined]
