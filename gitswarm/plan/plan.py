@@ -282,6 +282,14 @@ def make_plan(
             note = "no baseline recorded yet" if heal else ""
             changes.append(ServiceChange(name, action_nb, service_id=live.id, note=note))
             continue
+        if baseline.spec_hash != want_hash:
+            # Git's hash on the service, but no deploy of it recorded as done: a failed
+            # or interrupted deploy left it. Deployed again (no task restarts), so that
+            # the sync waits for its health and records its baseline: never "in sync"
+            # on the strength of a label (nor unwatched for drift until the next commit).
+            note = "its deploy was not recorded as done: deployed again to wait for health"
+            changes.append(ServiceChange(name, "update", service_id=live.id, note=note))
+            continue
         drift = drift_of(live, baseline)
         action: Action = "update" if drift and heal else "unchanged"
         changes.append(ServiceChange(name, action, drift=drift, service_id=live.id))

@@ -318,3 +318,20 @@ def test_a_heal_puts_gits_image_back_though_the_stack_label_still_names_it(
     assert [o.result for o in rig.ops("heal")] == ["Succeeded"]  # type: ignore[attr-defined]
     rig.agent.run_task(("drift", "app", "dev"), TriggerRequest("agent"))
     assert len(rig.ops("heal")) == 1 and rig.status().sync == "Synced"  # type: ignore[attr-defined]
+
+
+def test_a_failed_revision_synced_again_is_judged_again_not_taken_as_in_sync(
+    make: Callable[..., Rig],  # noqa: F811
+) -> None:
+    """Its services carry Git's hash after the failed deploy: the label is no proof that
+    it was deployed (nor healthy), so a sync of it again deploys and waits again."""
+    rig = make()
+    rig.poll()
+    rig.repo.compose({"web": service(BROKEN)})
+    rig.repo.commit("bad")
+    rig.poll()
+    assert rig.status().last_result == "Failed"  # type: ignore[attr-defined]
+    outcome = rig.agent.reconciler.sync(SyncRequest("app", "dev", heal=False))
+    assert outcome.result == "Failed" and outcome.reason == "TasksFailing", outcome.message
+    status = rig.status()
+    assert (status.health, status.last_result) == ("Degraded", "Failed")  # type: ignore[attr-defined]
