@@ -138,20 +138,19 @@ def drift_of(service: ServiceState, baseline: Baseline | None) -> tuple[FieldCha
     return tuple(diff(baseline.spec, service.spec))
 
 
-def _rolled_back(service: ServiceState, baseline: Baseline) -> str | None:
+def _rolled_back(service: ServiceState, baseline: Baseline) -> bool:
     """Swarm's own rollback (``failure_action: rollback`` or ``docker service
     rollback``) of what gitswarm applied: the service's last write rolled it back, from a
-    spec that carried the baseline's hash. What it says (``rollback_completed: ...``),
-    or None. Swarm swaps Spec and PreviousSpec on a rollback, and any later update sets
-    PreviousSpec to the rolled-back spec and clears the rollback state."""
+    spec that carried the baseline's hash. Swarm swaps Spec and PreviousSpec on a
+    rollback, and any later update sets PreviousSpec to the rolled-back spec and clears
+    the rollback state. (Not its state's words in the note: rollback_started becomes
+    rollback_completed, and the drift would be notified twice.)"""
     update = service.update_status
     previous = service.previous_spec
     if update is None or not update.state.startswith("rollback") or previous is None:
-        return None
+        return False
     labels = previous.get("Labels") or {}
-    if labels.get(LABEL_SPEC_HASH) != baseline.spec_hash:
-        return None
-    return f"{update.state}: {update.message}" if update.message else update.state
+    return bool(labels.get(LABEL_SPEC_HASH) == baseline.spec_hash)
 
 
 def _left_by(service: ServiceState, baseline: Baseline, revision: str | None) -> bool:
@@ -197,11 +196,10 @@ def rewritten_drift(
     if not drift:
         return None  # an old record whose spec lacks its own hash label: a sync redeploys
     name = service.compose_name
-    rolled = _rolled_back(service, baseline)
-    if rolled is not None:
+    if _rolled_back(service, baseline):
         note = (
-            f"rolled back by Swarm ({rolled}) from what gitswarm deployed: not healed, a "
-            "redeploy would roll out again what Swarm rolled back; push a fix to Git"
+            "rolled back by Swarm from what gitswarm deployed: not healed, a redeploy "
+            "would roll out again what Swarm rolled back; push a fix to Git"
         )
         return ServiceChange(name, "unchanged", drift=drift, service_id=service.id,
                              note=note, healable=False)  # fmt: skip

@@ -125,7 +125,7 @@ def test_what_swarm_rolled_back_from_the_baseline_is_drift_that_heal_leaves_alon
     assert plan.to_deploy == () and not plan.in_sync
     (change,) = plan.drifted
     assert not change.healable and change.action == "unchanged"
-    assert change.note.startswith("rolled back by Swarm (rollback_completed: rollback completed)")
+    assert change.note.startswith("rolled back by Swarm from what gitswarm deployed: not healed")
 
 
 def test_what_a_failed_deploy_left_is_not_drift_but_a_change_on_top_of_it_is() -> None:
@@ -274,7 +274,7 @@ def test_swarm_rolling_back_a_deploy_recorded_healthy_is_reported_not_redeployed
     assert rig.swarm.writes == writes and rig.ops("heal") == []
     status = rig.status()
     assert status.sync == "OutOfSync" and list(status.drift) == ["web"]  # type: ignore[attr-defined]
-    assert "rolled back by Swarm (rollback_completed: manually requested rollback)" in (
+    assert "rolled back by Swarm from what gitswarm deployed: not healed" in (
         status.message  # type: ignore[attr-defined]
     )
     assert rig.sent.kinds().count("drift_detected") == 1  # alerted once
