@@ -17,7 +17,9 @@
                   drifted          reported (status, history, notification once per
                                    distinct drift); with self_heal, a heal sync reverts
                                    it, unless the heal guard says the same drift keeps
-                                   coming back (then self-heal pauses and alerts)
+                                   coming back (then self-heal pauses and alerts),
+                                   or Swarm itself rolled it back (a heal would roll
+                                   out again what Swarm rolled back: reported only)
 
 Triggered by Docker events (events.py), by the round, and after a sync during which
 someone changed a service it rolled out (syncs.py).
