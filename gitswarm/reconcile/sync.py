@@ -19,7 +19,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -327,6 +326,7 @@ class Reconciler(Generic[StoreT]):
         op_id: int | None = None  # a started operation, finished by the recorder
         rendered: Rendered | None = None
         planned: list[Plan] = []  # the plan, once made: a failed deploy is recorded with it
+        stopping = False
         try:
             with (
                 self.store.lock(
@@ -371,8 +371,11 @@ class Reconciler(Generic[StoreT]):
                 policy=rendered.policy if rendered else None,
                 retry_at=_window_opens(rendered) if isinstance(exc, WindowClosed) else None,
             )
-        finally:  # not for Stopping (SIGTERM): left Running, lock released (apply.py)
-            if not isinstance(sys.exc_info()[1], Stopping):
+        except Stopping:  # SIGTERM: left Running, lock released (apply.py); no outcome
+            stopping = True
+            raise
+        finally:
+            if not stopping:
                 outcome = replace(outcome, rendered=rendered)
                 seconds = self.clock.monotonic() - started
                 outcome = self.recorder.finished(req, outcome, op_id, seconds)  # record, notify

@@ -49,17 +49,22 @@ def _workers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("gitswarm-work")]
 
 
-@pytest.fixture()
-def rig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Agent, Store, NeverConverges]]:
+def _source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RepoSource:
+    """A repository of one app with one service, one commit."""
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     repo = GitOpsRepo(tmp_path / "repo", "stops")
     repo.compose({"web": service("127.0.0.1:5000/busybox:1")})
     repo.commit("first")
+    return RepoSource.open(str(repo.path))
+
+
+@pytest.fixture()
+def rig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Agent, Store, NeverConverges]]:
+    source = _source(tmp_path, monkeypatch)
     swarm = NeverConverges()
     store = Store(str(tmp_path / "state.db"))
-    source = RepoSource.open(str(repo.path))
     reconciler = Reconciler(source, store, lambda _t: swarm)
     settings = AgentSettings(events=False, poll_interval=300, drift_interval=300)
     agent = Agent(source=source, store=store, reconciler=reconciler, settings=settings)
@@ -140,3 +145,28 @@ def test_serve_exits_though_a_thread_is_still_stuck_after_the_grace() -> None:
         proc.stderr
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_a_sync_run_while_its_caller_handles_a_stop_still_records_its_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a Stopping raised by the sync itself leaves its operation unrecorded, not one
+    its caller is handling (the check once read ``sys.exc_info()`` in ``finally``)."""
+    from gitswarm.reconcile.outcome import SyncRequest
+
+    source = _source(tmp_path, monkeypatch)
+    swarm = FakeSwarm()
+    store = Store(str(tmp_path / "state.db"))
+    try:
+        reconciler = Reconciler(source, store, lambda _t: swarm)
+        try:
+            raise Stopping("the caller's")
+        except Stopping:
+            outcome = reconciler.sync(SyncRequest("app", "dev"))
+        assert outcome.result == "Succeeded", outcome
+        (op,) = store.history(app="app", env="dev", limit=5)
+        assert op.result == "Succeeded"
+        status = store.get_status("app", "dev")
+        assert status is not None and status.revision == outcome.revision
+    finally:
+        store.close()
