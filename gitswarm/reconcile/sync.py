@@ -31,7 +31,7 @@ from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, V
 from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, deployable_compose, make_plan
+from gitswarm.plan import Plan, deployable_compose
 from gitswarm.policy import raise_for_violations
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
@@ -42,7 +42,7 @@ from gitswarm.reconcile.apply import (
     collect_garbage,
     follow_rollout,
 )
-from gitswarm.reconcile.baselines import save_baselines
+from gitswarm.reconcile.baselines import plan_recorded, save_baselines
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
@@ -399,8 +399,7 @@ class Reconciler(Generic[StoreT]):
         swarm = self.swarm_for(r.env.target)
         self.progress("plan")
         observed = swarm.observe(r.desired.stack)  # plan
-        baselines = self.store.baselines(req.app, req.env)
-        plan = make_plan(r.desired, observed, baselines, prune=policy.prune, heal=req.heal)
+        plan = plan_recorded(self.store, r.desired, observed, prune=policy.prune, heal=req.heal)
         planned.append(plan)
         base = replace(base, plan=plan)
         if req.dry_run:
