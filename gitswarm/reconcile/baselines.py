@@ -5,10 +5,10 @@ calls it after the deploy and the wait): the reference that drift is judged agai
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from gitswarm.model.observed import ServiceState, StackState
-from gitswarm.model.operation import Baseline
+from gitswarm.model.operation import AppStatus, Baseline
 from gitswarm.model.stack import DesiredStack
 from gitswarm.plan import Plan, ServiceChange, make_plan
 from gitswarm.swarm.port import Swarm
@@ -17,13 +17,17 @@ if TYPE_CHECKING:  # SQLAlchemy: status imports this module and reads without it
     from gitswarm.store import Store
 
 
-def unsettled(store: Store, app: str, env: str) -> dict[str, str]:
+def unsettled(
+    store: Store, app: str, env: str, status: AppStatus | Literal[False] | None = False
+) -> dict[str, str]:
     """The services the last deploy changed when it failed after reaching the swarm
     (health, timeout, kill -9), each with that deploy's revision: the baselines are
     still the last good deploy's, so those services may run the failed revision's spec
     and its hash label — gitswarm's own write, not drift (plan.rewritten_drift). Empty
-    when the last operation succeeded or deployed the revision the status says."""
-    status = store.get_status(app, env)
+    when the last operation succeeded or deployed the revision the status says.
+    ``status``: the app's status when the caller has just read it (one read fewer)."""
+    if status is False:
+        status = store.get_status(app, env)
     if (
         status is None
         or status.last_result not in ("Failed", "Interrupted")
