@@ -99,6 +99,8 @@ from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
+from gitswarm.policy import PolicySettings
+from gitswarm.policy.floor import parse_floor
 from gitswarm.promote.operator import OperatorSettings, operator_settings
 from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
@@ -140,6 +142,7 @@ class ServeConfig:
     api: Mapping[str, Any] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
     verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    policies: Mapping[str, PolicySettings] = field(default_factory=dict)
     identities: Mapping[str, Path] = field(default_factory=dict)
     project: str | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -194,6 +197,8 @@ def load_serve_config(
         elif key == "verify":
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
+        elif key == "policies":
+            config_kwargs[key] = _policy_floor(value, where, path, config_file)
         elif key == "identities":
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)
@@ -235,7 +240,7 @@ def load_serve_config(
 
 _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
-    "verify", "identities", "project", "retention", "promotion", "targets", "providers",
+    "verify", "policies", "identities", "project", "retention", "promotion", "targets", "providers",
 )  # fmt: skip
 
 
@@ -323,6 +328,41 @@ def _pinned_verify(
                 )
         pinned[str(env)] = VerifySettings(mode=mode, keys=tuple(keys), allowed_signers=signers)
     return pinned
+
+
+def _policy_floor(
+    value: Any, where: str, path: Path | None, config_file: AgentConfig
+) -> dict[str, PolicySettings]:
+    """``policies:``: environment name -> the rules no commit can loosen (policy/floor.py),
+    in the syntax of an environment's ``policies:`` in gitswarm.yml."""
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: policies must map environment names to policy settings, as in "
+            "gitswarm.yml: {production: {no_privileged_containers: enforce}}"
+        )
+    lines = config_file.lines_under(("policies",))
+    floors: dict[str, PolicySettings] = {}
+    for env, spec in value.items():
+        line = lines.get(str(env))
+        at = f"{path}:{line}: policies.{env}" if path and line else f"{where}: policies.{env}"
+        message = check_name("environment", str(env))
+        if message:
+            raise ConfigError(f"{at}: {message}")
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                f"{at} must be a mapping of rule names to modes, as under an environment's "
+                "policies: in gitswarm.yml (no_privileged_containers: enforce)"
+            )
+        prefix = ("policies", env)
+        positions = {
+            at_[2:]: position
+            for at_, position in config_file.positions.items()
+            if at_[:2] == prefix and len(at_) > 2
+        }
+        floors[str(env)] = parse_floor(
+            spec, env=str(env), file=str(path or where), positions=positions
+        )
+    return floors
 
 
 def _identities(
@@ -443,6 +483,7 @@ def run_agent(
         verifier=verifier,
         notifier=notifier,
         pinned_verify=config.verify,
+        pinned_policies=config.policies,
         identities=config.identities,
         project=config.project,
         # A sync of an agent that died (kill -9) holds its app's lock no longer than the

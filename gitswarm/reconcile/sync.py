@@ -32,7 +32,8 @@ from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.policy import raise_for_violations
+from gitswarm.policy import PolicySettings, raise_for_violations, settings_for
+from gitswarm.policy.floor import PolicyLayer
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
     Clock,
@@ -52,6 +53,7 @@ from gitswarm.reconcile.targeting import check_target, secret_created, target_ta
 from gitswarm.render import to_yaml
 from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
+from gitswarm.repo.policies import rego_sources
 from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.providers import ProviderSet
@@ -132,6 +134,10 @@ class Reconciler(Generic[StoreT]):
     # Signed-commit settings per environment from the agent's own config: they decide
     # over any `verify:` in Git (source/verdicts.py's settings_in_force).
     pinned_verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    # The policy floor per environment from the agent's own config: rules no commit can
+    # loosen (policy/floor.py). Besides it, a commit is always checked under the policies
+    # of the revision deployed last too (policy_layers).
+    pinned_policies: Mapping[str, PolicySettings] = field(default_factory=dict)
     # The operator's targets (swarm/targets.py): which endpoint a target name means, and
     # which environments may deploy to it. None: those of ``swarm_for`` (a SwarmPool).
     targets: TargetTable | None = None
@@ -247,10 +253,46 @@ class Reconciler(Generic[StoreT]):
             now=self.clock.now(),
             override_window=override_window,
             secret_created=secret_created(self.swarm_for, env, desired),
+            layers=self.policy_layers(app.name, env, rev, renderer),
         )
         inputs, commit_read = recording.inputs(), reads_commit(renderer.rego())
         digest = None if commit_read else input_digest(inputs, tree, config, app, env)
         return Rendered(rev, commit, config, app, env, desired, report, inputs, digest)
+
+    def policy_layers(
+        self, app: str, env: Environment, revision: str, renderer: StackRenderer
+    ) -> list[PolicyLayer]:
+        """The policy settings ``revision`` is checked under besides its own, so that a
+        commit cannot switch off the checks meant for it (policy/floor.py): the agent
+        config's floor for ``env``, and ``env``'s policies and Rego at the revision
+        deployed last, when the commit changes them (a loosening applies from the commit
+        after it)."""
+        layers: list[PolicyLayer] = []
+        floor = self.pinned_policies.get(env.name)
+        if floor is not None:
+            layers.append(PolicyLayer("floor", "the agent's config", floor))
+        status = self.store.get_status(app, env.name)
+        deployed = status.revision if status is not None else None
+        if not deployed or deployed == revision:
+            return layers
+        try:
+            old = self.config_at(deployed).environment(env.name)
+            old_rego = rego_sources(GitTree(self.source.git_dir, deployed))
+            old_settings = settings_for(old)
+        except (GitswarmError, KeyError) as exc:  # gone, or unreadable by this version
+            log.warning(
+                "%s/%s: the policies of %s, deployed last, cannot be read (%s); "
+                "checking %s under its own only",
+                app, env.name, deployed[:12], getattr(exc, "message", exc), revision[:12],
+            )  # fmt: skip
+            return layers
+        rego = renderer.rego()
+        if old.policies == env.policies and old_rego == rego:
+            return layers
+        label = f"{deployed[:12]}, the revision deployed last"
+        changed = old_rego if old_rego != rego else None
+        layers.append(PolicyLayer("deployed", label, old_settings, changed))
+        return layers
 
     def check_target(self, env: Environment) -> None:
         """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
@@ -282,6 +324,7 @@ class Reconciler(Generic[StoreT]):
                 names = {e.name for e in config.environments}
                 for setting, given in (
                     ("verify", self.pinned_verify),
+                    ("policies", self.pinned_policies),
                     ("identities", self.identities),
                 ):
                     unknown = set(given) - names
@@ -348,6 +391,13 @@ class Reconciler(Generic[StoreT]):
                 )
                 if rendered.policy is not None:
                     raise_for_violations(rendered.policy)  # before any operation starts
+                    if rendered.policy.loosened and not req.dry_run:
+                        self.store.audit(
+                            req.actor or self.holder,
+                            "policy-loosening-held",
+                            f"{req.app}/{req.env}",
+                            {"revision": rendered.revision, "held": list(rendered.policy.loosened)},
+                        )
                 if req.override_window and not req.dry_run:
                     self.store.audit(
                         req.actor or self.holder,
@@ -357,6 +407,13 @@ class Reconciler(Generic[StoreT]):
                     )
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id, planned)  # plan, apply, wait
+                if rendered.policy is not None and rendered.policy.loosened:
+                    held = "; ".join(rendered.policy.loosened)
+                    outcome = replace(
+                        outcome,
+                        message=f"{outcome.message}; this commit's policies are looser than "
+                        f"those it was checked under: {held}",
+                    )
         except GitswarmError as exc:
             outcome = replace(
                 outcome,
