@@ -100,7 +100,6 @@ from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
 from gitswarm.policy import PolicySettings
-from gitswarm.policy.floor import parse_floor
 from gitswarm.promote.operator import OperatorSettings, operator_settings
 from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
@@ -109,7 +108,7 @@ from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.retention import RetentionSettings, start_retention
 from gitswarm.reconcile.sync import Reconciler
 from gitswarm.repo.config import check_name, verify_rule_problems
-from gitswarm.source.agentconfig import AgentConfig, read_agent_config
+from gitswarm.source.agentconfig import AgentConfig, policy_floors, read_agent_config
 from gitswarm.source.keys import keys_dir, read_identity_file
 from gitswarm.source.providers import ProviderSet, parse_providers
 from gitswarm.source.repo import RepoSource
@@ -198,7 +197,7 @@ def load_serve_config(
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
         elif key == "policies":
-            config_kwargs[key] = _policy_floor(value, where, path, config_file)
+            config_kwargs[key] = policy_floors(value, where, config_file)
         elif key == "identities":
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)
@@ -328,41 +327,6 @@ def _pinned_verify(
                 )
         pinned[str(env)] = VerifySettings(mode=mode, keys=tuple(keys), allowed_signers=signers)
     return pinned
-
-
-def _policy_floor(
-    value: Any, where: str, path: Path | None, config_file: AgentConfig
-) -> dict[str, PolicySettings]:
-    """``policies:``: environment name -> the rules no commit can loosen (policy/floor.py),
-    in the syntax of an environment's ``policies:`` in gitswarm.yml."""
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where}: policies must map environment names to policy settings, as in "
-            "gitswarm.yml: {production: {no_privileged_containers: enforce}}"
-        )
-    lines = config_file.lines_under(("policies",))
-    floors: dict[str, PolicySettings] = {}
-    for env, spec in value.items():
-        line = lines.get(str(env))
-        at = f"{path}:{line}: policies.{env}" if path and line else f"{where}: policies.{env}"
-        message = check_name("environment", str(env))
-        if message:
-            raise ConfigError(f"{at}: {message}")
-        if not isinstance(spec, dict):
-            raise ConfigError(
-                f"{at} must be a mapping of rule names to modes, as under an environment's "
-                "policies: in gitswarm.yml (no_privileged_containers: enforce)"
-            )
-        prefix = ("policies", env)
-        positions = {
-            at_[2:]: position
-            for at_, position in config_file.positions.items()
-            if at_[:2] == prefix and len(at_) > 2
-        }
-        floors[str(env)] = parse_floor(
-            spec, env=str(env), file=str(path or where), positions=positions
-        )
-    return floors
 
 
 def _identities(

@@ -2,8 +2,9 @@
 
 The file is the operator's (``gitswarm serve --config FILE``, and ``--config`` /
 ``$GITSWARM_CONFIG`` of the commands that deploy or promote). Three readers take their
-part of it from here: cli/serve.py (every setting), cli/operator.py (``targets:`` and
-``providers:``) and promote/operator.py (``promotion:``). Reading it once, the same way,
+part of it from here: cli/serve.py (every setting), cli/operator.py (``targets:``,
+``providers:`` and ``policies:``, the floor parsed by :func:`policy_floors`) and
+promote/operator.py (``promotion:``). Reading it once, the same way,
 means that a wrong value is named the same way whoever finds it: the file, the line of
 the key, the setting (``agent.yml:7: promotion.commands.scan.timeout: ...``).
 
@@ -23,6 +24,8 @@ from gitswarm.errors import ConfigError, YamlError
 from gitswarm.files import TooLarge, read_bounded
 from gitswarm.model.position import Path as KeyPath
 from gitswarm.model.position import Position, nearest
+from gitswarm.policy.floor import parse_floor
+from gitswarm.policy.settings import PolicySettings
 from gitswarm.repo.yamlsrc import parse_yaml
 
 MAX_BYTES = 1 << 20  # an agent config is a page or two; this bounds a wrong --config
@@ -116,4 +119,36 @@ def read_agent_config(path: Path) -> AgentConfig:
     return AgentConfig(path, document.data, document.positions)
 
 
-__all__ = ["MAX_BYTES", "AgentConfig", "Where", "read_agent_config"]
+def policy_floors(value: Any, where: str, config: AgentConfig) -> dict[str, PolicySettings]:
+    """``policies:``: environment name -> the rules no commit can loosen (policy/floor.py),
+    in the syntax of an environment's ``policies:`` in gitswarm.yml. ``where``: the
+    setting's origin for messages ("agent.yml:7"); each mistake names its own line."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where}: policies must map environment names to policy settings, as in "
+            "gitswarm.yml: {production: {no_privileged_containers: enforce}}"
+        )
+    lines = config.lines_under(("policies",))
+    path = config.path
+    floors: dict[str, PolicySettings] = {}
+    for env, spec in value.items():
+        line = lines.get(str(env))
+        at = f"{path}:{line}: policies.{env}" if path and line else f"{where}: policies.{env}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"{at} must be a mapping of rule names to modes, as under an environment's "
+                "policies: in gitswarm.yml (no_privileged_containers: enforce)"
+            )
+        inside = ("policies", env)
+        positions = {
+            keys[2:]: position
+            for keys, position in config.positions.items()
+            if keys[:2] == inside and len(keys) > 2
+        }
+        floors[str(env)] = parse_floor(
+            spec, env=str(env), file=str(path or where), positions=positions
+        )
+    return floors
+
+
+__all__ = ["MAX_BYTES", "AgentConfig", "Where", "policy_floors", "read_agent_config"]

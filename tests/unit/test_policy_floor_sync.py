@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from gitswarm.cli.main import cli
+from gitswarm.cli.operator import load_operator
 from gitswarm.cli.serve import load_serve_config
 from gitswarm.errors import ConfigError
 from gitswarm.model.events import Event
@@ -202,6 +203,10 @@ def test_a_bad_floor_stops_the_agent_at_start_naming_the_file_and_line(
         load_serve_config(agent_yml, {}, {})
     assert f"{agent_yml}:{line}:" in str(caught.value)
     assert message in str(caught.value)
+
+    with pytest.raises(ConfigError) as caught:  # `gitswarm sync --config` reads it too
+        load_operator(agent_yml, {})
+    assert f"{agent_yml}:{line}:" in str(caught.value) and message in str(caught.value)
 
     result = CliRunner().invoke(cli, ["serve", "--config", str(agent_yml)])
     assert result.exit_code == 2
