@@ -25,6 +25,8 @@ repository.
       webhooks: {github: {env: GITHUB_WEBHOOK_SECRET}}
     verify:                       # pin signed-commit checks per environment (see below)
       production: {mode: ssh, allowed_signers: /etc/gitswarm/allowed_signers}
+    policies:                     # the policy floor per environment (see below)
+      production: {no_privileged_containers: enforce}
     identities:                   # age identities per environment (see below)
       production: /etc/gitswarm/keys/production.key
     project: medianest            # GITSWARM_PROJECT: whose keys dir is read (see below)
@@ -48,6 +50,13 @@ relative paths from $GITSWARM_KEYS_DIR). A pinned environment's commits must alw
 signed by those keys, whatever gitswarm.yml says — including the very first commit the
 agent deploys, which Git alone cannot vouch for. The files must exist when the agent
 starts.
+
+``policies:`` has the shape of an environment's ``policies:`` in gitswarm.yml, but only
+the rules it lists are pinned (``default`` is ``off`` unless given; ``rego:`` is refused:
+Rego cannot be pinned here yet). Each listed rule applies with its mode, parameters and
+exemptions whatever gitswarm.yml says; gitswarm.yml may tighten it, never loosen it, and
+its exemptions do not exempt from it (policy/floor.py). ``gitswarm sync --config`` reads
+the same floor. A mistake stops the agent at start, naming this file's line.
 
 ``identities:`` maps environment names to age key files on this host (relative paths
 from $GITSWARM_KEYS_DIR); each file must hold one valid identity when the agent starts.
