@@ -158,6 +158,9 @@ class Reconciler(Generic[StoreT]):
     # digest: a revision with the same answers has the same settings (issue 18).
     _loaded: list[Loaded] = field(default_factory=list, init=False, repr=False)
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # policies/*.rego of the last few deployed revisions (policy_layers): read once each,
+    # not once per app and sync.
+    _rego_at: dict[str, Mapping[str, str]] = field(default_factory=dict, init=False, repr=False)
     _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -228,8 +231,12 @@ class Reconciler(Generic[StoreT]):
         *,
         verify: bool = False,
         override_window: str | None = None,
+        redeploy: bool = False,
     ) -> Rendered:
-        """Fetch, verify (when asked: before deploying), render and validate."""
+        """Fetch, verify (when asked: before deploying), render and validate.
+        ``redeploy``: ``revision`` is a rollback's target, a revision gitswarm deployed
+        before, chosen by the store or a deployer (never by a commit): judged under its
+        own policies and the floor, not those of the revision it replaces."""
         self.progress("fetch")
         rev = self.source.resolve(revision) if revision else self.source.head()  # fetch
         commit = self.source.commit_info(rev)
@@ -253,14 +260,20 @@ class Reconciler(Generic[StoreT]):
             now=self.clock.now(),
             override_window=override_window,
             secret_created=secret_created(self.swarm_for, env, desired),
-            layers=self.policy_layers(app.name, env, rev, renderer),
+            layers=self.policy_layers(app.name, env, rev, renderer, floor_only=redeploy),
         )
         inputs, commit_read = recording.inputs(), reads_commit(renderer.rego())
         digest = None if commit_read else input_digest(inputs, tree, config, app, env)
         return Rendered(rev, commit, config, app, env, desired, report, inputs, digest)
 
     def policy_layers(
-        self, app: str, env: Environment, revision: str, renderer: StackRenderer
+        self,
+        app: str,
+        env: Environment,
+        revision: str,
+        renderer: StackRenderer,
+        *,
+        floor_only: bool = False,
     ) -> list[PolicyLayer]:
         """The policy settings ``revision`` is checked under besides its own, so that a
         commit cannot switch off the checks meant for it (policy/floor.py): the agent
@@ -271,13 +284,15 @@ class Reconciler(Generic[StoreT]):
         floor = self.pinned_policies.get(env.name)
         if floor is not None:
             layers.append(PolicyLayer("floor", "the agent's config", floor))
+        if floor_only:
+            return layers
         status = self.store.get_status(app, env.name)
         deployed = status.revision if status is not None else None
         if not deployed or deployed == revision:
             return layers
         try:
             old = self.config_at(deployed).environment(env.name)
-            old_rego = rego_sources(GitTree(self.source.git_dir, deployed))
+            old_rego = self._rego_of(deployed)
             old_settings = settings_for(old)
         except (GitswarmError, KeyError) as exc:  # gone, or unreadable by this version
             log.warning(
@@ -293,6 +308,16 @@ class Reconciler(Generic[StoreT]):
         changed = old_rego if old_rego != rego else None
         layers.append(PolicyLayer("deployed", label, old_settings, changed))
         return layers
+
+    def _rego_of(self, revision: str) -> Mapping[str, str]:
+        with self._configs_lock:
+            found = self._rego_at.get(revision)
+            if found is None:
+                found = rego_sources(GitTree(self.source.git_dir, revision))
+                self._rego_at[revision] = found
+                while len(self._rego_at) > 4:
+                    del self._rego_at[next(iter(self._rego_at))]  # the oldest
+            return found
 
     def check_target(self, env: Environment) -> None:
         """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
@@ -388,6 +413,7 @@ class Reconciler(Generic[StoreT]):
                     req.revision,
                     verify=not req.dry_run,
                     override_window=req.override_window,
+                    redeploy=req.rollback_of is not None,
                 )
                 if rendered.policy is not None:
                     raise_for_violations(rendered.policy)  # before any operation starts

@@ -20,9 +20,11 @@ from click.testing import CliRunner
 from gitswarm.cli.main import cli
 from gitswarm.cli.operator import load_operator
 from gitswarm.cli.serve import load_serve_config
-from gitswarm.errors import ConfigError
+from gitswarm.errors import ConfigError, Reason
 from gitswarm.model.events import Event
 from gitswarm.notify import Notifier
+from gitswarm.reconcile.outcome import RollbackOf
+from gitswarm.reconcile.rollback import redeploy
 from gitswarm.reconcile.sync import Reconciler, SyncRequest
 from gitswarm.source.repo import RepoSource
 from gitswarm.store import Store
@@ -168,6 +170,24 @@ def test_without_a_floor_a_loosening_alone_deploys_and_is_audited_and_notified(
     rig.repo.compose({"web": service(), "rootkit": service(volumes=[SOCKET])})
     rig.repo.commit("now mount the socket")
     assert rig.sync().result == "Succeeded"  # the documented limit without a floor
+
+
+def test_a_rollback_is_judged_under_its_own_policies_not_those_it_replaces(rig: Rig) -> None:
+    """Tightening is not loosening in reverse: the agent's rollback to a revision it
+    deployed before must work even when the bad revision added a rule the old stack
+    breaks (the floor would still hold; the target is the store's, not a commit's)."""
+    rig.repo.compose({"web": service(user="root")})
+    good = rig.repo.commit("web runs as root; nothing enforced")
+    assert rig.sync().result == "Succeeded"
+
+    rig.repo.write_settings(policies={"no_root_containers": "enforce"})
+    rig.repo.compose({"web": service(user="1000:1000")})
+    rig.repo.commit("enforce no_root_containers, web as a user")
+    assert rig.sync().result == "Succeeded"
+
+    bad = RollbackOf(rig.repo.git("rev-parse", "HEAD"), Reason.HEALTH_TIMEOUT, "unhealthy")
+    outcome = redeploy(rig.reconciler, "app", ENV, bad, to=good, message="roll back")
+    assert (outcome.result, outcome.revision) == ("Succeeded", good), outcome.message
 
 
 @pytest.mark.parametrize(
