@@ -41,6 +41,7 @@ against the code: each class, its reasons, each reason's verdict, nothing missin
         ├── HealthError      HealthTimeout | SwarmRolledBack              deploy-failure
         │                    | TasksFailing | UpdatePaused                deploy-failure
         ├── LockedError      Locked                                       transient
+        ├── BusyError        Busy                                         transient
         ├── StoreError       StoreFailed                                  transient
         ├── NotFoundError    NotFound                                     failed
         ├── PromotionError   PromotionFailed | GateFailed                 failed
@@ -121,6 +122,7 @@ class Reason(StrEnum):
     TASKS_FAILING = "TasksFailing"
     UPDATE_PAUSED = "UpdatePaused"
     LOCKED = "Locked"
+    BUSY = "Busy"  # every slot of a bounded resource (argon2 sign-ins) stayed taken
     STORE_FAILED = "StoreFailed"
     NOT_FOUND = "NotFound"
     PROMOTION_FAILED = "PromotionFailed"
@@ -194,6 +196,7 @@ _VERDICTS: dict[Reason, Verdict] = {
     Reason.TASKS_FAILING: "deploy-failure",
     Reason.UPDATE_PAUSED: "deploy-failure",
     Reason.LOCKED: "transient",
+    Reason.BUSY: "transient",
     Reason.STORE_FAILED: "transient",
     Reason.NOT_FOUND: "failed",
     Reason.PROMOTION_FAILED: "failed",
@@ -373,6 +376,12 @@ class HealthError(OperationError):
 
 class LockedError(OperationError):
     reason = Reason.LOCKED
+
+
+class BusyError(OperationError):
+    """Every slot of a bounded resource stayed taken (the argon2 slots of sign-ins)."""
+
+    reason = Reason.BUSY
 
 
 class StoreError(OperationError):

@@ -72,6 +72,8 @@ class SharedApp:
         finally:
             try:
                 self.app.state.audit_budget.flush(final=True)  # into this test's sink
+                for lines in self.app.state.log_budgets:  # the next test logs afresh
+                    lines.flush(final=True)
             finally:
                 for seat in self.seats.values():
                     seat.seat(None)

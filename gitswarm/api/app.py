@@ -11,14 +11,16 @@
 The application holds no state of its own: it reads the agent through ``AgentPort``, the
 metrics through the agent's ``Metrics`` and the dashboard's records (newest operations,
 pending promotions) through ``Records`` (the store), all passed in; the dashboard's
-sign-in throttle (sessions.py) and the audit budget of requests without credentials
-(refusals.py, summed up by a ticker task of the app's lifespan) are the memory it owns.
+sign-in throttle (sessions.py) and the budgets of audit rows and log lines of requests
+without credentials (refusals.py, summed up by a ticker task of the app's lifespan) are
+the memory it owns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import gitswarm
+from gitswarm.api import errors as api_errors
 from gitswarm.api import promotions as promotion_routes
 from gitswarm.api import v1, webhook_routes
 from gitswarm.api.dashboard import Records, mount_dashboard
@@ -42,7 +45,7 @@ from gitswarm.api.errors import (
 from gitswarm.api.plumbing import call
 from gitswarm.api.port import AgentPort
 from gitswarm.api.promotions import PromotionsPort
-from gitswarm.api.refusals import BoundedAudit
+from gitswarm.api.refusals import BoundedAudit, BoundedLog
 from gitswarm.api.settings import ApiSettings
 from gitswarm.errors import GitswarmError
 from gitswarm.reconcile.metrics import Metrics
@@ -63,10 +66,20 @@ def create_app(
         settings.audit, metrics, settings.clock, per_source=settings.unauthenticated_audit_rows
     )
     settings = replace(settings, audit=budget)
+    # ... and so are the log lines of webhooks that proved nothing and of clients that
+    # hung up mid-request (the same numbers)
+    rows = settings.unauthenticated_audit_rows
+    log_budget = BoundedLog(webhook_routes.log, settings.clock, per_source=rows)
+    hang_ups = BoundedLog(api_errors.log, settings.clock, per_source=rows)
+    logs = (log_budget, hang_ups)
+
+    def disconnected(address: str, what: str) -> None:
+        line = "%s: the client disconnected"
+        hang_ups.log(logging.INFO, address, "client disconnected", line, what)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        ticker = asyncio.create_task(_summarize(budget))
+        ticker = asyncio.create_task(_summarize(budget, logs))
         try:
             yield
         finally:
@@ -75,6 +88,8 @@ def create_app(
                 await ticker
             with contextlib.suppress(GitswarmError):  # logged; a stop must not fail
                 await call(budget.flush, True)  # the open window's summaries, before we go
+            for lines in logs:
+                lines.flush(True)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -86,7 +101,8 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.audit_budget = budget  # the one to flush when the app stops using it
+    app.state.audit_budget = budget  # the ones to flush when the app stops using them
+    app.state.log_budgets = logs
 
     async def counted(request: Request, exc: Exception) -> Response:
         response = await on_gitswarm_error(request, exc)
@@ -97,10 +113,11 @@ def create_app(
     app.add_exception_handler(GitswarmError, counted)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
-    app.add_middleware(LastResort)  # inside Starlette's ServerErrorMiddleware: it never re-raises
+    # inside Starlette's ServerErrorMiddleware: it never re-raises
+    app.add_middleware(LastResort, disconnected=disconnected)
     holds = promotions.holds_by_pair if promotions is not None else None
     app.include_router(v1.build_router(agent, settings, holds))
-    app.include_router(webhook_routes.build_router(agent, settings, metrics))
+    app.include_router(webhook_routes.build_router(agent, settings, metrics, log_budget))
     mount_dashboard(app, agent, settings, metrics, records, promotions=promotions)
     if promotions is not None:
         app.include_router(promotion_routes.build_router(promotions, settings))
@@ -132,10 +149,15 @@ def create_app(
     return app
 
 
-async def _summarize(budget: BoundedAudit, every: float = 1.0) -> None:
-    """Write the summary rows of a budget window once it has ended (refusals.py)."""
+async def _summarize(
+    budget: BoundedAudit, logs: tuple[BoundedLog, ...], every: float = 1.0
+) -> None:
+    """Write the summary rows and lines of a budget window once it has ended (refusals.py)."""
     while True:
         await asyncio.sleep(every)
+        for lines in logs:
+            if lines.due():
+                lines.flush()  # a log line: no I/O worth the thread pool
         if budget.due():
             with contextlib.suppress(GitswarmError):  # logged; the next tick tries again
                 await call(budget.flush)

@@ -23,6 +23,7 @@ handler is logged once with its traceback (``LastResort``) and answered as a bar
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi.encoders import jsonable_encoder
@@ -202,11 +203,16 @@ class LastResort:
     It stops the exception here. Starlette's own last handler re-raises after answering,
     so that the server logs it too: uvicorn's "Exception in ASGI application" would log
     the same traceback a second time, and a huge one (a RecursionError) twice over.
-    A client that went away mid-request is one line, not a traceback.
+    A client that went away mid-request is one line, not a traceback, through
+    ``disconnected(address, "METHOD path")`` when given (create_app's: within the log
+    budget of that address, refusals.py: anybody can send a body and hang up).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, disconnected: Callable[[str, str], None] | None = None
+    ) -> None:
         self.app = app
+        self.disconnected = disconnected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -223,7 +229,12 @@ class LastResort:
         try:
             await self.app(scope, receive, watching)
         except ClientDisconnect:
-            log.info("%s %s: the client disconnected", scope.get("method"), scope.get("path"))
+            what = f"{scope.get('method')} {scope.get('path')}"
+            if self.disconnected is None:
+                log.info("%s: the client disconnected", what)
+            else:
+                client = scope.get("client")
+                self.disconnected(str(client[0]) if client else "unknown", what)
         except Exception as exc:
             log.error(
                 "unexpected error in %s %s",

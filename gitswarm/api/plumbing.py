@@ -27,7 +27,9 @@ T = TypeVar("T")
 
 def address_of(request: Request) -> str:
     """The address a request came from (uvicorn's view: X-Forwarded-For only from a
-    trusted proxy, ``forwarded_allow_ips``), for the throttle and the audit budget."""
+    trusted proxy, ``api.trusted_proxies``), for the throttle and the audit budget.
+    Behind Swarm's routing mesh every outside client has the ingress network's address:
+    they share one throttle and one budget (README, "The agent")."""
     return request.client.host if request.client else "unknown"
 
 

@@ -24,7 +24,7 @@ when it ends: by the app's ticker (``flush``, once a second, app.py), or by the 
 such request, whichever comes first; a stopping server writes the open window's.
 
 What is budgeted (``source_of``): refusals audited with ``result: unauthenticated``
-(an action asked by nobody signed in: access.py), failed and throttled sign-ins,
+(an action asked by nobody signed in: access.py), failed, throttled and busy sign-ins,
 sign-in forms without their token, and refused webhook replays (a captured delivery
 sent again). Everything else, any row about a caller somebody signed in as, goes to the
 sink untouched. Nothing here decides a request: the throttle of sign-ins (sessions.py)
@@ -32,6 +32,16 @@ and the refusals stay as they are; every such request is still counted in /metri
 (``gitswarm_api_refused_requests_total``, ``gitswarm_login_failures_total``,
 ``gitswarm_webhook_requests_total``), and those summarised also in
 ``gitswarm_audit_summarized_total{action}``.
+
+The agent's log has the same budget (``BoundedLog``, its own tallies, the same numbers):
+every webhook without a valid signature, or replayed, wrote a WARNING line, so 10,000
+of them from one address were 10,000 lines (the disk, journald, the cost of shipping
+logs). Now the first 5 a minute per address are logged as before and one line per
+address and window says how many more were not: "N more unauthenticated requests from
+A in 60 s not logged (webhook generic unauthorized: N)"; the same for "the client
+disconnected" of clients that hang up mid-request (api/errors.py). Sign-ins, CSRF refusals and
+bad bearer tokens write no log line of their own (their audit rows are budgeted above;
+with no store, the audit sink *is* the log). ``Budget`` is the one counter of both.
 """
 
 from __future__ import annotations
@@ -51,7 +61,9 @@ log = logging.getLogger("gitswarm.api")
 SUMMARY = "unauthenticated-summary"
 OTHERS = "(other addresses)"
 # Audit actions of requests that carried no valid credentials, whatever their result.
-NO_CREDENTIALS = frozenset({"login-failed", "login-throttled", "webhook-replay-refused"})
+NO_CREDENTIALS = frozenset(
+    {"login-failed", "login-throttled", "login-busy", "webhook-replay-refused"}
+)
 SIGN_IN_FORM = "(sign-in)"  # the actor of a sign-in form refused for its token
 MAX_ADDRESS = 100
 
@@ -94,41 +106,31 @@ class Summary:
         return f"{self.count} more unauthenticated requests from {source} in {self.window_s} s"
 
 
-class BoundedAudit:
-    """An ``AuditSink`` around ``sink`` that budgets the rows of callers nobody signed
-    in as (module docstring). Thread-safe: routes call it from the thread pool."""
+class Budget:
+    """Per window of ``window`` seconds, the first ``per_source`` events of each of the
+    first ``sources`` source addresses pass; the rest are tallied per address (beyond
+    ``sources``: in one tally for all), to be summed up when the window ends. The one
+    budget of both ``BoundedAudit`` (rows) and ``BoundedLog`` (lines), each its own.
+    Thread-safe: routes call it from the thread pool and the event loop."""
 
     def __init__(
-        self,
-        sink: AuditSink,
-        metrics: Metrics,
-        clock: Callable[[], float],
-        *,
-        window: float = 60.0,
-        per_source: int = 5,
-        sources: int = 20,
+        self, clock: Callable[[], float], *, window: float, per_source: int, sources: int
     ) -> None:
-        self.sink, self.metrics, self.clock = sink, metrics, clock
+        self.clock = clock
         self.window, self.per_source, self.sources = window, per_source, sources
         self._lock = threading.Lock()
         self._start: float | None = None  # of the open window; None: no window open
         self._tallies: dict[str, _Tally] = {}
         self._others = _Tally()
 
-    def __call__(self, actor: str, action: str, target: str, details: Mapping[str, Any]) -> object:
-        source = source_of(actor, action, details)
-        if source is None:
-            return self.sink(actor, action, target, details)
+    def admit(self, source: str, kind: str) -> tuple[bool, list[Summary]]:
+        """Whether this event of ``kind`` from ``source`` passes, and the summaries of a
+        window that ended before it (for the caller to write, outside the lock)."""
         with self._lock:
             ended = self._close_if_over(self.clock())
             if self._start is None:
                 self._start = self.clock()
-            write = self._admit(source, action)
-        self._write(ended)
-        if write:
-            return self.sink(actor, action, target, details)
-        self.metrics.audit_summarized.labels(action).inc()
-        return None
+            return self._admit(source, kind), ended
 
     @property
     def tracked(self) -> int:
@@ -137,31 +139,29 @@ class BoundedAudit:
             return len(self._tallies)
 
     def due(self) -> bool:
-        """Whether a window has ended with requests still to sum up (cheap: the ticker)."""
+        """Whether a window has ended with events still to sum up (cheap: the ticker)."""
         with self._lock:
             return self._over(self.clock())
 
-    def flush(self, final: bool = False) -> None:
-        """Write the summaries of a window that has ended; ``final`` (the server stops):
-        of the open one too, over the time it has been open."""
+    def close(self, final: bool = False) -> list[Summary]:
+        """The summaries of a window that has ended; ``final``: of the open one too."""
         with self._lock:
             now = self.clock()
-            ended = self._close(now) if final else self._close_if_over(now)
-        self._write(ended)
+            return self._close(now) if final else self._close_if_over(now)
 
     # --- under the lock -----------------------------------------------------------------
 
-    def _admit(self, source: str, action: str) -> bool:
+    def _admit(self, source: str, kind: str) -> bool:
         tally = self._tallies.get(source)
         if tally is None:
             if len(self._tallies) >= self.sources:
-                self._others.count(action)
+                self._others.count(kind)
                 return False
             tally = self._tallies[source] = _Tally()
         if tally.rows < self.per_source:
             tally.rows += 1
             return True
-        tally.count(action)
+        tally.count(kind)
         return False
 
     def _over(self, now: float) -> bool:
@@ -187,7 +187,48 @@ class BoundedAudit:
             if t.over
         ]
 
-    # --- outside the lock: I/O ----------------------------------------------------------
+
+class BoundedAudit:
+    """An ``AuditSink`` around ``sink`` that budgets the rows of callers nobody signed
+    in as (module docstring). Thread-safe: routes call it from the thread pool."""
+
+    def __init__(
+        self,
+        sink: AuditSink,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        *,
+        window: float = 60.0,
+        per_source: int = 5,
+        sources: int = 20,
+    ) -> None:
+        self.sink, self.metrics = sink, metrics
+        self.budget = Budget(clock, window=window, per_source=per_source, sources=sources)
+
+    def __call__(self, actor: str, action: str, target: str, details: Mapping[str, Any]) -> object:
+        source = source_of(actor, action, details)
+        if source is None:
+            return self.sink(actor, action, target, details)
+        write, ended = self.budget.admit(source, action)
+        self._write(ended)
+        if write:
+            return self.sink(actor, action, target, details)
+        self.metrics.audit_summarized.labels(action).inc()
+        return None
+
+    @property
+    def tracked(self) -> int:
+        """How many source addresses the open window keeps a tally of (≤ ``sources``)."""
+        return self.budget.tracked
+
+    def due(self) -> bool:
+        """Whether a window has ended with requests still to sum up (cheap: the ticker)."""
+        return self.budget.due()
+
+    def flush(self, final: bool = False) -> None:
+        """Write the summaries of a window that has ended; ``final`` (the server stops):
+        of the open one too, over the time it has been open."""
+        self._write(self.budget.close(final))
 
     def _write(self, summaries: list[Summary]) -> None:
         for s in summaries:
@@ -204,3 +245,90 @@ class BoundedAudit:
                 self.sink("anonymous", SUMMARY, "(unauthenticated)", details)
             except GitswarmError as exc:
                 log.warning("could not audit %s: [%s] %s", s.message, exc.reason, exc)
+
+
+class BoundedLog:
+    """Log lines of requests that proved nothing (a webhook without a valid signature,
+    a replayed delivery), budgeted per address like the audit rows: the first
+    ``per_source`` a window from each address are logged as they come; the rest are
+    counted, and one WARNING line per address says how many were not logged when the
+    window ends (``flush``: the app's ticker, the next such line, or the server's stop).
+    /metrics counts every request all the same. The caller's line must never carry a
+    signature, token, password or body: this passes its arguments on as they are."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        clock: Callable[[], float],
+        *,
+        window: float = 60.0,
+        per_source: int = 5,
+        sources: int = 20,
+    ) -> None:
+        self.logger = logger
+        self.budget = Budget(clock, window=window, per_source=per_source, sources=sources)
+
+    def log(self, level: int, source: str, kind: str, message: str, *args: object) -> None:
+        """``logger.log(level, message, *args)`` within the budget of ``source``;
+        ``kind`` names what it was in the summary (e.g. ``webhook unauthorized``)."""
+        write, ended = self.budget.admit(source[:MAX_ADDRESS], kind)
+        self._write(ended)
+        if write:
+            self.logger.log(level, message, *args)
+
+    def due(self) -> bool:
+        return self.budget.due()
+
+    def flush(self, final: bool = False) -> None:
+        self._write(self.budget.close(final))
+
+    def _write(self, summaries: list[Summary]) -> None:
+        for s in summaries:
+            kinds = ", ".join(f"{kind}: {n}" for kind, n in s.actions.items())
+            self.logger.warning("%s not logged (%s)", s.message, kinds)
+
+
+class ConnectionLog(logging.Filter):
+    """A filter for uvicorn's ``uvicorn.error`` logger (server.py installs it while a
+    server runs): the WARNING its HTTP protocols write for each connection anybody can
+    open ("Invalid HTTP request received.", "Unsupported upgrade request.", ...) within
+    one budget. Those records name no address, so all connections share it: the first
+    ``per_window`` (5) a window of ``window`` seconds (60) pass; the rest are counted, and
+    ``summary`` (gitswarm's logger, never filtered here) says how many did not when the
+    window ends (``flush``: the server's tick once a second, the next such record, or its
+    stop). Anything else of uvicorn's, errors of the application included, passes."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        summary: logging.Logger,
+        *,
+        window: float = 60.0,
+        per_window: int = 5,
+    ) -> None:
+        super().__init__()
+        self.summary = summary
+        self.budget = Budget(clock, window=window, per_source=per_window, sources=1)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or "protocols" not in record.pathname:
+            return True
+        write, ended = self.budget.admit("connections", record.getMessage()[:100])
+        self._write(ended)
+        return write
+
+    def due(self) -> bool:
+        return self.budget.due()
+
+    def flush(self, final: bool = False) -> None:
+        self._write(self.budget.close(final))
+
+    def _write(self, summaries: list[Summary]) -> None:
+        for s in summaries:
+            kinds = ", ".join(f"{kind!r}: {n}" for kind, n in s.actions.items())
+            self.summary.warning(
+                "%d more warnings of the HTTP server about connections in %d s not logged (%s)",
+                s.count,
+                s.window_s,
+                kinds,
+            )

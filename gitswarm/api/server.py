@@ -7,7 +7,9 @@ returns when the server accepts connections. ``stop`` lets requests in flight fi
 
 uvicorn is kept away from process-wide state: no logging configuration (the agent owns
 logging) and no signal handlers (only the main thread may install them; `gitswarm serve`
-handles SIGTERM and calls ``stop``).
+handles SIGTERM and calls ``stop``). The one exception, while the server runs: a filter
+on uvicorn's ``uvicorn.error`` logger (refusals.py ``ConnectionLog``), since it wrote a
+WARNING for each malformed request anybody sends (10,000 requests, 10,000 lines).
 """
 
 from __future__ import annotations
@@ -17,21 +19,45 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from gitswarm.api.refusals import ConnectionLog
 from gitswarm.errors import OperationError
 
 log = logging.getLogger("gitswarm.api")
+UVICORN_LOG = "uvicorn.error"  # where uvicorn's HTTP protocols log
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, summing up the budget of its connection warnings once a second."""
+
+    def __init__(self, config: uvicorn.Config, quieter: ConnectionLog) -> None:
+        super().__init__(config)
+        self.quieter = quieter
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 10 == 0 and self.quieter.due():
+            self.quieter.flush()
+        return await super().on_tick(counter)
 
 
 class ServerHandle:
     """A running server: ``url`` to reach it, ``stop()`` to end it (idempotent)."""
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, host: str, port: int):
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        host: str,
+        port: int,
+        quieter: ConnectionLog | None = None,
+    ):
         self._server = server
+        self._quieter = quieter
         self._thread = thread
         self.host = host
         self.port = port
@@ -50,6 +76,10 @@ class ServerHandle:
             log.warning("the HTTP server did not stop in %.0f s; forcing it", timeout)
             self._server.force_exit = True
             self._thread.join(5.0)
+        if self._quieter is not None:
+            logging.getLogger(UVICORN_LOG).removeFilter(self._quieter)
+            self._quieter.flush(final=True)
+            self._quieter = None
 
     def __enter__(self) -> ServerHandle:
         return self
@@ -71,8 +101,15 @@ def serve_in_thread(
     grace: int = 5,
     access_log: bool = False,
     startup_timeout: float = 10.0,
+    trusted_proxies: Sequence[str] | None = None,
 ) -> ServerHandle:
-    """Serve ``app`` on ``host:port`` (0: a free port) until ``stop()``."""
+    """Serve ``app`` on ``host:port`` (0: a free port) until ``stop()``.
+
+    ``trusted_proxies`` (``api.trusted_proxies``): the peers whose X-Forwarded-For and
+    X-Forwarded-Proto uvicorn believes; the client is the right-most address of
+    X-Forwarded-For that is not one of them, so a client behind a proxy that appends
+    cannot choose it. None: uvicorn's default ($FORWARDED_ALLOW_IPS, else 127.0.0.1 and
+    ::1); empty: no peer, the headers are ignored."""
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -82,8 +119,12 @@ def serve_in_thread(
         lifespan="on",
         timeout_graceful_shutdown=grace,
         server_header=False,
+        proxy_headers=trusted_proxies is None or bool(trusted_proxies),
+        forwarded_allow_ips=None if trusted_proxies is None else list(trusted_proxies),
     )
-    server = uvicorn.Server(config)
+    quieter = ConnectionLog(time.monotonic, log)
+    server = _Server(config, quieter)
+    logging.getLogger(UVICORN_LOG).addFilter(quieter)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -101,11 +142,12 @@ def serve_in_thread(
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             thread.join(5.0)
+            logging.getLogger(UVICORN_LOG).removeFilter(quieter)
             why = f": {failure[0]!r}" if failure else ""
             raise OperationError(f"the HTTP server on {host}:{bound_port} did not start{why}")
         time.sleep(0.01)
     log.info("HTTP API listening on %s:%d", host, bound_port)
-    return ServerHandle(server, thread, host, bound_port)
+    return ServerHandle(server, thread, host, bound_port, quieter)
 
 
 def _bind(host: str, port: int) -> socket.socket:

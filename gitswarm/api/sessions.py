@@ -2,7 +2,7 @@
 
 Called by the dashboard's routes (dashboard/routes.py). The flow:
 
-    POST /ui/login  -> throttle? -> argon2 verify -> a new session in the store
+    POST /ui/login  -> throttle? -> argon2 slot? -> argon2 verify -> a new session in the store
                        (random 256-bit value in the cookie; its SHA-256 in the store)
     any page        -> cookie -> store session (not expired) -> user -> Caller
     any form post   -> the session's CSRF token must come back in the form
@@ -21,6 +21,12 @@ Every failure and refusal is audited (actor: the user name tried, bounded) and c
 in ``gitswarm_login_failures_total{reason}``. The throttle lives in this process's
 memory (one object, its own lock, bounded in size); agents behind a load balancer each
 count their own.
+
+Each argon2 verification holds 64 MiB and a core: at most ``sign_in_slots`` (2) run at
+once (passwords.py). A sign-in that finds none free within a second (or too many
+waiting already) is answered 503 with Retry-After, audited as ``login-busy`` (within
+the audit budget of requests without credentials, refusals.py) and counted as
+``{reason="busy"}``; it is no failure of that user or address for the throttle.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from gitswarm.api.auth import Caller, grants_of
+from gitswarm.api.errors import RETRY_AFTER_SECONDS
 from gitswarm.api.passwords import Passwords
 from gitswarm.api.settings import ApiSettings
+from gitswarm.errors import BusyError
 from gitswarm.model.account import Session
 from gitswarm.reconcile.metrics import Metrics
 
@@ -153,7 +161,7 @@ class Sessions:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.passwords = passwords or Passwords()
+        self.passwords = passwords or Passwords(settings.hasher, slots=settings.sign_in_slots)
         self.throttle = throttle or LoginThrottle(settings.login_failures, settings.login_window)
 
     @property
@@ -178,7 +186,18 @@ class Sessions:
                 retry_after=seconds,
             )
         user = accounts.get_user(name) if 0 < len(name) <= MAX_NAME else None
-        ok, _ = self.passwords.verify(user.password_hash if user else None, password)
+        try:
+            ok, _ = self.passwords.verify(user.password_hash if user else None, password)
+        except BusyError:
+            self.metrics.login_failures.labels("busy").inc()
+            self._audit(who, "login-busy", address)
+            return SignIn(
+                False,
+                "The agent is checking too many sign-ins at once; try again in "
+                f"{RETRY_AFTER_SECONDS} s.",
+                503,
+                retry_after=RETRY_AFTER_SECONDS,
+            )
         if user is None or not ok:
             self.throttle.failed(name, address)
             self.metrics.login_failures.labels("bad_credentials").inc()

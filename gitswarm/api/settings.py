@@ -12,6 +12,7 @@ shows which providers are on, never a secret.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
 import re
@@ -27,6 +28,8 @@ from gitswarm.errors import ConfigError, Problem
 from gitswarm.repo.config import NAME_PATTERN
 
 if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
     from gitswarm.api.accounts import Accounts
 
 log = logging.getLogger("gitswarm.api")
@@ -175,9 +178,18 @@ class ApiSettings:
     secure_cookies: bool = False  # Secure cookies even when the request looks like HTTP
     login_failures: int = 5  # failed sign-ins per user and per address ...
     login_window: int = 300  # ... within this many seconds, then refused (Argo CD's)
+    # argon2 verifications at once (64 MiB and a core each); more sign-ins wait up to
+    # 1 s for one to end, then get 503 (passwords.py)
+    sign_in_slots: int = 2
+    # None: argon2id with argon2-cffi's defaults; tests pass a cheaper one
+    hasher: PasswordHasher | None = field(default=None, compare=False, repr=False)
     # Requests without valid credentials audited one row each, per address and minute;
     # the rest of the minute in one summary row (refusals.py): the store stays bounded.
     unauthenticated_audit_rows: int = 5
+    # Peers whose X-Forwarded-For names the client (addresses or networks): the address
+    # the sign-in throttle and the audit budget count by. None: uvicorn's own rule
+    # ($FORWARDED_ALLOW_IPS, else loopback only); (): no peer, X-Forwarded-For is ignored.
+    trusted_proxies: tuple[str, ...] | None = None
     sse_interval: float = 0.5  # seconds between the dashboard's looks at the store
     sse_lifetime: float = 300.0  # a live stream ends then; the browser reconnects at once
 
@@ -199,12 +211,31 @@ class ApiSettings:
             raise ConfigError("api session_ttl must be between 60 seconds and 30 days")
         if self.login_failures < 1 or self.login_window < 1:
             raise ConfigError("api login_failures and login_window must be positive")
+        if not 1 <= self.sign_in_slots <= 64:
+            raise ConfigError("api sign_in_slots must be between 1 and 64")
         if not 1 <= self.unauthenticated_audit_rows <= 1000:
             raise ConfigError("api unauthenticated_audit_rows must be between 1 and 1000")
+        if self.trusted_proxies is not None:
+            proxies = tuple(_proxy(p) for p in self.trusted_proxies)
+            object.__setattr__(self, "trusted_proxies", proxies)
         if not 0.05 <= self.sse_interval <= 60:
             raise ConfigError("api sse_interval must be between 0.05 and 60 seconds")
         if not 0.1 <= self.sse_lifetime <= 86400:
             raise ConfigError("api sse_lifetime must be between 0.1 seconds and a day")
+
+
+def _proxy(value: object) -> str:
+    """One entry of ``trusted_proxies``, normalised: an IP address or network."""
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ConfigError(
+            f"api.trusted_proxies: {text!r} is not an IP address or network (such as "
+            "10.0.9.0/24); '*' would let every client choose the address it is counted by"
+        ) from None
 
 
 _SCALARS: dict[str, type] = {
@@ -219,6 +250,7 @@ _SCALARS: dict[str, type] = {
     "secure_cookies": bool,
     "login_failures": int,
     "login_window": int,
+    "sign_in_slots": int,
     "unauthenticated_audit_rows": int,
 }
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
@@ -247,8 +279,12 @@ def settings_from_mapping(
         secure_cookies: false         # true: Secure cookies even if no TLS is seen
         login_failures: 5             # sign-ins refused after 5 failures per user or
         login_window: 300             #   per address within 300 seconds
+        sign_in_slots: 2              # argon2 checks at once (64 MiB each); then 503
         unauthenticated_audit_rows: 5 # audit rows per address a minute for requests
                                       #   without credentials; then one summary row
+        trusted_proxies: [10.0.9.0/24] # peers whose X-Forwarded-For names the client
+                                      #   (default: $FORWARDED_ALLOW_IPS or loopback;
+                                      #   []: none)
         tokens:                       # SHA-256 of each token: `gitswarm.api.hash_token`
           "sha256:9f86d081...":       #   or `printf %s "$TOKEN" | sha256sum`
             user: alice
@@ -263,7 +299,7 @@ def settings_from_mapping(
     Unknown keys are errors (a typo must not silently turn a protection off).
     """
     environ = os.environ if environ is None else environ
-    known = {*_SCALARS, "tokens", "webhooks"}
+    known = {*_SCALARS, "tokens", "webhooks", "trusted_proxies"}
     _no_unknown(data, known, "api")
     kwargs: dict[str, Any] = {}
     for key, kind in _SCALARS.items():
@@ -272,6 +308,11 @@ def settings_from_mapping(
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise ConfigError(f"api.{key} must be {_KIND_NAMES[kind]}, not {value!r}")
             kwargs[key] = value
+    if data.get("trusted_proxies") is not None:
+        proxies = data["trusted_proxies"]
+        if isinstance(proxies, str) or not isinstance(proxies, Sequence):
+            raise ConfigError("api.trusted_proxies must be a list of IP addresses or networks")
+        kwargs["trusted_proxies"] = tuple(proxies)
     kwargs["tokens"] = _tokens(data.get("tokens") or {})
     kwargs["webhooks"] = _webhooks(data.get("webhooks") or {}, environ)
     if audit is not None:

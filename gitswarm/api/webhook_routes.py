@@ -2,7 +2,10 @@
 
 No bearer token here: the signature is the authentication. Each request is counted once
 in ``metrics.webhook_requests{provider, result}`` whatever its fate, and logged with the
-provider, the result and the delivery id (never a signature, a token or the body).
+provider, the result and the delivery id (never a signature, a token or the body). The
+line of a request that proved nothing (no valid signature, or a replay) is within the
+log budget of its address (refusals.py ``BoundedLog``: 5 a minute, then one summary
+line); a signed delivery is always logged.
 
 A push to the followed ref claims its delivery keys (``settings.deliveries``) before it
 is audited and triggered. A repeat is answered 200 ``{"ignored": "duplicate"}`` and
@@ -30,6 +33,7 @@ from gitswarm.api.errors import (
 )
 from gitswarm.api.plumbing import address_of, call, read_body
 from gitswarm.api.port import AgentPort, TriggerRequest
+from gitswarm.api.refusals import BoundedLog
 from gitswarm.api.settings import ApiSettings
 from gitswarm.api.webhooks import (
     ACCEPTED,
@@ -63,12 +67,21 @@ DESCRIPTIONS = {
 }
 
 
-def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> APIRouter:
+def build_router(
+    agent: AgentPort,
+    settings: ApiSettings,
+    metrics: Metrics,
+    log_budget: BoundedLog | None = None,
+) -> APIRouter:
+    """``log_budget``: where the lines of requests that proved nothing go (create_app's;
+    None: a budget of this router's own)."""
     router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+    budget = log_budget or BoundedLog(log, settings.clock)
 
     async def handle(provider: Provider, request: Request) -> JSONResponse:
         result = FAILED
         delivery: str | None = None
+        signed = False  # the signature checked out: the forge sent this
         try:
             secrets = settings.webhooks.for_provider(provider.name)
             if not secrets:
@@ -76,7 +89,11 @@ def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> A
                 return error_response(
                     NotFoundError(f"webhooks from {provider.name} are not configured")
                 )
-            response, result, delivery = await _receive(provider, secrets, request)
+            body = await read_body(request, settings.max_body_bytes)
+            checker = Signed(secrets, settings.clock(), settings.webhook_tolerance)
+            provider.verify(request.headers, body, checker)
+            signed = True
+            response, result, delivery = await _receive(provider, body, request)
             return response
         except GitswarmError as exc:
             result = _result_of(exc)
@@ -85,21 +102,17 @@ def build_router(agent: AgentPort, settings: ApiSettings, metrics: Metrics) -> A
             metrics.webhook_requests.labels(provider.name, result).inc()
             client = request.client.host if request.client else "-"
             level = logging.WARNING if result in (UNAUTHORIZED, FAILED, REPLAYED) else logging.INFO
-            log.log(
-                level,
-                "webhook %s from %s: %s (delivery %s)",
-                provider.name,
-                client,
-                result,
-                delivery or "-",
-            )
+            line = ("webhook %s from %s: %s (delivery %s)", provider.name, client, result)
+            if signed and result != REPLAYED:
+                log.log(level, *line, delivery or "-")
+            else:  # anybody can send these, as fast as they like: budgeted per address
+                kind = f"webhook {provider.name} {result}"
+                budget.log(level, address_of(request), kind, *line, delivery or "-")
 
     async def _receive(
-        provider: Provider, secrets: tuple[str, ...], request: Request
+        provider: Provider, body: bytes, request: Request
     ) -> tuple[JSONResponse, str, str | None]:
-        body = await read_body(request, settings.max_body_bytes)
-        signed = Signed(secrets, settings.clock(), settings.webhook_tolerance)
-        provider.verify(request.headers, body, signed)
+        """A delivery whose signature checked out."""
         event = provider.parse(request.headers, body)
         delivery = delivery_id(event.delivery)
         if isinstance(event, Ping):

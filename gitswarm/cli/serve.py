@@ -480,7 +480,7 @@ def run_agent(
     api_settings = replace(api_settings, host=host, port=port)
     promotions = promotion_side(reconciler, agent, config.promotion, stop)
     app = create_app(agent, api_settings, metrics, promotions, records=store)
-    handle = serve_in_thread(app, host, port)
+    handle = serve_in_thread(app, host, port, trusted_proxies=api_settings.trusted_proxies)
     log.info(
         "gitswarm agent %s listening on %s, following %s", agent.holder, handle.url, config.repo
     )

@@ -106,7 +106,8 @@ class Metrics:
         self.login_failures = Counter(
             "gitswarm_login_failures_total",
             "Failed dashboard sign-ins: bad_credentials (unknown user or wrong password), "
-            "throttled (refused after too many failures).",
+            "throttled (refused after too many failures), busy (refused: every argon2 slot "
+            "stayed taken, api.sign_in_slots).",
             ["reason"],
             registry=r,
         )

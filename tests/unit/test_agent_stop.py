@@ -49,17 +49,22 @@ def _workers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("gitswarm-work")]
 
 
-@pytest.fixture()
-def rig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Agent, Store, NeverConverges]]:
+def _source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RepoSource:
+    """A repository of one app with one service, one commit."""
     monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
     repo = GitOpsRepo(tmp_path / "repo", "stops")
     repo.compose({"web": service("127.0.0.1:5000/busybox:1")})
     repo.commit("first")
+    return RepoSource.open(str(repo.path))
+
+
+@pytest.fixture()
+def rig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Agent, Store, NeverConverges]]:
+    source = _source(tmp_path, monkeypatch)
     swarm = NeverConverges()
     store = Store(str(tmp_path / "state.db"))
-    source = RepoSource.open(str(repo.path))
     reconciler = Reconciler(source, store, lambda _t: swarm)
     settings = AgentSettings(events=False, poll_interval=300, drift_interval=300)
     agent = Agent(source=source, store=store, reconciler=reconciler, settings=settings)
@@ -149,14 +154,11 @@ def test_a_sync_run_while_its_caller_handles_a_stop_still_records_its_outcome(
     its caller is handling (the check once read ``sys.exc_info()`` in ``finally``)."""
     from gitswarm.reconcile.outcome import SyncRequest
 
-    monkeypatch.setenv("GITSWARM_KEYS_DIR", str(tmp_path / "keys"))
-    repo = GitOpsRepo(tmp_path / "repo", "stops")
-    repo.compose({"web": service("127.0.0.1:5000/busybox:1")})
-    repo.commit("first")
+    source = _source(tmp_path, monkeypatch)
     swarm = FakeSwarm()
     store = Store(str(tmp_path / "state.db"))
     try:
-        reconciler = Reconciler(RepoSource.open(str(repo.path)), store, lambda _t: swarm)
+        reconciler = Reconciler(source, store, lambda _t: swarm)
         try:
             raise Stopping("the caller's")
         except Stopping:

@@ -60,6 +60,7 @@ def test_the_config_file_section(tmp_path: Path) -> None:
             "anonymous_read": True,
             "max_body_bytes": 2048,
             "unauthenticated_audit_rows": 20,
+            "sign_in_slots": 4,
             "tokens": {
                 "sha256:" + hash_token("a"): {
                     "user": "alice",
@@ -80,6 +81,7 @@ def test_the_config_file_section(tmp_path: Path) -> None:
     )
     assert (s.host, s.port, s.anonymous_read, s.max_body_bytes) == ("0.0.0.0", 9090, True, 2048)  # noqa: S104
     assert s.unauthenticated_audit_rows == 20
+    assert s.sign_in_slots == 4
     alice = s.tokens[hash_token("a")]
     assert alice.user == "alice" and alice.allows("deployer", "development")
     bob = s.tokens[hash_token("b")]
@@ -116,6 +118,8 @@ def test_the_config_file_section(tmp_path: Path) -> None:
         {"history_limit": 0},
         {"unauthenticated_audit_rows": 0},
         {"unauthenticated_audit_rows": "5"},
+        {"sign_in_slots": 0},  # no sign-in could ever be checked
+        {"sign_in_slots": 1000},  # 64 GiB of argon2 at once: the hole it closes
     ],
 )
 def test_bad_config_is_refused(data: dict[str, object]) -> None:

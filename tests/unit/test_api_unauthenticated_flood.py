@@ -3,13 +3,17 @@ per address and window the audit trail keeps the first few rows and one summary 
 the rest (api/refusals.py), /metrics counts every one, the sign-in throttle works as
 before, and rows of callers somebody signed in as are written as before. What an
 attacker can vary is tried too: the address (spoofed X-Forwarded-For, through the real
-uvicorn server), the path, the body's size, a captured webhook delivery sent again."""
+uvicorn server), the path, the body's size, a captured webhook delivery sent again.
+Nor the agent's log: webhooks that prove nothing, and malformed requests to the real
+server, are logged a few times a window and then summed up in one line."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +70,13 @@ def _sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+async def _post(
+    app: Any,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes = b"",
+    hang_up: bool = False,
+) -> int:
     """One POST straight into the ASGI app (no client library: 10,000 of them are the
     point here, not the client's speed), from 198.51.100.7."""
     scope = {
@@ -78,14 +88,16 @@ async def _post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
     status: list[int] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if hang_up:  # the client went away before its body came
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             status.append(message["status"])
 
     await app(scope, receive, send)
-    return status[0]
+    return status[0] if status else 0
 
 
 def test_ten_thousand_unauthenticated_posts_from_one_address_leave_six_rows_and_count_all(
@@ -234,6 +246,84 @@ def test_a_captured_webhook_delivery_sent_again_and_again_stays_bounded(store: S
                    result="replayed") == 99  # fmt: skip
 
 
+# --- the agent's log ------------------------------------------------------------------
+
+
+def _webhook_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "gitswarm.api.webhooks"]
+
+
+def test_ten_thousand_bad_signature_webhooks_from_one_address_write_six_log_lines(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One WARNING line per request was 10,000 lines: now the first 5, one summary line
+    when the window ends, and a signed delivery after them is logged and accepted."""
+    caplog.set_level(logging.INFO, logger="gitswarm.api")
+    metrics, clock = Metrics(), Clock()
+    settings = _settings(store, clock, webhooks=WebhookSecrets(generic=(SECRET,)))
+    app = create_app(FakeAgent(), settings, metrics)
+    body = b'{"ref": "refs/heads/main", "after": "' + b"c" * 40 + b'"}'
+    forged = [(b"x-gitswarm-signature", f"t={int(NOW)},v1={'0' * 64}".encode())]
+    good = [(b"x-gitswarm-signature", sign_generic(SECRET, body, int(NOW)).encode())]
+
+    async def flood() -> tuple[list[int], int, list[str]]:
+        codes: list[int] = []
+        async with app.router.lifespan_context(app):
+            for _batch in range(200):
+                codes += await asyncio.gather(
+                    *(_post(app, "/webhooks/generic", forged, body) for _ in range(50))
+                )
+            during = _webhook_lines(caplog)
+            accepted = await _post(app, "/webhooks/generic", good, body)
+        return codes, accepted, during
+
+    codes, accepted, during = asyncio.run(flood())
+    assert codes == [401] * 10_000 and accepted == 202
+    unauthorized = "webhook generic from 198.51.100.7: unauthorized (delivery -)"
+    assert during == [unauthorized] * 5
+    assert _webhook_lines(caplog)[5:] == [
+        "webhook generic from 198.51.100.7: accepted (delivery -)",  # signed: always logged
+        "9995 more unauthenticated requests from 198.51.100.7 in 0 s not logged "
+        "(webhook generic unauthorized: 9995)",  # the open window, when the app stopped
+    ]
+    assert [r.levelname for r in caplog.records if r.name == "gitswarm.api.webhooks"] == (
+        ["WARNING"] * 5 + ["INFO", "WARNING"]
+    )
+    assert _sample(metrics, "gitswarm_webhook_requests_total", provider="generic",
+                   result="unauthorized") == 10_000  # fmt: skip
+    assert SECRET not in caplog.text and "0" * 64 not in caplog.text
+
+
+def test_the_next_window_logs_again_after_a_summary_of_the_one_before(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Per address, and a replayed delivery (signed, but captured) counts as proving
+    nothing too."""
+    caplog.set_level(logging.INFO, logger="gitswarm.api")
+    clock = Clock()
+    settings = _settings(store, clock, webhooks=WebhookSecrets(generic=(SECRET,)))
+    body = b'{"ref": "refs/heads/main", "after": "' + b"c" * 40 + b'"}'
+    signed = {"X-Gitswarm-Signature": sign_generic(SECRET, body, int(NOW))}
+    forged = {"X-Gitswarm-Signature": f"t={int(NOW)},v1={'0' * 64}"}
+    with client_for(create_app(FakeAgent(), settings, Metrics())) as c:
+        assert c.post("/webhooks/generic", content=body, headers=signed).status_code == 202
+        for _ in range(4):
+            assert c.post("/webhooks/generic", content=body, headers=signed).status_code == 200
+        for _ in range(4):
+            assert c.post("/webhooks/generic", content=body, headers=forged).status_code == 401
+        clock.now += 60
+        assert c.post("/webhooks/generic", content=body, headers=forged).status_code == 401
+        lines = _webhook_lines(caplog)
+    assert lines == [
+        "webhook generic from testclient: accepted (delivery -)",
+        *["webhook generic from testclient: replayed (delivery -)"] * 4,
+        "webhook generic from testclient: unauthorized (delivery -)",
+        "3 more unauthenticated requests from testclient in 60 s not logged "
+        "(webhook generic unauthorized: 3)",
+        "webhook generic from testclient: unauthorized (delivery -)",
+    ]
+
+
 # --- the sign-in ----------------------------------------------------------------------
 
 
@@ -287,3 +377,58 @@ def test_the_rows_per_address_are_a_setting(store: Store) -> None:
         for _ in range(6):
             c.post(SYNC)
     assert [r.action for r in _rows(store)] == ["sync", "sync", SUMMARY]
+
+
+def test_a_thousand_clients_that_hang_up_mid_request_write_six_log_lines(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anybody can send a body's headers and go away: one INFO line each was a line per
+    request of any path that reads a body."""
+    caplog.set_level(logging.INFO, logger="gitswarm.api")
+    app = create_app(FakeAgent(), _settings(store, Clock()), Metrics())
+    form = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"9")]
+
+    async def flood() -> list[int]:
+        async with app.router.lifespan_context(app):
+            return list(
+                await asyncio.gather(
+                    *(_post(app, "/ui/login", form, hang_up=True) for _ in range(1000))
+                )
+            )
+
+    assert asyncio.run(flood()) == [0] * 1000  # nobody left to answer
+    lines = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+    assert lines == ["POST /ui/login: the client disconnected"] * 5 + [
+        "995 more unauthenticated requests from 198.51.100.7 in 0 s not logged "
+        "(client disconnected: 995)"
+    ]
+
+
+def test_malformed_requests_through_the_real_server_write_five_warnings_and_a_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn wrote "Invalid HTTP request received." at WARNING for every malformed
+    request anybody sends; the line names no address, so all connections share one
+    budget. A well-formed request still gets through, and the filter leaves with the
+    server."""
+    caplog.set_level(logging.INFO)
+    app = create_app(FakeAgent(), ApiSettings(), Metrics())
+    with serve_in_thread(app, port=0) as server:
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", server.port)) as conn:
+                conn.sendall(b"NOT HTTP \x00\x01\r\n\r\n")
+                conn.recv(1000)  # uvicorn's 400, then it closes
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "uvicorn.error" and r.levelno >= logging.WARNING
+    ]
+    assert warned == ["Invalid HTTP request received."] * 5
+    [summary] = [r.getMessage() for r in caplog.records if "not logged" in r.getMessage()]
+    assert re.fullmatch(
+        r"195 more warnings of the HTTP server about connections in \d+ s not logged "
+        r"\('Invalid HTTP request received.': 195\)",
+        summary,
+    )
+    assert logging.getLogger("uvicorn.error").filters == []

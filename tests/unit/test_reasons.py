@@ -80,6 +80,7 @@ def test_only_transient_reasons_are_retried() -> None:
         Reason.GIT_FAILED,
         Reason.SWARM_FAILED,
         Reason.LOCKED,
+        Reason.BUSY,  # the agent refused to take on more sign-ins at once: try shortly
         Reason.STORE_FAILED,
         Reason.SANDBOX_FAILED,
         Reason.REGISTRY_FAILED,
