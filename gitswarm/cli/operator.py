@@ -25,7 +25,7 @@ CONFIG_ENV = "GITSWARM_CONFIG"
 _META = "gitswarm.operator_config"
 
 if TYPE_CHECKING:  # the modules behind these load when a command runs (startup time)
-    from gitswarm.policy.settings import PolicySettings
+    from gitswarm.policy.floor import PolicyLayer
     from gitswarm.source.providers import ProviderSet
     from gitswarm.swarm.targets import TargetTable
 
@@ -36,7 +36,7 @@ class OperatorConfig:
     providers: ProviderSet
     path: Path | None = None
     # The policy floor per environment (``policies:``): rules no commit can loosen.
-    policies: Mapping[str, PolicySettings] = field(default_factory=dict)
+    policies: Mapping[str, PolicyLayer] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -74,10 +74,10 @@ def load_operator(path: Path | None, environ: Mapping[str, str] | None = None) -
             config.data["providers"], where, environ=environ,
             lines=config.lines_under(("providers",)), path=path,
         )  # fmt: skip
-    policies: dict[str, PolicySettings] = {}
+    policies: dict[str, PolicyLayer] = {}
     if "policies" in config.data:
         where = f"{path}:{config.line(('policies',))}"
-        policies = policy_floors(config.data["policies"], where, config)
+        policies = policy_floors(config.data["policies"], where, config, environ)
     return OperatorConfig(targets, providers, path, policies=policies)
 
 

@@ -52,11 +52,13 @@ agent deploys, which Git alone cannot vouch for. The files must exist when the a
 starts.
 
 ``policies:`` has the shape of an environment's ``policies:`` in gitswarm.yml, but only
-the rules it lists are pinned (``default`` is ``off`` unless given; ``rego:`` is refused:
-Rego cannot be pinned here yet). Each listed rule applies with its mode, parameters and
-exemptions whatever gitswarm.yml says; gitswarm.yml may tighten it, never loosen it, and
-its exemptions do not exempt from it (policy/floor.py). ``gitswarm sync --config`` reads
-the same floor. A mistake stops the agent at start, naming this file's line.
+the rules it lists are pinned (``default`` is ``off`` unless given), and ``rego:`` takes
+``dir:``, a folder of .rego files on this host (relative paths from $GITSWARM_KEYS_DIR;
+read when the agent starts) evaluated for every commit. Each listed rule applies with
+its mode, parameters and exemptions whatever gitswarm.yml says; gitswarm.yml may tighten
+it, never loosen it, and its exemptions do not exempt from it (policy/floor.py).
+``gitswarm sync --config`` reads the same floor. A mistake stops the agent at start,
+naming this file's line.
 
 ``identities:`` maps environment names to age key files on this host (relative paths
 from $GITSWARM_KEYS_DIR); each file must hold one valid identity when the agent starts.
@@ -108,7 +110,7 @@ from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
-from gitswarm.policy import PolicySettings
+from gitswarm.policy.floor import PolicyLayer
 from gitswarm.promote.operator import OperatorSettings, operator_settings
 from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
@@ -150,7 +152,7 @@ class ServeConfig:
     api: Mapping[str, Any] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
     verify: Mapping[str, VerifySettings] = field(default_factory=dict)
-    policies: Mapping[str, PolicySettings] = field(default_factory=dict)
+    policies: Mapping[str, PolicyLayer] = field(default_factory=dict)
     identities: Mapping[str, Path] = field(default_factory=dict)
     project: str | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -206,7 +208,7 @@ def load_serve_config(
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
         elif key == "policies":
-            config_kwargs[key] = policy_floors(value, where, config_file)
+            config_kwargs[key] = policy_floors(value, where, config_file, environ)
         elif key == "identities":
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)

@@ -9,9 +9,10 @@ settings *and* under each :class:`PolicyLayer` the caller passes, and keeps, for
 finding, the strictest verdict of any layer (:func:`combine`). Two layers exist:
 
 - the **floor**: ``policies:`` per environment in the agent's own config
-  (``gitswarm serve --config``, read by cli/serve.py through :func:`parse_floor`). Only
-  the rules it lists are pinned; their mode, parameters and exemptions are the
-  operator's, and an exemption in gitswarm.yml does not exempt from them.
+  (``gitswarm serve --config``; source/agentconfig.py reads it, and the Rego files of
+  its ``rego.dir``, through :func:`parse_floor`). Only the rules it lists are pinned;
+  their mode, parameters and exemptions are the operator's, and an exemption in
+  gitswarm.yml does not exempt from them.
 - the **deployed** layer: the environment's settings and Rego at the revision the agent
   deployed last (reconcile/sync.py). A loosening (a mode lowered, an exemption added, a
   Rego file removed or changed, a rule's parameters changed) is checked under the old
@@ -57,9 +58,10 @@ _PARAMETERS: Mapping[str, str] = {
 class PolicyLayer:
     """Settings the stack is checked under besides the commit's own.
 
-    ``rego_sources``: the Rego to evaluate under this layer (None: none; the floor has
-    no Rego of its own yet). ``label`` says where the layer comes from, for the report:
-    "the agent's config", "1a2b3c4d5e6f, the revision deployed last"."""
+    ``rego_sources``: the Rego to evaluate under this layer (None: none): the floor's
+    own files from the agent's host, the deployed revision's policies/*.rego.
+    ``label`` says where the layer comes from, for the report: "the agent's config",
+    "1a2b3c4d5e6f, the revision deployed last"."""
 
     kind: LayerKind
     label: str
@@ -70,7 +72,8 @@ class PolicyLayer:
     def rules(self) -> tuple[str, ...]:
         """The rules this layer decides on: a floor, only those it does not leave off."""
         if self.kind == "floor":
-            return tuple(r for r in RULES if self.settings.mode(r) != "off")
+            rego = (REGO,) if self.rego_sources and self.settings.mode(REGO) != "off" else ()
+            return (*(r for r in RULES if self.settings.mode(r) != "off"), *rego)
         return (*RULES, REGO)
 
 
@@ -95,23 +98,18 @@ def parse_floor(
     env: str,
     file: str,
     positions: Mapping[Path, tuple[int, int]] | None = None,
-) -> PolicySettings:
+    rego_sources: Mapping[str, str] | None = None,
+) -> PolicyLayer:
     """One environment's ``policies:`` in the agent config: gitswarm.yml's syntax, but a
     rule the operator does not list is not pinned (``default`` is ``off`` unless given).
-    Raises ConfigError with the file and line of each mistake."""
-    if isinstance(raw, Mapping) and REGO in raw:
-        line, column = (positions or {}).get((REGO,), (None, None))
-        message = (
-            f"policies.{env}.rego: Rego files cannot be pinned in the agent config yet; pin "
-            "built-in rules here, and keep Rego in the repository's policies/ (a commit that "
-            "removes or changes one is still checked under the deployed revision's)"
-        )
-        raise _invalid([Problem(message, file=file, line=line, column=column, rule=REGO)])
+    ``rego_sources``: the floor's own Rego (read from the agent's host by the caller),
+    evaluated with ``rego``'s mode and params. Raises ConfigError with the file and line
+    of each mistake."""
     given: object = raw
     if isinstance(raw, Mapping) and "default" not in raw:
         given = {"default": "off", **raw}
     try:
-        return parse_settings(
+        settings = parse_settings(
             given,  # type: ignore[arg-type]  # not a mapping: parse_settings says so
             env=env,
             file=file,
@@ -119,10 +117,11 @@ def parse_floor(
             prefix=f"policies.{env}",
         )
     except ConfigError as exc:
-        raise _invalid(exc.problems) from None
+        raise invalid_floor(exc.problems) from None
+    return PolicyLayer("floor", "the agent's config", settings, rego_sources or None)
 
 
-def _invalid(problems: Sequence[Problem]) -> ConfigError:
+def invalid_floor(problems: Sequence[Problem]) -> ConfigError:
     lines = "\n".join(f"  {p}" for p in problems)
     return ConfigError(
         f"invalid policy floor in the agent config (fix it, then restart the agent):\n{lines}",
@@ -223,6 +222,7 @@ def combine(
 __all__ = [
     "PolicyLayer",
     "combine",
+    "invalid_floor",
     "loosenings",
     "modes_in_force",
     "parse_floor",

@@ -32,7 +32,7 @@ from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose, make_plan
-from gitswarm.policy import PolicySettings, raise_for_violations, settings_for
+from gitswarm.policy import raise_for_violations, settings_for
 from gitswarm.policy.floor import PolicyLayer
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
@@ -137,7 +137,7 @@ class Reconciler(Generic[StoreT]):
     # The policy floor per environment from the agent's own config: rules no commit can
     # loosen (policy/floor.py). Besides it, a commit is always checked under the policies
     # of the revision deployed last too (policy_layers).
-    pinned_policies: Mapping[str, PolicySettings] = field(default_factory=dict)
+    pinned_policies: Mapping[str, PolicyLayer] = field(default_factory=dict)
     # The operator's targets (swarm/targets.py): which endpoint a target name means, and
     # which environments may deploy to it. None: those of ``swarm_for`` (a SwarmPool).
     targets: TargetTable | None = None
@@ -283,7 +283,7 @@ class Reconciler(Generic[StoreT]):
         layers: list[PolicyLayer] = []
         floor = self.pinned_policies.get(env.name)
         if floor is not None:
-            layers.append(PolicyLayer("floor", "the agent's config", floor))
+            layers.append(floor)
         if floor_only:
             return layers
         status = self.store.get_status(app, env.name)

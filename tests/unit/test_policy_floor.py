@@ -79,10 +79,8 @@ def env(policies: Mapping[str, Any]) -> Environment:
     )  # fmt: skip
 
 
-def floor(raw: Mapping[str, Any]) -> PolicyLayer:
-    return PolicyLayer(
-        "floor", "the agent's config", parse_floor(raw, env="production", file="agent.yml")
-    )
+def floor(raw: Mapping[str, Any], rego: Mapping[str, str] | None = None) -> PolicyLayer:
+    return parse_floor(raw, env="production", file="agent.yml", rego_sources=rego)
 
 
 modes = st.sampled_from(["enforce", "warn", "off"])
@@ -272,25 +270,32 @@ def test_loosenings_against_the_deployed_revision_name_each_change() -> None:
 def test_a_bad_floor_names_the_agent_config_its_line_and_the_setting() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_floor(
-            {"no_root_containers": "sometimes", "rego": {"mode": "enforce"}},
-            env="production",
-            file="agent.yml",
-            positions={("no_root_containers",): (4, 5), ("rego",): (5, 5)},
-        )
-    assert str(raised.value).startswith("invalid policy floor in the agent config")
-    (problem,) = raised.value.problems  # the Rego refusal comes first, on its own
-    assert (problem.file, problem.line) == ("agent.yml", 5)
-    assert "policies.production.rego: Rego files cannot be pinned" in problem.message
-
-    with pytest.raises(ConfigError) as raised:
-        parse_floor(
             {"no_root_containers": "sometimes"},
             env="production",
             file="agent.yml",
             positions={("no_root_containers",): (4, 5)},
         )
+    assert str(raised.value).startswith("invalid policy floor in the agent config")
     (problem,) = raised.value.problems
     assert (problem.file, problem.line, problem.column) == ("agent.yml", 4, 5)
     assert problem.message == (
         "policies.production.no_root_containers: mode must be enforce, warn or off, not 'sometimes'"
     )
+
+
+def test_the_floor_s_own_rego_is_evaluated_whatever_the_repository_says() -> None:
+    layer = floor({"rego": {"mode": "enforce"}}, {"/etc/gitswarm/policies/sock.rego": DENY_SOCKET})
+    report = evaluate(
+        stack(web=ROOTKIT),
+        env({"default": "off", "rego": "off"}),
+        rego_sources={},
+        now=NOW,
+        rego=evaluate_rego,
+        layers=[layer],
+    )
+    (violation,) = report.violations
+    assert violation.rule == "rego:gitswarm.sock"
+    assert violation.location is not None
+    assert violation.location.file == "/etc/gitswarm/policies/sock.rego"
+    assert violation.detail.endswith("[pinned by the agent's config]")
+    assert report.modes["rego"] == "enforce"

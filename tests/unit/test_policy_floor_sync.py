@@ -68,6 +68,8 @@ class Rig:
 def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     agent_yml = tmp_path / "agent.yml"
     agent_yml.write_text(getattr(request, "param", "repo: /srv/x\n"))
+    (tmp_path / "floor-rego").mkdir()
+    (tmp_path / "floor-rego" / "sock.rego").write_text(DENY_SOCKET)
     config = load_serve_config(agent_yml, {}, {"GITSWARM_KEYS_DIR": str(tmp_path)})
     repo = GitOpsRepo(tmp_path / "repo", "floor", env=ENV)
     swarm, sent = FakeSwarm(), Sent()
@@ -80,6 +82,38 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
 
 
 FLOOR = "repo: /srv/x\npolicies:\n  production:\n    no_privileged_containers: enforce\n"
+FLOOR_REGO = "repo: /srv/x\npolicies:\n  production:\n    rego: {mode: enforce, dir: floor-rego}\n"
+DENY_SOCKET = """package gitswarm.sock
+import rego.v1
+deny contains msg if {
+  some name, svc in input.services
+  some v in svc.volumes
+  socket(v)
+  msg := sprintf("service %s mounts the Docker socket", [name])
+}
+socket(v) if {
+  is_string(v)
+  contains(v, "docker.sock")
+}
+socket(v) if {
+  is_object(v)
+  contains(v.source, "docker.sock")
+}
+"""
+
+
+@pytest.mark.parametrize("rig", [FLOOR_REGO], indirect=True, ids=["floor-rego"])
+def test_the_floor_s_rego_from_the_agent_s_host_blocks_what_the_repository_allows(
+    rig: Rig, tmp_path: Path
+) -> None:
+    rig.repo.write_settings(policies={"default": "off", "rego": "off"})
+    rig.repo.compose({"rootkit": service(volumes=[SOCKET])})
+    rig.repo.commit("every policy off, the Docker socket mounted")
+    outcome = rig.sync()
+    assert (outcome.result, outcome.reason) == ("Failed", "PolicyViolation")
+    assert f"{tmp_path / 'floor-rego' / 'sock.rego'}" in outcome.message
+    assert "service rootkit mounts the Docker socket" in outcome.message
+    assert not rig.swarm.services("floor")
 
 
 @pytest.mark.parametrize("rig", [FLOOR], indirect=True, ids=["floor"])
@@ -210,7 +244,12 @@ def test_a_rollback_is_judged_under_its_own_policies_not_those_it_replaces(rig: 
         (
             "policies:\n  production:\n    rego: {mode: enforce}\n",
             4,
-            "policies.production.rego: Rego files cannot be pinned in the agent config yet",
+            "policies.production.rego: a floor's rego needs dir: a folder of .rego files",
+        ),
+        (
+            "policies:\n  production:\n    rego:\n      dir: nowhere\n",
+            5,
+            "policies.production.rego.dir: cannot read the folder",
         ),
     ],
 )
@@ -220,12 +259,12 @@ def test_a_bad_floor_stops_the_agent_at_start_naming_the_file_and_line(
     agent_yml = tmp_path / "agent.yml"
     agent_yml.write_text("repo: /srv/x\n" + text)
     with pytest.raises(ConfigError) as caught:
-        load_serve_config(agent_yml, {}, {})
+        load_serve_config(agent_yml, {}, {"GITSWARM_KEYS_DIR": str(tmp_path)})
     assert f"{agent_yml}:{line}:" in str(caught.value)
     assert message in str(caught.value)
 
     with pytest.raises(ConfigError) as caught:  # `gitswarm sync --config` reads it too
-        load_operator(agent_yml, {})
+        load_operator(agent_yml, {"GITSWARM_KEYS_DIR": str(tmp_path)})
     assert f"{agent_yml}:{line}:" in str(caught.value) and message in str(caught.value)
 
     result = CliRunner().invoke(cli, ["serve", "--config", str(agent_yml)])
