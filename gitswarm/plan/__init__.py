@@ -3,7 +3,8 @@
 Whether a service must be deployed is decided by its spec hash (a label gitswarm sets
 from the rendered service), never by Swarm's version index or PreviousSpec, which change
 on every redeploy. Drift is the live Spec against the baseline: what gitswarm applied
-(plan/applied.py), never a state read back after waiting for health.
+(plan/applied.py), never a state read back after waiting for health — and never taken
+from the labels: anyone with Docker access can rewrite them (plan.py rewritten_drift).
 """
 
 from gitswarm.plan.applied import applied_spec

@@ -26,7 +26,7 @@ from gitswarm.model.observed import ServiceState
 _CLI_LABELS = "com.docker.stack."
 
 
-def _image_name(image: str) -> str:
+def image_name(image: str) -> str:
     """An image reference as the CLI leaves it in a spec: without digest, with a tag."""
     name = image.split("@", 1)[0]
     for prefix in ("docker.io/library/", "docker.io/"):
@@ -67,7 +67,7 @@ def _mismatches(spec: Mapping[str, Any], rendered: Mapping[str, Any]) -> list[st
     if env is not None and sorted(container.get("Env") or []) != env:
         out.append("Env")
     image = rendered.get("image") or ""
-    if image and _image_name(str(container.get("Image", ""))) != _image_name(image):
+    if image and image_name(str(container.get("Image", ""))) != image_name(image):
         out.append("Image")
     want = {str(k): str(v) for k, v in ((rendered.get("deploy") or {}).get("labels") or {}).items()}
     have = {k: v for k, v in (spec.get("Labels") or {}).items() if not k.startswith(_CLI_LABELS)}
@@ -90,7 +90,7 @@ def _with_render(spec: Mapping[str, Any], rendered: Mapping[str, Any]) -> dict[s
         else:
             container.pop("Env", None)
     image = rendered.get("image") or ""
-    if image and _image_name(str(container.get("Image", ""))) != _image_name(image):
+    if image and image_name(str(container.get("Image", ""))) != image_name(image):
         container["Image"] = image
     labels = {k: v for k, v in (out.get("Labels") or {}).items() if k.startswith(_CLI_LABELS)}
     deploy_labels = (rendered.get("deploy") or {}).get("labels") or {}

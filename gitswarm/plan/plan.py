@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from gitswarm.model.observed import ServiceState, StackState
 from gitswarm.model.operation import Baseline
-from gitswarm.model.stack import LABEL_APP, LABEL_ENV, DesiredStack, ObjectMaterial
+from gitswarm.model.stack import (
+    LABEL_APP,
+    LABEL_ENV,
+    LABEL_SPEC_HASH,
+    DesiredStack,
+    ObjectMaterial,
+)
+from gitswarm.plan.applied import image_name as _image_name
 from gitswarm.plan.diff import FieldChange, diff
 
 Action = Literal["create", "update", "remove", "orphan", "unchanged"]
@@ -44,6 +51,8 @@ class ServiceChange:
     drift: tuple[FieldChange, ...] = ()  # live spec vs what gitswarm deployed
     service_id: str | None = None
     note: str = ""
+    # Whether self-heal may redeploy it: not what Swarm itself rolled back (_rolled_back).
+    healable: bool = True
 
     @property
     def deploys(self) -> bool:
@@ -68,6 +77,10 @@ class Plan:
     services: tuple[ServiceChange, ...]
     create_objects: tuple[ObjectMaterial, ...] = ()
     missing_baselines: tuple[str, ...] = field(default=())
+    # Services to deploy whose live image is not the render's (changed by hand): the
+    # CLI's `--resolve-image changed` keeps the live image of a service whose stack image
+    # label still says the render's, so their deploy must resolve images (apply.py).
+    reimage: tuple[str, ...] = field(default=())
 
     @property
     def to_deploy(self) -> tuple[str, ...]:
@@ -125,6 +138,76 @@ def drift_of(service: ServiceState, baseline: Baseline | None) -> tuple[FieldCha
     return tuple(diff(baseline.spec, service.spec))
 
 
+def _rolled_back(service: ServiceState, baseline: Baseline) -> bool:
+    """Swarm's own rollback (``failure_action: rollback`` or ``docker service
+    rollback``) of what gitswarm applied: the service's last write rolled it back, from a
+    spec that carried the baseline's hash. Swarm swaps Spec and PreviousSpec on a
+    rollback, and any later update sets PreviousSpec to the rolled-back spec and clears
+    the rollback state. (Not its state's words in the note: rollback_started becomes
+    rollback_completed, and the drift would be notified twice.)"""
+    update = service.update_status
+    previous = service.previous_spec
+    if update is None or not update.state.startswith("rollback") or previous is None:
+        return False
+    labels = previous.get("Labels") or {}
+    return bool(labels.get(LABEL_SPEC_HASH) == baseline.spec_hash)
+
+
+def _left_by(service: ServiceState, baseline: Baseline, revision: str | None) -> bool:
+    """Whether ``service`` is as the failed deploy of ``revision`` left it: its labels
+    say that revision deployed it, and its previous spec carries the baseline's hash
+    (that deploy wrote over what gitswarm had applied, and nothing wrote after it)."""
+    if revision is None or service.revision != revision:
+        return False
+    previous = service.previous_spec
+    if previous is None:  # a listing without PreviousSpec: the live read decides
+        return False
+    return (previous.get("Labels") or {}).get(LABEL_SPEC_HASH) == baseline.spec_hash
+
+
+def _overwritten(service: ServiceState, baseline: Baseline | None) -> tuple[FieldChange, ...]:
+    """Git moved: the update overwrites whatever someone changed on the service since
+    the baseline, which is said too (as drift). Only while the service's labels say the
+    baseline's deploy wrote it: what a failed deploy left, or Swarm rolled back to an
+    older revision, carries another revision label."""
+    if baseline is None or baseline.version == service.version:
+        return ()
+    if service.revision != baseline.revision:
+        return ()
+    return tuple(diff(baseline.spec, service.spec))
+
+
+def rewritten_drift(
+    service: ServiceState, baseline: Baseline | None, want_hash: str, unsettled: str | None
+) -> ServiceChange | None:
+    """Drift whatever the spec-hash label says (Argo CD compares live with desired,
+    never trusting labels): the baseline says gitswarm last applied exactly what Git
+    wants (``want_hash``), yet the live service has another hash label, or none. Someone
+    with Docker access changed it and rewrote or removed the label (``docker service
+    update --image x --label-add io.gitswarm.spec-hash=...``): the drift is the live
+    spec against the baseline, the label included. None when Git moved (the deploy
+    overwrites the change) or when the service is as the failed deploy of ``unsettled``
+    left it (``_left_by``): that deploy's own write, which its failure already reports."""
+    if baseline is None or baseline.spec_hash != want_hash or service.spec_hash == want_hash:
+        return None
+    if _left_by(service, baseline, unsettled):
+        return None
+    drift = tuple(diff(baseline.spec, service.spec))
+    if not drift:
+        return None  # an old record whose spec lacks its own hash label: a sync redeploys
+    name = service.compose_name
+    if _rolled_back(service, baseline):
+        note = (
+            "rolled back by Swarm from what gitswarm deployed: not healed, a redeploy "
+            "would roll out again what Swarm rolled back; push a fix to Git"
+        )
+        return ServiceChange(name, "unchanged", drift=drift, service_id=service.id,
+                             note=note, healable=False)  # fmt: skip
+    how = "removed" if service.spec_hash is None else "rewritten"
+    note = f"gitswarm's spec-hash label {how} outside gitswarm"
+    return ServiceChange(name, "unchanged", drift=drift, service_id=service.id, note=note)
+
+
 def make_plan(
     desired: DesiredStack,
     observed: StackState,
@@ -132,13 +215,18 @@ def make_plan(
     *,
     prune: bool,
     heal: bool,
+    unsettled: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compare one rendered stack with what runs.
 
     - a desired service that is missing is created; one whose spec hash differs is
       updated (with the rendered fields that changed, when a baseline knows them);
     - a service whose live spec differs from the baseline has drifted; with ``heal`` it
-      is redeployed, otherwise only reported;
+      is redeployed, otherwise only reported — also when its spec-hash label was
+      rewritten or removed while the baseline is what Git wants (``rewritten_drift``),
+      but never what Swarm itself rolled back (redeploying that would roll it out again);
+    - ``unsettled``: service -> the revision of a failed deploy that may have left it
+      at that revision's spec (``rewritten_drift``);
     - a service gitswarm deployed for this app and environment that left Git is removed
       with ``prune``, otherwise reported as an orphan; services gitswarm does not own
       are never touched.
@@ -162,13 +250,27 @@ def make_plan(
             note = "missing" if baseline is not None else ""
             changes.append(ServiceChange(name, "create", tuple(diff({}, rendered)), note=note))
             continue
+        rewritten = rewritten_drift(live, baseline, want_hash, (unsettled or {}).get(name))
+        if rewritten is not None:
+            if heal and rewritten.healable:
+                rewritten = replace(rewritten, action="update")
+            changes.append(rewritten)
+            continue
         if live.spec_hash != want_hash:
             before = (
                 baseline.rendered if baseline and baseline.spec_hash == live.spec_hash else None
             )
             fields = tuple(diff(before, rendered)) if before is not None else ()
             note = "" if live.owned else "adopting a service gitswarm did not deploy"
-            changes.append(ServiceChange(name, "update", fields, service_id=live.id, note=note))
+            overwritten = _overwritten(live, baseline)
+            if overwritten and baseline is not None and live.spec_hash != baseline.spec_hash:
+                how = "removed" if live.spec_hash is None else "rewritten"
+                note = f"changed on the swarm, gitswarm's spec-hash label {how}; Git moved"
+            elif overwritten:
+                note = "changed on the swarm; Git moved"
+            changes.append(
+                ServiceChange(name, "update", fields, overwritten, service_id=live.id, note=note)
+            )
             continue
         if baseline is None:
             # Nothing recorded to compare with (a new store, or a service deployed by an
@@ -177,6 +279,14 @@ def make_plan(
             action_nb: Action = "update" if heal else "unchanged"
             note = "no baseline recorded yet" if heal else ""
             changes.append(ServiceChange(name, action_nb, service_id=live.id, note=note))
+            continue
+        if baseline.spec_hash != want_hash:
+            # Git's hash on the service, but no deploy of it recorded as done: a failed
+            # or interrupted deploy left it. Deployed again (no task restarts), so that
+            # the sync waits for its health and records its baseline: never "in sync"
+            # on the strength of a label (nor unwatched for drift until the next commit).
+            note = "its deploy was not recorded as done: deployed again to wait for health"
+            changes.append(ServiceChange(name, "update", service_id=live.id, note=note))
             continue
         drift = drift_of(live, baseline)
         action: Action = "update" if drift and heal else "unchanged"
@@ -188,6 +298,13 @@ def make_plan(
             continue
         action = "remove" if prune else "orphan"
         changes.append(ServiceChange(live.compose_name, action, service_id=live.id))
+    reimage = tuple(
+        c.service
+        for c in changes
+        if c.action == "update"
+        and (svc := named.get(c.service)) is not None
+        and _image_name(svc.image) != _image_name(str(desired.services[c.service].get("image", "")))
+    )
     present = {obj.name for obj in observed.objects}
     create = tuple(obj for obj in desired.objects if obj.name not in present)
     return Plan(
@@ -198,6 +315,7 @@ def make_plan(
         services=tuple(changes),
         create_objects=create,
         missing_baselines=tuple(missing_baselines),
+        reimage=reimage,
     )
 
 

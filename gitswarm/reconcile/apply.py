@@ -106,6 +106,10 @@ def apply_plan(
         if compose_yaml is None:
             raise ValueError("services to deploy but no compose file")
         progress("docker stack deploy " + plan.stack + ": " + ", ".join(plan.to_deploy))
+        if plan.reimage and resolve_image == "changed":
+            # An image changed by hand: `changed` would keep it (the stack's image label
+            # still says Git's), so a heal would leave the image as someone set it.
+            resolve_image = "always"
         swarm.deploy(plan.stack, compose_yaml, resolve_image=resolve_image)
     for change in plan.to_remove:
         if change.service_id:

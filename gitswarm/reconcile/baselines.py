@@ -17,6 +17,37 @@ if TYPE_CHECKING:  # SQLAlchemy: status imports this module and reads without it
     from gitswarm.store import Store
 
 
+def unsettled(store: Store, app: str, env: str) -> dict[str, str]:
+    """The services the last deploy changed when it failed after reaching the swarm
+    (health, timeout, kill -9), each with that deploy's revision: the baselines are
+    still the last good deploy's, so those services may run the failed revision's spec
+    and its hash label — gitswarm's own write, not drift (plan.rewritten_drift). Empty
+    when the last operation succeeded or deployed the revision the status says."""
+    status = store.get_status(app, env)
+    if (
+        status is None
+        or status.last_result not in ("Failed", "Interrupted")
+        or status.operation_id is None
+    ):
+        return {}
+    operation = store.get_operation(status.operation_id)
+    revision = operation.revision
+    if not revision or revision == status.revision:
+        return {}
+    return {c.service: revision for c in operation.changes if c.action in ("changed", "created")}
+
+
+def plan_recorded(
+    store: Store, desired: DesiredStack, observed: StackState, *, prune: bool, heal: bool
+) -> Plan:
+    """``desired`` planned against ``observed``, the recorded baselines and what a failed
+    deploy left (``unsettled``): the plan of a sync (reconcile/sync.py)."""
+    app, env = desired.app, desired.env
+    baselines = store.baselines(app, env)
+    left = unsettled(store, app, env)
+    return make_plan(desired, observed, baselines, prune=prune, heal=heal, unsettled=left)
+
+
 def save_baselines(
     store: Store,
     swarm: Swarm,
@@ -53,4 +84,4 @@ def save_baselines(
     return tuple(c for c in now.drifted if c.service in saved)
 
 
-__all__ = ["save_baselines"]
+__all__ = ["plan_recorded", "save_baselines", "unsettled"]

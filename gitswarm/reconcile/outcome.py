@@ -150,7 +150,10 @@ def drift_summary(drifted: tuple[ServiceChange, ...]) -> str:
         fields = ", ".join(
             f"{d['field']}: {d['before']!r} -> {d['after']!r}" for d in change.as_dict()["drift"]
         )
-        parts.append(f"{change.service} ({fields or 'removed'})")
+        text = fields or "removed"
+        if change.note and change.note != "missing":  # the spec-hash label rewritten, ...
+            text = f"{text}; {change.note}"
+        parts.append(f"{change.service} ({text})")
     return "; ".join(parts)
 
 

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic
@@ -31,7 +31,7 @@ from gitswarm.model.config import Environment, RepoConfig, SyncPolicy, Target, V
 from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
-from gitswarm.plan import Plan, deployable_compose, make_plan
+from gitswarm.plan import Plan, deployable_compose
 from gitswarm.policy import raise_for_violations, settings_for
 from gitswarm.policy.floor import PolicyLayer
 from gitswarm.policy.rego import RegoEvaluator
@@ -43,7 +43,7 @@ from gitswarm.reconcile.apply import (
     collect_garbage,
     follow_rollout,
 )
-from gitswarm.reconcile.baselines import save_baselines
+from gitswarm.reconcile.baselines import plan_recorded, save_baselines
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
 from gitswarm.reconcile.record import Recorder
@@ -68,7 +68,7 @@ if TYPE_CHECKING:  # metrics: the agent's only; Store: status reads through stor
     from typing_extensions import TypeVar
 
     from gitswarm.reconcile.metrics import Metrics
-    from gitswarm.store import Lease, Store
+    from gitswarm.store import Store
 
     # What the Reconciler reads and writes through: a ``Store`` unless said otherwise
     # (``Reconciler`` alone means ``Reconciler[Store]``). ``gitswarm status`` makes a
@@ -85,27 +85,6 @@ log = logging.getLogger("gitswarm.sync")
 
 # The sync lock's lease: short, so a dead holder frees it soon; renewed while syncing.
 SYNC_LEASE = 30.0
-
-
-@contextlib.contextmanager
-def kept_alive(lease: Lease, every: float = SYNC_LEASE / 3) -> Iterator[None]:
-    """Renew ``lease`` in the background for the duration of the block."""
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(every):
-            try:
-                lease.renew()
-            except GitswarmError as exc:
-                log.error("could not renew %r: %s", lease.name, exc.message)
-
-    thread = threading.Thread(target=renew, name=f"lease-{lease.name}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=5)
 
 
 def holder_id() -> str:
@@ -403,7 +382,7 @@ class Reconciler(Generic[StoreT]):
                     ttl_seconds=self.sync_lease,
                     wait=req.lock_wait,
                 ) as lease,
-                kept_alive(lease, self.sync_lease / 3),
+                lease.kept_alive(self.sync_lease / 3),
             ):
                 # A previous holder that died (kill -9) left its operation Running.
                 self.store.mark_interrupted(app=req.app, env=req.env, exclude_holder=self.holder)
@@ -503,8 +482,7 @@ class Reconciler(Generic[StoreT]):
         swarm = self.swarm_for(r.env.target)
         self.progress("plan")
         observed = swarm.observe(r.desired.stack)  # plan
-        baselines = self.store.baselines(req.app, req.env)
-        plan = make_plan(r.desired, observed, baselines, prune=policy.prune, heal=req.heal)
+        plan = plan_recorded(self.store, r.desired, observed, prune=policy.prune, heal=req.heal)
         planned.append(plan)
         base = replace(base, plan=plan)
         if req.dry_run:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from gitswarm.errors import LockedError, StoreError
+from gitswarm.errors import GitswarmError, LockedError, StoreError
 from gitswarm.model.operation import LockInfo
 from gitswarm.store import queries
 from gitswarm.store.db import Database
@@ -77,6 +78,27 @@ class Lease:
                 f"lost the lock {self.name!r}: the lease of {self.holder} ran out and "
                 "another holder took it (renew it more often than its TTL)"
             )
+
+    @contextmanager
+    def kept_alive(self, every: float) -> Iterator[None]:
+        """Renew the lease in the background, every ``every`` seconds, for the duration
+        of the block (a failed renewal is logged; the holder's next step finds it lost)."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(every):
+                try:
+                    self.renew()
+                except GitswarmError as exc:
+                    log.error("could not renew %r: %s", self.name, exc.message)
+
+        thread = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
 
     def __repr__(self) -> str:
         return f"Lease(name={self.name!r}, holder={self.holder!r})"

@@ -251,10 +251,15 @@ class FakeSwarm:
             for kind in ("configs", "secrets")
         }
         for name, svc in (doc.get("services") or {}).items():
-            self._deploy_service(stack, name, svc, top_names)
+            self._deploy_service(stack, name, svc, top_names, resolve_image)
 
     def _deploy_service(
-        self, stack: str, name: str, svc: dict[str, Any], top: dict[str, dict[str, str]]
+        self,
+        stack: str,
+        name: str,
+        svc: dict[str, Any],
+        top: dict[str, dict[str, str]],
+        resolve_image: ResolveImage = "changed",
     ) -> None:
         full = f"{stack}_{name}"
         deploy = svc.get("deploy") or {}
@@ -281,6 +286,14 @@ class FakeSwarm:
             "TaskTemplate": template,
         }
         existing = next((s for s in self._services.values() if s.name == full), None)
+        if (
+            existing is not None
+            and resolve_image == "changed"
+            and existing.labels.get("com.docker.stack.image") == container["Image"]
+        ):
+            # As the CLI does: the image as written has not changed since the last stack
+            # deploy (its label), so the service keeps the image it has now.
+            container["Image"] = existing.spec["TaskTemplate"]["ContainerSpec"]["Image"]
         self.log.append(f"deploy {full}")
         if existing is None:
             sid = self._new_id("s")
@@ -303,13 +316,25 @@ class FakeSwarm:
         if task_changed or spec_replicas(spec) != existing.replicas:
             self._start_tasks(updated)
         if task_changed and container["Image"] in self.rollback_images:
-            self._services[updated.id] = replace(
-                existing,
-                version=updated.version + 1,
-                update_status=UpdateStatus("rollback_completed", "update rolled back", _now()),
-            )
-            self._start_tasks(self._services[updated.id])
+            self._rolled_back(updated, "update rolled back")
         self._emit("service", "update", full)
+
+    def _rolled_back(self, svc: ServiceState, message: str) -> None:
+        """As swarmkit rolls a service back: Spec and PreviousSpec swap places."""
+        previous = svc.previous_spec
+        if previous is None:
+            raise SwarmError(f"service {svc.name} does not have a previous spec to roll back to")
+        mode = previous.get("Mode", {}).get("Replicated")
+        self._services[svc.id] = replace(
+            svc,
+            labels=dict(previous.get("Labels") or {}),
+            spec=previous,
+            previous_spec=svc.spec,
+            version=svc.version + 1,
+            replicas=int(mode.get("Replicas", 1)) if mode is not None else None,
+            update_status=UpdateStatus("rollback_completed", message, _now()),
+        )
+        self._start_tasks(self._services[svc.id])
 
     def _start_tasks(self, svc: ServiceState) -> None:
         template = svc.spec["TaskTemplate"]
@@ -372,6 +397,12 @@ class FakeSwarm:
             replicas=int(mode.get("Replicas", 1)) if mode is not None else None,
         )
         self._start_tasks(self._services[svc.id])
+        self._emit("service", "update", full_name)
+
+    def rollback(self, full_name: str) -> None:
+        """``docker service rollback``: the previous spec again (label included)."""
+        svc = next(s for s in self._services.values() if s.name == full_name)
+        self._rolled_back(svc, "manually requested rollback")
         self._emit("service", "update", full_name)
 
     def add_env(self, full_name: str, entry: str) -> None:

@@ -154,11 +154,25 @@ def rollout_in_progress(client: docker.DockerClient, name: str, env: str) -> Cal
 CHANGES_DURING_SYNC = {
     "scale": (["scale", "--detach", "{name}=3"], "deploy.replicas: 1 -> 3"),
     "env-add": (["update", "--detach", "--env-add", "DEBUG=1", "{name}"], "DEBUG=1"),
+    # the image changed and gitswarm's spec-hash label rewritten with it (still drift)
+    "label-rewritten": (
+        [
+            "update",
+            "--detach",
+            "--image",
+            "127.0.0.1:5000/busybox:2",
+            "--label-add",
+            "io.gitswarm.spec-hash=anything",
+            "{name}",
+        ],
+        "spec-hash label rewritten outside gitswarm",
+    ),
 }
 
 
 @pytest.mark.parametrize(
-    ("change", "self_heal"), [("scale", True), ("scale", False), ("env-add", True)]
+    ("change", "self_heal"),
+    [("scale", True), ("scale", False), ("env-add", True), ("label-rewritten", True)],
 )
 def test_a_manual_change_during_a_sync_is_drift_once_the_sync_ends(
     change: str,
@@ -200,6 +214,8 @@ def test_a_manual_change_during_a_sync_is_drift_once_the_sync_ends(
             spec = docker_client.api.inspect_service(name)["Spec"]
             assert spec["Mode"]["Replicated"]["Replicas"] == 1
             assert spec["TaskTemplate"]["ContainerSpec"]["Env"] == ["V=2"]
+            assert "busybox:1" in spec["TaskTemplate"]["ContainerSpec"]["Image"]
+            assert spec["Labels"]["io.gitswarm.spec-hash"] != "anything"
             wait_for(lambda: rig.status().sync == "Synced", 30)
         else:
             status = rig.status()

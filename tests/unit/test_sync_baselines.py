@@ -14,7 +14,7 @@ import pytest
 
 from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.observed import ServiceState, TaskState
-from gitswarm.model.stack import LABEL_STACK
+from gitswarm.model.stack import LABEL_SPEC_HASH, LABEL_STACK
 from gitswarm.plan import applied_spec
 from gitswarm.reconcile.agent import Agent, AgentSettings
 from gitswarm.reconcile.sync import Reconciler, SyncRequest
@@ -94,9 +94,20 @@ def _env_add(swarm: FakeSwarm) -> None:
     swarm.add_env(WORKER, "DEBUG=1")
 
 
+def _rewrite(swarm: FakeSwarm) -> None:
+    """``docker service update --image ... --label-add io.gitswarm.spec-hash=anything``."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = "127.0.0.1:5000/evil:1"
+        spec["Labels"][LABEL_SPEC_HASH] = "anything"
+
+    swarm.update(WORKER, edit)
+
+
 CHANGES = {
     "scale": (_scale, "deploy.replicas: 1 -> 3"),
     "env-add": (_env_add, "environment"),
+    "label-rewritten": (_rewrite, "spec-hash label rewritten outside gitswarm"),
 }
 
 
@@ -131,6 +142,11 @@ def test_a_manual_change_during_a_sync_is_drift_once_it_ends(
             assert rig.store.history(app="app", env="dev")[0].kind == "heal"
             assert spec["Mode"]["Replicated"]["Replicas"] == 1
             assert spec["TaskTemplate"]["ContainerSpec"]["Env"] == ["V=2"]
+            assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == "127.0.0.1:5000/busybox:1"
+            assert (
+                spec["Labels"][LABEL_SPEC_HASH]
+                == rig.store.baselines("app", "dev")["worker"].spec_hash
+            )
             assert status.sync == "Synced" and not status.drift
         else:  # reported, left alone
             assert status.sync == "OutOfSync" and list(status.drift) == ["worker"]

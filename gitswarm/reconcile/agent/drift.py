@@ -17,7 +17,9 @@
                   drifted          reported (status, history, notification once per
                                    distinct drift); with self_heal, a heal sync reverts
                                    it, unless the heal guard says the same drift keeps
-                                   coming back (then self-heal pauses and alerts)
+                                   coming back (then self-heal pauses and alerts),
+                                   or Swarm itself rolled it back (a heal would roll
+                                   out again what Swarm rolled back: reported only)
 
 Triggered by Docker events (events.py), by the round, and after a sync during which
 someone changed a service it rolled out (syncs.py).
@@ -40,6 +42,7 @@ from gitswarm.plan import make_plan
 from gitswarm.policy.certs import earliest_expiry
 from gitswarm.reconcile.agent.context import AgentContext
 from gitswarm.reconcile.agent.health import HealthRound
+from gitswarm.reconcile.baselines import unsettled
 from gitswarm.reconcile.sync import Rendered, SyncOutcome, SyncRequest
 from gitswarm.swarm.port import gc_paused
 
@@ -211,18 +214,23 @@ class Drift:
         stack = rendered.desired.stack
         baselines = ctx.store.baselines(app, env)
         status = ctx.store.get_status(app, env)
+        left = unsettled(ctx.store, app, env)  # a failed deploy's own writes: not drift
         if request.reason == ROUND and status is not None and not status.drift:
             listing = ctx.state.listing(rendered.env.target)
             if listing is not None:
                 listed = StackState(stack=stack, services=tuple(listing.get(stack, ())), objects=())
-                plan = make_plan(rendered.desired, listed, baselines, prune=False, heal=False)
+                plan = make_plan(
+                    rendered.desired, listed, baselines, prune=False, heal=False, unsettled=left
+                )
                 if not plan.drifted:
                     return  # as of the round's listing nothing drifted, and nothing to undo
         swarm = ctx.swarm_for(rendered.env.target)
         # Drift is a matter of services (plan.drifted): list them alone, one Docker call
         # instead of three (services, configs, secrets).
         observed = StackState(stack=stack, services=tuple(swarm.services(stack)), objects=())
-        plan = make_plan(rendered.desired, observed, baselines, prune=False, heal=False)
+        plan = make_plan(
+            rendered.desired, observed, baselines, prune=False, heal=False, unsettled=left
+        )
         drifted = plan.drifted
         recorder = ctx.reconciler.recorder  # every status and notification goes there
         if not drifted:
@@ -234,6 +242,10 @@ class Drift:
         summary = "; ".join(drift_text(c.as_dict()) for c in drifted)
         recorder.drift_detected(app, env, rendered.revision, details, summary)
         if not ctx.policy(app, env).self_heal:
+            return
+        if not any(c.healable for c in drifted):
+            # Swarm rolled back what gitswarm deployed: a heal would deploy again the
+            # spec Swarm just rolled back (a redeploy loop of a broken revision).
             return
         if not ctx.state.admit_heal(app, env):
             if ctx.state.first_heal_alert(app, env):
@@ -272,8 +284,11 @@ def drift_text(change: Mapping[str, Any]) -> str:
         f"{d['field']}: {_short(d['before'])} -> {_short(d['after'])}"
         for d in change.get("drift", [])
     )
-    if not fields and change.get("note") == "missing":
+    note = change.get("note") or ""
+    if not fields and note == "missing":
         fields = "service removed"
+    elif note and note != "missing":
+        fields = f"{fields}; {note}" if fields else note
     return f"{change['service']} ({fields})"
 
 
