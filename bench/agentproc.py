@@ -111,10 +111,16 @@ class TimedReconciler(Reconciler):
         *,
         verify: bool = False,
         override_window: str | None = None,
+        redeploy: bool = False,
     ) -> Rendered:
         self.renders += 1
         return super().render(
-            app_name, env_name, revision, verify=verify, override_window=override_window
+            app_name,
+            env_name,
+            revision,
+            verify=verify,
+            override_window=override_window,
+            redeploy=redeploy,
         )
 
     def sync(self, req: SyncRequest) -> SyncOutcome:

@@ -25,6 +25,7 @@ CONFIG_ENV = "GITSWARM_CONFIG"
 _META = "gitswarm.operator_config"
 
 if TYPE_CHECKING:  # the modules behind these load when a command runs (startup time)
+    from gitswarm.policy.floor import PolicyLayer
     from gitswarm.source.providers import ProviderSet
     from gitswarm.swarm.targets import TargetTable
 
@@ -34,6 +35,8 @@ class OperatorConfig:
     targets: TargetTable
     providers: ProviderSet
     path: Path | None = None
+    # The policy floor per environment (``policies:``): rules no commit can loosen.
+    policies: Mapping[str, PolicyLayer] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -45,8 +48,9 @@ def config_path(flag: Path | str | None, environ: Mapping[str, str]) -> Path | N
 
 
 def load_operator(path: Path | None, environ: Mapping[str, str] | None = None) -> OperatorConfig:
-    """``targets:`` and ``providers:`` of the agent config at ``path`` (None: none)."""
-    from gitswarm.source.agentconfig import read_agent_config
+    """``targets:``, ``providers:`` and ``policies:`` of the agent config at ``path``
+    (None: none)."""
+    from gitswarm.source.agentconfig import policy_floors, read_agent_config
     from gitswarm.source.keys import keys_dir
     from gitswarm.source.providers import ProviderSet, parse_providers
     from gitswarm.swarm.targets import TargetTable, parse_targets
@@ -70,7 +74,11 @@ def load_operator(path: Path | None, environ: Mapping[str, str] | None = None) -
             config.data["providers"], where, environ=environ,
             lines=config.lines_under(("providers",)), path=path,
         )  # fmt: skip
-    return OperatorConfig(targets, providers, path)
+    policies: dict[str, PolicyLayer] = {}
+    if "policies" in config.data:
+        where = f"{path}:{config.line(('policies',))}"
+        policies = policy_floors(config.data["policies"], where, config, environ)
+    return OperatorConfig(targets, providers, path, policies=policies)
 
 
 def _remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
@@ -86,7 +94,10 @@ def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         expose_value=False,
         callback=_remember,
-        help="The agent config whose targets: and providers: to use (default: $GITSWARM_CONFIG).",
+        help=(
+            "The agent config whose targets:, providers: and policies: to use "
+            "(default: $GITSWARM_CONFIG)."
+        ),
     )(fn)
 
 

@@ -131,7 +131,7 @@ def pipeline(
         # status only reads the swarm: over a unix socket with the standard library
         # (swarm/engine.py), without importing docker-py and requests
         factory: dict[str, Any] = {"factory": reads_client} if reads_only else {}
-        settings = operator()  # the agent config's targets: and providers: (--config)
+        settings = operator()  # the agent config's targets:, providers:, policies: (--config)
         source = RepoSource.open(repo)
         if source.remote is not None:
             source.fetch()
@@ -146,6 +146,7 @@ def pipeline(
             verifier=verifier,
             rego=rego,
             providers=settings.providers,
+            pinned_policies=settings.policies,
         )
         try:
             yield source, reconciler, progress

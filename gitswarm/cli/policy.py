@@ -10,6 +10,10 @@ same as the agent's; cli/render.py's ``validate`` runs the same through cli/work
 A closed deployment window is informational here: it says when a sync may apply the
 change, not that the change is wrong, so it never makes ``policy check`` or ``validate``
 fail. `gitswarm sync` refuses while an enforced window is closed (WindowClosed).
+
+Only the repository is read: the agent checks a commit under the policy floor of its
+config and the policies of the revision it deployed last too (policy/floor.py), so it
+may refuse what passes here.
 """
 
 from __future__ import annotations
@@ -97,7 +101,9 @@ def check(
 ) -> None:
     """Render ENV and evaluate its policies; print every result (file:line: mode: rule:
     message). Exit 2 on any enforced violation or policy error. A closed deployment window
-    is reported but does not fail the check: it concerns when to sync, not the commit."""
+    is reported but does not fail the check: it concerns when to sync, not the commit.
+    The agent may be stricter: it also applies its config's policy floor and the
+    policies of the revision it deployed last."""
 
     def run() -> None:
         tree = open_tree(repo, revision)

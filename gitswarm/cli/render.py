@@ -111,7 +111,8 @@ def validate(
 ) -> None:
     """Check every application in every environment: schema, references and policies;
     print all problems (file:line: message [rule]). Exit 2 if there is any. Policy
-    warnings and a closed deployment window are shown but are not problems."""
+    warnings and a closed deployment window are shown but are not problems. The agent
+    may be stricter (its config's policy floor, the deployed revision's policies)."""
 
     def run() -> None:
         from gitswarm.promote.core.settings import promotion_settings

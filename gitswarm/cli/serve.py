@@ -25,6 +25,8 @@ repository.
       webhooks: {github: {env: GITHUB_WEBHOOK_SECRET}}
     verify:                       # pin signed-commit checks per environment (see below)
       production: {mode: ssh, allowed_signers: /etc/gitswarm/allowed_signers}
+    policies:                     # the policy floor per environment (see below)
+      production: {no_privileged_containers: enforce}
     identities:                   # age identities per environment (see below)
       production: /etc/gitswarm/keys/production.key
     project: medianest            # GITSWARM_PROJECT: whose keys dir is read (see below)
@@ -48,6 +50,15 @@ relative paths from $GITSWARM_KEYS_DIR). A pinned environment's commits must alw
 signed by those keys, whatever gitswarm.yml says — including the very first commit the
 agent deploys, which Git alone cannot vouch for. The files must exist when the agent
 starts.
+
+``policies:`` has the shape of an environment's ``policies:`` in gitswarm.yml, but only
+the rules it lists are pinned (``default`` is ``off`` unless given), and ``rego:`` takes
+``dir:``, a folder of .rego files on this host (relative paths from $GITSWARM_KEYS_DIR;
+read when the agent starts) evaluated for every commit. Each listed rule applies with
+its mode, parameters and exemptions whatever gitswarm.yml says; gitswarm.yml may tighten
+it, never loosen it, and its exemptions do not exempt from it (policy/floor.py).
+``gitswarm sync --config`` reads the same floor. A mistake stops the agent at start,
+naming this file's line.
 
 ``identities:`` maps environment names to age key files on this host (relative paths
 from $GITSWARM_KEYS_DIR); each file must hold one valid identity when the agent starts.
@@ -99,6 +110,7 @@ from gitswarm.model.agent import TriggerRequest
 from gitswarm.model.config import VerifySettings
 from gitswarm.model.events import EVENT_KINDS
 from gitswarm.notify import Notifier
+from gitswarm.policy.floor import PolicyLayer
 from gitswarm.promote.operator import OperatorSettings, operator_settings
 from gitswarm.promote.service import PromotionService
 from gitswarm.reconcile.agent import Agent, AgentSettings
@@ -107,7 +119,7 @@ from gitswarm.reconcile.metrics import Metrics
 from gitswarm.reconcile.retention import RetentionSettings, start_retention
 from gitswarm.reconcile.sync import Reconciler
 from gitswarm.repo.config import check_name, verify_rule_problems
-from gitswarm.source.agentconfig import AgentConfig, read_agent_config
+from gitswarm.source.agentconfig import AgentConfig, policy_floors, read_agent_config
 from gitswarm.source.keys import keys_dir, read_identity_file
 from gitswarm.source.providers import ProviderSet, parse_providers
 from gitswarm.source.repo import RepoSource
@@ -140,6 +152,7 @@ class ServeConfig:
     api: Mapping[str, Any] = field(default_factory=dict)
     agent: AgentSettings = field(default_factory=AgentSettings)
     verify: Mapping[str, VerifySettings] = field(default_factory=dict)
+    policies: Mapping[str, PolicyLayer] = field(default_factory=dict)
     identities: Mapping[str, Path] = field(default_factory=dict)
     project: str | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -194,6 +207,8 @@ def load_serve_config(
         elif key == "verify":
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _pinned_verify(value, where, environ, path, file_lines)
+        elif key == "policies":
+            config_kwargs[key] = policy_floors(value, where, config_file, environ)
         elif key == "identities":
             file_lines = config_file.lines_under((key,))
             config_kwargs[key] = _identities(value, where, environ, path, file_lines)
@@ -235,7 +250,7 @@ def load_serve_config(
 
 _CONFIG_FIELDS = (
     "repo", "branch", "state", "listen", "log_format", "log_level", "notifications", "api",
-    "verify", "identities", "project", "retention", "promotion", "targets", "providers",
+    "verify", "policies", "identities", "project", "retention", "promotion", "targets", "providers",
 )  # fmt: skip
 
 
@@ -443,6 +458,7 @@ def run_agent(
         verifier=verifier,
         notifier=notifier,
         pinned_verify=config.verify,
+        pinned_policies=config.policies,
         identities=config.identities,
         project=config.project,
         # A sync of an agent that died (kill -9) holds its app's lock no longer than the

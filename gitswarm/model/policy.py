@@ -122,6 +122,9 @@ class PolicyReport:
     modes: Mapping[str, Mode] = field(default_factory=dict)  # effective mode of every rule
     window: WindowState | None = None  # None when deployment_windows is off
     override_window: str | None = None  # the reason given for overriding a closed window
+    # Where the commit's own policies are looser than settings it cannot loosen (the
+    # agent config's floor, the revision deployed last) and what applied instead.
+    loosened: tuple[str, ...] = ()
 
     @property
     def violations(self) -> tuple[PolicyResult, ...]:
@@ -164,5 +167,6 @@ class PolicyReport:
             "modes": dict(self.modes),
             "window": self.window.to_dict() if self.window is not None else None,
             "override_window": self.override_window,
+            "loosened": list(self.loosened),
             "results": [r.to_dict() for r in self.results],
         }

@@ -11,7 +11,7 @@ error the callers already handle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from gitswarm.model.policy import WINDOW_RULE, PolicyReport, PolicyResult, Windo
 from gitswarm.model.stack import DesiredStack, SourceLocation
 from gitswarm.policy import rules as builtin
 from gitswarm.policy.certs import certificates
+from gitswarm.policy.floor import PolicyLayer, combine, loosenings, modes_in_force
 from gitswarm.policy.rego import RegoEvaluator, RegoOutcome, input_document
 from gitswarm.policy.settings import (
     CLOCK_RULES,
@@ -59,6 +60,7 @@ def evaluate(
     override_window: str | None = None,
     rego: RegoEvaluator | None = None,
     secret_created: Mapping[str, datetime] | None = None,
+    layers: Sequence[PolicyLayer] = (),
 ) -> PolicyReport:
     """Run every enabled rule. Raises ConfigError for a bad ``policies:`` block, UsageError
     for an override without a reason; policy failures are results in the report.
@@ -70,30 +72,39 @@ def evaluate(
     ``secret_created``: when each secret version (by Swarm name) first appeared on the
     target -- its value is content-addressed, so that is when the value last changed. The
     agent reads it from the swarm; without it (``policy check``) ``secret_max_age`` has
-    nothing to judge and is skipped."""
+    nothing to judge and is skipped.
+
+    ``layers``: settings the commit cannot loosen (floor.py: the agent config's floor,
+    the revision deployed last); every finding gets the strictest verdict of the commit's
+    settings and theirs, and ``loosened`` in the report says where they differed."""
     if now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
     if override_window is not None and not override_window.strip():
         raise UsageError("overriding a deployment window needs a reason")
     settings = settings_for(env)
-    results = _builtin_results(desired, settings)
-    results += _certificate_results(desired, settings, now)
-    if secret_created is not None:
-        results += _secret_age_results(desired, settings, now, secret_created)
-
-    window: WindowState | None = None
-    window_mode = settings.mode(WINDOW_RULE)
-    if window_mode != "off":
-        window = evaluate_windows(settings.windows, now)
-        if not window.open:
-            results.append(_window_result(window, window_mode, override_window))
-
-    if settings.mode(REGO) != "off" and rego_sources:
-        if rego is None:
-            raise ValueError("policies/*.rego need a Rego evaluator: pass rego=")
-        document = input_document(desired, now=now, window=window, context=context)
-        outcome = rego(rego_sources, document, settings.rego.params)
-        results.extend(_rego_results(desired, settings, outcome))
+    results, window = _judge(
+        desired, settings, rego_sources, now, context, override_window, rego, secret_created
+    )
+    layered: list[tuple[str, list[PolicyResult]]] = []
+    loosened: list[str] = []
+    for layer in layers:
+        found, held = _judge(
+            desired,
+            layer.settings,
+            layer.rego_sources or {},
+            now,
+            context,
+            override_window,
+            rego,
+            secret_created,
+            rules=layer.rules,
+        )
+        layered.append((_label(layer), found))
+        if held is not None and not held.open and (window is None or window.open):
+            window = held  # the closed window holds the change
+        loosened.extend(loosenings(settings, layer, rego_sources))
+    if layered:
+        results = combine(results, layered)
 
     return PolicyReport(
         app=desired.app,
@@ -102,10 +113,52 @@ def evaluate(
         revision=desired.revision,
         evaluated_at=now,
         results=tuple(results),
-        modes=settings.modes,
+        modes=modes_in_force(settings, layers),
         window=window,
         override_window=override_window.strip() if override_window else None,
+        loosened=tuple(loosened),
     )
+
+
+def _label(layer: PolicyLayer) -> str:
+    if layer.kind == "floor":
+        return "pinned by the agent's config"
+    return f"required as at {layer.label}"
+
+
+def _judge(
+    desired: DesiredStack,
+    settings: PolicySettings,
+    rego_sources: Mapping[str, str],
+    now: datetime,
+    context: Mapping[str, Any] | None,
+    override_window: str | None,
+    rego: RegoEvaluator | None,
+    secret_created: Mapping[str, datetime] | None,
+    *,
+    rules: Sequence[str] = (*RULES, REGO),
+) -> tuple[list[PolicyResult], WindowState | None]:
+    """Every rule of ``rules`` that ``settings`` leaves on, over ``desired``."""
+    results = [r for r in _builtin_results(desired, settings) if r.rule in rules]
+    if "certificate_expiry" in rules:
+        results += _certificate_results(desired, settings, now)
+    if secret_created is not None and "secret_max_age" in rules:
+        results += _secret_age_results(desired, settings, now, secret_created)
+
+    window: WindowState | None = None
+    window_mode = settings.mode(WINDOW_RULE)
+    if window_mode != "off" and WINDOW_RULE in rules:
+        window = evaluate_windows(settings.windows, now)
+        if not window.open:
+            results.append(_window_result(window, window_mode, override_window))
+
+    if settings.mode(REGO) != "off" and rego_sources and REGO in rules:
+        if rego is None:
+            raise ValueError("policies/*.rego need a Rego evaluator: pass rego=")
+        document = input_document(desired, now=now, window=window, context=context)
+        outcome = rego(rego_sources, document, settings.rego.params)
+        results.extend(_rego_results(desired, settings, outcome))
+    return results, window
 
 
 def _builtin_results(desired: DesiredStack, settings: PolicySettings) -> list[PolicyResult]:
@@ -277,4 +330,7 @@ def raise_for_violations(report: PolicyReport) -> None:
         raise WindowClosed(f"deployment window closed for {where}:\n{lines}", problems=problems)
     count = len(problems)
     noun = "violation" if count == 1 else "violations"
-    raise PolicyError(f"{count} policy {noun} in {where}:\n{lines}", problems=problems)
+    held = "".join(f"\n  {note}" for note in report.loosened)
+    if held:
+        held = f"\nchecked under settings this commit cannot loosen:{held}"
+    raise PolicyError(f"{count} policy {noun} in {where}:\n{lines}{held}", problems=problems)

@@ -276,8 +276,14 @@ class _Parser:
     the setting it is about (``positions``: path inside ``policies:`` -> where written,
     from repo/yamlsrc) and with the policy rule it concerns."""
 
-    def __init__(self, env: str, file: str, positions: Mapping[Path, tuple[int, int]]) -> None:
-        self.prefix = f"environments.{env}.policies" if env else "policies"
+    def __init__(
+        self,
+        env: str,
+        file: str,
+        positions: Mapping[Path, tuple[int, int]],
+        prefix: str | None = None,
+    ) -> None:
+        self.prefix = prefix or (f"environments.{env}.policies" if env else "policies")
         self.file = file
         self.positions = positions
         self.problems: list[Problem] = []
@@ -369,10 +375,12 @@ def parse_settings(
     env: str = "",
     file: str = CONFIG_FILE,
     positions: Mapping[Path, tuple[int, int]] | None = None,
+    prefix: str | None = None,
 ) -> PolicySettings:
     """Validate one environment's ``policies:`` mapping. Raises ConfigError listing every
-    problem at once; ``positions`` (paths inside ``policies:``) give each its line."""
-    p = _Parser(env, file, positions or {})
+    problem at once; ``positions`` (paths inside ``policies:``) give each its line;
+    ``prefix`` names the block in messages (default ``environments.<env>.policies``)."""
+    p = _Parser(env, file, positions or {}, prefix)
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
         p.error([], f"must be a mapping of rule names to modes, not {raw!r}")

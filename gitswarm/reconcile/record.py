@@ -297,8 +297,9 @@ class Recorder:
         app, env, revision = req.app, req.env, outcome.revision
         kind: EventKind
         if outcome.result == "Succeeded":
-            if outcome.plan is not None and outcome.plan.empty:
-                return
+            loosened = outcome.policy is not None and outcome.policy.loosened
+            if outcome.plan is not None and outcome.plan.empty and not loosened:
+                return  # nothing changed; a loosening of policies is said even then
             self._notify("sync_succeeded", app, env, revision, outcome.message, None, always=True)
             undone = req.rollback_of
             if undone is not None:

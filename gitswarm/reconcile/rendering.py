@@ -34,6 +34,7 @@ from gitswarm.model.policy import PolicyReport
 from gitswarm.model.stack import DesiredStack, ProviderRef
 from gitswarm.model.tree import Tree
 from gitswarm.policy import evaluate
+from gitswarm.policy.floor import PolicyLayer
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.render import render_stack
 from gitswarm.render.inputs import IdentifiedTree, Inputs
@@ -205,9 +206,11 @@ class StackRenderer:
         now: dt.datetime,
         override_window: str | None = None,
         secret_created: Mapping[str, dt.datetime] | None = None,
+        layers: Sequence[PolicyLayer] = (),
     ) -> PolicyReport:
         """The policy gate over ``desired`` (policy.evaluate), with this tree's inputs;
-        ``secret_created``: when each secret version appeared on the target (the agent's)."""
+        ``secret_created``: when each secret version appeared on the target (the agent's);
+        ``layers``: settings the commit cannot loosen (policy/floor.py)."""
         return evaluate(
             desired,
             env,
@@ -217,6 +220,7 @@ class StackRenderer:
             override_window=override_window,
             rego=self.evaluator,
             secret_created=secret_created,
+            layers=layers,
         )
 
 

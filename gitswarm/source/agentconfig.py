@@ -2,8 +2,9 @@
 
 The file is the operator's (``gitswarm serve --config FILE``, and ``--config`` /
 ``$GITSWARM_CONFIG`` of the commands that deploy or promote). Three readers take their
-part of it from here: cli/serve.py (every setting), cli/operator.py (``targets:`` and
-``providers:``) and promote/operator.py (``promotion:``). Reading it once, the same way,
+part of it from here: cli/serve.py (every setting), cli/operator.py (``targets:``,
+``providers:`` and ``policies:``, the floor parsed by :func:`policy_floors`) and
+promote/operator.py (``promotion:``). Reading it once, the same way,
 means that a wrong value is named the same way whoever finds it: the file, the line of
 the key, the setting (``agent.yml:7: promotion.commands.scan.timeout: ...``).
 
@@ -23,6 +24,9 @@ from gitswarm.errors import ConfigError, YamlError
 from gitswarm.files import TooLarge, read_bounded
 from gitswarm.model.position import Path as KeyPath
 from gitswarm.model.position import Position, nearest
+from gitswarm.policy.floor import PolicyLayer, parse_floor
+from gitswarm.policy.settings import REGO
+from gitswarm.repo.policies import MAX_POLICY_BYTES
 from gitswarm.repo.yamlsrc import parse_yaml
 
 MAX_BYTES = 1 << 20  # an agent config is a page or two; this bounds a wrong --config
@@ -116,4 +120,101 @@ def read_agent_config(path: Path) -> AgentConfig:
     return AgentConfig(path, document.data, document.positions)
 
 
-__all__ = ["MAX_BYTES", "AgentConfig", "Where", "read_agent_config"]
+FLOOR_REGO_FILES = 64  # .rego files in one floor's folder
+
+
+def policy_floors(
+    value: Any, where: str, config: AgentConfig, environ: Mapping[str, str] | None = None
+) -> dict[str, PolicyLayer]:
+    """``policies:``: environment name -> the rules no commit can loosen (policy/floor.py),
+    in the syntax of an environment's ``policies:`` in gitswarm.yml, plus ``rego.dir``: a
+    folder of ``.rego`` files on this host (absolute, or relative to $GITSWARM_KEYS_DIR)
+    evaluated for every commit. ``where``: the setting's origin for messages
+    ("agent.yml:7"); each mistake names its own line."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where}: policies must map environment names to policy settings, as in "
+            "gitswarm.yml: {production: {no_privileged_containers: enforce}}"
+        )
+    lines = config.lines_under(("policies",))
+    path = config.path
+    floors: dict[str, PolicyLayer] = {}
+    for env, spec in value.items():
+        line = lines.get(str(env))
+        at = f"{path}:{line}: policies.{env}" if path and line else f"{where}: policies.{env}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"{at} must be a mapping of rule names to modes, as under an environment's "
+                "policies: in gitswarm.yml (no_privileged_containers: enforce)"
+            )
+        inside = ("policies", env)
+        positions = {
+            keys[2:]: position
+            for keys, position in config.positions.items()
+            if keys[:2] == inside and len(keys) > 2
+        }
+        spec, sources = _floor_rego(spec, config.where((*inside, "rego")), environ)
+        floors[str(env)] = parse_floor(
+            spec, env=str(env), file=str(path or where), positions=positions,
+            rego_sources=sources,
+        )  # fmt: skip
+    return floors
+
+
+def _floor_rego(
+    spec: Mapping[str, Any], where: Where, environ: Mapping[str, str] | None
+) -> tuple[Mapping[str, Any], dict[str, str]]:
+    """``spec`` without ``rego.dir``, and the Rego files of that folder (path -> text)."""
+    from gitswarm.source.keys import keys_dir  # keys.py reads age; only a floor needs it
+
+    rego = spec.get(REGO)
+    if rego is None:
+        return spec, {}
+    if not isinstance(rego, Mapping) or "dir" not in rego:
+        raise ConfigError(
+            f"{where}: a floor's rego needs dir: a folder of .rego files on this host "
+            "({mode: enforce, dir: /etc/gitswarm/policies}); Rego in the repository's "
+            "policies/ is the repository's"
+        )
+    folder = rego["dir"]
+    if not isinstance(folder, str) or not folder:
+        raise ConfigError(f"{where / 'dir'}: must be the path of a folder, not {folder!r}")
+    root = Path(folder).expanduser()
+    root = root if root.is_absolute() else keys_dir(environ) / root
+    try:
+        names = sorted(p for p in root.iterdir() if p.name.endswith(".rego"))
+    except OSError as exc:
+        raise ConfigError(
+            f"{where / 'dir'}: cannot read the folder {root}: {exc.strerror or exc} (relative "
+            "paths are read from $GITSWARM_KEYS_DIR)"
+        ) from None
+    if not names:
+        raise ConfigError(f"{where / 'dir'}: {root} holds no .rego file")
+    if len(names) > FLOOR_REGO_FILES:
+        raise ConfigError(f"{where / 'dir'}: {root} holds over {FLOOR_REGO_FILES} .rego files")
+    sources: dict[str, str] = {}
+    for file in names:
+        try:
+            sources[str(file)] = read_bounded(file, MAX_POLICY_BYTES).decode(
+                "utf-8", errors="replace"
+            )
+        except TooLarge:
+            raise ConfigError(
+                f"{where / 'dir'}: {file} is over {MAX_POLICY_BYTES >> 10} KiB"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"{where / 'dir'}: cannot read {file}: {exc.strerror or exc}"
+            ) from None
+    rest = {k: v for k, v in rego.items() if k != "dir"}
+    return {**spec, REGO: rest}, sources
+
+
+__all__ = [
+    "FLOOR_REGO_FILES",
+    "MAX_BYTES",
+    "AgentConfig",
+    "Where",
+    "policy_floors",
+    "read_agent_config",
+]

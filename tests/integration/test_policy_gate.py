@@ -233,6 +233,79 @@ def test_a_commit_breaking_an_enforced_rule_changes_nothing_on_the_swarm(
     assert snapshot(docker_client, stack_name) == before
 
 
+def test_a_commit_switching_off_the_rule_that_would_stop_it_changes_nothing_on_the_swarm(
+    gitops: GitOpsRepo, docker_client: docker.DockerClient, stack_name: str, registry: str
+) -> None:
+    """No floor: the loosening commit is checked under the deployed revision's rules too."""
+    good = gitops.git("rev-parse", "HEAD")
+    before = first_sync(gitops, docker_client, stack_name)
+
+    text = GITSWARM_YML.format(stack=stack_name, env=ENV)
+    gitops.write(
+        "gitswarm.yml", text.replace("no_root_containers: enforce", "no_root_containers: warn")
+    )
+    gitops.write("compose.yml", compose(registry, web_image="busybox:2", web_user="root"))
+    bad = gitops.commit("Relax no_root_containers and run web as root, in one commit")
+
+    code, data, err = gitops.sync()
+    assert code == 2, json.dumps(data, indent=2) + err
+    [result] = data["results"]
+    assert (result["result"], result["reason"], result["revision"]) == (
+        "Failed",
+        "PolicyViolation",
+        bad,
+    )
+    [violation] = [r for r in result["policy"]["results"] if r["blocking"]]
+    assert violation["rule"] == "no_root_containers" and violation["service"] == "web"
+    assert result["policy"]["modes"]["no_root_containers"] == "enforce"
+    assert result["policy"]["loosened"] == [
+        f"no_root_containers: enforce (as at {good[:12]}, the revision deployed last; this "
+        "commit says warn, which applies only from the commit after it is deployed)"
+    ]
+    assert snapshot(docker_client, stack_name) == before
+    [status] = gitops.json("status", "--repo", str(gitops.path))["statuses"]
+    assert status["deployed"] == good
+
+
+def test_with_a_floor_in_the_agent_config_a_docker_socket_mount_changes_nothing(
+    gitops: GitOpsRepo,
+    docker_client: docker.DockerClient,
+    stack_name: str,
+    registry: str,
+    tmp_path: Path,
+) -> None:
+    """gitswarm.yml leaves no_privileged_containers off (default: off); the operator's
+    floor enforces it, so a commit mounting the Docker socket cannot deploy."""
+    agent_yml = tmp_path / "agent.yml"
+    agent_yml.write_text(f"policies:\n  {ENV}:\n    no_privileged_containers: enforce\n")
+    before = first_sync(gitops, docker_client, stack_name)
+
+    socket = "    volumes: [/var/run/docker.sock:/var/run/docker.sock]\n"
+    text = compose(registry, web_image="busybox:2")
+    gitops.write("compose.yml", text.replace("  api:\n", "  api:\n" + socket, 1))
+    bad = gitops.commit("Mount the Docker socket in api")
+
+    code, out, err = gitops.gitswarm(
+        "sync", "--env", ENV, "--repo", str(gitops.path), "--state", gitops.state,
+        "--config", str(agent_yml), "--json",
+    )  # fmt: skip
+    data = json.loads(out)
+    assert code == 2, json.dumps(data, indent=2) + err
+    [result] = data["results"]
+    assert (result["result"], result["reason"], result["revision"]) == (
+        "Failed",
+        "PolicyViolation",
+        bad,
+    )
+    [violation] = [r for r in result["policy"]["results"] if r["blocking"]]
+    assert violation["rule"] == "no_privileged_containers" and violation["service"] == "api"
+    assert violation["detail"].endswith("[pinned by the agent's config]")
+    assert result["policy"]["loosened"] == [
+        "no_privileged_containers: enforce (pinned by the agent's config; gitswarm.yml says off)"
+    ]
+    assert snapshot(docker_client, stack_name) == before
+
+
 def test_a_rego_syntax_error_blocks_the_sync_and_names_the_file(
     gitops: GitOpsRepo, docker_client: docker.DockerClient, stack_name: str, registry: str
 ) -> None:
