@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -32,7 +33,7 @@ from gitswarm.model.reads import StatusReads
 from gitswarm.model.tree import Tree
 from gitswarm.notify import Notifier
 from gitswarm.plan import Plan, deployable_compose
-from gitswarm.policy import raise_for_violations, settings_for
+from gitswarm.policy import raise_for_violations
 from gitswarm.policy.floor import PolicyLayer
 from gitswarm.policy.rego import RegoEvaluator
 from gitswarm.reconcile.apply import (
@@ -46,6 +47,7 @@ from gitswarm.reconcile.apply import (
 from gitswarm.reconcile.baselines import plan_recorded, save_baselines
 from gitswarm.reconcile.journal import Journal
 from gitswarm.reconcile.outcome import Rendered, RollbackOf, SyncOutcome, SyncRequest, drift_summary
+from gitswarm.reconcile.policylayers import PolicyLayers, audit_let_through, with_loosening
 from gitswarm.reconcile.record import Recorder
 from gitswarm.reconcile.rendering import StackRenderer, input_digest, reads_commit
 from gitswarm.reconcile.settings import Loaded, settings_at
@@ -53,7 +55,6 @@ from gitswarm.reconcile.targeting import check_target, secret_created, target_ta
 from gitswarm.render import to_yaml
 from gitswarm.render.inputs import RecordingTree
 from gitswarm.render.secrets import Identity
-from gitswarm.repo.policies import rego_sources
 from gitswarm.sandbox.rego import RegoSandbox
 from gitswarm.source.keys import load_identity
 from gitswarm.source.providers import ProviderSet
@@ -137,11 +138,13 @@ class Reconciler(Generic[StoreT]):
     # digest: a revision with the same answers has the same settings (issue 18).
     _loaded: list[Loaded] = field(default_factory=list, init=False, repr=False)
     _configs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    # policies/*.rego of the last few deployed revisions (policy_layers): read once each,
-    # not once per app and sync.
-    _rego_at: dict[str, Mapping[str, str]] = field(default_factory=dict, init=False, repr=False)
     _served: tuple[str, str] | None = field(default=None, init=False, repr=False)
     _served_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @functools.cached_property
+    def layers(self) -> PolicyLayers:
+        """The policies a revision is checked under besides its own (policylayers.py)."""
+        return PolicyLayers(self.pinned_policies, lambda: self.source.git_dir, self.config_at)
 
     @property
     def recorder(self: Reconciler[Store]) -> Recorder:
@@ -239,64 +242,13 @@ class Reconciler(Generic[StoreT]):
             now=self.clock.now(),
             override_window=override_window,
             secret_created=secret_created(self.swarm_for, env, desired),
-            layers=self.policy_layers(app.name, env, rev, renderer, floor_only=redeploy),
+            layers=self.layers.for_revision(
+                self.store, app.name, env, rev, renderer.rego(), floor_only=redeploy
+            ),
         )
         inputs, commit_read = recording.inputs(), reads_commit(renderer.rego())
         digest = None if commit_read else input_digest(inputs, tree, config, app, env)
         return Rendered(rev, commit, config, app, env, desired, report, inputs, digest)
-
-    def policy_layers(
-        self,
-        app: str,
-        env: Environment,
-        revision: str,
-        renderer: StackRenderer,
-        *,
-        floor_only: bool = False,
-    ) -> list[PolicyLayer]:
-        """The policy settings ``revision`` is checked under besides its own, so that a
-        commit cannot switch off the checks meant for it (policy/floor.py): the agent
-        config's floor for ``env``, and ``env``'s policies and Rego at the revision
-        deployed last, when the commit changes them (a loosening applies from the commit
-        after it)."""
-        layers: list[PolicyLayer] = []
-        floor = self.pinned_policies.get(env.name)
-        if floor is not None:
-            layers.append(floor)
-        if floor_only:
-            return layers
-        status = self.store.get_status(app, env.name)
-        deployed = status.revision if status is not None else None
-        if not deployed or deployed == revision:
-            return layers
-        try:
-            old = self.config_at(deployed).environment(env.name)
-            old_rego = self._rego_of(deployed)
-            old_settings = settings_for(old)
-        except (GitswarmError, KeyError) as exc:  # gone, or unreadable by this version
-            log.warning(
-                "%s/%s: the policies of %s, deployed last, cannot be read (%s); "
-                "checking %s under its own only",
-                app, env.name, deployed[:12], getattr(exc, "message", exc), revision[:12],
-            )  # fmt: skip
-            return layers
-        rego = renderer.rego()
-        if old.policies == env.policies and old_rego == rego:
-            return layers
-        label = f"{deployed[:12]}, the revision deployed last"
-        changed = old_rego if old_rego != rego else None
-        layers.append(PolicyLayer("deployed", label, old_settings, changed))
-        return layers
-
-    def _rego_of(self, revision: str) -> Mapping[str, str]:
-        with self._configs_lock:
-            found = self._rego_at.get(revision)
-            if found is None:
-                found = rego_sources(GitTree(self.source.git_dir, revision))
-                self._rego_at[revision] = found
-                while len(self._rego_at) > 4:
-                    del self._rego_at[next(iter(self._rego_at))]  # the oldest
-            return found
 
     def check_target(self, env: Environment) -> None:
         """Refuse a commit that moves ``env`` to a target the operator's pins do not allow."""
@@ -396,29 +348,11 @@ class Reconciler(Generic[StoreT]):
                 )
                 if rendered.policy is not None:
                     raise_for_violations(rendered.policy)  # before any operation starts
-                    if rendered.policy.loosened and not req.dry_run:
-                        self.store.audit(
-                            req.actor or self.holder,
-                            "policy-loosening-held",
-                            f"{req.app}/{req.env}",
-                            {"revision": rendered.revision, "held": list(rendered.policy.loosened)},
-                        )
-                if req.override_window and not req.dry_run:
-                    self.store.audit(
-                        req.actor or self.holder,
-                        "override-deployment-window",
-                        f"{req.app}/{req.env}",
-                        {"revision": rendered.revision, "reason": req.override_window},
-                    )
+                if not req.dry_run:  # what the gate let through, and why
+                    audit_let_through(self.store, req, rendered, req.actor or self.holder)
                 op_id = self._start(req, rendered)
                 outcome = self._deploy(req, rendered, op_id, planned)  # plan, apply, wait
-                if rendered.policy is not None and rendered.policy.loosened:
-                    held = "; ".join(rendered.policy.loosened)
-                    outcome = replace(
-                        outcome,
-                        message=f"{outcome.message}; this commit's policies are looser than "
-                        f"those it was checked under: {held}",
-                    )
+                outcome = with_loosening(outcome, rendered)
         except GitswarmError as exc:
             outcome = replace(
                 outcome,
