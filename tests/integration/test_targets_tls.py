@@ -129,6 +129,29 @@ def _healthy_at(store: Store, env: str, sha: str) -> bool:
         "Synced", "Healthy"))  # fmt: skip
 
 
+def _settled_at(store: Store, env: str, sha: str) -> bool:
+    """The agent's sync of ``sha`` in ``env`` ended, one way or the other."""
+    status = _status(store, env)
+    return bool(status and (_healthy_at(store, env, sha) or status.last_result == "Failed"))
+
+
+def _docker_network_race(store: Store, env: str) -> bool:
+    """Every task of the failed sync was rejected by Docker's overlay network setup."""
+    status = _status(store, env)
+    message = str(getattr(status, "message", "") or "")
+    return "network sandbox join failed" in message
+
+
+def _story(store: Store, envs: Mapping[str, str]) -> str:
+    """Each environment's status and operations, for a failure's message."""
+    lines = []
+    for env in envs:
+        lines.append(f"{env}: {_status(store, env)}")
+        for o in store.history(app="app", env=env, limit=20):
+            lines.append(f"  {o.kind} {(o.revision or '')[:8]} {o.result} {o.reason} {o.message}")
+    return "\n".join(lines)
+
+
 def _failed(store: Store, env: str) -> Any:
     status = _status(store, env)
     return status if status is not None and status.last_result == "Failed" else None
@@ -262,9 +285,22 @@ def test_one_agent_runs_three_environments_on_three_swarms(
     sha = wc.commit("three swarms", files=_repo_files(stack_name, envs, "1"))
     wc.push()
     try:
-        with _agent(tmp_path, git_remote, agent_yml) as (_, store):
+        with _agent(tmp_path, git_remote, agent_yml) as (agent, store):
             for env in envs:
-                wait_for(lambda env=env: _healthy_at(store, env, sha), 180)  # type: ignore[misc]
+                wait_for(lambda env=env: _settled_at(store, env, sha), 180)  # type: ignore[misc]
+                if not _healthy_at(store, env, sha) and _docker_network_race(store, env):
+                    # Once in CI, on the 3-node lab after the fault tests had restarted
+                    # its engines: every task rejected by Docker itself ("network sandbox
+                    # join failed ... error creating vxlan interface: file exists"), and
+                    # gitswarm said so (Failed, TasksFailing, the task errors). That is
+                    # Docker's overlay state, not what this test is about: an operator
+                    # syncs again, and that must succeed on the right engine.
+                    print(f"{env}: Docker refused the tasks' network; synced again:\n"
+                          f"{_story(store, envs)}")  # fmt: skip
+                    from gitswarm.reconcile.sync import SyncRequest
+
+                    agent.reconciler.sync(SyncRequest("app", env, force_bad=True, lock_wait=30))
+                assert _healthy_at(store, env, sha), f"{env}:\n{_story(store, envs)}"
         assert _running(swarm.docker_host, f"{stack_name}-development", "1")
         assert _running(cluster.manager_host, f"{stack_name}-staging", "1")
         assert _running(tls_lab.engine.docker_host, f"{stack_name}-production", "1")
