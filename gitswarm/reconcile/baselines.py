@@ -5,7 +5,7 @@ calls it after the deploy and the wait): the reference that drift is judged agai
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from gitswarm.model.observed import ServiceState, StackState
 from gitswarm.model.operation import AppStatus, Baseline
@@ -17,17 +17,13 @@ if TYPE_CHECKING:  # SQLAlchemy: status imports this module and reads without it
     from gitswarm.store import Store
 
 
-def unsettled(
-    store: Store, app: str, env: str, status: AppStatus | Literal[False] | None = False
-) -> dict[str, str]:
+def unsettled(store: Store, status: AppStatus | None) -> dict[str, str]:
     """The services the last deploy changed when it failed after reaching the swarm
     (health, timeout, kill -9), each with that deploy's revision: the baselines are
     still the last good deploy's, so those services may run the failed revision's spec
     and its hash label — gitswarm's own write, not drift (plan.rewritten_drift). Empty
     when the last operation succeeded or deployed the revision the status says.
-    ``status``: the app's status when the caller has just read it (one read fewer)."""
-    if status is False:
-        status = store.get_status(app, env)
+    ``status``: the app's, as the caller has just read it."""
     if (
         status is None
         or status.last_result not in ("Failed", "Interrupted")
@@ -48,7 +44,7 @@ def plan_recorded(
     deploy left (``unsettled``): the plan of a sync (reconcile/sync.py)."""
     app, env = desired.app, desired.env
     baselines = store.baselines(app, env)
-    left = unsettled(store, app, env)
+    left = unsettled(store, store.get_status(app, env))
     return make_plan(desired, observed, baselines, prune=prune, heal=heal, unsettled=left)
 
 

@@ -214,7 +214,7 @@ class Drift:
         stack = rendered.desired.stack
         baselines = ctx.store.baselines(app, env)
         status = ctx.store.get_status(app, env)
-        left = unsettled(ctx.store, app, env, status)  # a failed deploy's writes: not drift
+        left = unsettled(ctx.store, status)  # a failed deploy's own writes: not drift
         if request.reason == ROUND and status is not None and not status.drift:
             listing = ctx.state.listing(rendered.env.target)
             if listing is not None:
