@@ -221,7 +221,13 @@ def test_a_global_service_with_a_worker_down_is_what_swarm_says_and_recovers(
             # Healthy means complete as Swarm counts: once (in CI) that was 2 of 2 tasks,
             # the global orchestrator not yet having started one on a node that had just
             # come back. Swarm's pace; what gitswarm says must be Swarm's count.
-            wait_for(lambda: running_images(cluster_client, name) == [V1] * 3, 90)
+            try:
+                wait_for(lambda: running_images(cluster_client, name) == [V1] * 3, 90)
+            except AssertionError as exc:  # Swarm's side: which node runs none, and why
+                raise AssertionError(
+                    f"{exc}\nSwarm counts {swarm_counts(cluster_client, name)}; nodes "
+                    f"{cluster.nodes_state()}; tasks:\n  {task_table(cluster_client, name)}"
+                ) from None
             wait_for(lambda: swarm_counts(cluster_client, name) == (3, 3), 30)
             wait_for(lambda: (_live(rig)["services"][0]["running"],
                               _live(rig)["services"][0]["desired"]) == (3, 3), 30)  # fmt: skip
